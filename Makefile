@@ -1,0 +1,139 @@
+# sluice: one entry point. `make V=1` shows the commands.
+VERSION      ?= 0.1.0
+BUILD        ?= build
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+CLANG        ?= clang
+BPFTOOL      ?= bpftool
+CC           ?= cc
+VMLINUX_BTF  ?= /sys/kernel/btf/vmlinux
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+PKGS         := libbpf yaml-0.1
+WARN         := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+                -Wno-format-zero-length
+SANITIZERS   := -fsanitize=address,undefined -fno-omit-frame-pointer
+SAN_FLAGS    := $(if $(SAN),$(SANITIZERS))
+CFLAGS       ?= -O2 -g
+ALL_CFLAGS   := -std=gnu11 $(CFLAGS) $(WARN) $(SAN_FLAGS) -MMD -MP -D_GNU_SOURCE \
+                -DSLUICE_VERSION='"$(VERSION)"' -Iinclude -Iuserspace/lib -I$(BUILD) \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS       := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
+LDFLAGS      ?=
+ALL_LDFLAGS  := $(LDFLAGS) $(SAN_FLAGS)
+
+ARCH         := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+BPF_CFLAGS   := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
+                -Wno-unused-parameter -MMD -MP -Iinclude -Ibpf -I$(BUILD)
+
+BPF_SRCS     := $(wildcard bpf/*.bpf.c)
+BPF_OBJS     := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS        := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+
+LIB_SRCS     := $(wildcard userspace/lib/*.c)
+LIB_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+AGENT_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard userspace/agent/*.c))
+CLI_OBJS     := $(patsubst %.c,$(BUILD)/%.o,$(wildcard userspace/cli/*.c))
+TEST_SRCS    := $(wildcard tests/*.c)
+TEST_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRCS))
+VMT_TOOLS    := $(patsubst vmtests/tools/%.c,$(BUILD)/vmtests/%,$(wildcard vmtests/tools/*.c))
+
+.PHONY: all deps test unit vmtest demo lint format clean install bench
+all: $(BUILD)/sluiced $(BUILD)/sluicectl $(VMT_TOOLS)
+
+deps:
+	$(Q)tools/deps.sh
+
+# vmlinux.h is generated from the build machine's BTF rather than checked in:
+# the programs are CO-RE, so field offsets are relocated at load time and the
+# exact kernel the header came from does not matter; this avoids a 3 MB blob.
+$(BUILD)/vmlinux.h: | $(BUILD)
+	$(call msg,GEN,$@)
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst .bpf.o,,$(notdir $<)) > $@
+
+$(BUILD)/%.o: %.c | $(BUILD)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# Userspace objects that include a skeleton must wait for it.
+$(LIB_OBJS) $(AGENT_OBJS) $(CLI_OBJS) $(TEST_OBJS): $(SKELS)
+
+$(BUILD)/libsluice.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/sluiced: $(AGENT_OBJS) $(BUILD)/libsluice.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/sluicectl: $(CLI_OBJS) $(BUILD)/libsluice.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/vmtests/%: vmtests/tools/%.c | $(BUILD)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -std=gnu11 $(CFLAGS) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -MMD -MP $< -o $@
+
+$(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsluice.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
+
+$(BUILD):
+	$(Q)mkdir -p $@
+
+unit: $(BUILD)/unit-tests
+	$(Q)$(BUILD)/unit-tests --jobs 2
+
+vmtest: all
+	$(Q)vmtests/run.sh
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/unit-tests
+	$(Q)$(BUILD)/unit-tests --jobs 2
+	$(Q)vmtests/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/demo.sh
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find bpf include userspace tests vmtests tools -name '*.[ch]')
+
+lint:
+	$(Q)clang-format --dry-run -Werror $(C_FILES)
+	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+		--inline-suppr --std=c11 -Iinclude -Iuserspace/lib -D__linux__ \
+		--suppress=missingIncludeSystem userspace tests vmtests/tools
+
+format:
+	$(Q)clang-format -i $(C_FILES)
+
+clean:
+	$(Q)rm -rf $(BUILD)
+
+install: all
+	install -D -m 0755 $(BUILD)/sluiced $(DESTDIR)$(PREFIX)/sbin/sluiced
+	install -D -m 0755 $(BUILD)/sluicectl $(DESTDIR)$(PREFIX)/bin/sluicectl
+	test -e $(DESTDIR)/etc/sluice/sluice.yaml || \
+		install -D -m 0644 config/sluice.yaml $(DESTDIR)/etc/sluice/sluice.yaml
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

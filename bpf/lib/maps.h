@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Every map of the socket load balancer. Capacities here are compile-time
+ * defaults; the agent sets the real ones from agent.limits before loading.
+ * Each map is pinned by name under agent.bpffs.
+ */
+#ifndef SLUICE_BPF_MAPS_H
+#define SLUICE_BPF_MAPS_H
+
+#include <sluice/abi.h>
+
+/* frontend (VIP, port, protocol) -> service id */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SLUICE_DEFAULT_SERVICES);
+	__type(key, struct sluice_frontend_key);
+	__type(value, struct sluice_frontend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_frontends SEC(".maps");
+
+/* service id -> live slot generation, backend count, lb (replaced whole) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SLUICE_DEFAULT_SERVICES);
+	__type(key, __u32);
+	__type(value, struct sluice_service);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_services SEC(".maps");
+
+/* service id -> name and frontend, for the CLI and adoption; never read here */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SLUICE_DEFAULT_SERVICES);
+	__type(key, __u32);
+	__type(value, struct sluice_svc_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_svc_info SEC(".maps");
+
+/* (service id, generation, slot) -> backend id */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * SLUICE_DEFAULT_BACKENDS);
+	__type(key, struct sluice_slot_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_slots SEC(".maps");
+
+/* one Maglev table: table index -> backend id; size varies per service */
+struct sluice_maglev_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, SLUICE_MAGLEV_M_DEFAULT);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* (service id, generation) -> that service's Maglev table */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, 2 * SLUICE_DEFAULT_SERVICES);
+	__type(key, struct sluice_maglev_key);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct sluice_maglev_table);
+} sluice_maglev SEC(".maps");
+
+/* backend id -> address, port, weight, state, owning service */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SLUICE_DEFAULT_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct sluice_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_backends SEC(".maps");
+
+/* backend id -> per-CPU counters */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_DEFAULT_BACKENDS + 1);
+	__type(key, __u32);
+	__type(value, struct sluice_backend_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_backend_stats SEC(".maps");
+
+/* service id -> per-CPU rejection counters */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_DEFAULT_SERVICES + 1);
+	__type(key, __u32);
+	__type(value, struct sluice_svc_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_svc_stats SEC(".maps");
+
+/* service id -> this CPU's round-robin position */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_DEFAULT_SERVICES + 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_rr SEC(".maps");
+
+/* (socket cookie, backend) -> the frontend that socket addressed */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_REVNAT);
+	__type(key, struct sluice_revnat_key);
+	__type(value, struct sluice_revnat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_revnat SEC(".maps");
+
+#endif /* SLUICE_BPF_MAPS_H */

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Socket-level load balancing: cgroup sock_addr programs that rewrite a
+ * frontend (VIP) to a backend at connect()/sendmsg() time and translate it
+ * back at recvmsg()/getpeername(). No packet is rewritten in flight.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "lib/lb.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Hook verdicts of cgroup sock_addr programs. */
+#define SL_VERDICT_REJECT 0
+#define SL_VERDICT_PASS   1
+
+static __always_inline void sl_req_v4(struct sl_req *req, struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	__builtin_memset(req, 0, sizeof(*req));
+	req->fe.family = SLUICE_AF_INET;
+	req->fe.proto = (__u8)ctx->protocol;
+	req->fe.port = (__u16)ctx->user_port;
+	req->fe.addr.a32[0] = ctx->user_ip4;
+	req->cookie = bpf_get_socket_cookie(ctx);
+	if (sk) {
+		req->client.a32[0] = sk->src_ip4;
+		req->client_port = sk->src_port;
+	}
+}
+
+static __always_inline void sl_req_v6(struct sl_req *req, struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	__builtin_memset(req, 0, sizeof(*req));
+	req->fe.family = SLUICE_AF_INET6;
+	req->fe.proto = (__u8)ctx->protocol;
+	req->fe.port = (__u16)ctx->user_port;
+	req->fe.addr.a32[0] = ctx->user_ip6[0];
+	req->fe.addr.a32[1] = ctx->user_ip6[1];
+	req->fe.addr.a32[2] = ctx->user_ip6[2];
+	req->fe.addr.a32[3] = ctx->user_ip6[3];
+	req->cookie = bpf_get_socket_cookie(ctx);
+	if (sk) {
+		req->client.a32[0] = sk->src_ip6[0];
+		req->client.a32[1] = sk->src_ip6[1];
+		req->client.a32[2] = sk->src_ip6[2];
+		req->client.a32[3] = sk->src_ip6[3];
+		req->client_port = sk->src_port;
+	}
+}
+
+/* Remember which frontend this socket asked for, for recvmsg/getpeername. */
+static __always_inline void sl_revnat_store(const struct sl_req *req, const struct sluice_backend *be)
+{
+	struct sluice_revnat_key key = {};
+	struct sluice_revnat val = {};
+
+	key.cookie = req->cookie;
+	key.addr = be->addr;
+	key.port = be->port;
+	key.family = be->family;
+	val.addr = req->fe.addr;
+	val.port = req->fe.port;
+	bpf_map_update_elem(&sluice_revnat, &key, &val, BPF_ANY);
+}
+
+static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_sock_addr *ctx,
+								  __u8 family)
+{
+	struct sluice_revnat_key key = {};
+
+	key.cookie = bpf_get_socket_cookie(ctx);
+	key.family = family;
+	key.port = (__u16)ctx->user_port;
+	if (family == SLUICE_AF_INET) {
+		key.addr.a32[0] = ctx->user_ip4;
+	} else {
+		key.addr.a32[0] = ctx->user_ip6[0];
+		key.addr.a32[1] = ctx->user_ip6[1];
+		key.addr.a32[2] = ctx->user_ip6[2];
+		key.addr.a32[3] = ctx->user_ip6[3];
+	}
+	return bpf_map_lookup_elem(&sluice_revnat, &key);
+}
+
+/* Select a backend and rewrite the destination. 0 or a negative errno. */
+static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req *req,
+					const __u8 family)
+{
+	const struct sluice_backend *be;
+	__u32 be_id;
+	int err;
+
+	err = sl_select(req, &be, &be_id);
+	if (err)
+		return err;
+	/* The agent only pairs frontends with backends of their own family;
+	 * a v4 hook may not touch the v6 fields, so branch on the hook's. */
+	if (be->family != family)
+		return -ECONNREFUSED;
+	if (family == SLUICE_AF_INET) {
+		ctx->user_ip4 = be->addr.a32[0];
+	} else {
+		ctx->user_ip6[0] = be->addr.a32[0];
+		ctx->user_ip6[1] = be->addr.a32[1];
+		ctx->user_ip6[2] = be->addr.a32[2];
+		ctx->user_ip6[3] = be->addr.a32[3];
+	}
+	ctx->user_port = be->port;
+	sl_revnat_store(req, be);
+	return 0;
+}
+
+/* connect(): refuse at once, with ECONNREFUSED, when no backend is usable. */
+static __always_inline int sl_connect_verdict(int err)
+{
+	if (err == -ECONNREFUSED) {
+		bpf_set_retval(-ECONNREFUSED);
+		return SL_VERDICT_REJECT;
+	}
+	return SL_VERDICT_PASS;
+}
+
+SEC("cgroup/connect4")
+int sluice_sock4_connect(struct bpf_sock_addr *ctx)
+{
+	struct sl_req req;
+
+	sl_req_v4(&req, ctx);
+	return sl_connect_verdict(sl_translate(ctx, &req, SLUICE_AF_INET));
+}
+
+SEC("cgroup/connect6")
+int sluice_sock6_connect(struct bpf_sock_addr *ctx)
+{
+	struct sl_req req;
+
+	sl_req_v6(&req, ctx);
+	return sl_connect_verdict(sl_translate(ctx, &req, SLUICE_AF_INET6));
+}
+
+/* sendmsg() with a destination: unconnected UDP. The kernel fails the call
+ * with EPERM when no backend is usable. */
+SEC("cgroup/sendmsg4")
+int sluice_sock4_sendmsg(struct bpf_sock_addr *ctx)
+{
+	struct sl_req req;
+
+	sl_req_v4(&req, ctx);
+	req.hash = sl_flow_hash(&req);
+	return sl_translate(ctx, &req, SLUICE_AF_INET) == -ECONNREFUSED ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
+}
+
+SEC("cgroup/sendmsg6")
+int sluice_sock6_sendmsg(struct bpf_sock_addr *ctx)
+{
+	struct sl_req req;
+
+	sl_req_v6(&req, ctx);
+	req.hash = sl_flow_hash(&req);
+	return sl_translate(ctx, &req, SLUICE_AF_INET6) == -ECONNREFUSED ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
+}
+
+/* recvmsg()/getpeername(): show the frontend instead of the backend. */
+static __always_inline int sl_reverse(struct bpf_sock_addr *ctx, __u8 family)
+{
+	const struct sluice_revnat *rn = sl_revnat_find(ctx, family);
+
+	if (!rn)
+		return SL_VERDICT_PASS;
+	if (family == SLUICE_AF_INET) {
+		ctx->user_ip4 = rn->addr.a32[0];
+	} else {
+		ctx->user_ip6[0] = rn->addr.a32[0];
+		ctx->user_ip6[1] = rn->addr.a32[1];
+		ctx->user_ip6[2] = rn->addr.a32[2];
+		ctx->user_ip6[3] = rn->addr.a32[3];
+	}
+	ctx->user_port = rn->port;
+	return SL_VERDICT_PASS;
+}
+
+SEC("cgroup/recvmsg4")
+int sluice_sock4_recvmsg(struct bpf_sock_addr *ctx)
+{
+	return sl_reverse(ctx, SLUICE_AF_INET);
+}
+
+SEC("cgroup/recvmsg6")
+int sluice_sock6_recvmsg(struct bpf_sock_addr *ctx)
+{
+	return sl_reverse(ctx, SLUICE_AF_INET6);
+}
+
+SEC("cgroup/getpeername4")
+int sluice_sock4_getpeername(struct bpf_sock_addr *ctx)
+{
+	return sl_reverse(ctx, SLUICE_AF_INET);
+}
+
+SEC("cgroup/getpeername6")
+int sluice_sock6_getpeername(struct bpf_sock_addr *ctx)
+{
+	return sl_reverse(ctx, SLUICE_AF_INET6);
+}

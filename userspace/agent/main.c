@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sluiced: loads and pins the datapath, keeps the maps in step with the
+ * config, and reloads on SIGHUP or when the config file changes. One epoll
+ * loop over a signalfd, an inotify watch and two timerfds; all state lives
+ * in struct agent.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "datapath.h"
+#include "log.h"
+#include "maps.h"
+#include "plan.h"
+
+#define DEFAULT_CONFIG "/etc/sluice/sluice.yaml"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_CONFIG = 1,
+	EXIT_USAGE = 2,
+	EXIT_ENV = 3,
+};
+
+/* How long a retired backend stays in the maps before it is deleted. */
+#define REAP_GRACE_MS 1000
+/* Config file events within this window are coalesced into one reload. */
+#define RELOAD_DEBOUNCE_MS 200
+
+struct retired {
+	uint32_t id;
+	uint64_t since_ms;
+};
+
+struct agent {
+	const char *config_path;
+	char config_dir[4096];
+	char config_base[256];
+	struct sl_config cfg; /* the config applied last */
+	struct sl_dp dp;
+	int epfd, sigfd, inofd, tickfd, debouncefd;
+	struct retired *retired;
+	size_t n_retired;
+	uint64_t reloads_ok, reloads_err;
+	int running;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: sluiced [-c FILE] [--check] [--teardown] "
+		   "[--log-level debug|info|warn|error] [--version]\n");
+}
+
+static void print_diag(const struct sl_diag *d, int to_log)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (to_log)
+			sl_error("invalid config", "error=\"%s\"", d->msgs[i]);
+		else
+			fprintf(stderr, "%s\n", d->msgs[i]);
+	}
+}
+
+static int track_retired(struct agent *a, const uint32_t *ids, size_t n)
+{
+	struct retired *grown;
+	uint64_t now = now_ms();
+
+	if (!n)
+		return 0;
+	grown = realloc(a->retired, (a->n_retired + n) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	a->retired = grown;
+	for (size_t i = 0; i < n; i++)
+		a->retired[a->n_retired++] = (struct retired){.id = ids[i], .since_ms = now};
+	return 0;
+}
+
+static void reap(struct agent *a)
+{
+	uint64_t now = now_ms();
+	size_t keep = 0;
+
+	for (size_t i = 0; i < a->n_retired; i++) {
+		if (now - a->retired[i].since_ms < REAP_GRACE_MS) {
+			a->retired[keep++] = a->retired[i];
+			continue;
+		}
+		if (sl_maps_reap(&a->dp.maps, &a->retired[i].id, 1)) {
+			sl_warn("cannot delete retired backend", "backend_id=%u error=\"%s\"",
+				a->retired[i].id, strerror(errno));
+			a->retired[keep++] = a->retired[i];
+		}
+	}
+	a->n_retired = keep;
+}
+
+static void log_plan(const struct sl_plan *plan)
+{
+	static const char *const verbs[] = {"service added", "service updated", "service removed"};
+
+	for (size_t i = 0; i < plan->n_ops; i++) {
+		const struct sl_svc_op *op = &plan->ops[i];
+		const char *name = op->want ? op->want->name : op->cur->name;
+		size_t n = op->want ? op->want->n_backends : 0;
+		char fe[SL_HOSTPORT_LEN];
+
+		sl_format_hostport(op->want ? &op->want->frontend : &op->cur->frontend, fe,
+				   sizeof(fe));
+		sl_info(verbs[op->kind], "service=%s frontend=%s backends=%zu removed_backends=%zu",
+			name, fe, n, op->n_gone);
+	}
+}
+
+/* Diff the maps against cfg and write the difference. */
+static int reconcile(struct agent *a, const struct sl_config *cfg)
+{
+	struct sl_state st;
+	struct sl_plan plan;
+	uint32_t max_svc, max_be, *dead = NULL;
+	size_t n_dead = 0;
+	int err;
+
+	err = sl_maps_id_limits(&a->dp.maps, &max_svc, &max_be);
+	if (!err)
+		err = sl_maps_read_state(&a->dp.maps, &st);
+	if (err) {
+		sl_error("cannot read the maps", "error=\"%s\"", strerror(-err));
+		return err;
+	}
+	err = sl_plan_build(&st, cfg, max_svc, max_be, &plan);
+	if (err) {
+		sl_error("cannot plan the change", "error=\"%s\"", strerror(-err));
+		sl_state_free(&st);
+		return err;
+	}
+	err = sl_maps_apply(&a->dp.maps, &plan, &dead, &n_dead);
+	if (err)
+		sl_error("applying the config failed part way; the next reload retries",
+			 "error=\"%s\"", strerror(-err));
+	else
+		log_plan(&plan);
+	if (track_retired(a, dead, n_dead))
+		sl_warn("cannot track retired backends", "count=%zu", n_dead);
+	if (!err)
+		sl_info("config applied", "added=%zu updated=%zu removed=%zu services=%zu",
+			plan.n_add, plan.n_update, plan.n_remove, cfg->n_services);
+	free(dead);
+	sl_plan_free(&plan);
+	sl_state_free(&st);
+	return err;
+}
+
+/* Settings that shape the maps and links are fixed for the agent's life. */
+static int check_fixed(const struct sl_config *old, const struct sl_config *cfg)
+{
+	if (strcmp(old->cgroup, cfg->cgroup)) {
+		sl_error("agent.cgroup cannot change while running; restart sluiced",
+			 "old=%s new=%s", old->cgroup, cfg->cgroup);
+		return -1;
+	}
+	if (strcmp(old->bpffs, cfg->bpffs)) {
+		sl_error("agent.bpffs cannot change while running; restart sluiced",
+			 "old=%s new=%s", old->bpffs, cfg->bpffs);
+		return -1;
+	}
+	if (memcmp(&old->limits, &cfg->limits, sizeof(cfg->limits))) {
+		sl_error("agent.limits cannot change while running; "
+			 "run sluiced --teardown and restart");
+		return -1;
+	}
+	return 0;
+}
+
+static int resolve_cgroup(struct sl_config *cfg)
+{
+	if (cfg->cgroup[0])
+		return 0;
+	return sl_find_cgroup2(cfg->cgroup, sizeof(cfg->cgroup));
+}
+
+static void reload(struct agent *a, const char *why)
+{
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+
+	sl_info("reloading", "reason=%s file=%s", why, a->config_path);
+	if (sl_config_load(a->config_path, &cfg, &d)) {
+		print_diag(&d, 1);
+		sl_diag_free(&d);
+		a->reloads_err++;
+		sl_error("config rejected; the previous config keeps serving",
+			 "errors=%zu reloads_error=%llu", d.n, (unsigned long long)a->reloads_err);
+		return;
+	}
+	if (resolve_cgroup(&cfg) || check_fixed(&a->cfg, &cfg) || reconcile(a, &cfg)) {
+		sl_config_free(&cfg);
+		a->reloads_err++;
+		return;
+	}
+	sl_config_free(&a->cfg);
+	a->cfg = cfg;
+	a->reloads_ok++;
+}
+
+static int arm_timer(int fd, uint64_t first_ms, uint64_t every_ms)
+{
+	struct itimerspec its = {
+		.it_value = {.tv_sec = (time_t)(first_ms / 1000),
+			     .tv_nsec = (long)(first_ms % 1000) * 1000000},
+		.it_interval = {.tv_sec = (time_t)(every_ms / 1000),
+				.tv_nsec = (long)(every_ms % 1000) * 1000000},
+	};
+
+	return timerfd_settime(fd, 0, &its, NULL) ? -errno : 0;
+}
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+static int loop_setup(struct agent *a)
+{
+	char copy[4096];
+	sigset_t mask;
+
+	snprintf(copy, sizeof(copy), "%s", a->config_path);
+	snprintf(a->config_dir, sizeof(a->config_dir), "%s", dirname(copy));
+	snprintf(copy, sizeof(copy), "%s", a->config_path);
+	snprintf(a->config_base, sizeof(a->config_base), "%s", basename(copy));
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL))
+		return -errno;
+	a->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	a->epfd = epoll_create1(EPOLL_CLOEXEC);
+	a->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	a->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	a->debouncefd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (a->sigfd < 0 || a->epfd < 0 || a->inofd < 0 || a->tickfd < 0 || a->debouncefd < 0)
+		return -errno;
+	/* Watch the directory: editors replace the file rather than write it. */
+	if (inotify_add_watch(a->inofd, a->config_dir,
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB) < 0)
+		return -errno;
+	if (arm_timer(a->tickfd, 1000, 1000))
+		return -errno;
+	if (epoll_add(a->epfd, a->sigfd) || epoll_add(a->epfd, a->inofd) ||
+	    epoll_add(a->epfd, a->tickfd) || epoll_add(a->epfd, a->debouncefd))
+		return -errno;
+	return 0;
+}
+
+static void on_inotify(struct agent *a)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t len;
+	int hit = 0;
+
+	while ((len = read(a->inofd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + len;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			if (ev->len && !strcmp(ev->name, a->config_base))
+				hit = 1;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (hit && arm_timer(a->debouncefd, RELOAD_DEBOUNCE_MS, 0))
+		sl_warn("cannot arm the reload timer", "error=\"%s\"", strerror(errno));
+}
+
+static void on_signal(struct agent *a)
+{
+	struct signalfd_siginfo si;
+
+	while (read(a->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			reload(a, "SIGHUP");
+		} else {
+			sl_info("stopping; programs stay attached and maps pinned",
+				"signal=%s", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			a->running = 0;
+		}
+	}
+}
+
+static void drain_timer(int fd)
+{
+	uint64_t expirations;
+
+	if (read(fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		sl_warn("timer read failed", "error=\"%s\"", strerror(errno));
+}
+
+static int run_loop(struct agent *a)
+{
+	struct epoll_event evs[8];
+
+	a->running = 1;
+	while (a->running) {
+		int n = epoll_wait(a->epfd, evs, 8, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			sl_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
+			return -errno;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == a->sigfd) {
+				on_signal(a);
+			} else if (fd == a->inofd) {
+				on_inotify(a);
+			} else if (fd == a->debouncefd) {
+				drain_timer(fd);
+				reload(a, "file-changed");
+			} else if (fd == a->tickfd) {
+				drain_timer(fd);
+				reap(a);
+			}
+		}
+	}
+	return 0;
+}
+
+static void agent_close(struct agent *a)
+{
+	int *fds[] = {&a->sigfd, &a->inofd, &a->tickfd, &a->debouncefd, &a->epfd};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+	sl_dp_close(&a->dp);
+	sl_config_free(&a->cfg);
+	free(a->retired);
+}
+
+static int start(struct agent *a)
+{
+	struct sl_err e = {0};
+	struct sl_state st;
+	uint32_t *dead = NULL;
+	size_t n_dead = 0;
+	int err;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "sluiced: must be started as root (it loads BPF programs "
+				"and attaches them to cgroups)\n");
+		return EXIT_ENV;
+	}
+	if (resolve_cgroup(&a->cfg)) {
+		fprintf(stderr, "sluiced: no cgroup v2 mount in /proc/mounts and no "
+				"agent.cgroup set\n");
+		return EXIT_ENV;
+	}
+	sl_log_hook_libbpf();
+	err = sl_dp_open(&a->dp, &a->cfg, &e);
+	if (err) {
+		sl_error("cannot start the datapath", "error=\"%s\"", e.msg);
+		return e.env ? EXIT_ENV : EXIT_CONFIG;
+	}
+	sl_info(a->dp.adopted ? "adopted the pinned datapath" : "datapath attached",
+		"cgroup=%s bpffs=%s programs=%zu", a->dp.cgroup, a->dp.bpffs, a->dp.n_links);
+	/* Backends in no live slot (retired by a previous run, or left by an
+	 * apply cut short) are retired now and reaped after the grace period. */
+	err = sl_maps_read_state(&a->dp.maps, &st);
+	if (!err) {
+		err = sl_maps_retire(&a->dp.maps, st.dead_be_ids, st.n_dead, &dead, &n_dead);
+		if (!err)
+			err = track_retired(a, dead, n_dead);
+		free(dead);
+		sl_state_free(&st);
+	}
+	if (!err)
+		err = reconcile(a, &a->cfg);
+	if (err) {
+		sl_error("cannot apply the config", "error=\"%s\"", strerror(-err));
+		return EXIT_CONFIG;
+	}
+	a->reloads_ok++;
+	err = loop_setup(a);
+	if (err) {
+		sl_error("cannot set up the event loop", "error=\"%s\"", strerror(-err));
+		return EXIT_ENV;
+	}
+	sl_info("ready", "services=%zu", a->cfg.n_services);
+	return run_loop(a) ? EXIT_ENV : EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check", no_argument, NULL, 'C'},
+		{"teardown", no_argument, NULL, 'T'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct agent a = {.config_path = DEFAULT_CONFIG,
+			  .epfd = -1,
+			  .sigfd = -1,
+			  .inofd = -1,
+			  .tickfd = -1,
+			  .debouncefd = -1};
+	enum sl_log_level level;
+	struct sl_diag d = {0};
+	int check = 0, teardown = 0, opt, rc;
+
+	a.dp.cgroup_fd = -1;
+	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			a.config_path = optarg;
+			break;
+		case 'C':
+			check = 1;
+			break;
+		case 'T':
+			teardown = 1;
+			break;
+		case 'l':
+			if (sl_log_parse_level(optarg, &level)) {
+				fprintf(stderr, "sluiced: --log-level: unknown level '%s'\n",
+					optarg);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			sl_log_set_level(level);
+			break;
+		case 'V':
+			printf("sluiced %s\n", SLUICE_VERSION);
+			return EXIT_OK;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || (check && teardown)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (sl_config_load(a.config_path, &a.cfg, &d)) {
+		print_diag(&d, 0);
+		sl_diag_free(&d);
+		return EXIT_CONFIG;
+	}
+	if (check) {
+		sl_config_free(&a.cfg);
+		printf("%s: ok\n", a.config_path);
+		return EXIT_OK;
+	}
+	if (teardown) {
+		struct sl_err e = {0};
+
+		rc = sl_dp_teardown(a.cfg.bpffs, &e) ? (e.env ? EXIT_ENV : EXIT_CONFIG) : EXIT_OK;
+		if (rc)
+			sl_error("teardown failed", "error=\"%s\"", e.msg);
+		else
+			sl_info("torn down: programs detached, pins removed", "bpffs=%s",
+				a.cfg.bpffs);
+		sl_config_free(&a.cfg);
+		return rc;
+	}
+	rc = start(&a);
+	agent_close(&a);
+	return rc;
+}

@@ -1,0 +1,432 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * open -> set capacities -> load (libbpf reuses pinned maps) -> attach or
+ * adopt each link -> pin. One cleanup path, in reverse.
+ *
+ * Adoption: when a link is already pinned for a program, the new program is
+ * swapped into it with bpf_link__update_program(), an atomic replacement, so
+ * there is never a moment with no program attached.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sock_lb.skel.h"
+
+#include "datapath.h"
+
+static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	e->env = env;
+	return err < 0 ? err : -EINVAL;
+}
+
+int sl_find_cgroup2(char *out, size_t len)
+{
+	char dev[256], dir[4096], type[64];
+	FILE *f = fopen("/proc/mounts", "re");
+	int found = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fscanf(f, "%255s %4095s %63s %*[^\n]\n", dev, dir, type) == 3) {
+		if (strcmp(type, "cgroup2"))
+			continue;
+		if (strlen(dir) >= len) {
+			found = -ENAMETOOLONG;
+			break;
+		}
+		strcpy(out, dir);
+		found = 0;
+		break;
+	}
+	fclose(f);
+	return found;
+}
+
+static int is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
+}
+
+int sl_ensure_bpffs(const char *dir, struct sl_err *e)
+{
+	char parent[PATH_MAX];
+	char *slash;
+
+	if (strlen(dir) >= sizeof(parent))
+		return seterr(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", dir);
+	strcpy(parent, dir);
+	slash = strrchr(parent, '/');
+	if (!slash || slash == parent)
+		return seterr(e, 1, -EINVAL, "bpffs %s: must be a directory below a bpf mount",
+			      dir);
+	*slash = '\0';
+	if (is_bpffs(parent))
+		return 0;
+	if (!strcmp(parent, "/sys/fs/bpf")) {
+		if (mkdir(parent, 0700) && errno != EEXIST)
+			return seterr(e, 1, -errno, "mkdir %s: %s", parent, strerror(errno));
+		if (mount("bpf", parent, "bpf", 0, "mode=0700"))
+			return seterr(e, 1, -errno, "mount bpffs at %s: %s", parent,
+				      strerror(errno));
+		return 0;
+	}
+	return seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem (mount -t bpf bpf %s)",
+		      parent, parent);
+}
+
+unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
+{
+	/* Hashes get twice the configured room so that moving from one valid
+	 * config to another always fits; per-id arrays are indexed 1..2n. */
+	if (!strcmp(map, SLUICE_MAP_FRONTENDS) || !strcmp(map, SLUICE_MAP_SERVICES) ||
+	    !strcmp(map, SLUICE_MAP_SVC_INFO))
+		return 2 * l->services;
+	if (!strcmp(map, SLUICE_MAP_MAGLEV))
+		return 4 * l->services;
+	if (!strcmp(map, SLUICE_MAP_SVC_STATS) || !strcmp(map, SLUICE_MAP_RR))
+		return 2 * l->services + 1;
+	if (!strcmp(map, SLUICE_MAP_BACKENDS))
+		return 2 * l->backends;
+	if (!strcmp(map, SLUICE_MAP_SLOTS))
+		return 4 * l->backends;
+	if (!strcmp(map, SLUICE_MAP_BACKEND_STATS))
+		return 2 * l->backends + 1;
+	if (!strcmp(map, SLUICE_MAP_REVNAT))
+		return l->revnat;
+	return 0;
+}
+
+/* Set capacities, and refuse up front a pinned map that libbpf could not
+ * reuse, with a message that says what to do. */
+static int prepare_maps(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
+{
+	struct bpf_map *map;
+	char path[PATH_MAX + 64];
+
+	bpf_object__for_each_map(map, dp->skel->obj)
+	{
+		const char *name = bpf_map__name(map);
+		unsigned int cap = sl_dp_capacity(&cfg->limits, name);
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		int fd;
+
+		if (!cap)
+			continue; /* .rodata and friends */
+		if (bpf_map__set_max_entries(map, cap))
+			return seterr(e, 0, -EINVAL, "set capacity of map %s", name);
+		snprintf(path, sizeof(path), "%s/%s", dp->bpffs, name);
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return seterr(e, 0, -errno, "open pinned map %s: %s", path,
+				      strerror(errno));
+		}
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			int err = -errno;
+
+			close(fd);
+			return seterr(e, 0, err, "inspect pinned map %s: %s", path,
+				      strerror(-err));
+		}
+		close(fd);
+		if (info.max_entries != cap)
+			return seterr(e, 0, -EEXIST,
+				      "pinned map %s holds %u entries but agent.limits asks for %u; "
+				      "capacities change only with `sluiced --teardown` and a restart",
+				      path, info.max_entries, cap);
+		if (info.key_size != bpf_map__key_size(map) ||
+		    info.value_size != bpf_map__value_size(map))
+			return seterr(e, 0, -EEXIST,
+				      "pinned map %s has another layout (from another sluice "
+				      "version?); run `sluiced --teardown` first",
+				      path);
+	}
+	return 0;
+}
+
+static int cgroup_id_of(const char *path, unsigned long long *id)
+{
+	struct {
+		struct file_handle fh;
+		unsigned long long id;
+	} h = {.fh.handle_bytes = sizeof(unsigned long long)};
+	int mount_id;
+
+	if (name_to_handle_at(AT_FDCWD, path, &h.fh, &mount_id, 0))
+		return -errno;
+	memcpy(id, h.fh.f_handle, sizeof(*id));
+	return 0;
+}
+
+static int link_cgroup_id(struct bpf_link *link, unsigned long long *id)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &len))
+		return -errno;
+	*id = info.cgroup.cgroup_id;
+	return 0;
+}
+
+static int pin_private(const char *path)
+{
+	return chmod(path, 0600) ? -errno : 0;
+}
+
+/* Attach one program, or swap it into the link pinned by a previous run. */
+static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long long cg_id,
+		      struct sl_err *e)
+{
+	const char *name = bpf_program__name(prog);
+	struct bpf_link *old = NULL, *link;
+	unsigned long long old_cg = 0;
+	char path[PATH_MAX + 64];
+	int err;
+
+	snprintf(path, sizeof(path), "%s/links/%s", dp->bpffs, name);
+	if (!access(path, F_OK)) {
+		old = bpf_link__open(path);
+		if (!old)
+			return seterr(e, 0, -errno, "open pinned link %s: %s", path,
+				      strerror(errno));
+		err = link_cgroup_id(old, &old_cg);
+		if (err) {
+			bpf_link__destroy(old);
+			return seterr(e, 0, err, "inspect link %s: %s", path, strerror(-err));
+		}
+		if (old_cg == cg_id) {
+			err = bpf_link__update_program(old, prog);
+			if (err) {
+				bpf_link__destroy(old);
+				return seterr(e, 0, err, "replace program in %s: %s", path,
+					      strerror(-err));
+			}
+			dp->links[dp->n_links++] = old;
+			dp->adopted = 1;
+			return 0;
+		}
+	}
+	/* New, or the cgroup changed: attach first, then drop the old link. */
+	link = bpf_program__attach_cgroup(prog, dp->cgroup_fd);
+	if (!link) {
+		err = -errno;
+		bpf_link__destroy(old);
+		return seterr(e, err == -EPERM, err, "attach %s to %s: %s%s", name, dp->cgroup,
+			      strerror(-err), err == -EPERM ? " (need CAP_BPF and CAP_NET_ADMIN)" : "");
+	}
+	if (old) {
+		bpf_link__unpin(old);
+		bpf_link_detach(bpf_link__fd(old));
+		bpf_link__destroy(old);
+	}
+	err = bpf_link__pin(link, path);
+	if (!err)
+		err = pin_private(path);
+	if (err) {
+		bpf_link__destroy(link);
+		return seterr(e, 0, err, "pin link %s: %s", path, strerror(-err));
+	}
+	dp->links[dp->n_links++] = link;
+	return 0;
+}
+
+static int pins_private(struct sl_dp *dp, struct sl_err *e)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, dp->skel->obj)
+	{
+		const char *path = bpf_map__pin_path(map);
+		int err;
+
+		if (!path)
+			continue;
+		err = pin_private(path);
+		if (err)
+			return seterr(e, 0, err, "chmod %s: %s", path, strerror(-err));
+	}
+	return 0;
+}
+
+int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	struct bpf_program *prog;
+	unsigned long long cg_id = 0;
+	char links[PATH_MAX + 8];
+	int err;
+
+	memset(dp, 0, sizeof(*dp));
+	dp->cgroup_fd = -1;
+	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++)
+		*sl_maps_fd(&dp->maps, i) = -1;
+	snprintf(dp->bpffs, sizeof(dp->bpffs), "%s", cfg->bpffs);
+	snprintf(dp->cgroup, sizeof(dp->cgroup), "%s", cfg->cgroup);
+
+	if (access("/sys/kernel/btf/vmlinux", R_OK))
+		return seterr(e, 1, -ENOENT, "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
+					     "sluice needs CONFIG_DEBUG_INFO_BTF");
+	dp->cgroup_fd = open(dp->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dp->cgroup_fd < 0)
+		return seterr(e, 1, -errno, "open cgroup %s: %s", dp->cgroup, strerror(errno));
+	err = cgroup_id_of(dp->cgroup, &cg_id);
+	if (err) {
+		err = seterr(e, 1, err, "cgroup %s: %s (is it on cgroup v2?)", dp->cgroup,
+			     strerror(-err));
+		goto fail;
+	}
+	err = sl_ensure_bpffs(dp->bpffs, e);
+	if (err)
+		goto fail;
+	snprintf(links, sizeof(links), "%s/links", dp->bpffs);
+	if ((mkdir(dp->bpffs, 0700) && errno != EEXIST) || (mkdir(links, 0700) && errno != EEXIST)) {
+		err = seterr(e, 1, -errno, "mkdir %s: %s", links, strerror(errno));
+		goto fail;
+	}
+
+	opts.pin_root_path = dp->bpffs;
+	dp->skel = sock_lb__open_opts(&opts);
+	if (!dp->skel) {
+		err = seterr(e, 0, -errno, "open BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	err = prepare_maps(dp, cfg, e);
+	if (err)
+		goto fail;
+	err = sock_lb__load(dp->skel);
+	if (err) {
+		err = seterr(e, err == -EPERM, err, "load BPF programs: %s%s", strerror(-err),
+			     err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
+		goto fail;
+	}
+	err = pins_private(dp, e);
+	if (err)
+		goto fail;
+	bpf_object__for_each_program(prog, dp->skel->obj)
+	{
+		if (dp->n_links == SL_DP_PROGS) {
+			err = seterr(e, 0, -E2BIG, "more programs than links");
+			goto fail;
+		}
+		err = attach_one(dp, prog, cg_id, e);
+		if (err)
+			goto fail;
+	}
+	dp->maps.frontends = bpf_map__fd(dp->skel->maps.sluice_frontends);
+	dp->maps.services = bpf_map__fd(dp->skel->maps.sluice_services);
+	dp->maps.svc_info = bpf_map__fd(dp->skel->maps.sluice_svc_info);
+	dp->maps.slots = bpf_map__fd(dp->skel->maps.sluice_slots);
+	dp->maps.maglev = bpf_map__fd(dp->skel->maps.sluice_maglev);
+	dp->maps.backends = bpf_map__fd(dp->skel->maps.sluice_backends);
+	dp->maps.backend_stats = bpf_map__fd(dp->skel->maps.sluice_backend_stats);
+	dp->maps.svc_stats = bpf_map__fd(dp->skel->maps.sluice_svc_stats);
+	dp->maps.rr = bpf_map__fd(dp->skel->maps.sluice_rr);
+	dp->maps.revnat = bpf_map__fd(dp->skel->maps.sluice_revnat);
+	return 0;
+fail:
+	sl_dp_close(dp);
+	return err;
+}
+
+void sl_dp_close(struct sl_dp *dp)
+{
+	/* Links are pinned: destroying our handle does not detach them. */
+	while (dp->n_links)
+		bpf_link__destroy(dp->links[--dp->n_links]);
+	sock_lb__destroy(dp->skel);
+	dp->skel = NULL;
+	if (dp->cgroup_fd >= 0)
+		close(dp->cgroup_fd);
+	dp->cgroup_fd = -1;
+}
+
+static int remove_dir(const char *dir, int detach_links, struct sl_err *e)
+{
+	char path[PATH_MAX + 256];
+	struct dirent *de;
+	int err = 0;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : seterr(e, 0, -errno, "open %s: %s", dir,
+						    strerror(errno));
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR) {
+			err = remove_dir(path, detach_links, e);
+			if (err)
+				break;
+			continue;
+		}
+		if (detach_links) {
+			int fd = bpf_obj_get(path);
+
+			if (fd >= 0) {
+				/* Only links detach; a map pin fails with EINVAL. */
+				if (bpf_link_detach(fd) && errno != EINVAL && errno != ENOLINK) {
+					err = seterr(e, 0, -errno, "detach %s: %s", path,
+						     strerror(errno));
+					close(fd);
+					break;
+				}
+				close(fd);
+			}
+		}
+		if (unlink(path)) {
+			err = seterr(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
+			break;
+		}
+	}
+	closedir(d);
+	if (!err && rmdir(dir))
+		err = seterr(e, 0, -errno, "rmdir %s: %s", dir, strerror(errno));
+	return err;
+}
+
+int sl_dp_teardown(const char *bpffs, struct sl_err *e)
+{
+	char links[PATH_MAX + 8];
+	int err;
+
+	if (access(bpffs, F_OK))
+		return 0;
+	if (!is_bpffs(bpffs))
+		return seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
+	/* Links first, so no program is left running against maps that are
+	 * about to go. */
+	snprintf(links, sizeof(links), "%s/links", bpffs);
+	err = remove_dir(links, 1, e);
+	if (!err)
+		err = remove_dir(bpffs, 0, e);
+	return err;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The datapath's lifecycle: load the skeleton (reusing pinned maps), attach
+ * or adopt the cgroup links, pin everything, and tear it all down.
+ */
+#ifndef SLUICE_DATAPATH_H
+#define SLUICE_DATAPATH_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "maps.h"
+
+#define SL_DP_PROGS 8
+
+struct sock_lb;
+struct bpf_link;
+
+struct sl_dp {
+	struct sock_lb *skel;
+	struct bpf_link *links[SL_DP_PROGS];
+	size_t n_links;
+	int cgroup_fd;
+	int adopted; /* pinned state existed and was taken over */
+	char bpffs[PATH_MAX];
+	char cgroup[PATH_MAX];
+	struct sl_maps maps; /* owned by the skeleton */
+};
+
+/* Error text of the last failure, for the caller to log or print. */
+struct sl_err {
+	char msg[512];
+	int env; /* 1: the environment lacks something (exit code 3) */
+};
+
+/* The cgroup2 mount point, from /proc/mounts. */
+int sl_find_cgroup2(char *out, size_t len);
+
+/* Make sure 'dir' can be created on a bpf filesystem, mounting bpffs at
+ * /sys/fs/bpf when needed. */
+int sl_ensure_bpffs(const char *dir, struct sl_err *e);
+
+/* Load, attach or adopt, pin. cfg->cgroup must be resolved. */
+int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e);
+/* Close our handles; pinned maps and links stay, traffic keeps flowing. */
+void sl_dp_close(struct sl_dp *dp);
+
+/* Detach every pinned link under bpffs and remove every pin. */
+int sl_dp_teardown(const char *bpffs, struct sl_err *e);
+
+/* Capacities the maps are created with for these limits (by map name). */
+unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map);
+
+#endif /* SLUICE_DATAPATH_H */

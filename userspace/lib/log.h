@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* One leveled logger: logfmt lines on stderr. */
+#ifndef SLUICE_LOG_H
+#define SLUICE_LOG_H
+
+enum sl_log_level {
+	SL_LOG_DEBUG = 0,
+	SL_LOG_INFO = 1,
+	SL_LOG_WARN = 2,
+	SL_LOG_ERROR = 3,
+};
+
+void sl_log_set_level(enum sl_log_level level);
+int sl_log_parse_level(const char *s, enum sl_log_level *out);
+/* Route libbpf's own output through the logger, one level lower. */
+void sl_log_hook_libbpf(void);
+
+/*
+ * sl_log(level, "msg", "key=%s key2=%d", ...): 'msg' is quoted for logfmt;
+ * the optional fields string is appended as is (callers quote values that
+ * may hold spaces with sl_log_quote()).
+ */
+void sl_log(enum sl_log_level level, const char *msg, const char *fields, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define sl_debug(msg, ...) sl_log(SL_LOG_DEBUG, msg, "" __VA_ARGS__)
+#define sl_info(msg, ...)  sl_log(SL_LOG_INFO, msg, "" __VA_ARGS__)
+#define sl_warn(msg, ...)  sl_log(SL_LOG_WARN, msg, "" __VA_ARGS__)
+#define sl_error(msg, ...) sl_log(SL_LOG_ERROR, msg, "" __VA_ARGS__)
+
+#endif /* SLUICE_LOG_H */

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Maglev lookup tables (Eisenbud et al., NSDI'16) with weights: in each
+ * round every backend adds its weight to a credit and takes its next
+ * preferred slot whenever the credit reaches the largest weight, so slot
+ * shares follow the weights (the scheme of Katran's "V2" weighting).
+ */
+#ifndef SLUICE_MAGLEV_H
+#define SLUICE_MAGLEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sl_maglev_backend {
+	const char *key; /* stable identity, e.g. "198.18.1.2:8080"; not its position */
+	uint32_t weight; /* >= 1 */
+};
+
+/* Table size for n backends: prime, >= SLUICE_MAGLEV_M_DEFAULT and >= 100 n.
+ * 0 when n is too large for SLUICE_MAGLEV_M_MAX. */
+uint32_t sl_maglev_size(size_t n);
+
+/* Fill table[0..m) with indices into bes. m must be prime; n >= 1.
+ * Returns 0 or -ENOMEM / -EINVAL. */
+int sl_maglev_build(const struct sl_maglev_backend *bes, size_t n, uint32_t m, uint32_t *table);
+
+#endif /* SLUICE_MAGLEV_H */

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The pinned maps as plain fds: reading the state out of them (agent and
+ * CLI alike) and writing a plan into them (agent).
+ */
+#ifndef SLUICE_MAPS_H
+#define SLUICE_MAPS_H
+
+#include <stdint.h>
+
+#include "plan.h"
+
+struct sl_maps {
+	int frontends;
+	int services;
+	int svc_info;
+	int slots;
+	int maglev;
+	int backends;
+	int backend_stats;
+	int svc_stats;
+	int rr;
+	int revnat;
+};
+
+/* Name of each map, in struct order, for loops over all of them. */
+#define SL_MAPS_COUNT 10
+extern const char *const sl_map_names[SL_MAPS_COUNT];
+int *sl_maps_fd(struct sl_maps *m, unsigned int i);
+
+/* Open every map pinned under dir (read-only when 'rdonly'). -errno; on
+ * failure nothing stays open. */
+int sl_maps_open_pinned(const char *dir, int rdonly, struct sl_maps *m);
+void sl_maps_close(struct sl_maps *m);
+
+/* Largest service and backend id the maps can hold (from max_entries). */
+int sl_maps_id_limits(const struct sl_maps *m, uint32_t *max_svc_id, uint32_t *max_be_id);
+
+int sl_maps_read_state(const struct sl_maps *m, struct sl_state *st);
+
+/* Carry a plan out; the scheme is described in maps.c. Ids of backends it
+ * retired are appended to *dead (the caller reaps them after a grace period).
+ * -errno on the first failure. */
+int sl_maps_apply(const struct sl_maps *m, const struct sl_plan *plan, uint32_t **dead,
+		  size_t *n_dead);
+
+/* Mark backends removed (the datapath skips them) and append their ids to
+ * *dead for reaping. */
+int sl_maps_retire(const struct sl_maps *m, const uint32_t *ids, size_t n, uint32_t **dead,
+		   size_t *n_dead);
+
+/* Delete retired backends for good. */
+int sl_maps_reap(const struct sl_maps *m, const uint32_t *ids, size_t n);
+
+/* Per-CPU counters summed over CPUs. */
+int sl_maps_backend_connections(const struct sl_maps *m, uint32_t be_id, uint64_t *out);
+int sl_maps_service_rejected(const struct sl_maps *m, uint32_t svc_id,
+			     uint64_t out[SLUICE_DROP__MAX]);
+
+/* Entries and capacity of one map (by walking its keys). */
+int sl_maps_fill(int fd, uint32_t *entries, uint32_t *capacity);
+
+#endif /* SLUICE_MAPS_H */

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * What is in the maps (struct sl_state) and what must change to reach a
+ * config (struct sl_plan). Planning is pure: no syscalls, so it is unit
+ * tested on its own; datapath.c carries a plan out.
+ */
+#ifndef SLUICE_PLAN_H
+#define SLUICE_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct sl_be_state {
+	uint32_t id;
+	struct sl_sockaddr addr;
+	uint16_t weight;
+	uint8_t state; /* enum sluice_backend_state */
+	char subset[SLUICE_SUBSET_LEN];
+};
+
+struct sl_svc_state {
+	uint32_t id;
+	char name[SLUICE_NAME_LEN];
+	struct sl_sockaddr frontend;
+	uint8_t proto;
+	uint8_t lb;
+	uint8_t gen;
+	uint32_t maglev_m;
+	struct sl_be_state *bes; /* in slot order */
+	size_t n_bes;
+};
+
+struct sl_state {
+	struct sl_svc_state *svcs;
+	size_t n_svcs;
+	uint32_t *dead_be_ids; /* backends marked removed, awaiting reaping */
+	size_t n_dead;
+};
+
+void sl_state_free(struct sl_state *st);
+const struct sl_svc_state *sl_state_find(const struct sl_state *st, const char *name);
+
+enum sl_op_kind {
+	SL_OP_ADD,
+	SL_OP_UPDATE,
+	SL_OP_REMOVE,
+};
+
+struct sl_svc_op {
+	enum sl_op_kind kind;
+	uint32_t svc_id;
+	const struct sl_svc_state *cur;    /* NULL for ADD */
+	const struct sl_service_cfg *want; /* NULL for REMOVE */
+	/* ADD/UPDATE: the id of each of want's backends, in order; reused
+	 * for an address the service already had, newly allocated otherwise. */
+	uint32_t *be_ids;
+	uint8_t *be_new; /* be_new[i]: be_ids[i] was allocated by this plan */
+	/* UPDATE/REMOVE: ids of cur's backends that are gone. */
+	uint32_t *gone_ids;
+	size_t n_gone;
+	unsigned int frontend_changed : 1;
+};
+
+struct sl_plan {
+	struct sl_svc_op *ops;
+	size_t n_ops;
+	size_t n_add, n_update, n_remove;
+};
+
+/* Build the plan from cur to want. Ids come from [1, max_svc_id] and
+ * [1, max_be_id] and never reuse one that cur still holds. 0 or -errno
+ * (-ENOSPC when ids ran out, -ENOMEM). */
+int sl_plan_build(const struct sl_state *cur, const struct sl_config *want, uint32_t max_svc_id,
+		  uint32_t max_be_id, struct sl_plan *plan);
+void sl_plan_free(struct sl_plan *plan);
+
+#endif /* SLUICE_PLAN_H */
