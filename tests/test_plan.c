@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* The diff/apply planner: what changes between the maps' state and a config. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "config.h"
+#include "plan.h"
+
+static void parse(const char *yaml, struct sl_config *cfg)
+{
+	struct sl_diag d = {0};
+	int err = sl_config_parse("t.yaml", yaml, strlen(yaml), cfg, &d);
+
+	cr_assert_eq(err, 0, "config must parse: %s", d.n ? d.msgs[0] : "");
+	sl_diag_free(&d);
+}
+
+/* The state the maps would hold after 'plan' is applied on top of 'cur'. */
+static void apply_model(const struct sl_state *cur, const struct sl_plan *plan,
+			struct sl_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->svcs = calloc(cur->n_svcs + plan->n_ops + 1, sizeof(*out->svcs));
+	cr_assert_not_null(out->svcs);
+	for (size_t i = 0; i < cur->n_svcs; i++) {
+		const struct sl_svc_state *c = &cur->svcs[i];
+		const struct sl_svc_op *touched = NULL;
+
+		for (size_t j = 0; j < plan->n_ops; j++)
+			if (plan->ops[j].cur == c)
+				touched = &plan->ops[j];
+		if (touched)
+			continue;
+		out->svcs[out->n_svcs] = *c;
+		out->svcs[out->n_svcs].bes = calloc(c->n_bes + 1, sizeof(*c->bes));
+		memcpy(out->svcs[out->n_svcs].bes, c->bes, c->n_bes * sizeof(*c->bes));
+		out->n_svcs++;
+	}
+	for (size_t j = 0; j < plan->n_ops; j++) {
+		const struct sl_svc_op *op = &plan->ops[j];
+		struct sl_svc_state *s;
+
+		if (op->kind == SL_OP_REMOVE)
+			continue;
+		s = &out->svcs[out->n_svcs++];
+		memset(s, 0, sizeof(*s));
+		s->id = op->svc_id;
+		strcpy(s->name, op->want->name);
+		s->frontend = op->want->frontend;
+		s->proto = op->want->proto;
+		s->lb = op->want->lb;
+		s->gen = op->cur ? !op->cur->gen : 0;
+		s->n_bes = op->want->n_backends;
+		s->bes = calloc(s->n_bes + 1, sizeof(*s->bes));
+		for (size_t k = 0; k < s->n_bes; k++) {
+			s->bes[k].id = op->be_ids[k];
+			s->bes[k].addr = op->want->backends[k].addr;
+			s->bes[k].weight = op->want->backends[k].weight;
+			strcpy(s->bes[k].subset, op->want->backends[k].subset);
+		}
+	}
+}
+
+static const char *two_services = "services:\n"
+				  "  - name: web\n"
+				  "    frontend: 198.19.0.10:80\n"
+				  "    lb: maglev\n"
+				  "    backends:\n"
+				  "      - address: 198.18.1.2:8080\n"
+				  "      - address: 198.18.1.3:8080\n"
+				  "  - name: dns\n"
+				  "    frontend: 198.19.0.53:53\n"
+				  "    protocol: udp\n"
+				  "    backends:\n"
+				  "      - address: 198.18.1.4:53\n";
+
+/* Build the state of a first apply of 'yaml'. */
+static void bootstrap(const char *yaml, struct sl_config *cfg, struct sl_state *st)
+{
+	struct sl_state empty = {0};
+	struct sl_plan plan;
+
+	parse(yaml, cfg);
+	cr_assert_eq(sl_plan_build(&empty, cfg, 100, 1000, &plan), 0);
+	apply_model(&empty, &plan, st);
+	sl_plan_free(&plan);
+}
+
+Test(plan, from_nothing_adds_everything_with_distinct_ids)
+{
+	struct sl_state empty = {0};
+	struct sl_config cfg;
+	struct sl_plan plan;
+
+	parse(two_services, &cfg);
+	cr_assert_eq(sl_plan_build(&empty, &cfg, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.n_ops, 2);
+	cr_assert_eq(plan.n_add, 2);
+	cr_assert_eq(plan.ops[0].kind, SL_OP_ADD);
+	cr_assert_neq(plan.ops[0].svc_id, 0);
+	cr_assert_neq(plan.ops[0].svc_id, plan.ops[1].svc_id);
+	cr_assert_neq(plan.ops[0].be_ids[0], plan.ops[0].be_ids[1]);
+	cr_assert_neq(plan.ops[0].be_ids[0], plan.ops[1].be_ids[0]);
+	cr_assert_neq(plan.ops[0].be_ids[1], plan.ops[1].be_ids[0]);
+	cr_assert(plan.ops[0].be_new[0] && plan.ops[0].be_new[1] && plan.ops[1].be_new[0]);
+	cr_assert(plan.ops[0].frontend_changed, "a new service needs its frontend written");
+	sl_plan_free(&plan);
+	sl_config_free(&cfg);
+}
+
+Test(plan, same_config_is_no_op)
+{
+	struct sl_config cfg;
+	struct sl_state st;
+	struct sl_plan plan;
+
+	bootstrap(two_services, &cfg, &st);
+	cr_assert_eq(sl_plan_build(&st, &cfg, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.n_ops, 0, "nothing changed, nothing to write (got %zu ops)", plan.n_ops);
+	sl_plan_free(&plan);
+	sl_state_free(&st);
+	sl_config_free(&cfg);
+}
+
+Test(plan, added_backend_keeps_existing_ids)
+{
+	struct sl_config cfg, next;
+	struct sl_state st;
+	struct sl_plan plan;
+	const struct sl_svc_state *web;
+
+	bootstrap(two_services, &cfg, &st);
+	web = sl_state_find(&st, "web");
+	cr_assert_not_null(web);
+	parse("services:\n"
+	      "  - name: web\n"
+	      "    frontend: 198.19.0.10:80\n"
+	      "    lb: maglev\n"
+	      "    backends:\n"
+	      "      - address: 198.18.1.2:8080\n"
+	      "      - address: 198.18.1.3:8080\n"
+	      "      - address: 198.18.1.5:8080\n"
+	      "  - name: dns\n"
+	      "    frontend: 198.19.0.53:53\n"
+	      "    protocol: udp\n"
+	      "    backends:\n"
+	      "      - address: 198.18.1.4:53\n",
+	      &next);
+	cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.n_ops, 1, "only web changed");
+	cr_assert_eq(plan.ops[0].kind, SL_OP_UPDATE);
+	cr_assert_eq(plan.ops[0].svc_id, web->id, "a service keeps its id");
+	cr_assert_eq(plan.ops[0].be_ids[0], web->bes[0].id);
+	cr_assert_eq(plan.ops[0].be_ids[1], web->bes[1].id);
+	cr_assert_eq(plan.ops[0].be_new[0] + plan.ops[0].be_new[1], 0);
+	cr_assert_eq(plan.ops[0].be_new[2], 1);
+	for (size_t i = 0; i < st.n_svcs; i++)
+		for (size_t j = 0; j < st.svcs[i].n_bes; j++)
+			cr_assert_neq(plan.ops[0].be_ids[2], st.svcs[i].bes[j].id,
+				      "a new backend never takes an id in use");
+	cr_assert_eq(plan.ops[0].n_gone, 0);
+	cr_assert_not(plan.ops[0].frontend_changed);
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+	sl_state_free(&st);
+	sl_config_free(&cfg);
+}
+
+Test(plan, removed_backend_is_gone)
+{
+	struct sl_config cfg, next;
+	struct sl_state st;
+	struct sl_plan plan;
+	const struct sl_svc_state *web;
+
+	bootstrap(two_services, &cfg, &st);
+	web = sl_state_find(&st, "web");
+	parse("services:\n"
+	      "  - name: web\n"
+	      "    frontend: 198.19.0.10:80\n"
+	      "    lb: maglev\n"
+	      "    backends:\n"
+	      "      - address: 198.18.1.3:8080\n"
+	      "  - name: dns\n"
+	      "    frontend: 198.19.0.53:53\n"
+	      "    protocol: udp\n"
+	      "    backends:\n"
+	      "      - address: 198.18.1.4:53\n",
+	      &next);
+	cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.n_ops, 1);
+	cr_assert_eq(plan.ops[0].n_gone, 1);
+	cr_assert_eq(plan.ops[0].gone_ids[0], web->bes[0].id, "198.18.1.2 left");
+	cr_assert_eq(plan.ops[0].be_ids[0], web->bes[1].id, "198.18.1.3 keeps its id");
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+	sl_state_free(&st);
+	sl_config_free(&cfg);
+}
+
+Test(plan, removed_service_retires_all_its_backends)
+{
+	struct sl_config cfg, next;
+	struct sl_state st;
+	struct sl_plan plan;
+	const struct sl_svc_state *web;
+
+	bootstrap(two_services, &cfg, &st);
+	web = sl_state_find(&st, "web");
+	parse("services:\n"
+	      "  - name: dns\n"
+	      "    frontend: 198.19.0.53:53\n"
+	      "    protocol: udp\n"
+	      "    backends:\n"
+	      "      - address: 198.18.1.4:53\n",
+	      &next);
+	cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.n_ops, 1);
+	cr_assert_eq(plan.n_remove, 1);
+	cr_assert_eq(plan.ops[0].kind, SL_OP_REMOVE);
+	cr_assert_eq(plan.ops[0].svc_id, web->id);
+	cr_assert_eq(plan.ops[0].n_gone, 2);
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+	sl_state_free(&st);
+	sl_config_free(&cfg);
+}
+
+Test(plan, frontend_weight_and_lb_changes_are_updates)
+{
+	static const char *const variants[] = {
+	    /* frontend */
+	    "services:\n  - name: web\n    frontend: 198.19.0.11:80\n    lb: maglev\n"
+	    "    backends:\n      - address: 198.18.1.2:8080\n      - address: 198.18.1.3:8080\n",
+	    /* weight */
+	    "services:\n  - name: web\n    frontend: 198.19.0.10:80\n    lb: maglev\n"
+	    "    backends:\n      - address: 198.18.1.2:8080\n        weight: 3\n"
+	    "      - address: 198.18.1.3:8080\n",
+	    /* lb */
+	    "services:\n  - name: web\n    frontend: 198.19.0.10:80\n    lb: round_robin\n"
+	    "    backends:\n      - address: 198.18.1.2:8080\n      - address: 198.18.1.3:8080\n",
+	    /* order */
+	    "services:\n  - name: web\n    frontend: 198.19.0.10:80\n    lb: maglev\n"
+	    "    backends:\n      - address: 198.18.1.3:8080\n      - address: 198.18.1.2:8080\n",
+	};
+	static const char *base = "services:\n  - name: web\n    frontend: 198.19.0.10:80\n"
+				  "    lb: maglev\n    backends:\n"
+				  "      - address: 198.18.1.2:8080\n"
+				  "      - address: 198.18.1.3:8080\n";
+
+	for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]); v++) {
+		struct sl_config cfg, next;
+		struct sl_state st;
+		struct sl_plan plan;
+
+		bootstrap(base, &cfg, &st);
+		parse(variants[v], &next);
+		cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
+		cr_assert_eq(plan.n_ops, 1, "variant %zu", v);
+		cr_assert_eq(plan.ops[0].kind, SL_OP_UPDATE, "variant %zu", v);
+		cr_assert_eq(plan.ops[0].n_gone, 0, "variant %zu keeps every backend", v);
+		cr_assert_eq(plan.ops[0].frontend_changed, v == 0, "variant %zu", v);
+		sl_plan_free(&plan);
+		sl_config_free(&next);
+		sl_state_free(&st);
+		sl_config_free(&cfg);
+	}
+}
+
+Test(plan, rename_is_add_and_remove)
+{
+	struct sl_config cfg, next;
+	struct sl_state st;
+	struct sl_plan plan;
+
+	bootstrap("services:\n  - name: a\n    frontend: 198.19.0.10:80\n", &cfg, &st);
+	parse("services:\n  - name: b\n    frontend: 198.19.0.10:80\n", &next);
+	cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.n_add, 1);
+	cr_assert_eq(plan.n_remove, 1);
+	cr_assert_neq(plan.ops[0].svc_id, st.svcs[0].id, "a new service gets a fresh id");
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+	sl_state_free(&st);
+	sl_config_free(&cfg);
+}
+
+Test(plan, retired_ids_are_not_reused)
+{
+	struct sl_state st = {0};
+	uint32_t dead[] = {1, 2, 3};
+	struct sl_config cfg;
+	struct sl_plan plan;
+
+	st.dead_be_ids = dead;
+	st.n_dead = 3;
+	parse("services:\n  - name: a\n    frontend: 198.19.0.10:80\n    backends:\n"
+	      "      - address: 198.18.1.2:80\n",
+	      &cfg);
+	cr_assert_eq(sl_plan_build(&st, &cfg, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.ops[0].be_ids[0], 4, "ids 1..3 await reaping");
+	sl_plan_free(&plan);
+	sl_config_free(&cfg);
+}
+
+Test(plan, id_exhaustion_is_enospc)
+{
+	struct sl_state empty = {0};
+	struct sl_config cfg;
+	struct sl_plan plan;
+
+	parse(two_services, &cfg);
+	cr_assert_eq(sl_plan_build(&empty, &cfg, 1, 1000, &plan), -ENOSPC,
+		     "two services do not fit one service id");
+	cr_assert_eq(plan.n_ops, 0, "a failed plan is freed");
+	cr_assert_eq(sl_plan_build(&empty, &cfg, 100, 2, &plan), -ENOSPC,
+		     "three backends do not fit two ids");
+	sl_config_free(&cfg);
+}

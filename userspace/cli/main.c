@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sluicectl: reads the pinned maps directly, so it works while the agent is
+ * down. Commands are dispatched through a table with prefix matching.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "maps.h"
+#include "plan.h"
+
+#define DEFAULT_BPFFS "/sys/fs/bpf/sluice"
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,
+	EXIT_USAGE = 2,
+};
+
+struct cli {
+	const char *bpffs;
+	int json;
+};
+
+struct cmd {
+	const char *name;
+	const char *args;
+	const char *help;
+	int (*fn)(struct cli *c, int argc, char **argv);
+};
+
+static void usage(FILE *f);
+
+/* An error: {"error": ...} on stdout for -o json, a line on stderr else. */
+static int fail(struct cli *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct cli *c, int code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (c->json) {
+		json_t *o = json_pack("{s:s}", "error", msg);
+
+		json_dumpf(o, stdout, JSON_COMPACT);
+		fputc('\n', stdout);
+		json_decref(o);
+	} else {
+		fprintf(stderr, "sluicectl: %s\n", msg);
+	}
+	return code;
+}
+
+static int emit(json_t *o)
+{
+	int err = json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	fputc('\n', stdout);
+	json_decref(o);
+	return err ? EXIT_FAIL : EXIT_OK;
+}
+
+static int open_maps(struct cli *c, struct sl_maps *m)
+{
+	int err = sl_maps_open_pinned(c->bpffs, 1, m);
+
+	if (err == -ENOENT)
+		return fail(c, EXIT_FAIL,
+			    "no sluice datapath is pinned at %s (is sluiced started? --bpffs?)",
+			    c->bpffs);
+	if (err)
+		return fail(c, EXIT_FAIL, "open pinned maps in %s: %s", c->bpffs, strerror(-err));
+	return 0;
+}
+
+static const char *state_name(uint8_t s)
+{
+	static const char *const names[SLUICE_BE__MAX] = {
+		[SLUICE_BE_HEALTHY] = "healthy",   [SLUICE_BE_UNHEALTHY] = "unhealthy",
+		[SLUICE_BE_EJECTED] = "ejected",   [SLUICE_BE_DRAINING] = "draining",
+		[SLUICE_BE_REMOVED] = "removed",
+	};
+	return s < SLUICE_BE__MAX ? names[s] : "unknown";
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct sl_svc_state *)a)->name,
+		      ((const struct sl_svc_state *)b)->name);
+}
+
+static json_t *service_json(const struct sl_maps *m, const struct sl_svc_state *s)
+{
+	char addr[SL_HOSTPORT_LEN];
+	json_t *bes = json_array();
+
+	for (size_t i = 0; i < s->n_bes; i++) {
+		const struct sl_be_state *b = &s->bes[i];
+		uint64_t total = 0;
+
+		sl_maps_backend_connections(m, b->id, &total);
+		sl_format_hostport(&b->addr, addr, sizeof(addr));
+		json_array_append_new(
+			bes, json_pack("{s:s, s:i, s:s, s:s, s:I}", "address", addr, "weight",
+				       (int)b->weight, "subset", b->subset, "state",
+				       state_name(b->state), "connections_total",
+				       (json_int_t)total));
+	}
+	sl_format_hostport(&s->frontend, addr, sizeof(addr));
+	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", s->name, "frontend", addr,
+			 "protocol", sl_proto_name(s->proto), "lb", sl_lb_name(s->lb), "backends",
+			 bes);
+}
+
+static void service_table(const struct sl_maps *m, const struct sl_svc_state *s)
+{
+	char fe[SL_HOSTPORT_LEN], addr[SL_HOSTPORT_LEN];
+	uint64_t rejected[SLUICE_DROP__MAX] = {0};
+
+	sl_format_hostport(&s->frontend, fe, sizeof(fe));
+	sl_maps_service_rejected(m, s->id, rejected);
+	printf("%-20s %-28s %-4s %-12s backends=%zu rejected_no_backend=%llu\n", s->name, fe,
+	       sl_proto_name(s->proto), sl_lb_name(s->lb), s->n_bes,
+	       (unsigned long long)rejected[SLUICE_DROP_NO_BACKEND]);
+	for (size_t i = 0; i < s->n_bes; i++) {
+		const struct sl_be_state *b = &s->bes[i];
+		uint64_t total = 0;
+
+		sl_maps_backend_connections(m, b->id, &total);
+		sl_format_hostport(&b->addr, addr, sizeof(addr));
+		printf("  %-44s weight=%-4u subset=%-10s %-9s connections_total=%llu\n", addr,
+		       b->weight, b->subset[0] ? b->subset : "-", state_name(b->state),
+		       (unsigned long long)total);
+	}
+}
+
+static int cmd_services(struct cli *c, int argc, char **argv)
+{
+	const char *only = argc > 1 ? argv[1] : NULL;
+	struct sl_maps m;
+	struct sl_state st;
+	json_t *arr = NULL;
+	int err, found = 0;
+
+	if (argc > 2)
+		return fail(c, EXIT_USAGE, "services takes at most one NAME");
+	err = open_maps(c, &m);
+	if (err)
+		return err;
+	err = sl_maps_read_state(&m, &st);
+	if (err) {
+		sl_maps_close(&m);
+		return fail(c, EXIT_FAIL, "read the maps: %s", strerror(-err));
+	}
+	qsort(st.svcs, st.n_svcs, sizeof(*st.svcs), by_name);
+	if (c->json)
+		arr = json_array();
+	for (size_t i = 0; i < st.n_svcs; i++) {
+		if (only && strcmp(only, st.svcs[i].name))
+			continue;
+		found++;
+		if (c->json)
+			json_array_append_new(arr, service_json(&m, &st.svcs[i]));
+		else
+			service_table(&m, &st.svcs[i]);
+	}
+	sl_state_free(&st);
+	sl_maps_close(&m);
+	if (only && !found) {
+		json_decref(arr);
+		return fail(c, EXIT_FAIL, "service '%s' not found", only);
+	}
+	if (c->json)
+		return emit(arr);
+	if (!found)
+		printf("no services\n");
+	return EXIT_OK;
+}
+
+/* The process holding one of these link ids open is the agent. */
+static int find_agent(const uint32_t *link_ids, size_t n)
+{
+	char path[512], line[128];
+	struct dirent *pde, *fde;
+	DIR *proc = opendir("/proc");
+	int pid = 0;
+
+	if (!proc)
+		return 0;
+	while (!pid && (pde = readdir(proc))) {
+		int p = atoi(pde->d_name);
+		DIR *fds;
+
+		if (p <= 0 || p == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo", p);
+		fds = opendir(path);
+		if (!fds)
+			continue;
+		while (!pid && (fde = readdir(fds))) {
+			FILE *f;
+
+			if (fde->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", p, fde->d_name);
+			f = fopen(path, "re");
+			if (!f)
+				continue;
+			while (fgets(line, sizeof(line), f)) {
+				unsigned int id;
+
+				if (sscanf(line, "link_id: %u", &id) != 1)
+					continue;
+				for (size_t i = 0; i < n; i++)
+					if (link_ids[i] == id)
+						pid = p;
+			}
+			fclose(f);
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	return pid;
+}
+
+static int cmd_status(struct cli *c, int argc, char **argv)
+{
+	char dir[4096], path[4400];
+	uint32_t link_ids[16];
+	json_t *progs = json_array(), *maps = json_array(), *o;
+	struct dirent *de;
+	struct sl_maps m;
+	size_t n_links = 0;
+	DIR *d;
+	int err, pid;
+
+	(void)argv;
+	if (argc > 1) {
+		json_decref(progs);
+		json_decref(maps);
+		return fail(c, EXIT_USAGE, "status takes no arguments");
+	}
+	err = open_maps(c, &m);
+	if (err) {
+		json_decref(progs);
+		json_decref(maps);
+		return err;
+	}
+	snprintf(dir, sizeof(dir), "%s/links", c->bpffs);
+	d = opendir(dir);
+	while (d && (de = readdir(d)) && n_links < 16) {
+		struct bpf_link_info info = {};
+		__u32 len = sizeof(info);
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			const char *at = libbpf_bpf_attach_type_str(info.cgroup.attach_type);
+
+			link_ids[n_links++] = info.id;
+			json_array_append_new(
+				progs, json_pack("{s:s, s:s, s:i, s:i}", "name", de->d_name,
+						 "attach_type", at ? at : "unknown", "link_id",
+						 (int)info.id, "prog_id", (int)info.prog_id));
+		}
+		close(fd);
+	}
+	if (d)
+		closedir(d);
+	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++) {
+		uint32_t entries = 0, cap = 0;
+
+		sl_maps_fill(*sl_maps_fd(&m, i), &entries, &cap);
+		json_array_append_new(maps, json_pack("{s:s, s:i, s:i}", "name", sl_map_names[i],
+						      "entries", (int)entries, "capacity",
+						      (int)cap));
+	}
+	sl_maps_close(&m);
+	pid = find_agent(link_ids, n_links);
+	o = json_pack("{s:s, s:{s:b, s:i}, s:o, s:o}", "bpffs", c->bpffs, "agent", "running",
+		      pid > 0, "pid", pid, "programs", progs, "maps", maps);
+	if (c->json)
+		return emit(o);
+	printf("bpffs:    %s\n", c->bpffs);
+	if (pid > 0)
+		printf("agent:    running (pid %d)\n", pid);
+	else
+		printf("agent:    not running; the pinned datapath keeps serving the last state\n");
+	printf("programs: %zu attached\n", json_array_size(progs));
+	for (size_t i = 0; i < json_array_size(progs); i++) {
+		json_t *p = json_array_get(progs, i);
+
+		printf("  %-26s %-26s link %-6lld prog %lld\n",
+		       json_string_value(json_object_get(p, "name")),
+		       json_string_value(json_object_get(p, "attach_type")),
+		       json_integer_value(json_object_get(p, "link_id")),
+		       json_integer_value(json_object_get(p, "prog_id")));
+	}
+	printf("maps:\n");
+	for (size_t i = 0; i < json_array_size(maps); i++) {
+		json_t *p = json_array_get(maps, i);
+		long long e = json_integer_value(json_object_get(p, "entries"));
+		long long cap = json_integer_value(json_object_get(p, "capacity"));
+
+		printf("  %-22s %8lld / %-8lld %5.1f%%\n",
+		       json_string_value(json_object_get(p, "name")), e, cap,
+		       cap ? 100.0 * (double)e / (double)cap : 0.0);
+	}
+	json_decref(o);
+	return EXIT_OK;
+}
+
+static const struct cmd commands[] = {
+	{"status", "", "agent reachable?, programs attached, map fill", cmd_status},
+	{"services", "[NAME]", "services, backends, backend state and counters", cmd_services},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: sluicectl [--bpffs DIR] [-o table|json] COMMAND [ARGS]\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-9s %-8s %s\n", commands[i].name, commands[i].args,
+			commands[i].help);
+}
+
+/* Exact name, else a unique prefix. */
+static const struct cmd *find_cmd(const char *name, int *ambiguous)
+{
+	const struct cmd *hit = NULL;
+
+	*ambiguous = 0;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+		if (!strncmp(commands[i].name, name, strlen(name))) {
+			if (hit)
+				*ambiguous = 1;
+			hit = &commands[i];
+		}
+	}
+	return *ambiguous ? NULL : hit;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"bpffs", required_argument, NULL, 'b'},
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cli c = {.bpffs = DEFAULT_BPFFS};
+	const struct cmd *cmd;
+	int opt, ambiguous;
+
+	while ((opt = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'b':
+			c.bpffs = optarg;
+			break;
+		case 'o':
+			if (!strcmp(optarg, "json")) {
+				c.json = 1;
+			} else if (strcmp(optarg, "table")) {
+				fprintf(stderr, "sluicectl: -o: want table or json, not '%s'\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = find_cmd(argv[optind], &ambiguous);
+	if (!cmd) {
+		fail(&c, EXIT_USAGE, "%s command '%s'", ambiguous ? "ambiguous" : "unknown",
+		     argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return cmd->fn(&c, argc - optind, argv + optind);
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Load balancing at connect()/sendmsg(): every lb spreads 300 connections over three
+# backends, getpeername() and UDP replies show the VIP, IPv6 works, a service without
+# backends refuses at once, and traffic to other addresses passes untouched.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent.sh"
+
+vt_require_root
+vt_require_btf
+vt_init lb
+vt_topology
+vt_backends 8080
+vt_cgroup
+vt_bpffs
+
+cfg=$VT_TMP/sluice.yaml
+va_config "$cfg" <<'YAML'
+services:
+  - name: web-random
+    frontend: 198.19.0.10:80
+    lb: random
+    backends: &three
+      - address: 198.18.1.2:8080
+      - address: 198.18.1.3:8080
+      - address: 198.18.1.4:8080
+  - name: web-rr
+    frontend: 198.19.0.11:80
+    lb: round_robin
+    backends: *three
+  - name: web-maglev
+    frontend: 198.19.0.12:80
+    lb: maglev
+    backends: *three
+  - name: web6
+    frontend: "[2001:db8:f::10]:80"
+    lb: maglev
+    backends:
+      - address: "[2001:db8:1::2]:8080"
+      - address: "[2001:db8:1::3]:8080"
+      - address: "[2001:db8:1::4]:8080"
+  - name: dns
+    frontend: 198.19.0.53:53
+    protocol: udp
+    backends: *three
+  - name: dns6
+    frontend: "[2001:db8:f::53]:53"
+    protocol: udp
+    backends:
+      - address: "[2001:db8:1::3]:8080"
+  - name: empty
+    frontend: 198.19.0.99:80
+YAML
+va_start "$cfg" || vt_finish
+
+for vip in 198.19.0.10:80 198.19.0.11:80 198.19.0.12:80; do
+	out=$VT_TMP/tcp-$vip.out
+	if vt_client tcp "$vip" -n 300 --check-peer >"$out"; then
+		vt_pass "$vip: 300 connections, none failed, getpeername() showed the VIP"
+	else
+		vt_fail "$vip: client failed: $(tr '\n' ' ' <"$out")"
+	fi
+	vt_counts_within "$out" 60 141 be1 be2 be3
+done
+
+out=$VT_TMP/tcp6.out
+if vt_client tcp "[2001:db8:f::10]:80" -n 300 --check-peer >"$out"; then
+	vt_pass "IPv6 service: 300 connections via [2001:db8:f::10]:80"
+else
+	vt_fail "IPv6 service: $(tr '\n' ' ' <"$out")"
+fi
+vt_counts_within "$out" 60 141 be1 be2 be3
+
+for mode in "" --connected; do
+	out=$VT_TMP/udp$mode.out
+	if vt_client udp 198.19.0.53:53 -n 60 $mode >"$out" &&
+		[ "$(vt_value "$out" ok)" -eq 60 ]; then
+		vt_pass "UDP ${mode:-unconnected}: 60 replies, each from the VIP"
+	else
+		vt_fail "UDP ${mode:-unconnected}: $(tr '\n' ' ' <"$out")"
+	fi
+	out=$VT_TMP/udp6$mode.out
+	if vt_client udp "[2001:db8:f::53]:53" -n 20 $mode >"$out" &&
+		[ "$(vt_value "$out" be2)" -eq 20 ]; then
+		vt_pass "UDP6 ${mode:-unconnected}: 20 replies from be2, each from the VIP"
+	else
+		vt_fail "UDP6 ${mode:-unconnected}: $(tr '\n' ' ' <"$out")"
+	fi
+done
+
+out=$VT_TMP/refused.out
+if vt_client refused 198.19.0.99:80 >"$out"; then
+	vt_pass "no backend: connect() refused at once ($(cat "$out"))"
+else
+	vt_fail "no backend: $(cat "$out")"
+fi
+
+out=$VT_TMP/direct.out
+if vt_client tcp 198.18.1.3:8080 -n 20 --check-peer >"$out" && [ "$(vt_value "$out" be2)" -eq 20 ]; then
+	vt_pass "traffic to a non-frontend address passes untouched"
+else
+	vt_fail "direct traffic: $(tr '\n' ' ' <"$out")"
+fi
+
+# The CLI reads the same picture out of the pinned maps.
+json=$VT_TMP/services.json
+if va_ctl -o json services web-maglev >"$json"; then
+	total=$(jq '[.[0].backends[].connections_total] | add' "$json")
+	keys=$(jq -c '.[0] | keys' "$json")
+	bkeys=$(jq -c '.[0].backends[0] | keys' "$json")
+	[ "$total" -eq 300 ] && vt_pass "sluicectl: web-maglev counted 300 connections" ||
+		vt_fail "sluicectl: web-maglev counted $total connections, want 300"
+	[ "$keys" = '["backends","frontend","lb","name","protocol"]' ] &&
+		vt_pass "sluicectl: service keys $keys" || vt_fail "sluicectl: service keys $keys"
+	[ "$bkeys" = '["active_connections","address","connections_total","state","subset","weight"]' ] &&
+		vt_pass "sluicectl: backend keys $bkeys" || vt_fail "sluicectl: backend keys $bkeys"
+else
+	vt_fail "sluicectl services web-maglev: $(cat "$json")"
+fi
+rej=$(va_ctl services empty | sed -n 's/.*rejected_no_backend=\([0-9]*\).*/\1/p')
+[ "${rej:-0}" -ge 1 ] && vt_pass "sluicectl: empty counted $rej no-backend rejections" ||
+	vt_fail "sluicectl: empty shows no rejection"
+
+vt_finish

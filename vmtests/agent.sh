@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# vmtests/agent.sh - run sluiced and sluicectl inside a vmtest world. Source after lib.sh.
+#
+# va_config FILE: writes stdin (YAML services: section and anything else) after an agent:
+#   section that points at this run's cgroup and bpffs.
+# va_start FILE: starts sluiced in the node netns, waits for "ready" (10 s), tracks its pid.
+# va_stop [SIGNAL]: stops it (SIGTERM by default) and waits for it to exit.
+# va_ctl ARGS: sluicectl --bpffs $VT_BPFFS ARGS (in the node netns).
+# va_log_has PATTERN: the agent log has a line matching PATTERN (grep -E).
+# A cleanup hook runs `sluiced --teardown`, pass or fail.
+
+VA_SLUICED=${VA_SLUICED:-$VT_ROOT/build/sluiced}
+VA_SLUICECTL=${VA_SLUICECTL:-$VT_ROOT/build/sluicectl}
+VA_PID=
+VA_CONFIG=
+VA_LOG=
+
+va_config() {
+	local file=$1
+	{
+		printf 'agent:\n  cgroup: %s\n  bpffs: %s\n' "$VT_CGROUP" "$VT_BPFFS"
+		cat
+	} >"$file"
+}
+
+va_start() {
+	VA_CONFIG=$1
+	VA_LOG=$VT_TMP/agent.log
+	vt_node "$VA_SLUICED" -c "$VA_CONFIG" --log-level "${VA_LOG_LEVEL:-info}" >>"$VA_LOG" 2>&1 &
+	VA_PID=$!
+	vt_track_pid "$VA_PID"
+	if ! vt_wait_until 10 va_log_has 'msg="ready"'; then
+		vt_fail "sluiced did not become ready (log: $VA_LOG)"
+		return 1
+	fi
+	# Each start adds one "ready" line; wait for the new one.
+	return 0
+}
+
+va_ready_count() { grep -c 'msg="ready"' "$VA_LOG" 2>/dev/null || echo 0; }
+
+# va_restart_wait N: wait until the log holds N "ready" lines.
+va_wait_ready() {
+	local want=$1
+	vt_wait_until 10 bash -c "[ \"\$(grep -c 'msg=\"ready\"' '$VA_LOG')\" -ge $want ]"
+}
+
+va_stop() {
+	local sig=${1:-TERM}
+	[ -n "$VA_PID" ] || return 0
+	kill "-$sig" "$VA_PID" 2>/dev/null
+	wait "$VA_PID" 2>/dev/null
+	VA_RC=$?
+	VA_PID=
+	return 0
+}
+
+va_ctl() {
+	vt_node "$VA_SLUICECTL" --bpffs "$VT_BPFFS" "$@"
+}
+
+va_log_has() {
+	grep -qE "$1" "$VA_LOG" 2>/dev/null
+}
+
+vt_cleanup_hook() {
+	[ -n "$VA_PID" ] && kill -TERM "$VA_PID" 2>/dev/null && wait "$VA_PID" 2>/dev/null
+	if [ -n "$VA_CONFIG" ] && [ -f "$VA_CONFIG" ]; then
+		"$VA_SLUICED" -c "$VA_CONFIG" --teardown >/dev/null 2>&1
+	fi
+	return 0
+}
