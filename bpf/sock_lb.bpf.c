@@ -88,6 +88,21 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
 	return bpf_map_lookup_elem(&sluice_revnat, &key);
 }
 
+/* Tag a TCP socket with its backend, for sockops to count it. */
+static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, __u32 be_id)
+{
+	struct sluice_sk_backend *sb;
+	struct bpf_sock *sk = ctx->sk;
+
+	if (!sk)
+		return;
+	sb = bpf_sk_storage_get(&sluice_sk_backend, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!sb)
+		return;
+	sb->be_id = be_id;
+	sb->flags = 0;
+}
+
 /* Select a backend and rewrite the destination. 0 or a negative errno. */
 static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req *req,
 					const __u8 family)
@@ -113,6 +128,8 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	}
 	ctx->user_port = be->port;
 	sl_revnat_store(req, be);
+	if (req->fe.proto == SLUICE_PROTO_TCP)
+		sl_sk_remember(ctx, be_id);
 	return 0;
 }
 

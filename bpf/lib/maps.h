@@ -112,4 +112,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_revnat SEC(".maps");
 
+/* TCP socket -> the backend its connect() was given */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sluice_sk_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_sk_backend SEC(".maps");
+
 #endif /* SLUICE_BPF_MAPS_H */

@@ -162,8 +162,21 @@ _Static_assert(sizeof(struct sluice_backend) == 60, "backend size");
 /* sluice_backend_stats value (per-CPU), keyed by backend id. */
 struct sluice_backend_stats {
 	__u64 connections; /* times this backend was chosen at connect/sendmsg */
+	/* Established TCP connections: +1 on this CPU at establishment, -1 on
+	 * whichever CPU sees the close. Only the sum over CPUs is meaningful. */
+	__s64 active;
 };
-_Static_assert(sizeof(struct sluice_backend_stats) == 8, "backend stats size");
+_Static_assert(sizeof(struct sluice_backend_stats) == 16, "backend stats size");
+
+/* sluice_sk_backend value (socket storage): the backend a TCP socket's
+ * connect() was given. */
+struct sluice_sk_backend {
+	__u32 be_id;
+	__u32 flags; /* SLUICE_SK_F_* */
+};
+_Static_assert(sizeof(struct sluice_sk_backend) == 8, "sk backend size");
+
+#define SLUICE_SK_F_ESTABLISHED 0x1
 
 /* sluice_svc_stats value (per-CPU), keyed by service id. */
 struct sluice_svc_stats {
@@ -199,5 +212,6 @@ _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 #define SLUICE_MAP_SVC_STATS     "sluice_svc_stats"
 #define SLUICE_MAP_RR            "sluice_rr"
 #define SLUICE_MAP_REVNAT        "sluice_revnat"
+#define SLUICE_MAP_SK_BACKEND    "sluice_sk_backend"
 
 #endif /* SLUICE_ABI_H */

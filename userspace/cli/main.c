@@ -112,14 +112,15 @@ static json_t *service_json(const struct sl_maps *m, const struct sl_svc_state *
 	for (size_t i = 0; i < s->n_bes; i++) {
 		const struct sl_be_state *b = &s->bes[i];
 		uint64_t total = 0;
+		int64_t active = 0;
 
-		sl_maps_backend_connections(m, b->id, &total);
+		sl_maps_backend_stats(m, b->id, &total, &active);
 		sl_format_hostport(&b->addr, addr, sizeof(addr));
 		json_array_append_new(
-			bes, json_pack("{s:s, s:i, s:s, s:s, s:I}", "address", addr, "weight",
+			bes, json_pack("{s:s, s:i, s:s, s:s, s:I, s:I}", "address", addr, "weight",
 				       (int)b->weight, "subset", b->subset, "state",
-				       state_name(b->state), "connections_total",
-				       (json_int_t)total));
+				       state_name(b->state), "active_connections",
+				       (json_int_t)active, "connections_total", (json_int_t)total));
 	}
 	sl_format_hostport(&s->frontend, addr, sizeof(addr));
 	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", s->name, "frontend", addr,
@@ -140,12 +141,13 @@ static void service_table(const struct sl_maps *m, const struct sl_svc_state *s)
 	for (size_t i = 0; i < s->n_bes; i++) {
 		const struct sl_be_state *b = &s->bes[i];
 		uint64_t total = 0;
+		int64_t active = 0;
 
-		sl_maps_backend_connections(m, b->id, &total);
+		sl_maps_backend_stats(m, b->id, &total, &active);
 		sl_format_hostport(&b->addr, addr, sizeof(addr));
-		printf("  %-44s weight=%-4u subset=%-10s %-9s connections_total=%llu\n", addr,
-		       b->weight, b->subset[0] ? b->subset : "-", state_name(b->state),
-		       (unsigned long long)total);
+		printf("  %-44s weight=%-4u subset=%-10s %-9s active=%-6lld connections_total=%llu\n",
+		       addr, b->weight, b->subset[0] ? b->subset : "-", state_name(b->state),
+		       (long long)active, (unsigned long long)total);
 	}
 }
 

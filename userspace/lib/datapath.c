@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * open -> set capacities -> load (libbpf reuses pinned maps) -> attach or
- * adopt each link -> pin. One cleanup path, in reverse.
+ * For each BPF object, in order: open (from the skeleton's embedded ELF) ->
+ * set capacities -> load (libbpf reuses pinned maps, so later objects share
+ * the maps the first one pinned) -> attach or adopt each link -> pin. One
+ * cleanup path, in reverse.
  *
  * Adoption: when a link is already pinned for a program, the new program is
  * swapped into it with bpf_link__update_program(), an atomic replacement, so
@@ -24,6 +26,7 @@
 #include <bpf/libbpf.h>
 
 #include "sock_lb.skel.h"
+#include "sockops.skel.h"
 
 #include "datapath.h"
 
@@ -122,12 +125,13 @@ unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
 
 /* Set capacities, and refuse up front a pinned map that libbpf could not
  * reuse, with a message that says what to do. */
-static int prepare_maps(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
+static int prepare_maps(struct sl_dp *dp, struct bpf_object *obj, const struct sl_config *cfg,
+			struct sl_err *e)
 {
 	struct bpf_map *map;
 	char path[PATH_MAX + 64];
 
-	bpf_object__for_each_map(map, dp->skel->obj)
+	bpf_object__for_each_map(map, obj)
 	{
 		const char *name = bpf_map__name(map);
 		unsigned int cap = sl_dp_capacity(&cfg->limits, name);
@@ -257,11 +261,11 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 	return 0;
 }
 
-static int pins_private(struct sl_dp *dp, struct sl_err *e)
+static int pins_private(struct bpf_object *obj, struct sl_err *e)
 {
 	struct bpf_map *map;
 
-	bpf_object__for_each_map(map, dp->skel->obj)
+	bpf_object__for_each_map(map, obj)
 	{
 		const char *path = bpf_map__pin_path(map);
 		int err;
@@ -275,9 +279,45 @@ static int pins_private(struct sl_dp *dp, struct sl_err *e)
 	return 0;
 }
 
+struct dp_obj {
+	const char *name;
+	const void *(*elf)(size_t *sz);
+};
+
+/* In load order: the first creates and pins the shared maps. */
+static const struct dp_obj dp_objs[SL_DP_OBJS] = {
+	{"sock_lb", sock_lb__elf_bytes},
+	{"sockops", sockops__elf_bytes},
+};
+
+static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_config *cfg,
+		    struct sl_err *e)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = d->name,
+		    .pin_root_path = dp->bpffs);
+	struct bpf_object *obj;
+	const void *elf;
+	size_t sz;
+	int err;
+
+	elf = d->elf(&sz);
+	obj = bpf_object__open_mem(elf, sz, &opts);
+	if (!obj)
+		return seterr(e, 0, -errno, "open BPF object %s: %s", d->name, strerror(errno));
+	dp->objs[dp->n_objs++] = obj;
+	err = prepare_maps(dp, obj, cfg, e);
+	if (err)
+		return err;
+	err = bpf_object__load(obj);
+	if (err)
+		return seterr(e, err == -EPERM, err, "load BPF object %s: %s%s", d->name,
+			      strerror(-err),
+			      err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
+	return pins_private(obj, e);
+}
+
 int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts);
 	struct bpf_program *prog;
 	unsigned long long cg_id = 0;
 	char links[PATH_MAX + 8];
@@ -311,44 +351,33 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 		goto fail;
 	}
 
-	opts.pin_root_path = dp->bpffs;
-	dp->skel = sock_lb__open_opts(&opts);
-	if (!dp->skel) {
-		err = seterr(e, 0, -errno, "open BPF object: %s", strerror(errno));
-		goto fail;
-	}
-	err = prepare_maps(dp, cfg, e);
-	if (err)
-		goto fail;
-	err = sock_lb__load(dp->skel);
-	if (err) {
-		err = seterr(e, err == -EPERM, err, "load BPF programs: %s%s", strerror(-err),
-			     err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
-		goto fail;
-	}
-	err = pins_private(dp, e);
-	if (err)
-		goto fail;
-	bpf_object__for_each_program(prog, dp->skel->obj)
-	{
-		if (dp->n_links == SL_DP_PROGS) {
-			err = seterr(e, 0, -E2BIG, "more programs than links");
-			goto fail;
-		}
-		err = attach_one(dp, prog, cg_id, e);
+	for (size_t i = 0; i < sizeof(dp_objs) / sizeof(dp_objs[0]); i++) {
+		err = load_obj(dp, &dp_objs[i], cfg, e);
 		if (err)
 			goto fail;
 	}
-	dp->maps.frontends = bpf_map__fd(dp->skel->maps.sluice_frontends);
-	dp->maps.services = bpf_map__fd(dp->skel->maps.sluice_services);
-	dp->maps.svc_info = bpf_map__fd(dp->skel->maps.sluice_svc_info);
-	dp->maps.slots = bpf_map__fd(dp->skel->maps.sluice_slots);
-	dp->maps.maglev = bpf_map__fd(dp->skel->maps.sluice_maglev);
-	dp->maps.backends = bpf_map__fd(dp->skel->maps.sluice_backends);
-	dp->maps.backend_stats = bpf_map__fd(dp->skel->maps.sluice_backend_stats);
-	dp->maps.svc_stats = bpf_map__fd(dp->skel->maps.sluice_svc_stats);
-	dp->maps.rr = bpf_map__fd(dp->skel->maps.sluice_rr);
-	dp->maps.revnat = bpf_map__fd(dp->skel->maps.sluice_revnat);
+	for (size_t i = 0; i < dp->n_objs; i++) {
+		bpf_object__for_each_program(prog, dp->objs[i])
+		{
+			if (dp->n_links == SL_DP_PROGS) {
+				err = seterr(e, 0, -E2BIG, "more programs than links");
+				goto fail;
+			}
+			err = attach_one(dp, prog, cg_id, e);
+			if (err)
+				goto fail;
+		}
+	}
+	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++) {
+		struct bpf_map *map = bpf_object__find_map_by_name(dp->objs[0], sl_map_names[i]);
+
+		if (!map) {
+			err = seterr(e, 0, -ENOENT, "map %s missing from the BPF object",
+				     sl_map_names[i]);
+			goto fail;
+		}
+		*sl_maps_fd(&dp->maps, i) = bpf_map__fd(map);
+	}
 	return 0;
 fail:
 	sl_dp_close(dp);
@@ -360,8 +389,8 @@ void sl_dp_close(struct sl_dp *dp)
 	/* Links are pinned: destroying our handle does not detach them. */
 	while (dp->n_links)
 		bpf_link__destroy(dp->links[--dp->n_links]);
-	sock_lb__destroy(dp->skel);
-	dp->skel = NULL;
+	while (dp->n_objs)
+		bpf_object__close(dp->objs[--dp->n_objs]);
 	if (dp->cgroup_fd >= 0)
 		close(dp->cgroup_fd);
 	dp->cgroup_fd = -1;

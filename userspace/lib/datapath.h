@@ -12,20 +12,22 @@
 #include "config.h"
 #include "maps.h"
 
-#define SL_DP_PROGS 8
+#define SL_DP_PROGS 16
+#define SL_DP_OBJS  2
 
-struct sock_lb;
+struct bpf_object;
 struct bpf_link;
 
 struct sl_dp {
-	struct sock_lb *skel;
+	struct bpf_object *objs[SL_DP_OBJS]; /* from the embedded skeletons */
+	size_t n_objs;
 	struct bpf_link *links[SL_DP_PROGS];
 	size_t n_links;
 	int cgroup_fd;
 	int adopted; /* pinned state existed and was taken over */
 	char bpffs[PATH_MAX];
 	char cgroup[PATH_MAX];
-	struct sl_maps maps; /* owned by the skeleton */
+	struct sl_maps maps; /* owned by objs[0] */
 };
 
 /* Error text of the last failure, for the caller to log or print. */

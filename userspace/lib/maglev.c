@@ -75,7 +75,7 @@ int sl_maglev_build(const struct sl_maglev_backend *bes, size_t n, uint32_t m, u
 		for (size_t i = 0; i < n && filled < m; i++) {
 			uint64_t c;
 
-			credit[i] += wmax; /* TEMP BREAK */
+			credit[i] += bes[i].weight;
 			if (credit[i] < wmax)
 				continue;
 			credit[i] -= wmax;

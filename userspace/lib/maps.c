@@ -318,9 +318,49 @@ static int percpu_sum_u64(int fd, uint32_t id, size_t value_size, size_t nfields
 	return 0;
 }
 
-int sl_maps_backend_connections(const struct sl_maps *m, uint32_t be_id, uint64_t *out)
+int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id, uint64_t *connections,
+			  int64_t *active)
 {
-	return percpu_sum_u64(m->backend_stats, be_id, sizeof(struct sluice_backend_stats), 1, out);
+	uint64_t sum[2];
+	int err;
+
+	_Static_assert(sizeof(struct sluice_backend_stats) == sizeof(sum), "two u64 fields");
+	err = percpu_sum_u64(m->backend_stats, be_id, sizeof(struct sluice_backend_stats), 2, sum);
+	if (err)
+		return err;
+	*connections = sum[0];
+	/* Per-CPU deltas wrap; their sum is the signed count. */
+	*active = (int64_t)sum[1];
+	return 0;
+}
+
+/*
+ * A backend id that is reused starts with no connections counted, but keeps
+ * its active count: sockets still open to the backend that held the id
+ * before will decrement it when they close.
+ */
+static int backend_counters_reset(int fd, uint32_t id)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sluice_backend_stats *vals;
+	int err = 0;
+
+	if (ncpu < 0)
+		return ncpu;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &id, vals)) {
+		err = -errno;
+		goto out;
+	}
+	for (int c = 0; c < ncpu; c++)
+		vals[c].connections = 0;
+	if (bpf_map_update_elem(fd, &id, vals, BPF_ANY))
+		err = -errno;
+out:
+	free(vals);
+	return err;
 }
 
 int sl_maps_service_rejected(const struct sl_maps *m, uint32_t svc_id,
@@ -363,8 +403,7 @@ static int apply_backends(const struct sl_maps *m, const struct sl_svc_op *op)
 		int err;
 
 		if (op->be_new[i]) {
-			err = percpu_zero(m->backend_stats, op->be_ids[i],
-					  sizeof(struct sluice_backend_stats));
+			err = backend_counters_reset(m->backend_stats, op->be_ids[i]);
 			if (err)
 				return err;
 		} else if (!bpf_map_lookup_elem(m->backends, &op->be_ids[i], &old)) {

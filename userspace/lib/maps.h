@@ -53,7 +53,8 @@ int sl_maps_retire(const struct sl_maps *m, const uint32_t *ids, size_t n, uint3
 int sl_maps_reap(const struct sl_maps *m, const uint32_t *ids, size_t n);
 
 /* Per-CPU counters summed over CPUs. */
-int sl_maps_backend_connections(const struct sl_maps *m, uint32_t be_id, uint64_t *out);
+int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id, uint64_t *connections,
+			  int64_t *active);
 int sl_maps_service_rejected(const struct sl_maps *m, uint32_t svc_id,
 			     uint64_t out[SLUICE_DROP__MAX]);
 
