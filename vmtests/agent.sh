@@ -26,23 +26,23 @@ va_config() {
 va_start() {
 	VA_CONFIG=$1
 	VA_LOG=$VT_TMP/agent.log
-	vt_node "$VA_SLUICED" -c "$VA_CONFIG" --log-level "${VA_LOG_LEVEL:-info}" >>"$VA_LOG" 2>&1 &
+	VA_STARTS=$((${VA_STARTS:-0} + 1))
+	# exec all the way down, so that $! is sluiced itself and signals reach it.
+	(exec nsenter --net="/run/netns/$VT_ID-node" "$VA_SLUICED" -c "$VA_CONFIG" \
+		--log-level "${VA_LOG_LEVEL:-info}" >>"$VA_LOG" 2>&1) &
 	VA_PID=$!
 	vt_track_pid "$VA_PID"
-	if ! vt_wait_until 10 va_log_has 'msg="ready"'; then
+	# Each start adds one "ready" line: wait for this start's.
+	if ! vt_wait_until 10 va_log_count_ge 'msg="ready"' "$VA_STARTS"; then
 		vt_fail "sluiced did not become ready (log: $VA_LOG)"
 		return 1
 	fi
-	# Each start adds one "ready" line; wait for the new one.
 	return 0
 }
 
-va_ready_count() { grep -c 'msg="ready"' "$VA_LOG" 2>/dev/null || echo 0; }
-
-# va_restart_wait N: wait until the log holds N "ready" lines.
-va_wait_ready() {
-	local want=$1
-	vt_wait_until 10 bash -c "[ \"\$(grep -c 'msg=\"ready\"' '$VA_LOG')\" -ge $want ]"
+# va_log_count_ge PATTERN N: at least N agent log lines match PATTERN.
+va_log_count_ge() {
+	[ "$(grep -cE "$1" "$VA_LOG" 2>/dev/null)" -ge "$2" ]
 }
 
 va_stop() {

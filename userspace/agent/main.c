@@ -208,10 +208,10 @@ static void reload(struct agent *a, const char *why)
 	sl_info("reloading", "reason=%s file=%s", why, a->config_path);
 	if (sl_config_load(a->config_path, &cfg, &d)) {
 		print_diag(&d, 1);
-		sl_diag_free(&d);
 		a->reloads_err++;
 		sl_error("config rejected; the previous config keeps serving",
 			 "errors=%zu reloads_error=%llu", d.n, (unsigned long long)a->reloads_err);
+		sl_diag_free(&d);
 		return;
 	}
 	if (resolve_cgroup(&cfg) || check_fixed(&a->cfg, &cfg) || reconcile(a, &cfg)) {

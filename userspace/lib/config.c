@@ -278,6 +278,11 @@ static void service_field(struct walker *w, const char *key, yaml_node_t *v, voi
 	struct service_ctx *sc = obj;
 	const char *s = NULL, *why;
 
+	/* Present, even when its value is bad: no "has no 'name'" on top. */
+	if (!strcmp(key, "name"))
+		sc->has_name = 1;
+	else if (!strcmp(key, "frontend"))
+		sc->has_frontend = -1;
 	if (strcmp(key, "backends")) {
 		s = want_scalar(w, v, key);
 		if (!s)
@@ -362,8 +367,12 @@ static void parse_backends(struct walker *w, struct service_ctx *sc)
 		if (bc.has_address < 0)
 			continue;
 		if (sc->has_frontend > 0 && be->addr.family != svc->frontend.family) {
-			werr(w, bn, "backend %s is not of the frontend's address family",
-			     be->addr.family == SLUICE_AF_INET ? "(IPv4)" : "(IPv6)");
+			char hp[SL_HOSTPORT_LEN];
+
+			sl_format_hostport(&be->addr, hp, sizeof(hp));
+			werr(w, bn, "backend %s is %s but the frontend is %s", hp,
+			     be->addr.family == SLUICE_AF_INET ? "IPv4" : "IPv6",
+			     svc->frontend.family == SLUICE_AF_INET ? "IPv4" : "IPv6");
 			continue;
 		}
 		for (size_t j = 0; j < svc->n_backends; j++) {
@@ -565,6 +574,11 @@ int sl_config_parse(const char *file, const char *text, size_t len, struct sl_co
 						    (unsigned int)extra.start_mark.column + 1,
 						    "only one YAML document is allowed");
 				yaml_document_delete(&extra);
+			} else {
+				sl_diag_add(d, file, (unsigned int)parser.problem_mark.line + 1,
+					    (unsigned int)parser.problem_mark.column + 1,
+					    "YAML syntax: %s",
+					    parser.problem ? parser.problem : "unknown error");
 			}
 		}
 	}

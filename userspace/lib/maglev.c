@@ -40,9 +40,17 @@ static uint64_t maglev_hash(const char *s, uint64_t seed)
 	return h;
 }
 
+static int by_key(const void *a, const void *b, void *arg)
+{
+	const struct sl_maglev_backend *bes = arg;
+
+	return strcmp(bes[*(const size_t *)a].key, bes[*(const size_t *)b].key);
+}
+
 int sl_maglev_build(const struct sl_maglev_backend *bes, size_t n, uint32_t m, uint32_t *table)
 {
 	uint64_t *offset, *skip, *next, *credit;
+	size_t *order;
 	uint32_t wmax = 0;
 	size_t filled = 0;
 
@@ -58,13 +66,20 @@ int sl_maglev_build(const struct sl_maglev_backend *bes, size_t n, uint32_t m, u
 	skip = calloc(n, sizeof(*skip));
 	next = calloc(n, sizeof(*next));
 	credit = calloc(n, sizeof(*credit));
-	if (!offset || !skip || !next || !credit) {
+	order = calloc(n, sizeof(*order));
+	if (!offset || !skip || !next || !credit || !order) {
 		free(offset);
 		free(skip);
 		free(next);
 		free(credit);
+		free(order);
 		return -ENOMEM;
 	}
+	/* Backends take turns in the order of their keys, not of the array, so
+	 * the table depends only on the set of backends. */
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof(*order), by_key, (void *)bes);
 	for (size_t i = 0; i < n; i++) {
 		offset[i] = maglev_hash(bes[i].key, 0x9e3779b97f4a7c15ULL) % m;
 		skip[i] = maglev_hash(bes[i].key, 0x6a09e667f3bcc909ULL) % (m - 1) + 1;
@@ -72,7 +87,8 @@ int sl_maglev_build(const struct sl_maglev_backend *bes, size_t n, uint32_t m, u
 	for (uint32_t j = 0; j < m; j++)
 		table[j] = UINT32_MAX;
 	while (filled < m) {
-		for (size_t i = 0; i < n && filled < m; i++) {
+		for (size_t k = 0; k < n && filled < m; k++) {
+			size_t i = order[k];
 			uint64_t c;
 
 			credit[i] += bes[i].weight;
@@ -92,5 +108,6 @@ int sl_maglev_build(const struct sl_maglev_backend *bes, size_t n, uint32_t m, u
 	free(skip);
 	free(next);
 	free(credit);
+	free(order);
 	return 0;
 }

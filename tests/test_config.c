@@ -1,0 +1,928 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Unit tests of userspace/lib/config.c against the config contract
+ * (spec §4): valid configs are parsed field by field; every invalid config
+ * is refused with the exact FILE:LINE:COL of the problem, all problems are
+ * reported, and nothing of a refused config is kept.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include <sluice/abi.h>
+
+#include "config.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define FILE_NAME     "test.yaml"
+
+/*
+ * Diagnostic i of d is exactly "FILE:LINE:COL: " followed by a message that
+ * contains 'sub'. 'what' names the case in the failure message.
+ */
+#define ASSERT_DIAG(d, i, file, line, col, sub, what)                                              \
+	do {                                                                                       \
+		char _pfx[512];                                                                    \
+		const char *_m;                                                                    \
+		size_t _pl;                                                                        \
+                                                                                                   \
+		cr_assert_lt((i), (d)->n, "%s: no diagnostic #%zu (only %zu)", (what),             \
+			     (size_t)(i), (d)->n);                                                 \
+		_m = (d)->msgs[(i)];                                                               \
+		_pl = (size_t)snprintf(_pfx, sizeof(_pfx), "%s:%u:%u: ", (file), (unsigned)(line), \
+				       (unsigned)(col));                                           \
+		cr_assert(!strncmp(_m, _pfx, _pl), "%s: diagnostic \"%s\", want prefix \"%s\"",    \
+			  (what), _m, _pfx);                                                       \
+		cr_assert(strstr(_m + _pl, (sub)), "%s: diagnostic \"%s\", want it to say \"%s\"", \
+			  (what), _m, (sub));                                                      \
+	} while (0)
+
+/* Every failed parse leaves no service behind. */
+#define ASSERT_NOTHING_APPLIED(cfg, what)                                                          \
+	do {                                                                                       \
+		cr_assert_eq((cfg)->n_services, 0, "%s: refused, yet n_services = %zu", (what),    \
+			     (cfg)->n_services);                                                   \
+		cr_assert_null((cfg)->services, "%s: refused, yet services != NULL", (what));      \
+	} while (0)
+
+static int parse(const char *yaml, struct sl_config *cfg, struct sl_diag *d)
+{
+	return sl_config_parse(FILE_NAME, yaml, strlen(yaml), cfg, d);
+}
+
+/* All diagnostics on one line each, for failure messages. */
+static const char *diag_text(const struct sl_diag *d)
+{
+	static char buf[4096];
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < d->n && off < sizeof(buf); i++)
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "\n    %s", d->msgs[i]);
+	return d->n ? buf : " (none)";
+}
+
+static const struct sl_service_cfg *find_svc(const struct sl_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_services; i++)
+		if (!strcmp(cfg->services[i].name, name))
+			return &cfg->services[i];
+	return NULL;
+}
+
+/* ---- valid configs ------------------------------------------------------ */
+
+#define NAME63 "abcdefghij-abcdefghij-abcdefghij-abcdefghij-abcdefghij-abcdefgh"
+
+static const char full_yaml[] =
+    "# a config with every implemented key\n"
+    "agent:\n"
+    "  cgroup: /sys/fs/cgroup/test.slice\n"
+    "  bpffs: /sys/fs/bpf/sluice-test\n"
+    "  limits:\n"
+    "    services: 100\n"
+    "    backends: 1000\n"
+    "    revnat: 4096\n"
+    "services:\n"
+    "  - name: web\n"
+    "    frontend: 10.96.0.10:80\n"
+    "    protocol: tcp\n"
+    "    lb: maglev\n"
+    "    backends:\n"
+    "      - address: 198.18.1.2:8080\n"
+    "        weight: 3\n"
+    "        subset: v1\n"
+    "      - address: 198.18.1.3:8080   # weight defaults to 1\n"
+    "        subset: v2\n"
+    "  - name: dns\n"
+    "    frontend: 10.96.0.53:53\n"
+    "    protocol: udp\n"
+    "    lb: round_robin\n"
+    "    backends:\n"
+    "      - {address: 198.18.2.1:53, weight: 1000}\n"
+    "  - name: dns-tcp                # same frontend as dns, other protocol\n"
+    "    frontend: 10.96.0.53:53\n"
+    "    backends:\n"
+    "      - address: 198.18.2.1:53\n"
+    "  - name: api.v6_1\n"
+    "    frontend: \"[fd00::10]:443\"\n"
+    "    protocol: tcp\n"
+    "    lb: random\n"
+    "    backends:\n"
+    "      - address: \"[2001:db8::2]:8443\"\n"
+    "        weight: 1\n"
+    "      - address: \"[2001:db8::3]:8443\"\n"
+    "        weight: 2\n"
+    "        subset: canary-0123456789abcdefghijklm\n"
+    "  - name: 0empty\n"
+    "    frontend: 10.96.0.11:65535\n"
+    "    protocol: udp\n"
+    "    backends: []\n"
+    "  - name: " NAME63 "\n"
+    "    frontend: \"[fd00::11]:1\"\n"
+    "    protocol: udp\n"
+    "    lb: maglev\n";
+
+static void assert_addr4(const struct sl_sockaddr *sa, uint8_t a, uint8_t b, uint8_t c, uint8_t e,
+			 uint16_t port, const char *what)
+{
+	const uint8_t want[16] = {a, b, c, e};
+
+	cr_assert_eq(sa->family, SLUICE_AF_INET, "%s: family %u, want IPv4", what, sa->family);
+	cr_assert_arr_eq(sa->addr.a8, want, 16, "%s: address is not %u.%u.%u.%u", what, a, b, c, e);
+	cr_assert_eq(sa->port, port, "%s: port %u, want %u", what, sa->port, port);
+}
+
+static void assert_addr6(const struct sl_sockaddr *sa, const uint8_t want[16], uint16_t port,
+			 const char *what)
+{
+	cr_assert_eq(sa->family, SLUICE_AF_INET6, "%s: family %u, want IPv6", what, sa->family);
+	cr_assert_arr_eq(sa->addr.a8, want, 16, "%s: IPv6 address bytes", what);
+	cr_assert_eq(sa->port, port, "%s: port %u, want %u", what, sa->port, port);
+}
+
+Test(config_valid, full)
+{
+	static const uint8_t fd00_10[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
+	static const uint8_t fd00_11[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11};
+	static const uint8_t db8_2[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+					  0,	0,    0,    0,	  0, 0, 0, 2};
+	static const uint8_t db8_3[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
+					  0,	0,    0,    0,	  0, 0, 0, 3};
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	const struct sl_service_cfg *s;
+	int rc = parse(full_yaml, &cfg, &d);
+
+	cr_assert_eq(rc, 0, "full config refused:%s", diag_text(&d));
+	cr_assert_eq(d.n, 0, "valid config, yet diagnostics:%s", diag_text(&d));
+	cr_assert_str_eq(cfg.cgroup, "/sys/fs/cgroup/test.slice");
+	cr_assert_str_eq(cfg.bpffs, "/sys/fs/bpf/sluice-test");
+	cr_assert_eq(cfg.limits.services, 100, "limits.services %u", cfg.limits.services);
+	cr_assert_eq(cfg.limits.backends, 1000, "limits.backends %u", cfg.limits.backends);
+	cr_assert_eq(cfg.limits.revnat, 4096, "limits.revnat %u", cfg.limits.revnat);
+	cr_assert_eq(cfg.n_services, 6, "n_services %zu, want 6", cfg.n_services);
+
+	/* Services keep the file's order. */
+	cr_assert_str_eq(cfg.services[0].name, "web");
+	cr_assert_str_eq(cfg.services[1].name, "dns");
+	cr_assert_str_eq(cfg.services[2].name, "dns-tcp");
+	cr_assert_str_eq(cfg.services[3].name, "api.v6_1");
+	cr_assert_str_eq(cfg.services[4].name, "0empty");
+	cr_assert_str_eq(cfg.services[5].name, NAME63);
+
+	s = &cfg.services[0];
+	assert_addr4(&s->frontend, 10, 96, 0, 10, 80, "web frontend");
+	cr_assert_eq(s->proto, SLUICE_PROTO_TCP, "web proto %u", s->proto);
+	cr_assert_eq(s->lb, SLUICE_LB_MAGLEV, "web lb %u", s->lb);
+	cr_assert_eq(s->n_backends, 2, "web n_backends %zu", s->n_backends);
+	assert_addr4(&s->backends[0].addr, 198, 18, 1, 2, 8080, "web backend 0");
+	cr_assert_eq(s->backends[0].weight, 3, "web backend 0 weight %u", s->backends[0].weight);
+	cr_assert_str_eq(s->backends[0].subset, "v1");
+	assert_addr4(&s->backends[1].addr, 198, 18, 1, 3, 8080, "web backend 1");
+	cr_assert_eq(s->backends[1].weight, 1, "web backend 1 default weight %u",
+		     s->backends[1].weight);
+	cr_assert_str_eq(s->backends[1].subset, "v2");
+
+	s = &cfg.services[1];
+	assert_addr4(&s->frontend, 10, 96, 0, 53, 53, "dns frontend");
+	cr_assert_eq(s->proto, SLUICE_PROTO_UDP, "dns proto %u", s->proto);
+	cr_assert_eq(s->lb, SLUICE_LB_ROUND_ROBIN, "dns lb %u", s->lb);
+	cr_assert_eq(s->n_backends, 1, "dns n_backends %zu", s->n_backends);
+	assert_addr4(&s->backends[0].addr, 198, 18, 2, 1, 53, "dns backend 0");
+	cr_assert_eq(s->backends[0].weight, 1000, "dns weight %u", s->backends[0].weight);
+	cr_assert_str_eq(s->backends[0].subset, "", "no subset given, got '%s'",
+			 s->backends[0].subset);
+
+	s = &cfg.services[2];
+	assert_addr4(&s->frontend, 10, 96, 0, 53, 53, "dns-tcp frontend");
+	cr_assert_eq(s->proto, SLUICE_PROTO_TCP, "dns-tcp default proto %u", s->proto);
+	cr_assert_eq(s->lb, SLUICE_LB_RANDOM, "dns-tcp default lb %u", s->lb);
+	cr_assert_eq(s->n_backends, 1, "dns-tcp n_backends %zu", s->n_backends);
+
+	s = &cfg.services[3];
+	assert_addr6(&s->frontend, fd00_10, 443, "api.v6_1 frontend");
+	cr_assert_eq(s->proto, SLUICE_PROTO_TCP, "api.v6_1 proto %u", s->proto);
+	cr_assert_eq(s->lb, SLUICE_LB_RANDOM, "api.v6_1 lb %u", s->lb);
+	cr_assert_eq(s->n_backends, 2, "api.v6_1 n_backends %zu", s->n_backends);
+	assert_addr6(&s->backends[0].addr, db8_2, 8443, "api.v6_1 backend 0");
+	cr_assert_eq(s->backends[0].weight, 1);
+	cr_assert_str_eq(s->backends[0].subset, "");
+	assert_addr6(&s->backends[1].addr, db8_3, 8443, "api.v6_1 backend 1");
+	cr_assert_eq(s->backends[1].weight, 2);
+	cr_assert_str_eq(s->backends[1].subset, "canary-0123456789abcdefghijklm");
+
+	s = &cfg.services[4];
+	assert_addr4(&s->frontend, 10, 96, 0, 11, 65535, "0empty frontend");
+	cr_assert_eq(s->proto, SLUICE_PROTO_UDP);
+	cr_assert_eq(s->n_backends, 0, "'backends: []' gave %zu backends", s->n_backends);
+
+	s = &cfg.services[5];
+	assert_addr6(&s->frontend, fd00_11, 1, "63-char service frontend");
+	cr_assert_eq(s->proto, SLUICE_PROTO_UDP);
+	cr_assert_eq(s->lb, SLUICE_LB_MAGLEV);
+	cr_assert_eq(s->n_backends, 0, "no 'backends' key gave %zu backends", s->n_backends);
+
+	sl_config_free(&cfg);
+	cr_assert_eq(cfg.n_services, 0, "sl_config_free leaves n_services %zu", cfg.n_services);
+	cr_assert_null(cfg.services);
+	sl_diag_free(&d);
+}
+
+Test(config_valid, defaults)
+{
+	static const char yaml[] = "services:\n"
+				   "  - name: a\n"
+				   "    frontend: 10.0.0.1:80\n"
+				   "    backends:\n"
+				   "      - address: 10.0.1.1:80\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc;
+
+	/* Whatever was in cfg before is not kept. */
+	memset(&cfg, 0x5a, sizeof(cfg));
+	rc = parse(yaml, &cfg, &d);
+	cr_assert_eq(rc, 0, "refused:%s", diag_text(&d));
+	cr_assert_str_eq(cfg.cgroup, "", "default cgroup must be \"\" (the cgroup2 mount)");
+	cr_assert_str_eq(cfg.bpffs, "/sys/fs/bpf/sluice");
+	cr_assert_eq(cfg.limits.services, 1024, "default limits.services %u", cfg.limits.services);
+	cr_assert_eq(cfg.limits.backends, 16384, "default limits.backends %u", cfg.limits.backends);
+	cr_assert_eq(cfg.limits.revnat, 65536, "default limits.revnat %u", cfg.limits.revnat);
+	cr_assert_eq(cfg.n_services, 1);
+	cr_assert_eq(cfg.services[0].proto, SLUICE_PROTO_TCP, "default protocol %u (want tcp)",
+		     cfg.services[0].proto);
+	cr_assert_eq(cfg.services[0].lb, SLUICE_LB_RANDOM, "default lb %u (want random)",
+		     cfg.services[0].lb);
+	cr_assert_eq(cfg.services[0].n_backends, 1);
+	cr_assert_eq(cfg.services[0].backends[0].weight, 1, "default weight %u",
+		     cfg.services[0].backends[0].weight);
+	cr_assert_str_eq(cfg.services[0].backends[0].subset, "");
+	sl_config_free(&cfg);
+	sl_diag_free(&d);
+}
+
+Test(config_valid, empty_services)
+{
+	static const char *const yamls[] = {
+	    "services: []\n",
+	    "agent:\n  bpffs: /sys/fs/bpf/x\nservices: []\n",
+	    "agent: {}\n",
+	    "{}\n",
+	    "---\nservices: []\n...\n",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(yamls); i++) {
+		struct sl_config cfg;
+		struct sl_diag d = {0};
+		int rc = parse(yamls[i], &cfg, &d);
+
+		cr_assert_eq(rc, 0, "\"%s\" refused:%s", yamls[i], diag_text(&d));
+		cr_assert_eq(d.n, 0, "\"%s\": diagnostics on success", yamls[i]);
+		cr_assert_eq(cfg.n_services, 0, "\"%s\": %zu services", yamls[i], cfg.n_services);
+		sl_config_free(&cfg);
+		sl_diag_free(&d);
+	}
+}
+
+/* JSON is YAML: the same config in flow style gives the same result. */
+Test(config_valid, json)
+{
+	static const char json[] =
+	    "{\"agent\": {\"bpffs\": \"/sys/fs/bpf/j\", \"limits\": {\"services\": 8}},\n"
+	    " \"services\": [\n"
+	    "  {\"name\": \"web\", \"frontend\": \"10.96.0.10:80\", \"lb\": \"maglev\",\n"
+	    "   \"backends\": [{\"address\": \"198.18.1.2:8080\", \"weight\": 3, \"subset\": "
+	    "\"v1\"},\n"
+	    "                {\"address\": \"198.18.1.3:8080\"}]},\n"
+	    "  {\"name\": \"v6\", \"frontend\": \"[fd00::10]:53\", \"protocol\": \"udp\",\n"
+	    "   \"backends\": [{\"address\": \"[2001:db8::2]:53\", \"weight\": 7}]}]}\n";
+	static const char yaml[] = "agent:\n"
+				   "  bpffs: /sys/fs/bpf/j\n"
+				   "  limits: {services: 8}\n"
+				   "services:\n"
+				   "  - name: web\n"
+				   "    frontend: 10.96.0.10:80\n"
+				   "    lb: maglev\n"
+				   "    backends:\n"
+				   "      - {address: 198.18.1.2:8080, weight: 3, subset: v1}\n"
+				   "      - address: 198.18.1.3:8080\n"
+				   "  - name: v6\n"
+				   "    frontend: '[fd00::10]:53'\n"
+				   "    protocol: udp\n"
+				   "    backends: [{address: '[2001:db8::2]:53', weight: 7}]\n";
+	struct sl_config j, y;
+	struct sl_diag d = {0};
+	int rc;
+
+	rc = parse(json, &j, &d);
+	cr_assert_eq(rc, 0, "JSON refused:%s", diag_text(&d));
+	rc = parse(yaml, &y, &d);
+	cr_assert_eq(rc, 0, "YAML twin refused:%s", diag_text(&d));
+	cr_assert_str_eq(j.bpffs, "/sys/fs/bpf/j");
+	cr_assert_eq(j.limits.services, 8);
+	cr_assert_eq(j.n_services, 2, "JSON: %zu services", j.n_services);
+	cr_assert_eq(y.n_services, 2, "YAML: %zu services", y.n_services);
+	for (size_t i = 0; i < 2; i++) {
+		const struct sl_service_cfg *a = &j.services[i], *b = &y.services[i];
+
+		cr_assert_str_eq(a->name, b->name);
+		cr_assert(sl_sockaddr_equal(&a->frontend, &b->frontend), "%s frontend", a->name);
+		cr_assert_eq(a->proto, b->proto, "%s proto", a->name);
+		cr_assert_eq(a->lb, b->lb, "%s lb", a->name);
+		cr_assert_eq(a->n_backends, b->n_backends, "%s n_backends", a->name);
+		for (size_t k = 0; k < a->n_backends; k++) {
+			cr_assert(sl_sockaddr_equal(&a->backends[k].addr, &b->backends[k].addr),
+				  "%s backend %zu address", a->name, k);
+			cr_assert_eq(a->backends[k].weight, b->backends[k].weight,
+				     "%s backend %zu weight", a->name, k);
+			cr_assert_str_eq(a->backends[k].subset, b->backends[k].subset);
+		}
+	}
+	cr_assert_eq(j.services[0].lb, SLUICE_LB_MAGLEV);
+	cr_assert_eq(j.services[0].backends[0].weight, 3);
+	cr_assert_eq(j.services[0].backends[1].weight, 1);
+	cr_assert_str_eq(j.services[0].backends[0].subset, "v1");
+	cr_assert_eq(j.services[1].proto, SLUICE_PROTO_UDP);
+	cr_assert_eq(j.services[1].frontend.family, SLUICE_AF_INET6);
+	cr_assert_eq(j.services[1].backends[0].weight, 7);
+	sl_config_free(&j);
+	sl_config_free(&y);
+	sl_diag_free(&d);
+}
+
+/* The limits are checked whatever the order of 'agent' and 'services'. */
+Test(config_valid, limits_at_exact_capacity)
+{
+	static const char yaml[] =
+	    "services:\n"
+	    "  - name: a\n"
+	    "    frontend: 10.0.0.1:80\n"
+	    "    backends: [{address: 10.0.1.1:80}, {address: 10.0.1.2:80}]\n"
+	    "  - name: b\n"
+	    "    frontend: 10.0.0.2:80\n"
+	    "    backends: [{address: 10.0.1.1:80}]\n"
+	    "agent:\n"
+	    "  limits: {services: 2, backends: 3}\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc = parse(yaml, &cfg, &d);
+
+	cr_assert_eq(rc, 0, "2 services / 3 backends at limits 2 / 3 refused:%s", diag_text(&d));
+	cr_assert_eq(cfg.n_services, 2);
+	cr_assert_eq(cfg.limits.services, 2);
+	cr_assert_eq(cfg.limits.backends, 3);
+	sl_config_free(&cfg);
+	sl_diag_free(&d);
+}
+
+/* Exactly SLUICE_MAX_BACKENDS_PER_SERVICE backends are accepted. */
+static char *gen_backends_yaml(size_t n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "services:\n"
+		   "  - name: big\n"
+		   "    frontend: 10.96.0.10:80\n"
+		   "    backends:\n");
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "      - address: 10.%zu.%zu.%zu:8080\n", i >> 16, (i >> 8) & 255,
+			i & 255);
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+Test(config_valid, max_backends_per_service)
+{
+	char *yaml = gen_backends_yaml(SLUICE_MAX_BACKENDS_PER_SERVICE);
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc;
+
+	cr_assert_not_null(yaml);
+	rc = parse(yaml, &cfg, &d);
+	cr_assert_eq(rc, 0, "%d backends refused:%s", SLUICE_MAX_BACKENDS_PER_SERVICE,
+		     diag_text(&d));
+	cr_assert_eq(cfg.services[0].n_backends, SLUICE_MAX_BACKENDS_PER_SERVICE);
+	sl_config_free(&cfg);
+	sl_diag_free(&d);
+	free(yaml);
+}
+
+/* Diagnostics that were already in *d do not fail a valid config. */
+Test(config_valid, diag_appends)
+{
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc;
+
+	sl_diag_add(&d, "earlier", 7, 3, "an earlier problem %d", 42);
+	cr_assert_eq(d.n, 1);
+	cr_assert_str_eq(d.msgs[0], "earlier:7:3: an earlier problem 42");
+	rc = parse("services: []\n", &cfg, &d);
+	cr_assert_eq(rc, 0, "valid config failed because *d was not empty");
+	cr_assert_eq(d.n, 1);
+	sl_config_free(&cfg);
+	rc = parse("bogus: 1\n", &cfg, &d);
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(d.n, 2, "the new problem is appended: %zu", d.n);
+	cr_assert_str_eq(d.msgs[0], "earlier:7:3: an earlier problem 42");
+	ASSERT_DIAG(&d, 1, FILE_NAME, 1, 1, "unknown key 'bogus'", "append");
+	sl_diag_free(&d);
+	cr_assert_eq(d.n, 0);
+	cr_assert_null(d.msgs);
+}
+
+/* ---- invalid configs ---------------------------------------------------- */
+
+/* Lines 1-3; what a case adds starts on line 4 (keys at column 5). */
+#define SVC                                                                                        \
+	"services:\n"                                                                              \
+	"  - name: web\n"                                                                          \
+	"    frontend: 10.96.0.10:80\n"
+/* Lines 1-5; a second backend starts on line 6 (its keys at column 9). */
+#define SVC_BE                                                                                     \
+	SVC "    backends:\n"                                                                      \
+	    "      - address: 198.18.1.2:8080\n"
+
+struct bad_case {
+	const char *name;
+	const char *yaml;
+	unsigned int line, col;
+	const char *msg; /* substring of the message after "FILE:LINE:COL: " */
+	/* Diagnostics expected in all (0 = exactly 1); the first is checked. */
+	size_t n_diag;
+};
+
+#define BAD(name_, yaml_, line_, col_, msg_)                                                       \
+	{                                                                                          \
+		.name = (name_), .yaml = (yaml_), .line = (line_), .col = (col_), .msg = (msg_)    \
+	}
+static const struct bad_case bad_cases[] = {
+    /* YAML itself */
+    BAD("syntax: unclosed flow sequence", "services: [\n", 2, 1, "YAML syntax"),
+    BAD("syntax: tab indentation", "services:\n\t- name: web\n", 2, 1, "YAML syntax"),
+    BAD("syntax: bad indentation", SVC "   lb: maglev\n", 4, 4, "YAML syntax"),
+    BAD("empty file", "", 1, 1, "the configuration is empty"),
+    BAD("only a comment", "# nothing here\n", 1, 1, "the configuration is empty"),
+    BAD("root is a list", "- services\n", 1, 1, "configuration must be a mapping"),
+    BAD("root key not a string", "{[a]: 1}\n", 1, 2, "keys must be plain strings"),
+    BAD("second document", "services: []\n---\nservices: []\n", 2, 1,
+	"only one YAML document is allowed"),
+    /* unknown and not implemented keys */
+    BAD("unknown root key", "services: []\nservice: []\n", 2, 1,
+	"configuration: unknown key 'service'"),
+    BAD("unknown agent key", "agent:\n  bpfs: /sys/fs/bpf/x\n", 2, 3, "agent: unknown key 'bpfs'"),
+    BAD("unknown limits key", "agent:\n  limits:\n    service: 10\n", 3, 5,
+	"agent.limits: unknown key 'service'"),
+    BAD("unknown service key", SVC "    port: 80\n", 4, 5, "service: unknown key 'port'"),
+    BAD("unknown backend key", SVC_BE "        wieght: 2\n", 6, 9, "backend: unknown key 'wieght'"),
+    BAD("nyi identities", "identities: []\nservices: []\n", 1, 1,
+	"configuration: 'identities' is not implemented"),
+    BAD("nyi registry", "services: []\nregistry: {etcd: {}}\n", 2, 1,
+	"configuration: 'registry' is not implemented"),
+    BAD("nyi agent.metrics", "agent:\n  metrics: 127.0.0.1:9464\n", 2, 3,
+	"agent: 'metrics' is not implemented"),
+    BAD("nyi agent.redirect", "agent: {redirect: local}\n", 1, 9,
+	"agent: 'redirect' is not implemented"),
+    BAD("nyi health_check", SVC "    health_check: {type: tcp}\n", 4, 5,
+	"service: 'health_check' is not implemented"),
+    BAD("nyi split", SVC "    split: {v1: 100}\n", 4, 5, "service: 'split' is not implemented"),
+    BAD("nyi affinity", SVC "    affinity: 10s\n", 4, 5, "service: 'affinity' is not implemented"),
+    BAD("nyi policy", SVC "    policy: {default: deny}\n", 4, 5,
+	"service: 'policy' is not implemented"),
+    BAD("lb least_conn not implemented", SVC "    lb: least_conn\n", 4, 9,
+	"lb 'least_conn' is not implemented"),
+    /* duplicates */
+    BAD("duplicate root key", "services: []\nservices: {}\n", 2, 1,
+	"configuration: duplicate key 'services'"),
+    /* The duplicate's value is bad too: it is not looked at, one diagnostic. */
+    BAD("duplicate service key", SVC "    frontend: 10.96.0.11:0\n", 4, 5,
+	"service: duplicate key 'frontend'"),
+    BAD("duplicate backend key", SVC_BE "        address: 198.18.1.3\n", 6, 9,
+	"backend: duplicate key 'address'"),
+    BAD("duplicate service name", SVC "  - name: web\n    frontend: 10.96.0.11:80\n", 4, 5,
+	"duplicate service name 'web'"),
+    BAD("duplicate frontend tcp", SVC "  - name: api\n    frontend: 10.96.0.10:80\n", 5, 15,
+	"frontend of 'api' is already used by service 'web' (tcp)"),
+    BAD("duplicate frontend udp",
+	SVC "    protocol: udp\n  - name: dns\n    frontend: 10.96.0.10:80\n    protocol: udp\n", 6,
+	15, "frontend of 'dns' is already used by service 'web' (udp)"),
+    BAD("duplicate frontend v6",
+	"services:\n  - {name: a, frontend: '[fd00::1]:80'}\n  - {name: b, frontend: "
+	"'[fd00:0::1]:80'}\n",
+	3, 25, "frontend of 'b' is already used by service 'a'"),
+    BAD("duplicate backend", SVC_BE "      - address: 198.18.1.2:8080\n", 6, 9,
+	"duplicate backend 198.18.1.2:8080 in service 'web'"),
+    BAD("duplicate backend v6",
+	"services:\n  - name: web\n    frontend: '[fd00::1]:80'\n    backends:\n"
+	"      - address: '[2001:db8::2]:80'\n      - address: '[2001:DB8:0::2]:80'\n",
+	6, 9, "duplicate backend [2001:db8::2]:80 in service 'web'"),
+    /* service names */
+    BAD("name uppercase", "services:\n  - name: Web\n    frontend: 10.96.0.10:80\n", 2, 11,
+	"service name 'Web' must match [a-z0-9][a-z0-9_.-]*"),
+    BAD("name leading dash", "services:\n  - name: \"-web\"\n    frontend: 10.96.0.10:80\n", 2, 11,
+	"service name '-web' must match"),
+    BAD("name leading dot", "services:\n  - name: .web\n    frontend: 10.96.0.10:80\n", 2, 11,
+	"service name '.web' must match"),
+    BAD("name with a space", "services:\n  - name: my web\n    frontend: 10.96.0.10:80\n", 2, 11,
+	"service name 'my web' must match"),
+    BAD("name empty", "services:\n  - name: ''\n    frontend: 10.96.0.10:80\n", 2, 11,
+	"service name '' must match"),
+    BAD("name 64 chars", "services:\n  - name: " NAME63 "x\n    frontend: 10.96.0.10:80\n", 2, 11,
+	"is longer than 63 characters"),
+    BAD("name not a scalar", "services:\n  - name: [web]\n    frontend: 10.96.0.10:80\n", 2, 11,
+	 "'name' must be a scalar"),
+    BAD("missing name", "services:\n  - frontend: 10.96.0.10:80\n", 2, 5, "service has no 'name'"),
+    BAD("missing frontend", "services:\n  - name: web\n    lb: maglev\n", 2, 5,
+	"service has no 'frontend'"),
+    /* frontends */
+    BAD("frontend bad v4", "services:\n  - name: web\n    frontend: 10.96.0.300:80\n", 3, 15,
+	"frontend '10.96.0.300:80': bad IPv4 address"),
+    BAD("frontend hostname", "services:\n  - name: web\n    frontend: web.local:80\n", 3, 15,
+	"frontend 'web.local:80': bad IPv4 address"),
+    BAD("frontend port 0", "services:\n  - name: web\n    frontend: 10.96.0.10:0\n", 3, 15,
+	"frontend '10.96.0.10:0': port must be 1..65535"),
+    BAD("frontend port 65536", "services:\n  - name: web\n    frontend: 10.96.0.10:65536\n", 3, 15,
+	"frontend '10.96.0.10:65536': port must be 1..65535"),
+    BAD("frontend no port", "services:\n  - name: web\n    frontend: 10.96.0.10\n", 3, 15,
+	"frontend '10.96.0.10': missing :port"),
+    BAD("frontend v6 without brackets", "services:\n  - name: web\n    frontend: fd00::10:80\n", 3,
+	15, "frontend 'fd00::10:80': an IPv6 address is written [addr]:port"),
+    BAD("frontend bad v6", "services:\n  - name: web\n    frontend: '[fd00::1::2]:80'\n", 3, 15,
+	"bad IPv6 address"),
+    BAD("frontend is a list", "services:\n  - name: web\n    frontend: [10.96.0.10, 80]\n", 3, 15,
+	 "'frontend' must be a scalar"),
+    /* protocol, lb */
+    BAD("bad protocol", SVC "    protocol: sctp\n", 4, 15, "protocol 'sctp': want tcp or udp"),
+    BAD("protocol uppercase", SVC "    protocol: TCP\n", 4, 15, "protocol 'TCP': want tcp or udp"),
+    BAD("bad lb", SVC "    lb: fastest\n", 4, 9,
+	"lb 'fastest': want random, round_robin or maglev"),
+    /* backends */
+    BAD("weight 0", SVC_BE "        weight: 0\n", 6, 17, "'weight': out of range (want 1..1000)"),
+    BAD("weight 1001", SVC_BE "        weight: 1001\n", 6, 17,
+	"'weight': out of range (want 1..1000)"),
+    BAD("weight non-numeric", SVC_BE "        weight: heavy\n", 6, 17,
+	"'weight': not an unsigned integer"),
+    BAD("weight negative", SVC_BE "        weight: -1\n", 6, 17,
+	"'weight': not an unsigned integer"),
+    BAD("weight fraction", SVC_BE "        weight: 1.5\n", 6, 17,
+	"'weight': not an unsigned integer"),
+    BAD("backend missing address", SVC "    backends:\n      - weight: 2\n", 5, 9,
+	"backend has no 'address'"),
+    BAD("backend bad address", SVC "    backends:\n      - address: 198.18.1.2\n", 5, 18,
+	"backend address '198.18.1.2': missing :port"),
+    BAD("backend port 0", SVC "    backends:\n      - address: 198.18.1.2:0\n", 5, 18,
+	"backend address '198.18.1.2:0': port must be 1..65535"),
+    BAD("backend v6 in v4 service", SVC "    backends:\n      - address: '[2001:db8::2]:80'\n", 5,
+	9, "backend [2001:db8::2]:80 is IPv6 but the frontend is IPv4"),
+    BAD("backend v4 in v6 service",
+	"services:\n  - name: web\n    frontend: '[fd00::1]:80'\n    backends:\n"
+	"      - address: 198.18.1.2:80\n",
+	5, 9, "backend 198.18.1.2:80 is IPv4 but the frontend is IPv6"),
+    BAD("backend not a mapping", SVC "    backends:\n      - 198.18.1.2:8080\n", 5, 9,
+	"backend must be a mapping"),
+    BAD("subset too long", SVC_BE "        subset: abcdefghij-abcdefghij-abcdefghij\n", 6, 17,
+	"'subset' must be 1..31 characters"),
+    BAD("subset empty", SVC_BE "        subset: ''\n", 6, 17, "'subset' must be 1..31 characters"),
+    /* structure */
+    BAD("services not a list", "services: {name: web, frontend: 10.96.0.10:80}\n", 1, 11,
+	"'services' must be a list"),
+    BAD("services a scalar", "services: web\n", 1, 11, "'services' must be a list"),
+    BAD("service not a mapping", "services:\n  - web\n", 2, 5, "service must be a mapping"),
+    BAD("backends not a list", SVC "    backends: {address: 198.18.1.2:8080}\n", 4, 15,
+	"'backends' must be a list"),
+    BAD("backends a scalar", SVC "    backends: 198.18.1.2:8080\n", 4, 15,
+	"'backends' must be a list"),
+    BAD("agent not a mapping", "agent: /sys/fs/bpf\n", 1, 8, "agent must be a mapping"),
+    BAD("limits not a mapping", "agent:\n  limits: 10\n", 2, 11, "agent.limits must be a mapping"),
+    /* agent */
+    BAD("relative bpffs", "agent:\n  bpffs: sys/fs/bpf/sluice\n", 2, 10,
+	"'bpffs' must be an absolute path"),
+    BAD("relative cgroup", "agent:\n  cgroup: ./test.slice\n", 2, 11,
+	"'cgroup' must be an absolute path"),
+    BAD("empty bpffs", "agent:\n  bpffs: ''\n", 2, 10, "'bpffs' must be an absolute path"),
+    BAD("limits.services 0", "agent:\n  limits: {services: 0}\n", 2, 22,
+	"'services': out of range (want 1..65536)"),
+    BAD("limits.services above max", "agent:\n  limits: {services: 65537}\n", 2, 22,
+	"'services': out of range (want 1..65536)"),
+    BAD("limits.backends above max", "agent:\n  limits: {backends: 262145}\n", 2, 22,
+	"'backends': out of range (want 1..262144)"),
+    BAD("limits.revnat below 1024", "agent:\n  limits: {revnat: 1023}\n", 2, 20,
+	"'revnat': out of range (want 1024..16777216)"),
+    BAD("limits.services not a number", "agent:\n  limits: {services: many}\n", 2, 22,
+	"'services': not an unsigned integer"),
+    /* capacity */
+    BAD("limits.services exceeded",
+	"agent:\n  limits:\n    services: 2\nservices:\n"
+	"  - {name: a, frontend: 10.96.0.1:80}\n"
+	"  - {name: b, frontend: 10.96.0.2:80}\n"
+	"  - {name: c, frontend: 10.96.0.3:80}\n",
+	7, 5, "service 'c' is one more than agent.limits.services (2) holds"),
+    BAD("limits.services exceeded, agent last",
+	"services:\n"
+	"  - {name: a, frontend: 10.96.0.1:80}\n"
+	"  - {name: b, frontend: 10.96.0.2:80}\n"
+	"  - {name: c, frontend: 10.96.0.3:80}\n"
+	"agent: {limits: {services: 2}}\n",
+	4, 5, "service 'c' is one more than agent.limits.services (2) holds"),
+    BAD("limits.backends exceeded",
+	"agent: {limits: {backends: 3}}\nservices:\n"
+	"  - name: a\n    frontend: 10.96.0.1:80\n"
+	"    backends: [{address: 10.0.0.1:80}, {address: 10.0.0.2:80}]\n"
+	"  - name: b\n    frontend: 10.96.0.2:80\n"
+	"    backends: [{address: 10.0.0.1:80}, {address: 10.0.0.2:80}]\n",
+	6, 5, "service 'b' brings the backends to 4, more than agent.limits.backends (3)"),
+};
+
+ParameterizedTestParameters(config_invalid, table)
+{
+	static size_t idx[ARRAY_SIZE(bad_cases)];
+
+	for (size_t i = 0; i < ARRAY_SIZE(idx); i++)
+		idx[i] = i;
+	return cr_make_param_array(size_t, idx, ARRAY_SIZE(idx));
+}
+
+ParameterizedTest(size_t *ip, config_invalid, table)
+{
+	const struct bad_case *c = &bad_cases[*ip];
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc;
+
+	memset(&cfg, 0x5a, sizeof(cfg));
+	rc = parse(c->yaml, &cfg, &d);
+	cr_assert_eq(rc, -1, "case \"%s\" was accepted:\n%s", c->name, c->yaml);
+	cr_assert_eq(d.n, c->n_diag ? c->n_diag : 1, "case \"%s\": %zu diagnostics, want %zu:%s",
+		     c->name, d.n, c->n_diag ? c->n_diag : 1, diag_text(&d));
+	ASSERT_DIAG(&d, 0, FILE_NAME, c->line, c->col, c->msg, c->name);
+	ASSERT_NOTHING_APPLIED(&cfg, c->name);
+	sl_diag_free(&d);
+}
+
+/* The case names are unique, so a failure names one case. */
+Test(config_invalid, table_size)
+{
+	cr_assert_geq(ARRAY_SIZE(bad_cases), 25, "only %zu invalid cases", ARRAY_SIZE(bad_cases));
+	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++)
+		for (size_t j = 0; j < i; j++)
+			cr_assert_str_neq(bad_cases[i].name, bad_cases[j].name,
+					  "two cases named \"%s\"", bad_cases[i].name);
+}
+
+/* The same frontend under two protocols is two services, not a clash. */
+Test(config_valid, same_frontend_other_protocol)
+{
+	static const char yaml[] = SVC "    protocol: tcp\n"
+				       "  - name: web-udp\n"
+				       "    frontend: 10.96.0.10:80\n"
+				       "    protocol: udp\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc = parse(yaml, &cfg, &d);
+
+	cr_assert_eq(rc, 0, "tcp and udp on one frontend refused:%s", diag_text(&d));
+	cr_assert_eq(cfg.n_services, 2);
+	cr_assert(sl_sockaddr_equal(&cfg.services[0].frontend, &cfg.services[1].frontend));
+	cr_assert_eq(cfg.services[0].proto, SLUICE_PROTO_TCP);
+	cr_assert_eq(cfg.services[1].proto, SLUICE_PROTO_UDP);
+	sl_config_free(&cfg);
+	sl_diag_free(&d);
+}
+
+Test(config_invalid, too_many_backends_per_service)
+{
+	char *yaml = gen_backends_yaml(SLUICE_MAX_BACKENDS_PER_SERVICE + 1);
+	char want[128];
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc;
+
+	cr_assert_not_null(yaml);
+	rc = parse(yaml, &cfg, &d);
+	cr_assert_eq(rc, -1, "%d backends accepted", SLUICE_MAX_BACKENDS_PER_SERVICE + 1);
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	snprintf(want, sizeof(want), "service 'big' has %d backends, more than the %d",
+		 SLUICE_MAX_BACKENDS_PER_SERVICE + 1, SLUICE_MAX_BACKENDS_PER_SERVICE);
+	/* Reported at the list: line 5, column 7 ("- address" of the first). */
+	ASSERT_DIAG(&d, 0, FILE_NAME, 5, 7, want, "too many backends");
+	ASSERT_NOTHING_APPLIED(&cfg, "too many backends");
+	sl_diag_free(&d);
+	free(yaml);
+}
+
+/* A config with several problems reports every one of them, in file order. */
+Test(config_invalid, all_problems_reported)
+{
+	static const char yaml[] = "agent:\n"					    /* 1 */
+				   "  bpffs: relative/path\n"			    /* 2 */
+				   "  metrics: 127.0.0.1:9464\n"		    /* 3 */
+				   "  limits: {services: 0}\n"			    /* 4 */
+				   "services:\n"				    /* 5 */
+				   "  - name: Web\n"				    /* 6 */
+				   "    frontend: 10.96.0.10:0\n"		    /* 7 */
+				   "    backends:\n"				    /* 8 */
+				   "      - address: 198.18.1.2:8080\n"		    /* 9 */
+				   "        weight: 0\n"			    /* 10 */
+				   "  - name: ok\n"				    /* 11 */
+				   "    frontend: 10.96.0.11:80\n"		    /* 12 */
+				   "    lb: least_conn\n"			    /* 13 */
+				   "    health_check: {type: tcp}\n"		    /* 14 */
+				   "  - name: ok2\n"				    /* 15 */
+				   "    frontend: 10.96.0.12:80\n"		    /* 16 */
+				   "    backends:\n"				    /* 17 */
+				   "      - address: '[2001:db8::2]:80'\n"	    /* 18 */
+				   "      - {address: 198.18.1.2:80, color: red}\n" /* 19 */
+				   "  - frontend: 10.96.0.13:80\n"		    /* 20 */
+				   "bogus: true\n";				    /* 21 */
+	static const struct {
+		unsigned int line, col;
+		const char *msg;
+	} want[] = {
+	    {2, 10, "'bpffs' must be an absolute path"},
+	    {3, 3, "agent: 'metrics' is not implemented"},
+	    {4, 22, "'services': out of range"},
+	    {6, 11, "service name 'Web' must match"},
+	    {7, 15, "frontend '10.96.0.10:0': port must be 1..65535"},
+	    {10, 17, "'weight': out of range"},
+	    {13, 9, "lb 'least_conn' is not implemented"},
+	    {14, 5, "service: 'health_check' is not implemented"},
+	    {18, 9, "is IPv6 but the frontend is IPv4"},
+	    {19, 34, "backend: unknown key 'color'"},
+	    {20, 5, "service has no 'name'"},
+	    {21, 1, "configuration: unknown key 'bogus'"},
+	};
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc = parse(yaml, &cfg, &d);
+
+	cr_assert_eq(rc, -1, "accepted");
+	cr_assert_eq(d.n, ARRAY_SIZE(want), "%zu diagnostics, want %zu:%s", d.n, ARRAY_SIZE(want),
+		     diag_text(&d));
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+		char what[32];
+
+		snprintf(what, sizeof(what), "problem #%zu", i + 1);
+		ASSERT_DIAG(&d, i, FILE_NAME, want[i].line, want[i].col, want[i].msg, what);
+	}
+	ASSERT_NOTHING_APPLIED(&cfg, "several problems");
+	sl_diag_free(&d);
+}
+
+/*
+ * One bad service among good ones: the good ones are not applied either,
+ * and the limits of a refused config are not half-applied into services.
+ */
+Test(config_invalid, nothing_half_applied)
+{
+	static const char yaml[] = "services:\n"
+				   "  - {name: a, frontend: 10.96.0.1:80}\n"
+				   "  - {name: b, frontend: 10.96.0.2:80}\n"
+				   "  - {name: c, frontend: 10.96.0.3:80, lb: fastest}\n"
+				   "  - {name: d, frontend: 10.96.0.4:80}\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc = parse(yaml, &cfg, &d);
+
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	ASSERT_DIAG(&d, 0, FILE_NAME, 4, 43, "lb 'fastest'", "bad lb among good services");
+	ASSERT_NOTHING_APPLIED(&cfg, "bad lb among good services");
+	sl_diag_free(&d);
+}
+
+/*
+ * KNOWN BUG, so this test skips itself: a syntax error in a second
+ * document is not reported. sl_config_parse() only looks at the second
+ * document when yaml_parser_load() succeeds, so this file is accepted
+ * (rc 0, no diagnostic). Set SECOND_DOC_BUG to 0 once config.c reports a
+ * failing second load. (Not .disabled = true: cppcheck cannot parse that.)
+ */
+#define SECOND_DOC_BUG 0
+
+Test(config_invalid, second_document_syntax_error)
+{
+	static const char yaml[] = "services: []\n---\nservices: [\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc;
+
+	if (SECOND_DOC_BUG)
+		cr_skip_test("known bug: a syntax error in a second YAML document is ignored");
+	rc = parse(yaml, &cfg, &d);
+
+	cr_assert_eq(rc, -1, "a broken second document was accepted");
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	ASSERT_DIAG(&d, 0, FILE_NAME, 4, 1, "YAML syntax", "broken second document");
+	sl_diag_free(&d);
+}
+
+/* ---- sl_config_load ----------------------------------------------------- */
+
+Test(config_load, temp_file)
+{
+	char path[] = "/tmp/sluice-test-config-XXXXXX";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	FILE *f;
+	int fd, rc;
+
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	f = fdopen(fd, "w");
+	cr_assert_not_null(f, "fdopen: %s", strerror(errno));
+	cr_assert_eq(fwrite(full_yaml, 1, sizeof(full_yaml) - 1, f), sizeof(full_yaml) - 1);
+	cr_assert_eq(fclose(f), 0);
+
+	rc = sl_config_load(path, &cfg, &d);
+	unlink(path);
+	cr_assert_eq(rc, 0, "load %s:%s", path, diag_text(&d));
+	cr_assert_eq(cfg.n_services, 6, "n_services %zu", cfg.n_services);
+	cr_assert_str_eq(cfg.bpffs, "/sys/fs/bpf/sluice-test");
+	cr_assert_not_null(find_svc(&cfg, "api.v6_1"));
+	cr_assert_eq(find_svc(&cfg, "web")->lb, SLUICE_LB_MAGLEV);
+	sl_config_free(&cfg);
+	sl_diag_free(&d);
+}
+
+/* Diagnostics of a loaded file name the file's path. */
+Test(config_load, invalid_file_names_path)
+{
+	char path[] = "/tmp/sluice-test-config-XXXXXX";
+	static const char yaml[] = SVC "    lb: fastest\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int fd, rc;
+
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	cr_assert_eq(write(fd, yaml, sizeof(yaml) - 1), (ssize_t)sizeof(yaml) - 1);
+	cr_assert_eq(close(fd), 0);
+	rc = sl_config_load(path, &cfg, &d);
+	unlink(path);
+	cr_assert_eq(rc, -1);
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	ASSERT_DIAG(&d, 0, path, 4, 9, "lb 'fastest'", "loaded file");
+	ASSERT_NOTHING_APPLIED(&cfg, "loaded file");
+	sl_diag_free(&d);
+}
+
+Test(config_load, missing_file)
+{
+	static const char path[] = "/nonexistent-sluice-dir/sluice.yaml";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc = sl_config_load(path, &cfg, &d);
+
+	cr_assert_eq(rc, -1, "loading a missing file succeeded");
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	ASSERT_DIAG(&d, 0, path, 1, 1, "cannot open: No such file or directory", "missing file");
+	ASSERT_NOTHING_APPLIED(&cfg, "missing file");
+	sl_diag_free(&d);
+}
+
+Test(config_load, empty_file)
+{
+	char path[] = "/tmp/sluice-test-config-XXXXXX";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int fd, rc;
+
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	cr_assert_eq(close(fd), 0);
+	rc = sl_config_load(path, &cfg, &d);
+	unlink(path);
+	cr_assert_eq(rc, -1, "an empty file was accepted");
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	ASSERT_DIAG(&d, 0, path, 1, 1, "the configuration is empty", "empty file");
+	sl_diag_free(&d);
+}
+
+Test(config_load, directory)
+{
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	int rc = sl_config_load("/tmp", &cfg, &d);
+
+	cr_assert_eq(rc, -1, "loading a directory succeeded");
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	cr_assert(!strncmp(d.msgs[0], "/tmp:1:1: ", 10), "diagnostic \"%s\" does not name /tmp",
+		  d.msgs[0]);
+	ASSERT_NOTHING_APPLIED(&cfg, "directory");
+	sl_diag_free(&d);
+}

@@ -1,0 +1,85 @@
+#!/bin/bash
+# 00-topology: self-check of the vmtest world, no agent. Builds the netns topology and the three
+# backends, then from the node netns inside the test cgroup checks direct TCP/UDP over IPv4 and
+# IPv6, that the node has no default route, and that an un-rewritten VIP fails at once
+# (blackhole) instead of leaving or hanging. Exit 0 pass, 1 fail, 77 skip.
+set -u
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+vt_require_root
+vt_init topology
+vt_require_tools || vt_finish
+vt_topology || vt_finish
+vt_backends || vt_finish
+vt_cgroup || vt_finish
+
+out=$VT_TMP
+
+# expect_run FILE NAME COUNT ARGS...: sl_client ARGS exits 0, all COUNT replies from NAME.
+expect_run() {
+	local file=$out/$1 name=$2 count=$3 rc
+	shift 3
+	vt_client "$@" >"$file" 2>"$file.err"
+	rc=$?
+	if [ "$rc" -eq 0 ] && [ "$(vt_value "$file" ok)" -eq "$count" ] &&
+		[ "$(vt_value "$file" fail)" -eq 0 ] && [ "$(vt_value "$file" "$name")" -eq "$count" ]; then
+		vt_pass "sl_client $*: $count/$count from $name"
+	else
+		vt_fail "sl_client $* (rc $rc): $(tr '\n' ' ' <"$file") $(tr '\n' ' ' <"$file.err")"
+	fi
+}
+
+# the client really runs inside the test cgroup
+cg=$(vt_in_cgroup cat /proc/self/cgroup | awk -F: '$1 == "0" { print $3 }')
+if [ "$cg" = "/$VT_ID" ]; then
+	vt_pass "client runs in cgroup /$VT_ID"
+else
+	vt_fail "client cgroup is '$cg', want /$VT_ID"
+fi
+
+# node netns: no default route, VIP ranges blackholed
+if [ -z "$(ip -n "$VT_ID-node" route show default)" ] &&
+	[ -z "$(ip -n "$VT_ID-node" -6 route show default)" ]; then
+	vt_pass "node netns has no default route (v4, v6)"
+else
+	vt_fail "node netns has a default route"
+fi
+for r in "198.19.0.0/16" "2001:db8:f::/48"; do
+	if { ip -n "$VT_ID-node" route show type blackhole
+		ip -n "$VT_ID-node" -6 route show type blackhole; } | awk -v r="$r" '$2 == r { f = 1 } END { exit !f }'; then
+		vt_pass "node netns blackholes $r"
+	else
+		vt_fail "node netns has no blackhole route for $r"
+	fi
+done
+
+expect_run tcp4 be1 20 tcp 198.18.1.2:8080 -n 20 --check-peer
+expect_run tcp6 be2 20 tcp "[2001:db8:1::3]:8080" -n 20 --check-peer
+expect_run udp4 be3 10 udp 198.18.1.4:8080 -n 10
+expect_run udp4c be3 10 udp 198.18.1.4:8080 -n 10 --connected
+expect_run udp6 be3 10 udp "[2001:db8:1::4]:8080" -n 10
+expect_run udp6c be1 10 udp "[2001:db8:1::2]:8080" -n 10 --connected
+expect_run loop4 be2 20 loop 198.18.1.3:8080 --seconds 10 --max 20 --interval-ms 1
+vt_counts_within "$out/tcp4" 20 20 be1
+vt_counts_within "$out/tcp4" 0 0 be2 be3
+
+# an un-rewritten VIP fails locally and at once (EINVAL from the blackhole; never a timeout)
+for vip in 198.19.0.10:80 "[2001:db8:f::10]:80"; do
+	VT_CLIENT_TIMEOUT=5 vt_client refused "$vip" --timeout-ms 3000 >"$out/vip" 2>&1
+	read -r ename ms <"$out/vip"
+	ms=${ms%ms}
+	if [[ "$ename" =~ ^(EINVAL|ENETUNREACH)$ ]] && awk -v m="$ms" 'BEGIN { exit !(m < 100) }'; then
+		vt_pass "connect to VIP $vip fails at once: $ename ${ms}ms"
+	else
+		vt_fail "connect to VIP $vip: $(cat "$out/vip")"
+	fi
+done
+
+# a closed port on a backend is refused at once (the refused mode's own success path)
+if VT_CLIENT_TIMEOUT=5 vt_client refused 198.18.1.2:9 >"$out/ref" 2>&1; then
+	vt_pass "closed port refused: $(cat "$out/ref")"
+else
+	vt_fail "closed port: $(cat "$out/ref")"
+fi
+
+vt_finish
