@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The datapath outlives the agent: kill -9 and a restart while a client loop runs fail no
+# connection, the restarted agent adopts the pinned links and maps, SIGTERM leaves traffic
+# flowing, sluicectl works while the agent is down, and --teardown removes every program
+# and pin.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/agent.sh"
+
+vt_require_root
+vt_require_btf
+vt_init restart
+vt_topology
+vt_backends 8080
+vt_cgroup
+vt_bpffs
+
+cfg=$VT_TMP/sluice.yaml
+va_config "$cfg" <<'YAML'
+services:
+  - name: web
+    frontend: 198.19.0.10:80
+    lb: maglev
+    backends:
+      - address: 198.18.1.2:8080
+      - address: 198.18.1.3:8080
+      - address: 198.18.1.4:8080
+  - name: web6
+    frontend: "[2001:db8:f::10]:80"
+    lb: round_robin
+    backends:
+      - address: "[2001:db8:1::2]:8080"
+YAML
+va_start "$cfg" || vt_finish
+prog_ids() { bpftool cgroup show "$VT_CGROUP" 2>/dev/null | awk 'NR > 1 { print $1 }' | sort | tr '\n' ' '; }
+before=$(prog_ids)
+[ "$(wc -w <<<"$before")" -eq 9 ] && vt_pass "9 programs attached to the cgroup" ||
+	vt_fail "programs attached: '$before'"
+
+loop=$VT_TMP/loop.out
+vt_client loop 198.19.0.10:80 --seconds 7 --interval-ms 3 >"$loop" &
+loop_pid=$!
+sleep 1
+
+va_stop KILL
+vt_log "agent killed with SIGKILL"
+sleep 1
+[ "$(wc -w <<<"$(prog_ids)")" -eq 9 ] && vt_pass "after kill -9 the programs stay attached" ||
+	vt_fail "after kill -9: '$(prog_ids)'"
+out=$VT_TMP/down.out
+if va_ctl services web >"$out" && grep -q '198.18.1.4:8080' "$out"; then
+	vt_pass "sluicectl services works while the agent is down"
+else
+	vt_fail "sluicectl services with the agent down: $(cat "$out")"
+fi
+if va_ctl status | grep -q 'agent: *not running'; then
+	vt_pass "sluicectl status reports the agent is not running"
+else
+	vt_fail "sluicectl status: $(va_ctl status | head -3)"
+fi
+
+va_start "$cfg" || vt_finish
+va_log_has 'adopted the pinned datapath' && vt_pass "the restart adopted the pinned datapath" ||
+	vt_fail "the restart did not adopt"
+va_log_has 'added=0 updated=0 removed=0' && vt_pass "the restart rewrote nothing (maps already in step)" ||
+	vt_fail "the restart rewrote services"
+if va_ctl status | grep -q "agent: *running (pid $VA_PID)"; then
+	vt_pass "sluicectl status finds the agent (pid $VA_PID)"
+else
+	vt_fail "sluicectl status: $(va_ctl status | head -3)"
+fi
+after=$(prog_ids)
+[ "$(wc -w <<<"$after")" -eq 9 ] && [ "$after" != "$before" ] &&
+	vt_pass "the links now run the new programs ($after)" ||
+	vt_fail "programs after restart: '$after' (before: '$before')"
+sleep 1
+
+va_stop TERM
+[ "$VA_RC" -eq 0 ] && vt_pass "SIGTERM: exit 0" || vt_fail "SIGTERM: exit $VA_RC"
+wait "$loop_pid"
+rc=$?
+n=$(($(vt_value "$loop" ok) + $(vt_value "$loop" fail)))
+if [ "$rc" -eq 0 ] && [ "$n" -gt 300 ]; then
+	vt_pass "client loop: $n connections across kill -9, restart and stop, 0 failed"
+else
+	vt_fail "client loop rc=$rc: $(tr '\n' ' ' <"$loop")"
+fi
+out=$VT_TMP/stopped.out
+vt_client tcp "[2001:db8:f::10]:80" -n 20 --check-peer >"$out" &&
+	vt_pass "with the agent stopped, the IPv6 service still serves" ||
+	vt_fail "agent stopped: $(tr '\n' ' ' <"$out")"
+
+# --teardown: no program, no pin, and the VIP is no longer translated.
+links=$(ls "$VT_BPFFS/links" 2>/dev/null | wc -l)
+if "$VA_SLUICED" -c "$cfg" --teardown >"$VT_TMP/teardown.log" 2>&1; then
+	vt_pass "--teardown: exit 0 ($links links detached)"
+else
+	vt_fail "--teardown: $(cat "$VT_TMP/teardown.log")"
+fi
+[ -z "$(prog_ids)" ] && vt_pass "no program is attached to the cgroup" ||
+	vt_fail "still attached: $(prog_ids)"
+left=0
+for id in $after; do bpftool prog show id "$id" >/dev/null 2>&1 && left=$((left + 1)); done
+[ "$left" -eq 0 ] && vt_pass "the programs are unloaded" || vt_fail "$left programs still loaded"
+[ ! -e "$VT_BPFFS" ] && vt_pass "no pin left under $VT_BPFFS" || vt_fail "pins left: $(ls -R "$VT_BPFFS")"
+out=$VT_TMP/after.out
+if ! vt_client tcp 198.19.0.10:80 -n 1 --timeout-ms 500 >"$out"; then
+	vt_pass "after teardown the VIP is not translated (blackholed: $(grep errno "$out"))"
+else
+	vt_fail "after teardown the VIP still answers"
+fi
+"$VA_SLUICED" -c "$cfg" --teardown >/dev/null 2>&1 && vt_pass "--teardown twice is fine" ||
+	vt_fail "--teardown on nothing failed"
+vt_finish
