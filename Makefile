@@ -19,7 +19,7 @@ endif
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
-PKGS         := libbpf yaml-0.1
+PKGS         := libbpf yaml-0.1 jansson
 WARN         := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wno-format-zero-length
 SANITIZERS   := -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -96,7 +96,7 @@ $(BUILD)/vmtests/%: vmtests/tools/%.c | $(BUILD)
 
 $(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsluice.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(ALL_LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ $(LDLIBS) -lcriterion -lm -o $@
 
 $(BUILD):
 	$(Q)mkdir -p $@
@@ -122,6 +122,7 @@ lint:
 	$(Q)clang-format --dry-run -Werror $(C_FILES)
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 		--inline-suppr --std=c11 -Iinclude -Iuserspace/lib -D__linux__ \
+		--include=/usr/include/bpf/libbpf_common.h \
 		--suppress=missingIncludeSystem userspace tests vmtests/tools
 
 format:

@@ -46,10 +46,10 @@
 #define SLUICE_PICK_RETRIES 4
 #endif
 
-#define SLUICE_NAME_LEN   64
+#define SLUICE_NAME_LEN	  64
 #define SLUICE_SUBSET_LEN 32
 
-#define SLUICE_AF_INET  2  /* == AF_INET */
+#define SLUICE_AF_INET	2  /* == AF_INET */
 #define SLUICE_AF_INET6 10 /* == AF_INET6 */
 
 enum sluice_proto {
@@ -112,11 +112,11 @@ _Static_assert(sizeof(struct sluice_frontend) == 4, "frontend size");
  * generation of slots and Maglev table is live.
  */
 struct sluice_service {
-	__u32 count;     /* live slots in generation 'gen' */
-	__u32 maglev_m;  /* Maglev table size of generation 'gen' (0 unless maglev) */
-	__u8 lb;         /* enum sluice_lb */
-	__u8 gen;        /* 0 or 1 */
-	__u16 flags;     /* SLUICE_SVC_F_* */
+	__u32 count;	/* live slots in generation 'gen' */
+	__u32 maglev_m; /* Maglev table size of generation 'gen' (0 unless maglev) */
+	__u8 lb;	/* enum sluice_lb */
+	__u8 gen;	/* 0 or 1 */
+	__u16 flags;	/* reserved, 0 */
 	__u32 pad;
 };
 _Static_assert(sizeof(struct sluice_service) == 16, "service size");
@@ -202,16 +202,16 @@ struct sluice_revnat {
 _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 
 /* Map pin names, also the names in the BPF object. */
-#define SLUICE_MAP_FRONTENDS     "sluice_frontends"
-#define SLUICE_MAP_SERVICES      "sluice_services"
-#define SLUICE_MAP_SVC_INFO      "sluice_svc_info"
-#define SLUICE_MAP_SLOTS         "sluice_slots"
-#define SLUICE_MAP_MAGLEV        "sluice_maglev"
-#define SLUICE_MAP_BACKENDS      "sluice_backends"
+#define SLUICE_MAP_FRONTENDS	 "sluice_frontends"
+#define SLUICE_MAP_SERVICES	 "sluice_services"
+#define SLUICE_MAP_SVC_INFO	 "sluice_svc_info"
+#define SLUICE_MAP_SLOTS	 "sluice_slots"
+#define SLUICE_MAP_MAGLEV	 "sluice_maglev"
+#define SLUICE_MAP_BACKENDS	 "sluice_backends"
 #define SLUICE_MAP_BACKEND_STATS "sluice_backend_stats"
-#define SLUICE_MAP_SVC_STATS     "sluice_svc_stats"
-#define SLUICE_MAP_RR            "sluice_rr"
-#define SLUICE_MAP_REVNAT        "sluice_revnat"
-#define SLUICE_MAP_SK_BACKEND    "sluice_sk_backend"
+#define SLUICE_MAP_SVC_STATS	 "sluice_svc_stats"
+#define SLUICE_MAP_RR		 "sluice_rr"
+#define SLUICE_MAP_REVNAT	 "sluice_revnat"
+#define SLUICE_MAP_SK_BACKEND	 "sluice_sk_backend"
 
 #endif /* SLUICE_ABI_H */

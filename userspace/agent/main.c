@@ -227,10 +227,10 @@ static void reload(struct agent *a, const char *why)
 static int arm_timer(int fd, uint64_t first_ms, uint64_t every_ms)
 {
 	struct itimerspec its = {
-		.it_value = {.tv_sec = (time_t)(first_ms / 1000),
-			     .tv_nsec = (long)(first_ms % 1000) * 1000000},
-		.it_interval = {.tv_sec = (time_t)(every_ms / 1000),
-				.tv_nsec = (long)(every_ms % 1000) * 1000000},
+	    .it_value = {.tv_sec = (time_t)(first_ms / 1000),
+			 .tv_nsec = (long)(first_ms % 1000) * 1000000},
+	    .it_interval = {.tv_sec = (time_t)(every_ms / 1000),
+			    .tv_nsec = (long)(every_ms % 1000) * 1000000},
 	};
 
 	return timerfd_settime(fd, 0, &its, NULL) ? -errno : 0;
@@ -305,8 +305,8 @@ static void on_signal(struct agent *a)
 		if (si.ssi_signo == SIGHUP) {
 			reload(a, "SIGHUP");
 		} else {
-			sl_info("stopping; programs stay attached and maps pinned",
-				"signal=%s", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			sl_info("stopping; programs stay attached and maps pinned", "signal=%s",
+				si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 			a->running = 0;
 		}
 	}
@@ -420,13 +420,13 @@ static int start(struct agent *a)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check", no_argument, NULL, 'C'},
-		{"teardown", no_argument, NULL, 'T'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'C'},
+	    {"teardown", no_argument, NULL, 'T'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct agent a = {.config_path = DEFAULT_CONFIG,
 			  .epfd = -1,

@@ -44,7 +44,7 @@ static void usage(FILE *f);
 
 /* An error: {"error": ...} on stdout for -o json, a line on stderr else. */
 static int fail(struct cli *c, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct cli *c, int code, const char *fmt, ...)
 {
@@ -91,9 +91,9 @@ static int open_maps(struct cli *c, struct sl_maps *m)
 static const char *state_name(uint8_t s)
 {
 	static const char *const names[SLUICE_BE__MAX] = {
-		[SLUICE_BE_HEALTHY] = "healthy",   [SLUICE_BE_UNHEALTHY] = "unhealthy",
-		[SLUICE_BE_EJECTED] = "ejected",   [SLUICE_BE_DRAINING] = "draining",
-		[SLUICE_BE_REMOVED] = "removed",
+	    [SLUICE_BE_HEALTHY] = "healthy", [SLUICE_BE_UNHEALTHY] = "unhealthy",
+	    [SLUICE_BE_EJECTED] = "ejected", [SLUICE_BE_DRAINING] = "draining",
+	    [SLUICE_BE_REMOVED] = "removed",
 	};
 	return s < SLUICE_BE__MAX ? names[s] : "unknown";
 }
@@ -116,16 +116,15 @@ static json_t *service_json(const struct sl_maps *m, const struct sl_svc_state *
 
 		sl_maps_backend_stats(m, b->id, &total, &active);
 		sl_format_hostport(&b->addr, addr, sizeof(addr));
-		json_array_append_new(
-			bes, json_pack("{s:s, s:i, s:s, s:s, s:I, s:I}", "address", addr, "weight",
-				       (int)b->weight, "subset", b->subset, "state",
-				       state_name(b->state), "active_connections",
-				       (json_int_t)active, "connections_total", (json_int_t)total));
+		json_array_append_new(bes, json_pack("{s:s, s:i, s:s, s:s, s:I, s:I}", "address",
+						     addr, "weight", (int)b->weight, "subset",
+						     b->subset, "state", state_name(b->state),
+						     "active_connections", (json_int_t)active,
+						     "connections_total", (json_int_t)total));
 	}
 	sl_format_hostport(&s->frontend, addr, sizeof(addr));
-	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", s->name, "frontend", addr,
-			 "protocol", sl_proto_name(s->proto), "lb", sl_lb_name(s->lb), "backends",
-			 bes);
+	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", s->name, "frontend", addr, "protocol",
+			 sl_proto_name(s->proto), "lb", sl_lb_name(s->lb), "backends", bes);
 }
 
 static void service_table(const struct sl_maps *m, const struct sl_svc_state *s)
@@ -145,9 +144,10 @@ static void service_table(const struct sl_maps *m, const struct sl_svc_state *s)
 
 		sl_maps_backend_stats(m, b->id, &total, &active);
 		sl_format_hostport(&b->addr, addr, sizeof(addr));
-		printf("  %-44s weight=%-4u subset=%-10s %-9s active=%-6lld connections_total=%llu\n",
-		       addr, b->weight, b->subset[0] ? b->subset : "-", state_name(b->state),
-		       (long long)active, (unsigned long long)total);
+		printf(
+		    "  %-44s weight=%-4u subset=%-10s %-9s active=%-6lld connections_total=%llu\n",
+		    addr, b->weight, b->subset[0] ? b->subset : "-", state_name(b->state),
+		    (long long)active, (unsigned long long)total);
 	}
 }
 
@@ -281,9 +281,9 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 
 			link_ids[n_links++] = info.id;
 			json_array_append_new(
-				progs, json_pack("{s:s, s:s, s:i, s:i}", "name", de->d_name,
-						 "attach_type", at ? at : "unknown", "link_id",
-						 (int)info.id, "prog_id", (int)info.prog_id));
+			    progs, json_pack("{s:s, s:s, s:i, s:i}", "name", de->d_name,
+					     "attach_type", at ? at : "unknown", "link_id",
+					     (int)info.id, "prog_id", (int)info.prog_id));
 		}
 		close(fd);
 	}
@@ -291,11 +291,13 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 		closedir(d);
 	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++) {
 		uint32_t entries = 0, cap = 0;
+		int rc = sl_maps_fill(*sl_maps_fd(&m, i), &entries, &cap);
 
-		sl_maps_fill(*sl_maps_fd(&m, i), &entries, &cap);
-		json_array_append_new(maps, json_pack("{s:s, s:i, s:i}", "name", sl_map_names[i],
-						      "entries", (int)entries, "capacity",
-						      (int)cap));
+		/* Per-id arrays have no fill: their entries are null. */
+		json_array_append_new(maps, json_pack("{s:s, s:o, s:i}", "name", sl_map_names[i],
+						      "entries",
+						      rc == 0 ? json_integer(entries) : json_null(),
+						      "capacity", (int)cap));
 	}
 	sl_maps_close(&m);
 	pid = find_agent(link_ids, n_links);
@@ -321,20 +323,25 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 	printf("maps:\n");
 	for (size_t i = 0; i < json_array_size(maps); i++) {
 		json_t *p = json_array_get(maps, i);
-		long long e = json_integer_value(json_object_get(p, "entries"));
+		json_t *entries = json_object_get(p, "entries");
+		long long e = json_integer_value(entries);
 		long long cap = json_integer_value(json_object_get(p, "capacity"));
 
-		printf("  %-22s %8lld / %-8lld %5.1f%%\n",
-		       json_string_value(json_object_get(p, "name")), e, cap,
-		       cap ? 100.0 * (double)e / (double)cap : 0.0);
+		if (json_is_null(entries))
+			printf("  %-22s %8s   %-8lld (indexed by id)\n",
+			       json_string_value(json_object_get(p, "name")), "", cap);
+		else
+			printf("  %-22s %8lld / %-8lld %5.1f%%\n",
+			       json_string_value(json_object_get(p, "name")), e, cap,
+			       cap ? 100.0 * (double)e / (double)cap : 0.0);
 	}
 	json_decref(o);
 	return EXIT_OK;
 }
 
 static const struct cmd commands[] = {
-	{"status", "", "agent reachable?, programs attached, map fill", cmd_status},
-	{"services", "[NAME]", "services, backends, backend state and counters", cmd_services},
+    {"status", "", "agent reachable?, programs attached, map fill", cmd_status},
+    {"services", "[NAME]", "services, backends, backend state and counters", cmd_services},
 };
 
 static void usage(FILE *f)
@@ -366,10 +373,10 @@ static const struct cmd *find_cmd(const char *name, int *ambiguous)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"bpffs", required_argument, NULL, 'b'},
-		{"output", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"bpffs", required_argument, NULL, 'b'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli c = {.bpffs = DEFAULT_BPFFS};
 	const struct cmd *cmd;

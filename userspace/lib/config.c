@@ -49,10 +49,10 @@ void sl_diag_free(struct sl_diag *d)
 const char *sl_lb_name(uint8_t lb)
 {
 	static const char *const names[SLUICE_LB__MAX] = {
-		[SLUICE_LB_RANDOM] = "random",
-		[SLUICE_LB_ROUND_ROBIN] = "round_robin",
-		[SLUICE_LB_MAGLEV] = "maglev",
-		[SLUICE_LB_LEAST_CONN] = "least_conn",
+	    [SLUICE_LB_RANDOM] = "random",
+	    [SLUICE_LB_ROUND_ROBIN] = "round_robin",
+	    [SLUICE_LB_MAGLEV] = "maglev",
+	    [SLUICE_LB_LEAST_CONN] = "least_conn",
 	};
 	return lb < SLUICE_LB__MAX ? names[lb] : "unknown";
 }
@@ -69,7 +69,7 @@ struct walker {
 };
 
 static void werr(struct walker *w, const yaml_node_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void werr(struct walker *w, const yaml_node_t *n, const char *fmt, ...)
 {
@@ -161,8 +161,8 @@ static const char *want_scalar(struct walker *w, yaml_node_t *v, const char *key
 	return s;
 }
 
-static void want_uint(struct walker *w, yaml_node_t *v, const char *key, uint64_t min,
-		      uint64_t max, uint32_t *out)
+static void want_uint(struct walker *w, yaml_node_t *v, const char *key, uint64_t min, uint64_t max,
+		      uint32_t *out)
 {
 	const char *s = want_scalar(w, v, key);
 	const char *why;
@@ -392,12 +392,10 @@ static void parse_backends(struct walker *w, struct service_ctx *sc)
 
 static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config *cfg)
 {
-	static const char *const known[] = {"name", "frontend", "protocol", "lb", "backends",
-					    NULL};
-	static const char *const later[] = {
-		"affinity",	   "split",	      "health_check", "outlier_detection",
-		"circuit_breaker", "rate_limit", "timeouts",     "policy",
-		NULL};
+	static const char *const known[] = {"name", "frontend", "protocol", "lb", "backends", NULL};
+	static const char *const later[] = {"affinity",		 "split",	    "health_check",
+					    "outlier_detection", "circuit_breaker", "rate_limit",
+					    "timeouts",		 "policy",	    NULL};
 	yaml_node_t **fe_nodes;
 	yaml_node_item_t *it;
 	size_t n, total_backends = 0;
@@ -483,7 +481,7 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 static void root_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
 	static const char *const agent_known[] = {"cgroup", "bpffs", "limits", NULL};
-	static const char *const agent_later[] = {"metrics", "api",	 "interfaces", "node",
+	static const char *const agent_later[] = {"metrics",  "api",   "interfaces", "node",
 						  "redirect", "state", "audit_log",  NULL};
 	struct sl_config *cfg = obj;
 

@@ -31,7 +31,7 @@
 #include "datapath.h"
 
 static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
 {
@@ -97,8 +97,8 @@ int sl_ensure_bpffs(const char *dir, struct sl_err *e)
 				      strerror(errno));
 		return 0;
 	}
-	return seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem (mount -t bpf bpf %s)",
-		      parent, parent);
+	return seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem (mount -t bpf bpf %s)", parent,
+		      parent);
 }
 
 unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
@@ -155,15 +155,15 @@ static int prepare_maps(struct sl_dp *dp, struct bpf_object *obj, const struct s
 			int err = -errno;
 
 			close(fd);
-			return seterr(e, 0, err, "inspect pinned map %s: %s", path,
-				      strerror(-err));
+			return seterr(e, 0, err, "inspect pinned map %s: %s", path, strerror(-err));
 		}
 		close(fd);
 		if (info.max_entries != cap)
-			return seterr(e, 0, -EEXIST,
-				      "pinned map %s holds %u entries but agent.limits asks for %u; "
-				      "capacities change only with `sluiced --teardown` and a restart",
-				      path, info.max_entries, cap);
+			return seterr(
+			    e, 0, -EEXIST,
+			    "pinned map %s holds %u entries but agent.limits asks for %u; "
+			    "capacities change only with `sluiced --teardown` and a restart",
+			    path, info.max_entries, cap);
 		if (info.key_size != bpf_map__key_size(map) ||
 		    info.value_size != bpf_map__value_size(map))
 			return seterr(e, 0, -EEXIST,
@@ -243,7 +243,8 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 		err = -errno;
 		bpf_link__destroy(old);
 		return seterr(e, err == -EPERM, err, "attach %s to %s: %s%s", name, dp->cgroup,
-			      strerror(-err), err == -EPERM ? " (need CAP_BPF and CAP_NET_ADMIN)" : "");
+			      strerror(-err),
+			      err == -EPERM ? " (need CAP_BPF and CAP_NET_ADMIN)" : "");
 	}
 	if (old) {
 		bpf_link__unpin(old);
@@ -286,15 +287,14 @@ struct dp_obj {
 
 /* In load order: the first creates and pins the shared maps. */
 static const struct dp_obj dp_objs[SL_DP_OBJS] = {
-	{"sock_lb", sock_lb__elf_bytes},
-	{"sockops", sockops__elf_bytes},
+    {"sock_lb", sock_lb__elf_bytes},
+    {"sockops", sockops__elf_bytes},
 };
 
 static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_config *cfg,
 		    struct sl_err *e)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = d->name,
-		    .pin_root_path = dp->bpffs);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = d->name, .pin_root_path = dp->bpffs);
 	struct bpf_object *obj;
 	const void *elf;
 	size_t sz;
@@ -331,8 +331,9 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	snprintf(dp->cgroup, sizeof(dp->cgroup), "%s", cfg->cgroup);
 
 	if (access("/sys/kernel/btf/vmlinux", R_OK))
-		return seterr(e, 1, -ENOENT, "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
-					     "sluice needs CONFIG_DEBUG_INFO_BTF");
+		return seterr(e, 1, -ENOENT,
+			      "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
+			      "sluice needs CONFIG_DEBUG_INFO_BTF");
 	dp->cgroup_fd = open(dp->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dp->cgroup_fd < 0)
 		return seterr(e, 1, -errno, "open cgroup %s: %s", dp->cgroup, strerror(errno));
@@ -346,7 +347,8 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	if (err)
 		goto fail;
 	snprintf(links, sizeof(links), "%s/links", dp->bpffs);
-	if ((mkdir(dp->bpffs, 0700) && errno != EEXIST) || (mkdir(links, 0700) && errno != EEXIST)) {
+	if ((mkdir(dp->bpffs, 0700) && errno != EEXIST) ||
+	    (mkdir(links, 0700) && errno != EEXIST)) {
 		err = seterr(e, 1, -errno, "mkdir %s: %s", links, strerror(errno));
 		goto fail;
 	}
@@ -405,8 +407,8 @@ static int remove_dir(const char *dir, int detach_links, struct sl_err *e)
 
 	d = opendir(dir);
 	if (!d)
-		return errno == ENOENT ? 0 : seterr(e, 0, -errno, "open %s: %s", dir,
-						    strerror(errno));
+		return errno == ENOENT ? 0
+				       : seterr(e, 0, -errno, "open %s: %s", dir, strerror(errno));
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;

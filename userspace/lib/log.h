@@ -21,7 +21,7 @@ void sl_log_hook_libbpf(void);
  * may hold spaces with sl_log_quote()).
  */
 void sl_log(enum sl_log_level level, const char *msg, const char *fields, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define sl_debug(msg, ...) sl_log(SL_LOG_DEBUG, msg, "" __VA_ARGS__)
 #define sl_info(msg, ...)  sl_log(SL_LOG_INFO, msg, "" __VA_ARGS__)

@@ -7,8 +7,8 @@
 
 #include "maglev.h"
 
-static const uint32_t maglev_primes[] = {251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521,
-					 131071};
+static const uint32_t maglev_primes[] = {251,  509,   1021,  2039,  4093,
+					 8191, 16381, 32749, 65521, 131071};
 
 uint32_t sl_maglev_size(size_t n)
 {

@@ -43,15 +43,15 @@
 #include "maps.h"
 
 const char *const sl_map_names[SL_MAPS_COUNT] = {
-	SLUICE_MAP_FRONTENDS,	  SLUICE_MAP_SERVICES,	SLUICE_MAP_SVC_INFO, SLUICE_MAP_SLOTS,
-	SLUICE_MAP_MAGLEV,	  SLUICE_MAP_BACKENDS,	SLUICE_MAP_BACKEND_STATS,
-	SLUICE_MAP_SVC_STATS, SLUICE_MAP_RR, SLUICE_MAP_REVNAT,
+    SLUICE_MAP_FRONTENDS, SLUICE_MAP_SERVICES, SLUICE_MAP_SVC_INFO,	 SLUICE_MAP_SLOTS,
+    SLUICE_MAP_MAGLEV,	  SLUICE_MAP_BACKENDS, SLUICE_MAP_BACKEND_STATS, SLUICE_MAP_SVC_STATS,
+    SLUICE_MAP_RR,	  SLUICE_MAP_REVNAT,
 };
 
 int *sl_maps_fd(struct sl_maps *m, unsigned int i)
 {
-	int *fds[SL_MAPS_COUNT] = {&m->frontends, &m->services,	 &m->svc_info,	    &m->slots,
-				   &m->maglev,	  &m->backends,	 &m->backend_stats, &m->svc_stats,
+	int *fds[SL_MAPS_COUNT] = {&m->frontends, &m->services, &m->svc_info,	   &m->slots,
+				   &m->maglev,	  &m->backends, &m->backend_stats, &m->svc_stats,
 				   &m->rr,	  &m->revnat};
 
 	return i < SL_MAPS_COUNT ? fds[i] : NULL;
@@ -129,11 +129,10 @@ int sl_maps_fill(int fd, uint32_t *entries, uint32_t *capacity)
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return -errno;
 	*capacity = info.max_entries;
-	if (info.type == BPF_MAP_TYPE_ARRAY || info.type == BPF_MAP_TYPE_PERCPU_ARRAY ||
-	    info.key_size > sizeof(key)) {
-		*entries = info.max_entries;
-		return 0;
-	}
+	if (info.type == BPF_MAP_TYPE_ARRAY || info.type == BPF_MAP_TYPE_PERCPU_ARRAY)
+		return 1; /* every index exists: no fill to count */
+	if (info.key_size > sizeof(key))
+		return -E2BIG;
 	while (!bpf_map_get_next_key(fd, prev, next)) {
 		n++;
 		memcpy(key, next, info.key_size);
@@ -252,7 +251,7 @@ int sl_maps_read_state(const struct sl_maps *m, struct sl_state *st)
 		be_id = next;
 		if (!bsearch(&be_id, live, n_live, sizeof(*live), cmp_u32)) {
 			uint32_t *grown =
-				realloc(st->dead_be_ids, (st->n_dead + 1) * sizeof(*grown));
+			    realloc(st->dead_be_ids, (st->n_dead + 1) * sizeof(*grown));
 
 			if (!grown) {
 				err = -ENOMEM;
@@ -446,7 +445,7 @@ static int apply_maglev(const struct sl_maps *m, const struct sl_svc_op *op, uin
 	const struct sl_service_cfg *w = op->want;
 	struct sluice_maglev_key mk = {.svc_id = op->svc_id, .gen = gen};
 	struct sl_maglev_backend *mb = NULL;
-	char (*keys)[SL_HOSTPORT_LEN] = NULL;
+	char(*keys)[SL_HOSTPORT_LEN] = NULL;
 	uint32_t *table = NULL, *idx = NULL, msize, count;
 	int fd = -1, err;
 

@@ -58,7 +58,8 @@ int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id, uint64_t *con
 int sl_maps_service_rejected(const struct sl_maps *m, uint32_t svc_id,
 			     uint64_t out[SLUICE_DROP__MAX]);
 
-/* Entries and capacity of one map (by walking its keys). */
+/* Entries and capacity of one map (by walking its keys). Returns 1 for an
+ * array, whose every index exists (*entries is then not set). */
 int sl_maps_fill(int fd, uint32_t *entries, uint32_t *capacity);
 
 #endif /* SLUICE_MAPS_H */

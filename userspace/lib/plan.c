@@ -167,8 +167,8 @@ int sl_plan_build(const struct sl_state *cur, const struct sl_config *want, uint
 		if (c) {
 			op->kind = SL_OP_UPDATE;
 			op->svc_id = c->id;
-			op->frontend_changed = c->proto != w->proto ||
-					       !sl_sockaddr_equal(&c->frontend, &w->frontend);
+			op->frontend_changed =
+			    c->proto != w->proto || !sl_sockaddr_equal(&c->frontend, &w->frontend);
 			plan->n_update++;
 		} else {
 			op->kind = SL_OP_ADD;

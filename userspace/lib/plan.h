@@ -51,7 +51,7 @@ enum sl_op_kind {
 struct sl_svc_op {
 	enum sl_op_kind kind;
 	uint32_t svc_id;
-	const struct sl_svc_state *cur;    /* NULL for ADD */
+	const struct sl_svc_state *cur;	   /* NULL for ADD */
 	const struct sl_service_cfg *want; /* NULL for REMOVE */
 	/* ADD/UPDATE: the id of each of want's backends, in order; reused
 	 * for an address the service already had, newly allocated otherwise. */
