@@ -14,7 +14,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Hook verdicts of cgroup sock_addr programs. */
 #define SL_VERDICT_REJECT 0
-#define SL_VERDICT_PASS   1
+#define SL_VERDICT_PASS	  1
 
 static __always_inline void sl_req_v4(struct sl_req *req, struct bpf_sock_addr *ctx)
 {
@@ -55,7 +55,8 @@ static __always_inline void sl_req_v6(struct sl_req *req, struct bpf_sock_addr *
 }
 
 /* Remember which frontend this socket asked for, for recvmsg/getpeername. */
-static __always_inline void sl_revnat_store(const struct sl_req *req, const struct sluice_backend *be)
+static __always_inline void sl_revnat_store(const struct sl_req *req,
+					    const struct sluice_backend *be)
 {
 	struct sluice_revnat_key key = {};
 	struct sluice_revnat val = {};
@@ -170,7 +171,8 @@ int sluice_sock4_sendmsg(struct bpf_sock_addr *ctx)
 
 	sl_req_v4(&req, ctx);
 	req.hash = sl_flow_hash(&req);
-	return sl_translate(ctx, &req, SLUICE_AF_INET) == -ECONNREFUSED ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
+	return sl_translate(ctx, &req, SLUICE_AF_INET) == -ECONNREFUSED ? SL_VERDICT_REJECT
+									: SL_VERDICT_PASS;
 }
 
 SEC("cgroup/sendmsg6")
@@ -180,7 +182,8 @@ int sluice_sock6_sendmsg(struct bpf_sock_addr *ctx)
 
 	sl_req_v6(&req, ctx);
 	req.hash = sl_flow_hash(&req);
-	return sl_translate(ctx, &req, SLUICE_AF_INET6) == -ECONNREFUSED ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
+	return sl_translate(ctx, &req, SLUICE_AF_INET6) == -ECONNREFUSED ? SL_VERDICT_REJECT
+									 : SL_VERDICT_PASS;
 }
 
 /* recvmsg()/getpeername(): show the frontend instead of the backend. */

@@ -545,7 +545,7 @@ static const struct bad_case bad_cases[] = {
     BAD("name 64 chars", "services:\n  - name: " NAME63 "x\n    frontend: 10.96.0.10:80\n", 2, 11,
 	"is longer than 63 characters"),
     BAD("name not a scalar", "services:\n  - name: [web]\n    frontend: 10.96.0.10:80\n", 2, 11,
-	 "'name' must be a scalar"),
+	"'name' must be a scalar"),
     BAD("missing name", "services:\n  - frontend: 10.96.0.10:80\n", 2, 5, "service has no 'name'"),
     BAD("missing frontend", "services:\n  - name: web\n    lb: maglev\n", 2, 5,
 	"service has no 'frontend'"),
@@ -565,7 +565,7 @@ static const struct bad_case bad_cases[] = {
     BAD("frontend bad v6", "services:\n  - name: web\n    frontend: '[fd00::1::2]:80'\n", 3, 15,
 	"bad IPv6 address"),
     BAD("frontend is a list", "services:\n  - name: web\n    frontend: [10.96.0.10, 80]\n", 3, 15,
-	 "'frontend' must be a scalar"),
+	"'frontend' must be a scalar"),
     /* protocol, lb */
     BAD("bad protocol", SVC "    protocol: sctp\n", 4, 15, "protocol 'sctp': want tcp or udp"),
     BAD("protocol uppercase", SVC "    protocol: TCP\n", 4, 15, "protocol 'TCP': want tcp or udp"),

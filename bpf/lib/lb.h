@@ -117,8 +117,7 @@ sl_pick_maglev(__u32 svc_id, const struct sluice_service *svc, __u32 hash, __u32
 /* Pick a slot position by the service's lb, then walk forward past backends
  * that are not usable. */
 static __always_inline const struct sluice_backend *
-sl_pick_slot(__u32 svc_id, const struct sluice_service *svc, const struct sl_req *req,
-	     __u32 *be_id)
+sl_pick_slot(__u32 svc_id, const struct sluice_service *svc, const struct sl_req *req, __u32 *be_id)
 {
 	const struct sluice_backend *be;
 	__u32 i, pos, *rr;
