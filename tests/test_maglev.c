@@ -270,13 +270,14 @@ out:
  * (about 1/N) and few others. Maglev is not minimally disruptive: with
  * M = 16381 we measured 1/N + 0.5% at N = 10 and up to 1/N + 1.17% at
  * N = 50 (an independent reference Maglev with another hash gives the same
- * +1.16%), so the bound is 1/N + 1.5 percentage points, not 1/N + 1%.
+ * +1.16%). The issue's bound, 1/N + 1%, is asserted up to N = 20; at N = 50
+ * the bound is 1/N + 1.5 percentage points (README, "Limits").
  * Keyed by position instead of by key, or rebuilt from scratch, the change
  * is tens of percent, far above the bound.
  */
 Test(maglev, removal_disruption)
 {
-	static const size_t ns[] = {3, 5, 10, 50};
+	static const size_t ns[] = {3, 5, 10, 20, 50};
 	double worst_extra = 0;
 
 	for (size_t k = 0; k < ARRAY_SIZE(ns); k++) {
@@ -287,7 +288,8 @@ Test(maglev, removal_disruption)
 		cr_assert_eq(m, 16381, "N=%zu: table size %u", n, m);
 		/* Every position: first, middle, last and all between. */
 		for (size_t rm = 0; rm < n; rm++) {
-			double changed = 0, owned = 0, bound = 1.0 / n + 0.015;
+			double slack = n <= 20 ? 0.01 : 0.015;
+			double changed = 0, owned = 0, bound = 1.0 / n + slack;
 			int rc = removal_disruption(n, rm, m, &changed, &owned);
 
 			cr_assert_eq(rc, 0, "N=%zu remove %zu: %d", n, rm, rc);
@@ -297,8 +299,8 @@ Test(maglev, removal_disruption)
 				      n, rm, changed, owned);
 			cr_assert_leq(changed, bound,
 				      "N=%zu remove #%zu: %.2f%% of the slots changed, bound "
-				      "1/N + 1.5 = %.2f%%",
-				      n, rm, changed * 100, bound * 100);
+				      "1/N + %.1f = %.2f%%",
+				      n, rm, changed * 100, slack * 100, bound * 100);
 			if (changed - 1.0 / n > case_worst)
 				case_worst = changed - 1.0 / n;
 		}
@@ -307,7 +309,7 @@ Test(maglev, removal_disruption)
 		if (case_worst > worst_extra)
 			worst_extra = case_worst;
 	}
-	cr_log_info("maglev removal: worst extra disruption over N in {3,5,10,50}: %.2f%%",
+	cr_log_info("maglev removal: worst extra disruption over N in {3,5,10,20,50}: %.2f%%",
 		    worst_extra * 100);
 }
 
