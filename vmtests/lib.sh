@@ -22,18 +22,20 @@
 
 VT_ROOT=${VT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 VT_BIN=${VT_BIN:-$VT_ROOT/build/vmtests}
+[[ "$VT_BIN" == /* ]] || VT_BIN=$PWD/$VT_BIN
 # Wall-clock bound (seconds) on every vt_client/vt_in_cgroup command; 0 = none.
 VT_CLIENT_TIMEOUT=${VT_CLIENT_TIMEOUT:-300}
-VT_ID=${VT_ID:-}
-VT_NAME=${VT_NAME:-}
-VT_TMP=${VT_TMP:-}
-VT_CGROUP=${VT_CGROUP:-}
-VT_BPFFS=${VT_BPFFS:-}
+VT_ID=
+VT_NAME=
+VT_TMP=
+VT_CGROUP=
+VT_BPFFS=
 VT_FAILS=0
 VT_NETNS=()
 VT_PIDS=()
 declare -gA VT_SERVER_PID=()
 _VT_TOOLS_OK=0
+_VT_DIRTY=0 # something to clean up since the last vt_cleanup
 
 # --- reporting -------------------------------------------------------------------------------
 
@@ -75,6 +77,7 @@ vt_init() {
 		echo "vt_init: mktemp failed" >&2
 		exit 1
 	}
+	_VT_DIRTY=1
 	trap '_vt_exit_trap' EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
@@ -85,10 +88,14 @@ vt_init() {
 _vt_exit_trap() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
-	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] || [ "$VT_FAILS" -ne 0 ]; then
+	trap '' PIPE # a closed stdout must not cut the cleanup short
+	if { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; } || [ "$VT_FAILS" -ne 0 ]; then
 		_vt_dump_logs
 	fi
 	vt_cleanup
+	if [ -n "$VT_TMP" ] && [ -d "$VT_TMP" ] && [ "${VT_KEEP:-0}" != 1 ]; then
+		rm -rf -- "$VT_TMP"
+	fi
 	exit "$rc"
 }
 
@@ -107,7 +114,7 @@ _vt_dump_logs() {
 vt_track_pid() {
 	local p
 	for p in "$@"; do
-		[[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -gt 1 ] && VT_PIDS+=("$p")
+		[[ "$p" =~ ^[0-9]+$ ]] && [ "$p" -gt 1 ] && VT_PIDS+=("$p") && _VT_DIRTY=1
 	done
 	return 0
 }
@@ -153,11 +160,13 @@ _vt_kill_pids() {
 	return 0
 }
 
-# vt_cleanup: idempotent; never fails. Kills tracked pids and anything left in our netns, runs
-# vt_cleanup_hook if defined, empties and removes the cgroup, deletes our netns, removes $VT_BPFFS
-# and the scratch dir (kept if VT_KEEP=1).
+# vt_cleanup: idempotent (a no-op when nothing was set up since the last call); never fails.
+# Kills tracked pids and anything left in our netns, runs vt_cleanup_hook if defined, empties
+# and removes the cgroup, deletes our netns, removes $VT_BPFFS. The EXIT trap then removes the
+# scratch dir $VT_TMP (kept if VT_KEEP=1). A test may call it itself and set up again after.
 vt_cleanup() {
-	local saved=$- ns pids d p parent i mnt
+	local saved=$- ns pids d p parent i
+	[ "$_VT_DIRTY" = 1 ] || return 0
 	set +e
 	{
 		# 1. processes we started
@@ -210,12 +219,8 @@ vt_cleanup() {
 			[ -e "$VT_BPFFS" ]; then
 			rm -rf -- "$VT_BPFFS" || echo "vt_cleanup: could not remove $VT_BPFFS" >&2
 		fi
-
-		# 7. scratch
-		if [ -n "$VT_TMP" ] && [ -d "$VT_TMP" ] && [ "${VT_KEEP:-0}" != 1 ]; then
-			rm -rf -- "$VT_TMP"
-		fi
 	} 2>&1
+	_VT_DIRTY=0
 	[[ "$saved" == *e* ]] && set -e
 	return 0
 }
@@ -273,6 +278,7 @@ _vt_ns_add() {
 	local ns=$1
 	_vt_run ip netns add "$ns" || return 1
 	VT_NETNS+=("$ns")
+	_VT_DIRTY=1
 	_vt_sysctl "$ns" net.ipv6.conf.all.accept_dad 0
 	_vt_sysctl "$ns" net.ipv6.conf.default.accept_dad 0
 	_vt_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 0
@@ -296,38 +302,44 @@ vt_topology() {
 	_vt_sysctl "$rtr" net.ipv4.ip_forward 1
 	_vt_sysctl "$rtr" net.ipv6.conf.all.forwarding 1
 
-	# node <-> rtr
+	# Links first, all up, addresses after: IPv6 addresses added while a link is down lose the
+	# first neighbour solicitation once it comes up (a 1 s stall on the first v6 connect).
 	_vt_run ip -n "$node" link add vt-rtr type veth peer name vt-node netns "$rtr" || ok=0
-	_vt_run ip -n "$node" addr add 198.18.0.1/30 dev vt-rtr || ok=0
-	_vt_run ip -n "$node" addr add 2001:db8::1/64 dev vt-rtr nodad || ok=0
-	_vt_run ip -n "$node" link set vt-rtr up || ok=0
-	_vt_run ip -n "$rtr" addr add 198.18.0.2/30 dev vt-node || ok=0
-	_vt_run ip -n "$rtr" addr add 2001:db8::2/64 dev vt-node nodad || ok=0
+	_vt_run ip -n "$rtr" link add vt-br type bridge forward_delay 0 mcast_snooping 0 || ok=0
+	for i in 1 2 3; do
+		_vt_run ip -n "$rtr" link add "vt-be$i" type veth peer name eth0 netns "$VT_ID-be$i" ||
+			ok=0
+		_vt_run ip -n "$rtr" link set "vt-be$i" master vt-br up || ok=0
+		_vt_run ip -n "$VT_ID-be$i" link set eth0 up || ok=0
+	done
+	_vt_run ip -n "$rtr" link set vt-br up || ok=0
 	_vt_run ip -n "$rtr" link set vt-node up || ok=0
+	_vt_run ip -n "$node" link set vt-rtr up || ok=0
 
 	# node: backends via rtr, VIPs blackholed, no default route
+	_vt_run ip -n "$node" addr add 198.18.0.1/30 dev vt-rtr || ok=0
+	_vt_run ip -n "$node" addr add 2001:db8::1/64 dev vt-rtr nodad || ok=0
 	_vt_run ip -n "$node" route add 198.18.1.0/24 via 198.18.0.2 || ok=0
 	_vt_run ip -n "$node" -6 route add 2001:db8:1::/64 via 2001:db8::2 || ok=0
 	_vt_run ip -n "$node" route add blackhole 198.19.0.0/16 || ok=0
 	_vt_run ip -n "$node" -6 route add blackhole 2001:db8:f::/48 || ok=0
 
-	# rtr: bridge to the backends; VIPs blackholed here too, no default route
-	_vt_run ip -n "$rtr" link add vt-br type bridge forward_delay 0 mcast_snooping 0 || ok=0
+	# rtr: forwards between node and the backends' bridge; VIPs blackholed too, no default route
+	_vt_run ip -n "$rtr" addr add 198.18.0.2/30 dev vt-node || ok=0
+	_vt_run ip -n "$rtr" addr add 2001:db8::2/64 dev vt-node nodad || ok=0
 	_vt_run ip -n "$rtr" addr add 198.18.1.1/24 dev vt-br || ok=0
 	_vt_run ip -n "$rtr" addr add 2001:db8:1::1/64 dev vt-br nodad || ok=0
 	_vt_run ip -n "$rtr" route add blackhole 198.19.0.0/16 || ok=0
 	_vt_run ip -n "$rtr" -6 route add blackhole 2001:db8:f::/48 || ok=0
+
+	# backends: default route via rtr (they only ever answer)
 	for i in 1 2 3; do
 		be=$VT_ID-be$i
-		_vt_run ip -n "$rtr" link add "vt-be$i" type veth peer name eth0 netns "$be" || ok=0
-		_vt_run ip -n "$rtr" link set "vt-be$i" master vt-br up || ok=0
 		_vt_run ip -n "$be" addr add "198.18.1.$((i + 1))/24" dev eth0 || ok=0
 		_vt_run ip -n "$be" addr add "2001:db8:1::$((i + 1))/64" dev eth0 nodad || ok=0
-		_vt_run ip -n "$be" link set eth0 up || ok=0
 		_vt_run ip -n "$be" route add default via 198.18.1.1 || ok=0
 		_vt_run ip -n "$be" -6 route add default via 2001:db8:1::1 || ok=0
 	done
-	_vt_run ip -n "$rtr" link set vt-br up || ok=0
 
 	if [ "$ok" -ne 1 ]; then
 		vt_fail "topology setup"
@@ -395,8 +407,11 @@ vt_cgroup() {
 	_vt_need_init
 	local mnt
 	mnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-	[ -n "$mnt" ] && [ -d "$mnt" ] || vt_skip "no cgroup2 mount in /proc/mounts"
+	if [ -z "$mnt" ] || [ ! -d "$mnt" ]; then
+		vt_skip "no cgroup2 mount in /proc/mounts"
+	fi
 	VT_CGROUP=$mnt/$VT_ID
+	_VT_DIRTY=1
 	mkdir "$VT_CGROUP" || {
 		vt_fail "mkdir $VT_CGROUP"
 		VT_CGROUP=
@@ -411,11 +426,13 @@ vt_cgroup() {
 vt_bpffs() {
 	_vt_need_init
 	if ! awk '$2 == "/sys/fs/bpf" && $3 == "bpf" { f = 1 } END { exit !f }' /proc/mounts; then
-		mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf ||
+		if ! { mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf; }; then
 			vt_skip "cannot mount bpffs at /sys/fs/bpf"
+		fi
 		vt_log "mounted bpffs at /sys/fs/bpf"
 	fi
 	export VT_BPFFS=/sys/fs/bpf/$VT_ID
+	_VT_DIRTY=1
 }
 
 # --- running things on the node --------------------------------------------------------------
@@ -431,7 +448,7 @@ vt_in_cgroup() {
 	(
 		echo "$BASHPID" >"$VT_CGROUP/cgroup.procs" || exit 2
 		if [ "$VT_CLIENT_TIMEOUT" != 0 ]; then
-			exec timeout -k 2 "$VT_CLIENT_TIMEOUT" ip netns exec "$VT_ID-node" "$@"
+			exec timeout --foreground -k 2 "$VT_CLIENT_TIMEOUT" ip netns exec "$VT_ID-node" "$@"
 		fi
 		exec ip netns exec "$VT_ID-node" "$@"
 	)

@@ -44,7 +44,7 @@
 #define DEFAULT_LOOP_MAX  100000
 #define REFUSED_WITHIN_MS 1000.0
 
-enum mode { M_TCP, M_UDP, M_LOOP, M_REFUSED };
+enum mode { M_TCP, M_UDP, M_LOOP, M_REFUSED, M_HOLD };
 
 struct target {
 	struct sockaddr_storage ss;
@@ -86,9 +86,13 @@ static void usage(int status)
 	    "       %s loop    HOST:PORT --seconds S [--interval-ms MS] [--max N]\n"
 	    "                  [--timeout-ms MS] [--check-peer]\n"
 	    "       %s refused HOST:PORT [--timeout-ms MS]\n"
+	    "       %s hold    HOST:PORT -n COUNT --seconds S [--timeout-ms MS]\n"
+	    "tcp also takes --bind-port-base P (connection i from source port P+i, closed\n"
+	    "with an RST) and --trace (a line \"port P NAME\" per connection).\n"
+	    "hold keeps COUNT connections open for S seconds, then closes them.\n"
 	    "HOST: IPv4 literal or [IPv6 literal]. Defaults: --timeout-ms %d, --interval-ms %d,\n"
 	    "--max %d.\n",
-	    prog, prog, prog, prog, DEFAULT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_LOOP_MAX);
+	    prog, prog, prog, prog, prog, DEFAULT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_LOOP_MAX);
 	exit(status);
 }
 
@@ -368,15 +372,43 @@ static void record(int r, const char *name)
 		st.err[0]++; /* cannot happen; keeps fail == sum of the parts */
 }
 
-static int one_tcp(const struct target *t, int timeout_ms, bool check_peer, char *name)
+/* Bind fd to the wildcard address of t's family and the given source port. */
+static int bind_port(int fd, const struct target *t, unsigned int port)
+{
+	struct sockaddr_storage ss;
+	int one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)t->family;
+	if (t->family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return errno;
+	if (bind(fd, (const struct sockaddr *)&ss, t->len) < 0)
+		return errno;
+	return 0;
+}
+
+/*
+ * Connect (from source port 'port' when non-zero), check the peer, read the
+ * reply. On success *fdp holds the open socket; the caller closes it.
+ */
+static int tcp_open(const struct target *t, int timeout_ms, bool check_peer, unsigned int port,
+		    char *name, int *fdp)
 {
 	double deadline = now_ms() + timeout_ms;
 	int fd = socket(t->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int r;
+	int r = 0;
 
+	*fdp = -1;
 	if (fd < 0)
 		return errno;
-	r = connect_bounded(fd, t, deadline);
+	if (port)
+		r = bind_port(fd, t, port);
+	if (!r)
+		r = connect_bounded(fd, t, deadline);
 	if (!r && check_peer) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
@@ -391,8 +423,36 @@ static int one_tcp(const struct target *t, int timeout_ms, bool check_peer, char
 	}
 	if (!r)
 		r = read_reply(fd, name, deadline, false);
+	if (r) {
+		xclose(fd);
+		return r;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+/* Close with an RST, so that a fixed source port is free again at once. */
+static void close_abort(int fd)
+{
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+	if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0)
+		fprintf(stderr, "%s: SO_LINGER: %s\n", prog, strerror(errno));
 	xclose(fd);
-	return r;
+}
+
+static int one_tcp(const struct target *t, int timeout_ms, bool check_peer, unsigned int port,
+		   char *name)
+{
+	int fd, r = tcp_open(t, timeout_ms, check_peer, port, name, &fd);
+
+	if (r)
+		return r;
+	if (port)
+		close_abort(fd);
+	else
+		xclose(fd);
+	return 0;
 }
 
 static int one_udp(const struct target *t, int timeout_ms, bool connected, char *name)
@@ -490,7 +550,7 @@ static int cmp_errnos(const void *a, const void *b)
 
 static int report(double start)
 {
-	int errs[MAX_ERRNO];
+	int errs[MAX_ERRNO] = {0};
 	size_t i, ne = 0;
 
 	qsort(st.names, st.nnames, sizeof(st.names[0]), cmp_names);
@@ -548,7 +608,36 @@ enum {
 	O_SECONDS,
 	O_INTERVAL,
 	O_MAX,
+	O_BIND_PORT,
+	O_TRACE,
 };
+
+/* Open count connections, keep them open for 'seconds', then close them all. */
+static int do_hold(const struct target *t, int timeout_ms, unsigned long count, double seconds)
+{
+	double start = now_ms();
+	char name[MAX_NAME + 1];
+	unsigned long i, held = 0;
+	int *fds = calloc(count ? count : 1, sizeof(*fds));
+
+	if (!fds)
+		die("calloc");
+	for (i = 0; i < count; i++) {
+		int r = tcp_open(t, timeout_ms, false, 0, name, &fds[i]);
+
+		record(r, name);
+		held += r == RES_OK;
+	}
+	printf("holding %lu\n", held);
+	if (fflush(stdout) != 0)
+		die("fflush(stdout)");
+	sleep_ms(start + seconds * 1000.0 - now_ms());
+	for (i = 0; i < count; i++)
+		if (fds[i] >= 0)
+			xclose(fds[i]);
+	free(fds);
+	return report(start);
+}
 
 int main(int argc, char **argv)
 {
@@ -560,12 +649,14 @@ int main(int argc, char **argv)
 	    {"seconds", required_argument, NULL, O_SECONDS},
 	    {"interval-ms", required_argument, NULL, O_INTERVAL},
 	    {"max", required_argument, NULL, O_MAX},
+	    {"bind-port-base", required_argument, NULL, O_BIND_PORT},
+	    {"trace", no_argument, NULL, O_TRACE},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	unsigned long count = 0, max = DEFAULT_LOOP_MAX, timeout = DEFAULT_TIMEOUT,
-		      interval = DEFAULT_INTERVAL, i;
-	bool have_count = false, check_peer = false, connected = false;
+		      interval = DEFAULT_INTERVAL, port_base = 0, i;
+	bool have_count = false, check_peer = false, connected = false, trace = false;
 	double seconds = -1, start;
 	char name[MAX_NAME + 1];
 	struct target t;
@@ -584,6 +675,8 @@ int main(int argc, char **argv)
 		mode = M_LOOP;
 	else if (!strcmp(argv[1], "refused"))
 		mode = M_REFUSED;
+	else if (!strcmp(argv[1], "hold"))
+		mode = M_HOLD;
 	else
 		usage(2);
 	if (!parse_target(argv[2], &t)) {
@@ -598,7 +691,7 @@ int main(int argc, char **argv)
 
 		switch (opt) {
 		case 'n':
-			ok = (mode == M_TCP || mode == M_UDP) &&
+			ok = (mode == M_TCP || mode == M_UDP || mode == M_HOLD) &&
 			     parse_ulong(optarg, 100000000UL, &count);
 			have_count = true;
 			break;
@@ -618,8 +711,8 @@ int main(int argc, char **argv)
 
 			errno = 0;
 			seconds = strtod(optarg, &end);
-			ok = mode == M_LOOP && !errno && !*end && end != optarg && seconds > 0 &&
-			     seconds <= 86400;
+			ok = (mode == M_LOOP || mode == M_HOLD) && !errno && !*end &&
+			     end != optarg && seconds > 0 && seconds <= 86400;
 			break;
 		}
 		case O_INTERVAL:
@@ -627,6 +720,14 @@ int main(int argc, char **argv)
 			break;
 		case O_MAX:
 			ok = mode == M_LOOP && parse_ulong(optarg, 100000000UL, &max) && max > 0;
+			break;
+		case O_BIND_PORT:
+			ok = mode == M_TCP && parse_ulong(optarg, 65535UL, &port_base) &&
+			     port_base >= 1024;
+			break;
+		case O_TRACE:
+			ok = mode == M_TCP;
+			trace = true;
 			break;
 		case 'h':
 			usage(0);
@@ -642,21 +743,33 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(2);
-	if ((mode == M_TCP || mode == M_UDP) && !have_count) {
+	if (port_base && port_base + count > 65536) {
+		fprintf(stderr, "%s: --bind-port-base + -n goes past port 65535\n", prog);
+		usage(2);
+	}
+	if ((mode == M_TCP || mode == M_UDP || mode == M_HOLD) && !have_count) {
 		fprintf(stderr, "%s: %s needs -n COUNT\n", prog, argv[1]);
 		usage(2);
 	}
-	if (mode == M_LOOP && seconds < 0) {
-		fprintf(stderr, "%s: loop needs --seconds S\n", prog);
+	if ((mode == M_LOOP || mode == M_HOLD) && seconds < 0) {
+		fprintf(stderr, "%s: %s needs --seconds S\n", prog, argv[1]);
 		usage(2);
 	}
 
 	start = now_ms();
 	switch (mode) {
 	case M_TCP:
-		for (i = 0; i < count; i++)
-			record(one_tcp(&t, (int)timeout, check_peer, name), name);
+		for (i = 0; i < count; i++) {
+			unsigned int port = port_base ? (unsigned int)(port_base + i) : 0;
+			int r = one_tcp(&t, (int)timeout, check_peer, port, name);
+
+			if (trace)
+				printf("port %u %s\n", port, r == RES_OK ? name : "-");
+			record(r, name);
+		}
 		return report(start);
+	case M_HOLD:
+		return do_hold(&t, (int)timeout, count, seconds);
 	case M_UDP:
 		for (i = 0; i < count; i++)
 			record(one_udp(&t, (int)timeout, connected, name), name);
@@ -665,7 +778,7 @@ int main(int argc, char **argv)
 		double end = start + seconds * 1000.0;
 
 		for (i = 0; i < max && now_ms() < end; i++) {
-			record(one_tcp(&t, (int)timeout, check_peer, name), name);
+			record(one_tcp(&t, (int)timeout, check_peer, 0, name), name);
 			if (i + 1 < max) {
 				double left = end - now_ms();
 
