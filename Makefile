@@ -17,6 +17,8 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
+# The BPF objects are intermediates of the skeletons; keep them for bpftool and rebuilds.
+.SECONDARY:
 .SUFFIXES:
 
 PKGS         := libbpf yaml-0.1 jansson

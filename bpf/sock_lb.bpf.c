@@ -44,6 +44,14 @@ static __always_inline void sl_req_v6(struct sl_req *req, struct bpf_sock_addr *
 	req->fe.addr.a32[1] = ctx->user_ip6[1];
 	req->fe.addr.a32[2] = ctx->user_ip6[2];
 	req->fe.addr.a32[3] = ctx->user_ip6[3];
+	if (sl_is_v4mapped(req->fe.addr.a32[0], req->fe.addr.a32[1], req->fe.addr.a32[2])) {
+		/* A dual-stack socket reaching an IPv4 VIP: serve the IPv4 service. */
+		req->v4mapped = 1;
+		req->fe.family = SLUICE_AF_INET;
+		req->fe.addr.a32[0] = req->fe.addr.a32[3];
+		req->fe.addr.a32[2] = 0;
+		req->fe.addr.a32[3] = 0;
+	}
 	req->cookie = bpf_get_socket_cookie(ctx);
 	if (sk) {
 		req->client.a32[0] = sk->src_ip6[0];
@@ -70,14 +78,17 @@ static __always_inline void sl_revnat_store(const struct sl_req *req,
 	bpf_map_update_elem(&sluice_revnat, &key, &val, BPF_ANY);
 }
 
+/* The frontend a socket asked for, given the peer address the hook sees. A
+ * v4-mapped peer of an IPv6 socket is looked up as IPv4. */
 static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_sock_addr *ctx,
-								  __u8 family)
+								  __u8 family, int *v4mapped)
 {
 	struct sluice_revnat_key key = {};
 
 	key.cookie = bpf_get_socket_cookie(ctx);
 	key.family = family;
 	key.port = (__u16)ctx->user_port;
+	*v4mapped = 0;
 	if (family == SLUICE_AF_INET) {
 		key.addr.a32[0] = ctx->user_ip4;
 	} else {
@@ -85,6 +96,13 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
 		key.addr.a32[1] = ctx->user_ip6[1];
 		key.addr.a32[2] = ctx->user_ip6[2];
 		key.addr.a32[3] = ctx->user_ip6[3];
+		if (sl_is_v4mapped(key.addr.a32[0], key.addr.a32[1], key.addr.a32[2])) {
+			*v4mapped = 1;
+			key.family = SLUICE_AF_INET;
+			key.addr.a32[0] = key.addr.a32[3];
+			key.addr.a32[2] = 0;
+			key.addr.a32[3] = 0;
+		}
 	}
 	return bpf_map_lookup_elem(&sluice_revnat, &key);
 }
@@ -115,12 +133,17 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	err = sl_select(req, &be, &be_id);
 	if (err)
 		return err;
-	/* The agent only pairs frontends with backends of their own family;
-	 * a v4 hook may not touch the v6 fields, so branch on the hook's. */
-	if (be->family != family)
+	/* The agent only pairs frontends with backends of their own family. A
+	 * v4 hook may not touch the v6 fields, so branch on the hook's. */
+	if (be->family != req->fe.family)
 		return -ECONNREFUSED;
 	if (family == SLUICE_AF_INET) {
 		ctx->user_ip4 = be->addr.a32[0];
+	} else if (req->v4mapped) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+		ctx->user_ip6[3] = be->addr.a32[0];
 	} else {
 		ctx->user_ip6[0] = be->addr.a32[0];
 		ctx->user_ip6[1] = be->addr.a32[1];
@@ -189,12 +212,16 @@ int sluice_sock6_sendmsg(struct bpf_sock_addr *ctx)
 /* recvmsg()/getpeername(): show the frontend instead of the backend. */
 static __always_inline int sl_reverse(struct bpf_sock_addr *ctx, __u8 family)
 {
-	const struct sluice_revnat *rn = sl_revnat_find(ctx, family);
+	const struct sluice_revnat *rn;
+	int v4mapped;
 
+	rn = sl_revnat_find(ctx, family, &v4mapped);
 	if (!rn)
 		return SL_VERDICT_PASS;
 	if (family == SLUICE_AF_INET) {
 		ctx->user_ip4 = rn->addr.a32[0];
+	} else if (v4mapped) {
+		ctx->user_ip6[3] = rn->addr.a32[0];
 	} else {
 		ctx->user_ip6[0] = rn->addr.a32[0];
 		ctx->user_ip6[1] = rn->addr.a32[1];

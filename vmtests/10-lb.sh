@@ -71,6 +71,24 @@ else
 fi
 vt_counts_within "$out" 60 141 be1 be2 be3
 
+# A dual-stack IPv6 socket that addresses an IPv4 VIP as ::ffff:a.b.c.d (as Java does).
+out=$VT_TMP/mapped.out
+if vt_client tcp "[::ffff:198.19.0.12]:80" -n 60 --check-peer >"$out"; then
+	vt_pass "v4-mapped: 60 connections to [::ffff:198.19.0.12]:80, getpeername() showed it"
+else
+	vt_fail "v4-mapped TCP: $(tr '\n' ' ' <"$out")"
+fi
+vt_counts_within "$out" 5 40 be1 be2 be3
+for mode in "" --connected; do
+	out=$VT_TMP/udpm$mode.out
+	if vt_client udp "[::ffff:198.19.0.53]:53" -n 20 $mode >"$out" &&
+		[ "$(vt_value "$out" ok)" -eq 20 ]; then
+		vt_pass "v4-mapped UDP ${mode:-unconnected}: 20 replies, each from the VIP"
+	else
+		vt_fail "v4-mapped UDP ${mode:-unconnected}: $(tr '\n' ' ' <"$out")"
+	fi
+done
+
 for mode in "" --connected; do
 	out=$VT_TMP/udp$mode.out
 	if vt_client udp 198.19.0.53:53 -n 60 $mode >"$out" &&
@@ -108,8 +126,8 @@ if va_ctl -o json services web-maglev >"$json"; then
 	total=$(jq '[.[0].backends[].connections_total] | add' "$json")
 	keys=$(jq -c '.[0] | keys' "$json")
 	bkeys=$(jq -c '.[0].backends[0] | keys' "$json")
-	[ "$total" -eq 300 ] && vt_pass "sluicectl: web-maglev counted 300 connections" ||
-		vt_fail "sluicectl: web-maglev counted $total connections, want 300"
+	[ "$total" -eq 360 ] && vt_pass "sluicectl: web-maglev counted 360 connections (300 + 60 v4-mapped)" ||
+		vt_fail "sluicectl: web-maglev counted $total connections, want 360"
 	[ "$keys" = '["backends","frontend","lb","name","protocol"]' ] &&
 		vt_pass "sluicectl: service keys $keys" || vt_fail "sluicectl: service keys $keys"
 	[ "$bkeys" = '["active_connections","address","connections_total","state","subset","weight"]' ] &&

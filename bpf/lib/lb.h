@@ -6,6 +6,8 @@
 #ifndef SLUICE_BPF_LB_H
 #define SLUICE_BPF_LB_H
 
+#include <bpf/bpf_endian.h>
+
 #include "maps.h"
 #include "hash.h"
 
@@ -23,7 +25,14 @@ struct sl_req {
 	__u64 cookie;
 	__u32 client_port; /* bound source port (host order), or 0 */
 	__u32 hash;
+	__u32 v4mapped; /* an IPv6 socket asked for ::ffff:a.b.c.d: fe is IPv4 */
 };
+
+/* ::ffff:a.b.c.d, as a dual-stack IPv6 socket addresses an IPv4 peer. */
+static __always_inline int sl_is_v4mapped(__u32 w0, __u32 w1, __u32 w2)
+{
+	return w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff);
+}
 
 static __always_inline void sl_count_reject(__u32 svc_id, enum sluice_drop_reason reason)
 {
