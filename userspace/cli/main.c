@@ -127,27 +127,29 @@ static json_t *service_json(const struct sl_maps *m, const struct sl_svc_state *
 			 sl_proto_name(s->proto), "lb", sl_lb_name(s->lb), "backends", bes);
 }
 
-static void service_table(const struct sl_maps *m, const struct sl_svc_state *s)
+/* The table is printed from the same JSON object that -o json prints. */
+static void service_table(const struct sl_maps *m, const struct sl_svc_state *s, json_t *o)
 {
-	char fe[SL_HOSTPORT_LEN], addr[SL_HOSTPORT_LEN];
 	uint64_t rejected[SLUICE_DROP__MAX] = {0};
+	json_t *bes = json_object_get(o, "backends"), *b;
+	size_t i;
 
-	sl_format_hostport(&s->frontend, fe, sizeof(fe));
 	sl_maps_service_rejected(m, s->id, rejected);
-	printf("%-20s %-28s %-4s %-12s backends=%zu rejected_no_backend=%llu\n", s->name, fe,
-	       sl_proto_name(s->proto), sl_lb_name(s->lb), s->n_bes,
+	printf("%-20s %-28s %-4s %-12s backends=%zu rejected_no_backend=%llu\n", s->name,
+	       json_string_value(json_object_get(o, "frontend")), sl_proto_name(s->proto),
+	       sl_lb_name(s->lb), json_array_size(bes),
 	       (unsigned long long)rejected[SLUICE_DROP_NO_BACKEND]);
-	for (size_t i = 0; i < s->n_bes; i++) {
-		const struct sl_be_state *b = &s->bes[i];
-		uint64_t total = 0;
-		int64_t active = 0;
+	json_array_foreach(bes, i, b)
+	{
+		const char *subset = json_string_value(json_object_get(b, "subset"));
 
-		sl_maps_backend_stats(m, b->id, &total, &active);
-		sl_format_hostport(&b->addr, addr, sizeof(addr));
-		printf(
-		    "  %-44s weight=%-4u subset=%-10s %-9s active=%-6lld connections_total=%llu\n",
-		    addr, b->weight, b->subset[0] ? b->subset : "-", state_name(b->state),
-		    (long long)active, (unsigned long long)total);
+		printf("  %-44s weight=%-4lld subset=%-10s %-9s active=%-6lld "
+		       "connections_total=%lld\n",
+		       json_string_value(json_object_get(b, "address")),
+		       json_integer_value(json_object_get(b, "weight")), *subset ? subset : "-",
+		       json_string_value(json_object_get(b, "state")),
+		       json_integer_value(json_object_get(b, "active_connections")),
+		       json_integer_value(json_object_get(b, "connections_total")));
 	}
 }
 
@@ -156,7 +158,7 @@ static int cmd_services(struct cli *c, int argc, char **argv)
 	const char *only = argc > 1 ? argv[1] : NULL;
 	struct sl_maps m;
 	struct sl_state st;
-	json_t *arr = NULL;
+	json_t *arr = NULL, *o;
 	int err, found = 0;
 
 	if (argc > 2)
@@ -176,10 +178,13 @@ static int cmd_services(struct cli *c, int argc, char **argv)
 		if (only && strcmp(only, st.svcs[i].name))
 			continue;
 		found++;
-		if (c->json)
-			json_array_append_new(arr, service_json(&m, &st.svcs[i]));
-		else
-			service_table(&m, &st.svcs[i]);
+		o = service_json(&m, &st.svcs[i]);
+		if (c->json) {
+			json_array_append_new(arr, o);
+		} else {
+			service_table(&m, &st.svcs[i], o);
+			json_decref(o);
+		}
 	}
 	sl_state_free(&st);
 	sl_maps_close(&m);
