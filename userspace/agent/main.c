@@ -107,9 +107,11 @@ static void reap(struct agent *a)
 			a->retired[keep++] = a->retired[i];
 			continue;
 		}
-		if (sl_maps_reap(&a->dp.maps, &a->retired[i].id, 1)) {
+		int err = sl_maps_reap(&a->dp.maps, &a->retired[i].id, 1);
+
+		if (err) {
 			sl_warn("cannot delete retired backend", "backend_id=%u error=\"%s\"",
-				a->retired[i].id, strerror(errno));
+				a->retired[i].id, strerror(-err));
 			a->retired[keep++] = a->retired[i];
 		}
 	}
