@@ -108,7 +108,7 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
 }
 
 /* Tag a TCP socket with its backend, for sockops to count it. */
-static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, __u32 be_id)
+static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, __u32 svc_id, __u32 be_id)
 {
 	struct sluice_sk_backend *sb;
 	struct bpf_sock *sk = ctx->sk;
@@ -119,6 +119,8 @@ static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, __u32 be_i
 	if (!sb)
 		return;
 	sb->be_id = be_id;
+	sb->svc_id = svc_id;
+	sb->start_ns = bpf_ktime_get_ns();
 	sb->flags = 0;
 }
 
@@ -153,7 +155,7 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	ctx->user_port = be->port;
 	sl_revnat_store(req, be);
 	if (req->fe.proto == SLUICE_PROTO_TCP)
-		sl_sk_remember(ctx, be_id);
+		sl_sk_remember(ctx, req->svc_id, be_id);
 	return 0;
 }
 

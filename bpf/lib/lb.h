@@ -8,8 +8,9 @@
 
 #include <bpf/bpf_endian.h>
 
-#include "maps.h"
+#include "events.h"
 #include "hash.h"
+#include "maps.h"
 
 #ifndef ECONNREFUSED
 #define ECONNREFUSED 111
@@ -26,6 +27,7 @@ struct sl_req {
 	__u32 client_port; /* bound source port (host order), or 0 */
 	__u32 hash;
 	__u32 v4mapped; /* an IPv6 socket asked for ::ffff:a.b.c.d: fe is IPv4 */
+	__u32 svc_id;	/* out: the service the frontend belongs to */
 };
 
 /* ::ffff:a.b.c.d, as a dual-stack IPv6 socket addresses an IPv4 peer. */
@@ -152,6 +154,23 @@ sl_pick_slot(__u32 svc_id, const struct sluice_service *svc, const struct sl_req
 	return NULL;
 }
 
+static __always_inline void sl_emit_reject(const struct sl_req *req, __u32 svc_id)
+{
+	struct sluice_event *ev = sl_event_reserve(SLUICE_EV_NO_BACKEND);
+
+	if (!ev)
+		return;
+	ev->cookie = req->cookie;
+	ev->svc_id = svc_id;
+	ev->family = req->fe.family;
+	ev->proto = req->fe.proto;
+	ev->src = req->client;
+	ev->sport = (__u16)req->client_port;
+	ev->dst = req->fe.addr;
+	ev->dport = bpf_ntohs(req->fe.port);
+	sl_event_submit(ev);
+}
+
 /*
  * Look the frontend up and choose a backend for it. Returns -ENOENT when the
  * destination is not a frontend (pass untouched), -ECONNREFUSED when the
@@ -176,8 +195,10 @@ static __always_inline int sl_select(struct sl_req *req, const struct sluice_bac
 		else
 			be = sl_pick_slot(svc_id, svc, req, &be_id);
 	}
+	req->svc_id = svc_id;
 	if (!be) {
 		sl_count_reject(svc_id, SLUICE_DROP_NO_BACKEND);
+		sl_emit_reject(req, svc_id);
 		return -ECONNREFUSED;
 	}
 	sl_count_pick(be_id);

@@ -121,4 +121,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_sk_backend SEC(".maps");
 
+/* service id -> per-CPU connect-duration and RTT histograms */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_DEFAULT_SERVICES + 1);
+	__type(key, __u32);
+	__type(value, struct sluice_svc_hist);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_svc_hist SEC(".maps");
+
+/* datapath events (struct sluice_event) for the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SLUICE_RINGBUF_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_events SEC(".maps");
+
+/* 0 -> per-CPU datapath-wide counters */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_global_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_global_stats SEC(".maps");
+
 #endif /* SLUICE_BPF_MAPS_H */

@@ -165,18 +165,92 @@ struct sluice_backend_stats {
 	/* Established TCP connections: +1 on this CPU at establishment, -1 on
 	 * whichever CPU sees the close. Only the sum over CPUs is meaningful. */
 	__s64 active;
+	__u64 connect_failures; /* TCP connects that ended in SYN_SENT (refused, timed out) */
+	__u64 sent_bytes;	/* bytes the backend acknowledged, counted at close */
+	__u64 received_bytes;	/* bytes received from the backend, counted at close */
+	__u64 retransmits;	/* segments retransmitted, counted at close */
 };
-_Static_assert(sizeof(struct sluice_backend_stats) == 16, "backend stats size");
+_Static_assert(sizeof(struct sluice_backend_stats) == 48, "backend stats size");
+
+/* Log2 histograms of microseconds: bucket i counts values in [2^i, 2^(i+1))
+ * us, bucket 0 also what is below 1 us; values of 2^SLUICE_HIST_BUCKETS us
+ * and more go to the last bucket's overflow. */
+#define SLUICE_HIST_BUCKETS 32 /* a power of two: the datapath masks with it */
+struct sluice_hist {
+	__u64 buckets[SLUICE_HIST_BUCKETS];
+	__u64 overflow;
+	__u64 sum_us;
+};
+
+/* sluice_svc_hist value (per-CPU), keyed by service id. */
+struct sluice_svc_hist {
+	struct sluice_hist connect; /* SYN sent -> established */
+	struct sluice_hist rtt;	    /* smoothed RTT at close */
+};
+_Static_assert(sizeof(struct sluice_svc_hist) == 2 * 8 * (SLUICE_HIST_BUCKETS + 2),
+	       "svc hist size");
 
 /* sluice_sk_backend value (socket storage): the backend a TCP socket's
- * connect() was given. */
+ * connect() was given, and where its lifecycle is. */
 struct sluice_sk_backend {
 	__u32 be_id;
-	__u32 flags; /* SLUICE_SK_F_* */
+	__u32 svc_id;
+	__u64 start_ns; /* SYN sent; then established */
+	__u32 flags;	/* SLUICE_SK_F_* */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct sluice_sk_backend) == 8, "sk backend size");
+_Static_assert(sizeof(struct sluice_sk_backend) == 24, "sk backend size");
 
 #define SLUICE_SK_F_ESTABLISHED 0x1
+
+/* Datapath events, carried by the sluice_events ring buffer. */
+enum sluice_event_type {
+	SLUICE_EV_OPEN = 1,	    /* a balanced TCP connection is established */
+	SLUICE_EV_CLOSE = 2,	    /* ... and closed */
+	SLUICE_EV_CONNECT_FAIL = 3, /* ... or never got established */
+	SLUICE_EV_NO_BACKEND = 4,   /* connect()/sendmsg() refused: no usable backend */
+	SLUICE_EV__MAX,
+};
+
+enum sluice_event_reason {
+	SLUICE_REASON_NONE = 0,
+	SLUICE_REASON_FIN = 1,	   /* CLOSE: orderly */
+	SLUICE_REASON_RESET = 2,   /* CLOSE: aborted (RST either way) */
+	SLUICE_REASON_REFUSED = 3, /* CONNECT_FAIL: RST to the SYN */
+	SLUICE_REASON_TIMEOUT = 4, /* CONNECT_FAIL: no answer */
+	SLUICE_REASON_OTHER = 5,   /* CONNECT_FAIL: another error */
+	SLUICE_REASON__MAX,
+};
+
+struct sluice_event {
+	__u64 ts_ns;	   /* bpf_ktime_get_ns() */
+	__u64 cookie;	   /* socket cookie */
+	__u64 duration_ns; /* OPEN: connect time; CLOSE: lifetime; FAIL: time to fail */
+	__u64 bytes_sent;  /* CLOSE */
+	__u64 bytes_received;
+	union sluice_addr src; /* the client socket's address, if known */
+	union sluice_addr dst; /* the backend (NO_BACKEND: the frontend) */
+	__u32 svc_id;
+	__u32 be_id;   /* 0 for NO_BACKEND */
+	__u32 srtt_us; /* CLOSE */
+	__u32 retrans; /* CLOSE */
+	__u16 sport;   /* host order */
+	__u16 dport;   /* host order */
+	__u8 type;     /* enum sluice_event_type */
+	__u8 family;
+	__u8 proto;
+	__u8 reason; /* enum sluice_event_reason */
+};
+_Static_assert(sizeof(struct sluice_event) == 96, "event size");
+
+#ifndef SLUICE_RINGBUF_BYTES
+#define SLUICE_RINGBUF_BYTES (256 * 1024)
+#endif
+
+/* sluice_global_stats value (per-CPU, one entry). */
+struct sluice_global_stats {
+	__u64 events_lost; /* ring buffer full: the event was dropped */
+};
 
 /* sluice_svc_stats value (per-CPU), keyed by service id. */
 struct sluice_svc_stats {
@@ -213,5 +287,8 @@ _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 #define SLUICE_MAP_RR		 "sluice_rr"
 #define SLUICE_MAP_REVNAT	 "sluice_revnat"
 #define SLUICE_MAP_SK_BACKEND	 "sluice_sk_backend"
+#define SLUICE_MAP_SVC_HIST	 "sluice_svc_hist"
+#define SLUICE_MAP_EVENTS	 "sluice_events"
+#define SLUICE_MAP_GLOBAL_STATS	 "sluice_global_stats"
 
 #endif /* SLUICE_ABI_H */

@@ -111,16 +111,15 @@ static json_t *service_json(const struct sl_maps *m, const struct sl_svc_state *
 
 	for (size_t i = 0; i < s->n_bes; i++) {
 		const struct sl_be_state *b = &s->bes[i];
-		uint64_t total = 0;
-		int64_t active = 0;
+		struct sluice_backend_stats bs = {0};
 
-		sl_maps_backend_stats(m, b->id, &total, &active);
+		sl_maps_backend_stats(m, b->id, &bs);
 		sl_format_hostport(&b->addr, addr, sizeof(addr));
 		json_array_append_new(bes, json_pack("{s:s, s:i, s:s, s:s, s:I, s:I}", "address",
 						     addr, "weight", (int)b->weight, "subset",
 						     b->subset, "state", state_name(b->state),
-						     "active_connections", (json_int_t)active,
-						     "connections_total", (json_int_t)total));
+						     "active_connections", (json_int_t)bs.active,
+						     "connections_total", (json_int_t)bs.connections));
 	}
 	sl_format_hostport(&s->frontend, addr, sizeof(addr));
 	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", s->name, "frontend", addr, "protocol",

@@ -110,7 +110,8 @@ unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
 		return 2 * l->services;
 	if (!strcmp(map, SLUICE_MAP_MAGLEV))
 		return 4 * l->services;
-	if (!strcmp(map, SLUICE_MAP_SVC_STATS) || !strcmp(map, SLUICE_MAP_RR))
+	if (!strcmp(map, SLUICE_MAP_SVC_STATS) || !strcmp(map, SLUICE_MAP_RR) ||
+	    !strcmp(map, SLUICE_MAP_SVC_HIST))
 		return 2 * l->services + 1;
 	if (!strcmp(map, SLUICE_MAP_BACKENDS))
 		return 2 * l->backends;

@@ -42,17 +42,20 @@
 #include "maglev.h"
 #include "maps.h"
 
-const char *const sl_map_names[SL_MAPS_COUNT] = {
+/* Unsized, so that a list that does not match SL_MAPS_COUNT conflicts with
+ * the declaration in maps.h and fails to compile. */
+const char *const sl_map_names[] = {
     SLUICE_MAP_FRONTENDS, SLUICE_MAP_SERVICES, SLUICE_MAP_SVC_INFO,	 SLUICE_MAP_SLOTS,
     SLUICE_MAP_MAGLEV,	  SLUICE_MAP_BACKENDS, SLUICE_MAP_BACKEND_STATS, SLUICE_MAP_SVC_STATS,
-    SLUICE_MAP_RR,	  SLUICE_MAP_REVNAT,
+    SLUICE_MAP_RR,	  SLUICE_MAP_REVNAT,   SLUICE_MAP_SVC_HIST,	 SLUICE_MAP_GLOBAL_STATS,
 };
 
 int *sl_maps_fd(struct sl_maps *m, unsigned int i)
 {
-	int *fds[SL_MAPS_COUNT] = {&m->frontends, &m->services, &m->svc_info,	   &m->slots,
-				   &m->maglev,	  &m->backends, &m->backend_stats, &m->svc_stats,
-				   &m->rr,	  &m->revnat};
+	int *fds[SL_MAPS_COUNT] = {&m->frontends,     &m->services,  &m->svc_info,
+				   &m->slots,	      &m->maglev,    &m->backends,
+				   &m->backend_stats, &m->svc_stats, &m->rr,
+				   &m->revnat,	      &m->svc_hist,  &m->global_stats};
 
 	return i < SL_MAPS_COUNT ? fds[i] : NULL;
 }
@@ -317,20 +320,29 @@ static int percpu_sum_u64(int fd, uint32_t id, size_t value_size, size_t nfields
 	return 0;
 }
 
-int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id, uint64_t *connections,
-			  int64_t *active)
+/* Sum a per-CPU value made only of 64-bit counters (signed ones wrap back
+ * to their signed sum). */
+static int percpu_sum(int fd, uint32_t id, void *out, size_t size)
 {
-	uint64_t sum[2];
-	int err;
+	return percpu_sum_u64(fd, id, size, size / sizeof(uint64_t), out);
+}
 
-	_Static_assert(sizeof(struct sluice_backend_stats) == sizeof(sum), "two u64 fields");
-	err = percpu_sum_u64(m->backend_stats, be_id, sizeof(struct sluice_backend_stats), 2, sum);
-	if (err)
-		return err;
-	*connections = sum[0];
-	/* Per-CPU deltas wrap; their sum is the signed count. */
-	*active = (int64_t)sum[1];
-	return 0;
+int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id, struct sluice_backend_stats *out)
+{
+	_Static_assert(sizeof(*out) % sizeof(uint64_t) == 0, "64-bit counters only");
+	return percpu_sum(m->backend_stats, be_id, out, sizeof(*out));
+}
+
+int sl_maps_service_hist(const struct sl_maps *m, uint32_t svc_id, struct sluice_svc_hist *out)
+{
+	_Static_assert(sizeof(*out) % sizeof(uint64_t) == 0, "64-bit counters only");
+	return percpu_sum(m->svc_hist, svc_id, out, sizeof(*out));
+}
+
+int sl_maps_global_stats(const struct sl_maps *m, struct sluice_global_stats *out)
+{
+	_Static_assert(sizeof(*out) % sizeof(uint64_t) == 0, "64-bit counters only");
+	return percpu_sum(m->global_stats, 0, out, sizeof(*out));
 }
 
 /*
@@ -559,6 +571,8 @@ static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uin
 		err = percpu_zero(m->svc_stats, op->svc_id, sizeof(struct sluice_svc_stats));
 		if (!err)
 			err = percpu_zero(m->rr, op->svc_id, sizeof(__u32));
+		if (!err)
+			err = percpu_zero(m->svc_hist, op->svc_id, sizeof(struct sluice_svc_hist));
 		if (err)
 			return err;
 	}

@@ -21,10 +21,12 @@ struct sl_maps {
 	int svc_stats;
 	int rr;
 	int revnat;
+	int svc_hist;
+	int global_stats;
 };
 
 /* Name of each map, in struct order, for loops over all of them. */
-#define SL_MAPS_COUNT 10
+#define SL_MAPS_COUNT 12
 extern const char *const sl_map_names[SL_MAPS_COUNT];
 int *sl_maps_fd(struct sl_maps *m, unsigned int i);
 
@@ -53,8 +55,10 @@ int sl_maps_retire(const struct sl_maps *m, const uint32_t *ids, size_t n, uint3
 int sl_maps_reap(const struct sl_maps *m, const uint32_t *ids, size_t n);
 
 /* Per-CPU counters summed over CPUs. */
-int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id, uint64_t *connections,
-			  int64_t *active);
+int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id,
+			  struct sluice_backend_stats *out);
+int sl_maps_service_hist(const struct sl_maps *m, uint32_t svc_id, struct sluice_svc_hist *out);
+int sl_maps_global_stats(const struct sl_maps *m, struct sluice_global_stats *out);
 int sl_maps_service_rejected(const struct sl_maps *m, uint32_t svc_id,
 			     uint64_t out[SLUICE_DROP__MAX]);
 
