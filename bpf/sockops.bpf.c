@@ -28,6 +28,12 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #ifndef ETIMEDOUT
 #define ETIMEDOUT 110
 #endif
+#ifndef ECONNRESET
+#define ECONNRESET 104
+#endif
+#ifndef EPIPE
+#define EPIPE 32
+#endif
 
 static __always_inline struct sluice_backend_stats *sl_be_stats(__u32 be_id)
 {
@@ -61,6 +67,18 @@ static __always_inline void sl_event_addrs(struct sluice_event *ev, struct bpf_s
 	ev->dport = bpf_ntohs((__u16)(skops->remote_port >> 16));
 }
 
+static __always_inline void sl_event_fill(struct sluice_event *ev, struct bpf_sock_ops *skops,
+					  const struct sluice_sk_backend *sb, __u8 reason,
+					  __u64 duration_ns)
+{
+	sl_event_addrs(ev, skops);
+	ev->cookie = bpf_get_socket_cookie(skops);
+	ev->svc_id = sb->svc_id;
+	ev->be_id = sb->be_id;
+	ev->reason = reason;
+	ev->duration_ns = duration_ns;
+}
+
 static __always_inline void sl_emit(struct bpf_sock_ops *skops, const struct sluice_sk_backend *sb,
 				    __u8 type, __u8 reason, __u64 duration_ns)
 {
@@ -68,18 +86,7 @@ static __always_inline void sl_emit(struct bpf_sock_ops *skops, const struct slu
 
 	if (!ev)
 		return;
-	sl_event_addrs(ev, skops);
-	ev->cookie = bpf_get_socket_cookie(skops);
-	ev->svc_id = sb->svc_id;
-	ev->be_id = sb->be_id;
-	ev->reason = reason;
-	ev->duration_ns = duration_ns;
-	if (type == SLUICE_EV_CLOSE) {
-		ev->bytes_sent = skops->bytes_acked;
-		ev->bytes_received = skops->bytes_received;
-		ev->srtt_us = skops->srtt_us >> 3;
-		ev->retrans = skops->total_retrans;
-	}
+	sl_event_fill(ev, skops, sb, reason, duration_ns);
 	sl_event_submit(ev);
 }
 
@@ -115,28 +122,69 @@ static __always_inline void sl_on_established(struct bpf_sock_ops *skops,
 	sl_emit(skops, sb, SLUICE_EV_OPEN, SLUICE_REASON_NONE, took);
 }
 
-static __always_inline void sl_on_closed(struct bpf_sock_ops *skops, struct sluice_sk_backend *sb,
-					 __u32 old_state)
+/*
+ * Payload bytes of a closing connection. The kernel's counters move with
+ * sequence numbers: bytes_acked includes our SYN, and our FIN once it is
+ * acknowledged; bytes_received includes the peer's FIN. Which FINs went
+ * which way follows from the state the socket closes from.
+ */
+static __always_inline void sl_payload(struct bpf_sock_ops *skops, const struct tcp_sock *tp,
+				       __u32 old_state, int err, __u64 *sent, __u64 *received)
+{
+	int fin_sent = old_state == BPF_TCP_FIN_WAIT1 || old_state == BPF_TCP_FIN_WAIT2 ||
+		       old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_TIME_WAIT ||
+		       old_state == BPF_TCP_LAST_ACK;
+	/* From FIN_WAIT2 the close is the TIME_WAIT hand-off (the peer's FIN
+	 * came) unless an error ended it. */
+	int fin_received = old_state == BPF_TCP_CLOSE_WAIT || old_state == BPF_TCP_LAST_ACK ||
+			   old_state == BPF_TCP_CLOSING || old_state == BPF_TCP_TIME_WAIT ||
+			   (old_state == BPF_TCP_FIN_WAIT2 && !err);
+	__u64 acked = skops->bytes_acked, rcvd = skops->bytes_received;
+	__u64 fin_acked = fin_sent && tp && tp->snd_una == tp->write_seq;
+
+	*sent = acked > 1 + fin_acked ? acked - 1 - fin_acked : 0;
+	*received = rcvd > (__u64)fin_received ? rcvd - fin_received : 0;
+}
+
+static __always_inline void sl_on_closed(struct bpf_sock_ops *skops, struct bpf_sock *sk,
+					 struct sluice_sk_backend *sb, __u32 old_state)
 {
 	struct sluice_backend_stats *st = sl_be_stats(sb->be_id);
 	struct sluice_svc_hist *h = sl_svc_hist(sb->svc_id);
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct sluice_event *ev;
+	__u64 sent, received;
+	int err = 0;
 	__u8 reason;
 
+	if (tp)
+		err = tp->inet_conn.icsk_inet.sk.sk_err;
+	sl_payload(skops, tp, old_state, err, &sent, &received);
 	sb->flags &= ~SLUICE_SK_F_ESTABLISHED;
 	if (st) {
 		sl_add(&st->active, -1);
-		sl_add(&st->sent_bytes, skops->bytes_acked);
-		sl_add(&st->received_bytes, skops->bytes_received);
+		sl_add(&st->sent_bytes, sent);
+		sl_add(&st->received_bytes, received);
 		sl_add(&st->retransmits, skops->total_retrans);
 	}
 	if (h)
 		sl_hist_observe(&h->rtt, skops->srtt_us >> 3);
-	/* Straight from ESTABLISHED or CLOSE_WAIT to CLOSE is an abort, by an
-	 * RST either way; the orderly paths pass FIN_WAIT or LAST_ACK. */
-	reason = old_state == BPF_TCP_ESTABLISHED || old_state == BPF_TCP_CLOSE_WAIT
+	/* An abort (RST either way) closes straight from ESTABLISHED or
+	 * CLOSE_WAIT, or leaves ECONNRESET/EPIPE; orderly closes pass FIN_WAIT
+	 * or LAST_ACK without an error. */
+	reason = old_state == BPF_TCP_ESTABLISHED || old_state == BPF_TCP_CLOSE_WAIT ||
+			 err == ECONNRESET || err == EPIPE
 		     ? SLUICE_REASON_RESET
 		     : SLUICE_REASON_FIN;
-	sl_emit(skops, sb, SLUICE_EV_CLOSE, reason, bpf_ktime_get_ns() - sb->start_ns);
+	ev = sl_event_reserve(SLUICE_EV_CLOSE);
+	if (!ev)
+		return;
+	sl_event_fill(ev, skops, sb, reason, bpf_ktime_get_ns() - sb->start_ns);
+	ev->bytes_sent = sent;
+	ev->bytes_received = received;
+	ev->srtt_us = skops->srtt_us >> 3;
+	ev->retrans = skops->total_retrans;
+	sl_event_submit(ev);
 }
 
 static __always_inline void sl_on_failed(struct bpf_sock_ops *skops, struct bpf_sock *sk,
@@ -172,7 +220,7 @@ static __always_inline int sl_on_state(struct bpf_sock_ops *skops)
 	if (new_state == BPF_TCP_ESTABLISHED && old_state == BPF_TCP_SYN_SENT)
 		sl_on_established(skops, sb);
 	else if (new_state == BPF_TCP_CLOSE && (sb->flags & SLUICE_SK_F_ESTABLISHED))
-		sl_on_closed(skops, sb, old_state);
+		sl_on_closed(skops, sk, sb, old_state);
 	else if (new_state == BPF_TCP_CLOSE && old_state == BPF_TCP_SYN_SENT)
 		sl_on_failed(skops, sk, sb);
 	return 0;

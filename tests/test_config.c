@@ -494,8 +494,15 @@ static const struct bad_case bad_cases[] = {
 	"configuration: 'identities' is not implemented"),
     BAD("nyi registry", "services: []\nregistry: {etcd: {}}\n", 2, 1,
 	"configuration: 'registry' is not implemented"),
-    BAD("nyi agent.metrics", "agent:\n  metrics: 127.0.0.1:9464\n", 2, 3,
-	"agent: 'metrics' is not implemented"),
+    BAD("nyi agent.node", "agent:\n  node: n1\n", 2, 3, "agent: 'node' is not implemented"),
+    BAD("bad agent.metrics", "agent:\n  metrics: localhost:9464\n", 2, 12,
+	"metrics 'localhost:9464': bad IPv4 address"),
+    BAD("relative agent.api", "agent:\n  api: run/s.sock\n", 2, 8,
+	"'api' must be an absolute path"),
+    BAD("agent.interfaces not a list", "agent:\n  interfaces: eth0\n", 2, 15,
+	"'interfaces' must be a list"),
+    BAD("empty interface glob", "agent:\n  interfaces: ['']\n", 2, 16,
+	"interface glob must be 1..63 characters"),
     BAD("nyi agent.redirect", "agent: {redirect: local}\n", 1, 9,
 	"agent: 'redirect' is not implemented"),
     BAD("nyi health_check", SVC "    health_check: {type: tcp}\n", 4, 5,
@@ -730,7 +737,7 @@ Test(config_invalid, all_problems_reported)
 {
 	static const char yaml[] = "agent:\n"					    /* 1 */
 				   "  bpffs: relative/path\n"			    /* 2 */
-				   "  metrics: 127.0.0.1:9464\n"		    /* 3 */
+				   "  metrics: 127.0.0.1\n"			    /* 3 */
 				   "  limits: {services: 0}\n"			    /* 4 */
 				   "services:\n"				    /* 5 */
 				   "  - name: Web\n"				    /* 6 */
@@ -754,7 +761,7 @@ Test(config_invalid, all_problems_reported)
 		const char *msg;
 	} want[] = {
 	    {2, 10, "'bpffs' must be an absolute path"},
-	    {3, 3, "agent: 'metrics' is not implemented"},
+	    {3, 12, "metrics '127.0.0.1': missing :port"},
 	    {4, 22, "'services': out of range"},
 	    {6, 11, "service name 'Web' must match"},
 	    {7, 15, "frontend '10.96.0.10:0': port must be 1..65535"},
@@ -924,5 +931,41 @@ Test(config_load, directory)
 	cr_assert(!strncmp(d.msgs[0], "/tmp:1:1: ", 10), "diagnostic \"%s\" does not name /tmp",
 		  d.msgs[0]);
 	ASSERT_NOTHING_APPLIED(&cfg, "directory");
+	sl_diag_free(&d);
+}
+
+/* The agent's listeners and interface globs, and their defaults. */
+Test(config_valid, agent_endpoints)
+{
+	static const char yaml[] = "agent:\n"
+				   "  metrics: '[::1]:9500'\n"
+				   "  api: /tmp/x/sluiced.sock\n"
+				   "  interfaces: [eth*, 'veth?', lo]\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+
+	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert(cfg.metrics_on, "metrics on by default");
+	cr_assert_eq(cfg.metrics.family, SLUICE_AF_INET);
+	cr_assert_eq(cfg.metrics.port, 9464);
+	cr_assert_str_eq(cfg.api, "/run/sluice/sluiced.sock");
+	cr_assert_eq(cfg.n_interfaces, 0);
+	sl_config_free(&cfg);
+
+	cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert(cfg.metrics_on);
+	cr_assert_eq(cfg.metrics.family, SLUICE_AF_INET6);
+	cr_assert_eq(cfg.metrics.port, 9500);
+	cr_assert_str_eq(cfg.api, "/tmp/x/sluiced.sock");
+	cr_assert_eq(cfg.n_interfaces, 3);
+	cr_assert_str_eq(cfg.interfaces[0], "eth*");
+	cr_assert_str_eq(cfg.interfaces[1], "veth?");
+	cr_assert_str_eq(cfg.interfaces[2], "lo");
+	sl_config_free(&cfg);
+
+	cr_assert_eq(parse("agent: {metrics: '', api: ''}\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_not(cfg.metrics_on, "\"\" disables metrics");
+	cr_assert_str_eq(cfg.api, "", "\"\" disables the API");
+	sl_config_free(&cfg);
 	sl_diag_free(&d);
 }

@@ -7,7 +7,8 @@ pkgs=(
 	build-essential pkg-config make git
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 	libnl-3-dev libnl-route-3-dev libyaml-dev libjansson-dev
-	libcriterion-dev
+	libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev
+	prometheus
 	iproute2 util-linux procps jq
 	clang-format cppcheck
 )

@@ -2,7 +2,8 @@
 # vmtests/agent.sh - run sluiced and sluicectl inside a vmtest world. Source after lib.sh.
 #
 # va_config FILE: writes stdin (YAML services: section and anything else) after an agent:
-#   section that points at this run's cgroup and bpffs.
+#   section that points at this run's cgroup, bpffs and API socket ($VT_TMP/sluiced.sock);
+#   metrics stay on their default, 127.0.0.1:9464, inside the node netns.
 # va_start FILE: starts sluiced in the node netns, waits for "ready" (10 s), tracks its pid.
 # va_stop [SIGNAL]: stops it (SIGTERM by default) and waits for it to exit.
 # va_ctl ARGS: sluicectl --bpffs $VT_BPFFS ARGS (in the node netns).
@@ -18,7 +19,8 @@ VA_LOG=
 va_config() {
 	local file=$1
 	{
-		printf 'agent:\n  cgroup: %s\n  bpffs: %s\n' "$VT_CGROUP" "$VT_BPFFS"
+		printf 'agent:\n  cgroup: %s\n  bpffs: %s\n  api: %s\n' "$VT_CGROUP" "$VT_BPFFS" \
+			"$VT_TMP/sluiced.sock"
 		cat
 	} >"$file"
 }
@@ -56,7 +58,12 @@ va_stop() {
 }
 
 va_ctl() {
-	vt_node "$VA_SLUICECTL" --bpffs "$VT_BPFFS" "$@"
+	vt_node "$VA_SLUICECTL" --bpffs "$VT_BPFFS" --api "$VT_TMP/sluiced.sock" "$@"
+}
+
+# va_metrics: the agent's /metrics page (fetched inside the node netns).
+va_metrics() {
+	vt_node curl -sf --max-time 5 http://127.0.0.1:9464/metrics
 }
 
 va_log_has() {

@@ -291,4 +291,93 @@ _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 #define SLUICE_MAP_EVENTS	 "sluice_events"
 #define SLUICE_MAP_GLOBAL_STATS	 "sluice_global_stats"
 
+/* TC flow metrics
+ *
+ * bpf/tc_flow.bpf.c counts, on the clsact hooks of the chosen interfaces,
+ * packets and bytes per interface and direction, and per TCP/UDP flow.
+ * Packets and bytes are what the wire carries: a GSO packet counts as its
+ * segments, each with its own headers, and bytes are whole Ethernet frames
+ * (14-byte header included; no FCS, preamble or padding to 60 bytes).
+ */
+#ifndef SLUICE_TC_MAX_IFACES
+#define SLUICE_TC_MAX_IFACES 1024 /* interfaces counted at once */
+#endif
+#ifndef SLUICE_TC_MAX_FLOWS
+#define SLUICE_TC_MAX_FLOWS 65536 /* LRU: the least recently seen flow makes room */
+#endif
+
+/* Direction of a packet on an interface. */
+enum sluice_tc_dir {
+	SLUICE_TC_INGRESS = 0, /* received on the interface */
+	SLUICE_TC_EGRESS = 1,  /* sent out of it */
+	SLUICE_TC_DIR__MAX,
+};
+
+/* sluice_tc_if_stats key: one direction of one interface. */
+struct sluice_tc_if_key {
+	__u32 ifindex;
+	__u32 dir; /* enum sluice_tc_dir */
+};
+_Static_assert(sizeof(struct sluice_tc_if_key) == 8, "tc if key size");
+
+/* sluice_tc_if_stats value (per-CPU). */
+struct sluice_tc_if_stats {
+	__u64 packets;
+	__u64 bytes;
+	/* Packets of 'packets' that no flow holds: not TCP or UDP over IPv4 or
+	 * IPv6 (ARP, ICMP, ...), IPv6 with extension headers, IPv4 fragments,
+	 * 802.1Q tags in the frame, truncated headers, a full flow table. */
+	__u64 untracked;
+};
+_Static_assert(sizeof(struct sluice_tc_if_stats) == 24, "tc if stats size");
+
+/*
+ * sluice_tc_flows key: one TCP or UDP flow as seen on one interface.
+ * Normalised, so that both directions of a connection share one entry:
+ * 'local' is this host's side of the interface (the source of an egress
+ * packet, the destination of an ingress one), 'remote' the other side.
+ */
+struct sluice_tc_flow_key {
+	union sluice_addr local;
+	union sluice_addr remote;
+	__u32 ifindex;
+	__u16 local_port;  /* network order */
+	__u16 remote_port; /* network order */
+	__u8 family;	   /* SLUICE_AF_INET or SLUICE_AF_INET6 */
+	__u8 proto;	   /* enum sluice_proto */
+	__u16 pad;
+};
+_Static_assert(sizeof(struct sluice_tc_flow_key) == 44, "tc flow key size");
+
+/* One direction of a flow. */
+struct sluice_tc_flow_dir {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct sluice_tc_flow_dir) == 16, "tc flow dir size");
+
+/* sluice_tc_flows value. */
+struct sluice_tc_flow {
+	/* By enum sluice_tc_dir: ingress is remote -> local, egress the reverse. */
+	struct sluice_tc_flow_dir dir[SLUICE_TC_DIR__MAX];
+	__u64 first_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) at the first packet */
+	__u64 last_ns;	/* ... at the latest packet */
+	__u8 tcp_flags[SLUICE_TC_DIR__MAX]; /* OR of the SLUICE_TCP_* flags seen, by direction */
+	/* enum sluice_tc_dir of the packet that opened the flow: for TCP the
+	 * SYN without ACK when one was seen, else the first packet seen. */
+	__u8 origin;
+	__u8 pad[5];
+};
+_Static_assert(sizeof(struct sluice_tc_flow) == 56, "tc flow size");
+
+/* TCP header flags, as in byte 13 of the header. */
+#define SLUICE_TCP_FIN 0x01
+#define SLUICE_TCP_SYN 0x02
+#define SLUICE_TCP_RST 0x04
+#define SLUICE_TCP_PSH 0x08
+#define SLUICE_TCP_ACK 0x10
+
+#define SLUICE_MAP_TC_IF_STATS "sluice_tc_if_stats"
+#define SLUICE_MAP_TC_FLOWS    "sluice_tc_flows"
+
 #endif /* SLUICE_ABI_H */

@@ -19,11 +19,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
 #include "config.h"
 #include "datapath.h"
+#include "events.h"
+#include "http.h"
 #include "log.h"
 #include "maps.h"
+#include "metrics.h"
 #include "plan.h"
+#include "tc.h"
 
 #define DEFAULT_CONFIG "/etc/sluice/sluice.yaml"
 
@@ -54,6 +61,11 @@ struct agent {
 	struct retired *retired;
 	size_t n_retired;
 	uint64_t reloads_ok, reloads_err;
+	struct sl_http *http;
+	int http_fds[2];
+	size_t n_http_fds;
+	struct ring_buffer *events;
+	struct sl_tc *tc;
 	int running;
 };
 
@@ -192,6 +204,18 @@ static int check_fixed(const struct sl_config *old, const struct sl_config *cfg)
 			 "run sluiced --teardown and restart");
 		return -1;
 	}
+	if (old->metrics_on != cfg->metrics_on ||
+	    (cfg->metrics_on && !sl_sockaddr_equal(&old->metrics, &cfg->metrics)) ||
+	    strcmp(old->api, cfg->api)) {
+		sl_error(
+		    "agent.metrics and agent.api cannot change while running; restart sluiced");
+		return -1;
+	}
+	if (old->n_interfaces != cfg->n_interfaces ||
+	    memcmp(old->interfaces, cfg->interfaces, sizeof(cfg->interfaces))) {
+		sl_error("agent.interfaces cannot change while running; restart sluiced");
+		return -1;
+	}
 	return 0;
 }
 
@@ -224,6 +248,90 @@ static void reload(struct agent *a, const char *why)
 	sl_config_free(&a->cfg);
 	a->cfg = cfg;
 	a->reloads_ok++;
+}
+
+static int render_metrics(void *ctx, struct sl_prom *p)
+{
+	struct agent *a = ctx;
+	struct sl_metrics_ctx mc = {
+	    .version = SLUICE_VERSION,
+	    .reloads_ok = a->reloads_ok,
+	    .reloads_error = a->reloads_err,
+	};
+	struct sl_if_counters *ifs = NULL;
+	const struct sl_tc_if *tifs;
+	size_t n = sl_tc_interfaces(a->tc, &tifs);
+	int err;
+
+	if (n) {
+		ifs = calloc(n, sizeof(*ifs));
+		if (!ifs)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(ifs[i].name, sizeof(ifs[i].name), "%s", tifs[i].name);
+		for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
+			struct sl_tc_counters c = {0};
+
+			sl_tc_read_if_stats(sl_tc_if_stats_fd(a->tc), tifs[i].ifindex, d, &c);
+			ifs[i].packets[d] = c.packets;
+			ifs[i].bytes[d] = c.bytes;
+		}
+	}
+	mc.ifs = ifs;
+	mc.n_ifs = n;
+	err = sl_metrics_render(&a->dp.maps, &mc, p);
+	free(ifs);
+	return err;
+}
+
+/* TC flow programs on the interfaces agent.interfaces names. */
+static int start_tc(struct agent *a)
+{
+	const char *globs[SL_MAX_INTERFACES];
+	struct sl_err e = {0};
+	int err;
+
+	for (size_t i = 0; i < a->cfg.n_interfaces; i++)
+		globs[i] = a->cfg.interfaces[i];
+	err = sl_tc_open(&a->tc, a->cfg.bpffs, globs, a->cfg.n_interfaces, &e);
+	if (err)
+		sl_error("cannot start TC flow metrics", "error=\"%s\"", e.msg);
+	return err;
+}
+
+/* One datapath event: to the log (debug) and to every monitor client. */
+static int on_event(void *ctx, void *data, size_t len)
+{
+	const struct sluice_event *ev = data;
+	struct sluice_svc_info info;
+	struct agent *a = ctx;
+	const char *service = "";
+	char *line;
+	json_t *o;
+
+	if (len < sizeof(*ev))
+		return 0;
+	if (!bpf_map_lookup_elem(a->dp.maps.svc_info, &ev->svc_id, &info)) {
+		info.name[sizeof(info.name) - 1] = '\0';
+		service = info.name;
+	}
+	o = sl_event_json(ev, service);
+	if (!o)
+		return 0;
+	line = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!line)
+		return 0;
+	sl_debug("datapath event", "event=%s", line);
+	if (sl_http_subscribers(a->http)) {
+		size_t n = strlen(line);
+
+		line[n] = '\n'; /* json_dumps leaves room: replace the NUL */
+		sl_http_publish(a->http, line, n + 1);
+	}
+	free(line);
+	return 0;
 }
 
 static int arm_timer(int fd, uint64_t first_ms, uint64_t every_ms)
@@ -277,6 +385,15 @@ static int loop_setup(struct agent *a)
 	if (epoll_add(a->epfd, a->sigfd) || epoll_add(a->epfd, a->inofd) ||
 	    epoll_add(a->epfd, a->tickfd) || epoll_add(a->epfd, a->debouncefd))
 		return -errno;
+	a->events = ring_buffer__new(a->dp.events_fd, on_event, a, NULL);
+	if (!a->events || epoll_add(a->epfd, ring_buffer__epoll_fd(a->events)))
+		return -errno;
+	if (sl_tc_fd(a->tc) >= 0 && epoll_add(a->epfd, sl_tc_fd(a->tc)))
+		return -errno;
+	a->n_http_fds = sl_http_fds(a->http, a->http_fds);
+	for (size_t i = 0; i < a->n_http_fds; i++)
+		if (epoll_add(a->epfd, a->http_fds[i]))
+			return -errno;
 	return 0;
 }
 
@@ -349,6 +466,15 @@ static int run_loop(struct agent *a)
 			} else if (fd == a->tickfd) {
 				drain_timer(fd);
 				reap(a);
+				sl_http_run(a->http); /* its timeouts */
+			} else if (a->tc && fd == sl_tc_fd(a->tc)) {
+				sl_tc_on_readable(a->tc);
+			} else if (a->events && fd == ring_buffer__epoll_fd(a->events)) {
+				if (ring_buffer__consume(a->events) < 0)
+					sl_warn("cannot read datapath events", "error=\"%s\"",
+						strerror(errno));
+			} else {
+				sl_http_run(a->http);
 			}
 		}
 	}
@@ -362,6 +488,9 @@ static void agent_close(struct agent *a)
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0)
 			close(*fds[i]);
+	ring_buffer__free(a->events);
+	sl_http_stop(a->http);
+	sl_tc_close(a->tc);
 	sl_dp_close(&a->dp);
 	sl_config_free(&a->cfg);
 	free(a->retired);
@@ -410,12 +539,30 @@ static int start(struct agent *a)
 		return EXIT_CONFIG;
 	}
 	a->reloads_ok++;
+	if (start_tc(a))
+		return EXIT_ENV;
+	{
+		char why[512] = "";
+
+		err = sl_http_start(&a->http, &a->cfg, render_metrics, a, why, sizeof(why));
+		if (err) {
+			sl_error("cannot start the HTTP endpoints", "error=\"%s\"", why);
+			return EXIT_ENV;
+		}
+	}
 	err = loop_setup(a);
 	if (err) {
 		sl_error("cannot set up the event loop", "error=\"%s\"", strerror(-err));
 		return EXIT_ENV;
 	}
-	sl_info("ready", "services=%zu", a->cfg.n_services);
+	{
+		char hp[SL_HOSTPORT_LEN] = "";
+
+		if (a->cfg.metrics_on)
+			sl_format_hostport(&a->cfg.metrics, hp, sizeof(hp));
+		sl_info("ready", "services=%zu metrics=%s api=%s", a->cfg.n_services, hp,
+			a->cfg.api);
+	}
 	return run_loop(a) ? EXIT_ENV : EXIT_OK;
 }
 
@@ -489,7 +636,10 @@ int main(int argc, char **argv)
 	if (teardown) {
 		struct sl_err e = {0};
 
-		rc = sl_dp_teardown(a.cfg.bpffs, &e) ? (e.env ? EXIT_ENV : EXIT_CONFIG) : EXIT_OK;
+		/* TC filters first: they are found through the pins. */
+		rc = sl_tc_teardown(a.cfg.bpffs, &e) || sl_dp_teardown(a.cfg.bpffs, &e)
+			 ? (e.env ? EXIT_ENV : EXIT_CONFIG)
+			 : EXIT_OK;
 		if (rc)
 			sl_error("teardown failed", "error=\"%s\"", e.msg);
 		else

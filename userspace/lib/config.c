@@ -14,7 +14,9 @@
 
 #include "config.h"
 
-#define DEFAULT_BPFFS "/sys/fs/bpf/sluice"
+#define DEFAULT_BPFFS	"/sys/fs/bpf/sluice"
+#define DEFAULT_METRICS "127.0.0.1:9464"
+#define DEFAULT_API	"/run/sluice/sluiced.sock"
 
 void sl_diag_add(struct sl_diag *d, const char *file, unsigned int line, unsigned int col,
 		 const char *fmt, ...)
@@ -207,6 +209,60 @@ static void limits_field(struct walker *w, const char *key, yaml_node_t *v, void
 		want_uint(w, v, key, 1024, 1U << 24, &l->revnat);
 }
 
+/* "HOST:PORT" to listen on, or "" for none. */
+static void want_listen(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
+{
+	const char *s = want_scalar(w, v, "metrics"), *why;
+
+	if (!s)
+		return;
+	cfg->metrics_on = *s != '\0';
+	if (cfg->metrics_on && sl_parse_hostport(s, &cfg->metrics, &why))
+		werr(w, v, "metrics '%s': %s", s, why);
+}
+
+static void want_api(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
+{
+	const char *s = want_scalar(w, v, "api");
+
+	if (!s)
+		return;
+	if (*s && s[0] != '/')
+		werr(w, v, "'api' must be an absolute path or \"\"");
+	else if (strlen(s) >= sizeof(cfg->api))
+		werr(w, v, "'api' is longer than a Unix socket path may be (%zu)",
+		     sizeof(cfg->api) - 1);
+	else
+		strcpy(cfg->api, s);
+}
+
+static void want_globs(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
+{
+	yaml_node_item_t *it;
+
+	if (v->type != YAML_SEQUENCE_NODE) {
+		werr(w, v, "'interfaces' must be a list of interface name globs");
+		return;
+	}
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+		yaml_node_t *g = yaml_document_get_node(w->doc, *it);
+		const char *s = g ? want_scalar(w, g, "interfaces") : NULL;
+
+		if (!s)
+			continue;
+		if (!*s || strlen(s) >= SL_INTERFACE_GLOB_LEN) {
+			werr(w, g, "interface glob must be 1..%d characters",
+			     SL_INTERFACE_GLOB_LEN - 1);
+			continue;
+		}
+		if (cfg->n_interfaces == SL_MAX_INTERFACES) {
+			werr(w, g, "more than %d interface globs", SL_MAX_INTERFACES);
+			return;
+		}
+		strcpy(cfg->interfaces[cfg->n_interfaces++], s);
+	}
+}
+
 static void agent_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
 	static const char *const known[] = {"services", "backends", "revnat", NULL};
@@ -218,6 +274,12 @@ static void agent_field(struct walker *w, const char *key, yaml_node_t *v, void 
 		want_path(w, v, key, cfg->bpffs, sizeof(cfg->bpffs));
 	else if (!strcmp(key, "limits"))
 		walk_mapping(w, v, "agent.limits", known, NULL, limits_field, &cfg->limits);
+	else if (!strcmp(key, "metrics"))
+		want_listen(w, v, cfg);
+	else if (!strcmp(key, "api"))
+		want_api(w, v, cfg);
+	else if (!strcmp(key, "interfaces"))
+		want_globs(w, v, cfg);
 }
 
 struct backend_ctx {
@@ -480,9 +542,9 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 
 static void root_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
-	static const char *const agent_known[] = {"cgroup", "bpffs", "limits", NULL};
-	static const char *const agent_later[] = {"metrics",  "api",   "interfaces", "node",
-						  "redirect", "state", "audit_log",  NULL};
+	static const char *const agent_known[] = {"cgroup", "bpffs",	  "limits", "metrics",
+						  "api",    "interfaces", NULL};
+	static const char *const agent_later[] = {"node", "redirect", "state", "audit_log", NULL};
 	struct sl_config *cfg = obj;
 
 	if (!strcmp(key, "agent"))
@@ -495,6 +557,10 @@ static void config_defaults(struct sl_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	strcpy(cfg->bpffs, DEFAULT_BPFFS);
+	strcpy(cfg->api, DEFAULT_API);
+	cfg->metrics_on = 1;
+	if (sl_parse_hostport(DEFAULT_METRICS, &cfg->metrics, &(const char *){NULL}))
+		cfg->metrics_on = 0;
 	cfg->limits.services = SLUICE_DEFAULT_SERVICES;
 	cfg->limits.backends = SLUICE_DEFAULT_BACKENDS;
 	cfg->limits.revnat = SLUICE_DEFAULT_REVNAT;

@@ -43,9 +43,18 @@ struct sl_limits {
 	uint32_t revnat;
 };
 
+#define SL_API_PATH_LEN	      108 /* sizeof(sun_path) */
+#define SL_MAX_INTERFACES     32
+#define SL_INTERFACE_GLOB_LEN 64
+
 struct sl_config {
 	char cgroup[PATH_MAX]; /* "" = the cgroup2 mount point */
 	char bpffs[PATH_MAX];
+	int metrics_on;		    /* agent.metrics is not "" */
+	struct sl_sockaddr metrics; /* where GET /metrics is served */
+	char api[SL_API_PATH_LEN];  /* control API socket; "" = none */
+	char interfaces[SL_MAX_INTERFACES][SL_INTERFACE_GLOB_LEN]; /* fnmatch(3) globs */
+	size_t n_interfaces;
 	struct sl_limits limits;
 	struct sl_service_cfg *services;
 	size_t n_services;

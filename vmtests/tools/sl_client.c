@@ -88,7 +88,8 @@ static void usage(int status)
 	    "       %s refused HOST:PORT [--timeout-ms MS]\n"
 	    "       %s hold    HOST:PORT -n COUNT --seconds S [--timeout-ms MS]\n"
 	    "tcp also takes --bind-port-base P (connection i from source port P+i, closed\n"
-	    "with an RST) and --trace (a line \"port P NAME\" per connection).\n"
+	    "with an RST), --trace (a line \"port P NAME\" per connection) and --send N\n"
+	    "(N bytes written on each connection before the reply is read; hold too).\n"
 	    "hold keeps COUNT connections open for S seconds, then closes them.\n"
 	    "HOST: IPv4 literal or [IPv6 literal]. Defaults: --timeout-ms %d, --interval-ms %d,\n"
 	    "--max %d.\n",
@@ -372,6 +373,32 @@ static void record(int r, const char *name)
 		st.err[0]++; /* cannot happen; keeps fail == sum of the parts */
 }
 
+/* tcp --send N: bytes written on each connection before the reply is read. */
+static unsigned long opt_send;
+
+/* Write n bytes of payload. Returns 0 or an errno. */
+static int send_payload(int fd, unsigned long n, double deadline)
+{
+	static const char chunk[4096] = {[0 ... 4095] = 'x'};
+
+	while (n) {
+		size_t len = n < sizeof(chunk) ? n : sizeof(chunk);
+		ssize_t w = send(fd, chunk, len, MSG_NOSIGNAL);
+		int err;
+
+		if (w > 0) {
+			n -= (unsigned long)w;
+			continue;
+		}
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return errno;
+		err = wait_fd(fd, POLLOUT, deadline);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 /* Bind fd to the wildcard address of t's family and the given source port. */
 static int bind_port(int fd, const struct target *t, unsigned int port)
 {
@@ -421,6 +448,8 @@ static int tcp_open(const struct target *t, int timeout_ms, bool check_peer, uns
 			r = RES_PEER_MISMATCH;
 		}
 	}
+	if (!r && opt_send)
+		r = send_payload(fd, opt_send, deadline);
 	if (!r)
 		r = read_reply(fd, name, deadline, false);
 	if (r) {
@@ -610,6 +639,7 @@ enum {
 	O_MAX,
 	O_BIND_PORT,
 	O_TRACE,
+	O_SEND,
 };
 
 /* Open count connections, keep them open for 'seconds', then close them all. */
@@ -651,6 +681,7 @@ int main(int argc, char **argv)
 	    {"max", required_argument, NULL, O_MAX},
 	    {"bind-port-base", required_argument, NULL, O_BIND_PORT},
 	    {"trace", no_argument, NULL, O_TRACE},
+	    {"send", required_argument, NULL, O_SEND},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -728,6 +759,10 @@ int main(int argc, char **argv)
 		case O_TRACE:
 			ok = mode == M_TCP;
 			trace = true;
+			break;
+		case O_SEND:
+			ok = (mode == M_TCP || mode == M_HOLD) &&
+			     parse_ulong(optarg, 1UL << 30, &opt_send);
 			break;
 		case 'h':
 			usage(0);

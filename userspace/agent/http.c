@@ -1,0 +1,363 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "http.h"
+#include "log.h"
+
+/* A /v1/events subscriber that reads slower than this loses events. */
+#define SUB_BUFFER_MAX (1 << 20)
+
+struct sub {
+	struct sl_http *h;
+	struct MHD_Connection *conn;
+	char *buf;
+	size_t len, cap;
+	unsigned long long dropped;
+	int suspended;
+	struct sub *next;
+};
+
+struct sl_http {
+	struct MHD_Daemon *metrics;
+	struct MHD_Daemon *api;
+	char api_path[SL_API_PATH_LEN];
+	sl_render_fn render;
+	void *ctx;
+	struct sub *subs;
+	size_t n_subs;
+};
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	sl_warn(msg, "source=microhttpd");
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
+			     const char *body)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result json_error(struct MHD_Connection *c, unsigned int status, const char *msg)
+{
+	char body[256];
+
+	snprintf(body, sizeof(body), "{\"error\": \"%s\"}\n", msg);
+	return reply(c, status, "application/json", body);
+}
+
+static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_len, void **req)
+{
+	struct sl_http *h = cls;
+	struct MHD_Response *r;
+	struct sl_prom *p;
+	const char *data;
+	enum MHD_Result ret;
+	size_t len;
+	int err;
+
+	(void)version, (void)upload, (void)upload_len, (void)req;
+	if (strcmp(url, "/metrics"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found: try /metrics\n");
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+	p = sl_prom_new();
+	err = h->render(h->ctx, p);
+	data = sl_prom_data(p, &len);
+	if (err || !data) {
+		sl_prom_free(p);
+		sl_warn("cannot render metrics", "error=\"%s\"", strerror(err ? -err : ENOMEM));
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
+			     "cannot read the maps\n");
+	}
+	r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+	sl_prom_free(p);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; version=0.0.4; charset=utf-8");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Feed a subscriber what is queued; park the connection when there is none. */
+static ssize_t sub_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sub *s = cls;
+	size_t n = s->len < max ? s->len : max;
+
+	(void)pos;
+	if (!n) {
+		MHD_suspend_connection(s->conn);
+		s->suspended = 1;
+		return 0;
+	}
+	memcpy(buf, s->buf, n);
+	memmove(s->buf, s->buf + n, s->len - n);
+	s->len -= n;
+	return (ssize_t)n;
+}
+
+static void sub_free(void *cls)
+{
+	struct sub *s = cls, **pp;
+
+	for (pp = &s->h->subs; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			s->h->n_subs--;
+			break;
+		}
+	}
+	if (s->dropped)
+		sl_warn("a slow monitor client lost events", "events=%llu", s->dropped);
+	free(s->buf);
+	free(s);
+}
+
+static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_len, void **req)
+{
+	struct sl_http *h = cls;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	struct sub *s;
+
+	(void)version, (void)upload, (void)upload_len, (void)req;
+	if (strcmp(url, "/v1/events"))
+		return json_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+	if (strcmp(method, "GET"))
+		return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return MHD_NO;
+	s->h = h;
+	s->conn = c;
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sub_read, s, sub_free);
+	if (!r) {
+		free(s);
+		return MHD_NO;
+	}
+	s->next = h->subs;
+	h->subs = s;
+	h->n_subs++;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+void sl_http_publish(struct sl_http *h, const char *line, size_t len)
+{
+	for (struct sub *s = h ? h->subs : NULL; s; s = s->next) {
+		if (s->len + len > SUB_BUFFER_MAX) {
+			s->dropped++;
+			continue;
+		}
+		if (s->len + len > s->cap) {
+			size_t cap = s->cap ? s->cap : 4096;
+			char *grown;
+
+			while (cap < s->len + len)
+				cap *= 2;
+			grown = realloc(s->buf, cap);
+			if (!grown) {
+				s->dropped++;
+				continue;
+			}
+			s->buf = grown;
+			s->cap = cap;
+		}
+		memcpy(s->buf + s->len, line, len);
+		s->len += len;
+		if (s->suspended) {
+			s->suspended = 0;
+			MHD_resume_connection(s->conn);
+		}
+	}
+}
+
+size_t sl_http_subscribers(const struct sl_http *h)
+{
+	return h ? h->n_subs : 0;
+}
+
+static int unix_listener(const char *path, char *err, size_t err_len)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[SL_API_PATH_LEN];
+	struct stat st;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (mkdir(dirname(dir), 0755) && errno != EEXIST) {
+		snprintf(err, err_len, "mkdir for %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	/* Replace a stale socket left by a previous run; never anything else. */
+	if (!lstat(path, &st)) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, err_len, "%s exists and is not a socket", path);
+			return -EEXIST;
+		}
+		if (unlink(path)) {
+			snprintf(err, err_len, "unlink stale %s: %s", path, strerror(errno));
+			return -errno;
+		}
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, err_len, "socket for %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	/* Created 0600 from the start: no window where others may connect. */
+	mode_t old = umask(0177);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+
+	umask(old);
+	if (rc || chmod(path, 0600) || listen(fd, 64)) {
+		int e = errno;
+
+		snprintf(err, err_len, "listen on %s: %s", path, strerror(e));
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render, void *ctx,
+		  char *err, size_t err_len)
+{
+	const unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct sl_http *h = calloc(1, sizeof(*h));
+
+	*out = NULL;
+	if (!h)
+		return -ENOMEM;
+	h->render = render;
+	h->ctx = ctx;
+	if (cfg->metrics_on) {
+		struct sockaddr_storage ss = {0};
+		unsigned int f = flags;
+
+		if (cfg->metrics.family == SLUICE_AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons(cfg->metrics.port);
+			memcpy(&s4->sin_addr, cfg->metrics.addr.a8, 4);
+		} else {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons(cfg->metrics.port);
+			memcpy(&s6->sin6_addr, cfg->metrics.addr.a8, 16);
+			f |= MHD_USE_IPv6;
+		}
+		h->metrics = MHD_start_daemon(f, cfg->metrics.port, NULL, NULL, on_metrics, h,
+					      MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_EXTERNAL_LOGGER,
+					      mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, 64U,
+					      MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+		if (!h->metrics) {
+			char hp[SL_HOSTPORT_LEN];
+
+			sl_format_hostport(&cfg->metrics, hp, sizeof(hp));
+			snprintf(err, err_len, "cannot serve metrics on %s (address in use?)", hp);
+			sl_http_stop(h);
+			return -EADDRINUSE;
+		}
+	}
+	if (cfg->api[0]) {
+		int fd = unix_listener(cfg->api, err, err_len);
+
+		if (fd < 0) {
+			sl_http_stop(h);
+			return fd;
+		}
+		snprintf(h->api_path, sizeof(h->api_path), "%s", cfg->api);
+		h->api = MHD_start_daemon(flags, 0, NULL, NULL, on_api, h, MHD_OPTION_LISTEN_SOCKET,
+					  fd, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+					  MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_END);
+		if (!h->api) {
+			close(fd);
+			snprintf(err, err_len, "cannot serve the API on %s", cfg->api);
+			sl_http_stop(h);
+			return -EIO;
+		}
+	}
+	*out = h;
+	return 0;
+}
+
+size_t sl_http_fds(const struct sl_http *h, int fds[2])
+{
+	size_t n = 0;
+
+	if (h && h->metrics)
+		fds[n++] = MHD_get_daemon_info(h->metrics, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
+	if (h && h->api)
+		fds[n++] = MHD_get_daemon_info(h->api, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
+	return n;
+}
+
+void sl_http_run(struct sl_http *h)
+{
+	if (h && h->metrics)
+		MHD_run(h->metrics);
+	if (h && h->api)
+		MHD_run(h->api);
+}
+
+void sl_http_stop(struct sl_http *h)
+{
+	if (!h)
+		return;
+	/* Resume parked subscribers so that MHD can close them. */
+	for (struct sub *s = h->subs; s; s = s->next)
+		if (s->suspended) {
+			s->suspended = 0;
+			MHD_resume_connection(s->conn);
+		}
+	if (h->metrics)
+		MHD_stop_daemon(h->metrics);
+	if (h->api) {
+		MHD_stop_daemon(h->api);
+		unlink(h->api_path);
+	}
+	free(h);
+}

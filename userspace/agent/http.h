@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The agent's HTTP endpoints, both run by libmicrohttpd inside the agent's
+ * own epoll loop (no thread): GET /metrics on agent.metrics, and the
+ * control API on the Unix socket agent.api (GET /v1/events streams datapath
+ * events as JSON lines).
+ */
+#ifndef SLUICE_AGENT_HTTP_H
+#define SLUICE_AGENT_HTTP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "prom.h"
+
+struct sl_http;
+
+/* Renders the metrics page into p; 0 or -errno. */
+typedef int (*sl_render_fn)(void *ctx, struct sl_prom *p);
+
+/* Start the listeners that cfg asks for. -errno with a message in err. */
+int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render,
+		  void *ctx, char *err, size_t err_len);
+/* The fds to watch for readability (up to 2); their number. */
+size_t sl_http_fds(const struct sl_http *h, int fds[2]);
+/* Let the servers do their work; call when a fd is readable and every second. */
+void sl_http_run(struct sl_http *h);
+/* Queue one line (with its newline) for every /v1/events subscriber. */
+void sl_http_publish(struct sl_http *h, const char *line, size_t len);
+size_t sl_http_subscribers(const struct sl_http *h);
+void sl_http_stop(struct sl_http *h);
+
+#endif /* SLUICE_AGENT_HTTP_H */

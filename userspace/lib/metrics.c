@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Label cardinality is bounded by configuration: labels are services,
+ * backends, interfaces, maps and enum values, never flows or clients.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "metrics.h"
+
+/* Bucket i holds whole microseconds in [2^i, 2^(i+1) - 1] (bucket 0 from 0):
+ * its inclusive upper bound is 2^(i+1) - 1 us. */
+double sl_hist_bound_seconds(unsigned int i)
+{
+	return (double)((1ULL << (i + 1)) - 1) / 1e6;
+}
+
+static const char *const state_names[] = {
+    [SLUICE_BE_HEALTHY] = "healthy",
+    [SLUICE_BE_UNHEALTHY] = "unhealthy",
+    [SLUICE_BE_EJECTED] = "ejected",
+    [SLUICE_BE_DRAINING] = "draining",
+};
+
+/* Per-backend counters, read once per scrape. */
+struct be_row {
+	const struct sl_svc_state *svc;
+	const struct sl_be_state *be;
+	char addr[SL_HOSTPORT_LEN];
+	struct sluice_backend_stats st;
+};
+
+enum be_field {
+	BE_CONNECTIONS,
+	BE_ACTIVE,
+	BE_FAILURES,
+	BE_SENT,
+	BE_RECEIVED,
+};
+
+static double be_value(const struct sluice_backend_stats *st, enum be_field f)
+{
+	switch (f) {
+	case BE_CONNECTIONS:
+		return (double)st->connections;
+	case BE_ACTIVE:
+		return (double)st->active;
+	case BE_FAILURES:
+		return (double)st->connect_failures;
+	case BE_SENT:
+		return (double)st->sent_bytes;
+	case BE_RECEIVED:
+		return (double)st->received_bytes;
+	}
+	return 0;
+}
+
+static void backend_family(struct sl_prom *p, const struct be_row *rows, size_t n, const char *name,
+			   const char *help, enum sl_prom_type type, enum be_field f)
+{
+	sl_prom_family(p, name, help, type);
+	for (size_t i = 0; i < n; i++) {
+		const char *labels[] = {"service", rows[i].svc->name, "backend", rows[i].addr,
+					NULL};
+
+		sl_prom_sample(p, labels, be_value(&rows[i].st, f));
+	}
+}
+
+static int histograms(struct sl_prom *p, const struct sl_maps *m, const struct sl_state *st)
+{
+	static const struct {
+		const char *name, *help;
+		size_t offset;
+	} hs[] = {
+	    {"sluice_connect_duration_seconds",
+	     "Time from SYN sent to established, of balanced TCP connections.",
+	     offsetof(struct sluice_svc_hist, connect)},
+	    {"sluice_tcp_rtt_seconds", "Smoothed RTT of balanced TCP connections, at close.",
+	     offsetof(struct sluice_svc_hist, rtt)},
+	};
+	double bounds[SLUICE_HIST_BUCKETS];
+	struct sluice_svc_hist *vals;
+
+	for (unsigned int i = 0; i < SLUICE_HIST_BUCKETS; i++)
+		bounds[i] = sl_hist_bound_seconds(i);
+	vals = calloc(st->n_svcs ? st->n_svcs : 1, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n_svcs; i++)
+		sl_maps_service_hist(m, st->svcs[i].id, &vals[i]);
+	for (size_t k = 0; k < sizeof(hs) / sizeof(hs[0]); k++) {
+		sl_prom_family(p, hs[k].name, hs[k].help, SL_PROM_HISTOGRAM);
+		for (size_t i = 0; i < st->n_svcs; i++) {
+			const struct sluice_hist *h =
+			    (const void *)((const char *)&vals[i] + hs[k].offset);
+			const char *labels[] = {"service", st->svcs[i].name, NULL};
+			uint64_t counts[SLUICE_HIST_BUCKETS];
+
+			for (unsigned int b = 0; b < SLUICE_HIST_BUCKETS; b++)
+				counts[b] = h->buckets[b];
+			sl_prom_histogram(p, labels, bounds, counts, SLUICE_HIST_BUCKETS,
+					  h->overflow, (double)h->sum_us / 1e6);
+		}
+	}
+	free(vals);
+	return 0;
+}
+
+static void map_families(struct sl_prom *p, struct sl_maps *m)
+{
+	uint32_t entries[SL_MAPS_COUNT] = {0}, cap[SL_MAPS_COUNT] = {0};
+	int counted[SL_MAPS_COUNT] = {0};
+
+	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++)
+		counted[i] = sl_maps_fill(*sl_maps_fd(m, i), &entries[i], &cap[i]) == 0;
+	sl_prom_family(p, "sluice_map_entries", "Entries in each hash map.", SL_PROM_GAUGE);
+	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++) {
+		const char *labels[] = {"map", sl_map_names[i], NULL};
+
+		if (counted[i])
+			sl_prom_sample(p, labels, entries[i]);
+	}
+	sl_prom_family(p, "sluice_map_capacity", "Capacity (max_entries) of each map.",
+		       SL_PROM_GAUGE);
+	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++) {
+		const char *labels[] = {"map", sl_map_names[i], NULL};
+
+		if (cap[i])
+			sl_prom_sample(p, labels, cap[i]);
+	}
+}
+
+static void interface_families(struct sl_prom *p, const struct sl_metrics_ctx *ctx)
+{
+	static const char *const dirs[2] = {"ingress", "egress"};
+
+	if (!ctx->n_ifs)
+		return;
+	sl_prom_family(p, "sluice_interface_packets_total",
+		       "Packets seen by the TC programs, per interface and direction.",
+		       SL_PROM_COUNTER);
+	for (size_t i = 0; i < ctx->n_ifs; i++)
+		for (int d = 0; d < 2; d++) {
+			const char *labels[] = {"interface", ctx->ifs[i].name, "direction", dirs[d],
+						NULL};
+
+			sl_prom_sample(p, labels, (double)ctx->ifs[i].packets[d]);
+		}
+	sl_prom_family(p, "sluice_interface_bytes_total",
+		       "Bytes seen by the TC programs, per interface and direction.",
+		       SL_PROM_COUNTER);
+	for (size_t i = 0; i < ctx->n_ifs; i++)
+		for (int d = 0; d < 2; d++) {
+			const char *labels[] = {"interface", ctx->ifs[i].name, "direction", dirs[d],
+						NULL};
+
+			sl_prom_sample(p, labels, (double)ctx->ifs[i].bytes[d]);
+		}
+}
+
+int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx, struct sl_prom *p)
+{
+	struct sluice_global_stats gs = {0};
+	struct be_row *rows = NULL;
+	struct sl_state st;
+	size_t n = 0, cap = 0;
+	int err;
+
+	err = sl_maps_read_state(m, &st);
+	if (err)
+		return err;
+	for (size_t i = 0; i < st.n_svcs; i++)
+		cap += st.svcs[i].n_bes;
+	rows = calloc(cap ? cap : 1, sizeof(*rows));
+	if (!rows) {
+		sl_state_free(&st);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < st.n_svcs; i++)
+		for (size_t j = 0; j < st.svcs[i].n_bes; j++) {
+			struct be_row *r = &rows[n++];
+
+			r->svc = &st.svcs[i];
+			r->be = &st.svcs[i].bes[j];
+			sl_format_hostport(&r->be->addr, r->addr, sizeof(r->addr));
+			sl_maps_backend_stats(m, r->be->id, &r->st);
+		}
+
+	sl_prom_family(p, "sluice_build_info", "Version of the running sluiced.", SL_PROM_GAUGE);
+	sl_prom_sample(p, (const char *const[]){"version", ctx->version, NULL}, 1);
+	sl_prom_family(p, "sluice_config_reloads_total",
+		       "Config loads and reloads, by result; a rejected config changes nothing.",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, (const char *const[]){"result", "ok", NULL}, (double)ctx->reloads_ok);
+	sl_prom_sample(p, (const char *const[]){"result", "error", NULL},
+		       (double)ctx->reloads_error);
+
+	backend_family(p, rows, n, "sluice_connections_total",
+		       "Connections (TCP) and unconnected sends (UDP) given this backend.",
+		       SL_PROM_COUNTER, BE_CONNECTIONS);
+	backend_family(p, rows, n, "sluice_active_connections",
+		       "Balanced TCP connections established and not yet closed.", SL_PROM_GAUGE,
+		       BE_ACTIVE);
+	backend_family(p, rows, n, "sluice_connect_failures_total",
+		       "Balanced TCP connects that failed (refused or timed out).", SL_PROM_COUNTER,
+		       BE_FAILURES);
+	backend_family(p, rows, n, "sluice_sent_bytes_total",
+		       "Bytes sent to the backend and acknowledged, counted at close.",
+		       SL_PROM_COUNTER, BE_SENT);
+	backend_family(p, rows, n, "sluice_received_bytes_total",
+		       "Bytes received from the backend, counted at close.", SL_PROM_COUNTER,
+		       BE_RECEIVED);
+
+	sl_prom_family(p, "sluice_backend_state", "1 on the backend's current state.",
+		       SL_PROM_GAUGE);
+	for (size_t i = 0; i < n; i++)
+		for (unsigned int s = 0; s < sizeof(state_names) / sizeof(state_names[0]); s++) {
+			const char *labels[] = {"service",    rows[i].svc->name, "backend",
+						rows[i].addr, "state",		 state_names[s],
+						NULL};
+
+			sl_prom_sample(p, labels, rows[i].be->state == s);
+		}
+
+	sl_prom_family(p, "sluice_rejected_connections_total",
+		       "connect()/sendmsg() to a frontend refused, by reason.", SL_PROM_COUNTER);
+	for (size_t i = 0; i < st.n_svcs; i++) {
+		uint64_t rej[SLUICE_DROP__MAX] = {0};
+		const char *labels[] = {"service", st.svcs[i].name, "reason", "no_backend", NULL};
+
+		sl_maps_service_rejected(m, st.svcs[i].id, rej);
+		sl_prom_sample(p, labels, (double)rej[SLUICE_DROP_NO_BACKEND]);
+	}
+
+	err = histograms(p, m, &st);
+	interface_families(p, ctx);
+
+	sl_maps_global_stats(m, &gs);
+	sl_prom_family(p, "sluice_events_lost_total",
+		       "Datapath events dropped because the ring buffer was full.",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.events_lost);
+	map_families(p, (struct sl_maps *)m);
+
+	free(rows);
+	sl_state_free(&st);
+	if (err)
+		return err;
+	return sl_prom_failed(p) ? -EINVAL : 0;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The Prometheus page (spec §7), rendered from the pinned maps. */
+#ifndef SLUICE_METRICS_H
+#define SLUICE_METRICS_H
+
+#include <stdint.h>
+
+#include "maps.h"
+#include "prom.h"
+
+/* One interface with TC flow programs: [0] ingress, [1] egress. */
+struct sl_if_counters {
+	char name[16];
+	uint64_t packets[2];
+	uint64_t bytes[2];
+};
+
+/* What the agent knows that the maps do not. */
+struct sl_metrics_ctx {
+	const char *version;
+	uint64_t reloads_ok, reloads_error;
+	const struct sl_if_counters *ifs;
+	size_t n_ifs;
+};
+
+/* Write every metric into p. 0, or -errno when the maps could not be read
+ * (p may then hold part of the page: do not serve it). */
+int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx, struct sl_prom *p);
+
+/* Upper bound, in seconds, of log2 histogram bucket i (see abi.h). */
+double sl_hist_bound_seconds(unsigned int i);
+
+#endif /* SLUICE_METRICS_H */

@@ -1,0 +1,926 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * TC flow metrics: open the tc_flow skeleton (maps pinned under bpffs,
+ * reused when a previous run pinned them) -> load -> chmod the pins -> walk
+ * the interfaces of this netns and attach, or replace, a filter on the
+ * ingress and egress hooks of each matching one -> keep following link
+ * events on a netlink socket. One cleanup path (sl_tc_close), which leaves
+ * the filters attached.
+ *
+ * A filter is sluice's when it sits at SL_TC_HANDLE/SL_TC_PRIORITY and runs
+ * a program whose name begins with SL_TC_PROG_PREFIX. A filter of another
+ * program at that slot is never replaced or removed.
+ */
+
+
+/* glibc's net/if.h (through tc.h) before any linux/if.h, which libnl pulls in. */
+#include "tc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <net/if_arp.h>
+#include <linux/magic.h>
+#include <linux/rtnetlink.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <netlink/errno.h>
+#include <netlink/msg.h>
+#include <netlink/netlink.h>
+#include <netlink/route/link.h>
+#include <netlink/socket.h>
+
+#include "tc_flow.skel.h"
+
+#include "log.h"
+
+/* Room for the link events that arrive between two sl_tc_on_readable calls;
+ * an overrun is survived by a full resync. */
+#define SL_TC_NL_RCVBUF (1 << 20)
+
+struct sl_tc {
+	struct tc_flow *skel;	/* NULL when there are no globs */
+	struct nl_sock *events; /* link events; NULL when there are no globs */
+	char **globs;
+	size_t n_globs;
+	struct sl_tc_if *ifs; /* attached */
+	size_t n_ifs, cap_ifs;
+	int *skipped; /* matching, but not a device the programs can parse */
+	size_t n_skipped, cap_skipped;
+	char bpffs[PATH_MAX];
+};
+
+static const enum bpf_tc_attach_point hooks[SLUICE_TC_DIR__MAX] = {
+    [SLUICE_TC_INGRESS] = BPF_TC_INGRESS,
+    [SLUICE_TC_EGRESS] = BPF_TC_EGRESS,
+};
+
+static const char *const tc_map_names[] = {SLUICE_MAP_TC_IF_STATS, SLUICE_MAP_TC_FLOWS};
+
+static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	e->env = env;
+	return err < 0 ? err : -EINVAL;
+}
+
+/* A libnl error as a negative errno, for callers that speak errno. */
+static int nl_to_errno(int nlerr)
+{
+	switch (nlerr < 0 ? -nlerr : nlerr) {
+	case NLE_NOMEM:
+		return -ENOMEM;
+	case NLE_PERM:
+		return -EPERM;
+	case NLE_AGAIN:
+		return -EAGAIN;
+	case NLE_NOACCESS:
+		return -EACCES;
+	case NLE_OBJ_NOTFOUND:
+		return -ENOENT;
+	case NLE_NODEV:
+		return -ENODEV;
+	default:
+		return -EIO;
+	}
+}
+
+/* --- filters ------------------------------------------------------------------------------ */
+
+/* libbpf logs the kernel's answer to every failed tc request, and the
+ * probes below fail by design (no qdisc, empty slot): they run with libbpf's
+ * printing off (NULL), and put the caller's printer back after. */
+
+/* 1 if program 'id' is one of sluice's tc programs, 0 if not, -errno. */
+static int prog_is_sluice(__u32 id)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd, err = 0;
+
+	fd = bpf_prog_get_fd_by_id(id);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		err = -errno;
+	close(fd);
+	if (err)
+		return err;
+	return !strncmp(info.name, SL_TC_PROG_PREFIX, strlen(SL_TC_PROG_PREFIX));
+}
+
+/* The program id in sluice's slot of one hook: 0 and *id, or -ENOENT when
+ * the slot (or the clsact qdisc) is empty. */
+static int slot_query(int ifindex, enum bpf_tc_attach_point ap, __u32 *id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ap);
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY);
+	libbpf_print_fn_t print = libbpf_set_print(NULL);
+	int err = bpf_tc_query(&hook, &q);
+
+	libbpf_set_print(print);
+	/* No clsact qdisc reads as EINVAL. */
+	if (err == -ENOENT || err == -EINVAL)
+		return -ENOENT;
+	if (err)
+		return err;
+	*id = q.prog_id;
+	return 0;
+}
+
+/* Remove sluice's filter from one hook. 1 if one was removed, 0 if there was
+ * none (or another program's), -errno. */
+static int detach_hook(int ifindex, enum bpf_tc_attach_point ap)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ap);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY);
+	__u32 id = 0;
+	int err;
+
+	err = slot_query(ifindex, ap, &id);
+	if (err == -ENOENT)
+		return 0;
+	if (err)
+		return err;
+	err = prog_is_sluice(id);
+	if (err <= 0)
+		return err;
+	err = bpf_tc_detach(&hook, &opts);
+	if (err == -ENOENT)
+		return 0;
+	return err ? err : 1;
+}
+
+/* Remove sluice's filters from both hooks of an interface; logs what it did. */
+static int detach_if(int ifindex, const char *name, const char *why, struct sl_err *e)
+{
+	int removed = 0;
+
+	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
+		int err = detach_hook(ifindex, hooks[d]);
+
+		if (err == -ENODEV)
+			return 0; /* gone meanwhile, and its filters with it */
+		if (err < 0)
+			return seterr(e, 0, err, "detach tc %s filter from %s: %s",
+				      sl_tc_dir_name(d), name, strerror(-err));
+		removed |= err;
+	}
+	if (removed)
+		sl_info("tc detached", "interface=%s ifindex=%d reason=%s", name, ifindex, why);
+	return 0;
+}
+
+/* Attach (or replace in place) both programs on one interface. */
+static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_err *e)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	const struct bpf_program *progs[SLUICE_TC_DIR__MAX] = {
+	    [SLUICE_TC_INGRESS] = tc->skel->progs.sluice_tc_ingress,
+	    [SLUICE_TC_EGRESS] = tc->skel->progs.sluice_tc_egress,
+	};
+	libbpf_print_fn_t print;
+	int replaced = 0, err;
+
+	/* Creates the clsact qdisc, which holds both hooks (EEXIST: there). */
+	print = libbpf_set_print(NULL);
+	err = bpf_tc_hook_create(&hook);
+	libbpf_set_print(print);
+	if (err && err != -EEXIST)
+		return seterr(e, err == -EPERM, err, "create clsact qdisc on %s: %s%s", name,
+			      strerror(-err), err == -EPERM ? " (need CAP_NET_ADMIN)" : "");
+	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
+		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY,
+			    .prog_fd = bpf_program__fd(progs[d]), .flags = BPF_TC_F_REPLACE);
+		__u32 id = 0;
+
+		hook.attach_point = hooks[d];
+		err = slot_query(ifindex, hooks[d], &id);
+		if (!err) {
+			err = prog_is_sluice(id);
+			if (err == 0)
+				return seterr(e, 0, -EEXIST,
+					      "tc %s filter handle 0x%x priority %u on %s runs "
+					      "program %u, which is not sluice's: not replacing it",
+					      sl_tc_dir_name(d), SL_TC_HANDLE, SL_TC_PRIORITY, name,
+					      id);
+			replaced = 1;
+		}
+		if (err < 0 && err != -ENOENT)
+			return seterr(e, 0, err, "query tc %s filters of %s: %s", sl_tc_dir_name(d),
+				      name, strerror(-err));
+		err = bpf_tc_attach(&hook, &opts);
+		if (err)
+			return seterr(e, err == -EPERM, err, "attach tc %s program to %s: %s",
+				      sl_tc_dir_name(d), name, strerror(-err));
+	}
+	sl_info("tc attached", "interface=%s ifindex=%d replaced=%d", name, ifindex, replaced);
+	return 0;
+}
+
+/* --- the interface list ------------------------------------------------------------------- */
+
+static struct sl_tc_if *find_if(struct sl_tc *tc, int ifindex)
+{
+	for (size_t i = 0; i < tc->n_ifs; i++)
+		if (tc->ifs[i].ifindex == ifindex)
+			return &tc->ifs[i];
+	return NULL;
+}
+
+static int add_if(struct sl_tc *tc, int ifindex, const char *name)
+{
+	if (tc->n_ifs == tc->cap_ifs) {
+		size_t cap = tc->cap_ifs ? 2 * tc->cap_ifs : 16;
+		struct sl_tc_if *p = realloc(tc->ifs, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		tc->ifs = p;
+		tc->cap_ifs = cap;
+	}
+	tc->ifs[tc->n_ifs].ifindex = ifindex;
+	snprintf(tc->ifs[tc->n_ifs].name, sizeof(tc->ifs[0].name), "%s", name);
+	tc->n_ifs++;
+	return 0;
+}
+
+/* Drop an interface's counters, so that gone interfaces do not fill the map. */
+static void drop_if_stats(struct sl_tc *tc, int ifindex)
+{
+	int fd = bpf_map__fd(tc->skel->maps.sluice_tc_if_stats);
+
+	for (__u32 d = 0; d < SLUICE_TC_DIR__MAX; d++) {
+		struct sluice_tc_if_key key = {.ifindex = (__u32)ifindex, .dir = d};
+
+		if (bpf_map_delete_elem(fd, &key) && errno != ENOENT)
+			sl_warn("tc: cannot drop interface counters", "ifindex=%d error=\"%s\"",
+				ifindex, strerror(errno));
+	}
+}
+
+static void forget_if(struct sl_tc *tc, struct sl_tc_if *cur, const char *why)
+{
+	sl_info("tc interface forgotten", "interface=%s ifindex=%d reason=%s", cur->name,
+		cur->ifindex, why);
+	drop_if_stats(tc, cur->ifindex);
+	*cur = tc->ifs[--tc->n_ifs];
+}
+
+static int is_skipped(const struct sl_tc *tc, int ifindex)
+{
+	for (size_t i = 0; i < tc->n_skipped; i++)
+		if (tc->skipped[i] == ifindex)
+			return 1;
+	return 0;
+}
+
+static void unskip(struct sl_tc *tc, int ifindex)
+{
+	for (size_t i = 0; i < tc->n_skipped; i++) {
+		if (tc->skipped[i] == ifindex) {
+			tc->skipped[i] = tc->skipped[--tc->n_skipped];
+			return;
+		}
+	}
+}
+
+static void skip(struct sl_tc *tc, int ifindex, const char *name, unsigned int arptype)
+{
+	if (is_skipped(tc, ifindex))
+		return;
+	sl_warn("tc: interface skipped, not an Ethernet device",
+		"interface=%s ifindex=%d arptype=%u", name, ifindex, arptype);
+	if (tc->n_skipped == tc->cap_skipped) {
+		size_t cap = tc->cap_skipped ? 2 * tc->cap_skipped : 8;
+		int *p = realloc(tc->skipped, cap * sizeof(*p));
+
+		if (!p)
+			return; /* it is logged again on its next event: harmless */
+		tc->skipped = p;
+		tc->cap_skipped = cap;
+	}
+	tc->skipped[tc->n_skipped++] = ifindex;
+}
+
+/*
+ * Bring one link's state in line with the globs: attach to a new matching
+ * interface, follow a rename, detach from one renamed away, forget a
+ * removed one. 'gone': the link was deleted. Errors are for the caller to
+ * log or return; an interface that vanished meanwhile is not an error.
+ */
+static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct sl_err *e)
+{
+	int ifindex = rtnl_link_get_ifindex(link);
+	const char *name = rtnl_link_get_name(link);
+	struct sl_tc_if *cur = find_if(tc, ifindex);
+	unsigned int arptype;
+	int match, err;
+
+	/* AF_BRIDGE messages report bridge ports, not the devices themselves. */
+	if (rtnl_link_get_family(link) != AF_UNSPEC || ifindex <= 0)
+		return 0;
+	if (gone || !name) {
+		if (cur)
+			forget_if(tc, cur, "removed");
+		unskip(tc, ifindex);
+		return 0;
+	}
+	match = sl_tc_glob_match((const char *const *)tc->globs, tc->n_globs, name);
+	if (cur && !strcmp(cur->name, name))
+		return 0; /* most events: a flag or carrier change */
+	if (cur && match) {
+		sl_info("tc interface renamed", "interface=%s ifindex=%d previous=%s", name,
+			ifindex, cur->name);
+		snprintf(cur->name, sizeof(cur->name), "%s", name);
+		return 0;
+	}
+	if (cur) {
+		err = detach_if(ifindex, name, "renamed", e);
+		forget_if(tc, cur, "renamed");
+		return err;
+	}
+	if (!match) {
+		unskip(tc, ifindex);
+		return 0;
+	}
+	arptype = rtnl_link_get_arptype(link);
+	if (arptype != ARPHRD_ETHER && arptype != ARPHRD_LOOPBACK) {
+		skip(tc, ifindex, name, arptype);
+		return 0;
+	}
+	err = attach_if(tc, ifindex, name, e);
+	if (err == -ENODEV || err == -ENXIO)
+		return 0;
+	if (err)
+		return err;
+	unskip(tc, ifindex);
+	if (add_if(tc, ifindex, name)) {
+		/* Attached but not listed: the filter counts, the metrics miss it. */
+		return seterr(e, 0, -ENOMEM, "tc: out of memory listing %s", name);
+	}
+	return 0;
+}
+
+/* --- netlink ------------------------------------------------------------------------------ */
+
+typedef int (*link_fn)(void *ctx, struct rtnl_link *link, struct sl_err *e);
+
+/* Call fn for every link of this netns (a fresh dump). */
+static int for_each_link(link_fn fn, void *ctx, struct sl_err *e)
+{
+	struct nl_cache *cache = NULL;
+	struct nl_object *obj;
+	struct nl_sock *sk;
+	int err;
+
+	sk = nl_socket_alloc();
+	if (!sk)
+		return seterr(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
+	err = nl_connect(sk, NETLINK_ROUTE);
+	if (err < 0) {
+		err = seterr(e, 0, nl_to_errno(err), "netlink: connect: %s", nl_geterror(err));
+		goto out;
+	}
+	err = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
+	if (err < 0) {
+		err = seterr(e, 0, nl_to_errno(err), "netlink: list interfaces: %s",
+			     nl_geterror(err));
+		goto out;
+	}
+	for (obj = nl_cache_get_first(cache); obj; obj = nl_cache_get_next(obj)) {
+		err = fn(ctx, (struct rtnl_link *)obj, e);
+		if (err)
+			break;
+	}
+	nl_cache_free(cache);
+out:
+	nl_socket_free(sk);
+	return err;
+}
+
+struct resync_ctx {
+	struct sl_tc *tc;
+	int *seen; /* ifindexes present in the dump */
+	size_t n_seen, cap_seen;
+	int strict; /* fail on missing privileges (open), else log and go on */
+};
+
+static int resync_one(void *arg, struct rtnl_link *link, struct sl_err *e)
+{
+	struct resync_ctx *c = arg;
+	const char *name = rtnl_link_get_name(link);
+	int ifindex = rtnl_link_get_ifindex(link);
+	int err;
+
+	if (c->n_seen == c->cap_seen) {
+		size_t cap = c->cap_seen ? 2 * c->cap_seen : 64;
+		int *p = realloc(c->seen, cap * sizeof(*p));
+
+		if (!p)
+			return seterr(e, 0, -ENOMEM, "tc: out of memory");
+		c->seen = p;
+		c->cap_seen = cap;
+	}
+	c->seen[c->n_seen++] = ifindex;
+	err = sync_link(c->tc, link, 0, e);
+	/* A sluice filter a previous run left on an interface that no longer
+	 * matches. */
+	if (!err && name && !find_if(c->tc, ifindex) &&
+	    !sl_tc_glob_match((const char *const *)c->tc->globs, c->tc->n_globs, name))
+		err = detach_if(ifindex, name, "not_matched", e);
+	if (!err)
+		return 0;
+	/* Lacking privileges fails open; one interface's other trouble must
+	 * not keep the others unwatched. */
+	if (c->strict && (err == -EPERM || err == -EACCES))
+		return err;
+	sl_warn("tc: interface not attached", "interface=%s error=\"%s\"", name ? name : "?",
+		e->msg);
+	return 0;
+}
+
+/* Walk every link: attach what matches, forget what is gone. */
+static int resync(struct sl_tc *tc, int strict, struct sl_err *e)
+{
+	struct resync_ctx c = {.tc = tc, .strict = strict};
+	int err = for_each_link(resync_one, &c, e);
+
+	if (!err) {
+		for (size_t i = 0; i < tc->n_ifs;) {
+			size_t j;
+
+			for (j = 0; j < c.n_seen && c.seen[j] != tc->ifs[i].ifindex; j++)
+				;
+			if (j == c.n_seen)
+				forget_if(tc, &tc->ifs[i], "removed");
+			else
+				i++;
+		}
+	}
+	free(c.seen);
+	return err;
+}
+
+static void on_link_obj(struct nl_object *obj, void *arg)
+{
+	struct sl_tc *tc = arg;
+	struct sl_err e = {0};
+
+	if (strcmp(nl_object_get_type(obj), "route/link"))
+		return;
+	if (sync_link(tc, (struct rtnl_link *)obj, nl_object_get_msgtype(obj) == RTM_DELLINK, &e))
+		sl_warn("tc: link event not handled", "error=\"%s\"", e.msg);
+}
+
+static int on_nl_msg(struct nl_msg *msg, void *arg)
+{
+	int type = nlmsg_hdr(msg)->nlmsg_type;
+	int err;
+
+	if (type != RTM_NEWLINK && type != RTM_DELLINK)
+		return NL_OK;
+	err = nl_msg_parse(msg, on_link_obj, arg);
+	if (err < 0)
+		sl_warn("tc: cannot parse a link event", "error=\"%s\"", nl_geterror(err));
+	return NL_OK;
+}
+
+static int events_open(struct sl_tc *tc, struct sl_err *e)
+{
+	int err;
+
+	tc->events = nl_socket_alloc();
+	if (!tc->events)
+		return seterr(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
+	/* Notifications carry no sequence number of ours. */
+	nl_socket_disable_seq_check(tc->events);
+	err = nl_socket_modify_cb(tc->events, NL_CB_VALID, NL_CB_CUSTOM, on_nl_msg, tc);
+	if (err >= 0)
+		err = nl_connect(tc->events, NETLINK_ROUTE);
+	if (err >= 0)
+		err = nl_socket_add_membership(tc->events, RTNLGRP_LINK);
+	if (err >= 0)
+		err = nl_socket_set_nonblocking(tc->events);
+	if (err >= 0)
+		err = nl_socket_set_buffer_size(tc->events, SL_TC_NL_RCVBUF, 0);
+	if (err < 0)
+		return seterr(e, 0, nl_to_errno(err), "netlink: subscribe to link events: %s",
+			      nl_geterror(err));
+	return 0;
+}
+
+/* --- maps and pins ------------------------------------------------------------------------ */
+
+static int is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
+}
+
+/* Refuse up front a pinned map libbpf could not reuse, with what to do. */
+static int check_pinned(struct sl_tc *tc, struct sl_err *e)
+{
+	struct bpf_map *map;
+	char path[PATH_MAX + 64];
+
+	bpf_object__for_each_map(map, tc->skel->obj)
+	{
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		int fd, err = 0;
+
+		if (!bpf_map__pin_path(map))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tc->bpffs, bpf_map__name(map));
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return seterr(e, 0, -errno, "open pinned map %s: %s", path,
+				      strerror(errno));
+		}
+		if (bpf_obj_get_info_by_fd(fd, &info, &len))
+			err = -errno;
+		close(fd);
+		if (err)
+			return seterr(e, 0, err, "inspect pinned map %s: %s", path, strerror(-err));
+		if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+		    info.value_size != bpf_map__value_size(map) ||
+		    info.max_entries != bpf_map__max_entries(map))
+			return seterr(e, 0, -EEXIST,
+				      "pinned map %s has another layout (from another sluice "
+				      "version?); run `sluiced --teardown` first",
+				      path);
+	}
+	return 0;
+}
+
+static int load(struct sl_tc *tc, struct sl_err *e)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = tc->bpffs);
+	struct bpf_map *map;
+	int err;
+
+	/* The skeleton opens the ELF embedded in it (tc_flow__elf_bytes()). */
+	tc->skel = tc_flow__open_opts(&opts);
+	if (!tc->skel)
+		return seterr(e, 0, -errno, "open BPF object tc_flow: %s", strerror(errno));
+	err = check_pinned(tc, e);
+	if (err)
+		return err;
+	err = tc_flow__load(tc->skel);
+	if (err)
+		return seterr(e, err == -EPERM, err, "load BPF object tc_flow: %s%s",
+			      strerror(-err),
+			      err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
+	bpf_object__for_each_map(map, tc->skel->obj)
+	{
+		const char *path = bpf_map__pin_path(map);
+
+		if (path && chmod(path, 0600))
+			return seterr(e, 0, -errno, "chmod %s: %s", path, strerror(errno));
+	}
+	return 0;
+}
+
+/* Drop the counters of interfaces a previous run watched and this one does
+ * not (gone, or no longer matching). */
+static void drop_stale_if_stats(struct sl_tc *tc)
+{
+	int fd = bpf_map__fd(tc->skel->maps.sluice_tc_if_stats);
+	struct sluice_tc_if_key key, next, *stale = NULL;
+	size_t n = 0, cap = 0;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (find_if(tc, (int)key.ifindex))
+			continue;
+		if (n == cap) {
+			size_t c = cap ? 2 * cap : 16;
+			struct sluice_tc_if_key *p = realloc(stale, c * sizeof(*p));
+
+			if (!p)
+				break;
+			stale = p;
+			cap = c;
+		}
+		stale[n++] = key;
+	}
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &stale[i]);
+	free(stale);
+}
+
+/* --- API ---------------------------------------------------------------------------------- */
+
+int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, size_t n_globs,
+	       struct sl_err *e)
+{
+	struct sl_tc *tc;
+	int err;
+
+	*out = NULL;
+	if (strlen(bpffs) >= PATH_MAX)
+		return seterr(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", bpffs);
+	if (!n_globs) {
+		char pin[PATH_MAX + 64];
+
+		/* No interface gets tc metrics: clear what a previous run with
+		 * some left (only if it pinned maps here, to spare a walk). */
+		snprintf(pin, sizeof(pin), "%s/%s", bpffs, SLUICE_MAP_TC_FLOWS);
+		if (!access(pin, F_OK)) {
+			err = sl_tc_teardown(bpffs, e);
+			if (err)
+				return err;
+		}
+	}
+	tc = calloc(1, sizeof(*tc));
+	if (!tc)
+		return seterr(e, 0, -ENOMEM, "tc: out of memory");
+	snprintf(tc->bpffs, sizeof(tc->bpffs), "%s", bpffs);
+	if (!n_globs) {
+		*out = tc;
+		return 0;
+	}
+
+	tc->globs = calloc(n_globs, sizeof(*tc->globs));
+	if (!tc->globs) {
+		err = seterr(e, 0, -ENOMEM, "tc: out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < n_globs; i++) {
+		tc->globs[i] = strdup(globs[i]);
+		if (!tc->globs[i]) {
+			err = seterr(e, 0, -ENOMEM, "tc: out of memory");
+			goto fail;
+		}
+		tc->n_globs++;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		err = seterr(e, 1, -ENOENT,
+			     "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
+			     "sluice needs CONFIG_DEBUG_INFO_BTF");
+		goto fail;
+	}
+	err = sl_ensure_bpffs(tc->bpffs, e);
+	if (err)
+		goto fail;
+	if (mkdir(tc->bpffs, 0700) && errno != EEXIST) {
+		err = seterr(e, 1, -errno, "mkdir %s: %s", tc->bpffs, strerror(errno));
+		goto fail;
+	}
+	err = load(tc, e);
+	if (err)
+		goto fail;
+	/* Subscribe before the walk, so that no interface that appears
+	 * meanwhile is missed (seeing one twice is harmless). */
+	err = events_open(tc, e);
+	if (err)
+		goto fail;
+	err = resync(tc, 1, e);
+	if (err)
+		goto fail;
+	drop_stale_if_stats(tc);
+	*out = tc;
+	return 0;
+fail:
+	sl_tc_close(tc);
+	return err;
+}
+
+int sl_tc_fd(const struct sl_tc *tc)
+{
+	return tc && tc->events ? nl_socket_get_fd(tc->events) : -1;
+}
+
+void sl_tc_on_readable(struct sl_tc *tc)
+{
+	int err;
+
+	if (!tc || !tc->events)
+		return;
+	do {
+		err = nl_recvmsgs_default(tc->events);
+	} while (err >= 0);
+	if (err == -NLE_AGAIN)
+		return;
+	if (err == -NLE_NOMEM) {
+		/* The socket overran (ENOBUFS): events were lost. */
+		struct sl_err e = {0};
+
+		sl_warn("tc: link events lost, rescanning interfaces");
+		if (resync(tc, 0, &e))
+			sl_warn("tc: rescan failed", "error=\"%s\"", e.msg);
+		return;
+	}
+	sl_warn("tc: reading link events", "error=\"%s\"", nl_geterror(err));
+}
+
+size_t sl_tc_interfaces(const struct sl_tc *tc, const struct sl_tc_if **out)
+{
+	*out = tc ? tc->ifs : NULL;
+	return tc ? tc->n_ifs : 0;
+}
+
+int sl_tc_if_stats_fd(const struct sl_tc *tc)
+{
+	return tc && tc->skel ? bpf_map__fd(tc->skel->maps.sluice_tc_if_stats) : -1;
+}
+
+int sl_tc_flows_fd(const struct sl_tc *tc)
+{
+	return tc && tc->skel ? bpf_map__fd(tc->skel->maps.sluice_tc_flows) : -1;
+}
+
+void sl_tc_close(struct sl_tc *tc)
+{
+	if (!tc)
+		return;
+	if (tc->events)
+		nl_socket_free(tc->events);
+	/* Filters hold their programs: closing the object detaches nothing. */
+	tc_flow__destroy(tc->skel);
+	for (size_t i = 0; i < tc->n_globs; i++)
+		free(tc->globs[i]);
+	free(tc->globs);
+	free(tc->ifs);
+	free(tc->skipped);
+	free(tc);
+}
+
+static int teardown_one(void *arg, struct rtnl_link *link, struct sl_err *e)
+{
+	const char *name = rtnl_link_get_name(link);
+
+	(void)arg;
+	if (rtnl_link_get_family(link) != AF_UNSPEC)
+		return 0;
+	return detach_if(rtnl_link_get_ifindex(link), name ? name : "?", "teardown", e);
+}
+
+int sl_tc_teardown(const char *bpffs, struct sl_err *e)
+{
+	char path[PATH_MAX + 64];
+	int err;
+
+	/* Filters first, so no program is left counting into maps that go. */
+	err = for_each_link(teardown_one, NULL, e);
+	if (err)
+		return err;
+	if (access(bpffs, F_OK))
+		return 0;
+	if (!is_bpffs(bpffs))
+		return seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
+	for (size_t i = 0; i < sizeof(tc_map_names) / sizeof(tc_map_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", bpffs, tc_map_names[i]);
+		if (unlink(path) && errno != ENOENT)
+			return seterr(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
+	}
+	/* The directory goes too when nothing else is pinned there. */
+	if (rmdir(bpffs) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+		return seterr(e, 0, -errno, "rmdir %s: %s", bpffs, strerror(errno));
+	return 0;
+}
+
+int sl_tc_open_pinned(const char *bpffs, int rdonly, int *if_stats_fd, int *flows_fd)
+{
+	LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = rdonly ? BPF_F_RDONLY : 0);
+	int *fds[] = {if_stats_fd, flows_fd};
+	char path[PATH_MAX + 64];
+
+	*if_stats_fd = *flows_fd = -1;
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", bpffs, tc_map_names[i]);
+		*fds[i] = bpf_obj_get_opts(path, &opts);
+		if (*fds[i] < 0) {
+			int err = -errno;
+
+			if (*if_stats_fd >= 0)
+				close(*if_stats_fd);
+			*if_stats_fd = *flows_fd = -1;
+			return err;
+		}
+	}
+	return 0;
+}
+
+int sl_tc_read_if_stats(int map_fd, int ifindex, enum sluice_tc_dir dir, struct sl_tc_counters *out)
+{
+	struct sluice_tc_if_key key = {.ifindex = (__u32)ifindex, .dir = dir};
+	struct sluice_tc_if_stats *vals;
+	int ncpu = libbpf_num_possible_cpus();
+
+	memset(out, 0, sizeof(*out));
+	if (ncpu < 0)
+		return ncpu;
+	/* Per-CPU values are 8-byte aligned; this struct already is. */
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(map_fd, &key, vals)) {
+		int err = errno == ENOENT ? 0 : -errno;
+
+		free(vals);
+		return err;
+	}
+	for (int i = 0; i < ncpu; i++) {
+		out->packets += vals[i].packets;
+		out->bytes += vals[i].bytes;
+		out->untracked += vals[i].untracked;
+	}
+	free(vals);
+	return 0;
+}
+
+int sl_tc_read_flows(int map_fd, struct sl_tc_flow_entry **out, size_t *n)
+{
+	struct sluice_tc_flow_key *keys = NULL;
+	struct sluice_tc_flow *vals = NULL;
+	struct sl_tc_flow_entry *all = NULL;
+	size_t have = 0, cap = 0;
+	__u32 chunk = 256, batch = 0;
+	int err = 0, first = 1;
+
+	*out = NULL;
+	*n = 0;
+	for (;;) {
+		__u32 count = chunk;
+
+		if (!keys) {
+			keys = calloc(chunk, sizeof(*keys));
+			vals = calloc(chunk, sizeof(*vals));
+			if (!keys || !vals) {
+				err = -ENOMEM;
+				break;
+			}
+		}
+		err = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, keys, vals,
+					   &count, NULL);
+		if (err && errno == ENOSPC && count == 0) {
+			/* A hash bucket holds more than a chunk: retry bigger. */
+			free(keys);
+			free(vals);
+			keys = NULL;
+			vals = NULL;
+			chunk *= 2;
+			continue;
+		}
+		if (err && errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+		if (have + count > cap) {
+			size_t c = cap ? 2 * cap : 1024;
+			struct sl_tc_flow_entry *p;
+
+			while (c < have + count)
+				c *= 2;
+			p = realloc(all, c * sizeof(*p));
+			if (!p) {
+				err = -ENOMEM;
+				break;
+			}
+			all = p;
+			cap = c;
+		}
+		for (__u32 i = 0; i < count; i++) {
+			all[have].key = keys[i];
+			all[have].flow = vals[i];
+			have++;
+		}
+		if (err) { /* ENOENT: that was the last batch */
+			err = 0;
+			break;
+		}
+		first = 0;
+	}
+	free(keys);
+	free(vals);
+	if (err) {
+		free(all);
+		return err;
+	}
+	*out = all;
+	*n = have;
+	return 0;
+}
+
