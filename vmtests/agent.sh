@@ -73,7 +73,12 @@ va_log_has() {
 vt_cleanup_hook() {
 	[ -n "$VA_PID" ] && kill -TERM "$VA_PID" 2>/dev/null && wait "$VA_PID" 2>/dev/null
 	if [ -n "$VA_CONFIG" ] && [ -f "$VA_CONFIG" ]; then
-		"$VA_SLUICED" -c "$VA_CONFIG" --teardown >/dev/null 2>&1
+		# In the agent's netns when it still exists: TC filters are per netns.
+		if [ -e "/run/netns/$VT_ID-node" ]; then
+			vt_node "$VA_SLUICED" -c "$VA_CONFIG" --teardown >/dev/null 2>&1
+		else
+			"$VA_SLUICED" -c "$VA_CONFIG" --teardown >/dev/null 2>&1
+		fi
 	fi
 	return 0
 }
