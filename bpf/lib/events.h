@@ -11,14 +11,21 @@
  * the same CPU, so even the per-CPU ones are updated atomically. */
 #define sl_add(ptr, v) __sync_fetch_and_add((ptr), (v))
 
-/* A reserved event, zeroed but for type and time; NULL (and counted as
- * lost) when the ring buffer is full. The datapath never waits for it. */
+/* A reserved event, zeroed but for type and time. NULL when events are off
+ * (sluice_settings), or, counted as lost, when the ring buffer is full. The
+ * datapath never waits for it. */
 static __always_inline struct sluice_event *sl_event_reserve(__u8 type)
 {
-	struct sluice_event *ev = bpf_ringbuf_reserve(&sluice_events, sizeof(*ev), 0);
 	struct sluice_global_stats *gs;
+	struct sluice_settings *set;
+	struct sluice_event *ev;
 	__u32 zero = 0;
 
+	/* Nobody watching: no event, and no wake-up of the agent. */
+	set = bpf_map_lookup_elem(&sluice_settings, &zero);
+	if (!set || !set->events)
+		return NULL;
+	ev = bpf_ringbuf_reserve(&sluice_events, sizeof(*ev), 0);
 	if (!ev) {
 		gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
 		if (gs)

@@ -146,4 +146,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_global_stats SEC(".maps");
 
+/* 0 -> run-time settings from the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_settings);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_settings SEC(".maps");
+
 #endif /* SLUICE_BPF_MAPS_H */

@@ -247,6 +247,13 @@ _Static_assert(sizeof(struct sluice_event) == 96, "event size");
 #define SLUICE_RINGBUF_BYTES (256 * 1024)
 #endif
 
+/* sluice_settings value (one entry): knobs the agent flips at run time. */
+struct sluice_settings {
+	__u32 events; /* non-zero: emit events (someone is watching `sluicectl monitor`) */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct sluice_settings) == 8, "settings size");
+
 /* sluice_global_stats value (per-CPU, one entry). */
 struct sluice_global_stats {
 	__u64 events_lost; /* ring buffer full: the event was dropped */
@@ -290,6 +297,7 @@ _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 #define SLUICE_MAP_SVC_HIST	 "sluice_svc_hist"
 #define SLUICE_MAP_EVENTS	 "sluice_events"
 #define SLUICE_MAP_GLOBAL_STATS	 "sluice_global_stats"
+#define SLUICE_MAP_SETTINGS	 "sluice_settings"
 
 /* TC flow metrics
  *

@@ -66,6 +66,7 @@ struct agent {
 	size_t n_http_fds;
 	struct ring_buffer *events;
 	struct sl_tc *tc;
+	int events_on; /* what sluice_settings.events says: -1 unknown */
 	int running;
 };
 
@@ -285,6 +286,23 @@ static int render_metrics(void *ctx, struct sl_prom *p)
 	return err;
 }
 
+/* The datapath emits events only while someone watches `sluicectl monitor`. */
+static void sync_event_switch(struct agent *a)
+{
+	struct sluice_settings set = {.events = sl_http_subscribers(a->http) > 0};
+	__u32 zero = 0;
+
+	if ((int)set.events == a->events_on)
+		return;
+	if (bpf_map_update_elem(a->dp.settings_fd, &zero, &set, BPF_ANY)) {
+		sl_warn("cannot switch datapath events", "error=\"%s\"", strerror(errno));
+		return;
+	}
+	a->events_on = (int)set.events;
+	sl_info(set.events ? "datapath events on: a monitor is attached"
+			   : "datapath events off: no monitor attached");
+}
+
 /* TC flow programs on the interfaces agent.interfaces names. */
 static int start_tc(struct agent *a)
 {
@@ -467,6 +485,7 @@ static int run_loop(struct agent *a)
 				drain_timer(fd);
 				reap(a);
 				sl_http_run(a->http); /* its timeouts */
+				sync_event_switch(a);
 			} else if (a->tc && fd == sl_tc_fd(a->tc)) {
 				sl_tc_on_readable(a->tc);
 			} else if (a->events && fd == ring_buffer__epoll_fd(a->events)) {
@@ -475,6 +494,7 @@ static int run_loop(struct agent *a)
 						strerror(errno));
 			} else {
 				sl_http_run(a->http);
+				sync_event_switch(a);
 			}
 		}
 	}
@@ -550,6 +570,8 @@ static int start(struct agent *a)
 			return EXIT_ENV;
 		}
 	}
+	a->events_on = -1;
+	sync_event_switch(a); /* off until a monitor attaches */
 	err = loop_setup(a);
 	if (err) {
 		sl_error("cannot set up the event loop", "error=\"%s\"", strerror(-err));

@@ -327,6 +327,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	memset(dp, 0, sizeof(*dp));
 	dp->cgroup_fd = -1;
 	dp->events_fd = -1;
+	dp->settings_fd = -1;
 	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++)
 		*sl_maps_fd(&dp->maps, i) = -1;
 	snprintf(dp->bpffs, sizeof(dp->bpffs), "%s", cfg->bpffs);
@@ -383,6 +384,8 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 		*sl_maps_fd(&dp->maps, i) = bpf_map__fd(map);
 	}
 	dp->events_fd = bpf_map__fd(bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_EVENTS));
+	dp->settings_fd =
+		bpf_map__fd(bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_SETTINGS));
 	return 0;
 fail:
 	sl_dp_close(dp);

@@ -29,6 +29,7 @@ struct sl_dp {
 	char cgroup[PATH_MAX];
 	struct sl_maps maps; /* owned by objs[0] */
 	int events_fd;	     /* the sluice_events ring buffer, owned by objs[0] */
+	int settings_fd;     /* sluice_settings, owned by objs[0] */
 };
 
 /* Error text of the last failure, for the caller to log or print. */
