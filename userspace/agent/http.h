@@ -19,8 +19,8 @@ struct sl_http;
 typedef int (*sl_render_fn)(void *ctx, struct sl_prom *p);
 
 /* Start the listeners that cfg asks for. -errno with a message in err. */
-int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render,
-		  void *ctx, char *err, size_t err_len);
+int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render, void *ctx,
+		  char *err, size_t err_len);
 /* The fds to watch for readability (up to 2); their number. */
 size_t sl_http_fds(const struct sl_http *h, int fds[2]);
 /* Let the servers do their work; call when a fd is readable and every second. */

@@ -385,7 +385,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	}
 	dp->events_fd = bpf_map__fd(bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_EVENTS));
 	dp->settings_fd =
-		bpf_map__fd(bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_SETTINGS));
+	    bpf_map__fd(bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_SETTINGS));
 	return 0;
 fail:
 	sl_dp_close(dp);

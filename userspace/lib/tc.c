@@ -12,7 +12,6 @@
  * program at that slot is never replaced or removed.
  */
 
-
 /* glibc's net/if.h (through tc.h) before any linux/if.h, which libnl pulls in. */
 #include "tc.h"
 
@@ -923,4 +922,3 @@ int sl_tc_read_flows(int map_fd, struct sl_tc_flow_entry **out, size_t *n)
 	*n = have;
 	return 0;
 }
-
