@@ -403,7 +403,7 @@ static int cmd_flows(struct cli *c, int argc, char **argv)
 {
 	const char *only = NULL;
 	struct sl_tc_flow_entry *flows = NULL;
-	int if_fd, flows_fd, err;
+	int if_fd = -1, flows_fd = -1, err;
 	struct timespec ts;
 	struct sl_state st = {0};
 	struct sl_maps m;
