@@ -8,13 +8,15 @@
  *
  * A socket that was not balanced costs one socket-storage lookup, at
  * TCP_CONNECT_CB, and nothing after: only tagged sockets get further
- * callbacks. RTT_CB is not enabled (it fires per ACK): the smoothed RTT is
- * read once, at close.
+ * callbacks. With agent.redirect: local, established sockets whose peer is
+ * on this node also join the sockhash for the sk_msg redirect. RTT_CB is not enabled (it fires per
+ * ACK): the smoothed RTT is read once, at close.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/addr.h"
 #include "lib/events.h"
 #include "lib/maps.h"
 
@@ -226,12 +228,128 @@ static __always_inline int sl_on_state(struct bpf_sock_ops *skops)
 	return 0;
 }
 
+/* Set by the agent before loading (agent.redirect). */
+const volatile struct sluice_sockops_cfg sl_cfg = {};
+
+/* A socket's addresses and ports, read from the context once. */
+struct sl_tuple {
+	__u32 l[4], r[4];
+	__u16 lport, rport; /* host order */
+	__u8 family;
+};
+
+/* A dual-stack IPv6 socket talking IPv4 (::ffff:a.b.c.d both ways) is keyed
+ * as IPv4, so that it pairs with its IPv4 peer. sk_msg does the same. */
+static __always_inline void sl_tuple_unmap(struct sl_tuple *t)
+{
+	if (!sl_is_v4mapped(t->l[0], t->l[1], t->l[2]) ||
+	    !sl_is_v4mapped(t->r[0], t->r[1], t->r[2]))
+		return;
+	t->family = SLUICE_AF_INET;
+	t->l[0] = t->l[3];
+	t->r[0] = t->r[3];
+	t->l[1] = t->l[2] = t->l[3] = t->r[1] = t->r[2] = t->r[3] = 0;
+}
+
+static __always_inline void sl_tuple(struct sl_tuple *t, struct bpf_sock_ops *skops)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	t->family = (__u8)skops->family;
+	t->lport = (__u16)skops->local_port;
+	t->rport = bpf_ntohs((__u16)(skops->remote_port >> 16));
+	if (t->family == SLUICE_AF_INET) {
+		t->l[0] = skops->local_ip4;
+		t->r[0] = skops->remote_ip4;
+		return;
+	}
+	t->l[0] = skops->local_ip6[0];
+	t->l[1] = skops->local_ip6[1];
+	t->l[2] = skops->local_ip6[2];
+	t->l[3] = skops->local_ip6[3];
+	t->r[0] = skops->remote_ip6[0];
+	t->r[1] = skops->remote_ip6[1];
+	t->r[2] = skops->remote_ip6[2];
+	t->r[3] = skops->remote_ip6[3];
+	sl_tuple_unmap(t);
+}
+
+/* Both ends on this node, in this netns: a connection to one's own address
+ * (the kernel picks the destination as the source for local routes) or to
+ * loopback. A client that binds another local address is not paired. */
+static __always_inline int sl_local_peer(const struct sl_tuple *t)
+{
+	if (t->family == SLUICE_AF_INET)
+		return t->r[0] == t->l[0] || (bpf_ntohl(t->r[0]) >> 24) == 127;
+	return (t->r[0] == t->l[0] && t->r[1] == t->l[1] && t->r[2] == t->l[2] &&
+		t->r[3] == t->l[3]) ||
+	       (!t->r[0] && !t->r[1] && !t->r[2] && t->r[3] == bpf_htonl(1));
+}
+
+static __always_inline void sl_sock_key(struct sluice_sock_key *k, const struct sl_tuple *t,
+					__u64 netns, int reversed)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = t->family;
+	k->netns = netns;
+	if (!reversed) {
+		__builtin_memcpy(k->local.a32, t->l, sizeof(t->l));
+		__builtin_memcpy(k->remote.a32, t->r, sizeof(t->r));
+		k->local_port = t->lport;
+		k->remote_port = t->rport;
+	} else {
+		__builtin_memcpy(k->local.a32, t->r, sizeof(t->r));
+		__builtin_memcpy(k->remote.a32, t->l, sizeof(t->l));
+		k->local_port = t->rport;
+		k->remote_port = t->lport;
+	}
+}
+
+/* An established same-node socket joins the sockhash, where sk_msg finds it
+ * as its peer's destination. The passive end comes second: when its peer is
+ * already there, the pair is complete. */
+static __always_inline void sl_on_established_local(struct bpf_sock_ops *skops, int passive)
+{
+	struct sluice_global_stats *gs;
+	struct sluice_sock_key k;
+	struct sl_tuple t;
+	__u32 zero = 0;
+	__u8 one = 1;
+	__u64 netns;
+
+	sl_tuple(&t, skops);
+	if (!sl_local_peer(&t))
+		return;
+	netns = bpf_get_netns_cookie(skops);
+	sl_sock_key(&k, &t, netns, 0);
+	if (bpf_sock_hash_update(skops, &sluice_sockhash, &k, BPF_NOEXIST))
+		return;
+	if (!passive) {
+		/* The active end is established first: note it for its peer. */
+		bpf_map_update_elem(&sluice_redir_pending, &k, &one, BPF_ANY);
+		return;
+	}
+	sl_sock_key(&k, &t, netns, 1);
+	if (bpf_map_delete_elem(&sluice_redir_pending, &k))
+		return; /* the peer is not in the map: no pair */
+	gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
+	if (gs)
+		sl_add(&gs->redirected_conns, 1);
+}
+
 SEC("sockops")
 int sluice_sockops(struct bpf_sock_ops *skops)
 {
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		sl_on_connect(skops);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		if (sl_cfg.redirect_local)
+			sl_on_established_local(skops, 0);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		if (sl_cfg.redirect_local)
+			sl_on_established_local(skops, 1);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		sl_on_state(skops);

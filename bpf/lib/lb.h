@@ -8,6 +8,7 @@
 
 #include <bpf/bpf_endian.h>
 
+#include "addr.h"
 #include "events.h"
 #include "hash.h"
 #include "maps.h"
@@ -29,12 +30,6 @@ struct sl_req {
 	__u32 v4mapped; /* an IPv6 socket asked for ::ffff:a.b.c.d: fe is IPv4 */
 	__u32 svc_id;	/* out: the service the frontend belongs to */
 };
-
-/* ::ffff:a.b.c.d, as a dual-stack IPv6 socket addresses an IPv4 peer. */
-static __always_inline int sl_is_v4mapped(__u32 w0, __u32 w1, __u32 w2)
-{
-	return w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff);
-}
 
 static __always_inline void sl_count_reject(__u32 svc_id, enum sluice_drop_reason reason)
 {

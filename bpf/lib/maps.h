@@ -155,4 +155,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_settings SEC(".maps");
 
+/* established same-node TCP socket (its own view of the 4-tuple) -> the socket */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SLUICE_DEFAULT_SOCKHASH);
+	__type(key, struct sluice_sock_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_sockhash SEC(".maps");
+
+/* active end of a same-node connection, not yet paired -> 1 (LRU: an end
+ * whose peer never joins ages out) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_SOCKHASH);
+	__type(key, struct sluice_sock_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_redir_pending SEC(".maps");
+
 #endif /* SLUICE_BPF_MAPS_H */

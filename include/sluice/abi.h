@@ -256,7 +256,33 @@ _Static_assert(sizeof(struct sluice_settings) == 8, "settings size");
 
 /* sluice_global_stats value (per-CPU, one entry). */
 struct sluice_global_stats {
-	__u64 events_lost; /* ring buffer full: the event was dropped */
+	__u64 events_lost;	    /* ring buffer full: the event was dropped */
+	__u64 redirected_bytes;	    /* sent socket to socket by sk_msg */
+	__u64 redirected_conns;	    /* connections whose two ends were paired */
+};
+
+/* sluice_sockhash key: one established TCP socket of this node, as seen from
+ * itself. The netns cookie keeps apart sockets whose addresses repeat in
+ * other namespaces: only peers in the same netns are paired. */
+struct sluice_sock_key {
+	union sluice_addr local;
+	union sluice_addr remote;
+	__u64 netns;
+	__u16 local_port;  /* host order */
+	__u16 remote_port; /* host order */
+	__u8 family;
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct sluice_sock_key) == 48, "sock key size");
+
+#ifndef SLUICE_DEFAULT_SOCKHASH
+#define SLUICE_DEFAULT_SOCKHASH 65536
+#endif
+
+/* Read-only settings of the sockops object, fixed when it is loaded. */
+struct sluice_sockops_cfg {
+	__u32 redirect_local; /* agent.redirect: local */
+	__u32 pad;
 };
 
 /* sluice_svc_stats value (per-CPU), keyed by service id. */
@@ -298,6 +324,7 @@ _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 #define SLUICE_MAP_EVENTS	 "sluice_events"
 #define SLUICE_MAP_GLOBAL_STATS	 "sluice_global_stats"
 #define SLUICE_MAP_SETTINGS	 "sluice_settings"
+#define SLUICE_MAP_SOCKHASH	 "sluice_sockhash"
 
 /* TC flow metrics
  *

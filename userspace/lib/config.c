@@ -209,6 +209,21 @@ static void limits_field(struct walker *w, const char *key, yaml_node_t *v, void
 		want_uint(w, v, key, 1024, 1U << 24, &l->revnat);
 }
 
+static void want_redirect(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
+{
+	const char *s = want_scalar(w, v, "redirect");
+
+	if (!s)
+		return;
+	/* YAML 1.1 reads a bare off as a boolean: accept its spellings. */
+	if (!strcmp(s, "off") || !strcmp(s, "false"))
+		cfg->redirect_local = 0;
+	else if (!strcmp(s, "local"))
+		cfg->redirect_local = 1;
+	else
+		werr(w, v, "redirect '%s': want off or local", s);
+}
+
 /* "HOST:PORT" to listen on, or "" for none. */
 static void want_listen(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
 {
@@ -280,6 +295,8 @@ static void agent_field(struct walker *w, const char *key, yaml_node_t *v, void 
 		want_api(w, v, cfg);
 	else if (!strcmp(key, "interfaces"))
 		want_globs(w, v, cfg);
+	else if (!strcmp(key, "redirect"))
+		want_redirect(w, v, cfg);
 }
 
 struct backend_ctx {
@@ -542,9 +559,9 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 
 static void root_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
-	static const char *const agent_known[] = {"cgroup", "bpffs",	  "limits", "metrics",
-						  "api",    "interfaces", NULL};
-	static const char *const agent_later[] = {"node", "redirect", "state", "audit_log", NULL};
+	static const char *const agent_known[] = {"cgroup", "bpffs",	     "limits",	 "metrics",
+						  "api",    "interfaces", "redirect", NULL};
+	static const char *const agent_later[] = {"node", "state", "audit_log", NULL};
 	struct sl_config *cfg = obj;
 
 	if (!strcmp(key, "agent"))

@@ -55,6 +55,7 @@ struct sl_config {
 	char api[SL_API_PATH_LEN];  /* control API socket; "" = none */
 	char interfaces[SL_MAX_INTERFACES][SL_INTERFACE_GLOB_LEN]; /* fnmatch(3) globs */
 	size_t n_interfaces;
+	int redirect_local; /* agent.redirect: local */
 	struct sl_limits limits;
 	struct sl_service_cfg *services;
 	size_t n_services;

@@ -26,6 +26,9 @@
 #include <bpf/libbpf.h>
 
 #include "sock_lb.skel.h"
+#include <sluice/abi.h>
+
+#include "redirect.skel.h"
 #include "sockops.skel.h"
 
 #include "datapath.h"
@@ -121,6 +124,8 @@ unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
 		return 2 * l->backends + 1;
 	if (!strcmp(map, SLUICE_MAP_REVNAT))
 		return l->revnat;
+	if (!strcmp(map, SLUICE_MAP_SOCKHASH) || !strcmp(map, "sluice_redir_pending"))
+		return SLUICE_DEFAULT_SOCKHASH;
 	return 0;
 }
 
@@ -263,6 +268,25 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 	return 0;
 }
 
+/*
+ * sk_msg programs attach to the sockhash, not to the cgroup. Attaching
+ * replaces the program a previous run left (sockets already in the map keep
+ * the one they joined with until they close).
+ */
+static int attach_sk_msg(struct sl_dp *dp, struct bpf_program *prog, struct sl_err *e)
+{
+	/* The pinned map, shared by every object; objs[0] created it. */
+	struct bpf_map *map = bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_SOCKHASH);
+
+	if (!map)
+		return seterr(e, 0, -ENOENT, "%s: no %s map", bpf_program__name(prog),
+			      SLUICE_MAP_SOCKHASH);
+	if (bpf_prog_attach(bpf_program__fd(prog), bpf_map__fd(map), BPF_SK_MSG_VERDICT, 0))
+		return seterr(e, 0, -errno, "attach %s to %s: %s", bpf_program__name(prog),
+			      SLUICE_MAP_SOCKHASH, strerror(errno));
+	return 0;
+}
+
 static int pins_private(struct bpf_object *obj, struct sl_err *e)
 {
 	struct bpf_map *map;
@@ -284,12 +308,25 @@ static int pins_private(struct bpf_object *obj, struct sl_err *e)
 struct dp_obj {
 	const char *name;
 	const void *(*elf)(size_t *sz);
+	/* Fill the object's .rodata from the config; NULL if it has none. */
+	int (*rodata)(void *data, size_t len, const struct sl_config *cfg);
 };
+
+static int sockops_rodata(void *data, size_t len, const struct sl_config *cfg)
+{
+	struct sluice_sockops_cfg *c = data;
+
+	if (len != sizeof(*c))
+		return -EINVAL;
+	c->redirect_local = cfg->redirect_local;
+	return 0;
+}
 
 /* In load order: the first creates and pins the shared maps. */
 static const struct dp_obj dp_objs[SL_DP_OBJS] = {
-    {"sock_lb", sock_lb__elf_bytes},
-    {"sockops", sockops__elf_bytes},
+	{"sock_lb", sock_lb__elf_bytes, NULL},
+	{"sockops", sockops__elf_bytes, sockops_rodata},
+	{"redirect", redirect__elf_bytes, NULL},
 };
 
 static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_config *cfg,
@@ -309,6 +346,21 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 	err = prepare_maps(dp, obj, cfg, e);
 	if (err)
 		return err;
+	if (d->rodata) {
+		struct bpf_map *ro = bpf_object__find_map_by_name(obj, ".rodata");
+		const void *init = NULL;
+		size_t len = 0;
+		char buf[64];
+
+		if (ro)
+			init = bpf_map__initial_value(ro, &len);
+		if (!init || len > sizeof(buf))
+			return seterr(e, 0, -EINVAL, "BPF object %s: unexpected .rodata", d->name);
+		memcpy(buf, init, len);
+		if (d->rodata(buf, len, cfg) || bpf_map__set_initial_value(ro, buf, len))
+			return seterr(e, 0, -EINVAL, "BPF object %s: unexpected .rodata layout",
+				      d->name);
+	}
 	err = bpf_object__load(obj);
 	if (err)
 		return seterr(e, err == -EPERM, err, "load BPF object %s: %s%s", d->name,
@@ -368,7 +420,10 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 				err = seterr(e, 0, -E2BIG, "more programs than links");
 				goto fail;
 			}
-			err = attach_one(dp, prog, cg_id, e);
+			if (bpf_program__type(prog) == BPF_PROG_TYPE_SK_MSG)
+				err = attach_sk_msg(dp, prog, e);
+			else
+				err = attach_one(dp, prog, cg_id, e);
 			if (err)
 				goto fail;
 		}

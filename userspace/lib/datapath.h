@@ -13,7 +13,7 @@
 #include "maps.h"
 
 #define SL_DP_PROGS 16
-#define SL_DP_OBJS  2
+#define SL_DP_OBJS  3
 
 struct bpf_object;
 struct bpf_link;

@@ -42,20 +42,23 @@
 #include "maglev.h"
 #include "maps.h"
 
-/* Unsized, so that a list that does not match SL_MAPS_COUNT conflicts with
- * the declaration in maps.h and fails to compile. */
-const char *const sl_map_names[] = {
+static const char *const map_names[] = {
     SLUICE_MAP_FRONTENDS, SLUICE_MAP_SERVICES, SLUICE_MAP_SVC_INFO,	 SLUICE_MAP_SLOTS,
     SLUICE_MAP_MAGLEV,	  SLUICE_MAP_BACKENDS, SLUICE_MAP_BACKEND_STATS, SLUICE_MAP_SVC_STATS,
     SLUICE_MAP_RR,	  SLUICE_MAP_REVNAT,   SLUICE_MAP_SVC_HIST,	 SLUICE_MAP_GLOBAL_STATS,
+    SLUICE_MAP_SOCKHASH,
 };
+_Static_assert(sizeof(map_names) / sizeof(map_names[0]) == SL_MAPS_COUNT,
+	       "one name per map of struct sl_maps");
+const char *const *const sl_map_names = map_names;
 
 int *sl_maps_fd(struct sl_maps *m, unsigned int i)
 {
-	int *fds[SL_MAPS_COUNT] = {&m->frontends,     &m->services,  &m->svc_info,
-				   &m->slots,	      &m->maglev,    &m->backends,
-				   &m->backend_stats, &m->svc_stats, &m->rr,
-				   &m->revnat,	      &m->svc_hist,  &m->global_stats};
+	int *fds[] = {&m->frontends, &m->services,	&m->svc_info,  &m->slots, &m->maglev,
+		      &m->backends,  &m->backend_stats, &m->svc_stats, &m->rr,	  &m->revnat,
+		      &m->svc_hist,  &m->global_stats,	&m->sockhash};
+
+	_Static_assert(sizeof(fds) / sizeof(fds[0]) == SL_MAPS_COUNT, "one fd per map");
 
 	return i < SL_MAPS_COUNT ? fds[i] : NULL;
 }

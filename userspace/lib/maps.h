@@ -23,11 +23,12 @@ struct sl_maps {
 	int revnat;
 	int svc_hist;
 	int global_stats;
+	int sockhash;
 };
 
 /* Name of each map, in struct order, for loops over all of them. */
-#define SL_MAPS_COUNT 12
-extern const char *const sl_map_names[SL_MAPS_COUNT];
+#define SL_MAPS_COUNT 13
+extern const char *const *const sl_map_names;
 int *sl_maps_fd(struct sl_maps *m, unsigned int i);
 
 /* Open every map pinned under dir (read-only when 'rdonly'). -errno; on

@@ -245,6 +245,14 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 		       "Datapath events dropped because the ring buffer was full.",
 		       SL_PROM_COUNTER);
 	sl_prom_sample(p, NULL, (double)gs.events_lost);
+	sl_prom_family(p, "sluice_redirected_bytes_total",
+		       "Bytes sent socket to socket between same-node peers (sk_msg).",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.redirected_bytes);
+	sl_prom_family(p, "sluice_redirected_connections_total",
+		       "Same-node connections whose two ends were paired for redirection.",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.redirected_conns);
 	map_families(p, (struct sl_maps *)m);
 
 	free(rows);
