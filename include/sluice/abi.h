@@ -256,9 +256,9 @@ _Static_assert(sizeof(struct sluice_settings) == 8, "settings size");
 
 /* sluice_global_stats value (per-CPU, one entry). */
 struct sluice_global_stats {
-	__u64 events_lost;	    /* ring buffer full: the event was dropped */
-	__u64 redirected_bytes;	    /* sent socket to socket by sk_msg */
-	__u64 redirected_conns;	    /* connections whose two ends were paired */
+	__u64 events_lost;	/* ring buffer full: the event was dropped */
+	__u64 redirected_bytes; /* sent socket to socket by sk_msg */
+	__u64 redirected_conns; /* connections whose two ends were paired */
 };
 
 /* sluice_sockhash key: one established TCP socket of this node, as seen from
