@@ -503,8 +503,8 @@ static const struct bad_case bad_cases[] = {
 	"'interfaces' must be a list"),
     BAD("empty interface glob", "agent:\n  interfaces: ['']\n", 2, 16,
 	"interface glob must be 1..63 characters"),
-    BAD("nyi agent.redirect", "agent: {redirect: local}\n", 1, 9,
-	"agent: 'redirect' is not implemented"),
+    BAD("nyi agent.state", "agent: {state: /var/lib/sluice}\n", 1, 9,
+	"agent: 'state' is not implemented"),
     BAD("nyi health_check", SVC "    health_check: {type: tcp}\n", 4, 5,
 	"service: 'health_check' is not implemented"),
     BAD("nyi split", SVC "    split: {v1: 100}\n", 4, 5, "service: 'split' is not implemented"),
@@ -967,5 +967,26 @@ Test(config_valid, agent_endpoints)
 	cr_assert_not(cfg.metrics_on, "\"\" disables metrics");
 	cr_assert_str_eq(cfg.api, "", "\"\" disables the API");
 	sl_config_free(&cfg);
+	sl_diag_free(&d);
+}
+
+/* agent.redirect: off | local. */
+Test(config_valid, redirect)
+{
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+
+	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(cfg.redirect_local, 1, "local is the default");
+	sl_config_free(&cfg);
+	cr_assert_eq(parse("agent: {redirect: local}\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(cfg.redirect_local, 1);
+	sl_config_free(&cfg);
+	cr_assert_eq(parse("agent: {redirect: off}\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(cfg.redirect_local, 0);
+	sl_config_free(&cfg);
+	cr_assert_eq(parse("agent: {redirect: remote}\n", &cfg, &d), -1);
+	cr_assert_eq(d.n, 1);
+	ASSERT_DIAG(&d, 0, FILE_NAME, 1, 19, "redirect 'remote': want off or local", "redirect");
 	sl_diag_free(&d);
 }

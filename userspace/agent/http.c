@@ -289,10 +289,11 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_f
 			memcpy(&s6->sin6_addr, cfg->metrics.addr.a8, 16);
 			f |= MHD_USE_IPv6;
 		}
-		h->metrics = MHD_start_daemon(f, cfg->metrics.port, NULL, NULL, on_metrics, h,
-					      MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_EXTERNAL_LOGGER,
-					      mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, 64U,
-					      MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+		/* The logger first: MHD logs about options parsed before it. */
+		h->metrics = MHD_start_daemon(
+		    f, cfg->metrics.port, NULL, NULL, on_metrics, h, MHD_OPTION_EXTERNAL_LOGGER,
+		    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT, 64U,
+		    MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
 		if (!h->metrics) {
 			char hp[SL_HOSTPORT_LEN];
 
@@ -310,9 +311,9 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_f
 			return fd;
 		}
 		snprintf(h->api_path, sizeof(h->api_path), "%s", cfg->api);
-		h->api = MHD_start_daemon(flags, 0, NULL, NULL, on_api, h, MHD_OPTION_LISTEN_SOCKET,
-					  fd, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-					  MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_END);
+		h->api = MHD_start_daemon(
+		    flags, 0, NULL, NULL, on_api, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_END);
 		if (!h->api) {
 			close(fd);
 			snprintf(err, err_len, "cannot serve the API on %s", cfg->api);

@@ -575,6 +575,8 @@ static void config_defaults(struct sl_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	strcpy(cfg->bpffs, DEFAULT_BPFFS);
 	strcpy(cfg->api, DEFAULT_API);
+	/* tools/bench/redirect.sh measured a gain on every figure: on by default. */
+	cfg->redirect_local = 1;
 	cfg->metrics_on = 1;
 	if (sl_parse_hostport(DEFAULT_METRICS, &cfg->metrics, &(const char *){NULL}))
 		cfg->metrics_on = 0;
