@@ -212,6 +212,10 @@ static int check_fixed(const struct sl_config *old, const struct sl_config *cfg)
 		    "agent.metrics and agent.api cannot change while running; restart sluiced");
 		return -1;
 	}
+	if (old->redirect_local != cfg->redirect_local) {
+		sl_error("agent.redirect cannot change while running; restart sluiced");
+		return -1;
+	}
 	if (old->n_interfaces != cfg->n_interfaces ||
 	    memcmp(old->interfaces, cfg->interfaces, sizeof(cfg->interfaces))) {
 		sl_error("agent.interfaces cannot change while running; restart sluiced");
