@@ -89,11 +89,20 @@ YAML
 		n=65536
 		[ "$m" != small ] && n=1048576
 		out=$VT_TMP/out.$mode.$m
+		b0=$(metric sluice_redirected_bytes_total)
 		if xfer "$node" send 127.0.0.1:7000 --file "$VT_TMP/data/$n" --method "$m" >"$out" &&
 			[ "$(sha "$out")" = "$(sha "$VT_TMP/data/$n")" ]; then
 			vt_pass "[$mode] $m: $n bytes intact"
 		else
 			vt_fail "[$mode] $m: $(stat -c %s "$out") of $n bytes came back intact?"
+		fi
+		# What the application's way of sending means for redirection: the client's
+		# side goes through sk_msg whatever the call, the echo comes back by write().
+		b1=$(metric sluice_redirected_bytes_total)
+		if [ "$mode" = local ]; then
+			[ $((b1 - b0)) -eq $((2 * n)) ] &&
+				vt_pass "[$mode] $m: all $((2 * n)) bytes (both ways) were redirected" ||
+				vt_fail "[$mode] $m: $((b1 - b0)) of $((2 * n)) bytes redirected"
 		fi
 	done
 	for t in "[::1]:7000" "198.18.0.1:7000"; do
