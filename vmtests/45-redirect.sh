@@ -58,7 +58,11 @@ suite() {
 	vt_log "=== agent.redirect: $mode"
 	va_config "$VT_TMP/$mode.yaml" <<YAML
   redirect: $mode
-services: []
+services:
+  - name: local-echo
+    frontend: 198.19.0.70:7000
+    backends:
+      - address: 127.0.0.1:7000
 YAML
 	va_start "$VT_TMP/$mode.yaml" || return
 	b0=$(metric sluice_redirected_bytes_total)
@@ -114,6 +118,22 @@ YAML
 			vt_fail "[$mode] via $t: $(stat -c %s "$out") bytes"
 		fi
 	done
+
+	# A balanced connection whose backend is local: VIP -> 127.0.0.1, then paired.
+	b0=$(metric sluice_redirected_bytes_total)
+	out=$VT_TMP/out.$mode.vip
+	if xfer "$node" send 198.19.0.70:7000 --file "$VT_TMP/data/1048576" >"$out" &&
+		[ "$(sha "$out")" = "$(sha "$VT_TMP/data/1048576")" ]; then
+		vt_pass "[$mode] via the VIP of a service with a local backend: 1 MiB intact"
+	else
+		vt_fail "[$mode] via the VIP: $(stat -c %s "$out") bytes"
+	fi
+	b1=$(metric sluice_redirected_bytes_total)
+	if [ "$mode" = local ]; then
+		[ $((b1 - b0)) -eq $((2 * 1048576)) ] &&
+			vt_pass "[$mode] the balanced connection to the local backend was redirected" ||
+			vt_fail "[$mode] balanced local connection: $((b1 - b0)) bytes redirected"
+	fi
 
 	# RST: the server sees it, and goes on serving.
 	xfer "$node" reset 127.0.0.1:7000 --bytes 200000 || vt_fail "[$mode] reset client failed"
