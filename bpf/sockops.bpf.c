@@ -92,15 +92,17 @@ static __always_inline void sl_emit(struct bpf_sock_ops *skops, const struct slu
 	sl_event_submit(ev);
 }
 
+/* The tag cgroup/connect left on a balanced socket; NULL for any other. */
+static __always_inline struct sluice_sk_backend *sl_sk_tag(struct bpf_sock *sk)
+{
+	return sk ? bpf_sk_storage_get(&sluice_sk_backend, sk, 0, 0) : NULL;
+}
+
 /* SYN about to be sent: the first callback of an active connection. */
 static __always_inline int sl_on_connect(struct bpf_sock_ops *skops)
 {
-	struct sluice_sk_backend *sb;
-	struct bpf_sock *sk = skops->sk;
+	struct sluice_sk_backend *sb = sl_sk_tag(skops->sk);
 
-	if (!sk)
-		return 0;
-	sb = bpf_sk_storage_get(&sluice_sk_backend, sk, 0, 0);
 	if (!sb)
 		return 0; /* not balanced: no further callbacks */
 	sb->start_ns = bpf_ktime_get_ns();
@@ -211,13 +213,10 @@ static __always_inline void sl_on_failed(struct bpf_sock_ops *skops, struct bpf_
 static __always_inline int sl_on_state(struct bpf_sock_ops *skops)
 {
 	__u32 old_state = skops->args[0], new_state = skops->args[1];
-	struct sluice_sk_backend *sb;
 	struct bpf_sock *sk = skops->sk;
+	struct sluice_sk_backend *sb = sl_sk_tag(sk);
 
-	if (!sk)
-		return 0;
-	sb = bpf_sk_storage_get(&sluice_sk_backend, sk, 0, 0);
-	if (!sb)
+	if (!sb || !sk)
 		return 0;
 	if (new_state == BPF_TCP_ESTABLISHED && old_state == BPF_TCP_SYN_SENT)
 		sl_on_established(skops, sb);

@@ -33,10 +33,7 @@
 
 #include "datapath.h"
 
-static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
+int sl_seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -83,25 +80,25 @@ int sl_ensure_bpffs(const char *dir, struct sl_err *e)
 	char *slash;
 
 	if (strlen(dir) >= sizeof(parent))
-		return seterr(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", dir);
+		return sl_seterr(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", dir);
 	strcpy(parent, dir);
 	slash = strrchr(parent, '/');
 	if (!slash || slash == parent)
-		return seterr(e, 1, -EINVAL, "bpffs %s: must be a directory below a bpf mount",
-			      dir);
+		return sl_seterr(e, 1, -EINVAL, "bpffs %s: must be a directory below a bpf mount",
+				 dir);
 	*slash = '\0';
 	if (is_bpffs(parent))
 		return 0;
 	if (!strcmp(parent, "/sys/fs/bpf")) {
 		if (mkdir(parent, 0700) && errno != EEXIST)
-			return seterr(e, 1, -errno, "mkdir %s: %s", parent, strerror(errno));
+			return sl_seterr(e, 1, -errno, "mkdir %s: %s", parent, strerror(errno));
 		if (mount("bpf", parent, "bpf", 0, "mode=0700"))
-			return seterr(e, 1, -errno, "mount bpffs at %s: %s", parent,
-				      strerror(errno));
+			return sl_seterr(e, 1, -errno, "mount bpffs at %s: %s", parent,
+					 strerror(errno));
 		return 0;
 	}
-	return seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem (mount -t bpf bpf %s)", parent,
-		      parent);
+	return sl_seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem (mount -t bpf bpf %s)",
+			 parent, parent);
 }
 
 unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
@@ -148,34 +145,35 @@ static int prepare_maps(struct sl_dp *dp, struct bpf_object *obj, const struct s
 		if (!cap)
 			continue; /* .rodata and friends */
 		if (bpf_map__set_max_entries(map, cap))
-			return seterr(e, 0, -EINVAL, "set capacity of map %s", name);
+			return sl_seterr(e, 0, -EINVAL, "set capacity of map %s", name);
 		snprintf(path, sizeof(path), "%s/%s", dp->bpffs, name);
 		fd = bpf_obj_get(path);
 		if (fd < 0) {
 			if (errno == ENOENT)
 				continue;
-			return seterr(e, 0, -errno, "open pinned map %s: %s", path,
-				      strerror(errno));
+			return sl_seterr(e, 0, -errno, "open pinned map %s: %s", path,
+					 strerror(errno));
 		}
 		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
 			int err = -errno;
 
 			close(fd);
-			return seterr(e, 0, err, "inspect pinned map %s: %s", path, strerror(-err));
+			return sl_seterr(e, 0, err, "inspect pinned map %s: %s", path,
+					 strerror(-err));
 		}
 		close(fd);
 		if (info.max_entries != cap)
-			return seterr(
+			return sl_seterr(
 			    e, 0, -EEXIST,
 			    "pinned map %s holds %u entries but agent.limits asks for %u; "
 			    "capacities change only with `sluiced --teardown` and a restart",
 			    path, info.max_entries, cap);
 		if (info.key_size != bpf_map__key_size(map) ||
 		    info.value_size != bpf_map__value_size(map))
-			return seterr(e, 0, -EEXIST,
-				      "pinned map %s has another layout (from another sluice "
-				      "version?); run `sluiced --teardown` first",
-				      path);
+			return sl_seterr(e, 0, -EEXIST,
+					 "pinned map %s has another layout (from another sluice "
+					 "version?); run `sluiced --teardown` first",
+					 path);
 	}
 	return 0;
 }
@@ -224,19 +222,19 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 	if (!access(path, F_OK)) {
 		old = bpf_link__open(path);
 		if (!old)
-			return seterr(e, 0, -errno, "open pinned link %s: %s", path,
-				      strerror(errno));
+			return sl_seterr(e, 0, -errno, "open pinned link %s: %s", path,
+					 strerror(errno));
 		err = link_cgroup_id(old, &old_cg);
 		if (err) {
 			bpf_link__destroy(old);
-			return seterr(e, 0, err, "inspect link %s: %s", path, strerror(-err));
+			return sl_seterr(e, 0, err, "inspect link %s: %s", path, strerror(-err));
 		}
 		if (old_cg == cg_id) {
 			err = bpf_link__update_program(old, prog);
 			if (err) {
 				bpf_link__destroy(old);
-				return seterr(e, 0, err, "replace program in %s: %s", path,
-					      strerror(-err));
+				return sl_seterr(e, 0, err, "replace program in %s: %s", path,
+						 strerror(-err));
 			}
 			dp->links[dp->n_links++] = old;
 			dp->adopted = 1;
@@ -248,9 +246,9 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 	if (!link) {
 		err = -errno;
 		bpf_link__destroy(old);
-		return seterr(e, err == -EPERM, err, "attach %s to %s: %s%s", name, dp->cgroup,
-			      strerror(-err),
-			      err == -EPERM ? " (need CAP_BPF and CAP_NET_ADMIN)" : "");
+		return sl_seterr(e, err == -EPERM, err, "attach %s to %s: %s%s", name, dp->cgroup,
+				 strerror(-err),
+				 err == -EPERM ? " (need CAP_BPF and CAP_NET_ADMIN)" : "");
 	}
 	if (old) {
 		bpf_link__unpin(old);
@@ -262,7 +260,7 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 		err = pin_private(path);
 	if (err) {
 		bpf_link__destroy(link);
-		return seterr(e, 0, err, "pin link %s: %s", path, strerror(-err));
+		return sl_seterr(e, 0, err, "pin link %s: %s", path, strerror(-err));
 	}
 	dp->links[dp->n_links++] = link;
 	return 0;
@@ -279,11 +277,11 @@ static int attach_sk_msg(struct sl_dp *dp, struct bpf_program *prog, struct sl_e
 	struct bpf_map *map = bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_SOCKHASH);
 
 	if (!map)
-		return seterr(e, 0, -ENOENT, "%s: no %s map", bpf_program__name(prog),
-			      SLUICE_MAP_SOCKHASH);
+		return sl_seterr(e, 0, -ENOENT, "%s: no %s map", bpf_program__name(prog),
+				 SLUICE_MAP_SOCKHASH);
 	if (bpf_prog_attach(bpf_program__fd(prog), bpf_map__fd(map), BPF_SK_MSG_VERDICT, 0))
-		return seterr(e, 0, -errno, "attach %s to %s: %s", bpf_program__name(prog),
-			      SLUICE_MAP_SOCKHASH, strerror(errno));
+		return sl_seterr(e, 0, -errno, "attach %s to %s: %s", bpf_program__name(prog),
+				 SLUICE_MAP_SOCKHASH, strerror(errno));
 	return 0;
 }
 
@@ -300,7 +298,7 @@ static int pins_private(struct bpf_object *obj, struct sl_err *e)
 			continue;
 		err = pin_private(path);
 		if (err)
-			return seterr(e, 0, err, "chmod %s: %s", path, strerror(-err));
+			return sl_seterr(e, 0, err, "chmod %s: %s", path, strerror(-err));
 	}
 	return 0;
 }
@@ -324,9 +322,9 @@ static int sockops_rodata(void *data, size_t len, const struct sl_config *cfg)
 
 /* In load order: the first creates and pins the shared maps. */
 static const struct dp_obj dp_objs[SL_DP_OBJS] = {
-	{"sock_lb", sock_lb__elf_bytes, NULL},
-	{"sockops", sockops__elf_bytes, sockops_rodata},
-	{"redirect", redirect__elf_bytes, NULL},
+    {"sock_lb", sock_lb__elf_bytes, NULL},
+    {"sockops", sockops__elf_bytes, sockops_rodata},
+    {"redirect", redirect__elf_bytes, NULL},
 };
 
 static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_config *cfg,
@@ -341,7 +339,7 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 	elf = d->elf(&sz);
 	obj = bpf_object__open_mem(elf, sz, &opts);
 	if (!obj)
-		return seterr(e, 0, -errno, "open BPF object %s: %s", d->name, strerror(errno));
+		return sl_seterr(e, 0, -errno, "open BPF object %s: %s", d->name, strerror(errno));
 	dp->objs[dp->n_objs++] = obj;
 	err = prepare_maps(dp, obj, cfg, e);
 	if (err)
@@ -355,17 +353,18 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 		if (ro)
 			init = bpf_map__initial_value(ro, &len);
 		if (!init || len > sizeof(buf))
-			return seterr(e, 0, -EINVAL, "BPF object %s: unexpected .rodata", d->name);
+			return sl_seterr(e, 0, -EINVAL, "BPF object %s: unexpected .rodata",
+					 d->name);
 		memcpy(buf, init, len);
 		if (d->rodata(buf, len, cfg) || bpf_map__set_initial_value(ro, buf, len))
-			return seterr(e, 0, -EINVAL, "BPF object %s: unexpected .rodata layout",
-				      d->name);
+			return sl_seterr(e, 0, -EINVAL, "BPF object %s: unexpected .rodata layout",
+					 d->name);
 	}
 	err = bpf_object__load(obj);
 	if (err)
-		return seterr(e, err == -EPERM, err, "load BPF object %s: %s%s", d->name,
-			      strerror(-err),
-			      err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
+		return sl_seterr(e, err == -EPERM, err, "load BPF object %s: %s%s", d->name,
+				 strerror(-err),
+				 err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
 	return pins_private(obj, e);
 }
 
@@ -386,16 +385,16 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	snprintf(dp->cgroup, sizeof(dp->cgroup), "%s", cfg->cgroup);
 
 	if (access("/sys/kernel/btf/vmlinux", R_OK))
-		return seterr(e, 1, -ENOENT,
-			      "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
-			      "sluice needs CONFIG_DEBUG_INFO_BTF");
+		return sl_seterr(e, 1, -ENOENT,
+				 "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
+				 "sluice needs CONFIG_DEBUG_INFO_BTF");
 	dp->cgroup_fd = open(dp->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dp->cgroup_fd < 0)
-		return seterr(e, 1, -errno, "open cgroup %s: %s", dp->cgroup, strerror(errno));
+		return sl_seterr(e, 1, -errno, "open cgroup %s: %s", dp->cgroup, strerror(errno));
 	err = cgroup_id_of(dp->cgroup, &cg_id);
 	if (err) {
-		err = seterr(e, 1, err, "cgroup %s: %s (is it on cgroup v2?)", dp->cgroup,
-			     strerror(-err));
+		err = sl_seterr(e, 1, err, "cgroup %s: %s (is it on cgroup v2?)", dp->cgroup,
+				strerror(-err));
 		goto fail;
 	}
 	err = sl_ensure_bpffs(dp->bpffs, e);
@@ -404,7 +403,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	snprintf(links, sizeof(links), "%s/links", dp->bpffs);
 	if ((mkdir(dp->bpffs, 0700) && errno != EEXIST) ||
 	    (mkdir(links, 0700) && errno != EEXIST)) {
-		err = seterr(e, 1, -errno, "mkdir %s: %s", links, strerror(errno));
+		err = sl_seterr(e, 1, -errno, "mkdir %s: %s", links, strerror(errno));
 		goto fail;
 	}
 
@@ -417,7 +416,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 		bpf_object__for_each_program(prog, dp->objs[i])
 		{
 			if (dp->n_links == SL_DP_PROGS) {
-				err = seterr(e, 0, -E2BIG, "more programs than links");
+				err = sl_seterr(e, 0, -E2BIG, "more programs than links");
 				goto fail;
 			}
 			if (bpf_program__type(prog) == BPF_PROG_TYPE_SK_MSG)
@@ -432,8 +431,8 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 		struct bpf_map *map = bpf_object__find_map_by_name(dp->objs[0], sl_map_names[i]);
 
 		if (!map) {
-			err = seterr(e, 0, -ENOENT, "map %s missing from the BPF object",
-				     sl_map_names[i]);
+			err = sl_seterr(e, 0, -ENOENT, "map %s missing from the BPF object",
+					sl_map_names[i]);
 			goto fail;
 		}
 		*sl_maps_fd(&dp->maps, i) = bpf_map__fd(map);
@@ -468,8 +467,9 @@ static int remove_dir(const char *dir, int detach_links, struct sl_err *e)
 
 	d = opendir(dir);
 	if (!d)
-		return errno == ENOENT ? 0
-				       : seterr(e, 0, -errno, "open %s: %s", dir, strerror(errno));
+		return errno == ENOENT
+			   ? 0
+			   : sl_seterr(e, 0, -errno, "open %s: %s", dir, strerror(errno));
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -486,8 +486,8 @@ static int remove_dir(const char *dir, int detach_links, struct sl_err *e)
 			if (fd >= 0) {
 				/* Only links detach; a map pin fails with EINVAL. */
 				if (bpf_link_detach(fd) && errno != EINVAL && errno != ENOLINK) {
-					err = seterr(e, 0, -errno, "detach %s: %s", path,
-						     strerror(errno));
+					err = sl_seterr(e, 0, -errno, "detach %s: %s", path,
+							strerror(errno));
 					close(fd);
 					break;
 				}
@@ -495,13 +495,13 @@ static int remove_dir(const char *dir, int detach_links, struct sl_err *e)
 			}
 		}
 		if (unlink(path)) {
-			err = seterr(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
+			err = sl_seterr(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
 			break;
 		}
 	}
 	closedir(d);
 	if (!err && rmdir(dir))
-		err = seterr(e, 0, -errno, "rmdir %s: %s", dir, strerror(errno));
+		err = sl_seterr(e, 0, -errno, "rmdir %s: %s", dir, strerror(errno));
 	return err;
 }
 
@@ -513,7 +513,7 @@ int sl_dp_teardown(const char *bpffs, struct sl_err *e)
 	if (access(bpffs, F_OK))
 		return 0;
 	if (!is_bpffs(bpffs))
-		return seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
+		return sl_seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
 	/* Links first, so no program is left running against maps that are
 	 * about to go. */
 	snprintf(links, sizeof(links), "%s/links", bpffs);

@@ -38,6 +38,11 @@ struct sl_err {
 	int env; /* 1: the environment lacks something (exit code 3) */
 };
 
+/* Fill e ("what failed, on what, and why") and return err if it is a
+ * negative errno, else -EINVAL. env: the environment lacks something. */
+int sl_seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* The cgroup2 mount point, from /proc/mounts. */
 int sl_find_cgroup2(char *out, size_t len);
 

@@ -64,20 +64,6 @@ static const enum bpf_tc_attach_point hooks[SLUICE_TC_DIR__MAX] = {
 
 static const char *const tc_map_names[] = {SLUICE_MAP_TC_IF_STATS, SLUICE_MAP_TC_FLOWS};
 
-static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	e->env = env;
-	return err < 0 ? err : -EINVAL;
-}
-
 /* A libnl error as a negative errno, for callers that speak errno. */
 static int nl_to_errno(int nlerr)
 {
@@ -176,8 +162,8 @@ static int detach_if(int ifindex, const char *name, const char *why, struct sl_e
 		if (err == -ENODEV)
 			return 0; /* gone meanwhile, and its filters with it */
 		if (err < 0)
-			return seterr(e, 0, err, "detach tc %s filter from %s: %s",
-				      sl_tc_dir_name(d), name, strerror(-err));
+			return sl_seterr(e, 0, err, "detach tc %s filter from %s: %s",
+					 sl_tc_dir_name(d), name, strerror(-err));
 		removed |= err;
 	}
 	if (removed)
@@ -201,8 +187,8 @@ static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_
 	err = bpf_tc_hook_create(&hook);
 	libbpf_set_print(print);
 	if (err && err != -EEXIST)
-		return seterr(e, err == -EPERM, err, "create clsact qdisc on %s: %s%s", name,
-			      strerror(-err), err == -EPERM ? " (need CAP_NET_ADMIN)" : "");
+		return sl_seterr(e, err == -EPERM, err, "create clsact qdisc on %s: %s%s", name,
+				 strerror(-err), err == -EPERM ? " (need CAP_NET_ADMIN)" : "");
 	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
 		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY,
 			    .prog_fd = bpf_program__fd(progs[d]), .flags = BPF_TC_F_REPLACE);
@@ -213,20 +199,20 @@ static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_
 		if (!err) {
 			err = prog_is_sluice(id);
 			if (err == 0)
-				return seterr(e, 0, -EEXIST,
-					      "tc %s filter handle 0x%x priority %u on %s runs "
-					      "program %u, which is not sluice's: not replacing it",
-					      sl_tc_dir_name(d), SL_TC_HANDLE, SL_TC_PRIORITY, name,
-					      id);
+				return sl_seterr(
+				    e, 0, -EEXIST,
+				    "tc %s filter handle 0x%x priority %u on %s runs "
+				    "program %u, which is not sluice's: not replacing it",
+				    sl_tc_dir_name(d), SL_TC_HANDLE, SL_TC_PRIORITY, name, id);
 			replaced = 1;
 		}
 		if (err < 0 && err != -ENOENT)
-			return seterr(e, 0, err, "query tc %s filters of %s: %s", sl_tc_dir_name(d),
-				      name, strerror(-err));
+			return sl_seterr(e, 0, err, "query tc %s filters of %s: %s",
+					 sl_tc_dir_name(d), name, strerror(-err));
 		err = bpf_tc_attach(&hook, &opts);
 		if (err)
-			return seterr(e, err == -EPERM, err, "attach tc %s program to %s: %s",
-				      sl_tc_dir_name(d), name, strerror(-err));
+			return sl_seterr(e, err == -EPERM, err, "attach tc %s program to %s: %s",
+					 sl_tc_dir_name(d), name, strerror(-err));
 	}
 	sl_info("tc attached", "interface=%s ifindex=%d replaced=%d", name, ifindex, replaced);
 	return 0;
@@ -371,7 +357,7 @@ static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct 
 	unskip(tc, ifindex);
 	if (add_if(tc, ifindex, name)) {
 		/* Attached but not listed: the filter counts, the metrics miss it. */
-		return seterr(e, 0, -ENOMEM, "tc: out of memory listing %s", name);
+		return sl_seterr(e, 0, -ENOMEM, "tc: out of memory listing %s", name);
 	}
 	return 0;
 }
@@ -390,16 +376,16 @@ static int for_each_link(link_fn fn, void *ctx, struct sl_err *e)
 
 	sk = nl_socket_alloc();
 	if (!sk)
-		return seterr(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
+		return sl_seterr(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
 	err = nl_connect(sk, NETLINK_ROUTE);
 	if (err < 0) {
-		err = seterr(e, 0, nl_to_errno(err), "netlink: connect: %s", nl_geterror(err));
+		err = sl_seterr(e, 0, nl_to_errno(err), "netlink: connect: %s", nl_geterror(err));
 		goto out;
 	}
 	err = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
 	if (err < 0) {
-		err = seterr(e, 0, nl_to_errno(err), "netlink: list interfaces: %s",
-			     nl_geterror(err));
+		err = sl_seterr(e, 0, nl_to_errno(err), "netlink: list interfaces: %s",
+				nl_geterror(err));
 		goto out;
 	}
 	for (obj = nl_cache_get_first(cache); obj; obj = nl_cache_get_next(obj)) {
@@ -432,7 +418,7 @@ static int resync_one(void *arg, struct rtnl_link *link, struct sl_err *e)
 		int *p = realloc(c->seen, cap * sizeof(*p));
 
 		if (!p)
-			return seterr(e, 0, -ENOMEM, "tc: out of memory");
+			return sl_seterr(e, 0, -ENOMEM, "tc: out of memory");
 		c->seen = p;
 		c->cap_seen = cap;
 	}
@@ -506,7 +492,7 @@ static int events_open(struct sl_tc *tc, struct sl_err *e)
 
 	tc->events = nl_socket_alloc();
 	if (!tc->events)
-		return seterr(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
+		return sl_seterr(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
 	/* Notifications carry no sequence number of ours. */
 	nl_socket_disable_seq_check(tc->events);
 	err = nl_socket_modify_cb(tc->events, NL_CB_VALID, NL_CB_CUSTOM, on_nl_msg, tc);
@@ -519,8 +505,8 @@ static int events_open(struct sl_tc *tc, struct sl_err *e)
 	if (err >= 0)
 		err = nl_socket_set_buffer_size(tc->events, SL_TC_NL_RCVBUF, 0);
 	if (err < 0)
-		return seterr(e, 0, nl_to_errno(err), "netlink: subscribe to link events: %s",
-			      nl_geterror(err));
+		return sl_seterr(e, 0, nl_to_errno(err), "netlink: subscribe to link events: %s",
+				 nl_geterror(err));
 	return 0;
 }
 
@@ -552,21 +538,22 @@ static int check_pinned(struct sl_tc *tc, struct sl_err *e)
 		if (fd < 0) {
 			if (errno == ENOENT)
 				continue;
-			return seterr(e, 0, -errno, "open pinned map %s: %s", path,
-				      strerror(errno));
+			return sl_seterr(e, 0, -errno, "open pinned map %s: %s", path,
+					 strerror(errno));
 		}
 		if (bpf_obj_get_info_by_fd(fd, &info, &len))
 			err = -errno;
 		close(fd);
 		if (err)
-			return seterr(e, 0, err, "inspect pinned map %s: %s", path, strerror(-err));
+			return sl_seterr(e, 0, err, "inspect pinned map %s: %s", path,
+					 strerror(-err));
 		if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
 		    info.value_size != bpf_map__value_size(map) ||
 		    info.max_entries != bpf_map__max_entries(map))
-			return seterr(e, 0, -EEXIST,
-				      "pinned map %s has another layout (from another sluice "
-				      "version?); run `sluiced --teardown` first",
-				      path);
+			return sl_seterr(e, 0, -EEXIST,
+					 "pinned map %s has another layout (from another sluice "
+					 "version?); run `sluiced --teardown` first",
+					 path);
 	}
 	return 0;
 }
@@ -580,21 +567,21 @@ static int load(struct sl_tc *tc, struct sl_err *e)
 	/* The skeleton opens the ELF embedded in it (tc_flow__elf_bytes()). */
 	tc->skel = tc_flow__open_opts(&opts);
 	if (!tc->skel)
-		return seterr(e, 0, -errno, "open BPF object tc_flow: %s", strerror(errno));
+		return sl_seterr(e, 0, -errno, "open BPF object tc_flow: %s", strerror(errno));
 	err = check_pinned(tc, e);
 	if (err)
 		return err;
 	err = tc_flow__load(tc->skel);
 	if (err)
-		return seterr(e, err == -EPERM, err, "load BPF object tc_flow: %s%s",
-			      strerror(-err),
-			      err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
+		return sl_seterr(e, err == -EPERM, err, "load BPF object tc_flow: %s%s",
+				 strerror(-err),
+				 err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
 	bpf_object__for_each_map(map, tc->skel->obj)
 	{
 		const char *path = bpf_map__pin_path(map);
 
 		if (path && chmod(path, 0600))
-			return seterr(e, 0, -errno, "chmod %s: %s", path, strerror(errno));
+			return sl_seterr(e, 0, -errno, "chmod %s: %s", path, strerror(errno));
 	}
 	return 0;
 }
@@ -639,7 +626,7 @@ int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, 
 
 	*out = NULL;
 	if (strlen(bpffs) >= PATH_MAX)
-		return seterr(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", bpffs);
+		return sl_seterr(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", bpffs);
 	if (!n_globs) {
 		char pin[PATH_MAX + 64];
 
@@ -654,7 +641,7 @@ int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, 
 	}
 	tc = calloc(1, sizeof(*tc));
 	if (!tc)
-		return seterr(e, 0, -ENOMEM, "tc: out of memory");
+		return sl_seterr(e, 0, -ENOMEM, "tc: out of memory");
 	snprintf(tc->bpffs, sizeof(tc->bpffs), "%s", bpffs);
 	if (!n_globs) {
 		*out = tc;
@@ -663,28 +650,28 @@ int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, 
 
 	tc->globs = calloc(n_globs, sizeof(*tc->globs));
 	if (!tc->globs) {
-		err = seterr(e, 0, -ENOMEM, "tc: out of memory");
+		err = sl_seterr(e, 0, -ENOMEM, "tc: out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < n_globs; i++) {
 		tc->globs[i] = strdup(globs[i]);
 		if (!tc->globs[i]) {
-			err = seterr(e, 0, -ENOMEM, "tc: out of memory");
+			err = sl_seterr(e, 0, -ENOMEM, "tc: out of memory");
 			goto fail;
 		}
 		tc->n_globs++;
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		err = seterr(e, 1, -ENOENT,
-			     "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
-			     "sluice needs CONFIG_DEBUG_INFO_BTF");
+		err = sl_seterr(e, 1, -ENOENT,
+				"kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
+				"sluice needs CONFIG_DEBUG_INFO_BTF");
 		goto fail;
 	}
 	err = sl_ensure_bpffs(tc->bpffs, e);
 	if (err)
 		goto fail;
 	if (mkdir(tc->bpffs, 0700) && errno != EEXIST) {
-		err = seterr(e, 1, -errno, "mkdir %s: %s", tc->bpffs, strerror(errno));
+		err = sl_seterr(e, 1, -errno, "mkdir %s: %s", tc->bpffs, strerror(errno));
 		goto fail;
 	}
 	err = load(tc, e);
@@ -788,15 +775,15 @@ int sl_tc_teardown(const char *bpffs, struct sl_err *e)
 	if (access(bpffs, F_OK))
 		return 0;
 	if (!is_bpffs(bpffs))
-		return seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
+		return sl_seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
 	for (size_t i = 0; i < sizeof(tc_map_names) / sizeof(tc_map_names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", bpffs, tc_map_names[i]);
 		if (unlink(path) && errno != ENOENT)
-			return seterr(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
+			return sl_seterr(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
 	}
 	/* The directory goes too when nothing else is pinned there. */
 	if (rmdir(bpffs) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
-		return seterr(e, 0, -errno, "rmdir %s: %s", bpffs, strerror(errno));
+		return sl_seterr(e, 0, -errno, "rmdir %s: %s", bpffs, strerror(errno));
 	return 0;
 }
 
