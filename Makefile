@@ -132,6 +132,11 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh
 
+# Comparative benchmarks (root): sluice, direct, iptables and nftables DNAT, HAProxy.
+# `make bench QUICK=1` is the short run CI uses. Report: bench/results/.
+bench: all
+	$(Q)QUICK=$(or $(QUICK),0) tools/bench/bench.sh
+
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find bpf include userspace tests vmtests tools -name '*.[ch]')
 
 lint:

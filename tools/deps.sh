@@ -12,6 +12,7 @@ pkgs=(
 	iproute2 util-linux procps jq
 	clang-format cppcheck
 	scdoc lintian systemd man-db bsdextrautils python3 strace
+	nginx haproxy iptables nftables gnuplot-nox
 )
 
 missing=()
