@@ -108,21 +108,9 @@ check "monitor: no_backend for empty" \
 
 # A real Prometheus scrapes the agent every second, inside the node netns.
 if command -v prometheus >/dev/null; then
-	cat >"$VT_TMP/prometheus.yml" <<'YAML'
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: sluice
-    static_configs:
-      - targets: ['127.0.0.1:9464']
-YAML
-	(exec nsenter --net="/run/netns/$VT_ID-node" prometheus --config.file="$VT_TMP/prometheus.yml" \
-		--storage.tsdb.path="$VT_TMP/tsdb" --web.listen-address=127.0.0.1:9090 \
-		>"$VT_TMP/prometheus.log" 2>&1) &
-	vt_track_pid $!
+	va_prometheus 9090
 	query() {
-		vt_node curl -sf --max-time 2 'http://127.0.0.1:9090/api/v1/query' \
-			--data-urlencode 'query=sum(sluice_connections_total{service="web"})' |
+		va_prom_query 9090 'sum(sluice_connections_total{service="web"})' |
 			jq -r '.data.result[0].value[1] // empty' 2>/dev/null
 	}
 	scraped() { [ "$(query)" = "$N" ]; }

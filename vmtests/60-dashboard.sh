@@ -115,23 +115,8 @@ promtool check rules "$VT_TMP/broken.yml" >/dev/null 2>&1 && vt_fail "promtool a
 	vt_pass "promtool does reject a broken query"
 
 # --- a real Prometheus answers every query with data -----------------------------------------
-cat >"$VT_TMP/prometheus.yml" <<YAML
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files: ['$VT_TMP/rules.yml']
-scrape_configs:
-  - job_name: sluice
-    static_configs:
-      - targets: ['127.0.0.1:9464']
-YAML
-(exec nsenter --net="/run/netns/$VT_ID-node" prometheus --config.file="$VT_TMP/prometheus.yml" \
-	--storage.tsdb.path="$VT_TMP/tsdb" --web.listen-address=127.0.0.1:9091 \
-	>"$VT_TMP/prometheus.log" 2>&1) &
-vt_track_pid $!
-query() { # query EXPR: the JSON answer
-	vt_node curl -sf --max-time 3 'http://127.0.0.1:9091/api/v1/query' --data-urlencode "query=$1"
-}
+va_prometheus 9091 "$VT_TMP/rules.yml"
+query() { va_prom_query 9091 "$1"; } # query EXPR: the JSON answer
 has_data() { query "$1" | jq -e '.status == "success" and (.data.result | length) > 0' >/dev/null 2>&1; }
 # Wait for enough scrapes that the 10s rate windows hold samples.
 vt_wait_until 30 has_data 'rate(sluice_connections_total{service="web"}[10s]) > 0' ||

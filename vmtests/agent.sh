@@ -70,6 +70,27 @@ va_log_has() {
 	grep -qE "$1" "$VA_LOG" 2>/dev/null
 }
 
+# va_prometheus PORT [RULE_FILE]: a real Prometheus in the node netns on 127.0.0.1:PORT,
+# scraping the agent's /metrics every second (and evaluating RULE_FILE, if given); tracked.
+# va_prom_query PORT EXPR prints the JSON answer of the query API.
+va_prometheus() {
+	local port=$1 rules=${2:-}
+	{
+		printf 'global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n'
+		[ -n "$rules" ] && printf "rule_files: ['%s']\n" "$rules"
+		printf 'scrape_configs:\n  - job_name: sluice\n    static_configs:\n'
+		printf "      - targets: ['127.0.0.1:9464']\n"
+	} >"$VT_TMP/prometheus.yml"
+	(exec nsenter --net="/run/netns/$VT_ID-node" prometheus \
+		--config.file="$VT_TMP/prometheus.yml" --storage.tsdb.path="$VT_TMP/tsdb" \
+		--web.listen-address="127.0.0.1:$port" >"$VT_TMP/prometheus.log" 2>&1) &
+	vt_track_pid $!
+}
+
+va_prom_query() {
+	vt_node curl -sf --max-time 3 "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2"
+}
+
 vt_cleanup_hook() {
 	[ -n "$VA_PID" ] && kill -TERM "$VA_PID" 2>/dev/null && wait "$VA_PID" 2>/dev/null
 	if [ -n "$VA_CONFIG" ] && [ -f "$VA_CONFIG" ]; then
