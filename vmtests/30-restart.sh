@@ -90,6 +90,19 @@ vt_client tcp "[2001:db8:f::10]:80" -n 20 --check-peer >"$out" &&
 	vt_pass "with the agent stopped, the IPv6 service still serves" ||
 	vt_fail "agent stopped: $(tr '\n' ' ' <"$out")"
 
+# Pinned maps fix the capacities: a start that asks for others is refused, with what to do.
+sed 's/^services:/  limits: {services: 2048}\nservices:/' "$cfg" >"$VT_TMP/bigger.yaml"
+vt_node timeout 20 "$VA_SLUICED" -c "$VT_TMP/bigger.yaml" >"$VT_TMP/bigger.log" 2>&1
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "sluice_frontends holds 2048 entries but the config asks for 4096" "$VT_TMP/bigger.log" &&
+	grep -q -- "--teardown" "$VT_TMP/bigger.log"; then
+	vt_pass "other capacities than the pinned maps': exit 1, and the message says what to do"
+else
+	vt_fail "capacity change: exit $rc: $(grep -m1 error "$VT_TMP/bigger.log")"
+fi
+vt_client tcp 198.19.0.10:80 -n 10 >"$VT_TMP/still.out" &&
+	vt_pass "the refused start left the datapath serving" || vt_fail "refused start broke the datapath"
+
 # --teardown: no program, no pin, and the VIP is no longer translated.
 links=$(ls "$VT_BPFFS/links" 2>/dev/null | wc -l)
 if "$VA_SLUICED" -c "$cfg" --teardown >"$VT_TMP/teardown.log" 2>&1; then

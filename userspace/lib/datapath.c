@@ -67,7 +67,7 @@ int sl_find_cgroup2(char *out, size_t len)
 	return found;
 }
 
-static int is_bpffs(const char *path)
+int sl_is_bpffs(const char *path)
 {
 	struct statfs st;
 
@@ -87,7 +87,7 @@ int sl_ensure_bpffs(const char *dir, struct sl_err *e)
 		return sl_seterr(e, 1, -EINVAL, "bpffs %s: must be a directory below a bpf mount",
 				 dir);
 	*slash = '\0';
-	if (is_bpffs(parent))
+	if (sl_is_bpffs(parent))
 		return 0;
 	if (!strcmp(parent, "/sys/fs/bpf")) {
 		if (mkdir(parent, 0700) && errno != EEXIST)
@@ -126,54 +126,59 @@ unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
 	return 0;
 }
 
+int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_err *e)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX + 64];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return sl_seterr(e, 0, -errno, "open pinned map %s: %s", path, strerror(errno));
+	}
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		err = -errno;
+	close(fd);
+	if (err)
+		return sl_seterr(e, 0, err, "inspect pinned map %s: %s", path, strerror(-err));
+	if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+	    info.value_size != bpf_map__value_size(map))
+		return sl_seterr(e, 0, -EEXIST,
+				 "pinned map %s has another layout (from another sluice version?); "
+				 "run `sluiced --teardown` first",
+				 path);
+	if (info.max_entries != bpf_map__max_entries(map))
+		return sl_seterr(e, 0, -EEXIST,
+				 "pinned map %s holds %u entries but the config asks for %u; "
+				 "capacities change only with `sluiced --teardown` and a restart",
+				 path, info.max_entries, bpf_map__max_entries(map));
+	return 0;
+}
+
 /* Set capacities, and refuse up front a pinned map that libbpf could not
  * reuse, with a message that says what to do. */
 static int prepare_maps(struct sl_dp *dp, struct bpf_object *obj, const struct sl_config *cfg,
 			struct sl_err *e)
 {
 	struct bpf_map *map;
-	char path[PATH_MAX + 64];
 
 	bpf_object__for_each_map(map, obj)
 	{
 		const char *name = bpf_map__name(map);
 		unsigned int cap = sl_dp_capacity(&cfg->limits, name);
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
-		int fd;
+		int err;
 
-		if (!cap)
-			continue; /* .rodata and friends */
-		if (bpf_map__set_max_entries(map, cap))
+		if (cap && bpf_map__set_max_entries(map, cap))
 			return sl_seterr(e, 0, -EINVAL, "set capacity of map %s", name);
-		snprintf(path, sizeof(path), "%s/%s", dp->bpffs, name);
-		fd = bpf_obj_get(path);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				continue;
-			return sl_seterr(e, 0, -errno, "open pinned map %s: %s", path,
-					 strerror(errno));
-		}
-		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
-			int err = -errno;
-
-			close(fd);
-			return sl_seterr(e, 0, err, "inspect pinned map %s: %s", path,
-					 strerror(-err));
-		}
-		close(fd);
-		if (info.max_entries != cap)
-			return sl_seterr(
-			    e, 0, -EEXIST,
-			    "pinned map %s holds %u entries but agent.limits asks for %u; "
-			    "capacities change only with `sluiced --teardown` and a restart",
-			    path, info.max_entries, cap);
-		if (info.key_size != bpf_map__key_size(map) ||
-		    info.value_size != bpf_map__value_size(map))
-			return sl_seterr(e, 0, -EEXIST,
-					 "pinned map %s has another layout (from another sluice "
-					 "version?); run `sluiced --teardown` first",
-					 path);
+		if (!bpf_map__pin_path(map) && !cap)
+			continue; /* .rodata and friends: not pinned */
+		err = sl_pin_check(dp->bpffs, map, e);
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -517,7 +522,7 @@ int sl_dp_teardown(const char *bpffs, struct sl_err *e)
 
 	if (access(bpffs, F_OK))
 		return 0;
-	if (!is_bpffs(bpffs))
+	if (!sl_is_bpffs(bpffs))
 		return sl_seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
 	/* Links first, so no program is left running against maps that are
 	 * about to go. */

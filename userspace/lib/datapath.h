@@ -43,6 +43,15 @@ struct sl_err {
 int sl_seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Is path on a bpf filesystem? */
+int sl_is_bpffs(const char *path);
+
+/* A map pinned under dir with map's name must have map's type, key and value
+ * sizes and capacity, or libbpf could not reuse it: 0 when it does or when
+ * nothing is pinned, -EEXIST with what to do otherwise. */
+struct bpf_map;
+int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_err *e);
+
 /* The cgroup2 mount point, from /proc/mounts. */
 int sl_find_cgroup2(char *out, size_t len);
 

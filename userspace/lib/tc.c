@@ -512,48 +512,20 @@ static int events_open(struct sl_tc *tc, struct sl_err *e)
 
 /* --- maps and pins ------------------------------------------------------------------------ */
 
-static int is_bpffs(const char *path)
-{
-	struct statfs st;
-
-	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
-}
-
 /* Refuse up front a pinned map libbpf could not reuse, with what to do. */
 static int check_pinned(struct sl_tc *tc, struct sl_err *e)
 {
 	struct bpf_map *map;
-	char path[PATH_MAX + 64];
 
 	bpf_object__for_each_map(map, tc->skel->obj)
 	{
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
-		int fd, err = 0;
+		int err;
 
 		if (!bpf_map__pin_path(map))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", tc->bpffs, bpf_map__name(map));
-		fd = bpf_obj_get(path);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				continue;
-			return sl_seterr(e, 0, -errno, "open pinned map %s: %s", path,
-					 strerror(errno));
-		}
-		if (bpf_obj_get_info_by_fd(fd, &info, &len))
-			err = -errno;
-		close(fd);
+		err = sl_pin_check(tc->bpffs, map, e);
 		if (err)
-			return sl_seterr(e, 0, err, "inspect pinned map %s: %s", path,
-					 strerror(-err));
-		if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
-		    info.value_size != bpf_map__value_size(map) ||
-		    info.max_entries != bpf_map__max_entries(map))
-			return sl_seterr(e, 0, -EEXIST,
-					 "pinned map %s has another layout (from another sluice "
-					 "version?); run `sluiced --teardown` first",
-					 path);
+			return err;
 	}
 	return 0;
 }
@@ -774,7 +746,7 @@ int sl_tc_teardown(const char *bpffs, struct sl_err *e)
 		return err;
 	if (access(bpffs, F_OK))
 		return 0;
-	if (!is_bpffs(bpffs))
+	if (!sl_is_bpffs(bpffs))
 		return sl_seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
 	for (size_t i = 0; i < sizeof(tc_map_names) / sizeof(tc_map_names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", bpffs, tc_map_names[i]);
