@@ -35,15 +35,7 @@ static __always_inline void sl_peer_key(struct sluice_sock_key *k, struct sk_msg
 		k->remote.a32[1] = msg->local_ip6[1];
 		k->remote.a32[2] = msg->local_ip6[2];
 		k->remote.a32[3] = msg->local_ip6[3];
-		if (sl_is_v4mapped(k->local.a32[0], k->local.a32[1], k->local.a32[2]) &&
-		    sl_is_v4mapped(k->remote.a32[0], k->remote.a32[1], k->remote.a32[2])) {
-			/* Keyed as IPv4, as sockops keys a dual-stack socket. */
-			k->family = SLUICE_AF_INET;
-			k->local.a32[0] = k->local.a32[3];
-			k->remote.a32[0] = k->remote.a32[3];
-			k->local.a32[2] = k->local.a32[3] = 0;
-			k->remote.a32[2] = k->remote.a32[3] = 0;
-		}
+		sl_unmap_pair(&k->family, k->local.a32, k->remote.a32);
 	}
 }
 

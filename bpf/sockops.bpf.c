@@ -237,19 +237,6 @@ struct sl_tuple {
 	__u8 family;
 };
 
-/* A dual-stack IPv6 socket talking IPv4 (::ffff:a.b.c.d both ways) is keyed
- * as IPv4, so that it pairs with its IPv4 peer. sk_msg does the same. */
-static __always_inline void sl_tuple_unmap(struct sl_tuple *t)
-{
-	if (!sl_is_v4mapped(t->l[0], t->l[1], t->l[2]) ||
-	    !sl_is_v4mapped(t->r[0], t->r[1], t->r[2]))
-		return;
-	t->family = SLUICE_AF_INET;
-	t->l[0] = t->l[3];
-	t->r[0] = t->r[3];
-	t->l[1] = t->l[2] = t->l[3] = t->r[1] = t->r[2] = t->r[3] = 0;
-}
-
 static __always_inline void sl_tuple(struct sl_tuple *t, struct bpf_sock_ops *skops)
 {
 	__builtin_memset(t, 0, sizeof(*t));
@@ -269,7 +256,7 @@ static __always_inline void sl_tuple(struct sl_tuple *t, struct bpf_sock_ops *sk
 	t->r[1] = skops->remote_ip6[1];
 	t->r[2] = skops->remote_ip6[2];
 	t->r[3] = skops->remote_ip6[3];
-	sl_tuple_unmap(t);
+	sl_unmap_pair(&t->family, t->l, t->r);
 }
 
 /* Both ends on this node, in this netns: a connection to one's own address

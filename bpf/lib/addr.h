@@ -5,10 +5,25 @@
 
 #include <bpf/bpf_endian.h>
 
+#include <sluice/abi.h>
+
 /* ::ffff:a.b.c.d, as a dual-stack IPv6 socket addresses an IPv4 peer. */
 static __always_inline int sl_is_v4mapped(__u32 w0, __u32 w1, __u32 w2)
 {
 	return w0 == 0 && w1 == 0 && w2 == bpf_htonl(0x0000ffff);
+}
+
+/* A dual-stack IPv6 socket talking IPv4 (::ffff:a.b.c.d both ways) is keyed
+ * as IPv4, so that it pairs with its IPv4 peer (sockops and sk_msg alike). */
+static __always_inline void sl_unmap_pair(__u8 *family, __u32 l[4], __u32 r[4])
+{
+	if (*family != SLUICE_AF_INET6 || !sl_is_v4mapped(l[0], l[1], l[2]) ||
+	    !sl_is_v4mapped(r[0], r[1], r[2]))
+		return;
+	*family = SLUICE_AF_INET;
+	l[0] = l[3];
+	r[0] = r[3];
+	l[1] = l[2] = l[3] = r[1] = r[2] = r[3] = 0;
 }
 
 #endif /* SLUICE_BPF_ADDR_H */
