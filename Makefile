@@ -55,7 +55,7 @@ TEST_SRCS    := $(wildcard tests/*.c)
 TEST_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRCS))
 VMT_TOOLS    := $(patsubst vmtests/tools/%.c,$(BUILD)/vmtests/%,$(wildcard vmtests/tools/*.c))
 
-.PHONY: all deps test unit vmtest demo lint format clean install bench
+.PHONY: all deps test unit vmtest valgrind demo lint format clean install bench
 all: $(BUILD)/sluiced $(BUILD)/sluicectl $(VMT_TOOLS)
 
 deps:
@@ -93,6 +93,13 @@ $(BUILD)/userspace/lib/kfeatures.o: $(BUILD)/commit.h
 # Userspace objects that include a skeleton must wait for it.
 $(LIB_OBJS) $(AGENT_OBJS) $(CLI_OBJS) $(TEST_OBJS): $(SKELS)
 
+# Switching SAN on or off rebuilds every object and tool: they depend on this stamp, which is
+# rewritten only when the sanitizer flags change (so `make test SAN=1`, then `make test`, works).
+$(BUILD)/san.stamp: FORCE | $(BUILD)
+	$(Q)printf '%s\n' '$(SAN_FLAGS)' >$@.tmp && \
+		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv -f $@.tmp $@; }
+$(LIB_OBJS) $(AGENT_OBJS) $(CLI_OBJS) $(TEST_OBJS) $(VMT_TOOLS): $(BUILD)/san.stamp
+
 $(BUILD)/libsluice.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -120,13 +127,25 @@ $(BUILD):
 unit: $(BUILD)/unit-tests
 	$(Q)$(BUILD)/unit-tests --jobs 2
 
+# The unit tests under valgrind (a build without SAN: the two do not mix). Criterion runs each
+# test in a forked child; --jobs 1 keeps them in order. tests/valgrind.supp holds bpf(2) noise.
+VALGRIND     ?= valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all \
+                --trace-children=yes --trace-children-skip='/bin/sh,/usr/bin/*' \
+                --suppressions=tests/valgrind.supp
+valgrind: $(BUILD)/unit-tests
+	$(Q)$(VALGRIND) $(BUILD)/unit-tests --jobs 1
+
 vmtest: all
 	$(Q)vmtests/run.sh
 
+# With SAN=1 any sanitizer report fails the run: ASan and UBSan halt on the first error, LSan
+# checks for leaks at exit; VT_SAN_FLAGS lets vmtests that compile a driver link libsluice.a.
+SAN_ENV      := $(if $(SAN),ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:print_stacktrace=1 \
+                UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 VT_SAN_FLAGS='$(SANITIZERS)')
 test: deps
 	$(Q)$(MAKE) --no-print-directory all $(BUILD)/unit-tests
-	$(Q)$(BUILD)/unit-tests --jobs 2
-	$(Q)vmtests/run.sh
+	$(Q)$(SAN_ENV) $(BUILD)/unit-tests --jobs 2
+	$(Q)$(SAN_ENV) vmtests/run.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -136,6 +155,36 @@ demo: deps
 # `make bench QUICK=1` is the short run CI uses. Report: bench/results/.
 bench: all
 	$(Q)QUICK=$(or $(QUICK),0) tools/bench/bench.sh
+
+# libFuzzer targets, tests/fuzz/fuzz_<name>.c, built with clang into $(BUILD)/fuzz/ (apart from
+# the gcc objects). `make fuzz FUZZ_SECONDS=N` runs each for N seconds from the seeds in
+# tests/fuzz/corpus/<name>/; what it learns goes to $(BUILD)/fuzz/corpus/<name>/, crashes to
+# $(BUILD)/fuzz/crash-<name>-*. `make fuzz-<name>` runs one.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 10
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -D_GNU_SOURCE -Iinclude -Iuserspace/lib \
+                $(shell pkg-config --cflags yaml-0.1 jansson 2>/dev/null)
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_LIB     := $(patsubst %,$(BUILD)/fuzz/lib/%.o,config parse prom events)
+$(BUILD)/fuzz/lib/%.o: userspace/lib/%.c
+	@mkdir -p $(@D)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
+	$(call msg,FUZZ-LD,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP $^ \
+		$(shell pkg-config --libs yaml-0.1 jansson 2>/dev/null) -lm -o $@
+.PHONY: fuzz $(addprefix fuzz-,$(FUZZ_NAMES))
+fuzz: $(addprefix fuzz-,$(FUZZ_NAMES))
+$(addprefix fuzz-,$(FUZZ_NAMES)): fuzz-%: $(BUILD)/fuzz/fuzz_%
+	@mkdir -p $(BUILD)/fuzz/corpus/$*
+	$(call msg,FUZZ,$* for $(FUZZ_SECONDS) s)
+	$(Q)$< -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+		-artifact_prefix=$(BUILD)/fuzz/crash-$*- $(BUILD)/fuzz/corpus/$* tests/fuzz/corpus/$* \
+		2>$(BUILD)/fuzz/$*.log || { tail -n 60 $(BUILD)/fuzz/$*.log; exit 1; }
+	$(Q)grep -E 'stat::number_of_executed_units|Done [0-9]+ runs' $(BUILD)/fuzz/$*.log | \
+		sed 's/^/    /'
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find bpf include userspace tests vmtests tools -name '*.[ch]')
 

@@ -107,41 +107,45 @@ static size_t frame(__u8 *buf, size_t cap, __u8 proto, struct ep a, struct ep b,
 	memcpy(eth->h_dest, "\x02\x00\x00\x00\x00\x02", ETH_ALEN);
 	memcpy(eth->h_source, "\x02\x00\x00\x00\x00\x01", ETH_ALEN);
 	if (a.family == AF_INET) {
-		struct iphdr *ip = (void *)p;
+		struct iphdr ip = {0}; /* built aside: p is not 4-byte aligned */
 
 		eth->h_proto = htons(ETH_P_IP);
-		ip->version = 4;
-		ip->ihl = 5;
-		ip->ttl = 64;
-		ip->protocol = proto;
-		ip->tot_len = htons((__u16)(len - sizeof(*eth)));
-		inet_pton(AF_INET, a.addr, &ip->saddr);
-		inet_pton(AF_INET, b.addr, &ip->daddr);
+		ip.version = 4;
+		ip.ihl = 5;
+		ip.ttl = 64;
+		ip.protocol = proto;
+		ip.tot_len = htons((__u16)(len - sizeof(*eth)));
+		inet_pton(AF_INET, a.addr, &ip.saddr);
+		inet_pton(AF_INET, b.addr, &ip.daddr);
+		memcpy(p, &ip, sizeof(ip));
 	} else {
-		struct ipv6hdr *ip6 = (void *)p;
+		struct ipv6hdr ip6 = {0};
 
 		eth->h_proto = htons(ETH_P_IPV6);
-		ip6->version = 6;
-		ip6->nexthdr = proto;
-		ip6->hop_limit = 64;
-		ip6->payload_len = htons((__u16)(l4 + payload));
-		inet_pton(AF_INET6, a.addr, &ip6->saddr);
-		inet_pton(AF_INET6, b.addr, &ip6->daddr);
+		ip6.version = 6;
+		ip6.nexthdr = proto;
+		ip6.hop_limit = 64;
+		ip6.payload_len = htons((__u16)(l4 + payload));
+		inet_pton(AF_INET6, a.addr, &ip6.saddr);
+		inet_pton(AF_INET6, b.addr, &ip6.daddr);
+		memcpy(p, &ip6, sizeof(ip6));
 	}
 	p += l3;
 	if (proto == IPPROTO_TCP) {
-		struct tcphdr *th = (void *)p;
+		struct tcphdr th = {0};
 
-		th->source = htons(a.port);
-		th->dest = htons(b.port);
-		th->doff = 5;
+		th.source = htons(a.port);
+		th.dest = htons(b.port);
+		th.doff = 5;
+		memcpy(p, &th, sizeof(th));
 		p[13] = flags;
 	} else {
-		struct udphdr *uh = (void *)p;
+		struct udphdr uh = {0};
 
-		uh->source = htons(a.port);
-		uh->dest = htons(b.port);
-		uh->len = htons((__u16)(l4 + payload));
+		uh.source = htons(a.port);
+		uh.dest = htons(b.port);
+		uh.len = htons((__u16)(l4 + payload));
+		memcpy(p, &uh, sizeof(uh));
 	}
 	return len;
 }

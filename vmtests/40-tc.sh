@@ -41,7 +41,7 @@ fi
 # libsluice.a copy of tc.o may be empty; everything else comes from libsluice.a.
 # shellcheck disable=SC2046 # pkg-config's flags are meant to split
 if ! (cd "$VT_ROOT" && ${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow \
-	-Wstrict-prototypes -Wmissing-prototypes -Wno-format-zero-length -D_GNU_SOURCE \
+	-Wstrict-prototypes -Wmissing-prototypes -Wno-format-zero-length -D_GNU_SOURCE ${VT_SAN_FLAGS:-} \
 	-Iinclude -Iuserspace/lib -Ibuild $(pkg-config --cflags libbpf libnl-route-3.0) \
 	vmtests/drivers/sl_tcctl.c userspace/lib/tc.c build/libsluice.a \
 	$(pkg-config --libs libbpf libnl-route-3.0) -lelf -lz -o "$TCCTL") \

@@ -54,6 +54,16 @@ va_stop() {
 	wait "$VA_PID" 2>/dev/null
 	VA_RC=$?
 	VA_PID=
+	va_san_check
+	return 0
+}
+
+# va_san_check: under `make test SAN=1`, a sanitizer report in the agent log fails the test.
+va_san_check() {
+	[ -n "${VT_SAN_FLAGS:-}" ] || return 0
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$VA_LOG" 2>/dev/null; then
+		vt_fail "sanitizer report in the agent log: $(grep -m1 -E 'ERROR: |runtime error:' "$VA_LOG")"
+	fi
 	return 0
 }
 

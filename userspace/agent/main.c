@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "caps.h"
 #include "config.h"
 #include "datapath.h"
 #include "events.h"
@@ -535,6 +536,28 @@ static void agent_close(struct agent *a)
 	free(a->retired);
 }
 
+/*
+ * Spec §8: attached, applied and listening, the agent keeps only what the
+ * loop needs. CAP_BPF: map updates and the Maglev tables a reload creates.
+ * CAP_NET_ADMIN: TC filters on interfaces that appear later. CAP_PERFMON:
+ * kept as the spec lists it. CAP_SYS_ADMIN (adopting TC programs by id) is
+ * needed only at start: later, tc.c knows its own programs by id.
+ */
+static int drop_privileges(void)
+{
+	const uint64_t keep = 1ULL << CAP_BPF | 1ULL << CAP_NET_ADMIN | 1ULL << CAP_PERFMON;
+	char why[256] = "", kept[128];
+	int err = sl_caps_keep_only(keep, why, sizeof(why));
+
+	if (err) {
+		sl_error("cannot drop capabilities", "error=\"%s\"", why);
+		return err;
+	}
+	sl_caps_format(sl_caps_effective(), kept, sizeof(kept));
+	sl_info("capabilities dropped", "kept=%s", kept);
+	return 0;
+}
+
 static int start(struct agent *a)
 {
 	struct sl_err e = {0};
@@ -596,6 +619,8 @@ static int start(struct agent *a)
 		sl_error("cannot set up the event loop", "error=\"%s\"", strerror(-err));
 		return EXIT_ENV;
 	}
+	if (drop_privileges())
+		return EXIT_ENV;
 	{
 		char hp[SL_HOSTPORT_LEN] = "";
 

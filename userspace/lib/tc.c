@@ -55,6 +55,7 @@ struct sl_tc {
 	int *skipped; /* matching, but not a device the programs can parse */
 	size_t n_skipped, cap_skipped;
 	char bpffs[PATH_MAX];
+	__u32 prog_ids[SLUICE_TC_DIR__MAX]; /* of the programs loaded here */
 };
 
 static const enum bpf_tc_attach_point hooks[SLUICE_TC_DIR__MAX] = {
@@ -91,13 +92,19 @@ static int nl_to_errno(int nlerr)
  * probes below fail by design (no qdisc, empty slot): they run with libbpf's
  * printing off (NULL), and put the caller's printer back after. */
 
-/* 1 if program 'id' is one of sluice's tc programs, 0 if not, -errno. */
-static int prog_is_sluice(__u32 id)
+/* 1 if program 'id' is one of sluice's tc programs, 0 if not, -errno. The
+ * programs tc (may be NULL) loaded are known by id. Any other is opened by id,
+ * which needs CAP_SYS_ADMIN: the agent does that only at start, to adopt what
+ * a previous run attached, and then drops the capability. */
+static int prog_is_sluice(const struct sl_tc *tc, __u32 id)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 	int fd, err = 0;
 
+	for (int d = 0; tc && d < SLUICE_TC_DIR__MAX; d++)
+		if (tc->prog_ids[d] && tc->prog_ids[d] == id)
+			return 1;
 	fd = bpf_prog_get_fd_by_id(id);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -130,7 +137,7 @@ static int slot_query(int ifindex, enum bpf_tc_attach_point ap, __u32 *id)
 
 /* Remove sluice's filter from one hook. 1 if one was removed, 0 if there was
  * none (or another program's), -errno. */
-static int detach_hook(int ifindex, enum bpf_tc_attach_point ap)
+static int detach_hook(const struct sl_tc *tc, int ifindex, enum bpf_tc_attach_point ap)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ap);
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY);
@@ -142,7 +149,7 @@ static int detach_hook(int ifindex, enum bpf_tc_attach_point ap)
 		return 0;
 	if (err)
 		return err;
-	err = prog_is_sluice(id);
+	err = prog_is_sluice(tc, id);
 	if (err <= 0)
 		return err;
 	err = bpf_tc_detach(&hook, &opts);
@@ -152,12 +159,13 @@ static int detach_hook(int ifindex, enum bpf_tc_attach_point ap)
 }
 
 /* Remove sluice's filters from both hooks of an interface; logs what it did. */
-static int detach_if(int ifindex, const char *name, const char *why, struct sl_err *e)
+static int detach_if(const struct sl_tc *tc, int ifindex, const char *name, const char *why,
+		     struct sl_err *e)
 {
 	int removed = 0;
 
 	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
-		int err = detach_hook(ifindex, hooks[d]);
+		int err = detach_hook(tc, ifindex, hooks[d]);
 
 		if (err == -ENODEV)
 			return 0; /* gone meanwhile, and its filters with it */
@@ -197,7 +205,7 @@ static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_
 		hook.attach_point = hooks[d];
 		err = slot_query(ifindex, hooks[d], &id);
 		if (!err) {
-			err = prog_is_sluice(id);
+			err = prog_is_sluice(tc, id);
 			if (err == 0)
 				return sl_seterr(
 				    e, 0, -EEXIST,
@@ -336,7 +344,7 @@ static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct 
 		return 0;
 	}
 	if (cur) {
-		err = detach_if(ifindex, name, "renamed", e);
+		err = detach_if(tc, ifindex, name, "renamed", e);
 		forget_if(tc, cur, "renamed");
 		return err;
 	}
@@ -428,7 +436,7 @@ static int resync_one(void *arg, struct rtnl_link *link, struct sl_err *e)
 	 * matches. */
 	if (!err && name && !find_if(c->tc, ifindex) &&
 	    !sl_tc_glob_match((const char *const *)c->tc->globs, c->tc->n_globs, name))
-		err = detach_if(ifindex, name, "not_matched", e);
+		err = detach_if(c->tc, ifindex, name, "not_matched", e);
 	if (!err)
 		return 0;
 	/* Lacking privileges fails open; one interface's other trouble must
@@ -548,6 +556,16 @@ static int load(struct sl_tc *tc, struct sl_err *e)
 		return sl_seterr(e, err == -EPERM, err, "load BPF object tc_flow: %s%s",
 				 strerror(-err),
 				 err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
+	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
+		const struct bpf_program *prog = d == SLUICE_TC_INGRESS
+						     ? tc->skel->progs.sluice_tc_ingress
+						     : tc->skel->progs.sluice_tc_egress;
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+			tc->prog_ids[d] = info.id;
+	}
 	bpf_object__for_each_map(map, tc->skel->obj)
 	{
 		const char *path = bpf_map__pin_path(map);
@@ -732,7 +750,7 @@ static int teardown_one(void *arg, struct rtnl_link *link, struct sl_err *e)
 	(void)arg;
 	if (rtnl_link_get_family(link) != AF_UNSPEC)
 		return 0;
-	return detach_if(rtnl_link_get_ifindex(link), name ? name : "?", "teardown", e);
+	return detach_if(NULL, rtnl_link_get_ifindex(link), name ? name : "?", "teardown", e);
 }
 
 int sl_tc_teardown(const char *bpffs, struct sl_err *e)

@@ -582,7 +582,8 @@ static int report(double start)
 	int errs[MAX_ERRNO] = {0};
 	size_t i, ne = 0;
 
-	qsort(st.names, st.nnames, sizeof(st.names[0]), cmp_names);
+	if (st.nnames) /* st.names is NULL until a reply names a backend */
+		qsort(st.names, st.nnames, sizeof(st.names[0]), cmp_names);
 	for (i = 0; i < st.nnames; i++)
 		printf("%s %lu\n", st.names[i].name, st.names[i].count);
 	printf("ok %lu\nfail %lu\npeer_mismatch %lu\nbad_reply %lu\n", st.ok, st.fail,
