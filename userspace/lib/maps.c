@@ -295,10 +295,11 @@ static int percpu_zero(int fd, uint32_t id, size_t value_size)
 	return err;
 }
 
-static int percpu_sum_u64(int fd, uint32_t id, size_t value_size, size_t nfields, uint64_t *out)
+int sl_percpu_sum(int fd, const void *key, void *out, size_t size)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	size_t stride = (value_size + 7) & ~(size_t)7;
+	size_t stride = (size + 7) & ~(size_t)7, nfields = size / sizeof(uint64_t);
+	uint64_t *sum = out;
 	uint8_t *vals;
 
 	if (ncpu < 0)
@@ -306,28 +307,27 @@ static int percpu_sum_u64(int fd, uint32_t id, size_t value_size, size_t nfields
 	vals = calloc((size_t)ncpu, stride);
 	if (!vals)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &id, vals)) {
+	if (bpf_map_lookup_elem(fd, key, vals)) {
 		int err = -errno;
 
 		free(vals);
 		return err;
 	}
-	memset(out, 0, nfields * sizeof(*out));
+	memset(out, 0, size);
 	for (int c = 0; c < ncpu; c++) {
 		const uint64_t *v = (const uint64_t *)(vals + (size_t)c * stride);
 
 		for (size_t f = 0; f < nfields; f++)
-			out[f] += v[f];
+			sum[f] += v[f];
 	}
 	free(vals);
 	return 0;
 }
 
-/* Sum a per-CPU value made only of 64-bit counters (signed ones wrap back
- * to their signed sum). */
+/* The same, for the arrays keyed by a __u32 id. */
 static int percpu_sum(int fd, uint32_t id, void *out, size_t size)
 {
-	return percpu_sum_u64(fd, id, size, size / sizeof(uint64_t), out);
+	return sl_percpu_sum(fd, &id, out, size);
 }
 
 int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id, struct sluice_backend_stats *out)
@@ -380,8 +380,9 @@ out:
 int sl_maps_service_rejected(const struct sl_maps *m, uint32_t svc_id,
 			     uint64_t out[SLUICE_DROP__MAX])
 {
-	return percpu_sum_u64(m->svc_stats, svc_id, sizeof(struct sluice_svc_stats),
-			      SLUICE_DROP__MAX, out);
+	_Static_assert(sizeof(struct sluice_svc_stats) == SLUICE_DROP__MAX * sizeof(uint64_t),
+		       "one counter per drop reason");
+	return percpu_sum(m->svc_stats, svc_id, out, sizeof(struct sluice_svc_stats));
 }
 
 static void fe_key(struct sluice_frontend_key *k, const struct sl_sockaddr *sa, uint8_t proto)

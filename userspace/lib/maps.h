@@ -55,6 +55,11 @@ int sl_maps_retire(const struct sl_maps *m, const uint32_t *ids, size_t n, uint3
 /* Delete retired backends for good. */
 int sl_maps_reap(const struct sl_maps *m, const uint32_t *ids, size_t n);
 
+/* The per-CPU value at key, made only of 64-bit counters, summed over CPUs
+ * into out (size bytes; signed counters wrap back to their signed sum).
+ * 0 or -errno (-ENOENT: no such key). */
+int sl_percpu_sum(int fd, const void *key, void *out, size_t size);
+
 /* Per-CPU counters summed over CPUs. */
 int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id,
 			  struct sluice_backend_stats *out);

@@ -15,6 +15,8 @@
 /* glibc's net/if.h (through tc.h) before any linux/if.h, which libnl pulls in. */
 #include "tc.h"
 
+#include "maps.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <net/if_arp.h>
@@ -802,28 +804,16 @@ int sl_tc_open_pinned(const char *bpffs, int rdonly, int *if_stats_fd, int *flow
 int sl_tc_read_if_stats(int map_fd, int ifindex, enum sluice_tc_dir dir, struct sl_tc_counters *out)
 {
 	struct sluice_tc_if_key key = {.ifindex = (__u32)ifindex, .dir = dir};
-	struct sluice_tc_if_stats *vals;
-	int ncpu = libbpf_num_possible_cpus();
+	struct sluice_tc_if_stats sum;
+	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (ncpu < 0)
-		return ncpu;
-	/* Per-CPU values are 8-byte aligned; this struct already is. */
-	vals = calloc((size_t)ncpu, sizeof(*vals));
-	if (!vals)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(map_fd, &key, vals)) {
-		int err = errno == ENOENT ? 0 : -errno;
-
-		free(vals);
-		return err;
-	}
-	for (int i = 0; i < ncpu; i++) {
-		out->packets += vals[i].packets;
-		out->bytes += vals[i].bytes;
-		out->untracked += vals[i].untracked;
-	}
-	free(vals);
+	err = sl_percpu_sum(map_fd, &key, &sum, sizeof(sum));
+	if (err)
+		return err == -ENOENT ? 0 : err; /* never seen: zeros */
+	out->packets = sum.packets;
+	out->bytes = sum.bytes;
+	out->untracked = sum.untracked;
 	return 0;
 }
 
