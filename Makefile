@@ -40,7 +40,7 @@ LDFLAGS      ?=
 ALL_LDFLAGS  := $(LDFLAGS) $(SAN_FLAGS)
 
 ARCH         := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
-BPF_CFLAGS   := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
+BPF_CFLAGS   := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Wextra -Werror \
                 -Wno-unused-parameter -MMD -MP -Iinclude -Ibpf -I$(BUILD)
 
 BPF_SRCS     := $(wildcard bpf/*.bpf.c)
@@ -137,6 +137,13 @@ valgrind: $(BUILD)/unit-tests
 
 vmtest: all
 	$(Q)vmtests/run.sh
+
+# Debian's own kernel (6.1) in qemu (KVM, else TCG): the agent loads every BPF program and a
+# connect-LB check runs; VMK_TESTS="10-lb 45-redirect" adds vmtests. See vmtests/kernels/run.sh.
+.PHONY: vmtest-kernels
+vmtest-kernels: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) vmtests/kernels/run.sh $(VMK_TESTS)
 
 # With SAN=1 any sanitizer report fails the run: ASan and UBSan halt on the first error, LSan
 # checks for leaks at exit; VT_SAN_FLAGS lets vmtests that compile a driver link libsluice.a.

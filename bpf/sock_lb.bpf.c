@@ -26,6 +26,7 @@ static __always_inline void sl_req_v4(struct sl_req *req, struct bpf_sock_addr *
 	req->fe.port = (__u16)ctx->user_port;
 	req->fe.addr.a32[0] = ctx->user_ip4;
 	req->cookie = bpf_get_socket_cookie(ctx);
+	req->netns = bpf_get_netns_cookie(ctx);
 	if (sk) {
 		req->client.a32[0] = sk->src_ip4;
 		req->client_port = sk->src_port;
@@ -53,6 +54,7 @@ static __always_inline void sl_req_v6(struct sl_req *req, struct bpf_sock_addr *
 		req->fe.addr.a32[3] = 0;
 	}
 	req->cookie = bpf_get_socket_cookie(ctx);
+	req->netns = bpf_get_netns_cookie(ctx);
 	if (sk) {
 		req->client.a32[0] = sk->src_ip6[0];
 		req->client.a32[1] = sk->src_ip6[1];
@@ -107,21 +109,35 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
 	return bpf_map_lookup_elem(&sluice_revnat, &key);
 }
 
-/* Tag a TCP socket with its backend, for sockops to count it. */
-static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, __u32 svc_id, __u32 be_id)
+/*
+ * Tag a TCP socket with its backend, for sockops to follow it. The tag
+ * carries the active-connection reservation made by sl_select: whoever sees
+ * the socket end (sockops at its close, or sock_release when it never sent a
+ * SYN) gives it back. No tag, no reservation.
+ */
+static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const struct sl_req *req,
+					   __u32 be_id)
 {
-	struct sluice_sk_backend *sb;
+	struct sluice_sk_backend *sb = NULL;
 	struct bpf_sock *sk = ctx->sk;
 
-	if (!sk)
+	if (sk)
+		sb = bpf_sk_storage_get(&sluice_sk_backend, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!sb) {
+		if (req->reserved)
+			sl_release(req->svc_id, be_id);
 		return;
-	sb = bpf_sk_storage_get(&sluice_sk_backend, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!sb)
-		return;
+	}
+	/* A connect() that failed before its SYN, tried again. */
+	if ((sb->flags & (SLUICE_SK_F_RESERVED | SLUICE_SK_F_SYN)) == SLUICE_SK_F_RESERVED)
+		sl_release(sb->svc_id, sb->be_id);
 	sb->be_id = be_id;
-	sb->svc_id = svc_id;
+	sb->svc_id = req->svc_id;
 	sb->start_ns = bpf_ktime_get_ns();
-	sb->flags = 0;
+	sb->flags = req->reserved ? SLUICE_SK_F_RESERVED : 0;
+	sb->user_timeout = 0;
+	sb->connect_timeout_ms = req->connect_timeout_ms;
+	sb->idle_timeout_s = req->idle_timeout_s;
 }
 
 /* Select a backend and rewrite the destination. 0 or a negative errno. */
@@ -137,8 +153,11 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 		return err;
 	/* The agent only pairs frontends with backends of their own family. A
 	 * v4 hook may not touch the v6 fields, so branch on the hook's. */
-	if (be->family != req->fe.family)
+	if (be->family != req->fe.family) {
+		if (req->reserved)
+			sl_release(req->svc_id, be_id);
 		return -ECONNREFUSED;
+	}
 	if (family == SLUICE_AF_INET) {
 		ctx->user_ip4 = be->addr.a32[0];
 	} else if (req->v4mapped) {
@@ -155,7 +174,7 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	ctx->user_port = be->port;
 	sl_revnat_store(req, be);
 	if (req->fe.proto == SLUICE_PROTO_TCP)
-		sl_sk_remember(ctx, req->svc_id, be_id);
+		sl_sk_remember(ctx, req, be_id);
 	return 0;
 }
 
@@ -175,6 +194,7 @@ int sluice_sock4_connect(struct bpf_sock_addr *ctx)
 	struct sl_req req;
 
 	sl_req_v4(&req, ctx);
+	req.connect = 1;
 	return sl_connect_verdict(sl_translate(ctx, &req, SLUICE_AF_INET));
 }
 
@@ -184,6 +204,7 @@ int sluice_sock6_connect(struct bpf_sock_addr *ctx)
 	struct sl_req req;
 
 	sl_req_v6(&req, ctx);
+	req.connect = 1;
 	return sl_connect_verdict(sl_translate(ctx, &req, SLUICE_AF_INET6));
 }
 
@@ -195,7 +216,7 @@ int sluice_sock4_sendmsg(struct bpf_sock_addr *ctx)
 	struct sl_req req;
 
 	sl_req_v4(&req, ctx);
-	req.hash = sl_flow_hash(&req);
+	req.hash = sl_flow_hash(&req, 0);
 	return sl_translate(ctx, &req, SLUICE_AF_INET) == -ECONNREFUSED ? SL_VERDICT_REJECT
 									: SL_VERDICT_PASS;
 }
@@ -206,7 +227,7 @@ int sluice_sock6_sendmsg(struct bpf_sock_addr *ctx)
 	struct sl_req req;
 
 	sl_req_v6(&req, ctx);
-	req.hash = sl_flow_hash(&req);
+	req.hash = sl_flow_hash(&req, 0);
 	return sl_translate(ctx, &req, SLUICE_AF_INET6) == -ECONNREFUSED ? SL_VERDICT_REJECT
 									 : SL_VERDICT_PASS;
 }
@@ -256,4 +277,22 @@ SEC("cgroup/getpeername6")
 int sluice_sock6_getpeername(struct bpf_sock_addr *ctx)
 {
 	return sl_reverse(ctx, SLUICE_AF_INET6);
+}
+
+/* A socket closed by its owner. One that was given a backend but never sent
+ * its SYN (connect() failed after this program rewrote it: no route, no
+ * local port) gives back its reservation here; sockops never saw it. */
+SEC("cgroup/sock_release")
+int sluice_sock_release(struct bpf_sock *sk)
+{
+	struct sluice_sk_backend *sb;
+
+	if (sk->protocol != SLUICE_PROTO_TCP)
+		return SL_VERDICT_PASS;
+	sb = bpf_sk_storage_get(&sluice_sk_backend, sk, 0, 0);
+	if (sb && (sb->flags & (SLUICE_SK_F_RESERVED | SLUICE_SK_F_SYN)) == SLUICE_SK_F_RESERVED) {
+		sb->flags &= ~SLUICE_SK_F_RESERVED;
+		sl_release(sb->svc_id, sb->be_id);
+	}
+	return SL_VERDICT_PASS;
 }

@@ -37,6 +37,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define EPIPE 32
 #endif
 
+/* Socket options (uapi values), for bpf_setsockopt. */
+#define SL_SOL_SOCKET	    1
+#define SL_SO_KEEPALIVE	    9
+#define SL_SOL_TCP	    6
+#define SL_TCP_KEEPIDLE	    4
+#define SL_TCP_KEEPINTVL    5
+#define SL_TCP_KEEPCNT	    6
+#define SL_TCP_USER_TIMEOUT 18
+
+/* Keepalive probes sent before an idle connection is declared dead. */
+#define SL_KEEPALIVE_PROBES 3
+
 static __always_inline struct sluice_backend_stats *sl_be_stats(__u32 be_id)
 {
 	return bpf_map_lookup_elem(&sluice_backend_stats, &be_id);
@@ -103,24 +115,179 @@ static __always_inline int sl_on_connect(struct bpf_sock_ops *skops)
 {
 	struct sluice_sk_backend *sb = sl_sk_tag(skops->sk);
 
+	int timeout;
+
 	if (!sb)
 		return 0; /* not balanced: no further callbacks */
 	sb->start_ns = bpf_ktime_get_ns();
-	return bpf_sock_ops_cb_flags_set(skops,
-					 skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	/* timeouts.connect: TCP_USER_TIMEOUT bounds the SYN retransmissions
+	 * too (tcp_write_timeout). The socket's own value comes back at
+	 * establishment. */
+	if (sb->connect_timeout_ms) {
+		timeout = 0;
+		if (bpf_getsockopt(skops, SL_SOL_TCP, SL_TCP_USER_TIMEOUT, &timeout,
+				   sizeof(timeout)))
+			timeout = 0;
+		sb->user_timeout = timeout;
+		timeout = (int)sb->connect_timeout_ms;
+		bpf_setsockopt(skops, SL_SOL_TCP, SL_TCP_USER_TIMEOUT, &timeout, sizeof(timeout));
+	}
+	if (bpf_sock_ops_cb_flags_set(skops,
+				      skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG))
+		return 0; /* no close callback: nothing will be counted */
+	sb->flags |= SLUICE_SK_F_SYN;
+	return 0;
+}
+
+/* Give back the active-connection reservation of a socket that ended. */
+static __always_inline void sl_release_sk(struct sluice_sk_backend *sb)
+{
+	struct sluice_svc_rt *srt;
+	struct sluice_backend_rt *brt;
+	__u32 id;
+
+	if (!(sb->flags & SLUICE_SK_F_RESERVED))
+		return;
+	sb->flags &= ~SLUICE_SK_F_RESERVED;
+	id = sb->svc_id;
+	srt = bpf_map_lookup_elem(&sluice_svc_rt, &id);
+	if (srt)
+		sl_add(&srt->active, -1);
+	id = sb->be_id;
+	brt = bpf_map_lookup_elem(&sluice_backend_rt, &id);
+	if (brt)
+		sl_add(&brt->active, -1);
+}
+
+/* Established: the SYN-phase timeout makes way for the socket's own, and
+ * timeouts.idle turns keepalive on: after idle seconds without traffic,
+ * SL_KEEPALIVE_PROBES probes idle/10 seconds apart (at least 1) end a
+ * connection whose peer is gone. */
+static __always_inline void sl_set_timeouts(struct bpf_sock_ops *skops,
+					    const struct sluice_sk_backend *sb)
+{
+	int v;
+
+	if (sb->connect_timeout_ms) {
+		v = (int)sb->user_timeout;
+		bpf_setsockopt(skops, SL_SOL_TCP, SL_TCP_USER_TIMEOUT, &v, sizeof(v));
+	}
+	if (sb->idle_timeout_s) {
+		v = 1;
+		bpf_setsockopt(skops, SL_SOL_SOCKET, SL_SO_KEEPALIVE, &v, sizeof(v));
+		v = (int)sb->idle_timeout_s;
+		bpf_setsockopt(skops, SL_SOL_TCP, SL_TCP_KEEPIDLE, &v, sizeof(v));
+		v = (int)(sb->idle_timeout_s / 10);
+		if (v < 1)
+			v = 1;
+		bpf_setsockopt(skops, SL_SOL_TCP, SL_TCP_KEEPINTVL, &v, sizeof(v));
+		v = SL_KEEPALIVE_PROBES;
+		bpf_setsockopt(skops, SL_SOL_TCP, SL_TCP_KEEPCNT, &v, sizeof(v));
+	}
+}
+
+/* A connect succeeded: the backend's failure run is over. Once it has been
+ * back for as long as its last ejection lasted, the ejection multiplier
+ * starts again from one. */
+static __always_inline void sl_outlier_success(__u32 be_id, __u64 now)
+{
+	struct sluice_backend_rt *rt = bpf_map_lookup_elem(&sluice_backend_rt, &be_id);
+
+	if (!rt)
+		return;
+	if (rt->failures)
+		rt->failures = 0;
+	if (rt->times_ejected && now > rt->ejected_until_ns &&
+	    now - rt->ejected_until_ns > rt->ejected_until_ns - rt->ejected_at_ns)
+		rt->times_ejected = 0;
+}
+
+struct sl_eject_scan {
+	__u64 now;
+	__u32 svc_id;
+	__u32 gen;
+	__u32 ejected;
+};
+
+static long sl_count_ejected(__u32 i, void *data)
+{
+	struct sl_eject_scan *c = data;
+	struct sluice_slot_key k = {.svc_id = c->svc_id, .slot = (__u16)i, .gen = (__u8)c->gen};
+	struct sluice_backend_rt *rt;
+	__u32 *id;
+
+	id = bpf_map_lookup_elem(&sluice_slots, &k);
+	if (!id)
+		return 1;
+	rt = bpf_map_lookup_elem(&sluice_backend_rt, id);
+	if (rt && rt->ejected_until_ns > c->now)
+		c->ejected++;
+	return 0;
+}
+
+/*
+ * A connect failed (refused, or timed out in the SYN phase). At
+ * consecutive_failures the backend is ejected for base_ejection_time x the
+ * times it was ejected in a row (at most 300 s), unless that would put more
+ * than max_ejection_percent of the service's backends out at once. The run
+ * of failures is not reset by an ejection: once it is over, the next failure
+ * ejects again at once, and only a success starts afresh (half-open). Two
+ * CPUs ejecting backends of one service at the same instant may both pass
+ * the percentage check: the bound is exact up to that race.
+ */
+static __always_inline void sl_outlier_failure(struct bpf_sock_ops *skops,
+					       const struct sluice_sk_backend *sb)
+{
+	struct sl_eject_scan scan = {};
+	const struct sluice_service *svc;
+	struct sluice_backend_rt *rt;
+	struct sluice_event *ev;
+	__u32 id = sb->svc_id, failures, times;
+	__u64 now, dur;
+
+	svc = bpf_map_lookup_elem(&sluice_services, &id);
+	if (!svc || !(svc->flags & SLUICE_SVC_F_OUTLIER) || !svc->ejection_failures)
+		return;
+	id = sb->be_id;
+	rt = bpf_map_lookup_elem(&sluice_backend_rt, &id);
+	if (!rt)
+		return;
+	failures = sl_add(&rt->failures, 1) + 1;
+	now = bpf_ktime_get_ns();
+	if (failures < svc->ejection_failures || rt->ejected_until_ns > now)
+		return;
+	scan.now = now;
+	scan.svc_id = sb->svc_id;
+	scan.gen = svc->gen;
+	if (svc->count > SLUICE_MAX_BACKENDS_PER_SERVICE)
+		return;
+	bpf_loop(svc->count, sl_count_ejected, &scan, 0);
+	if ((__u64)(scan.ejected + 1) * 100 > (__u64)svc->ejection_max_pct * svc->count)
+		return;
+	times = rt->times_ejected + 1;
+	rt->times_ejected = times;
+	dur = (__u64)svc->ejection_base_ms * 1000000 * times;
+	if (dur > SLUICE_MAX_EJECTION_NS)
+		dur = SLUICE_MAX_EJECTION_NS;
+	rt->ejected_at_ns = now;
+	rt->ejected_until_ns = now + dur;
+	ev = sl_event_reserve(SLUICE_EV_EJECT);
+	if (!ev)
+		return;
+	sl_event_fill(ev, skops, sb, SLUICE_REASON_NONE, dur);
+	sl_event_submit(ev);
 }
 
 static __always_inline void sl_on_established(struct bpf_sock_ops *skops,
 					      struct sluice_sk_backend *sb)
 {
-	struct sluice_backend_stats *st = sl_be_stats(sb->be_id);
 	struct sluice_svc_hist *h = sl_svc_hist(sb->svc_id);
 	__u64 now = bpf_ktime_get_ns(), took = now - sb->start_ns;
 
 	sb->flags |= SLUICE_SK_F_ESTABLISHED;
 	sb->start_ns = now;
-	if (st)
-		sl_add(&st->active, 1);
+	sl_set_timeouts(skops, sb);
+	sl_outlier_success(sb->be_id, now);
 	if (h)
 		sl_hist_observe(&h->connect, took / 1000);
 	sl_emit(skops, sb, SLUICE_EV_OPEN, SLUICE_REASON_NONE, took);
@@ -166,7 +333,6 @@ static __always_inline void sl_on_closed(struct bpf_sock_ops *skops, struct bpf_
 	sl_payload(skops, tp, old_state, err, &sent, &received);
 	sb->flags &= ~SLUICE_SK_F_ESTABLISHED;
 	if (st) {
-		sl_add(&st->active, -1);
 		sl_add(&st->sent_bytes, sent);
 		sl_add(&st->received_bytes, received);
 		sl_add(&st->retransmits, skops->total_retrans);
@@ -208,6 +374,10 @@ static __always_inline void sl_on_failed(struct bpf_sock_ops *skops, struct bpf_
 	if (st)
 		sl_add(&st->connect_failures, 1);
 	sl_emit(skops, sb, SLUICE_EV_CONNECT_FAIL, reason, bpf_ktime_get_ns() - sb->start_ns);
+	/* The owner closing a socket still in its SYN phase leaves no error:
+	 * that is no fault of the backend's. */
+	if (err)
+		sl_outlier_failure(skops, sb);
 }
 
 static __always_inline int sl_on_state(struct bpf_sock_ops *skops)
@@ -218,6 +388,8 @@ static __always_inline int sl_on_state(struct bpf_sock_ops *skops)
 
 	if (!sb || !sk)
 		return 0;
+	if (new_state == BPF_TCP_CLOSE)
+		sl_release_sk(sb);
 	if (new_state == BPF_TCP_ESTABLISHED && old_state == BPF_TCP_SYN_SENT)
 		sl_on_established(skops, sb);
 	else if (new_state == BPF_TCP_CLOSE && (sb->flags & SLUICE_SK_F_ESTABLISHED))

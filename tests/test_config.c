@@ -147,6 +147,26 @@ static void assert_addr6(const struct sl_sockaddr *sa, const uint8_t want[16], u
 	cr_assert_eq(sa->port, port, "%s: port %u, want %u", what, sa->port, port);
 }
 
+/* A service without affinity, split or any block: every feature is off. */
+static void assert_features_off(const struct sl_service_cfg *s, const char *what)
+{
+	static const struct sl_health_cfg no_health;
+
+	cr_assert_eq(s->affinity_ms, 0, "%s: affinity_ms %u", what, s->affinity_ms);
+	cr_assert_eq(s->n_split, 0, "%s: n_split %zu", what, s->n_split);
+	cr_assert_eq(s->health.type, SL_HC_NONE, "%s: health.type %u", what, s->health.type);
+	cr_assert(!memcmp(&s->health, &no_health, sizeof(no_health)), "%s: health not all zero",
+		  what);
+	cr_assert_eq(s->outlier.consecutive_failures, 0, "%s: outlier on", what);
+	cr_assert_eq(s->outlier.base_ejection_ms, 0, "%s: base_ejection_ms", what);
+	cr_assert_eq(s->outlier.max_ejection_percent, 0, "%s: max_ejection_percent", what);
+	cr_assert_eq(s->max_connections, 0, "%s: max_connections %u", what, s->max_connections);
+	cr_assert_eq(s->rate_per_sec, 0, "%s: rate_per_sec %u", what, s->rate_per_sec);
+	cr_assert_eq(s->rate_burst, 0, "%s: rate_burst %u", what, s->rate_burst);
+	cr_assert_eq(s->connect_timeout_ms, 0, "%s: connect_timeout_ms", what);
+	cr_assert_eq(s->idle_timeout_ms, 0, "%s: idle_timeout_ms", what);
+}
+
 Test(config_valid, full)
 {
 	static const uint8_t fd00_10[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10};
@@ -223,6 +243,9 @@ Test(config_valid, full)
 	cr_assert_eq(s->proto, SLUICE_PROTO_UDP);
 	cr_assert_eq(s->n_backends, 0, "'backends: []' gave %zu backends", s->n_backends);
 
+	for (size_t i = 0; i < cfg.n_services; i++)
+		assert_features_off(&cfg.services[i], cfg.services[i].name);
+
 	s = &cfg.services[5];
 	assert_addr6(&s->frontend, fd00_11, 1, "63-char service frontend");
 	cr_assert_eq(s->proto, SLUICE_PROTO_UDP);
@@ -264,6 +287,7 @@ Test(config_valid, defaults)
 	cr_assert_eq(cfg.services[0].backends[0].weight, 1, "default weight %u",
 		     cfg.services[0].backends[0].weight);
 	cr_assert_str_eq(cfg.services[0].backends[0].subset, "");
+	assert_features_off(&cfg.services[0], "no feature keys");
 	sl_config_free(&cfg);
 	sl_diag_free(&d);
 }
@@ -446,6 +470,232 @@ Test(config_valid, diag_appends)
 	cr_assert_null(d.msgs);
 }
 
+/* ---- service features: lb, affinity, split and the blocks --------------- */
+
+static const char features_yaml[] =
+    "services:\n"
+    "  - name: web\n"
+    "    frontend: 10.96.0.10:80\n"
+    "    lb: least_conn\n"
+    "    affinity: 90s\n"
+    "    backends:\n"
+    "      - {address: 198.18.1.2:8080, subset: v1}\n"
+    "      - {address: 198.18.1.3:8080, subset: v2, weight: 2}\n"
+    "      - {address: 198.18.1.4:8080, subset: v3}   # in no split: no new connections\n"
+    "      - {address: 198.18.1.5:8080}\n"
+    "    split: {v1: 90, v2: 10}\n"
+    "    health_check:\n"
+    "      type: http\n"
+    "      port: 8081\n"
+    "      path: /ready?full=1\n"
+    "      interval: 5s\n"
+    "      timeout: 1500ms\n"
+    "      healthy_threshold: 4\n"
+    "      unhealthy_threshold: 6\n"
+    "    outlier_detection: {consecutive_failures: 7, base_ejection_time: 2m,\n"
+    "                        max_ejection_percent: 0}\n"
+    "    circuit_breaker: {max_connections: 1000000}\n"
+    "    rate_limit: {connections_per_second: 250, burst: 500}\n"
+    "    timeouts: {connect: 3s, idle: 10m}\n"
+    "  - name: dns\n"
+    "    health_check: {type: tcp, port: 53}   # before the protocol: checked at the end\n"
+    "    frontend: 10.96.0.53:53\n"
+    "    protocol: udp\n"
+    "    backends: [{address: 198.18.2.1:53}]\n"
+    "    rate_limit: {connections_per_second: 1000000, burst: 1000000}\n"
+    "    circuit_breaker: {max_connections: 0}  # 0 asks nothing of TCP\n"
+    "    timeouts: {connect: 0s, idle: 0s}\n"
+    "  - name: plain\n"
+    "    frontend: 10.96.0.11:80\n"
+    "    lb: round_robin\n"
+    "    affinity: 0s\n";
+
+Test(config_valid, features)
+{
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	const struct sl_service_cfg *s;
+	int rc = parse(features_yaml, &cfg, &d);
+
+	cr_assert_eq(rc, 0, "refused:%s", diag_text(&d));
+	cr_assert_eq(cfg.n_services, 3);
+
+	s = find_svc(&cfg, "web");
+	cr_assert_not_null(s);
+	cr_assert_eq(s->lb, SLUICE_LB_LEAST_CONN, "lb %u", s->lb);
+	cr_assert_str_eq(sl_lb_name(s->lb), "least_conn");
+	cr_assert_eq(s->affinity_ms, 90000, "affinity_ms %u", s->affinity_ms);
+	cr_assert_eq(s->n_backends, 4);
+	cr_assert_str_eq(s->backends[2].subset, "v3");
+	cr_assert_eq(s->n_split, 2, "n_split %zu", s->n_split);
+	cr_assert_str_eq(s->split[0].subset, "v1");
+	cr_assert_eq(s->split[0].percent, 90);
+	cr_assert_str_eq(s->split[1].subset, "v2");
+	cr_assert_eq(s->split[1].percent, 10);
+	cr_assert_eq(s->health.type, SL_HC_HTTP, "health.type %u", s->health.type);
+	cr_assert_eq(s->health.port, 8081);
+	cr_assert_str_eq(s->health.path, "/ready?full=1");
+	cr_assert_eq(s->health.interval_ms, 5000, "interval_ms %u", s->health.interval_ms);
+	cr_assert_eq(s->health.timeout_ms, 1500, "timeout_ms %u", s->health.timeout_ms);
+	cr_assert_eq(s->health.healthy_threshold, 4);
+	cr_assert_eq(s->health.unhealthy_threshold, 6);
+	cr_assert_eq(s->outlier.consecutive_failures, 7);
+	cr_assert_eq(s->outlier.base_ejection_ms, 120000, "base_ejection_ms %u",
+		     s->outlier.base_ejection_ms);
+	cr_assert_eq(s->outlier.max_ejection_percent, 0);
+	cr_assert_eq(s->max_connections, 1000000);
+	cr_assert_eq(s->rate_per_sec, 250);
+	cr_assert_eq(s->rate_burst, 500);
+	cr_assert_eq(s->connect_timeout_ms, 3000, "connect_timeout_ms %u", s->connect_timeout_ms);
+	cr_assert_eq(s->idle_timeout_ms, 600000, "idle_timeout_ms %u", s->idle_timeout_ms);
+
+	s = find_svc(&cfg, "dns");
+	cr_assert_not_null(s);
+	cr_assert_eq(s->proto, SLUICE_PROTO_UDP);
+	cr_assert_eq(s->health.type, SL_HC_TCP);
+	cr_assert_eq(s->health.port, 53);
+	cr_assert_str_eq(s->health.path, "/healthz", "default path '%s'", s->health.path);
+	cr_assert_eq(s->health.interval_ms, 2000);
+	cr_assert_eq(s->health.timeout_ms, 1000);
+	cr_assert_eq(s->rate_per_sec, 1000000);
+	cr_assert_eq(s->rate_burst, 1000000);
+	cr_assert_eq(s->max_connections, 0);
+	cr_assert_eq(s->outlier.consecutive_failures, 0, "no outlier block: off");
+	cr_assert_eq(s->connect_timeout_ms, 0);
+	cr_assert_eq(s->idle_timeout_ms, 0);
+	cr_assert_eq(s->n_split, 0);
+
+	s = find_svc(&cfg, "plain");
+	cr_assert_not_null(s);
+	cr_assert_eq(s->lb, SLUICE_LB_ROUND_ROBIN);
+	assert_features_off(s, "plain");
+	sl_config_free(&cfg);
+	sl_diag_free(&d);
+}
+
+/* Each block present but empty: its defaults. */
+Test(config_valid, empty_blocks_defaults)
+{
+	static const char yaml[] = "services:\n"
+				   "  - name: web\n"
+				   "    frontend: 10.96.0.10:80\n"
+				   "    health_check: {}\n"
+				   "    outlier_detection: {}\n"
+				   "    circuit_breaker: {}\n"
+				   "    rate_limit: {}\n"
+				   "    timeouts: {}\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	const struct sl_service_cfg *s;
+	int rc = parse(yaml, &cfg, &d);
+
+	cr_assert_eq(rc, 0, "refused:%s", diag_text(&d));
+	s = &cfg.services[0];
+	cr_assert_eq(s->health.type, SL_HC_TCP, "default type %u", s->health.type);
+	cr_assert_eq(s->health.port, 0);
+	cr_assert_str_eq(s->health.path, "/healthz");
+	cr_assert_eq(s->health.interval_ms, 2000, "default interval %u", s->health.interval_ms);
+	cr_assert_eq(s->health.timeout_ms, 1000, "default timeout %u", s->health.timeout_ms);
+	cr_assert_eq(s->health.healthy_threshold, 2);
+	cr_assert_eq(s->health.unhealthy_threshold, 3);
+	cr_assert_eq(s->outlier.consecutive_failures, 5);
+	cr_assert_eq(s->outlier.base_ejection_ms, 30000);
+	cr_assert_eq(s->outlier.max_ejection_percent, 50);
+	cr_assert_eq(s->max_connections, 0);
+	cr_assert_eq(s->rate_per_sec, 0);
+	cr_assert_eq(s->rate_burst, 0);
+	cr_assert_eq(s->connect_timeout_ms, 0);
+	cr_assert_eq(s->idle_timeout_ms, 0);
+	cr_assert_eq(s->affinity_ms, 0);
+	cr_assert_eq(s->n_split, 0);
+	sl_config_free(&cfg);
+	sl_diag_free(&d);
+}
+
+/* The limits themselves are accepted; type none is the same as no block. */
+Test(config_valid, feature_limits)
+{
+	static const char yaml[] =
+	    "services:\n"
+	    "  - name: a\n"
+	    "    frontend: 10.96.0.1:80\n"
+	    "    affinity: 24h\n"
+	    "    backends:\n"
+	    "      - {address: 10.0.0.1:80, subset: s1}\n"
+	    "      - {address: 10.0.0.2:80, subset: s2}\n"
+	    "      - {address: 10.0.0.3:80, subset: s3}\n"
+	    "      - {address: 10.0.0.4:80, subset: s4}\n"
+	    "      - {address: 10.0.0.5:80, subset: s5}\n"
+	    "      - {address: 10.0.0.6:80, subset: s6}\n"
+	    "      - {address: 10.0.0.7:80, subset: s7}\n"
+	    "      - {address: 10.0.0.8:80, subset: abcdefghij-abcdefghij-abcdefghi}\n"
+	    "    split: {s1: 0, s2: 0, s3: 0, s4: 0, s5: 0, s6: 0, s7: 0,\n"
+	    "            abcdefghij-abcdefghij-abcdefghi: 100}\n"
+	    "    health_check: {type: http, port: 65535, interval: 1h, timeout: 1h,\n"
+	    "                   healthy_threshold: 100, unhealthy_threshold: 1,\n"
+	    "                   path: '/~!$&()*+,;=:@%2F'}\n"
+	    "    outlier_detection: {consecutive_failures: 1000, base_ejection_time: 300s,\n"
+	    "                        max_ejection_percent: 100}\n"
+	    "    timeouts: {connect: 1h, idle: 32767s}\n"
+	    "  - name: b\n"
+	    "    frontend: 10.96.0.2:80\n"
+	    "    health_check: {interval: 100ms}   # the default timeout shrinks to fit\n"
+	    "    outlier_detection: {consecutive_failures: 1, base_ejection_time: 1s}\n"
+	    "    timeouts: {idle: 1s}\n"
+	    "    rate_limit: {connections_per_second: 1, burst: 1}\n"
+	    "  - name: c\n"
+	    "    frontend: 10.96.0.3:53\n"
+	    "    protocol: udp\n"
+	    "    health_check: {type: none, port: 0, interval: 5s}\n"
+	    "  - name: d\n"
+	    "    frontend: 10.96.0.4:80\n"
+	    "    health_check: {type: tcp, timeout: 10ms, interval: 100ms}\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+	const struct sl_service_cfg *s;
+	int rc = parse(yaml, &cfg, &d);
+
+	cr_assert_eq(rc, 0, "refused:%s", diag_text(&d));
+	cr_assert_eq(cfg.n_services, 4);
+	s = &cfg.services[0];
+	cr_assert_eq(s->affinity_ms, 86400000u);
+	cr_assert_eq(s->n_split, SLUICE_MAX_SPLIT, "n_split %zu", s->n_split);
+	cr_assert_str_eq(s->split[7].subset, "abcdefghij-abcdefghij-abcdefghi");
+	cr_assert_eq(s->split[7].percent, 100);
+	cr_assert_eq(s->split[0].percent, 0);
+	cr_assert_eq(s->health.port, 65535);
+	cr_assert_eq(s->health.interval_ms, 3600000u);
+	cr_assert_eq(s->health.timeout_ms, 3600000u, "timeout == interval is allowed");
+	cr_assert_eq(s->health.healthy_threshold, 100);
+	cr_assert_eq(s->health.unhealthy_threshold, 1);
+	cr_assert_str_eq(s->health.path, "/~!$&()*+,;=:@%2F");
+	cr_assert_eq(s->outlier.consecutive_failures, 1000);
+	cr_assert_eq(s->outlier.base_ejection_ms, 300000);
+	cr_assert_eq(s->outlier.max_ejection_percent, 100);
+	cr_assert_eq(s->connect_timeout_ms, 3600000u);
+	cr_assert_eq(s->idle_timeout_ms, 32767000u);
+
+	s = &cfg.services[1];
+	cr_assert_eq(s->health.interval_ms, 100);
+	cr_assert_eq(s->health.timeout_ms, 100, "default timeout %u, want the 100ms interval",
+		     s->health.timeout_ms);
+	cr_assert_eq(s->outlier.consecutive_failures, 1);
+	cr_assert_eq(s->outlier.base_ejection_ms, 1000);
+	cr_assert_eq(s->outlier.max_ejection_percent, 50, "default kept");
+	cr_assert_eq(s->idle_timeout_ms, 1000);
+	cr_assert_eq(s->rate_per_sec, 1);
+	cr_assert_eq(s->rate_burst, 1);
+
+	s = &cfg.services[2];
+	assert_features_off(s, "type none on udp");
+
+	s = &cfg.services[3];
+	cr_assert_eq(s->health.timeout_ms, 10);
+	cr_assert_eq(s->health.interval_ms, 100);
+	sl_config_free(&cfg);
+	sl_diag_free(&d);
+}
+
 /* ---- invalid configs ---------------------------------------------------- */
 
 /* Lines 1-3; what a case adds starts on line 4 (keys at column 5). */
@@ -457,6 +707,17 @@ Test(config_valid, diag_appends)
 #define SVC_BE                                                                                     \
 	SVC "    backends:\n"                                                                      \
 	    "      - address: 198.18.1.2:8080\n"
+
+/* Lines 1-6: backends of subsets v1 and v2; a case adds from line 7. */
+#define SVC_SUB                                                                                    \
+	SVC "    backends:\n"                                                                      \
+	    "      - {address: 198.18.1.2:8080, subset: v1}\n"                                     \
+	    "      - {address: 198.18.1.3:8080, subset: v2}\n"
+/* Lines 1-4 of a udp service; a case adds from line 5 (keys at column 5). */
+#define SVC_UDP SVC "    protocol: udp\n"
+/* A 129-character path. */
+#define S16	"abcdefghijklmnop"
+#define PATH129 "/" S16 S16 S16 S16 S16 S16 S16 S16
 
 struct bad_case {
 	const char *name;
@@ -505,14 +766,8 @@ static const struct bad_case bad_cases[] = {
 	"interface glob must be 1..63 characters"),
     BAD("nyi agent.state", "agent: {state: /var/lib/sluice}\n", 1, 9,
 	"agent: 'state' is not implemented"),
-    BAD("nyi health_check", SVC "    health_check: {type: tcp}\n", 4, 5,
-	"service: 'health_check' is not implemented"),
-    BAD("nyi split", SVC "    split: {v1: 100}\n", 4, 5, "service: 'split' is not implemented"),
-    BAD("nyi affinity", SVC "    affinity: 10s\n", 4, 5, "service: 'affinity' is not implemented"),
     BAD("nyi policy", SVC "    policy: {default: deny}\n", 4, 5,
 	"service: 'policy' is not implemented"),
-    BAD("lb least_conn not implemented", SVC "    lb: least_conn\n", 4, 9,
-	"lb 'least_conn' is not implemented"),
     /* duplicates */
     BAD("duplicate root key", "services: []\nservices: {}\n", 2, 1,
 	"configuration: duplicate key 'services'"),
@@ -577,7 +832,7 @@ static const struct bad_case bad_cases[] = {
     BAD("bad protocol", SVC "    protocol: sctp\n", 4, 15, "protocol 'sctp': want tcp or udp"),
     BAD("protocol uppercase", SVC "    protocol: TCP\n", 4, 15, "protocol 'TCP': want tcp or udp"),
     BAD("bad lb", SVC "    lb: fastest\n", 4, 9,
-	"lb 'fastest': want random, round_robin or maglev"),
+	"lb 'fastest': want random, round_robin, maglev or least_conn"),
     /* backends */
     BAD("weight 0", SVC_BE "        weight: 0\n", 6, 17, "'weight': out of range (want 1..1000)"),
     BAD("weight 1001", SVC_BE "        weight: 1001\n", 6, 17,
@@ -653,6 +908,175 @@ static const struct bad_case bad_cases[] = {
 	"  - name: b\n    frontend: 10.96.0.2:80\n"
 	"    backends: [{address: 10.0.0.1:80}, {address: 10.0.0.2:80}]\n",
 	6, 5, "service 'b' brings the backends to 4, more than agent.limits.backends (3)"),
+    /* lb, affinity */
+    BAD("affinity without unit", SVC "    affinity: 10\n", 4, 15,
+	"'affinity': a duration needs a unit"),
+    BAD("affinity unknown unit", SVC "    affinity: 1d\n", 4, 15,
+	"'affinity': unknown duration unit"),
+    BAD("affinity above 24h", SVC "    affinity: 25h\n", 4, 15,
+	"'affinity': 25h is out of range (want 0s..24h)"),
+    BAD("affinity not a scalar", SVC "    affinity: [10s]\n", 4, 15, "'affinity' must be a scalar"),
+    BAD("affinity negative", SVC "    affinity: -1s\n", 4, 15,
+	"'affinity': a duration is a number and a unit"),
+    /* split */
+    BAD("split not a mapping", SVC_SUB "    split: [v1, v2]\n", 7, 12,
+	"'split' must be a mapping of subset to percent"),
+    BAD("split too many subsets",
+	SVC "    split: {a: 10, b: 10, c: 10, d: 10, e: 10, f: 10, g: 10, h: 10, i: 20}\n", 4, 12,
+	"split has 9 subsets, more than the 8 a service holds"),
+    BAD("split duplicate subset", SVC_SUB "    split: {v1: 50, v1: 50}\n", 7, 21,
+	"split: duplicate subset 'v1'"),
+    BAD("split percent above 100", SVC_SUB "    split: {v1: 101, v2: 0}\n", 7, 17,
+	"split: percent of subset 'v1': out of range (want 0..100)"),
+    BAD("split percent fraction", SVC_SUB "    split: {v1: 90.5, v2: 10}\n", 7, 17,
+	"split: percent of subset 'v1': not an unsigned integer"),
+    BAD("split percent negative", SVC_SUB "    split: {v1: 100, v2: -0}\n", 7, 26,
+	"split: percent of subset 'v2': not an unsigned integer"),
+    BAD("split percent with a sign", SVC_SUB "    split: {v1: +90, v2: 10}\n", 7, 17,
+	"split: percent of subset 'v1': not an unsigned integer"),
+    BAD("split percent not a scalar", SVC_SUB "    split: {v1: [90], v2: 10}\n", 7, 17,
+	"split: percent of subset 'v1' must be a scalar"),
+    BAD("split subset name too long",
+	SVC_SUB "    split: {abcdefghij-abcdefghij-abcdefghij-x: 100}\n", 7, 13,
+	"split: subset name must be 1..31 characters"),
+    BAD("split subset name empty", SVC_SUB "    split: {'': 100}\n", 7, 13,
+	"split: subset name must be 1..31 characters"),
+    BAD("split subset name not a scalar", SVC_SUB "    split: {[v1]: 100}\n", 7, 13,
+	"split: keys must be subset names"),
+    BAD("split sums to 95", SVC_SUB "    split: {v1: 90, v2: 5}\n", 7, 12,
+	"split of service 'web' sums to 95, not 100"),
+    BAD("split sums to 110", SVC_SUB "    split:\n      v1: 90\n      v2: 20\n", 8, 7,
+	"split of service 'web' sums to 110, not 100"),
+    BAD("split empty", SVC_SUB "    split: {}\n", 7, 12,
+	"split of service 'web' sums to 0, not 100"),
+    BAD("split unknown subset", SVC_SUB "    split: {v1: 90, v3: 10}\n", 7, 21,
+	"split names subset 'v3' but no backend of service 'web' has it"),
+    BAD("split without backends", SVC "    split: {v1: 100}\n", 4, 13,
+	"split names subset 'v1' but no backend of service 'web' has it"),
+    /* The name comes after the split: the message still names the service. */
+    BAD("split before the service name",
+	"services:\n  - split: {v1: 50}\n    name: web\n    frontend: 10.96.0.10:80\n"
+	"    backends: [{address: 198.18.1.2:8080, subset: v1}]\n",
+	2, 12, "split of service 'web' sums to 50, not 100"),
+    /* health_check */
+    BAD("health_check not a mapping", SVC "    health_check: tcp\n", 4, 19,
+	"health_check must be a mapping"),
+    BAD("health_check unknown key", SVC "    health_check: {type: tcp, intervall: 5s}\n", 4, 31,
+	"health_check: unknown key 'intervall'"),
+    BAD("health_check duplicate key", SVC "    health_check: {port: 1, port: 2}\n", 4, 29,
+	"health_check: duplicate key 'port'"),
+    BAD("health_check bad type", SVC "    health_check: {type: icmp}\n", 4, 26,
+	"health_check.type 'icmp': want none, tcp or http"),
+    BAD("health_check type not a scalar", SVC "    health_check: {type: [tcp]}\n", 4, 26,
+	"'health_check.type' must be a scalar"),
+    BAD("health_check port 65536", SVC "    health_check: {port: 65536}\n", 4, 26,
+	"'health_check.port': out of range (want 0..65535)"),
+    BAD("health_check port a name", SVC "    health_check: {port: http}\n", 4, 26,
+	"'health_check.port': not an unsigned integer"),
+    BAD("health_check relative path", SVC "    health_check: {type: http, path: healthz}\n", 4, 38,
+	"'health_check.path' must start with '/'"),
+    BAD("health_check path with a space", SVC "    health_check: {path: '/a b'}\n", 4, 26,
+	"'health_check.path' must be printable ASCII without spaces"),
+    BAD("health_check path with a control char", SVC "    health_check: {path: \"/a\\tb\"}\n", 4,
+	26, "'health_check.path' must be printable ASCII without spaces"),
+    BAD("health_check path too long", SVC "    health_check: {path: " PATH129 "}\n", 4, 26,
+	"'health_check.path' is longer than 127 characters"),
+    BAD("health_check interval below 100ms", SVC "    health_check: {interval: 50ms}\n", 4, 30,
+	"'health_check.interval': 50ms is out of range (want 100ms..1h)"),
+    BAD("health_check interval above 1h", SVC "    health_check: {interval: 61m}\n", 4, 30,
+	"'health_check.interval': 61m is out of range (want 100ms..1h)"),
+    BAD("health_check interval without unit", SVC "    health_check: {interval: 2}\n", 4, 30,
+	"'health_check.interval': a duration needs a unit"),
+    BAD("health_check timeout below 10ms", SVC "    health_check: {timeout: 9ms}\n", 4, 29,
+	"'health_check.timeout': 9ms is out of range (want 10ms..1h)"),
+    BAD("health_check timeout above interval",
+	SVC "    health_check: {interval: 1s, timeout: 2s}\n", 4, 43,
+	"health_check.timeout 2s is longer than health_check.interval 1s"),
+    BAD("health_check default interval below timeout", SVC "    health_check: {timeout: 2500ms}\n",
+	4, 29, "health_check.timeout 2500ms is longer than health_check.interval 2s"),
+    BAD("health_check healthy_threshold 0", SVC "    health_check: {healthy_threshold: 0}\n", 4, 39,
+	"'health_check.healthy_threshold': out of range (want 1..100)"),
+    BAD("health_check unhealthy_threshold 101",
+	SVC "    health_check: {unhealthy_threshold: 101}\n", 4, 41,
+	"'health_check.unhealthy_threshold': out of range (want 1..100)"),
+    BAD("health_check empty value", SVC "    health_check:\n    lb: random\n", 4, 18,
+	"health_check must be a mapping"),
+    BAD("health_check of udp without port", SVC_UDP "    health_check: {type: tcp}\n", 5, 19,
+	"health_check of udp service 'web' needs a 'port': probes are TCP"),
+    BAD("health_check of udp, empty block", SVC_UDP "    health_check: {}\n", 5, 19,
+	"health_check of udp service 'web' needs a 'port': probes are TCP"),
+    BAD("health_check http before protocol udp",
+	SVC "    health_check: {type: http, port: 0}\n    protocol: udp\n", 4, 19,
+	"health_check of udp service 'web' needs a 'port': probes are TCP"),
+    /* outlier_detection */
+    BAD("outlier_detection not a mapping", SVC "    outlier_detection: 5\n", 4, 24,
+	"outlier_detection must be a mapping"),
+    BAD("outlier_detection unknown key", SVC "    outlier_detection: {consecutive_errors: 5}\n", 4,
+	25, "outlier_detection: unknown key 'consecutive_errors'"),
+    BAD("outlier consecutive_failures 0", SVC "    outlier_detection: {consecutive_failures: 0}\n",
+	4, 47, "'outlier_detection.consecutive_failures': out of range (want 1..1000)"),
+    BAD("outlier consecutive_failures 1001",
+	SVC "    outlier_detection: {consecutive_failures: 1001}\n", 4, 47,
+	"'outlier_detection.consecutive_failures': out of range (want 1..1000)"),
+    BAD("outlier base_ejection_time 999ms",
+	SVC "    outlier_detection: {base_ejection_time: 999ms}\n", 4, 45,
+	"'outlier_detection.base_ejection_time': 999ms is out of range (want 1s..5m)"),
+    BAD("outlier base_ejection_time 301s",
+	SVC "    outlier_detection: {base_ejection_time: 301s}\n", 4, 45,
+	"'outlier_detection.base_ejection_time': 301s is out of range (want 1s..5m)"),
+    BAD("outlier max_ejection_percent 101",
+	SVC "    outlier_detection: {max_ejection_percent: 101}\n", 4, 47,
+	"'outlier_detection.max_ejection_percent': out of range (want 0..100)"),
+    BAD("outlier_detection of udp", SVC_UDP "    outlier_detection: {}\n", 5, 24,
+	"outlier_detection needs protocol tcp: failures are seen by TCP sockops"),
+    /* circuit_breaker */
+    BAD("circuit_breaker not a mapping", SVC "    circuit_breaker: 100\n", 4, 22,
+	"circuit_breaker must be a mapping"),
+    BAD("circuit_breaker unknown key", SVC "    circuit_breaker: {max_requests: 10}\n", 4, 23,
+	"circuit_breaker: unknown key 'max_requests'"),
+    BAD("circuit_breaker above max", SVC "    circuit_breaker: {max_connections: 1000001}\n", 4, 40,
+	"'circuit_breaker.max_connections': out of range (want 0..1000000)"),
+    BAD("circuit_breaker not a number", SVC "    circuit_breaker: {max_connections: lots}\n", 4, 40,
+	"'circuit_breaker.max_connections': not an unsigned integer"),
+    BAD("circuit_breaker of udp", SVC_UDP "    circuit_breaker: {max_connections: 10}\n", 5, 22,
+	"circuit_breaker needs protocol tcp: connections are counted by TCP sockops"),
+    /* rate_limit */
+    BAD("rate_limit not a mapping", SVC "    rate_limit: 100\n", 4, 17,
+	"rate_limit must be a mapping"),
+    BAD("rate_limit unknown key", SVC "    rate_limit: {rate: 10}\n", 4, 18,
+	"rate_limit: unknown key 'rate'"),
+    BAD("rate_limit rate above max",
+	SVC "    rate_limit: {connections_per_second: 1000001, burst: 1}\n", 4, 42,
+	"'rate_limit.connections_per_second': out of range (want 0..1000000)"),
+    BAD("rate_limit burst above max",
+	SVC "    rate_limit: {connections_per_second: 1, burst: 1000001}\n", 4, 52,
+	"'rate_limit.burst': out of range (want 0..1000000)"),
+    BAD("rate_limit rate without burst", SVC "    rate_limit: {connections_per_second: 100}\n", 4,
+	17, "rate_limit.burst must be at least 1 when connections_per_second is set"),
+    BAD("rate_limit burst 0", SVC "    rate_limit: {connections_per_second: 100, burst: 0}\n", 4,
+	54, "rate_limit.burst must be at least 1 when connections_per_second is set"),
+    BAD("rate_limit burst without rate", SVC "    rate_limit: {burst: 10}\n", 4, 25,
+	"rate_limit.burst is set but connections_per_second is 0"),
+    BAD("rate_limit burst without rate, udp", SVC_UDP "    rate_limit: {burst: 10}\n", 5, 25,
+	"rate_limit.burst is set but connections_per_second is 0"),
+    /* timeouts */
+    BAD("timeouts not a mapping", SVC "    timeouts: 5s\n", 4, 15, "timeouts must be a mapping"),
+    BAD("timeouts unknown key", SVC "    timeouts: {read: 5s}\n", 4, 16,
+	"timeouts: unknown key 'read'"),
+    BAD("timeouts connect above 1h", SVC "    timeouts: {connect: 2h}\n", 4, 25,
+	"'timeouts.connect': 2h is out of range (want 0s..1h)"),
+    BAD("timeouts connect not a scalar", SVC "    timeouts: {connect: {s: 1}}\n", 4, 25,
+	"'timeouts.connect' must be a scalar"),
+    BAD("timeouts idle not whole seconds", SVC "    timeouts: {idle: 1500ms}\n", 4, 22,
+	"timeouts.idle must be whole seconds: keepalive timers count seconds"),
+    BAD("timeouts idle below 1s", SVC "    timeouts: {idle: 500ms}\n", 4, 22,
+	"timeouts.idle must be whole seconds: keepalive timers count seconds"),
+    BAD("timeouts idle above 32767s", SVC "    timeouts: {idle: 32768s}\n", 4, 22,
+	"'timeouts.idle': 32768s is out of range (want 0s..32767s)"),
+    BAD("timeouts idle without unit", SVC "    timeouts: {idle: 30}\n", 4, 22,
+	"'timeouts.idle': a duration needs a unit"),
+    BAD("timeouts of udp", SVC_UDP "    timeouts: {idle: 30s}\n", 5, 15,
+	"timeouts needs protocol tcp: they are TCP socket options"),
 };
 
 ParameterizedTestParameters(config_invalid, table)
@@ -684,7 +1108,7 @@ ParameterizedTest(size_t *ip, config_invalid, table)
 /* The case names are unique, so a failure names one case. */
 Test(config_invalid, table_size)
 {
-	cr_assert_geq(ARRAY_SIZE(bad_cases), 25, "only %zu invalid cases", ARRAY_SIZE(bad_cases));
+	cr_assert_geq(ARRAY_SIZE(bad_cases), 150, "only %zu invalid cases", ARRAY_SIZE(bad_cases));
 	for (size_t i = 0; i < ARRAY_SIZE(bad_cases); i++)
 		for (size_t j = 0; j < i; j++)
 			cr_assert_str_neq(bad_cases[i].name, bad_cases[j].name,
@@ -747,8 +1171,8 @@ Test(config_invalid, all_problems_reported)
 				   "        weight: 0\n"			    /* 10 */
 				   "  - name: ok\n"				    /* 11 */
 				   "    frontend: 10.96.0.11:80\n"		    /* 12 */
-				   "    lb: least_conn\n"			    /* 13 */
-				   "    health_check: {type: tcp}\n"		    /* 14 */
+				   "    affinity: 25h\n"			    /* 13 */
+				   "    health_check: {type: tcp, timeout: 5s}\n"   /* 14 */
 				   "  - name: ok2\n"				    /* 15 */
 				   "    frontend: 10.96.0.12:80\n"		    /* 16 */
 				   "    backends:\n"				    /* 17 */
@@ -766,8 +1190,8 @@ Test(config_invalid, all_problems_reported)
 	    {6, 11, "service name 'Web' must match"},
 	    {7, 15, "frontend '10.96.0.10:0': port must be 1..65535"},
 	    {10, 17, "'weight': out of range"},
-	    {13, 9, "lb 'least_conn' is not implemented"},
-	    {14, 5, "service: 'health_check' is not implemented"},
+	    {13, 15, "'affinity': 25h is out of range (want 0s..24h)"},
+	    {14, 40, "health_check.timeout 5s is longer than health_check.interval 2s"},
 	    {18, 9, "is IPv6 but the frontend is IPv4"},
 	    {19, 34, "backend: unknown key 'color'"},
 	    {20, 5, "service has no 'name'"},

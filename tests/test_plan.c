@@ -53,6 +53,8 @@ static void apply_model(const struct sl_state *cur, const struct sl_plan *plan,
 		s->proto = op->want->proto;
 		s->lb = op->want->lb;
 		s->gen = op->cur ? !op->cur->gen : 0;
+		sl_service_value(op->want, &s->value);
+		s->value.gen = s->gen;
 		s->n_bes = op->want->n_backends;
 		s->bes = calloc(s->n_bes + 1, sizeof(*s->bes));
 		for (size_t k = 0; k < s->n_bes; k++) {

@@ -285,7 +285,7 @@ step "What the kernel sees (bpftool)"
 say "Nine programs on the cgroup: connect, sendmsg, recvmsg, getpeername (v4 and v6), sockops."
 show bpftool cgroup show "$VT_CGROUP"
 nprogs=$(bpftool cgroup show "$VT_CGROUP" 2>/dev/null | grep -c sluice_)
-check "$nprogs sluice programs attached to the cgroup" '[ "$nprogs" -eq 9 ]'
+check "$nprogs sluice programs attached to the cgroup" '[ "$nprogs" -eq 10 ]'
 say "The service map, one entry per service id (count = backends, lb 2 = maglev):"
 show bpftool map dump pinned "$VT_BPFFS/sluice_services"
 nsvc=$(bpftool -j map dump pinned "$VT_BPFFS/sluice_services" 2>/dev/null | jq length 2>/dev/null)
@@ -330,7 +330,7 @@ indent <"$OUT"
 check "connect() failed at once with ECONNREFUSED" '[ "$RC" -eq 0 ] && grep -q "^ECONNREFUSED" "$OUT"'
 show "$VA_SLUICECTL" --bpffs "$VT_BPFFS" services empty
 rej=$("$VA_SLUICECTL" --bpffs "$VT_BPFFS" services empty 2>/dev/null |
-	sed -n 's/.*rejected_no_backend=\([0-9]*\).*/\1/p')
+	sed -n 's/.*no_backend=\([0-9]*\).*/\1/p')
 check "the kernel counted the rejection (rejected_no_backend=${rej:-?})" '[ "${rej:-0}" -ge 1 ]'
 
 # /metrics: shown once the agent serves it (agent.metrics, by default 127.0.0.1:9464, here in

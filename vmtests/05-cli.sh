@@ -43,7 +43,7 @@ YAML
 
 expect 0 "sluiced --check on a valid config" "$VA_SLUICED" -c "$good" --check
 expect 1 "sluiced --check on an invalid config" "$VA_SLUICED" -c "$bad" --check
-grep -qx "$bad:4:9: lb 'fastest': want random, round_robin or maglev" "$VT_TMP/err" &&
+grep -qx "$bad:4:9: lb 'fastest': want random, round_robin, maglev or least_conn" "$VT_TMP/err" &&
 	grep -qx "$bad:6:18: backend address '198.18.1.2:0': port must be 1..65535" "$VT_TMP/err" &&
 	vt_pass "--check prints every error as FILE:LINE:COL" ||
 	vt_fail "--check output: $(cat "$VT_TMP/err")"
@@ -81,13 +81,13 @@ expect 2 "sluicectl services with two names" "$VA_SLUICECTL" --bpffs "$VT_BPFFS"
 vt_topology
 va_start "$good" || vt_finish
 expect 0 "sluicectl stat (prefix of status)" "$VA_SLUICECTL" --bpffs "$VT_BPFFS" stat
-grep -q "programs: 9 attached" "$VT_TMP/out" && vt_pass "status: 9 programs attached" ||
+grep -q "programs: 10 attached" "$VT_TMP/out" && vt_pass "status: 10 programs attached" ||
 	vt_fail "status: $(cat "$VT_TMP/out")"
 expect 0 "sluicectl -o json status" "$VA_SLUICECTL" --bpffs "$VT_BPFFS" -o json status
-if jq -e '.agent.running == true and (.programs | length) == 9 and
+if jq -e '.agent.running == true and (.programs | length) == 10 and
 	([.maps[] | select(.name == "sluice_services")][0] | .entries == 1 and .capacity == 2048)' \
 	"$VT_TMP/out" >/dev/null; then
-	vt_pass "status json: agent running, 9 programs, sluice_services 1/2048"
+	vt_pass "status json: agent running, 10 programs, sluice_services 1/2048"
 else
 	vt_fail "status json: $(cat "$VT_TMP/out")"
 fi

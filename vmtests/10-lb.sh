@@ -128,14 +128,14 @@ if va_ctl -o json services web-maglev >"$json"; then
 	bkeys=$(jq -c '.[0].backends[0] | keys' "$json")
 	[ "$total" -eq 360 ] && vt_pass "sluicectl: web-maglev counted 360 connections (300 + 60 v4-mapped)" ||
 		vt_fail "sluicectl: web-maglev counted $total connections, want 360"
-	[ "$keys" = '["backends","frontend","lb","name","protocol"]' ] &&
+	[ "$keys" = '["active_connections","backends","frontend","lb","name","protocol","rejected"]' ] &&
 		vt_pass "sluicectl: service keys $keys" || vt_fail "sluicectl: service keys $keys"
-	[ "$bkeys" = '["active_connections","address","connections_total","state","subset","weight"]' ] &&
+	[ "$bkeys" = '["active_connections","address","connect_failures_total","connections_total","state","subset","weight"]' ] &&
 		vt_pass "sluicectl: backend keys $bkeys" || vt_fail "sluicectl: backend keys $bkeys"
 else
 	vt_fail "sluicectl services web-maglev: $(cat "$json")"
 fi
-rej=$(va_ctl services empty | sed -n 's/.*rejected_no_backend=\([0-9]*\).*/\1/p')
+rej=$(va_ctl services empty | sed -n 's/.*no_backend=\([0-9]*\).*/\1/p')
 [ "${rej:-0}" -ge 1 ] && vt_pass "sluicectl: empty counted $rej no-backend rejections" ||
 	vt_fail "sluicectl: empty shows no rejection"
 

@@ -34,7 +34,7 @@ YAML
 va_start "$cfg" || vt_finish
 prog_ids() { bpftool cgroup show "$VT_CGROUP" 2>/dev/null | awk 'NR > 1 { print $1 }' | sort | tr '\n' ' '; }
 before=$(prog_ids)
-[ "$(wc -w <<<"$before")" -eq 9 ] && vt_pass "9 programs attached to the cgroup" ||
+[ "$(wc -w <<<"$before")" -eq 10 ] && vt_pass "10 programs attached to the cgroup" ||
 	vt_fail "programs attached: '$before'"
 
 loop=$VT_TMP/loop.out
@@ -45,7 +45,7 @@ sleep 1
 va_stop KILL
 vt_log "agent killed with SIGKILL"
 sleep 1
-[ "$(wc -w <<<"$(prog_ids)")" -eq 9 ] && vt_pass "after kill -9 the programs stay attached" ||
+[ "$(wc -w <<<"$(prog_ids)")" -eq 10 ] && vt_pass "after kill -9 the programs stay attached" ||
 	vt_fail "after kill -9: '$(prog_ids)'"
 out=$VT_TMP/down.out
 if va_ctl services web >"$out" && grep -q '198.18.1.4:8080' "$out"; then
@@ -70,7 +70,7 @@ else
 	vt_fail "sluicectl status: $(va_ctl status | head -3)"
 fi
 after=$(prog_ids)
-[ "$(wc -w <<<"$after")" -eq 9 ] && [ "$after" != "$before" ] &&
+[ "$(wc -w <<<"$after")" -eq 10 ] && [ "$after" != "$before" ] &&
 	vt_pass "the links now run the new programs ($after)" ||
 	vt_fail "programs after restart: '$after' (before: '$before')"
 sleep 1

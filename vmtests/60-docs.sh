@@ -92,11 +92,10 @@ done
 for k in identities registry; do
 	refused "$k" "$k: {}"
 done
-for k in affinity split health_check outlier_detection circuit_breaker rate_limit timeouts policy; do
+for k in policy; do
 	grep -q "$k" <<<"$later" || vt_fail "sluice.yaml(5) no longer lists $k"
 	refused "$k" "$svc    $k: {}"
 done
-refused "lb: least_conn" "$svc    lb: least_conn"
 
 # --- --log-format -----------------------------------------------------------------------------
 "$VA_SLUICED" --log-format yaml >/dev/null 2>"$VT_TMP/err"

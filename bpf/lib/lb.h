@@ -25,10 +25,16 @@ struct sl_req {
 	struct sluice_frontend_key fe;
 	union sluice_addr client; /* bound source address, or zero */
 	__u64 cookie;
-	__u32 client_port; /* bound source port (host order), or 0 */
-	__u32 hash;
-	__u32 v4mapped; /* an IPv6 socket asked for ::ffff:a.b.c.d: fe is IPv4 */
-	__u32 svc_id;	/* out: the service the frontend belongs to */
+	__u64 netns;		  /* network namespace cookie (affinity) */
+	__u32 client_port;	  /* bound source port (host order), or 0 */
+	__u32 hash;		  /* unconnected UDP: one socket stays on one backend */
+	__u32 v4mapped;		  /* an IPv6 socket asked for ::ffff:a.b.c.d: fe is IPv4 */
+	__u32 connect;		  /* connect(), not sendmsg(): limits apply */
+	__u32 svc_id;		  /* out: the service the frontend belongs to */
+	__u32 reserved;		  /* out: counted in the service's and backend's active */
+	__u32 reason;		  /* out: enum sluice_drop_reason of a refusal */
+	__u32 connect_timeout_ms; /* out: the service's timeouts */
+	__u32 idle_timeout_s;
 };
 
 static __always_inline void sl_count_reject(__u32 svc_id, enum sluice_drop_reason reason)
@@ -36,7 +42,7 @@ static __always_inline void sl_count_reject(__u32 svc_id, enum sluice_drop_reaso
 	struct sluice_svc_stats *st = bpf_map_lookup_elem(&sluice_svc_stats, &svc_id);
 
 	if (st && reason < SLUICE_DROP__MAX)
-		st->rejected[reason]++;
+		sl_add(&st->rejected[reason], 1);
 }
 
 static __always_inline void sl_count_pick(__u32 be_id)
@@ -44,12 +50,13 @@ static __always_inline void sl_count_pick(__u32 be_id)
 	struct sluice_backend_stats *st = bpf_map_lookup_elem(&sluice_backend_stats, &be_id);
 
 	if (st)
-		st->connections++;
+		sl_add(&st->connections, 1);
 }
 
 /* The flow key Maglev hashes: client address, source port if bound, else the
- * socket cookie, and the frontend. */
-static __always_inline __u32 sl_flow_hash(const struct sl_req *req)
+ * socket cookie, and the frontend. With affinity, the client alone: its
+ * address and network namespace. */
+static __always_inline __u32 sl_flow_hash(const struct sl_req *req, int affinity)
 {
 	__u32 h = 0x5eed;
 
@@ -57,7 +64,10 @@ static __always_inline __u32 sl_flow_hash(const struct sl_req *req)
 	h = sl_mix(h, req->client.a32[1]);
 	h = sl_mix(h, req->client.a32[2]);
 	h = sl_mix(h, req->client.a32[3]);
-	if (req->client_port) {
+	if (affinity) {
+		h = sl_mix(h, (__u32)req->netns);
+		h = sl_mix(h, (__u32)(req->netns >> 32));
+	} else if (req->client_port) {
 		h = sl_mix(h, req->client_port);
 	} else {
 		h = sl_mix(h, (__u32)req->cookie);
@@ -71,88 +81,332 @@ static __always_inline __u32 sl_flow_hash(const struct sl_req *req)
 	return sl_final(h);
 }
 
-static __always_inline const struct sluice_backend *sl_usable(__u32 be_id)
+/* Outlier detection has ejected the backend, and the ejection is not over. */
+static __always_inline int sl_ejected(__u32 be_id, __u64 now)
+{
+	struct sluice_backend_rt *rt = bpf_map_lookup_elem(&sluice_backend_rt, &be_id);
+
+	return rt && rt->ejected_until_ns > now;
+}
+
+/* The backend, if it may take a new connection: healthy (the agent's
+ * verdict: not unhealthy, draining or removed) and not ejected. */
+static __always_inline const struct sluice_backend *sl_usable(__u32 be_id, __u32 outlier, __u64 now)
 {
 	const struct sluice_backend *be = bpf_map_lookup_elem(&sluice_backends, &be_id);
 
 	if (!be || be->state != SLUICE_BE_HEALTHY)
 		return NULL;
+	if (outlier && sl_ejected(be_id, now))
+		return NULL;
 	return be;
 }
 
-/* Slot 'pos' of the service's live generation, when its backend is usable. */
-static __always_inline const struct sluice_backend *sl_slot_backend(__u32 svc_id, __u8 gen,
-								    __u32 pos, __u32 *be_id)
+/* The backend id in slot 'pos' of a service's generation, or 0. */
+static __always_inline __u32 sl_slot_id(__u32 svc_id, __u8 gen, __u32 pos)
 {
 	struct sluice_slot_key key = {.svc_id = svc_id, .slot = (__u16)pos, .gen = gen};
 	__u32 *id = bpf_map_lookup_elem(&sluice_slots, &key);
 
-	if (!id)
-		return NULL;
-	*be_id = *id;
-	return sl_usable(*id);
+	return id ? *id : 0;
 }
 
-static __always_inline const struct sluice_backend *
-sl_pick_maglev(__u32 svc_id, const struct sluice_service *svc, __u32 hash, __u32 *be_id)
-{
-	struct sluice_maglev_key mkey = {.svc_id = svc_id, .gen = svc->gen};
-	const struct sluice_backend *be;
-	void *table;
-	__u32 i, idx, *id;
+/*
+ * One selection in progress. Scalars only: bpf_loop callbacks get it by
+ * pointer.
+ */
+struct sl_sel {
+	__u64 now;
+	__u32 svc_id;
+	__u32 gen;
+	__u32 outlier;
+	__u32 lb;
+	/* scans: slots [start, start + count), beginning at offset 'first' */
+	__u32 start;
+	__u32 count;
+	__u32 first;
+	/* out */
+	__u32 be_id;
+	__u64 best_a; /* least_conn: (active + 1) of the best so far ... */
+	__u64 best_w; /* ... and its weight */
+};
 
-	if (!svc->maglev_m)
-		return NULL;
-	table = bpf_map_lookup_elem(&sluice_maglev, &mkey);
-	if (!table)
-		return NULL;
-	idx = hash % svc->maglev_m;
-	for (i = 0; i <= SLUICE_PICK_RETRIES; i++) {
-		id = bpf_map_lookup_elem(table, &idx);
-		if (!id)
-			return NULL;
-		*be_id = *id;
-		be = sl_usable(*id);
-		if (be)
-			return be;
-		idx = idx + 1 == svc->maglev_m ? 0 : idx + 1;
+static __always_inline __s64 sl_active(__u32 be_id)
+{
+	struct sluice_backend_rt *rt = bpf_map_lookup_elem(&sluice_backend_rt, &be_id);
+
+	return rt && rt->active > 0 ? rt->active : 0;
+}
+
+/* Scan step: the first usable backend from 'first' on, wrapping. */
+static long sl_scan_usable(__u32 i, void *data)
+{
+	struct sl_sel *s = data;
+	__u32 pos = s->first + i, id;
+
+	if (pos >= s->count)
+		pos -= s->count;
+	id = sl_slot_id(s->svc_id, (__u8)s->gen, s->start + pos);
+	if (id && sl_usable(id, s->outlier, s->now)) {
+		s->be_id = id;
+		return 1;
 	}
-	return NULL;
+	return 0;
 }
 
-/* Pick a slot position by the service's lb, then walk forward past backends
- * that are not usable. */
-static __always_inline const struct sluice_backend *
-sl_pick_slot(__u32 svc_id, const struct sluice_service *svc, const struct sl_req *req, __u32 *be_id)
+/* Scan step of least_conn: the usable backend with the fewest active
+ * connections for its weight, (active + 1) / weight, ties to the first seen
+ * from a random offset. */
+static long sl_scan_least(__u32 i, void *data)
 {
 	const struct sluice_backend *be;
-	__u32 i, pos, *rr;
+	struct sl_sel *s = data;
+	__u32 pos = s->first + i, id;
+	__u64 a;
 
-	if (req->fe.proto == SLUICE_PROTO_UDP && req->hash) {
-		/* Unconnected UDP: one socket stays on one backend. */
-		pos = req->hash;
-	} else if (svc->lb == SLUICE_LB_ROUND_ROBIN) {
+	if (pos >= s->count)
+		pos -= s->count;
+	id = sl_slot_id(s->svc_id, (__u8)s->gen, s->start + pos);
+	be = id ? sl_usable(id, s->outlier, s->now) : NULL;
+	if (!be)
+		return 0;
+	a = (__u64)sl_active(id) + 1;
+	if (!s->be_id || a * s->best_w < s->best_a * be->weight) {
+		s->be_id = id;
+		s->best_a = a;
+		s->best_w = be->weight ? be->weight : 1;
+	}
+	return 0;
+}
+
+/* least_conn over a view: an exact scan of small views, the power of two
+ * choices (by active / weight) over large ones. */
+static __always_inline __u32 sl_pick_least(struct sl_sel *s)
+{
+	const struct sluice_backend *a, *b;
+	struct sluice_settings *set;
+	__u32 zero = 0, limit = SLUICE_LC_SCAN_MAX, i, ia, ib;
+	__u64 la, lb;
+
+	set = bpf_map_lookup_elem(&sluice_settings, &zero);
+	if (set && set->lc_scan_max)
+		limit = set->lc_scan_max;
+	s->first = bpf_get_prandom_u32() % s->count;
+	if (s->count <= limit) {
+		s->be_id = 0;
+		bpf_loop(s->count, sl_scan_least, s, 0);
+		return s->be_id;
+	}
+	for (i = 0; i <= SLUICE_PICK_RETRIES; i++) {
+		ia = sl_slot_id(s->svc_id, (__u8)s->gen,
+				s->start + bpf_get_prandom_u32() % s->count);
+		ib = sl_slot_id(s->svc_id, (__u8)s->gen,
+				s->start + bpf_get_prandom_u32() % s->count);
+		a = ia ? sl_usable(ia, s->outlier, s->now) : NULL;
+		b = ib ? sl_usable(ib, s->outlier, s->now) : NULL;
+		if (a && b) {
+			la = ((__u64)sl_active(ia) + 1) * (b->weight ? b->weight : 1);
+			lb = ((__u64)sl_active(ib) + 1) * (a->weight ? a->weight : 1);
+			return lb < la ? ib : ia;
+		}
+		if (a)
+			return ia;
+		if (b)
+			return ib;
+	}
+	return 0;
+}
+
+/*
+ * Pick a backend of one view. The lb gives a first position: in the view's
+ * table (Maglev, or the weighted sequence) or among its slots. When that
+ * backend is not usable, the position is re-hashed (round robin: advanced)
+ * up to SLUICE_PICK_RETRIES times, and then the view's slots are scanned
+ * for any usable backend. Tables are never rebuilt for a state change:
+ * keys of usable backends keep their backend (Maglev stays consistent), and
+ * a kernel-side ejection needs no agent.
+ */
+static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sl_req *req,
+					  const struct sluice_view *v, __u32 view, __u32 base)
+{
+	struct sluice_table_key tkey = {
+	    .svc_id = s->svc_id, .gen = (__u8)s->gen, .view = (__u8)view};
+	__u32 i, n, pos, id, *idp;
+	void *table = NULL;
+
+	s->start = v->slot_start;
+	s->count = v->slot_count;
+	if (!s->count || s->count > SLUICE_MAX_BACKENDS_PER_SERVICE)
+		return 0;
+	if (s->lb == SLUICE_LB_LEAST_CONN && !req->hash)
+		return sl_pick_least(s);
+	n = s->count;
+	if (v->table_m) {
+		table = bpf_map_lookup_elem(&sluice_tables, &tkey);
+		if (table)
+			n = v->table_m;
+	}
+	for (i = 0; i <= SLUICE_PICK_RETRIES; i++) {
+		if (i == 0 || s->lb == SLUICE_LB_ROUND_ROBIN)
+			pos = (base + i) % n;
+		else
+			pos = sl_final(sl_mix(base, i)) % n;
+		if (table) {
+			idp = bpf_map_lookup_elem(table, &pos);
+			id = idp ? *idp : 0;
+		} else {
+			id = sl_slot_id(s->svc_id, (__u8)s->gen, s->start + pos);
+		}
+		if (id && sl_usable(id, s->outlier, s->now))
+			return id;
+	}
+	s->first = base % s->count;
+	s->be_id = 0;
+	bpf_loop(s->count, sl_scan_usable, s, 0);
+	return s->be_id;
+}
+
+/* Which view takes this connection: by the split's percentages. */
+static __always_inline __u32 sl_pick_view_index(const struct sluice_service *svc)
+{
+	__u32 r, i;
+
+	if (svc->n_views <= 1)
+		return 0;
+	r = bpf_get_prandom_u32() % 100;
+	for (i = 0; i < SLUICE_MAX_SPLIT; i++) {
+		if (i >= svc->n_views)
+			break;
+		if (r < svc->views[i].pct_end)
+			return i;
+	}
+	return 0;
+}
+
+/* The position the lb starts from. */
+static __always_inline __u32 sl_lb_base(__u32 svc_id, const struct sluice_service *svc,
+					const struct sl_req *req)
+{
+	__u32 *rr;
+
+	if (req->hash) /* unconnected UDP: per socket */
+		return req->hash;
+	if (svc->lb == SLUICE_LB_MAGLEV)
+		return sl_flow_hash(req, svc->affinity_ms != 0);
+	if (svc->lb == SLUICE_LB_ROUND_ROBIN) {
 		rr = bpf_map_lookup_elem(&sluice_rr, &svc_id);
-		if (!rr)
-			return NULL;
-		pos = (*rr)++;
-	} else {
-		pos = bpf_get_prandom_u32();
+		if (rr)
+			return (*rr)++;
 	}
-	pos %= svc->count;
-	for (i = 0; i <= SLUICE_PICK_RETRIES; i++) {
-		be = sl_slot_backend(svc_id, svc->gen, pos, be_id);
-		if (be)
-			return be;
-		pos = pos + 1 == svc->count ? 0 : pos + 1;
+	return bpf_get_prandom_u32();
+}
+
+static __always_inline void sl_affinity_key(struct sluice_affinity_key *k, const struct sl_req *req,
+					    __u32 svc_id)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->netns = req->netns;
+	k->client = req->client;
+	k->svc_id = svc_id;
+}
+
+/* The backend this client had, while the affinity lasts and it is usable. */
+static __always_inline __u32 sl_affinity_get(const struct sl_req *req, __u32 svc_id,
+					     const struct sluice_service *svc, struct sl_sel *s)
+{
+	struct sluice_affinity_key k;
+	struct sluice_affinity *a;
+	const struct sluice_backend *be;
+
+	sl_affinity_key(&k, req, svc_id);
+	a = bpf_map_lookup_elem(&sluice_affinity, &k);
+	if (!a || s->now - a->last_ns > (__u64)svc->affinity_ms * 1000000)
+		return 0;
+	be = sl_usable(a->be_id, s->outlier, s->now);
+	if (!be || be->svc_id != svc_id)
+		return 0;
+	return a->be_id;
+}
+
+static __always_inline void sl_affinity_put(const struct sl_req *req, __u32 svc_id, __u32 be_id,
+					    __u64 now)
+{
+	struct sluice_affinity_key k;
+	struct sluice_affinity v = {.last_ns = now, .be_id = be_id};
+
+	sl_affinity_key(&k, req, svc_id);
+	bpf_map_update_elem(&sluice_affinity, &k, &v, BPF_ANY);
+}
+
+/* Choose a usable backend of the service; 0 when there is none. */
+static __always_inline __u32 sl_choose(__u32 svc_id, const struct sluice_service *svc,
+				       const struct sl_req *req, __u64 now)
+{
+	struct sl_sel s = {};
+	__u32 view, be_id = 0, last;
+
+	if (!svc->count || !svc->n_views || svc->n_views > SLUICE_MAX_SPLIT)
+		return 0;
+	s.now = now;
+	s.svc_id = svc_id;
+	s.gen = svc->gen;
+	s.outlier = svc->flags & SLUICE_SVC_F_OUTLIER;
+	s.lb = svc->lb;
+	if (svc->affinity_ms) {
+		be_id = sl_affinity_get(req, svc_id, svc, &s);
+		if (be_id)
+			goto found;
 	}
-	return NULL;
+	view = sl_pick_view_index(svc);
+	if (view < SLUICE_MAX_SPLIT)
+		be_id =
+		    sl_pick_view(&s, req, &svc->views[view], view, sl_lb_base(svc_id, svc, req));
+	if (!be_id && svc->n_views > 1) {
+		/* Nothing usable in that subset: any usable backend of the split. */
+		last = svc->n_views - 1;
+		if (last >= SLUICE_MAX_SPLIT)
+			return 0;
+		s.start = 0;
+		s.count = svc->views[last].slot_start + svc->views[last].slot_count;
+		if (s.count > SLUICE_MAX_BACKENDS_PER_SERVICE)
+			return 0;
+		s.first = s.count ? bpf_get_prandom_u32() % s.count : 0;
+		s.be_id = 0;
+		bpf_loop(s.count, sl_scan_usable, &s, 0);
+		be_id = s.be_id;
+	}
+	if (!be_id)
+		return 0;
+	if (svc->affinity_ms)
+		sl_affinity_put(req, svc_id, be_id, now);
+found:
+	return be_id;
+}
+
+/* rate_limit as GCRA: admit while the next theoretical arrival is at most
+ * 'burst' intervals ahead. */
+static __always_inline int sl_rate_admit(struct sluice_svc_rt *rt, const struct sluice_service *svc,
+					 __u64 now)
+{
+	__u64 interval = 1000000000ULL / svc->rate_per_sec, tat;
+	int ok = 0;
+
+	bpf_spin_lock(&rt->lock);
+	tat = rt->tat_ns > now ? rt->tat_ns : now;
+	if (tat + interval - now <= interval * svc->rate_burst) {
+		rt->tat_ns = tat + interval;
+		ok = 1;
+	}
+	bpf_spin_unlock(&rt->lock);
+	return ok;
 }
 
 static __always_inline void sl_emit_reject(const struct sl_req *req, __u32 svc_id)
 {
-	struct sluice_event *ev = sl_event_reserve(SLUICE_EV_NO_BACKEND);
+	struct sluice_event *ev;
 
+	ev = sl_event_reserve(req->reason == SLUICE_DROP_NO_BACKEND ? SLUICE_EV_NO_BACKEND
+								    : SLUICE_EV_REJECT);
 	if (!ev)
 		return;
 	ev->cookie = req->cookie;
@@ -163,39 +417,96 @@ static __always_inline void sl_emit_reject(const struct sl_req *req, __u32 svc_i
 	ev->sport = (__u16)req->client_port;
 	ev->dst = req->fe.addr;
 	ev->dport = bpf_ntohs(req->fe.port);
+	if (req->reason == SLUICE_DROP_CIRCUIT_BREAKER)
+		ev->reason = SLUICE_REASON_CIRCUIT_BREAKER;
+	else if (req->reason == SLUICE_DROP_RATE_LIMIT)
+		ev->reason = SLUICE_REASON_RATE_LIMIT;
 	sl_event_submit(ev);
+}
+
+/* Give back what sl_select reserved, for a connection that never got going. */
+static __always_inline void sl_release(__u32 svc_id, __u32 be_id)
+{
+	struct sluice_svc_rt *srt = bpf_map_lookup_elem(&sluice_svc_rt, &svc_id);
+	struct sluice_backend_rt *brt =
+	    be_id ? bpf_map_lookup_elem(&sluice_backend_rt, &be_id) : NULL;
+
+	if (srt)
+		sl_add(&srt->active, -1);
+	if (brt)
+		sl_add(&brt->active, -1);
+}
+
+static __always_inline int sl_refuse(struct sl_req *req, __u32 svc_id, enum sluice_drop_reason why)
+{
+	req->reason = why;
+	sl_count_reject(svc_id, why);
+	sl_emit_reject(req, svc_id);
+	return -ECONNREFUSED;
 }
 
 /*
  * Look the frontend up and choose a backend for it. Returns -ENOENT when the
  * destination is not a frontend (pass untouched), -ECONNREFUSED when the
- * service has no usable backend, 0 with *out filled otherwise.
+ * connection is refused (req->reason says why), 0 with *out filled
+ * otherwise. A TCP connect() that gets a backend is counted in the service's
+ * and the backend's active connections (req->reserved): the caller tags the
+ * socket so that its close gives them back, or calls sl_release.
  */
 static __always_inline int sl_select(struct sl_req *req, const struct sluice_backend **out,
 				     __u32 *out_id)
 {
 	const struct sluice_frontend *fe;
 	const struct sluice_service *svc;
-	const struct sluice_backend *be = NULL;
-	__u32 svc_id, be_id = 0;
+	const struct sluice_backend *be;
+	struct sluice_backend_rt *brt;
+	struct sluice_svc_rt *rt = NULL;
+	__u32 svc_id, be_id;
+	__u64 now;
+	__s64 old;
 
 	fe = bpf_map_lookup_elem(&sluice_frontends, &req->fe);
 	if (!fe)
 		return -ENOENT;
 	svc_id = fe->svc_id;
-	svc = bpf_map_lookup_elem(&sluice_services, &svc_id);
-	if (svc && svc->count) {
-		if (svc->lb == SLUICE_LB_MAGLEV)
-			be = sl_pick_maglev(svc_id, svc, sl_flow_hash(req), &be_id);
-		else
-			be = sl_pick_slot(svc_id, svc, req, &be_id);
-	}
 	req->svc_id = svc_id;
-	if (!be) {
-		sl_count_reject(svc_id, SLUICE_DROP_NO_BACKEND);
-		sl_emit_reject(req, svc_id);
-		return -ECONNREFUSED;
+	svc = bpf_map_lookup_elem(&sluice_services, &svc_id);
+	if (!svc)
+		return sl_refuse(req, svc_id, SLUICE_DROP_NO_BACKEND);
+	now = bpf_ktime_get_ns();
+	if (req->connect) {
+		rt = bpf_map_lookup_elem(&sluice_svc_rt, &svc_id);
+		if (rt && req->fe.proto == SLUICE_PROTO_TCP) {
+			old = sl_add(&rt->active, 1);
+			req->reserved = 1;
+			if (svc->max_connections && old >= (__s64)svc->max_connections) {
+				sl_release(svc_id, 0);
+				req->reserved = 0;
+				return sl_refuse(req, svc_id, SLUICE_DROP_CIRCUIT_BREAKER);
+			}
+		}
+		if (rt && svc->rate_per_sec && !sl_rate_admit(rt, svc, now)) {
+			if (req->reserved)
+				sl_release(svc_id, 0);
+			req->reserved = 0;
+			return sl_refuse(req, svc_id, SLUICE_DROP_RATE_LIMIT);
+		}
 	}
+	be_id = sl_choose(svc_id, svc, req, now);
+	be = be_id ? bpf_map_lookup_elem(&sluice_backends, &be_id) : NULL;
+	if (!be) {
+		if (req->reserved)
+			sl_release(svc_id, 0);
+		req->reserved = 0;
+		return sl_refuse(req, svc_id, SLUICE_DROP_NO_BACKEND);
+	}
+	if (req->reserved) {
+		brt = bpf_map_lookup_elem(&sluice_backend_rt, &be_id);
+		if (brt)
+			sl_add(&brt->active, 1);
+	}
+	req->connect_timeout_ms = svc->connect_timeout_ms;
+	req->idle_timeout_s = svc->idle_timeout_s;
 	sl_count_pick(be_id);
 	*out = be;
 	*out_id = be_id;

@@ -19,7 +19,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_frontends SEC(".maps");
 
-/* service id -> live slot generation, backend count, lb (replaced whole) */
+/* service id -> live slot generation, views, lb and limits (replaced whole) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -48,8 +48,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_slots SEC(".maps");
 
-/* one Maglev table: table index -> backend id; size varies per service */
-struct sluice_maglev_table {
+/* one view's table: index -> backend id; the size varies per view */
+struct sluice_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_INNER_MAP);
 	__uint(max_entries, SLUICE_MAGLEV_M_DEFAULT);
@@ -57,14 +57,14 @@ struct sluice_maglev_table {
 	__type(value, __u32);
 };
 
-/* (service id, generation) -> that service's Maglev table */
+/* (service id, generation, view) -> that view's table */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
 	__uint(max_entries, 2 * SLUICE_DEFAULT_SERVICES);
-	__type(key, struct sluice_maglev_key);
+	__type(key, struct sluice_table_key);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct sluice_maglev_table);
-} sluice_maglev SEC(".maps");
+	__array(values, struct sluice_table);
+} sluice_tables SEC(".maps");
 
 /* backend id -> address, port, weight, state, owning service */
 struct {
@@ -84,6 +84,33 @@ struct {
 	__type(value, struct sluice_backend_stats);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_backend_stats SEC(".maps");
+
+/* backend id -> active connections and outlier state (atomics) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_DEFAULT_BACKENDS + 1);
+	__type(key, __u32);
+	__type(value, struct sluice_backend_rt);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_backend_rt SEC(".maps");
+
+/* service id -> active connections and rate limiter */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_DEFAULT_SERVICES + 1);
+	__type(key, __u32);
+	__type(value, struct sluice_svc_rt);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_svc_rt SEC(".maps");
+
+/* (client, service) -> the backend it was last given (affinity) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_AFFINITY);
+	__type(key, struct sluice_affinity_key);
+	__type(value, struct sluice_affinity);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_affinity SEC(".maps");
 
 /* service id -> per-CPU rejection counters */
 struct {

@@ -9,6 +9,7 @@
 #define SLUICE_ABI_H
 
 #ifndef __VMLINUX_H__
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 #include <linux/types.h>
 #endif
 
@@ -48,6 +49,8 @@
 
 #define SLUICE_NAME_LEN	  64
 #define SLUICE_SUBSET_LEN 32
+/* Subsets a service's split can name. */
+#define SLUICE_MAX_SPLIT 8
 
 #define SLUICE_AF_INET	2  /* == AF_INET */
 #define SLUICE_AF_INET6 10 /* == AF_INET6 */
@@ -106,20 +109,50 @@ struct sluice_frontend {
 };
 _Static_assert(sizeof(struct sluice_frontend) == 4, "frontend size");
 
+/* One view of a service: the whole service, or one subset of its split.
+ * Its backends are slots [slot_start, slot_start + slot_count) of the
+ * live generation; its table, when it has one, is sluice_tables at
+ * (svc_id, gen, view index). */
+struct sluice_view {
+	__u16 slot_start;
+	__u16 slot_count;
+	/* Entries of the view's table: the Maglev table (maglev), the weighted
+	 * sequence (random and round_robin with unequal weights), or 0 (no
+	 * table: slots are picked directly). */
+	__u32 table_m;
+	__u8 pct_end; /* split: views take new connections with r in [prev pct_end, pct_end) */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct sluice_view) == 12, "view size");
+
+/* Service flags. */
+#define SLUICE_SVC_F_OUTLIER 0x1 /* outlier_detection is on */
+
 /*
  * sluice_services value. Replaced whole with one update (a no-prealloc hash,
  * so readers see either the old or the new value): 'gen' selects which
- * generation of slots and Maglev table is live.
+ * generation of slots and tables is live; the rest is the service's
+ * datapath settings.
  */
 struct sluice_service {
-	__u32 count;	/* live slots in generation 'gen' */
-	__u32 maglev_m; /* Maglev table size of generation 'gen' (0 unless maglev) */
-	__u8 lb;	/* enum sluice_lb */
-	__u8 gen;	/* 0 or 1 */
-	__u16 flags;	/* reserved, 0 */
-	__u32 pad;
+	__u32 count;		  /* live slots in generation 'gen' (all backends, every view) */
+	__u8 lb;		  /* enum sluice_lb */
+	__u8 gen;		  /* 0 or 1 */
+	__u8 n_views;		  /* 1, or the number of split subsets */
+	__u8 flags;		  /* SLUICE_SVC_F_* */
+	__u32 max_connections;	  /* circuit_breaker; 0 = unlimited */
+	__u32 rate_per_sec;	  /* rate_limit; 0 = off */
+	__u32 rate_burst;	  /* rate_limit burst, >= 1 when rate_per_sec is set */
+	__u32 connect_timeout_ms; /* TCP_USER_TIMEOUT during the SYN phase; 0 = off */
+	__u32 idle_timeout_s;	  /* keepalive once established; 0 = off */
+	__u32 affinity_ms;	  /* client affinity timeout; 0 = off */
+	__u32 ejection_base_ms;	  /* outlier_detection.base_ejection_time */
+	__u16 ejection_failures;  /* outlier_detection.consecutive_failures */
+	__u8 ejection_max_pct;	  /* outlier_detection.max_ejection_percent */
+	__u8 pad;
+	struct sluice_view views[SLUICE_MAX_SPLIT];
 };
-_Static_assert(sizeof(struct sluice_service) == 16, "service size");
+_Static_assert(sizeof(struct sluice_service) == 40 + 12 * SLUICE_MAX_SPLIT, "service size");
 
 /* sluice_svc_info value: what the CLI and an adopting agent need to know
  * about a service and that the datapath never reads. */
@@ -139,12 +172,14 @@ struct sluice_slot_key {
 };
 _Static_assert(sizeof(struct sluice_slot_key) == 8, "slot key size");
 
-/* sluice_maglev key (hash of maps): a service's table for one generation. */
-struct sluice_maglev_key {
+/* sluice_tables key (hash of maps): one view's table for one generation. */
+struct sluice_table_key {
 	__u32 svc_id;
-	__u32 gen;
+	__u8 gen;
+	__u8 view;
+	__u16 pad;
 };
-_Static_assert(sizeof(struct sluice_maglev_key) == 8, "maglev key size");
+_Static_assert(sizeof(struct sluice_table_key) == 8, "table key size");
 
 /* sluice_backends value, keyed by a __u32 backend id (unique per service). */
 struct sluice_backend {
@@ -161,16 +196,43 @@ _Static_assert(sizeof(struct sluice_backend) == 60, "backend size");
 
 /* sluice_backend_stats value (per-CPU), keyed by backend id. */
 struct sluice_backend_stats {
-	__u64 connections; /* times this backend was chosen at connect/sendmsg */
-	/* Established TCP connections: +1 on this CPU at establishment, -1 on
-	 * whichever CPU sees the close. Only the sum over CPUs is meaningful. */
-	__s64 active;
+	__u64 connections;	/* times this backend was chosen at connect/sendmsg */
 	__u64 connect_failures; /* TCP connects that ended in SYN_SENT (refused, timed out) */
 	__u64 sent_bytes;	/* bytes the backend acknowledged, counted at close */
 	__u64 received_bytes;	/* bytes received from the backend, counted at close */
 	__u64 retransmits;	/* segments retransmitted, counted at close */
 };
-_Static_assert(sizeof(struct sluice_backend_stats) == 48, "backend stats size");
+_Static_assert(sizeof(struct sluice_backend_stats) == 40, "backend stats size");
+
+/*
+ * sluice_backend_rt value (shared array, atomics), keyed by backend id: what
+ * the datapath decides with, as opposed to what it counts.
+ */
+struct sluice_backend_rt {
+	/* Open TCP connections: +1 when connect() is given this backend, -1
+	 * when that socket closes by any path (or is released before its SYN).
+	 * Read by least_conn. */
+	__s64 active;
+	__u64 ejected_until_ns; /* outlier ejection ends (bpf_ktime_get_ns); 0 = never ejected */
+	__u64 ejected_at_ns;	/* when the last ejection began */
+	__u32 failures;		/* consecutive failed connects; a success resets it */
+	__u32 times_ejected;	/* ejections in a row; scales the ejection time */
+};
+_Static_assert(sizeof(struct sluice_backend_rt) == 32, "backend rt size");
+
+/* Longest outlier ejection, whatever times_ejected says. */
+#define SLUICE_MAX_EJECTION_NS (300ULL * 1000000000ULL)
+
+/* sluice_svc_rt value (shared array), keyed by service id. */
+struct sluice_svc_rt {
+	struct bpf_spin_lock lock; /* guards tat_ns */
+	__u32 pad;
+	/* rate_limit as GCRA: the theoretical arrival time of the next
+	 * connection; one is admitted while tat_ns - now <= burst intervals. */
+	__u64 tat_ns;
+	__s64 active; /* open TCP connections of the service (atomic) */
+};
+_Static_assert(sizeof(struct sluice_svc_rt) == 24, "svc rt size");
 
 /* Log2 histograms of microseconds: bucket i counts values in [2^i, 2^(i+1))
  * us, bucket 0 also what is below 1 us; values of 2^SLUICE_HIST_BUCKETS us
@@ -195,13 +257,17 @@ _Static_assert(sizeof(struct sluice_svc_hist) == 2 * 8 * (SLUICE_HIST_BUCKETS + 
 struct sluice_sk_backend {
 	__u32 be_id;
 	__u32 svc_id;
-	__u64 start_ns; /* SYN sent; then established */
-	__u32 flags;	/* SLUICE_SK_F_* */
-	__u32 pad;
+	__u64 start_ns;		  /* SYN sent; then established */
+	__u32 flags;		  /* SLUICE_SK_F_* */
+	__u32 user_timeout;	  /* the socket's own TCP_USER_TIMEOUT, put back once established */
+	__u32 connect_timeout_ms; /* the service's timeouts, copied at connect() */
+	__u32 idle_timeout_s;
 };
-_Static_assert(sizeof(struct sluice_sk_backend) == 24, "sk backend size");
+_Static_assert(sizeof(struct sluice_sk_backend) == 32, "sk backend size");
 
 #define SLUICE_SK_F_ESTABLISHED 0x1
+#define SLUICE_SK_F_RESERVED	0x2 /* counted in the service's and backend's active */
+#define SLUICE_SK_F_SYN		0x4 /* TCP_CONNECT_CB seen: the close will be reported */
 
 /* Datapath events, carried by the sluice_events ring buffer. */
 enum sluice_event_type {
@@ -209,16 +275,23 @@ enum sluice_event_type {
 	SLUICE_EV_CLOSE = 2,	    /* ... and closed */
 	SLUICE_EV_CONNECT_FAIL = 3, /* ... or never got established */
 	SLUICE_EV_NO_BACKEND = 4,   /* connect()/sendmsg() refused: no usable backend */
+	SLUICE_EV_REJECT = 5,	    /* connect() refused by a limit (reason says which) */
+	SLUICE_EV_EJECT = 6,  /* outlier detection ejected a backend (duration: for how long) */
+	SLUICE_EV_HEALTH = 7, /* the agent's probes changed a backend's state (reason) */
 	SLUICE_EV__MAX,
 };
 
 enum sluice_event_reason {
 	SLUICE_REASON_NONE = 0,
-	SLUICE_REASON_FIN = 1,	   /* CLOSE: orderly */
-	SLUICE_REASON_RESET = 2,   /* CLOSE: aborted (RST either way) */
-	SLUICE_REASON_REFUSED = 3, /* CONNECT_FAIL: RST to the SYN */
-	SLUICE_REASON_TIMEOUT = 4, /* CONNECT_FAIL: no answer */
-	SLUICE_REASON_OTHER = 5,   /* CONNECT_FAIL: another error */
+	SLUICE_REASON_FIN = 1,		   /* CLOSE: orderly */
+	SLUICE_REASON_RESET = 2,	   /* CLOSE: aborted (RST either way) */
+	SLUICE_REASON_REFUSED = 3,	   /* CONNECT_FAIL: RST to the SYN */
+	SLUICE_REASON_TIMEOUT = 4,	   /* CONNECT_FAIL: no answer */
+	SLUICE_REASON_OTHER = 5,	   /* CONNECT_FAIL: another error */
+	SLUICE_REASON_CIRCUIT_BREAKER = 6, /* REJECT: circuit_breaker.max_connections */
+	SLUICE_REASON_RATE_LIMIT = 7,	   /* REJECT: rate_limit */
+	SLUICE_REASON_HEALTHY = 8,	   /* HEALTH */
+	SLUICE_REASON_UNHEALTHY = 9,	   /* HEALTH */
 	SLUICE_REASON__MAX,
 };
 
@@ -243,6 +316,10 @@ struct sluice_event {
 };
 _Static_assert(sizeof(struct sluice_event) == 96, "event size");
 
+#ifndef SLUICE_LC_SCAN_MAX
+#define SLUICE_LC_SCAN_MAX 16
+#endif
+
 #ifndef SLUICE_RINGBUF_BYTES
 #define SLUICE_RINGBUF_BYTES (256 * 1024)
 #endif
@@ -250,7 +327,9 @@ _Static_assert(sizeof(struct sluice_event) == 96, "event size");
 /* sluice_settings value (one entry): knobs the agent flips at run time. */
 struct sluice_settings {
 	__u32 events; /* non-zero: emit events (someone is watching `sluicectl monitor`) */
-	__u32 pad;
+	/* least_conn scans a view of up to this many backends exactly and uses
+	 * the power of two choices above it; 0 = SLUICE_LC_SCAN_MAX. */
+	__u32 lc_scan_max;
 };
 _Static_assert(sizeof(struct sluice_settings) == 8, "settings size");
 
@@ -290,6 +369,27 @@ struct sluice_svc_stats {
 	__u64 rejected[SLUICE_DROP__MAX]; /* by enum sluice_drop_reason */
 };
 
+/* sluice_affinity key (LRU): one client of one service. A client is its
+ * network namespace and, when the socket is bound, its address. */
+struct sluice_affinity_key {
+	__u64 netns; /* bpf_get_netns_cookie() */
+	union sluice_addr client;
+	__u32 svc_id;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct sluice_affinity_key) == 32, "affinity key size");
+
+struct sluice_affinity {
+	__u64 last_ns; /* last connection given this backend */
+	__u32 be_id;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct sluice_affinity) == 16, "affinity size");
+
+#ifndef SLUICE_DEFAULT_AFFINITY
+#define SLUICE_DEFAULT_AFFINITY 65536
+#endif
+
 /* sluice_revnat key (LRU): one socket talking to one backend. */
 struct sluice_revnat_key {
 	__u64 cookie; /* bpf_get_socket_cookie() */
@@ -313,7 +413,7 @@ _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 #define SLUICE_MAP_SERVICES	 "sluice_services"
 #define SLUICE_MAP_SVC_INFO	 "sluice_svc_info"
 #define SLUICE_MAP_SLOTS	 "sluice_slots"
-#define SLUICE_MAP_MAGLEV	 "sluice_maglev"
+#define SLUICE_MAP_TABLES	 "sluice_tables"
 #define SLUICE_MAP_BACKENDS	 "sluice_backends"
 #define SLUICE_MAP_BACKEND_STATS "sluice_backend_stats"
 #define SLUICE_MAP_SVC_STATS	 "sluice_svc_stats"
@@ -325,6 +425,9 @@ _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 #define SLUICE_MAP_GLOBAL_STATS	 "sluice_global_stats"
 #define SLUICE_MAP_SETTINGS	 "sluice_settings"
 #define SLUICE_MAP_SOCKHASH	 "sluice_sockhash"
+#define SLUICE_MAP_BACKEND_RT	 "sluice_backend_rt"
+#define SLUICE_MAP_SVC_RT	 "sluice_svc_rt"
+#define SLUICE_MAP_AFFINITY	 "sluice_affinity"
 
 /* TC flow metrics
  *

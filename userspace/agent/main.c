@@ -26,6 +26,7 @@
 #include "config.h"
 #include "datapath.h"
 #include "events.h"
+#include "health.h"
 #include "kfeatures.h"
 #include "http.h"
 #include "log.h"
@@ -54,6 +55,25 @@ struct retired {
 	uint64_t since_ms;
 };
 
+/* A backend of a service with outlier detection, whose ejections the agent
+ * logs: the datapath ejects on its own. */
+struct watched {
+	uint32_t be_id;
+	char service[SLUICE_NAME_LEN];
+	char addr[SL_HOSTPORT_LEN];
+	uint64_t until_ns; /* the ejection last logged */
+	int over;	   /* ... and its end logged */
+};
+
+/* A probed backend, for logs and events. */
+struct probed {
+	uint32_t be_id;
+	uint32_t svc_id;
+	char service[SLUICE_NAME_LEN];
+	char addr[SL_HOSTPORT_LEN];
+	struct sl_sockaddr sa;
+};
+
 struct agent {
 	const char *config_path;
 	char config_dir[4096];
@@ -69,6 +89,11 @@ struct agent {
 	size_t n_http_fds;
 	struct ring_buffer *events;
 	struct sl_tc *tc;
+	struct sl_health *health;
+	struct probed *probed;
+	size_t n_probed;
+	struct watched *watched;
+	size_t n_watched;
 	int events_on; /* what sluice_settings.events says: -1 unknown */
 	int running;
 };
@@ -247,10 +272,13 @@ static int resolve_cgroup(struct sl_config *cfg)
 	return sl_find_cgroup2(cfg->cgroup, sizeof(cfg->cgroup));
 }
 
+static int sync_backends(struct agent *a, const struct sl_config *cfg);
+
 static void reload(struct agent *a, const char *why)
 {
 	struct sl_config cfg;
 	struct sl_diag d = {0};
+	int err;
 
 	sl_info("reloading", "reason=%s file=%s", why, a->config_path);
 	if (sl_config_load(a->config_path, &cfg, &d)) {
@@ -266,9 +294,202 @@ static void reload(struct agent *a, const char *why)
 		a->reloads_err++;
 		return;
 	}
+	err = sync_backends(a, &cfg);
+	if (err)
+		sl_error("cannot update health checks; the next reload retries", "error=\"%s\"",
+			 strerror(-err));
 	sl_config_free(&a->cfg);
 	a->cfg = cfg;
 	a->reloads_ok++;
+}
+
+static const struct probed *find_probed(const struct agent *a, uint32_t be_id)
+{
+	for (size_t i = 0; i < a->n_probed; i++)
+		if (a->probed[i].be_id == be_id)
+			return &a->probed[i];
+	return NULL;
+}
+
+static void publish_event(struct agent *a, const struct sluice_event *ev, const char *service)
+{
+	json_t *o;
+	char *line;
+	size_t n;
+
+	if (!sl_http_subscribers(a->http))
+		return;
+	o = sl_event_json(ev, service);
+	line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!line)
+		return;
+	n = strlen(line);
+	line[n] = '\n'; /* json_dumps leaves room: replace the NUL */
+	sl_http_publish(a->http, line, n + 1);
+	free(line);
+}
+
+/* A probe verdict changed: the datapath follows at once. A draining
+ * backend stays draining; its health is applied when it is undrained. */
+static void on_health_change(void *arg, uint32_t be_id, int healthy, const char *why)
+{
+	struct agent *a = arg;
+	const struct probed *p = find_probed(a, be_id);
+	struct sluice_backend be;
+	struct sluice_event ev = {0};
+	int err = 0;
+
+	if (!p)
+		return;
+	if (!bpf_map_lookup_elem(a->dp.maps.backends, &be_id, &be) &&
+	    (be.state == SLUICE_BE_HEALTHY || be.state == SLUICE_BE_UNHEALTHY))
+		err = sl_maps_set_state(&a->dp.maps, be_id,
+					healthy ? SLUICE_BE_HEALTHY : SLUICE_BE_UNHEALTHY);
+	if (err)
+		sl_error("cannot set backend state", "service=%s backend=%s error=\"%s\"",
+			 p->service, p->addr, strerror(-err));
+	if (healthy)
+		sl_info("backend healthy", "service=%s backend=%s probe=\"%s\"", p->service,
+			p->addr, why);
+	else
+		sl_warn("backend unhealthy", "service=%s backend=%s probe=\"%s\"", p->service,
+			p->addr, why);
+	ev.ts_ns = sl_mono_ns();
+	ev.type = SLUICE_EV_HEALTH;
+	ev.reason = healthy ? SLUICE_REASON_HEALTHY : SLUICE_REASON_UNHEALTHY;
+	ev.svc_id = p->svc_id;
+	ev.be_id = be_id;
+	ev.family = p->sa.family;
+	ev.proto = SLUICE_PROTO_TCP;
+	ev.dst = p->sa.addr;
+	ev.dport = p->sa.port;
+	publish_event(a, &ev, p->service);
+}
+
+static int health_counters(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *failed)
+{
+	struct agent *a = arg;
+	struct sl_hc_stats hs;
+
+	if (!a->health || sl_health_stats(a->health, be_id, &hs))
+		return -ENOENT;
+	*ok = hs.ok;
+	*failed = hs.failed;
+	return 0;
+}
+
+/*
+ * After every apply: probe the backends of services with health_check (and
+ * only those), follow the ejections of services with outlier_detection, and
+ * make healthy the backends of services that no longer check health.
+ */
+static int sync_backends(struct agent *a, const struct sl_config *cfg)
+{
+	struct sl_hc_target *targets = NULL;
+	struct probed *probed = NULL;
+	struct watched *watched = NULL;
+	size_t n_t = 0, n_w = 0, cap = 0;
+	struct sl_state st;
+	int err;
+
+	err = sl_maps_read_state(&a->dp.maps, &st);
+	if (err)
+		return err;
+	for (size_t i = 0; i < st.n_svcs; i++)
+		cap += st.svcs[i].n_bes;
+	targets = calloc(cap ? cap : 1, sizeof(*targets));
+	probed = calloc(cap ? cap : 1, sizeof(*probed));
+	watched = calloc(cap ? cap : 1, sizeof(*watched));
+	if (!targets || !probed || !watched) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct sl_service_cfg *w = &cfg->services[i];
+		const struct sl_svc_state *s = sl_state_find(&st, w->name);
+
+		for (size_t j = 0; s && j < s->n_bes; j++) {
+			const struct sl_be_state *b = &s->bes[j];
+
+			if (w->outlier.consecutive_failures) {
+				struct watched *x = &watched[n_w++];
+
+				x->be_id = b->id;
+				snprintf(x->service, sizeof(x->service), "%s", s->name);
+				sl_format_hostport(&b->addr, x->addr, sizeof(x->addr));
+				for (size_t k = 0; k < a->n_watched; k++)
+					if (a->watched[k].be_id == b->id) {
+						x->until_ns = a->watched[k].until_ns;
+						x->over = a->watched[k].over;
+					}
+			}
+			if (w->health.type == SL_HC_NONE) {
+				if (b->state == SLUICE_BE_UNHEALTHY) {
+					err = sl_maps_set_state(&a->dp.maps, b->id,
+								SLUICE_BE_HEALTHY);
+					if (err)
+						goto out;
+				}
+				continue;
+			}
+			targets[n_t].be_id = b->id;
+			targets[n_t].addr = b->addr;
+			if (w->health.port)
+				targets[n_t].addr.port = w->health.port;
+			targets[n_t].cfg = w->health;
+			targets[n_t].initially_healthy = b->state != SLUICE_BE_UNHEALTHY;
+			probed[n_t].be_id = b->id;
+			probed[n_t].svc_id = s->id;
+			probed[n_t].sa = targets[n_t].addr;
+			snprintf(probed[n_t].service, sizeof(probed[n_t].service), "%s", s->name);
+			sl_format_hostport(&b->addr, probed[n_t].addr, sizeof(probed[n_t].addr));
+			n_t++;
+		}
+	}
+	err = sl_health_sync(a->health, targets, n_t);
+	if (err)
+		goto out;
+	free(a->probed);
+	a->probed = probed;
+	a->n_probed = n_t;
+	probed = NULL;
+	free(a->watched);
+	a->watched = watched;
+	a->n_watched = n_w;
+	watched = NULL;
+out:
+	free(targets);
+	free(probed);
+	free(watched);
+	sl_state_free(&st);
+	return err;
+}
+
+/* Log the datapath's own ejections, and their ends (every tick). */
+static void watch_ejections(struct agent *a)
+{
+	uint64_t now = sl_mono_ns();
+
+	for (size_t i = 0; i < a->n_watched; i++) {
+		struct watched *w = &a->watched[i];
+		struct sluice_backend_rt rt;
+
+		if (sl_maps_backend_rt(&a->dp.maps, w->be_id, &rt))
+			continue;
+		if (rt.ejected_until_ns > now && rt.ejected_until_ns != w->until_ns) {
+			w->until_ns = rt.ejected_until_ns;
+			w->over = 0;
+			sl_warn("backend ejected", "service=%s backend=%s for_s=%.1f times=%u",
+				w->service, w->addr,
+				(double)(rt.ejected_until_ns - rt.ejected_at_ns) / 1e9,
+				rt.times_ejected);
+		} else if (w->until_ns && !w->over && now >= w->until_ns) {
+			w->over = 1;
+			sl_info("backend ejection over; half-open", "service=%s backend=%s",
+				w->service, w->addr);
+		}
+	}
 }
 
 static int render_metrics(void *ctx, struct sl_prom *p)
@@ -278,6 +499,8 @@ static int render_metrics(void *ctx, struct sl_prom *p)
 	    .version = SLUICE_VERSION,
 	    .reloads_ok = a->reloads_ok,
 	    .reloads_error = a->reloads_err,
+	    .health_stats = health_counters,
+	    .health_arg = a,
 	};
 	struct sl_if_counters *ifs = NULL;
 	const struct sl_tc_if *tifs;
@@ -338,15 +561,13 @@ static int start_tc(struct agent *a)
 	return err;
 }
 
-/* One datapath event: to the log (debug) and to every monitor client. */
+/* One datapath event: to every monitor client. */
 static int on_event(void *ctx, void *data, size_t len)
 {
 	const struct sluice_event *ev = data;
 	struct sluice_svc_info info;
 	struct agent *a = ctx;
 	const char *service = "";
-	char *line;
-	json_t *o;
 
 	if (len < sizeof(*ev))
 		return 0;
@@ -354,21 +575,7 @@ static int on_event(void *ctx, void *data, size_t len)
 		info.name[sizeof(info.name) - 1] = '\0';
 		service = info.name;
 	}
-	o = sl_event_json(ev, service);
-	if (!o)
-		return 0;
-	line = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!line)
-		return 0;
-	sl_debug("datapath event", "event=%s", line);
-	if (sl_http_subscribers(a->http)) {
-		size_t n = strlen(line);
-
-		line[n] = '\n'; /* json_dumps leaves room: replace the NUL */
-		sl_http_publish(a->http, line, n + 1);
-	}
-	free(line);
+	publish_event(a, ev, service);
 	return 0;
 }
 
@@ -427,6 +634,8 @@ static int loop_setup(struct agent *a)
 	if (!a->events || epoll_add(a->epfd, ring_buffer__epoll_fd(a->events)))
 		return -errno;
 	if (sl_tc_fd(a->tc) >= 0 && epoll_add(a->epfd, sl_tc_fd(a->tc)))
+		return -errno;
+	if (epoll_add(a->epfd, sl_health_fd(a->health)))
 		return -errno;
 	a->n_http_fds = sl_http_fds(a->http, a->http_fds);
 	for (size_t i = 0; i < a->n_http_fds; i++)
@@ -504,8 +713,11 @@ static int run_loop(struct agent *a)
 			} else if (fd == a->tickfd) {
 				drain_timer(fd);
 				reap(a);
+				watch_ejections(a);
 				sl_http_run(a->http); /* its timeouts */
 				sync_event_switch(a);
+			} else if (fd == sl_health_fd(a->health)) {
+				sl_health_dispatch(a->health);
 			} else if (a->tc && fd == sl_tc_fd(a->tc)) {
 				sl_tc_on_readable(a->tc);
 			} else if (a->events && fd == ring_buffer__epoll_fd(a->events)) {
@@ -531,6 +743,9 @@ static void agent_close(struct agent *a)
 	ring_buffer__free(a->events);
 	sl_http_stop(a->http);
 	sl_tc_close(a->tc);
+	sl_health_free(a->health);
+	free(a->probed);
+	free(a->watched);
 	sl_dp_close(&a->dp);
 	sl_config_free(&a->cfg);
 	free(a->retired);
@@ -599,6 +814,16 @@ static int start(struct agent *a)
 	if (err) {
 		sl_error("cannot apply the config", "error=\"%s\"", strerror(-err));
 		return EXIT_CONFIG;
+	}
+	a->health = sl_health_new(on_health_change, a);
+	if (!a->health) {
+		sl_error("cannot start health checks", "error=\"%s\"", strerror(errno));
+		return EXIT_ENV;
+	}
+	err = sync_backends(a, &a->cfg);
+	if (err) {
+		sl_error("cannot start health checks", "error=\"%s\"", strerror(-err));
+		return EXIT_ENV;
 	}
 	a->reloads_ok++;
 	if (start_tc(a))

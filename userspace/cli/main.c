@@ -113,52 +113,91 @@ static int by_name(const void *a, const void *b)
 		      ((const struct sl_svc_state *)b)->name);
 }
 
+static const char *const drop_names[SLUICE_DROP__MAX] = {
+    [SLUICE_DROP_NO_BACKEND] = "no_backend",
+    [SLUICE_DROP_CIRCUIT_BREAKER] = "circuit_breaker",
+    [SLUICE_DROP_RATE_LIMIT] = "rate_limit",
+    [SLUICE_DROP_POLICY] = "policy",
+};
+
+static json_t *backend_json(const struct sl_maps *m, const struct sl_be_state *b, uint64_t now)
+{
+	struct sluice_backend_stats bs = {0};
+	struct sluice_backend_rt rt = {0};
+	char addr[SL_HOSTPORT_LEN];
+	uint8_t state;
+	json_t *o;
+
+	sl_maps_backend_stats(m, b->id, &bs);
+	sl_maps_backend_rt(m, b->id, &rt);
+	state = sl_backend_state(b->state, &rt, now);
+	sl_format_hostport(&b->addr, addr, sizeof(addr));
+	o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:I}", "address", addr, "weight",
+		      (int)b->weight, "subset", b->subset, "state", state_name(state),
+		      "active_connections", (json_int_t)rt.active, "connections_total",
+		      (json_int_t)bs.connections, "connect_failures_total",
+		      (json_int_t)bs.connect_failures);
+	if (o && rt.ejected_until_ns > now)
+		json_object_set_new(o, "ejected_remaining_s",
+				    json_real((double)(rt.ejected_until_ns - now) / 1e9));
+	if (o && rt.times_ejected)
+		json_object_set_new(o, "times_ejected", json_integer(rt.times_ejected));
+	return o;
+}
+
 static json_t *service_json(const struct sl_maps *m, const struct sl_svc_state *s)
 {
+	uint64_t rejected[SLUICE_DROP__MAX] = {0}, now = sl_mono_ns();
 	char addr[SL_HOSTPORT_LEN];
-	json_t *bes = json_array();
+	json_t *bes = json_array(), *rej = json_object();
+	int64_t active = 0;
 
-	for (size_t i = 0; i < s->n_bes; i++) {
-		const struct sl_be_state *b = &s->bes[i];
-		struct sluice_backend_stats bs = {0};
-
-		sl_maps_backend_stats(m, b->id, &bs);
-		sl_format_hostport(&b->addr, addr, sizeof(addr));
-		json_array_append_new(bes,
-				      json_pack("{s:s, s:i, s:s, s:s, s:I, s:I}", "address", addr,
-						"weight", (int)b->weight, "subset", b->subset,
-						"state", state_name(b->state), "active_connections",
-						(json_int_t)bs.active, "connections_total",
-						(json_int_t)bs.connections));
-	}
+	for (size_t i = 0; i < s->n_bes; i++)
+		json_array_append_new(bes, backend_json(m, &s->bes[i], now));
+	sl_maps_service_rejected(m, s->id, rejected);
+	for (unsigned int r = 0; r < SLUICE_DROP__MAX; r++)
+		json_object_set_new(rej, drop_names[r], json_integer((json_int_t)rejected[r]));
+	sl_maps_service_active(m, s->id, &active);
 	sl_format_hostport(&s->frontend, addr, sizeof(addr));
-	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", s->name, "frontend", addr, "protocol",
-			 sl_proto_name(s->proto), "lb", sl_lb_name(s->lb), "backends", bes);
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "name", s->name, "frontend", addr,
+			 "protocol", sl_proto_name(s->proto), "lb", sl_lb_name(s->lb),
+			 "active_connections", (json_int_t)active, "rejected", rej, "backends",
+			 bes);
 }
 
 /* The table is printed from the same JSON object that -o json prints. */
-static void service_table(const struct sl_maps *m, const struct sl_svc_state *s, json_t *o)
+static void service_table(const struct sl_svc_state *s, json_t *o)
 {
-	uint64_t rejected[SLUICE_DROP__MAX] = {0};
-	json_t *bes = json_object_get(o, "backends"), *b;
+	json_t *bes = json_object_get(o, "backends"), *rej = json_object_get(o, "rejected"), *b;
 	size_t i;
 
-	sl_maps_service_rejected(m, s->id, rejected);
-	printf("%-20s %-28s %-4s %-12s backends=%zu rejected_no_backend=%llu\n", s->name,
-	       json_string_value(json_object_get(o, "frontend")), sl_proto_name(s->proto),
+	printf("%-20s %-28s %-4s %-12s backends=%zu active=%lld rejected: no_backend=%lld "
+	       "circuit_breaker=%lld rate_limit=%lld\n",
+	       s->name, json_string_value(json_object_get(o, "frontend")), sl_proto_name(s->proto),
 	       sl_lb_name(s->lb), json_array_size(bes),
-	       (unsigned long long)rejected[SLUICE_DROP_NO_BACKEND]);
+	       json_integer_value(json_object_get(o, "active_connections")),
+	       json_integer_value(json_object_get(rej, "no_backend")),
+	       json_integer_value(json_object_get(rej, "circuit_breaker")),
+	       json_integer_value(json_object_get(rej, "rate_limit")));
 	json_array_foreach(bes, i, b)
 	{
 		const char *subset = json_string_value(json_object_get(b, "subset"));
+		json_t *left = json_object_get(b, "ejected_remaining_s");
+		char state[48];
 
-		printf("  %-44s weight=%-4lld subset=%-10s %-9s active=%-6lld "
-		       "connections_total=%lld\n",
+		if (left)
+			snprintf(state, sizeof(state), "ejected(%.0fs left)",
+				 json_real_value(left) + 0.5);
+		else
+			snprintf(state, sizeof(state), "%s",
+				 json_string_value(json_object_get(b, "state")));
+		printf("  %-44s weight=%-4lld subset=%-10s %-18s active=%-6lld "
+		       "connections_total=%lld failures=%lld\n",
 		       json_string_value(json_object_get(b, "address")),
 		       json_integer_value(json_object_get(b, "weight")), *subset ? subset : "-",
-		       json_string_value(json_object_get(b, "state")),
-		       json_integer_value(json_object_get(b, "active_connections")),
-		       json_integer_value(json_object_get(b, "connections_total")));
+		       state, json_integer_value(json_object_get(b, "active_connections")),
+		       json_integer_value(json_object_get(b, "connections_total")),
+		       json_integer_value(json_object_get(b, "connect_failures_total")));
 	}
 }
 
@@ -191,7 +230,7 @@ static int cmd_services(struct cli *c, int argc, char **argv)
 		if (c->json) {
 			json_array_append_new(arr, o);
 		} else {
-			service_table(&m, &st.svcs[i], o);
+			service_table(&st.svcs[i], o);
 			json_decref(o);
 		}
 	}

@@ -163,21 +163,61 @@ static const char *want_scalar(struct walker *w, yaml_node_t *v, const char *key
 	return s;
 }
 
-static void want_uint(struct walker *w, yaml_node_t *v, const char *key, uint64_t min, uint64_t max,
-		      uint32_t *out)
+/* 0, or -1 after a diagnostic. */
+static int want_uint(struct walker *w, yaml_node_t *v, const char *key, uint64_t min, uint64_t max,
+		     uint32_t *out)
 {
 	const char *s = want_scalar(w, v, key);
 	const char *why;
 	uint64_t u;
 
 	if (!s)
-		return;
+		return -1;
 	if (sl_parse_uint(s, min, max, &u, &why)) {
 		werr(w, v, "'%s': %s (want %llu..%llu)", key, why, (unsigned long long)min,
 		     (unsigned long long)max);
-		return;
+		return -1;
 	}
 	*out = (uint32_t)u;
+	return 0;
+}
+
+/* Milliseconds in the largest unit that divides them: "1h", "300ms". */
+static const char *fmt_duration(uint64_t ms, char *buf, size_t len)
+{
+	if (ms && ms % 3600000 == 0)
+		snprintf(buf, len, "%lluh", (unsigned long long)(ms / 3600000));
+	else if (ms && ms % 60000 == 0)
+		snprintf(buf, len, "%llum", (unsigned long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+	else
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+	return buf;
+}
+
+/* A duration within [min_ms, max_ms], in milliseconds. 0, or -1 after a diagnostic. */
+static int want_duration(struct walker *w, yaml_node_t *v, const char *key, uint64_t min_ms,
+			 uint64_t max_ms, uint32_t *out)
+{
+	const char *s = want_scalar(w, v, key);
+	char lo[24], hi[24];
+	const char *why;
+	uint64_t ms;
+
+	if (!s)
+		return -1;
+	if (sl_parse_duration(s, &ms, &why)) {
+		werr(w, v, "'%s': %s", key, why);
+		return -1;
+	}
+	if (ms < min_ms || ms > max_ms) {
+		werr(w, v, "'%s': %s is out of range (want %s..%s)", key, s,
+		     fmt_duration(min_ms, lo, sizeof(lo)), fmt_duration(max_ms, hi, sizeof(hi)));
+		return -1;
+	}
+	*out = (uint32_t)ms;
+	return 0;
 }
 
 static void want_path(struct walker *w, yaml_node_t *v, const char *key, char *out, size_t len)
@@ -339,6 +379,9 @@ struct service_ctx {
 	yaml_node_t *backends;
 	yaml_node_t *frontend_node;
 	int has_name, has_frontend;
+	/* Blocks whose checks need the whole service (protocol, backends):
+	 * their value nodes, set only when the block itself was valid. */
+	yaml_node_t *split, *health, *outlier, *breaker, *timeouts;
 };
 
 static int valid_name(const char *s)
@@ -352,21 +395,316 @@ static int valid_name(const char *s)
 	return 1;
 }
 
+/* split: {SUBSET: PERCENT, ...}. The sum and the subsets' backends are
+ * checked once the whole service is read (check_service). */
+static void parse_split(struct walker *w, yaml_node_t *v, struct service_ctx *sc)
+{
+	struct sl_service_cfg *svc = sc->svc;
+	size_t before = w->d->n, n;
+	yaml_node_pair_t *p;
+
+	if (v->type != YAML_MAPPING_NODE) {
+		werr(w, v, "'split' must be a mapping of subset to percent");
+		return;
+	}
+	n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+	if (n > SLUICE_MAX_SPLIT) {
+		werr(w, v, "split has %zu subsets, more than the %d a service holds", n,
+		     SLUICE_MAX_SPLIT);
+		return;
+	}
+	for (p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+		yaml_node_t *pv = yaml_document_get_node(w->doc, p->value);
+		const char *name = k ? scalar(k) : NULL, *pct, *why;
+		struct sl_split_cfg *e = &svc->split[svc->n_split];
+		int dup = 0;
+		uint64_t u;
+
+		if (!k || !pv)
+			continue;
+		if (!name) {
+			werr(w, k, "split: keys must be subset names");
+			continue;
+		}
+		if (!*name || strlen(name) >= SLUICE_SUBSET_LEN) {
+			werr(w, k, "split: subset name must be 1..%d characters",
+			     SLUICE_SUBSET_LEN - 1);
+			continue;
+		}
+		for (yaml_node_pair_t *q = v->data.mapping.pairs.start; q < p && !dup; q++) {
+			yaml_node_t *qk = yaml_document_get_node(w->doc, q->key);
+
+			dup = qk && scalar(qk) && !strcmp(scalar(qk), name);
+		}
+		if (dup) {
+			werr(w, k, "split: duplicate subset '%s'", name);
+			continue;
+		}
+		pct = scalar(pv);
+		if (!pct) {
+			werr(w, pv, "split: percent of subset '%s' must be a scalar", name);
+			continue;
+		}
+		if (sl_parse_uint(pct, 0, 100, &u, &why)) {
+			werr(w, pv, "split: percent of subset '%s': %s (want 0..100)", name, why);
+			continue;
+		}
+		strcpy(e->subset, name);
+		e->percent = (uint8_t)u;
+		svc->n_split++;
+	}
+	if (w->d->n == before)
+		sc->split = v;
+}
+
+struct health_ctx {
+	struct sl_health_cfg *hc;
+	yaml_node_t *timeout;
+};
+
+static void want_hc_path(struct walker *w, yaml_node_t *v, struct sl_health_cfg *hc)
+{
+	const char *s = want_scalar(w, v, "health_check.path");
+
+	if (!s)
+		return;
+	if (s[0] != '/') {
+		werr(w, v, "'health_check.path' must start with '/'");
+		return;
+	}
+	if (strlen(s) >= sizeof(hc->path)) {
+		werr(w, v, "'health_check.path' is longer than %zu characters",
+		     sizeof(hc->path) - 1);
+		return;
+	}
+	for (const char *c = s; *c; c++) {
+		if (*c <= ' ' || *c > '~') {
+			werr(w, v, "'health_check.path' must be printable ASCII without spaces");
+			return;
+		}
+	}
+	strcpy(hc->path, s);
+}
+
+static void health_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
+{
+	struct health_ctx *hx = obj;
+	struct sl_health_cfg *hc = hx->hc;
+	const char *s;
+	uint32_t u;
+
+	if (!strcmp(key, "type")) {
+		s = want_scalar(w, v, "health_check.type");
+		if (!s)
+			return;
+		if (!strcmp(s, "none"))
+			hc->type = SL_HC_NONE;
+		else if (!strcmp(s, "tcp"))
+			hc->type = SL_HC_TCP;
+		else if (!strcmp(s, "http"))
+			hc->type = SL_HC_HTTP;
+		else
+			werr(w, v, "health_check.type '%s': want none, tcp or http", s);
+	} else if (!strcmp(key, "port")) {
+		if (!want_uint(w, v, "health_check.port", 0, 65535, &u))
+			hc->port = (uint16_t)u;
+	} else if (!strcmp(key, "path")) {
+		want_hc_path(w, v, hc);
+	} else if (!strcmp(key, "interval")) {
+		want_duration(w, v, "health_check.interval", 100, 3600000, &hc->interval_ms);
+	} else if (!strcmp(key, "timeout")) {
+		if (!want_duration(w, v, "health_check.timeout", 10, 3600000, &hc->timeout_ms))
+			hx->timeout = v;
+	} else if (!strcmp(key, "healthy_threshold")) {
+		want_uint(w, v, "health_check.healthy_threshold", 1, 100, &hc->healthy_threshold);
+	} else if (!strcmp(key, "unhealthy_threshold")) {
+		want_uint(w, v, "health_check.unhealthy_threshold", 1, 100,
+			  &hc->unhealthy_threshold);
+	}
+}
+
+static void parse_health(struct walker *w, yaml_node_t *v, struct service_ctx *sc)
+{
+	static const char *const known[] = {"type",
+					    "port",
+					    "path",
+					    "interval",
+					    "timeout",
+					    "healthy_threshold",
+					    "unhealthy_threshold",
+					    NULL};
+	struct sl_health_cfg *hc = &sc->svc->health;
+	struct health_ctx hx = {.hc = hc};
+	size_t before = w->d->n;
+	char a[24], b[24];
+
+	hc->type = SL_HC_TCP;
+	hc->port = 0;
+	strcpy(hc->path, "/healthz");
+	hc->interval_ms = 2000;
+	hc->timeout_ms = 1000;
+	hc->healthy_threshold = 2;
+	hc->unhealthy_threshold = 3;
+	if (walk_mapping(w, v, "health_check", known, NULL, health_field, &hx) || w->d->n != before)
+		return;
+	/* The default timeout never exceeds an interval shorter than it. */
+	if (!hx.timeout && hc->timeout_ms > hc->interval_ms)
+		hc->timeout_ms = hc->interval_ms;
+	if (hc->timeout_ms > hc->interval_ms) {
+		werr(w, hx.timeout ? hx.timeout : v,
+		     "health_check.timeout %s is longer than health_check.interval %s",
+		     fmt_duration(hc->timeout_ms, a, sizeof(a)),
+		     fmt_duration(hc->interval_ms, b, sizeof(b)));
+		return;
+	}
+	if (hc->type == SL_HC_NONE)
+		memset(hc, 0, sizeof(*hc)); /* the same as no block */
+	else
+		sc->health = v;
+}
+
+static void outlier_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
+{
+	struct sl_outlier_cfg *o = obj;
+
+	if (!strcmp(key, "consecutive_failures"))
+		want_uint(w, v, "outlier_detection.consecutive_failures", 1, 1000,
+			  &o->consecutive_failures);
+	else if (!strcmp(key, "base_ejection_time"))
+		want_duration(w, v, "outlier_detection.base_ejection_time", 1000, 300000,
+			      &o->base_ejection_ms);
+	else if (!strcmp(key, "max_ejection_percent"))
+		want_uint(w, v, "outlier_detection.max_ejection_percent", 0, 100,
+			  &o->max_ejection_percent);
+}
+
+static void parse_outlier(struct walker *w, yaml_node_t *v, struct service_ctx *sc)
+{
+	static const char *const known[] = {"consecutive_failures", "base_ejection_time",
+					    "max_ejection_percent", NULL};
+	struct sl_outlier_cfg *o = &sc->svc->outlier;
+
+	o->consecutive_failures = 5;
+	o->base_ejection_ms = 30000;
+	o->max_ejection_percent = 50;
+	if (!walk_mapping(w, v, "outlier_detection", known, NULL, outlier_field, o))
+		sc->outlier = v;
+}
+
+static void breaker_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
+{
+	struct sl_service_cfg *svc = obj;
+
+	if (!strcmp(key, "max_connections"))
+		want_uint(w, v, "circuit_breaker.max_connections", 0, 1000000,
+			  &svc->max_connections);
+}
+
+static void parse_breaker(struct walker *w, yaml_node_t *v, struct service_ctx *sc)
+{
+	static const char *const known[] = {"max_connections", NULL};
+
+	if (!walk_mapping(w, v, "circuit_breaker", known, NULL, breaker_field, sc->svc))
+		sc->breaker = v;
+}
+
+struct rate_ctx {
+	struct sl_service_cfg *svc;
+	yaml_node_t *burst;
+};
+
+static void rate_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
+{
+	struct rate_ctx *rx = obj;
+
+	if (!strcmp(key, "connections_per_second"))
+		want_uint(w, v, "rate_limit.connections_per_second", 0, 1000000,
+			  &rx->svc->rate_per_sec);
+	else if (!strcmp(key, "burst") &&
+		 !want_uint(w, v, "rate_limit.burst", 0, 1000000, &rx->svc->rate_burst))
+		rx->burst = v;
+}
+
+static void parse_rate(struct walker *w, yaml_node_t *v, struct service_ctx *sc)
+{
+	static const char *const known[] = {"connections_per_second", "burst", NULL};
+	struct sl_service_cfg *svc = sc->svc;
+	struct rate_ctx rx = {.svc = svc};
+	size_t before = w->d->n;
+
+	if (walk_mapping(w, v, "rate_limit", known, NULL, rate_field, &rx) || w->d->n != before)
+		return;
+	if (svc->rate_per_sec && !svc->rate_burst)
+		werr(w, rx.burst ? rx.burst : v,
+		     "rate_limit.burst must be at least 1 when connections_per_second is set");
+	else if (svc->rate_burst && !svc->rate_per_sec)
+		werr(w, rx.burst ? rx.burst : v,
+		     "rate_limit.burst is set but connections_per_second is 0: set both or "
+		     "neither");
+}
+
+static void timeouts_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
+{
+	struct sl_service_cfg *svc = obj;
+
+	if (!strcmp(key, "connect")) {
+		want_duration(w, v, "timeouts.connect", 0, 3600000, &svc->connect_timeout_ms);
+	} else if (!strcmp(key, "idle")) {
+		if (!want_duration(w, v, "timeouts.idle", 0, 32767000, &svc->idle_timeout_ms) &&
+		    svc->idle_timeout_ms % 1000) {
+			werr(w, v,
+			     "timeouts.idle must be whole seconds: keepalive timers count "
+			     "seconds");
+			svc->idle_timeout_ms = 0;
+		}
+	}
+}
+
+static void parse_timeouts(struct walker *w, yaml_node_t *v, struct service_ctx *sc)
+{
+	static const char *const known[] = {"connect", "idle", NULL};
+
+	if (!walk_mapping(w, v, "timeouts", known, NULL, timeouts_field, sc->svc))
+		sc->timeouts = v;
+}
+
+/* The blocks of a service, each a mapping of its own. */
+static const struct {
+	const char *key;
+	void (*parse)(struct walker *w, yaml_node_t *v, struct service_ctx *sc);
+} service_blocks[] = {
+    {"split", parse_split},
+    {"health_check", parse_health},
+    {"outlier_detection", parse_outlier},
+    {"circuit_breaker", parse_breaker},
+    {"rate_limit", parse_rate},
+    {"timeouts", parse_timeouts},
+};
+
 static void service_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
 	struct service_ctx *sc = obj;
-	const char *s = NULL, *why;
+	const char *s, *why;
 
 	/* Present, even when its value is bad: no "has no 'name'" on top. */
 	if (!strcmp(key, "name"))
 		sc->has_name = 1;
 	else if (!strcmp(key, "frontend"))
 		sc->has_frontend = -1;
-	if (strcmp(key, "backends")) {
-		s = want_scalar(w, v, key);
-		if (!s)
-			return;
+	if (!strcmp(key, "backends")) {
+		sc->backends = v;
+		return;
 	}
+	for (size_t i = 0; i < sizeof(service_blocks) / sizeof(service_blocks[0]); i++) {
+		if (!strcmp(key, service_blocks[i].key)) {
+			service_blocks[i].parse(w, v, sc);
+			return;
+		}
+	}
+	s = want_scalar(w, v, key);
+	if (!s)
+		return;
 	if (!strcmp(key, "name")) {
 		if (strlen(s) >= SLUICE_NAME_LEN)
 			werr(w, v, "service name '%s' is longer than %d characters", s,
@@ -398,12 +736,61 @@ static void service_field(struct walker *w, const char *key, yaml_node_t *v, voi
 		else if (!strcmp(s, "maglev"))
 			sc->svc->lb = SLUICE_LB_MAGLEV;
 		else if (!strcmp(s, "least_conn"))
-			werr(w, v, "lb 'least_conn' is not implemented in this version of sluice");
+			sc->svc->lb = SLUICE_LB_LEAST_CONN;
 		else
-			werr(w, v, "lb '%s': want random, round_robin or maglev", s);
-	} else if (!strcmp(key, "backends")) {
-		sc->backends = v;
+			werr(w, v, "lb '%s': want random, round_robin, maglev or least_conn", s);
+	} else if (!strcmp(key, "affinity")) {
+		want_duration(w, v, "affinity", 0, 86400000, &sc->svc->affinity_ms);
 	}
+}
+
+/* A valid split's sum, and its subsets against the backends. 'backends_ok'
+ * is 0 when a backend was refused (its subset would be missing for no fault
+ * of the split). */
+static void check_split(struct walker *w, struct service_ctx *sc, const char *name, int backends_ok)
+{
+	struct sl_service_cfg *svc = sc->svc;
+	yaml_node_pair_t *p = sc->split->data.mapping.pairs.start;
+	unsigned int sum = 0;
+
+	for (size_t i = 0; i < svc->n_split; i++, p++) {
+		yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+		size_t j = 0;
+
+		sum += svc->split[i].percent;
+		while (j < svc->n_backends && strcmp(svc->backends[j].subset, svc->split[i].subset))
+			j++;
+		if (backends_ok && j == svc->n_backends)
+			werr(w, k ? k : sc->split,
+			     "split names subset '%s' but no backend of service '%s' has it",
+			     svc->split[i].subset, name);
+	}
+	if (sum != 100)
+		werr(w, sc->split, "split of service '%s' sums to %u, not 100", name, sum);
+}
+
+/* What needs the whole service: the protocol may come after a block, and a
+ * split's subsets must be carried by backends. */
+static void check_service(struct walker *w, struct service_ctx *sc, int backends_ok)
+{
+	struct sl_service_cfg *svc = sc->svc;
+	const char *name = svc->name[0] ? svc->name : "?";
+
+	if (sc->split)
+		check_split(w, sc, name, backends_ok);
+	if (svc->proto != SLUICE_PROTO_UDP)
+		return;
+	if (sc->health && !svc->health.port)
+		werr(w, sc->health,
+		     "health_check of udp service '%s' needs a 'port': probes are TCP", name);
+	if (sc->outlier)
+		werr(w, sc->outlier,
+		     "outlier_detection needs protocol tcp: failures are seen by TCP sockops");
+	if (sc->breaker && svc->max_connections)
+		werr(w, sc->breaker,
+		     "circuit_breaker needs protocol tcp: connections are counted by TCP sockops");
+	if (sc->timeouts && (svc->connect_timeout_ms || svc->idle_timeout_ms))
+		werr(w, sc->timeouts, "timeouts needs protocol tcp: they are TCP socket options");
 }
 
 static void parse_backends(struct walker *w, struct service_ctx *sc)
@@ -471,10 +858,20 @@ static void parse_backends(struct walker *w, struct service_ctx *sc)
 
 static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config *cfg)
 {
-	static const char *const known[] = {"name", "frontend", "protocol", "lb", "backends", NULL};
-	static const char *const later[] = {"affinity",		 "split",	    "health_check",
-					    "outlier_detection", "circuit_breaker", "rate_limit",
-					    "timeouts",		 "policy",	    NULL};
+	static const char *const known[] = {"name",
+					    "frontend",
+					    "protocol",
+					    "lb",
+					    "backends",
+					    "affinity",
+					    "split",
+					    "health_check",
+					    "outlier_detection",
+					    "circuit_breaker",
+					    "rate_limit",
+					    "timeouts",
+					    NULL};
+	static const char *const later[] = {"policy", NULL};
 	yaml_node_t **fe_nodes;
 	yaml_node_item_t *it;
 	size_t n, total_backends = 0;
@@ -495,6 +892,7 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 		yaml_node_t *sn = yaml_document_get_node(w->doc, *it);
 		struct sl_service_cfg *svc = &cfg->services[cfg->n_services];
 		struct service_ctx sc = {.svc = svc};
+		size_t before;
 		int ok = 1;
 
 		if (!sn)
@@ -511,8 +909,10 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 			werr(w, sn, "service has no 'frontend'");
 			ok = 0;
 		}
+		before = w->d->n;
 		if (sc.backends)
 			parse_backends(w, &sc);
+		check_service(w, &sc, w->d->n == before);
 		if (!ok || !svc->name[0] || sc.has_frontend < 0) {
 			free(svc->backends);
 			memset(svc, 0, sizeof(*svc));

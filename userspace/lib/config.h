@@ -27,6 +27,40 @@ struct sl_backend_cfg {
 	char subset[SLUICE_SUBSET_LEN];
 };
 
+/* health_check.type */
+enum sl_hc_type {
+	SL_HC_NONE = 0,
+	SL_HC_TCP = 1,
+	SL_HC_HTTP = 2,
+};
+
+#define SL_HC_PATH_LEN 128
+
+/* health_check: active probes from the agent. */
+struct sl_health_cfg {
+	uint8_t type;		      /* enum sl_hc_type; SL_HC_NONE without the block */
+	uint16_t port;		      /* 0 = the backend's own port */
+	char path[SL_HC_PATH_LEN];    /* http: the GET path, default "/healthz" */
+	uint32_t interval_ms;	      /* default 2000 */
+	uint32_t timeout_ms;	      /* default 1000, at most interval_ms */
+	uint32_t healthy_threshold;   /* default 2 */
+	uint32_t unhealthy_threshold; /* default 3 */
+};
+
+/* outlier_detection: passive ejection in the kernel. consecutive_failures
+ * 0 = off (no block). */
+struct sl_outlier_cfg {
+	uint32_t consecutive_failures; /* default 5 when the block is present */
+	uint32_t base_ejection_ms;     /* default 30000 */
+	uint32_t max_ejection_percent; /* default 50; 0..100 */
+};
+
+/* One subset's share of new connections (split). */
+struct sl_split_cfg {
+	char subset[SLUICE_SUBSET_LEN];
+	uint8_t percent;
+};
+
 struct sl_service_cfg {
 	char name[SLUICE_NAME_LEN];
 	struct sl_sockaddr frontend;
@@ -34,6 +68,16 @@ struct sl_service_cfg {
 	uint8_t lb;    /* enum sluice_lb */
 	struct sl_backend_cfg *backends;
 	size_t n_backends;
+	uint32_t affinity_ms; /* 0 = off */
+	struct sl_split_cfg split[SLUICE_MAX_SPLIT];
+	size_t n_split; /* 0 = no split */
+	struct sl_health_cfg health;
+	struct sl_outlier_cfg outlier;
+	uint32_t max_connections;    /* circuit_breaker; 0 = unlimited */
+	uint32_t rate_per_sec;	     /* rate_limit.connections_per_second; 0 = off */
+	uint32_t rate_burst;	     /* rate_limit.burst */
+	uint32_t connect_timeout_ms; /* timeouts.connect; 0 = kernel default */
+	uint32_t idle_timeout_ms;    /* timeouts.idle; 0 = off; whole seconds */
 };
 
 /* Map capacities (agent.limits). Fixed once the maps exist. */

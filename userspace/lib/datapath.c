@@ -108,17 +108,19 @@ unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
 	if (!strcmp(map, SLUICE_MAP_FRONTENDS) || !strcmp(map, SLUICE_MAP_SERVICES) ||
 	    !strcmp(map, SLUICE_MAP_SVC_INFO))
 		return 2 * l->services;
-	if (!strcmp(map, SLUICE_MAP_MAGLEV))
-		return 4 * l->services;
+	if (!strcmp(map, SLUICE_MAP_TABLES)) /* 2 generations of up to 8 views */
+		return 2 * SLUICE_MAX_SPLIT * l->services;
 	if (!strcmp(map, SLUICE_MAP_SVC_STATS) || !strcmp(map, SLUICE_MAP_RR) ||
-	    !strcmp(map, SLUICE_MAP_SVC_HIST))
+	    !strcmp(map, SLUICE_MAP_SVC_HIST) || !strcmp(map, SLUICE_MAP_SVC_RT))
 		return 2 * l->services + 1;
 	if (!strcmp(map, SLUICE_MAP_BACKENDS))
 		return 2 * l->backends;
 	if (!strcmp(map, SLUICE_MAP_SLOTS))
 		return 4 * l->backends;
-	if (!strcmp(map, SLUICE_MAP_BACKEND_STATS))
+	if (!strcmp(map, SLUICE_MAP_BACKEND_STATS) || !strcmp(map, SLUICE_MAP_BACKEND_RT))
 		return 2 * l->backends + 1;
+	if (!strcmp(map, SLUICE_MAP_AFFINITY))
+		return SLUICE_DEFAULT_AFFINITY;
 	if (!strcmp(map, SLUICE_MAP_REVNAT))
 		return l->revnat;
 	if (!strcmp(map, SLUICE_MAP_SOCKHASH) || !strcmp(map, "sluice_redir_pending"))

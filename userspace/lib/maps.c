@@ -4,8 +4,10 @@
  * half-written service.
  *
  * A service is read by the datapath as: frontend -> service id -> service
- * value {gen, count, lb, maglev_m} -> slots (id, gen, 0..count) or the
- * Maglev table (id, gen) -> backend. The service value lives in a
+ * value {gen, count, lb, views} -> slots (id, gen, 0..count) or a view's
+ * table (id, gen, view) -> backend. A view is the whole service, or one
+ * subset of its split: a range of slots and, for Maglev and for weighted
+ * random or round_robin, a table. The service value lives in a
  * no-prealloc hash and is replaced whole by one update, so a reader sees the
  * old value or the new one, never a mix. Everything the value points to is
  * keyed by its generation, and the agent only ever writes the generation that
@@ -14,7 +16,8 @@
  *   1. backends: new ones are written (state healthy, counters zeroed);
  *      changed ones are rewritten in place, keeping their state;
  *   2. slots of the idle generation: 0..n-1 written, stale ones above deleted;
- *   3. Maglev: a new table is built, filled and inserted at (id, idle gen);
+ *   3. tables: a new one per view is built, filled and inserted at
+ *      (id, idle gen, view);
  *   4. the service value is replaced, flipping gen: the switch-over;
  *   5. the frontend is written last for a new service (the service is
  *      complete before it can be found), or moved for a changed frontend;
@@ -34,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -41,12 +45,13 @@
 
 #include "maglev.h"
 #include "maps.h"
+#include "wseq.h"
 
 static const char *const map_names[] = {
-    SLUICE_MAP_FRONTENDS, SLUICE_MAP_SERVICES, SLUICE_MAP_SVC_INFO,	 SLUICE_MAP_SLOTS,
-    SLUICE_MAP_MAGLEV,	  SLUICE_MAP_BACKENDS, SLUICE_MAP_BACKEND_STATS, SLUICE_MAP_SVC_STATS,
-    SLUICE_MAP_RR,	  SLUICE_MAP_REVNAT,   SLUICE_MAP_SVC_HIST,	 SLUICE_MAP_GLOBAL_STATS,
-    SLUICE_MAP_SOCKHASH,
+    SLUICE_MAP_FRONTENDS, SLUICE_MAP_SERVICES,	 SLUICE_MAP_SVC_INFO,	   SLUICE_MAP_SLOTS,
+    SLUICE_MAP_TABLES,	  SLUICE_MAP_BACKENDS,	 SLUICE_MAP_BACKEND_STATS, SLUICE_MAP_SVC_STATS,
+    SLUICE_MAP_RR,	  SLUICE_MAP_REVNAT,	 SLUICE_MAP_SVC_HIST,	   SLUICE_MAP_GLOBAL_STATS,
+    SLUICE_MAP_SOCKHASH,  SLUICE_MAP_BACKEND_RT, SLUICE_MAP_SVC_RT,	   SLUICE_MAP_AFFINITY,
 };
 _Static_assert(sizeof(map_names) / sizeof(map_names[0]) == SL_MAPS_COUNT,
 	       "one name per map of struct sl_maps");
@@ -54,9 +59,10 @@ const char *const *const sl_map_names = map_names;
 
 int *sl_maps_fd(struct sl_maps *m, unsigned int i)
 {
-	int *fds[] = {&m->frontends, &m->services,	&m->svc_info,  &m->slots, &m->maglev,
-		      &m->backends,  &m->backend_stats, &m->svc_stats, &m->rr,	  &m->revnat,
-		      &m->svc_hist,  &m->global_stats,	&m->sockhash};
+	int *fds[] = {&m->frontends, &m->services,   &m->svc_info,	&m->slots,
+		      &m->tables,    &m->backends,   &m->backend_stats, &m->svc_stats,
+		      &m->rr,	     &m->revnat,     &m->svc_hist,	&m->global_stats,
+		      &m->sockhash,  &m->backend_rt, &m->svc_rt,	&m->affinity};
 
 	_Static_assert(sizeof(fds) / sizeof(fds[0]) == SL_MAPS_COUNT, "one fd per map");
 
@@ -195,7 +201,7 @@ static int read_service(const struct sl_maps *m, uint32_t id, struct sl_svc_stat
 		return errno == ENOENT ? 0 : -errno;
 	s->lb = svc.lb;
 	s->gen = svc.gen;
-	s->maglev_m = svc.maglev_m;
+	s->value = svc;
 	s->bes = calloc(svc.count ? svc.count : 1, sizeof(*s->bes));
 	if (!s->bes)
 		return -ENOMEM;
@@ -377,6 +383,54 @@ out:
 	return err;
 }
 
+int sl_maps_backend_rt(const struct sl_maps *m, uint32_t be_id, struct sluice_backend_rt *out)
+{
+	if (bpf_map_lookup_elem(m->backend_rt, &be_id, out))
+		return -errno;
+	if (out->active < 0)
+		out->active = 0;
+	return 0;
+}
+
+int sl_maps_service_active(const struct sl_maps *m, uint32_t svc_id, int64_t *out)
+{
+	struct sluice_svc_rt rt;
+
+	if (bpf_map_lookup_elem(m->svc_rt, &svc_id, &rt))
+		return -errno;
+	*out = rt.active > 0 ? rt.active : 0;
+	return 0;
+}
+
+uint64_t sl_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint8_t sl_backend_state(uint8_t state, const struct sluice_backend_rt *rt, uint64_t now)
+{
+	if (state == SLUICE_BE_HEALTHY && rt && rt->ejected_until_ns > now)
+		return SLUICE_BE_EJECTED;
+	return state;
+}
+
+int sl_maps_set_state(const struct sl_maps *m, uint32_t be_id, uint8_t state)
+{
+	struct sluice_backend v;
+
+	if (bpf_map_lookup_elem(m->backends, &be_id, &v))
+		return -errno;
+	if (v.state == state)
+		return 0;
+	if (v.state == SLUICE_BE_REMOVED)
+		return -ENOENT;
+	v.state = state;
+	return bpf_map_update_elem(m->backends, &be_id, &v, BPF_EXIST) ? -errno : 0;
+}
+
 int sl_maps_service_rejected(const struct sl_maps *m, uint32_t svc_id,
 			     uint64_t out[SLUICE_DROP__MAX])
 {
@@ -407,18 +461,37 @@ static void be_value(struct sluice_backend *v, const struct sl_backend_cfg *c, u
 	memcpy(v->subset, c->subset, sizeof(v->subset));
 }
 
-/* Step 1: write new and changed backends. */
+/* A new backend starts with no outlier history. Its active count stays:
+ * sockets to the backend that held the id before still give theirs back. */
+static int backend_rt_reset(int fd, uint32_t id)
+{
+	struct sluice_backend_rt rt;
+
+	if (bpf_map_lookup_elem(fd, &id, &rt))
+		return -errno;
+	rt.ejected_until_ns = 0;
+	rt.ejected_at_ns = 0;
+	rt.failures = 0;
+	rt.times_ejected = 0;
+	return bpf_map_update_elem(fd, &id, &rt, BPF_ANY) ? -errno : 0;
+}
+
+/* Step 1: write new and changed backends. A new backend of a service with
+ * health checks is unhealthy until its first probe passes. */
 static int apply_backends(const struct sl_maps *m, const struct sl_svc_op *op)
 {
 	const struct sl_service_cfg *w = op->want;
+	uint8_t fresh = w->health.type != SL_HC_NONE ? SLUICE_BE_UNHEALTHY : SLUICE_BE_HEALTHY;
 
 	for (size_t i = 0; i < w->n_backends; i++) {
 		struct sluice_backend v, old;
-		uint8_t state = SLUICE_BE_HEALTHY;
+		uint8_t state = fresh;
 		int err;
 
 		if (op->be_new[i]) {
 			err = backend_counters_reset(m->backend_stats, op->be_ids[i]);
+			if (!err)
+				err = backend_rt_reset(m->backend_rt, op->be_ids[i]);
 			if (err)
 				return err;
 		} else if (!bpf_map_lookup_elem(m->backends, &op->be_ids[i], &old)) {
@@ -434,15 +507,16 @@ static int apply_backends(const struct sl_maps *m, const struct sl_svc_op *op)
 	return 0;
 }
 
-/* Step 2: slots of the idle generation. */
-static int apply_slots(const struct sl_maps *m, const struct sl_svc_op *op, uint8_t gen)
+/* Step 2: slots of the idle generation, in sl_slot_order. */
+static int apply_slots(const struct sl_maps *m, const struct sl_svc_op *op, const size_t *order,
+		       uint8_t gen)
 {
 	size_t n = op->want->n_backends;
 	struct sluice_slot_key k = {.svc_id = op->svc_id, .gen = gen};
 
 	for (size_t i = 0; i < n; i++) {
 		k.slot = (__u16)i;
-		if (bpf_map_update_elem(m->slots, &k, &op->be_ids[i], BPF_ANY))
+		if (bpf_map_update_elem(m->slots, &k, &op->be_ids[order[i]], BPF_ANY))
 			return -errno;
 	}
 	for (size_t i = n; i < SLUICE_MAX_BACKENDS_PER_SERVICE; i++) {
@@ -453,71 +527,116 @@ static int apply_slots(const struct sl_maps *m, const struct sl_svc_op *op, uint
 	return 0;
 }
 
-/* Step 3: a new Maglev table for the idle generation. Returns its size. */
-static int apply_maglev(const struct sl_maps *m, const struct sl_svc_op *op, uint8_t gen,
-			uint32_t *m_out)
+/* A view's table: Maglev over its backends, or for random and round_robin
+ * the weighted sequence when their weights differ. Entries are indices into
+ * 'bes'; *size 0 means the view needs no table. */
+static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t n, uint32_t **table,
+		      uint32_t *size)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = BPF_F_INNER_MAP);
-	const struct sl_service_cfg *w = op->want;
-	struct sluice_maglev_key mk = {.svc_id = op->svc_id, .gen = gen};
-	struct sl_maglev_backend *mb = NULL;
-	char(*keys)[SL_HOSTPORT_LEN] = NULL;
-	uint32_t *table = NULL, *idx = NULL, msize, count;
-	int fd = -1, err;
+	struct sl_maglev_backend *mb;
+	char(*keys)[SL_HOSTPORT_LEN];
+	uint16_t *weights;
+	int err;
 
-	*m_out = 0;
-	if (w->lb != SLUICE_LB_MAGLEV || !w->n_backends) {
-		if (bpf_map_delete_elem(m->maglev, &mk) && errno != ENOENT)
-			return -errno;
+	*table = NULL;
+	*size = 0;
+	if (!n || w->lb == SLUICE_LB_LEAST_CONN)
 		return 0;
+	if (w->lb != SLUICE_LB_MAGLEV) {
+		weights = calloc(n, sizeof(*weights));
+		if (!weights)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++)
+			weights[i] = w->backends[bes[i]].weight;
+		err = sl_wseq_build(weights, n, table, size);
+		free(weights);
+		return err;
 	}
-	msize = sl_maglev_size(w->n_backends);
-	if (!msize)
+	*size = sl_maglev_size(n);
+	if (!*size)
 		return -E2BIG;
-	mb = calloc(w->n_backends, sizeof(*mb));
-	keys = calloc(w->n_backends, sizeof(*keys));
-	table = calloc(msize, sizeof(*table));
-	idx = calloc(msize, sizeof(*idx));
-	if (!mb || !keys || !table || !idx) {
+	mb = calloc(n, sizeof(*mb));
+	keys = calloc(n, sizeof(*keys));
+	*table = calloc(*size, sizeof(**table));
+	if (!mb || !keys || !*table) {
 		err = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < w->n_backends; i++) {
-		sl_format_hostport(&w->backends[i].addr, keys[i], sizeof(keys[i]));
+	for (size_t i = 0; i < n; i++) {
+		sl_format_hostport(&w->backends[bes[i]].addr, keys[i], sizeof(keys[i]));
 		mb[i].key = keys[i];
-		mb[i].weight = w->backends[i].weight;
+		mb[i].weight = w->backends[bes[i]].weight;
 	}
-	err = sl_maglev_build(mb, w->n_backends, msize, table);
-	if (err)
-		goto out;
-	for (uint32_t j = 0; j < msize; j++) {
-		idx[j] = j;
-		table[j] = op->be_ids[table[j]];
-	}
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sluice_maglev_t", sizeof(__u32), sizeof(__u32),
-			    msize, &copts);
-	if (fd < 0) {
-		err = -errno;
-		goto out;
-	}
-	count = msize;
-	if (bpf_map_update_batch(fd, idx, table, &count, NULL)) {
-		err = -errno;
-		goto out;
-	}
-	if (bpf_map_update_elem(m->maglev, &mk, &fd, BPF_ANY)) {
-		err = -errno;
-		goto out;
-	}
-	*m_out = msize;
+	err = sl_maglev_build(mb, n, *size, *table);
 out:
-	if (fd >= 0)
-		close(fd);
 	free(mb);
 	free(keys);
-	free(table);
+	if (err) {
+		free(*table);
+		*table = NULL;
+		*size = 0;
+	}
+	return err;
+}
+
+/* Put a table of backend ids in as (svc, gen, view). */
+static int table_insert(const struct sl_maps *m, const struct sluice_table_key *tk,
+			const uint32_t *ids, uint32_t size)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = BPF_F_INNER_MAP);
+	uint32_t *idx, count = size;
+	int fd, err = 0;
+
+	idx = calloc(size, sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	for (uint32_t j = 0; j < size; j++)
+		idx[j] = j;
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sluice_table", sizeof(__u32), sizeof(__u32), size,
+			    &copts);
+	if (fd < 0)
+		err = -errno;
+	else if (bpf_map_update_batch(fd, idx, ids, &count, NULL))
+		err = -errno;
+	else if (bpf_map_update_elem(m->tables, tk, &fd, BPF_ANY))
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
 	free(idx);
 	return err;
+}
+
+/* Step 3: the tables of the idle generation; each view's size goes into sv. */
+static int apply_tables(const struct sl_maps *m, const struct sl_svc_op *op, const size_t *order,
+			uint8_t gen, struct sluice_service *sv)
+{
+	struct sluice_table_key tk = {.svc_id = op->svc_id, .gen = gen};
+
+	for (uint32_t v = 0; v < SLUICE_MAX_SPLIT; v++) {
+		struct sluice_view *view = &sv->views[v];
+		uint32_t *table = NULL, size = 0;
+		int err = 0;
+
+		tk.view = (__u8)v;
+		if (v < sv->n_views)
+			err = view_table(op->want, order + view->slot_start, view->slot_count,
+					 &table, &size);
+		if (err)
+			return err;
+		if (!size) {
+			if (bpf_map_delete_elem(m->tables, &tk) && errno != ENOENT)
+				return -errno;
+			continue;
+		}
+		for (uint32_t j = 0; j < size; j++)
+			table[j] = op->be_ids[order[view->slot_start + table[j]]];
+		err = table_insert(m, &tk, table, size);
+		free(table);
+		if (err)
+			return err;
+		view->table_m = size;
+	}
+	return 0;
 }
 
 int sl_maps_retire(const struct sl_maps *m, const uint32_t *ids, size_t n, uint32_t **dead,
@@ -564,11 +683,11 @@ static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uin
 {
 	const struct sl_service_cfg *w = op->want;
 	uint8_t gen = op->cur ? !op->cur->gen : 0;
-	struct sluice_service sv = {};
+	struct sluice_service sv;
 	struct sluice_svc_info info = {};
 	struct sluice_frontend fe = {.svc_id = op->svc_id};
 	struct sluice_frontend_key k;
-	uint32_t msize;
+	size_t *order;
 	int err;
 
 	if (op->kind == SL_OP_ADD) {
@@ -580,11 +699,18 @@ static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uin
 		if (err)
 			return err;
 	}
+	order = calloc(w->n_backends ? w->n_backends : 1, sizeof(*order));
+	if (!order)
+		return -ENOMEM;
+	sl_slot_order(w, order);
+	sl_service_value(w, &sv);
+	sv.gen = gen;
 	err = apply_backends(m, op);
 	if (!err)
-		err = apply_slots(m, op, gen);
+		err = apply_slots(m, op, order, gen);
 	if (!err)
-		err = apply_maglev(m, op, gen, &msize);
+		err = apply_tables(m, op, order, gen, &sv);
+	free(order);
 	if (err)
 		return err;
 	fe_key(&k, &w->frontend, w->proto);
@@ -592,10 +718,6 @@ static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uin
 	info.frontend = k;
 	if (bpf_map_update_elem(m->svc_info, &op->svc_id, &info, BPF_ANY))
 		return -errno;
-	sv.count = (__u32)w->n_backends;
-	sv.maglev_m = msize;
-	sv.lb = w->lb;
-	sv.gen = gen;
 	if (bpf_map_update_elem(m->services, &op->svc_id, &sv, BPF_ANY)) /* the switch-over */
 		return -errno;
 	if (op->frontend_changed) {
@@ -624,11 +746,14 @@ static int apply_remove(const struct sl_maps *m, const struct sl_svc_op *op, uin
 	if (bpf_map_delete_elem(m->svc_info, &op->svc_id) && errno != ENOENT)
 		return -errno;
 	for (uint8_t gen = 0; gen < 2; gen++) {
-		struct sluice_maglev_key mk = {.svc_id = op->svc_id, .gen = gen};
 		struct sluice_slot_key sk = {.svc_id = op->svc_id, .gen = gen};
 
-		if (bpf_map_delete_elem(m->maglev, &mk) && errno != ENOENT)
-			return -errno;
+		for (uint8_t v = 0; v < SLUICE_MAX_SPLIT; v++) {
+			struct sluice_table_key tk = {.svc_id = op->svc_id, .gen = gen, .view = v};
+
+			if (bpf_map_delete_elem(m->tables, &tk) && errno != ENOENT)
+				return -errno;
+		}
 		for (uint32_t i = 0; i < SLUICE_MAX_BACKENDS_PER_SERVICE; i++) {
 			sk.slot = (__u16)i;
 			if (bpf_map_delete_elem(m->slots, &sk))

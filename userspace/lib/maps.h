@@ -15,7 +15,7 @@ struct sl_maps {
 	int services;
 	int svc_info;
 	int slots;
-	int maglev;
+	int tables;
 	int backends;
 	int backend_stats;
 	int svc_stats;
@@ -24,10 +24,13 @@ struct sl_maps {
 	int svc_hist;
 	int global_stats;
 	int sockhash;
+	int backend_rt;
+	int svc_rt;
+	int affinity;
 };
 
 /* Name of each map, in struct order, for loops over all of them. */
-#define SL_MAPS_COUNT 13
+#define SL_MAPS_COUNT 16
 extern const char *const *const sl_map_names;
 int *sl_maps_fd(struct sl_maps *m, unsigned int i);
 
@@ -65,6 +68,23 @@ int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id,
 			  struct sluice_backend_stats *out);
 int sl_maps_service_hist(const struct sl_maps *m, uint32_t svc_id, struct sluice_svc_hist *out);
 int sl_maps_global_stats(const struct sl_maps *m, struct sluice_global_stats *out);
+/* A backend's active connections and outlier state; a service's active
+ * connections. Negative active counts (a transient of concurrent updates)
+ * read as 0. */
+int sl_maps_backend_rt(const struct sl_maps *m, uint32_t be_id, struct sluice_backend_rt *out);
+int sl_maps_service_active(const struct sl_maps *m, uint32_t svc_id, int64_t *out);
+
+/* CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns(). */
+uint64_t sl_mono_ns(void);
+
+/* A backend's state as the datapath sees it at 'now': its state in the
+ * backends map, or SLUICE_BE_EJECTED while a healthy one is ejected. */
+uint8_t sl_backend_state(uint8_t state, const struct sluice_backend_rt *rt, uint64_t now);
+
+/* Set a backend's state (healthy, unhealthy, draining), keeping the rest.
+ * -ENOENT if there is no such backend. */
+int sl_maps_set_state(const struct sl_maps *m, uint32_t be_id, uint8_t state);
+
 int sl_maps_service_rejected(const struct sl_maps *m, uint32_t svc_id,
 			     uint64_t out[SLUICE_DROP__MAX]);
 

@@ -32,6 +32,8 @@ struct be_row {
 	const struct sl_be_state *be;
 	char addr[SL_HOSTPORT_LEN];
 	struct sluice_backend_stats st;
+	struct sluice_backend_rt rt;
+	uint8_t state; /* as the datapath sees it: ejection included */
 };
 
 enum be_field {
@@ -42,13 +44,15 @@ enum be_field {
 	BE_RECEIVED,
 };
 
-static double be_value(const struct sluice_backend_stats *st, enum be_field f)
+static double be_value(const struct be_row *r, enum be_field f)
 {
+	const struct sluice_backend_stats *st = &r->st;
+
 	switch (f) {
 	case BE_CONNECTIONS:
 		return (double)st->connections;
 	case BE_ACTIVE:
-		return (double)st->active;
+		return (double)r->rt.active;
 	case BE_FAILURES:
 		return (double)st->connect_failures;
 	case BE_SENT:
@@ -67,7 +71,7 @@ static void backend_family(struct sl_prom *p, const struct be_row *rows, size_t 
 		const char *labels[] = {"service", rows[i].svc->name, "backend", rows[i].addr,
 					NULL};
 
-		sl_prom_sample(p, labels, be_value(&rows[i].st, f));
+		sl_prom_sample(p, labels, be_value(&rows[i], f));
 	}
 }
 
@@ -169,6 +173,7 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 	struct be_row *rows = NULL;
 	struct sl_state st;
 	size_t n = 0, cap = 0;
+	uint64_t now = sl_mono_ns();
 	int err;
 
 	err = sl_maps_read_state(m, &st);
@@ -189,6 +194,8 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 			r->be = &st.svcs[i].bes[j];
 			sl_format_hostport(&r->be->addr, r->addr, sizeof(r->addr));
 			sl_maps_backend_stats(m, r->be->id, &r->st);
+			sl_maps_backend_rt(m, r->be->id, &r->rt);
+			r->state = sl_backend_state(r->be->state, &r->rt, now);
 		}
 
 	sl_prom_family(p, "sluice_build_info", "Version of the running sluiced.", SL_PROM_GAUGE);
@@ -204,7 +211,7 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 		       "Connections (TCP) and unconnected sends (UDP) given this backend.",
 		       SL_PROM_COUNTER, BE_CONNECTIONS);
 	backend_family(p, rows, n, "sluice_active_connections",
-		       "Balanced TCP connections established and not yet closed.", SL_PROM_GAUGE,
+		       "Balanced TCP connections open (connecting or established).", SL_PROM_GAUGE,
 		       BE_ACTIVE);
 	backend_family(p, rows, n, "sluice_connect_failures_total",
 		       "Balanced TCP connects that failed (refused or timed out).", SL_PROM_COUNTER,
@@ -224,17 +231,45 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 						rows[i].addr, "state",		 state_names[s],
 						NULL};
 
-			sl_prom_sample(p, labels, rows[i].be->state == s);
+			sl_prom_sample(p, labels, rows[i].state == s);
 		}
+	if (ctx->health_stats) {
+		sl_prom_family(p, "sluice_health_checks_total",
+			       "Active health probes of the backend, by result.", SL_PROM_COUNTER);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t ok, failed;
+			const char *l_ok[] = {"service",    rows[i].svc->name, "backend",
+					      rows[i].addr, "result",	       "ok",
+					      NULL};
+			const char *l_fail[] = {"service",    rows[i].svc->name, "backend",
+						rows[i].addr, "result",		 "failed",
+						NULL};
+
+			if (ctx->health_stats(ctx->health_arg, rows[i].be->id, &ok, &failed))
+				continue;
+			sl_prom_sample(p, l_ok, (double)ok);
+			sl_prom_sample(p, l_fail, (double)failed);
+		}
+	}
 
 	sl_prom_family(p, "sluice_rejected_connections_total",
 		       "connect()/sendmsg() to a frontend refused, by reason.", SL_PROM_COUNTER);
 	for (size_t i = 0; i < st.n_svcs; i++) {
+		static const char *const reasons[SLUICE_DROP__MAX] = {
+		    [SLUICE_DROP_NO_BACKEND] = "no_backend",
+		    [SLUICE_DROP_CIRCUIT_BREAKER] = "circuit_breaker",
+		    [SLUICE_DROP_RATE_LIMIT] = "rate_limit",
+		    [SLUICE_DROP_POLICY] = "policy",
+		};
 		uint64_t rej[SLUICE_DROP__MAX] = {0};
-		const char *labels[] = {"service", st.svcs[i].name, "reason", "no_backend", NULL};
 
 		sl_maps_service_rejected(m, st.svcs[i].id, rej);
-		sl_prom_sample(p, labels, (double)rej[SLUICE_DROP_NO_BACKEND]);
+		for (unsigned int r = 0; r < SLUICE_DROP__MAX; r++) {
+			const char *labels[] = {"service", st.svcs[i].name, "reason", reasons[r],
+						NULL};
+
+			sl_prom_sample(p, labels, (double)rej[r]);
+		}
 	}
 
 	err = histograms(p, m, &st);

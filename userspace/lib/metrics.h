@@ -21,6 +21,10 @@ struct sl_metrics_ctx {
 	uint64_t reloads_ok, reloads_error;
 	const struct sl_if_counters *ifs;
 	size_t n_ifs;
+	/* Health probe counters of a backend; non-zero when it is not probed.
+	 * NULL: no sluice_health_checks_total. */
+	int (*health_stats)(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *failed);
+	void *health_arg;
 };
 
 /* Write every metric into p. 0, or -errno when the maps could not be read

@@ -69,21 +69,105 @@ static int backend_differs(const struct sl_be_state *b, const struct sl_backend_
 	return b->weight != c->weight || strcmp(b->subset, c->subset);
 }
 
+void sl_slot_order(const struct sl_service_cfg *w, size_t *order)
+{
+	size_t k = 0;
+
+	if (!w->n_split) {
+		for (size_t i = 0; i < w->n_backends; i++)
+			order[i] = i;
+		return;
+	}
+	for (size_t v = 0; v < w->n_split; v++)
+		for (size_t i = 0; i < w->n_backends; i++)
+			if (!strcmp(w->backends[i].subset, w->split[v].subset))
+				order[k++] = i;
+	for (size_t i = 0; i < w->n_backends; i++) {
+		int in_split = 0;
+
+		for (size_t v = 0; v < w->n_split && !in_split; v++)
+			in_split = !strcmp(w->backends[i].subset, w->split[v].subset);
+		if (!in_split)
+			order[k++] = i;
+	}
+}
+
+void sl_service_value(const struct sl_service_cfg *w, struct sluice_service *sv)
+{
+	unsigned int pct = 0;
+
+	memset(sv, 0, sizeof(*sv));
+	sv->count = (__u32)w->n_backends;
+	sv->lb = w->lb;
+	if (w->outlier.consecutive_failures) {
+		sv->flags |= SLUICE_SVC_F_OUTLIER;
+		sv->ejection_failures = (__u16)w->outlier.consecutive_failures;
+		sv->ejection_base_ms = w->outlier.base_ejection_ms;
+		sv->ejection_max_pct = (__u8)w->outlier.max_ejection_percent;
+	}
+	sv->max_connections = w->max_connections;
+	sv->rate_per_sec = w->rate_per_sec;
+	sv->rate_burst = w->rate_burst;
+	sv->connect_timeout_ms = w->connect_timeout_ms;
+	sv->idle_timeout_s = w->idle_timeout_ms / 1000;
+	sv->affinity_ms = w->affinity_ms;
+	if (!w->n_split) {
+		sv->n_views = 1;
+		sv->views[0].slot_count = (__u16)w->n_backends;
+		sv->views[0].pct_end = 100;
+		return;
+	}
+	sv->n_views = (__u8)w->n_split;
+	for (size_t v = 0, start = 0; v < w->n_split; v++) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < w->n_backends; i++)
+			n += !strcmp(w->backends[i].subset, w->split[v].subset);
+		pct += w->split[v].percent;
+		sv->views[v].slot_start = (__u16)start;
+		sv->views[v].slot_count = (__u16)n;
+		sv->views[v].pct_end = (__u8)pct;
+		start += n;
+	}
+}
+
+/* The value without what an apply fills in, for comparing. */
+static void value_settings(const struct sluice_service *in, struct sluice_service *out)
+{
+	*out = *in;
+	out->gen = 0;
+	for (size_t v = 0; v < SLUICE_MAX_SPLIT; v++)
+		out->views[v].table_m = 0;
+}
+
 /* Does the service need a new slot generation or any backend write? */
 static int service_differs(const struct sl_svc_state *cur, const struct sl_service_cfg *want)
 {
+	struct sluice_service have, want_v, tmp;
+	size_t *order;
+	int differs = 0;
+
 	if (cur->proto != want->proto || cur->lb != want->lb ||
 	    !sl_sockaddr_equal(&cur->frontend, &want->frontend) || cur->n_bes != want->n_backends)
 		return 1;
-	for (size_t i = 0; i < want->n_backends; i++) {
+	value_settings(&cur->value, &have);
+	sl_service_value(want, &tmp);
+	value_settings(&tmp, &want_v);
+	if (memcmp(&have, &want_v, sizeof(have)))
+		return 1;
+	order = calloc(want->n_backends ? want->n_backends : 1, sizeof(*order));
+	if (!order)
+		return 1; /* rewriting is always correct */
+	sl_slot_order(want, order);
+	for (size_t i = 0; i < want->n_backends && !differs; i++) {
 		const struct sl_be_state *b = &cur->bes[i];
+		const struct sl_backend_cfg *w = &want->backends[order[i]];
 
-		/* Slot order is config order: a reorder is a change too. */
-		if (!sl_sockaddr_equal(&b->addr, &want->backends[i].addr) ||
-		    backend_differs(b, &want->backends[i]))
-			return 1;
+		/* Slot order follows config order: a reorder is a change too. */
+		differs = !sl_sockaddr_equal(&b->addr, &w->addr) || backend_differs(b, w);
 	}
-	return 0;
+	free(order);
+	return differs;
 }
 
 static struct sl_svc_op *plan_push(struct sl_plan *plan)

@@ -27,8 +27,8 @@ struct sl_svc_state {
 	uint8_t proto;
 	uint8_t lb;
 	uint8_t gen;
-	uint32_t maglev_m;
-	struct sl_be_state *bes; /* in slot order */
+	struct sluice_service value; /* as the datapath reads it */
+	struct sl_be_state *bes;     /* in slot order */
 	size_t n_bes;
 };
 
@@ -68,6 +68,17 @@ struct sl_plan {
 	size_t n_ops;
 	size_t n_add, n_update, n_remove;
 };
+
+/* The order of a service's backends in its slots, as indices into
+ * w->backends: the subsets of its split in split order, each in config
+ * order, then the backends of no split subset (they take no new
+ * connections). Without a split, config order. 'order' has room for
+ * w->n_backends. */
+void sl_slot_order(const struct sl_service_cfg *w, size_t *order);
+
+/* The service's datapath value but for what an apply fills in: gen, and
+ * each view's table_m. */
+void sl_service_value(const struct sl_service_cfg *w, struct sluice_service *sv);
 
 /* Build the plan from cur to want. Ids come from [1, max_svc_id] and
  * [1, max_be_id] and never reuse one that cur still holds. 0 or -errno
