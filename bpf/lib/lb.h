@@ -127,8 +127,9 @@ struct sl_sel {
 	__u32 first;
 	/* out */
 	__u32 be_id;
-	__u64 best_a; /* least_conn: (active + 1) of the best so far ... */
-	__u64 best_w; /* ... and its weight */
+	__u64 best_a; /* least_conn: active of the best so far ... */
+	__u64 best_w; /* ... its weight ... */
+	__u64 tie_w;  /* ... and the weight of all tied with it */
 };
 
 static __always_inline __s64 sl_active(__u32 be_id)
@@ -154,15 +155,18 @@ static long sl_scan_usable(__u32 i, void *data)
 	return 0;
 }
 
-/* Scan step of least_conn: the usable backend with the fewest active
- * connections for its weight, (active + 1) / weight, ties to the first seen
- * from a random offset. */
+/*
+ * Scan step of least_conn: the usable backend with the fewest active
+ * connections for its weight (active / weight). Ties are broken at random
+ * in proportion to weight (a one-pass weighted reservoir), so an idle
+ * service spreads new connections by weight, as every lb does.
+ */
 static long sl_scan_least(__u32 i, void *data)
 {
 	const struct sluice_backend *be;
 	struct sl_sel *s = data;
 	__u32 pos = s->first + i, id;
-	__u64 a;
+	__u64 a, w, lhs, rhs;
 
 	if (pos >= s->count)
 		pos -= s->count;
@@ -170,18 +174,41 @@ static long sl_scan_least(__u32 i, void *data)
 	be = id ? sl_usable(id, s->outlier, s->now) : NULL;
 	if (!be)
 		return 0;
-	a = (__u64)sl_active(id) + 1;
-	if (!s->be_id || a * s->best_w < s->best_a * be->weight) {
+	a = (__u64)sl_active(id);
+	w = be->weight ? be->weight : 1;
+	lhs = a * s->best_w;
+	rhs = s->best_a * w;
+	if (!s->be_id || lhs < rhs) {
 		s->be_id = id;
 		s->best_a = a;
-		s->best_w = be->weight ? be->weight : 1;
+		s->best_w = w;
+		s->tie_w = w;
+	} else if (lhs == rhs) {
+		s->tie_w += w;
+		if (bpf_get_prandom_u32() % s->tie_w < w)
+			s->be_id = id;
 	}
 	return 0;
 }
 
-/* least_conn over a view: an exact scan of small views, the power of two
- * choices (by active / weight) over large ones. */
-static __always_inline __u32 sl_pick_least(struct sl_sel *s)
+/* A backend of the view drawn by weight: from its weighted sequence when it
+ * has one, else uniformly from its slots. */
+static __always_inline __u32 sl_draw(const struct sl_sel *s, void *table, __u32 table_m)
+{
+	__u32 pos, *idp;
+
+	if (table && table_m) {
+		pos = bpf_get_prandom_u32() % table_m;
+		idp = bpf_map_lookup_elem(table, &pos);
+		return idp ? *idp : 0;
+	}
+	return sl_slot_id(s->svc_id, (__u8)s->gen, s->start + bpf_get_prandom_u32() % s->count);
+}
+
+/* least_conn over a view: an exact scan of small views; over large ones,
+ * the power of two choices: two backends drawn by weight, the one with less
+ * active / weight wins (the first drawn on a tie). */
+static __always_inline __u32 sl_pick_least(struct sl_sel *s, void *table, __u32 table_m)
 {
 	const struct sluice_backend *a, *b;
 	struct sluice_settings *set;
@@ -191,22 +218,20 @@ static __always_inline __u32 sl_pick_least(struct sl_sel *s)
 	set = bpf_map_lookup_elem(&sluice_settings, &zero);
 	if (set && set->lc_scan_max)
 		limit = set->lc_scan_max;
-	s->first = bpf_get_prandom_u32() % s->count;
 	if (s->count <= limit) {
+		s->first = bpf_get_prandom_u32() % s->count;
 		s->be_id = 0;
 		bpf_loop(s->count, sl_scan_least, s, 0);
 		return s->be_id;
 	}
 	for (i = 0; i <= SLUICE_PICK_RETRIES; i++) {
-		ia = sl_slot_id(s->svc_id, (__u8)s->gen,
-				s->start + bpf_get_prandom_u32() % s->count);
-		ib = sl_slot_id(s->svc_id, (__u8)s->gen,
-				s->start + bpf_get_prandom_u32() % s->count);
+		ia = sl_draw(s, table, table_m);
+		ib = sl_draw(s, table, table_m);
 		a = ia ? sl_usable(ia, s->outlier, s->now) : NULL;
 		b = ib ? sl_usable(ib, s->outlier, s->now) : NULL;
 		if (a && b) {
-			la = ((__u64)sl_active(ia) + 1) * (b->weight ? b->weight : 1);
-			lb = ((__u64)sl_active(ib) + 1) * (a->weight ? a->weight : 1);
+			la = (__u64)sl_active(ia) * (b->weight ? b->weight : 1);
+			lb = (__u64)sl_active(ib) * (a->weight ? a->weight : 1);
 			return lb < la ? ib : ia;
 		}
 		if (a)
@@ -214,7 +239,11 @@ static __always_inline __u32 sl_pick_least(struct sl_sel *s)
 		if (b)
 			return ib;
 	}
-	return 0;
+	/* Most of the view is down: the exact scan finds what is left. */
+	s->first = bpf_get_prandom_u32() % s->count;
+	s->be_id = 0;
+	bpf_loop(s->count, sl_scan_least, s, 0);
+	return s->be_id;
 }
 
 /*
@@ -238,14 +267,14 @@ static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sl_req 
 	s->count = v->slot_count;
 	if (!s->count || s->count > SLUICE_MAX_BACKENDS_PER_SERVICE)
 		return 0;
-	if (s->lb == SLUICE_LB_LEAST_CONN && !req->hash)
-		return sl_pick_least(s);
 	n = s->count;
 	if (v->table_m) {
 		table = bpf_map_lookup_elem(&sluice_tables, &tkey);
 		if (table)
 			n = v->table_m;
 	}
+	if (s->lb == SLUICE_LB_LEAST_CONN && !req->hash)
+		return sl_pick_least(s, table, table ? v->table_m : 0);
 	for (i = 0; i <= SLUICE_PICK_RETRIES; i++) {
 		if (i == 0 || s->lb == SLUICE_LB_ROUND_ROBIN)
 			pos = (base + i) % n;

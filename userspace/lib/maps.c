@@ -527,8 +527,9 @@ static int apply_slots(const struct sl_maps *m, const struct sl_svc_op *op, cons
 	return 0;
 }
 
-/* A view's table: Maglev over its backends, or for random and round_robin
- * the weighted sequence when their weights differ. Entries are indices into
+/* A view's table: Maglev over its backends, or for random, round_robin and
+ * least_conn (which draws from it) the weighted sequence when their weights
+ * differ. Entries are indices into
  * 'bes'; *size 0 means the view needs no table. */
 static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t n, uint32_t **table,
 		      uint32_t *size)
@@ -540,7 +541,7 @@ static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t 
 
 	*table = NULL;
 	*size = 0;
-	if (!n || w->lb == SLUICE_LB_LEAST_CONN)
+	if (!n)
 		return 0;
 	if (w->lb != SLUICE_LB_MAGLEV) {
 		weights = calloc(n, sizeof(*weights));

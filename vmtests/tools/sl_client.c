@@ -87,6 +87,7 @@ static void usage(int status)
 	    "                  [--timeout-ms MS] [--check-peer]\n"
 	    "       %s refused HOST:PORT [--timeout-ms MS]\n"
 	    "       %s hold    HOST:PORT -n COUNT --seconds S [--timeout-ms MS]\n"
+	    "tcp, loop and hold take --bind ADDR (the source address of each connection).\n"
 	    "tcp also takes --bind-port-base P (connection i from source port P+i, closed\n"
 	    "with an RST), --trace (a line \"port P NAME\" per connection) and --send N\n"
 	    "(N bytes written on each connection before the reply is read; hold too).\n"
@@ -399,7 +400,11 @@ static int send_payload(int fd, unsigned long n, double deadline)
 	return 0;
 }
 
-/* Bind fd to the wildcard address of t's family and the given source port. */
+/* --bind ADDR: the source address of every TCP connection (else the wildcard). */
+static const char *bind_addr;
+
+/* Bind fd to --bind's address (or the wildcard of t's family) and the given
+ * source port (0: any). */
 static int bind_port(int fd, const struct target *t, unsigned int port)
 {
 	struct sockaddr_storage ss;
@@ -407,10 +412,17 @@ static int bind_port(int fd, const struct target *t, unsigned int port)
 
 	memset(&ss, 0, sizeof(ss));
 	ss.ss_family = (sa_family_t)t->family;
-	if (t->family == AF_INET)
+	if (t->family == AF_INET) {
 		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-	else
+		if (bind_addr &&
+		    inet_pton(AF_INET, bind_addr, &((struct sockaddr_in *)&ss)->sin_addr) != 1)
+			return EINVAL;
+	} else {
 		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+		if (bind_addr &&
+		    inet_pton(AF_INET6, bind_addr, &((struct sockaddr_in6 *)&ss)->sin6_addr) != 1)
+			return EINVAL;
+	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		return errno;
 	if (bind(fd, (const struct sockaddr *)&ss, t->len) < 0)
@@ -432,7 +444,7 @@ static int tcp_open(const struct target *t, int timeout_ms, bool check_peer, uns
 	*fdp = -1;
 	if (fd < 0)
 		return errno;
-	if (port)
+	if (port || bind_addr)
 		r = bind_port(fd, t, port);
 	if (!r)
 		r = connect_bounded(fd, t, deadline);
@@ -639,6 +651,7 @@ enum {
 	O_INTERVAL,
 	O_MAX,
 	O_BIND_PORT,
+	O_BIND,
 	O_TRACE,
 	O_SEND,
 };
@@ -681,6 +694,7 @@ int main(int argc, char **argv)
 	    {"interval-ms", required_argument, NULL, O_INTERVAL},
 	    {"max", required_argument, NULL, O_MAX},
 	    {"bind-port-base", required_argument, NULL, O_BIND_PORT},
+	    {"bind", required_argument, NULL, O_BIND},
 	    {"trace", no_argument, NULL, O_TRACE},
 	    {"send", required_argument, NULL, O_SEND},
 	    {"help", no_argument, NULL, 'h'},
@@ -752,6 +766,9 @@ int main(int argc, char **argv)
 			break;
 		case O_MAX:
 			ok = mode == M_LOOP && parse_ulong(optarg, 100000000UL, &max) && max > 0;
+			break;
+		case O_BIND:
+			bind_addr = optarg;
 			break;
 		case O_BIND_PORT:
 			ok = mode == M_TCP && parse_ulong(optarg, 65535UL, &port_base) &&
