@@ -19,8 +19,8 @@ VA_LOG=
 va_config() {
 	local file=$1
 	{
-		printf 'agent:\n  cgroup: %s\n  bpffs: %s\n  api: %s\n' "$VT_CGROUP" "$VT_BPFFS" \
-			"$VT_TMP/sluiced.sock"
+		printf 'agent:\n  cgroup: %s\n  bpffs: %s\n  api: %s\n  state: %s\n' "$VT_CGROUP" "$VT_BPFFS" \
+			"$VT_TMP/sluiced.sock" "$VT_TMP/state"
 		cat
 	} >"$file"
 }
@@ -44,7 +44,9 @@ va_start() {
 
 # va_log_count_ge PATTERN N: at least N agent log lines match PATTERN.
 va_log_count_ge() {
-	[ "$(grep -cE "$1" "$VA_LOG" 2>/dev/null)" -ge "$2" ]
+	local n
+	n=$(grep -cE "$1" "$VA_LOG" 2>/dev/null)
+	[ "${n:-0}" -ge "$2" ]
 }
 
 va_stop() {

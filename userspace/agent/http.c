@@ -14,6 +14,7 @@
 
 #include <microhttpd.h>
 
+#include "api.h"
 #include "http.h"
 #include "log.h"
 
@@ -35,6 +36,7 @@ struct sl_http {
 	struct MHD_Daemon *api;
 	char api_path[SL_API_PATH_LEN];
 	sl_render_fn render;
+	sl_api_fn api_fn;
 	void *ctx;
 	struct sub *subs;
 	size_t n_subs;
@@ -148,18 +150,19 @@ static void sub_free(void *cls)
 	free(s);
 }
 
-static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version, const char *upload,
-			      size_t *upload_len, void **req)
+/* A request body being received. */
+struct upload {
+	char *buf;
+	size_t len;
+	int too_big;
+};
+
+static enum MHD_Result on_events(struct sl_http *h, struct MHD_Connection *c, const char *method)
 {
-	struct sl_http *h = cls;
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 	struct sub *s;
 
-	(void)version, (void)upload, (void)upload_len, (void)req;
-	if (strcmp(url, "/v1/events"))
-		return json_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 	if (strcmp(method, "GET"))
 		return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
 	s = calloc(1, sizeof(*s));
@@ -179,6 +182,67 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_len, void **req)
+{
+	struct sl_http *h = cls;
+	struct upload *u = *req;
+	unsigned int status = 500;
+	enum MHD_Result ret;
+	char *out = NULL;
+
+	(void)version;
+	if (!strcmp(url, "/v1/events"))
+		return on_events(h, c, method);
+	if (!u) { /* headers only so far */
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return MHD_NO;
+		*req = u;
+		return MHD_YES;
+	}
+	if (*upload_len) {
+		if (u->too_big || u->len + *upload_len > SL_API_BODY_MAX) {
+			u->too_big = 1;
+		} else {
+			char *grown = realloc(u->buf, u->len + *upload_len + 1);
+
+			if (!grown)
+				return MHD_NO;
+			u->buf = grown;
+			memcpy(u->buf + u->len, upload, *upload_len);
+			u->len += *upload_len;
+			u->buf[u->len] = '\0';
+		}
+		*upload_len = 0;
+		return MHD_YES;
+	}
+	if (u->too_big) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "the body is over %d bytes", SL_API_BODY_MAX);
+		return json_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+	}
+	h->api_fn(h->ctx, method, url, u->buf ? u->buf : "", u->len, &status, &out);
+	ret = reply(c, status, "application/json", out ? out : "{}\n");
+	free(out);
+	return ret;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req,
+			 enum MHD_RequestTerminationCode why)
+{
+	struct upload *u = *req;
+
+	(void)cls, (void)c, (void)why;
+	if (u) {
+		free(u->buf);
+		free(u);
+		*req = NULL;
+	}
 }
 
 void sl_http_publish(struct sl_http *h, const char *line, size_t len)
@@ -260,8 +324,8 @@ static int unix_listener(const char *path, char *err, size_t err_len)
 	return fd;
 }
 
-int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render, void *ctx,
-		  char *err, size_t err_len)
+int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render,
+		  sl_api_fn api, void *ctx, char *err, size_t err_len)
 {
 	const unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct sl_http *h = calloc(1, sizeof(*h));
@@ -270,6 +334,7 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_f
 	if (!h)
 		return -ENOMEM;
 	h->render = render;
+	h->api_fn = api;
 	h->ctx = ctx;
 	if (cfg->metrics_on) {
 		struct sockaddr_storage ss = {0};
@@ -313,7 +378,8 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_f
 		snprintf(h->api_path, sizeof(h->api_path), "%s", cfg->api);
 		h->api = MHD_start_daemon(
 		    flags, 0, NULL, NULL, on_api, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, 64U, MHD_OPTION_END);
+		    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, 64U,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 		if (!h->api) {
 			close(fd);
 			snprintf(err, err_len, "cannot serve the API on %s", cfg->api);

@@ -18,9 +18,14 @@ struct sl_http;
 /* Renders the metrics page into p; 0 or -errno. */
 typedef int (*sl_render_fn)(void *ctx, struct sl_prom *p);
 
+/* Answers a control API request (other than /v1/events): *status and a
+ * malloc'd JSON body in *out. */
+typedef void (*sl_api_fn)(void *ctx, const char *method, const char *url, const char *body,
+			  size_t len, unsigned int *status, char **out);
+
 /* Start the listeners that cfg asks for. -errno with a message in err. */
-int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render, void *ctx,
-		  char *err, size_t err_len);
+int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render,
+		  sl_api_fn api, void *ctx, char *err, size_t err_len);
 /* The fds to watch for readability (up to 2); their number. */
 size_t sl_http_fds(const struct sl_http *h, int fds[2]);
 /* Let the servers do their work; call when a fd is readable and every second. */

@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "api.h"
 #include "caps.h"
 #include "config.h"
 #include "datapath.h"
@@ -34,6 +35,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "plan.h"
+#include "registry.h"
 #include "tc.h"
 
 #define DEFAULT_CONFIG "/etc/sluice/sluice.yaml"
@@ -78,7 +80,10 @@ struct agent {
 	const char *config_path;
 	char config_dir[4096];
 	char config_base[256];
-	struct sl_config cfg; /* the config applied last */
+	struct sl_config cfg;	/* the config file applied last */
+	struct sl_registry reg; /* API registrations and drains */
+	struct sl_config eff;	/* cfg merged with reg: what the maps hold */
+	int reg_dirty;		/* reg changed (heartbeats) and is not saved yet */
 	struct sl_dp dp;
 	int epfd, sigfd, inofd, tickfd, debouncefd;
 	struct retired *retired;
@@ -276,8 +281,9 @@ static int sync_backends(struct agent *a, const struct sl_config *cfg);
 
 static void reload(struct agent *a, const char *why)
 {
-	struct sl_config cfg;
+	struct sl_config cfg, eff;
 	struct sl_diag d = {0};
+	struct sl_reg_err re;
 	int err;
 
 	sl_info("reloading", "reason=%s file=%s", why, a->config_path);
@@ -289,18 +295,142 @@ static void reload(struct agent *a, const char *why)
 		sl_diag_free(&d);
 		return;
 	}
-	if (resolve_cgroup(&cfg) || check_fixed(&a->cfg, &cfg) || reconcile(a, &cfg)) {
+	if (resolve_cgroup(&cfg) || check_fixed(&a->cfg, &cfg)) {
 		sl_config_free(&cfg);
 		a->reloads_err++;
 		return;
 	}
-	err = sync_backends(a, &cfg);
+	if (sl_registry_merge(&cfg, &a->reg, &eff, &re)) {
+		sl_error("config rejected: it conflicts with the API registrations; the previous "
+			 "config keeps serving",
+			 "error=\"%s\"", re.msg);
+		sl_config_free(&cfg);
+		a->reloads_err++;
+		return;
+	}
+	if (reconcile(a, &eff)) {
+		sl_config_free(&eff);
+		sl_config_free(&cfg);
+		a->reloads_err++;
+		return;
+	}
+	sl_config_free(&a->cfg);
+	sl_config_free(&a->eff);
+	a->cfg = cfg;
+	a->eff = eff;
+	a->reloads_ok++;
+	err = sync_backends(a, &a->eff);
 	if (err)
 		sl_error("cannot update health checks; the next reload retries", "error=\"%s\"",
 			 strerror(-err));
-	sl_config_free(&a->cfg);
-	a->cfg = cfg;
-	a->reloads_ok++;
+}
+
+/* Make 'next' the registry: merge, apply, save. On failure nothing changed. */
+static int registry_commit(struct agent *a, struct sl_registry *next, const char *what,
+			   struct sl_reg_err *e)
+{
+	struct sl_config eff;
+	struct sl_reg_err ignored;
+	int err;
+
+	if (!strcmp(what, "heartbeat")) { /* only a TTL moved: saved on the next tick */
+		sl_registry_free(&a->reg);
+		a->reg = *next;
+		a->reg_dirty = 1;
+		return 0;
+	}
+	if (sl_registry_merge(&a->cfg, next, &eff, e))
+		return -1;
+	if (sl_registry_save(next, a->cfg.state, e)) {
+		sl_config_free(&eff);
+		return -1;
+	}
+	if (reconcile(a, &eff)) {
+		/* Back to what was: the file, then the maps (reconcile retries). */
+		sl_registry_save(&a->reg, a->cfg.state, &ignored);
+		reconcile(a, &a->eff);
+		sl_config_free(&eff);
+		sl_reg_seterr(e, 500, "", "applying the change to the maps failed");
+		return -1;
+	}
+	sl_registry_free(&a->reg);
+	a->reg = *next;
+	a->reg_dirty = 0;
+	sl_config_free(&a->eff);
+	a->eff = eff;
+	sl_info("registry changed", "change=\"%s\" services=%zu registered_backends=%zu drains=%zu",
+		what, a->reg.n_svcs, a->reg.n_bes, a->reg.n_drains);
+	err = sync_backends(a, &a->eff);
+	if (err)
+		sl_error("cannot update health checks and drains", "error=\"%s\"", strerror(-err));
+	return 0;
+}
+
+/* TTLs that passed, and heartbeats not yet saved (every tick). */
+static void registry_tick(struct agent *a)
+{
+	struct sl_registry next;
+	struct sl_reg_err e;
+	size_t gone;
+
+	if (a->reg.n_bes && !sl_registry_copy(&a->reg, &next)) {
+		gone = sl_registry_expire(&next, sl_registry_now_ms());
+		if (gone) {
+			sl_info("registrations expired: no heartbeat within their TTL",
+				"backends=%zu", gone);
+			if (registry_commit(a, &next, "registrations expired", &e)) {
+				sl_error("cannot remove expired registrations", "error=\"%s\"",
+					 e.msg);
+				sl_registry_free(&next);
+			}
+		} else {
+			sl_registry_free(&next);
+		}
+	}
+	if (a->reg_dirty) {
+		if (sl_registry_save(&a->reg, a->cfg.state, &e))
+			sl_warn("cannot save the registry", "error=\"%s\"", e.msg);
+		else
+			a->reg_dirty = 0;
+	}
+}
+
+static const struct sl_config *api_file(void *arg)
+{
+	return &((struct agent *)arg)->cfg;
+}
+
+static const struct sl_config *api_effective(void *arg)
+{
+	return &((struct agent *)arg)->eff;
+}
+
+static const struct sl_registry *api_registry(void *arg)
+{
+	return &((struct agent *)arg)->reg;
+}
+
+static int api_commit(void *arg, struct sl_registry *next, const char *what, struct sl_reg_err *e)
+{
+	return registry_commit(arg, next, what, e);
+}
+
+static void on_api_request(void *ctx, const char *method, const char *url, const char *body,
+			   size_t len, unsigned int *status, char **out)
+{
+	struct agent *a = ctx;
+	struct sl_api api = {
+	    .arg = a,
+	    .file = api_file,
+	    .effective = api_effective,
+	    .registry = api_registry,
+	    .commit = api_commit,
+	    .maps = &a->dp.maps,
+	};
+
+	sl_api_handle(&api, method, url, body, len, status, out);
+	if (strcmp(method, "GET"))
+		sl_info("api request", "method=%s path=\"%s\" status=%u", method, url, *status);
 }
 
 static const struct probed *find_probed(const struct agent *a, uint32_t be_id)
@@ -379,6 +509,32 @@ static int health_counters(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *fa
 	return 0;
 }
 
+/* A drained backend is draining in the maps; an undrained one gets its
+ * health back (the probes' verdict, or healthy without probes). */
+static int sync_drain(struct agent *a, const struct sl_svc_state *s, const struct sl_be_state *b)
+{
+	int drained = sl_registry_is_drained(&a->reg, s->name, &b->addr);
+	struct sl_hc_stats hs;
+	char hp[SL_HOSTPORT_LEN];
+	uint8_t to;
+	int err;
+
+	if (drained == (b->state == SLUICE_BE_DRAINING))
+		return 0;
+	to = SLUICE_BE_DRAINING;
+	if (!drained)
+		to = a->health && !sl_health_stats(a->health, b->id, &hs) && !hs.healthy
+			 ? SLUICE_BE_UNHEALTHY
+			 : SLUICE_BE_HEALTHY;
+	err = sl_maps_set_state(&a->dp.maps, b->id, to);
+	if (err)
+		return err;
+	sl_format_hostport(&b->addr, hp, sizeof(hp));
+	sl_info(drained ? "backend draining: no new connections" : "backend undrained",
+		"service=%s backend=%s", s->name, hp);
+	return 0;
+}
+
 /*
  * After every apply: probe the backends of services with health_check (and
  * only those), follow the ejections of services with outlier_detection, and
@@ -412,6 +568,10 @@ static int sync_backends(struct agent *a, const struct sl_config *cfg)
 		for (size_t j = 0; s && j < s->n_bes; j++) {
 			const struct sl_be_state *b = &s->bes[j];
 
+			err = sync_drain(a, s, b);
+			if (err)
+				goto out;
+
 			if (w->outlier.consecutive_failures) {
 				struct watched *x = &watched[n_w++];
 
@@ -425,7 +585,8 @@ static int sync_backends(struct agent *a, const struct sl_config *cfg)
 					}
 			}
 			if (w->health.type == SL_HC_NONE) {
-				if (b->state == SLUICE_BE_UNHEALTHY) {
+				if (b->state == SLUICE_BE_UNHEALTHY &&
+				    !sl_registry_is_drained(&a->reg, s->name, &b->addr)) {
 					err = sl_maps_set_state(&a->dp.maps, b->id,
 								SLUICE_BE_HEALTHY);
 					if (err)
@@ -714,6 +875,7 @@ static int run_loop(struct agent *a)
 				drain_timer(fd);
 				reap(a);
 				watch_ejections(a);
+				registry_tick(a);
 				sl_http_run(a->http); /* its timeouts */
 				sync_event_switch(a);
 			} else if (fd == sl_health_fd(a->health)) {
@@ -748,6 +910,8 @@ static void agent_close(struct agent *a)
 	free(a->watched);
 	sl_dp_close(&a->dp);
 	sl_config_free(&a->cfg);
+	sl_config_free(&a->eff);
+	sl_registry_free(&a->reg);
 	free(a->retired);
 }
 
@@ -771,6 +935,35 @@ static int drop_privileges(void)
 	sl_caps_format(sl_caps_effective(), kept, sizeof(kept));
 	sl_info("capabilities dropped", "kept=%s", kept);
 	return 0;
+}
+
+/*
+ * The registrations and drains a previous run kept in agent.state, merged
+ * with the config file into what the maps will hold. Entries that no longer
+ * check out are logged and left out; a file that cannot be used at all is
+ * moved aside (not lost) and the agent starts from the config file alone.
+ */
+static int load_registry(struct agent *a)
+{
+	char path[PATH_MAX + 32], aside[PATH_MAX + 64];
+	struct sl_reg_err e = {0};
+
+	if (sl_registry_load(a->cfg.state, &a->cfg, &a->reg, &e))
+		sl_error("some saved registrations were not restored", "error=\"%s\"", e.msg);
+	if (!sl_registry_merge(&a->cfg, &a->reg, &a->eff, &e)) {
+		if (a->reg.n_svcs || a->reg.n_bes || a->reg.n_drains)
+			sl_info("registry restored", "dir=%s services=%zu backends=%zu drains=%zu",
+				a->cfg.state, a->reg.n_svcs, a->reg.n_bes, a->reg.n_drains);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/registry.json", a->cfg.state);
+	snprintf(aside, sizeof(aside), "%s.rejected", path);
+	sl_error("the saved registry conflicts with the config file; it is moved aside",
+		 "error=\"%s\" file=%s moved_to=%s", e.msg, path, aside);
+	if (rename(path, aside))
+		sl_warn("cannot move the registry aside", "error=\"%s\"", strerror(errno));
+	sl_registry_free(&a->reg);
+	return sl_config_clone(&a->cfg, &a->eff);
 }
 
 static int start(struct agent *a)
@@ -810,7 +1003,9 @@ static int start(struct agent *a)
 		sl_state_free(&st);
 	}
 	if (!err)
-		err = reconcile(a, &a->cfg);
+		err = load_registry(a);
+	if (!err)
+		err = reconcile(a, &a->eff);
 	if (err) {
 		sl_error("cannot apply the config", "error=\"%s\"", strerror(-err));
 		return EXIT_CONFIG;
@@ -820,7 +1015,7 @@ static int start(struct agent *a)
 		sl_error("cannot start health checks", "error=\"%s\"", strerror(errno));
 		return EXIT_ENV;
 	}
-	err = sync_backends(a, &a->cfg);
+	err = sync_backends(a, &a->eff);
 	if (err) {
 		sl_error("cannot start health checks", "error=\"%s\"", strerror(-err));
 		return EXIT_ENV;
@@ -831,7 +1026,8 @@ static int start(struct agent *a)
 	{
 		char why[512] = "";
 
-		err = sl_http_start(&a->http, &a->cfg, render_metrics, a, why, sizeof(why));
+		err = sl_http_start(&a->http, &a->cfg, render_metrics, on_api_request, a, why,
+				    sizeof(why));
 		if (err) {
 			sl_error("cannot start the HTTP endpoints", "error=\"%s\"", why);
 			return EXIT_ENV;

@@ -17,6 +17,7 @@
 #define DEFAULT_BPFFS	"/sys/fs/bpf/sluice"
 #define DEFAULT_METRICS "127.0.0.1:9464"
 #define DEFAULT_API	"/run/sluice/sluiced.sock"
+#define DEFAULT_STATE	"/var/lib/sluice"
 
 void sl_diag_add(struct sl_diag *d, const char *file, unsigned int line, unsigned int col,
 		 const char *fmt, ...)
@@ -337,6 +338,63 @@ static void agent_field(struct walker *w, const char *key, yaml_node_t *v, void 
 		want_globs(w, v, cfg);
 	else if (!strcmp(key, "redirect"))
 		want_redirect(w, v, cfg);
+	else if (!strcmp(key, "state"))
+		want_path(w, v, key, cfg->state, sizeof(cfg->state));
+}
+
+static void etcd_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
+{
+	struct sl_config *cfg = obj;
+	yaml_node_item_t *it;
+	const char *s;
+
+	if (!strcmp(key, "prefix")) {
+		s = want_scalar(w, v, "registry.etcd.prefix");
+		if (!s)
+			return;
+		if (s[0] != '/' || strlen(s) >= SL_ETCD_PREFIX_LEN)
+			werr(w, v,
+			     "registry.etcd.prefix must start with '/' and be under %d characters",
+			     SL_ETCD_PREFIX_LEN);
+		else
+			strcpy(cfg->etcd_prefix, s);
+		return;
+	}
+	/* endpoints */
+	if (v->type != YAML_SEQUENCE_NODE) {
+		werr(w, v, "registry.etcd.endpoints must be a list of URLs");
+		return;
+	}
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+		yaml_node_t *e = yaml_document_get_node(w->doc, *it);
+
+		s = e ? want_scalar(w, e, "registry.etcd.endpoints[]") : NULL;
+		if (!s)
+			continue;
+		if (cfg->n_etcd == SL_MAX_ETCD_ENDPOINTS) {
+			werr(w, e, "registry.etcd.endpoints: at most %d", SL_MAX_ETCD_ENDPOINTS);
+			return;
+		}
+		if (strncmp(s, "http://", 7) || !s[7] || strlen(s) >= SL_ETCD_URL_LEN ||
+		    strpbrk(s, " \t\"'")) {
+			werr(w, e, "etcd endpoint '%s': want http://HOST:PORT", s);
+			continue;
+		}
+		strcpy(cfg->etcd_endpoints[cfg->n_etcd++], s);
+	}
+	if (!cfg->n_etcd)
+		werr(w, v, "registry.etcd.endpoints is empty");
+}
+
+static void registry_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
+{
+	static const char *const known[] = {"endpoints", "prefix", NULL};
+	struct sl_config *cfg = obj;
+
+	(void)key; /* "etcd", the only key */
+	walk_mapping(w, v, "registry.etcd", known, NULL, etcd_field, cfg);
+	if (!cfg->n_etcd && v->type == YAML_MAPPING_NODE)
+		werr(w, v, "registry.etcd needs 'endpoints'");
 }
 
 struct backend_ctx {
@@ -959,15 +1017,18 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 
 static void root_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
-	static const char *const agent_known[] = {"cgroup", "bpffs",	  "limits",   "metrics",
-						  "api",    "interfaces", "redirect", NULL};
-	static const char *const agent_later[] = {"node", "state", "audit_log", NULL};
+	static const char *const agent_known[] = {
+	    "cgroup", "bpffs", "limits", "metrics", "api", "interfaces", "redirect", "state", NULL};
+	static const char *const agent_later[] = {"node", "audit_log", NULL};
+	static const char *const registry_known[] = {"etcd", NULL};
 	struct sl_config *cfg = obj;
 
 	if (!strcmp(key, "agent"))
 		walk_mapping(w, v, "agent", agent_known, agent_later, agent_field, cfg);
 	else if (!strcmp(key, "services"))
 		parse_services(w, v, cfg);
+	else if (!strcmp(key, "registry"))
+		walk_mapping(w, v, "registry", registry_known, NULL, registry_field, cfg);
 }
 
 static void config_defaults(struct sl_config *cfg)
@@ -975,6 +1036,8 @@ static void config_defaults(struct sl_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	strcpy(cfg->bpffs, DEFAULT_BPFFS);
 	strcpy(cfg->api, DEFAULT_API);
+	strcpy(cfg->state, DEFAULT_STATE);
+	strcpy(cfg->etcd_prefix, "/sluice/");
 	/* tools/bench/redirect.sh measured a gain on every figure: on by default. */
 	cfg->redirect_local = 1;
 	cfg->metrics_on = 1;
@@ -1018,8 +1081,8 @@ static void parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_co
 int sl_config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
 		    struct sl_diag *d)
 {
-	static const char *const root_known[] = {"agent", "services", NULL};
-	static const char *const root_later[] = {"identities", "registry", NULL};
+	static const char *const root_known[] = {"agent", "services", "registry", NULL};
+	static const char *const root_later[] = {"identities", NULL};
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;
@@ -1116,4 +1179,70 @@ void sl_config_free(struct sl_config *cfg)
 	free(cfg->services);
 	cfg->services = NULL;
 	cfg->n_services = 0;
+}
+
+int sl_config_clone(const struct sl_config *src, struct sl_config *dst)
+{
+	*dst = *src;
+	dst->services = calloc(src->n_services ? src->n_services : 1, sizeof(*dst->services));
+	if (!dst->services) {
+		dst->n_services = 0;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < src->n_services; i++) {
+		const struct sl_service_cfg *a = &src->services[i];
+		struct sl_service_cfg *b = &dst->services[i];
+
+		*b = *a;
+		b->backends = calloc(a->n_backends ? a->n_backends : 1, sizeof(*b->backends));
+		if (!b->backends) {
+			dst->n_services = i;
+			goto fail;
+		}
+		memcpy(b->backends, a->backends, a->n_backends * sizeof(*b->backends));
+	}
+	return 0;
+fail:
+	sl_config_free(dst);
+	return -ENOMEM;
+}
+
+int sl_config_parse_service(const char *what, const char *text, size_t len,
+			    const struct sl_config *agent, struct sl_service_cfg *out,
+			    struct sl_diag *d)
+{
+	static const char head[] = "services: [";
+	struct sl_config cfg;
+	char *doc;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	doc = malloc(sizeof(head) + len + 2);
+	if (!doc) {
+		sl_diag_add(d, what, 1, 1, "out of memory");
+		return -1;
+	}
+	/* The text becomes the one item of a flow sequence: JSON as it is. */
+	memcpy(doc, head, sizeof(head) - 1);
+	memcpy(doc + sizeof(head) - 1, text, len);
+	memcpy(doc + sizeof(head) - 1 + len, "]\n", 3);
+	err = sl_config_parse(what, doc, sizeof(head) - 1 + len + 2, &cfg, d);
+	free(doc);
+	if (err)
+		return -1;
+	if (cfg.n_services != 1) {
+		sl_diag_add(d, what, 1, 1, "want exactly one service");
+		sl_config_free(&cfg);
+		return -1;
+	}
+	if (agent && cfg.services[0].n_backends > agent->limits.backends) {
+		sl_diag_add(d, what, 1, 1, "%zu backends, more than agent.limits.backends (%u)",
+			    cfg.services[0].n_backends, agent->limits.backends);
+		sl_config_free(&cfg);
+		return -1;
+	}
+	*out = cfg.services[0];
+	cfg.services[0].backends = NULL;
+	sl_config_free(&cfg);
+	return 0;
 }

@@ -91,8 +91,13 @@ struct sl_limits {
 #define SL_MAX_INTERFACES     32
 #define SL_INTERFACE_GLOB_LEN 64
 
+#define SL_MAX_ETCD_ENDPOINTS 8
+#define SL_ETCD_URL_LEN	      256
+#define SL_ETCD_PREFIX_LEN    128
+
 struct sl_config {
 	char cgroup[PATH_MAX]; /* "" = the cgroup2 mount point */
+	char state[PATH_MAX];  /* agent.state: API registrations and drains */
 	char bpffs[PATH_MAX];
 	int metrics_on;		    /* agent.metrics is not "" */
 	struct sl_sockaddr metrics; /* where GET /metrics is served */
@@ -101,6 +106,10 @@ struct sl_config {
 	size_t n_interfaces;
 	int redirect_local; /* agent.redirect: local */
 	struct sl_limits limits;
+	/* registry.etcd; no endpoints = no etcd */
+	char etcd_endpoints[SL_MAX_ETCD_ENDPOINTS][SL_ETCD_URL_LEN];
+	size_t n_etcd;
+	char etcd_prefix[SL_ETCD_PREFIX_LEN];
 	struct sl_service_cfg *services;
 	size_t n_services;
 };
@@ -111,6 +120,16 @@ int sl_config_parse(const char *file, const char *text, size_t len, struct sl_co
 		    struct sl_diag *d);
 int sl_config_load(const char *path, struct sl_config *cfg, struct sl_diag *d);
 void sl_config_free(struct sl_config *cfg);
+
+/* A deep copy. 0 or -ENOMEM (dst then holds nothing to free). */
+int sl_config_clone(const struct sl_config *src, struct sl_config *dst);
+
+/* One service from JSON (or YAML) text, checked by the same rules as a
+ * service of the config file, under agent settings 'agent' (limits).
+ * 0, or -1 with the problems in *d, each "what:LINE:COL: message". */
+int sl_config_parse_service(const char *what, const char *text, size_t len,
+			    const struct sl_config *agent, struct sl_service_cfg *out,
+			    struct sl_diag *d);
 
 const char *sl_lb_name(uint8_t lb);
 const char *sl_proto_name(uint8_t proto);

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The control API's requests: method, path and body in, status and JSON
+ * out. Every change is tried on a copy of the registry and handed to the
+ * agent's commit (merge -> validate -> diff -> apply -> save); a request
+ * that fails changes nothing.
+ *
+ *   GET    /v1/services                              list services
+ *   GET    /v1/services/{name}                       one service
+ *   PUT    /v1/services/{name}                       the whole service (the YAML schema, as JSON)
+ *   DELETE /v1/services/{name}                       remove a service put through the API
+ *   POST   /v1/services/{name}/backends              register {address, weight, subset, ttl}
+ *   DELETE /v1/services/{name}/backends/{address}    deregister
+ *   PUT    /v1/services/{name}/backends/{address}/heartbeat   refresh the TTL
+ *   POST   /v1/services/{name}/backends/{address}/drain       no new connections
+ *   POST   /v1/services/{name}/backends/{address}/undrain
+ */
+#ifndef SLUICE_API_H
+#define SLUICE_API_H
+
+#include <stddef.h>
+
+#include "maps.h"
+#include "registry.h"
+
+/* Largest request body; more is 413. */
+#define SL_API_BODY_MAX (64 * 1024)
+
+struct sl_api {
+	void *arg;
+	const struct sl_config *(*file)(void *arg);	 /* the config file's services */
+	const struct sl_config *(*effective)(void *arg); /* file + registry, applied */
+	const struct sl_registry *(*registry)(void *arg);
+	/* Make 'next' the registry: 0 (it took 'next' over), or -1 with *e
+	 * (and 'next' still the caller's to free). */
+	int (*commit)(void *arg, struct sl_registry *next, const char *what, struct sl_reg_err *e);
+	const struct sl_maps *maps; /* for states and counters; may be NULL */
+};
+
+/* Handle one request. *out is a malloc'd JSON document (with a newline). */
+void sl_api_handle(const struct sl_api *api, const char *method, const char *url, const char *body,
+		   size_t len, unsigned int *status, char **out);
+
+#endif /* SLUICE_API_H */

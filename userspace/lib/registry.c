@@ -1,0 +1,810 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "registry.h"
+
+#define STATE_FILE "registry.json"
+/* Longest TTL a registration may ask for. */
+#define MAX_TTL_MS (24ULL * 3600 * 1000)
+
+void sl_reg_seterr(struct sl_reg_err *e, unsigned int status, const char *field, const char *fmt,
+		   ...)
+{
+	va_list ap;
+
+	e->status = status;
+	snprintf(e->field, sizeof(e->field), "%s", field ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+}
+
+uint64_t sl_registry_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void sl_registry_free(struct sl_registry *r)
+{
+	for (size_t i = 0; i < r->n_svcs; i++)
+		free(r->svcs[i].json);
+	free(r->svcs);
+	free(r->bes);
+	free(r->drains);
+	memset(r, 0, sizeof(*r));
+}
+
+int sl_registry_copy(const struct sl_registry *src, struct sl_registry *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->svcs = calloc(src->n_svcs + 1, sizeof(*dst->svcs));
+	dst->bes = calloc(src->n_bes + 1, sizeof(*dst->bes));
+	dst->drains = calloc(src->n_drains + 1, sizeof(*dst->drains));
+	if (!dst->svcs || !dst->bes || !dst->drains)
+		goto fail;
+	for (size_t i = 0; i < src->n_svcs; i++) {
+		dst->svcs[i] = src->svcs[i];
+		dst->svcs[i].json = strdup(src->svcs[i].json);
+		if (!dst->svcs[i].json)
+			goto fail;
+		dst->n_svcs++;
+	}
+	memcpy(dst->bes, src->bes, src->n_bes * sizeof(*dst->bes));
+	dst->n_bes = src->n_bes;
+	memcpy(dst->drains, src->drains, src->n_drains * sizeof(*dst->drains));
+	dst->n_drains = src->n_drains;
+	return 0;
+fail:
+	sl_registry_free(dst);
+	return -ENOMEM;
+}
+
+static int grow(void **arr, size_t n, size_t size)
+{
+	void *p = realloc(*arr, (n + 1) * size);
+
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	return 0;
+}
+
+/* The first 'quoted' word of a message: the field a config error names. */
+static void field_of(const char *msg, char *field, size_t len)
+{
+	const char *a = strchr(msg, '\''), *b = a ? strchr(a + 1, '\'') : NULL;
+
+	field[0] = '\0';
+	if (a && b && (size_t)(b - a - 1) < len) {
+		memcpy(field, a + 1, (size_t)(b - a - 1));
+		field[b - a - 1] = '\0';
+	}
+}
+
+/* "what:LINE:COL: message" -> "message". */
+static const char *diag_text(const char *msg)
+{
+	const char *p = msg;
+
+	for (int colons = 0; *p && colons < 3; p++)
+		if (*p == ':')
+			colons++;
+	while (*p == ' ')
+		p++;
+	return *p ? p : msg;
+}
+
+static json_t *load_object(const char *body, size_t len, struct sl_reg_err *e)
+{
+	json_error_t je;
+	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+
+	if (!o) {
+		sl_reg_seterr(e, 400, "", "invalid JSON at line %d column %d: %s", je.line,
+			      je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		sl_reg_seterr(e, 400, "", "the body must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+static ssize_t find_service(const struct sl_registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_svcs; i++)
+		if (!strcmp(r->svcs[i].name, name))
+			return (ssize_t)i;
+	return -1;
+}
+
+static ssize_t find_backend(const struct sl_registry *r, const char *service,
+			    const struct sl_sockaddr *a)
+{
+	for (size_t i = 0; i < r->n_bes; i++)
+		if (!strcmp(r->bes[i].service, service) && sl_sockaddr_equal(&r->bes[i].addr, a))
+			return (ssize_t)i;
+	return -1;
+}
+
+static ssize_t find_drain(const struct sl_registry *r, const char *service,
+			  const struct sl_sockaddr *a)
+{
+	for (size_t i = 0; i < r->n_drains; i++)
+		if (!strcmp(r->drains[i].service, service) &&
+		    sl_sockaddr_equal(&r->drains[i].addr, a))
+			return (ssize_t)i;
+	return -1;
+}
+
+static int parse_address(const char *s, struct sl_sockaddr *a, struct sl_reg_err *e,
+			 unsigned int status)
+{
+	const char *why;
+
+	if (sl_parse_hostport(s, a, &why)) {
+		sl_reg_seterr(e, status, "address", "address '%s': %s", s, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Check a service body; on success *json is its normalised text. */
+static int check_service(const struct sl_config *agent, const char *name, const char *body,
+			 size_t len, char **json, struct sl_reg_err *e)
+{
+	struct sl_service_cfg svc;
+	struct sl_diag d = {0};
+	json_t *o = load_object(body, len, e), *jn;
+	char *text;
+	int err;
+
+	if (!o)
+		return -1;
+	jn = json_object_get(o, "name");
+	if (jn && (!json_is_string(jn) || strcmp(json_string_value(jn), name))) {
+		json_decref(o);
+		sl_reg_seterr(e, 400, "name", "'name' in the body must be '%s', as in the path",
+			      name);
+		return -1;
+	}
+	json_object_set_new(o, "name", json_string(name));
+	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!text) {
+		sl_reg_seterr(e, 500, "", "out of memory");
+		return -1;
+	}
+	err = sl_config_parse_service("body", text, strlen(text), agent, &svc, &d);
+	if (err) {
+		const char *m = d.n ? diag_text(d.msgs[0]) : "invalid service";
+
+		sl_reg_seterr(e, 400, "", "%s", m);
+		field_of(m, e->field, sizeof(e->field));
+		sl_diag_free(&d);
+		free(text);
+		return -1;
+	}
+	free(svc.backends);
+	*json = text;
+	return 0;
+}
+
+int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent, const char *name,
+			    const char *body, size_t len, uint8_t origin, struct sl_reg_err *e)
+{
+	ssize_t i = find_service(r, name);
+	char *json;
+
+	if (check_service(agent, name, body, len, &json, e))
+		return -1;
+	if (i >= 0) {
+		free(r->svcs[i].json);
+		r->svcs[i].json = json;
+		r->svcs[i].origin = origin;
+		return 0;
+	}
+	if (grow((void **)&r->svcs, r->n_svcs, sizeof(*r->svcs))) {
+		free(json);
+		sl_reg_seterr(e, 500, "", "out of memory");
+		return -1;
+	}
+	memset(&r->svcs[r->n_svcs], 0, sizeof(r->svcs[0]));
+	snprintf(r->svcs[r->n_svcs].name, sizeof(r->svcs[0].name), "%s", name);
+	r->svcs[r->n_svcs].json = json;
+	r->svcs[r->n_svcs].origin = origin;
+	r->n_svcs++;
+	return 0;
+}
+
+int sl_registry_delete_service(struct sl_registry *r, const char *name, struct sl_reg_err *e)
+{
+	ssize_t i = find_service(r, name);
+	size_t k = 0;
+
+	if (i < 0) {
+		sl_reg_seterr(e, 404, "name", "no registered service '%s'", name);
+		return -1;
+	}
+	free(r->svcs[i].json);
+	r->svcs[i] = r->svcs[--r->n_svcs];
+	/* Its registrations and drains go with it. */
+	for (size_t j = 0; j < r->n_bes; j++)
+		if (strcmp(r->bes[j].service, name))
+			r->bes[k++] = r->bes[j];
+	r->n_bes = k;
+	k = 0;
+	for (size_t j = 0; j < r->n_drains; j++)
+		if (strcmp(r->drains[j].service, name))
+			r->drains[k++] = r->drains[j];
+	r->n_drains = k;
+	return 0;
+}
+
+/* "ttl": a duration string ("30s") or whole seconds. */
+static int parse_ttl(json_t *v, uint64_t *ms, struct sl_reg_err *e)
+{
+	const char *why;
+
+	*ms = 0;
+	if (!v)
+		return 0;
+	if (json_is_string(v)) {
+		if (sl_parse_duration(json_string_value(v), ms, &why)) {
+			sl_reg_seterr(e, 400, "ttl", "ttl '%s': %s", json_string_value(v), why);
+			return -1;
+		}
+	} else if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*ms = (uint64_t)json_integer_value(v) * 1000;
+	} else {
+		sl_reg_seterr(e, 400, "ttl", "ttl must be a duration such as \"30s\"");
+		return -1;
+	}
+	if (*ms > MAX_TTL_MS) {
+		sl_reg_seterr(e, 400, "ttl", "ttl is longer than 24h");
+		return -1;
+	}
+	return 0;
+}
+
+/* A registration's fields from a JSON object. */
+static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_err *e)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v)
+	{
+		if (strcmp(key, "address") && strcmp(key, "weight") && strcmp(key, "subset") &&
+		    strcmp(key, "ttl") && strcmp(key, "service") && strcmp(key, "expires_ms")) {
+			sl_reg_seterr(e, 400, key, "unknown field '%s'", key);
+			return -1;
+		}
+	}
+	v = json_object_get(o, "address");
+	if (!json_is_string(v)) {
+		sl_reg_seterr(e, 400, "address",
+			      v ? "address must be a string \"IP:PORT\"" : "'address' is required");
+		return -1;
+	}
+	if (parse_address(json_string_value(v), &b->addr, e, 400))
+		return -1;
+	b->weight = 1;
+	v = json_object_get(o, "weight");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 1000) {
+			sl_reg_seterr(e, 400, "weight", "weight must be an integer 1..1000");
+			return -1;
+		}
+		b->weight = (uint16_t)json_integer_value(v);
+	}
+	v = json_object_get(o, "subset");
+	if (v) {
+		if (!json_is_string(v) || !json_string_length(v) ||
+		    json_string_length(v) >= SLUICE_SUBSET_LEN) {
+			sl_reg_seterr(e, 400, "subset",
+				      "subset must be a string of 1..%d characters",
+				      SLUICE_SUBSET_LEN - 1);
+			return -1;
+		}
+		snprintf(b->subset, sizeof(b->subset), "%s", json_string_value(v));
+	}
+	return parse_ttl(json_object_get(o, "ttl"), &b->ttl_ms, e);
+}
+
+int sl_registry_register(struct sl_registry *r, const char *service, const char *body, size_t len,
+			 uint64_t now_ms, struct sl_reg_err *e)
+{
+	struct sl_reg_backend b = {0};
+	json_t *o = load_object(body, len, e);
+	ssize_t i;
+
+	if (!o)
+		return -1;
+	if (json_object_get(o, "service") || json_object_get(o, "expires_ms")) {
+		json_decref(o);
+		sl_reg_seterr(e, 400, "service", "the service is named by the path only");
+		return -1;
+	}
+	if (backend_from_json(o, &b, e)) {
+		json_decref(o);
+		return -1;
+	}
+	json_decref(o);
+	snprintf(b.service, sizeof(b.service), "%s", service);
+	b.expires_ms = b.ttl_ms ? now_ms + b.ttl_ms : 0;
+	b.origin = SL_REG_LOCAL;
+	i = find_backend(r, service, &b.addr);
+	if (i >= 0) { /* registering again updates it and restarts its TTL */
+		r->bes[i] = b;
+		return 0;
+	}
+	if (grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
+		sl_reg_seterr(e, 500, "", "out of memory");
+		return -1;
+	}
+	r->bes[r->n_bes++] = b;
+	return 0;
+}
+
+int sl_registry_deregister(struct sl_registry *r, const char *service, const char *address,
+			   struct sl_reg_err *e)
+{
+	struct sl_sockaddr a;
+	ssize_t i, d;
+
+	if (parse_address(address, &a, e, 404))
+		return -1;
+	i = find_backend(r, service, &a);
+	if (i < 0) {
+		sl_reg_seterr(e, 404, "address", "%s is not registered with service '%s'", address,
+			      service);
+		return -1;
+	}
+	r->bes[i] = r->bes[--r->n_bes];
+	d = find_drain(r, service, &a);
+	if (d >= 0)
+		r->drains[d] = r->drains[--r->n_drains];
+	return 0;
+}
+
+int sl_registry_heartbeat(struct sl_registry *r, const char *service, const char *address,
+			  uint64_t now_ms, struct sl_reg_err *e)
+{
+	struct sl_sockaddr a;
+	ssize_t i;
+
+	if (parse_address(address, &a, e, 404))
+		return -1;
+	i = find_backend(r, service, &a);
+	if (i < 0) {
+		sl_reg_seterr(e, 404, "address", "%s is not registered with service '%s'", address,
+			      service);
+		return -1;
+	}
+	if (r->bes[i].ttl_ms)
+		r->bes[i].expires_ms = now_ms + r->bes[i].ttl_ms;
+	return 0;
+}
+
+int sl_registry_drain(struct sl_registry *r, const struct sl_config *eff, const char *service,
+		      const char *address, int drain, struct sl_reg_err *e)
+{
+	const struct sl_service_cfg *svc = NULL;
+	struct sl_sockaddr a;
+	int found = 0;
+	ssize_t i;
+
+	for (size_t k = 0; k < eff->n_services && !svc; k++)
+		if (!strcmp(eff->services[k].name, service))
+			svc = &eff->services[k];
+	if (!svc) {
+		sl_reg_seterr(e, 404, "service", "no service '%s'", service);
+		return -1;
+	}
+	if (parse_address(address, &a, e, 404))
+		return -1;
+	for (size_t k = 0; k < svc->n_backends && !found; k++)
+		found = sl_sockaddr_equal(&svc->backends[k].addr, &a);
+	if (!found) {
+		sl_reg_seterr(e, 404, "address", "%s is not a backend of service '%s'", address,
+			      service);
+		return -1;
+	}
+	i = find_drain(r, service, &a);
+	if (drain && i < 0) {
+		if (grow((void **)&r->drains, r->n_drains, sizeof(*r->drains))) {
+			sl_reg_seterr(e, 500, "", "out of memory");
+			return -1;
+		}
+		memset(&r->drains[r->n_drains], 0, sizeof(r->drains[0]));
+		snprintf(r->drains[r->n_drains].service, sizeof(r->drains[0].service), "%s",
+			 service);
+		r->drains[r->n_drains++].addr = a;
+	} else if (!drain && i >= 0) {
+		r->drains[i] = r->drains[--r->n_drains];
+	}
+	return 0;
+}
+
+int sl_registry_is_drained(const struct sl_registry *r, const char *service,
+			   const struct sl_sockaddr *addr)
+{
+	return find_drain(r, service, addr) >= 0;
+}
+
+size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms)
+{
+	size_t k = 0, gone;
+
+	for (size_t i = 0; i < r->n_bes; i++) {
+		const struct sl_reg_backend *b = &r->bes[i];
+
+		if (b->origin == SL_REG_LOCAL && b->expires_ms && b->expires_ms <= now_ms)
+			continue;
+		r->bes[k++] = r->bes[i];
+	}
+	gone = r->n_bes - k;
+	r->n_bes = k;
+	return gone;
+}
+
+static struct sl_service_cfg *cfg_service(struct sl_config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_services; i++)
+		if (!strcmp(c->services[i].name, name))
+			return &c->services[i];
+	return NULL;
+}
+
+int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
+		      struct sl_config *out, struct sl_reg_err *e)
+{
+	size_t total = 0;
+
+	if (sl_config_clone(file, out)) {
+		sl_reg_seterr(e, 500, "", "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < r->n_svcs; i++) {
+		struct sl_service_cfg svc, *grown;
+		struct sl_diag d = {0};
+
+		if (cfg_service(out, r->svcs[i].name)) {
+			sl_reg_seterr(e, 409, "name",
+				      "service '%s' is defined in the config file and registered "
+				      "through the API",
+				      r->svcs[i].name);
+			goto fail;
+		}
+		if (sl_config_parse_service("registry", r->svcs[i].json, strlen(r->svcs[i].json),
+					    file, &svc, &d)) {
+			sl_reg_seterr(e, 400, "", "service '%s': %s", r->svcs[i].name,
+				      d.n ? diag_text(d.msgs[0]) : "invalid");
+			sl_diag_free(&d);
+			goto fail;
+		}
+		for (size_t j = 0; j < out->n_services; j++)
+			if (out->services[j].proto == svc.proto &&
+			    sl_sockaddr_equal(&out->services[j].frontend, &svc.frontend)) {
+				char hp[SL_HOSTPORT_LEN];
+
+				sl_format_hostport(&svc.frontend, hp, sizeof(hp));
+				sl_reg_seterr(e, 409, "frontend",
+					      "frontend %s of '%s' is already used by service '%s'",
+					      hp, svc.name, out->services[j].name);
+				free(svc.backends);
+				goto fail;
+			}
+		grown = realloc(out->services, (out->n_services + 1) * sizeof(*grown));
+		if (!grown) {
+			free(svc.backends);
+			sl_reg_seterr(e, 500, "", "out of memory");
+			goto fail;
+		}
+		out->services = grown;
+		out->services[out->n_services++] = svc;
+	}
+	for (size_t i = 0; i < r->n_bes; i++) {
+		const struct sl_reg_backend *b = &r->bes[i];
+		struct sl_service_cfg *svc = cfg_service(out, b->service);
+		struct sl_backend_cfg *grown;
+		char hp[SL_HOSTPORT_LEN];
+
+		sl_format_hostport(&b->addr, hp, sizeof(hp));
+		if (!svc) {
+			sl_reg_seterr(e, 404, "service", "no service '%s' for backend %s",
+				      b->service, hp);
+			goto fail;
+		}
+		if (b->addr.family != svc->frontend.family) {
+			sl_reg_seterr(e, 400, "address",
+				      "backend %s is not of the family of %s's frontend", hp,
+				      svc->name);
+			goto fail;
+		}
+		for (size_t j = 0; j < svc->n_backends; j++)
+			if (sl_sockaddr_equal(&svc->backends[j].addr, &b->addr)) {
+				sl_reg_seterr(e, 409, "address",
+					      "%s is already a backend of service '%s'", hp,
+					      svc->name);
+				goto fail;
+			}
+		if (svc->n_backends + 1 > SLUICE_MAX_BACKENDS_PER_SERVICE) {
+			sl_reg_seterr(e, 400, "address", "service '%s' already has %d backends",
+				      svc->name, SLUICE_MAX_BACKENDS_PER_SERVICE);
+			goto fail;
+		}
+		grown = realloc(svc->backends, (svc->n_backends + 1) * sizeof(*grown));
+		if (!grown) {
+			sl_reg_seterr(e, 500, "", "out of memory");
+			goto fail;
+		}
+		svc->backends = grown;
+		memset(&svc->backends[svc->n_backends], 0, sizeof(*grown));
+		svc->backends[svc->n_backends].addr = b->addr;
+		svc->backends[svc->n_backends].weight = b->weight;
+		memcpy(svc->backends[svc->n_backends].subset, b->subset, sizeof(b->subset));
+		svc->n_backends++;
+	}
+	if (out->n_services > out->limits.services) {
+		sl_reg_seterr(e, 400, "", "%zu services, more than agent.limits.services (%u)",
+			      out->n_services, out->limits.services);
+		goto fail;
+	}
+	for (size_t i = 0; i < out->n_services; i++)
+		total += out->services[i].n_backends;
+	if (total > out->limits.backends) {
+		sl_reg_seterr(e, 400, "", "%zu backends, more than agent.limits.backends (%u)",
+			      total, out->limits.backends);
+		goto fail;
+	}
+	return 0;
+fail:
+	sl_config_free(out);
+	return -1;
+}
+
+json_t *sl_registry_to_json(const struct sl_registry *r)
+{
+	json_t *o = json_object(), *svcs = json_array(), *bes = json_array(),
+	       *drains = json_array();
+	char hp[SL_HOSTPORT_LEN];
+
+	if (!o || !svcs || !bes || !drains) {
+		json_decref(o);
+		json_decref(svcs);
+		json_decref(bes);
+		json_decref(drains);
+		return NULL;
+	}
+	for (size_t i = 0; i < r->n_svcs; i++) {
+		json_t *s = json_loads(r->svcs[i].json, 0, NULL);
+
+		if (s && r->svcs[i].origin == SL_REG_LOCAL)
+			json_array_append_new(svcs, s);
+		else
+			json_decref(s);
+	}
+	for (size_t i = 0; i < r->n_bes; i++) {
+		const struct sl_reg_backend *b = &r->bes[i];
+
+		if (b->origin != SL_REG_LOCAL)
+			continue;
+		json_t *jb;
+
+		sl_format_hostport(&b->addr, hp, sizeof(hp));
+		jb = json_pack("{s:s, s:s, s:i}", "service", b->service, "address", hp, "weight",
+			       (int)b->weight);
+		if (!jb)
+			continue;
+		if (b->subset[0])
+			json_object_set_new(jb, "subset", json_string(b->subset));
+		if (b->ttl_ms) {
+			char ttl[32];
+
+			snprintf(ttl, sizeof(ttl), "%llums", (unsigned long long)b->ttl_ms);
+			json_object_set_new(jb, "ttl", json_string(ttl));
+			json_object_set_new(jb, "expires_ms",
+					    json_integer((json_int_t)b->expires_ms));
+		}
+		json_array_append_new(bes, jb);
+	}
+	for (size_t i = 0; i < r->n_drains; i++) {
+		sl_format_hostport(&r->drains[i].addr, hp, sizeof(hp));
+		json_array_append_new(drains, json_pack("{s:s, s:s}", "service",
+							r->drains[i].service, "address", hp));
+	}
+	json_object_set_new(o, "version", json_integer(1));
+	json_object_set_new(o, "services", svcs);
+	json_object_set_new(o, "backends", bes);
+	json_object_set_new(o, "drains", drains);
+	return o;
+}
+
+int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct sl_registry *r,
+			  struct sl_reg_err *e)
+{
+	json_t *v, *arr;
+	size_t i;
+	int bad = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (!json_is_object(o) || json_integer_value(json_object_get(o, "version")) != 1) {
+		sl_reg_seterr(e, 400, "version", "not a sluice registry (version 1)");
+		return -1;
+	}
+	arr = json_object_get(o, "services");
+	json_array_foreach(arr, i, v)
+	{
+		const char *name = json_string_value(json_object_get(v, "name"));
+		struct sl_reg_err se;
+		char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+		if (!name || !text ||
+		    sl_registry_put_service(r, agent, name, text, strlen(text), SL_REG_LOCAL,
+					    &se)) {
+			if (!bad++)
+				sl_reg_seterr(e, 400, "services", "service %zu: %s", i,
+					      name && text ? se.msg : "no name");
+		}
+		free(text);
+	}
+	arr = json_object_get(o, "backends");
+	json_array_foreach(arr, i, v)
+	{
+		struct sl_reg_backend b = {0};
+		const char *svc = json_string_value(json_object_get(v, "service"));
+		json_t *ex = json_object_get(v, "expires_ms");
+		struct sl_reg_err be;
+
+		if (!svc || strlen(svc) >= SLUICE_NAME_LEN || backend_from_json(v, &b, &be) ||
+		    (ex && !json_is_integer(ex)) ||
+		    grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
+			if (!bad++)
+				sl_reg_seterr(e, 400, "backends", "backend %zu: %s", i,
+					      svc ? be.msg : "no service");
+			continue;
+		}
+		snprintf(b.service, sizeof(b.service), "%s", svc);
+		b.expires_ms = ex ? (uint64_t)json_integer_value(ex) : 0;
+		b.origin = SL_REG_LOCAL;
+		r->bes[r->n_bes++] = b;
+	}
+	arr = json_object_get(o, "drains");
+	json_array_foreach(arr, i, v)
+	{
+		const char *svc = json_string_value(json_object_get(v, "service"));
+		const char *addr = json_string_value(json_object_get(v, "address"));
+		struct sl_reg_drain d = {0};
+		struct sl_reg_err de;
+
+		if (!svc || !addr || strlen(svc) >= SLUICE_NAME_LEN ||
+		    parse_address(addr, &d.addr, &de, 400) ||
+		    grow((void **)&r->drains, r->n_drains, sizeof(*r->drains))) {
+			if (!bad++)
+				sl_reg_seterr(e, 400, "drains", "drain %zu is malformed", i);
+			continue;
+		}
+		snprintf(d.service, sizeof(d.service), "%s", svc);
+		r->drains[r->n_drains++] = d;
+	}
+	return bad ? -1 : 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int sl_registry_save(const struct sl_registry *r, const char *dir, struct sl_reg_err *e)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	json_t *o = sl_registry_to_json(r);
+	char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	size_t len, off = 0;
+	int fd = -1, err = 0;
+
+	json_decref(o);
+	if (!text) {
+		sl_reg_seterr(e, 500, "", "out of memory");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		err = errno;
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		err = errno;
+		goto out;
+	}
+	len = strlen(text);
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = errno;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fchmod(fd, 0600) || fsync(fd)) {
+		err = errno;
+		goto out;
+	}
+	if (close(fd)) {
+		fd = -1;
+		err = errno;
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path)) {
+		err = errno;
+		goto out;
+	}
+	err = -fsync_dir(dir);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (err) {
+		unlink(tmp);
+		sl_reg_seterr(e, 500, "", "cannot write %.300s: %s", path, strerror(err));
+	}
+	free(text);
+	return err ? -1 : 0;
+}
+
+int sl_registry_load(const char *dir, const struct sl_config *agent, struct sl_registry *r,
+		     struct sl_reg_err *e)
+{
+	char path[PATH_MAX];
+	json_error_t je;
+	json_t *o;
+	int err;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
+	if (access(path, F_OK) && errno == ENOENT)
+		return 0;
+	o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (!o) {
+		sl_reg_seterr(e, 400, "", "%.200s:%d:%d: %.200s", path, je.line, je.column,
+			      je.text);
+		return -1;
+	}
+	err = sl_registry_from_json(o, agent, r, e);
+	json_decref(o);
+	if (err) {
+		char msg[sizeof(e->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", e->msg);
+		snprintf(e->msg, sizeof(e->msg), "%.200s: %.300s", path, msg);
+	}
+	return err;
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The service registry: what the control API (and etcd) add to the config
+ * file. Services put whole, backends registered (with a TTL or without),
+ * and drains. The effective config is the file's merged with it, checked
+ * by the same rules; every change goes validate -> diff -> apply.
+ *
+ * Pure data and JSON: no syscalls but the state file's load and save.
+ */
+#ifndef SLUICE_REGISTRY_H
+#define SLUICE_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config.h"
+
+/* Where a registration comes from. */
+enum sl_reg_origin {
+	SL_REG_LOCAL = 0, /* this node's API: kept in agent.state */
+	SL_REG_ETCD = 1,  /* the shared registry: kept in etcd */
+};
+
+struct sl_reg_backend {
+	char service[SLUICE_NAME_LEN];
+	struct sl_sockaddr addr;
+	uint16_t weight;
+	char subset[SLUICE_SUBSET_LEN];
+	uint64_t ttl_ms;     /* 0: none */
+	uint64_t expires_ms; /* CLOCK_REALTIME ms; 0: never */
+	uint8_t origin;	     /* enum sl_reg_origin */
+};
+
+struct sl_reg_service {
+	char name[SLUICE_NAME_LEN];
+	char *json; /* the service, compact JSON, as checked */
+	uint8_t origin;
+};
+
+struct sl_reg_drain {
+	char service[SLUICE_NAME_LEN];
+	struct sl_sockaddr addr;
+};
+
+struct sl_registry {
+	struct sl_reg_service *svcs;
+	size_t n_svcs;
+	struct sl_reg_backend *bes;
+	size_t n_bes;
+	struct sl_reg_drain *drains;
+	size_t n_drains;
+};
+
+/* Why a change was refused: an HTTP status, the field at fault ("" if
+ * none) and a message. */
+struct sl_reg_err {
+	unsigned int status;
+	char field[64];
+	char msg[512];
+};
+
+void sl_reg_seterr(struct sl_reg_err *e, unsigned int status, const char *field, const char *fmt,
+		   ...) __attribute__((format(printf, 4, 5)));
+
+void sl_registry_free(struct sl_registry *r);
+int sl_registry_copy(const struct sl_registry *src, struct sl_registry *dst);
+
+/* The effective config: a copy of 'file' with the registry's services and
+ * backends added. 0, or -1 with *e (400/404/409) and *out empty. */
+int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
+		      struct sl_config *out, struct sl_reg_err *e);
+
+/* Operations. Each checks what it can alone; the merge checks the rest.
+ * 0, or -1 with *e. */
+int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent, const char *name,
+			    const char *body, size_t len, uint8_t origin, struct sl_reg_err *e);
+int sl_registry_delete_service(struct sl_registry *r, const char *name, struct sl_reg_err *e);
+/* body: {"address": "IP:PORT", "weight": N, "subset": "S", "ttl": "30s"} */
+int sl_registry_register(struct sl_registry *r, const char *service, const char *body, size_t len,
+			 uint64_t now_ms, struct sl_reg_err *e);
+int sl_registry_deregister(struct sl_registry *r, const char *service, const char *address,
+			   struct sl_reg_err *e);
+int sl_registry_heartbeat(struct sl_registry *r, const char *service, const char *address,
+			  uint64_t now_ms, struct sl_reg_err *e);
+/* Drain or undrain a backend of the effective config 'eff'. */
+int sl_registry_drain(struct sl_registry *r, const struct sl_config *eff, const char *service,
+		      const char *address, int drain, struct sl_reg_err *e);
+int sl_registry_is_drained(const struct sl_registry *r, const char *service,
+			   const struct sl_sockaddr *addr);
+
+/* Drop registrations whose TTL passed; how many. */
+size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms);
+
+/* CLOCK_REALTIME in ms: TTLs outlive the agent. */
+uint64_t sl_registry_now_ms(void);
+
+/* The local part (origin SL_REG_LOCAL) as JSON, and back. from_json keeps
+ * every entry that checks out and reports the first that does not. */
+json_t *sl_registry_to_json(const struct sl_registry *r);
+int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct sl_registry *r,
+			  struct sl_reg_err *e);
+
+/* agent.state/registry.json: written whole to a temporary file, synced and
+ * renamed over the old one (mode 0600, directory 0700). A missing file
+ * loads as empty. 0 or -1 with *e. */
+int sl_registry_save(const struct sl_registry *r, const char *dir, struct sl_reg_err *e);
+int sl_registry_load(const char *dir, const struct sl_config *agent, struct sl_registry *r,
+		     struct sl_reg_err *e);
+
+#endif /* SLUICE_REGISTRY_H */
