@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The diff/apply planner: what changes between the maps' state and a config. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,11 +58,15 @@ static void apply_model(const struct sl_state *cur, const struct sl_plan *plan,
 		s->value.gen = s->gen;
 		s->n_bes = op->want->n_backends;
 		s->bes = calloc(s->n_bes + 1, sizeof(*s->bes));
+		size_t order[64];
+
+		cr_assert(s->n_bes <= 64);
+		sl_slot_order(op->want, order); /* the maps hold backends in slot order */
 		for (size_t k = 0; k < s->n_bes; k++) {
-			s->bes[k].id = op->be_ids[k];
-			s->bes[k].addr = op->want->backends[k].addr;
-			s->bes[k].weight = op->want->backends[k].weight;
-			strcpy(s->bes[k].subset, op->want->backends[k].subset);
+			s->bes[k].id = op->be_ids[order[k]];
+			s->bes[k].addr = op->want->backends[order[k]].addr;
+			s->bes[k].weight = op->want->backends[order[k]].weight;
+			strcpy(s->bes[k].subset, op->want->backends[order[k]].subset);
 		}
 	}
 }
@@ -320,5 +325,61 @@ Test(plan, id_exhaustion_is_enospc)
 	cr_assert_eq(plan.n_ops, 0, "a failed plan is freed");
 	cr_assert_eq(sl_plan_build(&empty, &cfg, 100, 2, &plan), -ENOSPC,
 		     "three backends do not fit two ids");
+	sl_config_free(&cfg);
+}
+
+static const char *split_service = "services:\n"
+				   "  - name: web\n"
+				   "    frontend: 198.19.0.10:80\n"
+				   "    backends:\n"
+				   "      - {address: 198.18.1.2:8080, subset: v2}\n"
+				   "      - {address: 198.18.1.3:8080, subset: v1}\n"
+				   "      - {address: 198.18.1.4:8080, subset: v2}\n"
+				   "      - {address: 198.18.1.5:8080}\n"
+				   "    split: {v1: 30, v2: 70}\n";
+
+Test(plan, split_groups_slots_by_subset_into_views)
+{
+	struct sluice_service sv;
+	struct sl_config cfg;
+	size_t order[4];
+
+	parse(split_service, &cfg);
+	sl_slot_order(&cfg.services[0], order);
+	cr_expect_eq(order[0], 1, "v1 first, as the split lists it");
+	cr_expect_eq(order[1], 0);
+	cr_expect_eq(order[2], 2);
+	cr_expect_eq(order[3], 3, "a backend of no split subset comes last");
+	sl_service_value(&cfg.services[0], &sv);
+	cr_expect_eq(sv.n_views, 2);
+	cr_expect_eq(sv.views[0].slot_start, 0);
+	cr_expect_eq(sv.views[0].slot_count, 1);
+	cr_expect_eq(sv.views[0].pct_end, 30);
+	cr_expect_eq(sv.views[1].slot_start, 1);
+	cr_expect_eq(sv.views[1].slot_count, 2);
+	cr_expect_eq(sv.views[1].pct_end, 100);
+	cr_expect_eq(sv.count, 4);
+	sl_config_free(&cfg);
+}
+
+Test(plan, split_config_again_is_no_op_and_a_setting_change_is_an_update)
+{
+	struct sl_config cfg, next;
+	struct sl_state st;
+	struct sl_plan plan;
+	char yaml[1024];
+
+	bootstrap(split_service, &cfg, &st);
+	cr_assert_eq(sl_plan_build(&st, &cfg, 100, 1000, &plan), 0);
+	cr_expect_eq(plan.n_ops, 0, "slot order read back matches: no change");
+	sl_plan_free(&plan);
+	snprintf(yaml, sizeof(yaml), "%s    circuit_breaker: {max_connections: 5}\n", split_service);
+	parse(yaml, &next);
+	cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
+	cr_expect_eq(plan.n_update, 1, "a new limit rewrites the service value");
+	cr_expect_eq(plan.ops[0].n_gone, 0, "and keeps every backend");
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+	sl_state_free(&st);
 	sl_config_free(&cfg);
 }

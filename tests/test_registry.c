@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* The registry: registrations, TTLs, drains, services put whole, the merge with the config
+ * file, and the state file. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "registry.h"
+
+static struct sl_config file;
+
+static void setup(void)
+{
+	static const char yaml[] = "services:\n"
+				   "  - name: web\n"
+				   "    frontend: 198.19.0.10:80\n"
+				   "    backends:\n"
+				   "      - address: 198.18.1.2:8080\n";
+	struct sl_diag d = {0};
+
+	cr_assert_eq(sl_config_parse("t.yaml", yaml, strlen(yaml), &file, &d), 0);
+}
+
+static void teardown(void)
+{
+	sl_config_free(&file);
+}
+
+TestSuite(registry, .init = setup, .fini = teardown);
+
+#define REG(r, body, now) sl_registry_register(r, "web", body, strlen(body), now, &e)
+
+Test(registry, register_merges_into_the_service)
+{
+	struct sl_registry r = {0};
+	struct sl_reg_err e = {0};
+	struct sl_config eff;
+
+	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.3:8080\", \"weight\": 3, \"subset\": \"v2\"}", 0),
+		     0, "%s", e.msg);
+	cr_assert_eq(sl_registry_merge(&file, &r, &eff, &e), 0, "%s", e.msg);
+	cr_assert_eq(eff.services[0].n_backends, 2);
+	cr_expect_eq(eff.services[0].backends[1].weight, 3);
+	cr_expect_str_eq(eff.services[0].backends[1].subset, "v2");
+	cr_expect_eq(file.services[0].n_backends, 1, "the file's config is not touched");
+	sl_config_free(&eff);
+	/* The file's own backend cannot be registered again. */
+	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.2:8080\"}", 0), 0);
+	cr_expect_eq(sl_registry_merge(&file, &r, &eff, &e), -1);
+	cr_expect_eq(e.status, 409);
+	cr_expect_str_eq(e.field, "address");
+	sl_registry_free(&r);
+}
+
+Test(registry, bad_registrations_name_the_field)
+{
+	static const struct {
+		const char *body, *field;
+	} cases[] = {
+	    {"{\"weight\": 2}", "address"},
+	    {"{\"address\": \"198.18.1.3\"}", "address"},
+	    {"{\"address\": \"198.18.1.3:80\", \"weight\": 0}", "weight"},
+	    {"{\"address\": \"198.18.1.3:80\", \"ttl\": \"later\"}", "ttl"},
+	    {"{\"address\": \"198.18.1.3:80\", \"ttl\": \"25h\"}", "ttl"},
+	    {"{\"address\": \"198.18.1.3:80\", \"zone\": \"a\"}", "zone"},
+	    {"{\"address\": \"198.18.1.3:80\", \"subset\": 7}", "subset"},
+	};
+	struct sl_registry r = {0};
+	struct sl_reg_err e = {0};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_expect_eq(REG(&r, cases[i].body, 0), -1, "%s", cases[i].body);
+		cr_expect_eq(e.status, 400, "%s", cases[i].body);
+		cr_expect_str_eq(e.field, cases[i].field, "%s: %s", cases[i].body, e.msg);
+	}
+	cr_expect_eq(REG(&r, "not json", 0), -1);
+	cr_expect_eq(r.n_bes, 0, "nothing was added");
+	sl_registry_free(&r);
+}
+
+Test(registry, ttl_expires_unless_refreshed)
+{
+	struct sl_registry r = {0};
+	struct sl_reg_err e = {0};
+
+	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.3:80\", \"ttl\": \"2s\"}", 1000), 0);
+	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.4:80\"}", 1000), 0);
+	cr_expect_eq(sl_registry_expire(&r, 2999), 0);
+	cr_assert_eq(sl_registry_heartbeat(&r, "web", "198.18.1.3:80", 2500, &e), 0);
+	cr_expect_eq(sl_registry_expire(&r, 4499), 0, "the heartbeat moved the expiry to 4500");
+	cr_expect_eq(sl_registry_expire(&r, 4500), 1);
+	cr_expect_eq(r.n_bes, 1, "a registration without a TTL never expires");
+	cr_expect_eq(sl_registry_heartbeat(&r, "web", "198.18.1.3:80", 5000, &e), -1);
+	cr_expect_eq(e.status, 404);
+	sl_registry_free(&r);
+}
+
+Test(registry, services_put_whole_and_deleted_with_their_backends)
+{
+	static const char svc[] = "{\"frontend\": \"198.19.0.11:80\", \"lb\": \"maglev\"}";
+	struct sl_registry r = {0};
+	struct sl_reg_err e = {0};
+	struct sl_config eff;
+
+	cr_assert_eq(sl_registry_put_service(&r, &file, "api", svc, strlen(svc), SL_REG_LOCAL, &e), 0,
+		     "%s", e.msg);
+	cr_assert_eq(sl_registry_register(&r, "api", "{\"address\": \"198.18.1.5:80\"}", 28, 0, &e), 0);
+	cr_assert_eq(sl_registry_merge(&file, &r, &eff, &e), 0, "%s", e.msg);
+	cr_expect_eq(eff.n_services, 2);
+	cr_expect_eq(eff.services[1].lb, SLUICE_LB_MAGLEV);
+	cr_expect_eq(eff.services[1].n_backends, 1);
+	sl_config_free(&eff);
+	cr_expect_eq(sl_registry_put_service(&r, &file, "api", "{\"lb\": \"fastest\"}", 17,
+					     SL_REG_LOCAL, &e),
+		     -1);
+	cr_expect_eq(e.status, 400);
+	cr_expect(strstr(e.msg, "fastest"), "%s", e.msg);
+	cr_expect_eq(sl_registry_put_service(&r, &file, "dup",
+					     "{\"frontend\": \"198.19.0.10:80\"}", 30, SL_REG_LOCAL,
+					     &e),
+		     0, "alone it checks out");
+	cr_expect_eq(sl_registry_merge(&file, &r, &eff, &e), -1, "but its frontend is web's");
+	cr_expect_eq(e.status, 409);
+	cr_assert_eq(sl_registry_delete_service(&r, "dup", &e), 0);
+	cr_assert_eq(sl_registry_delete_service(&r, "api", &e), 0);
+	cr_expect_eq(r.n_bes, 0, "its registrations went with it");
+	sl_registry_free(&r);
+}
+
+Test(registry, state_file_round_trip)
+{
+	char dir[] = "/tmp/sl-registry-XXXXXX", path[64];
+	struct sl_registry r = {0}, back = {0};
+	struct sl_reg_err e = {0};
+	struct sl_config eff;
+	struct stat st;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.3:80\", \"ttl\": \"1500ms\", \"subset\": \"v1\"}",
+			 1000),
+		     0);
+	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.4:80\", \"weight\": 7}", 1000), 0);
+	cr_assert_eq(sl_registry_merge(&file, &r, &eff, &e), 0);
+	cr_assert_eq(sl_registry_drain(&r, &eff, "web", "198.18.1.2:8080", 1, &e), 0);
+	sl_config_free(&eff);
+	cr_assert_eq(sl_registry_save(&r, dir, &e), 0, "%s", e.msg);
+	snprintf(path, sizeof(path), "%s/registry.json", dir);
+	cr_assert_eq(stat(path, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0600);
+	cr_assert_eq(sl_registry_load(dir, &file, &back, &e), 0, "%s", e.msg);
+	cr_assert_eq(back.n_bes, 2);
+	cr_expect_eq(back.bes[0].ttl_ms, 1500);
+	cr_expect_eq(back.bes[0].expires_ms, 2500);
+	cr_expect_str_eq(back.bes[0].subset, "v1");
+	cr_expect_eq(back.bes[1].weight, 7);
+	cr_expect_eq(back.bes[1].expires_ms, 0);
+	cr_assert_eq(back.n_drains, 1);
+	cr_expect_str_eq(back.drains[0].service, "web");
+	sl_registry_free(&back);
+	/* A damaged file is an error that names it, not an empty registry. */
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("{\"version\": 1, \"backends\": [", f);
+	fclose(f);
+	cr_expect_eq(sl_registry_load(dir, &file, &back, &e), -1);
+	cr_expect(strstr(e.msg, "registry.json"), "%s", e.msg);
+	sl_registry_free(&back);
+	sl_registry_free(&r);
+	unlink(path);
+	rmdir(dir);
+}
