@@ -85,11 +85,11 @@ refused() { # refused KEY YAML: the parser refuses KEY as not implemented
 }
 svc=$'services:\n  - name: a\n    frontend: 198.19.0.1:80\n'
 later=$(section "$VT_TMP/yaml.txt" "NOT YET IMPLEMENTED" | tr '\n' ' ')
-for k in agent.node agent.state agent.audit_log; do
+for k in agent.node agent.audit_log; do
 	grep -q "$k" <<<"$later" || vt_fail "sluice.yaml(5) no longer lists $k"
 	refused "$k" "$(printf 'agent:\n  %s: x\n' "${k#agent.}")"
 done
-for k in identities registry; do
+for k in identities; do
 	refused "$k" "$k: {}"
 done
 for k in policy; do
@@ -205,7 +205,9 @@ expect "dns " "$S" --bpffs "$VT_BPFFS" flows --service d
 expect "dns web web-admin " "$S" --bpffs "$VT_BPFFS" -o json flows --service = ""
 expect "" "$S" --bpffs "$VT_BPFFS" services web ""
 expect "" "$S" --bpffs "$VT_TMP/nothing-pinned" services ""
-# Before the command, the long options are the global ones of --help (all but --service).
-same "completion of global options" "$(op_longopts <"$VT_TMP/sluicectl.help" | grep -vx -- --service)" \
+# Before the command, the long options are the global ones of --help: all but those that the
+# commands section lists as a command's own (--service, --weight, ...).
+cmd_opts=$(sed -n '/^commands/,$p' "$VT_TMP/sluicectl.help" | op_longopts)
+same "completion of global options" "$(op_longopts <"$VT_TMP/sluicectl.help" | grep -vxF -- "$cmd_opts")" \
 	"$(comp "$S" -- | tr ' ' '\n' | grep . | sort)"
 vt_finish
