@@ -342,9 +342,15 @@ static void agent_field(struct walker *w, const char *key, yaml_node_t *v, void 
 		want_path(w, v, key, cfg->state, sizeof(cfg->state));
 }
 
+struct etcd_ctx {
+	struct sl_config *cfg;
+	int saw_endpoints;
+};
+
 static void etcd_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
-	struct sl_config *cfg = obj;
+	struct etcd_ctx *ec = obj;
+	struct sl_config *cfg = ec->cfg;
 	yaml_node_item_t *it;
 	const char *s;
 
@@ -353,18 +359,20 @@ static void etcd_field(struct walker *w, const char *key, yaml_node_t *v, void *
 		if (!s)
 			return;
 		if (s[0] != '/' || strlen(s) >= SL_ETCD_PREFIX_LEN)
-			werr(w, v,
-			     "registry.etcd.prefix must start with '/' and be under %d characters",
+			werr(w, v, "registry.etcd.prefix must start with '/' and be under %d characters",
 			     SL_ETCD_PREFIX_LEN);
 		else
 			strcpy(cfg->etcd_prefix, s);
 		return;
 	}
 	/* endpoints */
+	ec->saw_endpoints = 1;
 	if (v->type != YAML_SEQUENCE_NODE) {
 		werr(w, v, "registry.etcd.endpoints must be a list of URLs");
 		return;
 	}
+	if (v->data.sequence.items.top == v->data.sequence.items.start)
+		werr(w, v, "registry.etcd.endpoints is empty");
 	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
 		yaml_node_t *e = yaml_document_get_node(w->doc, *it);
 
@@ -382,18 +390,17 @@ static void etcd_field(struct walker *w, const char *key, yaml_node_t *v, void *
 		}
 		strcpy(cfg->etcd_endpoints[cfg->n_etcd++], s);
 	}
-	if (!cfg->n_etcd)
-		werr(w, v, "registry.etcd.endpoints is empty");
 }
 
 static void registry_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
 	static const char *const known[] = {"endpoints", "prefix", NULL};
-	struct sl_config *cfg = obj;
+	struct etcd_ctx ec = {.cfg = obj};
 
 	(void)key; /* "etcd", the only key */
-	walk_mapping(w, v, "registry.etcd", known, NULL, etcd_field, cfg);
-	if (!cfg->n_etcd && v->type == YAML_MAPPING_NODE)
+	if (walk_mapping(w, v, "registry.etcd", known, NULL, etcd_field, &ec))
+		return;
+	if (!ec.saw_endpoints)
 		werr(w, v, "registry.etcd needs 'endpoints'");
 }
 
