@@ -317,6 +317,20 @@ static int wait_for(struct view *v, int conn, const char *const *want, int timeo
 	}
 }
 
+/* The counters, once the worker has done at least 'watches' watches and 'writes' writes
+ * (it counts a write after its effect may already show in the watch), or after 1 s. */
+static void stats_after(struct sl_etcd_stats *st, uint64_t watches, uint64_t writes)
+{
+	uint64_t end = mono_ms() + 1000;
+
+	do {
+		sl_etcd_get_stats(cli, st);
+		if (st->watches >= watches && st->writes >= writes)
+			return;
+		sleep_ms(10);
+	} while (mono_ms() < end);
+}
+
 static struct sl_etcd *open_client(const char *url, const struct sl_etcd_opts *opts)
 {
 	const char *eps[] = {url};
@@ -394,6 +408,7 @@ Test(etcd, bad_arguments)
 Test(etcd, unreachable_close_fast)
 {
 	struct sl_etcd_opts o = {.write_retry_ms = 300};
+	struct sl_etcd_stats st;
 	struct view v = {0};
 	char url[64];
 	uint64_t t0;
@@ -413,6 +428,10 @@ Test(etcd, unreachable_close_fast)
 	cr_expect_eq(wait_for(&v, 1, NULL, 600), -ETIMEDOUT);
 	cr_expect_eq(v.takes, 0);
 	cr_expect_eq(v.connected, 0);
+	sl_etcd_get_stats(cli, &st);
+	cr_expect(st.read_failures >= 2 && st.writes_dropped == 3 && !st.queued && !st.writes,
+		  "failures=%llu dropped=%llu", (unsigned long long)st.read_failures,
+		  (unsigned long long)st.writes_dropped);
 	t0 = mono_ms();
 	sl_etcd_close(cli);
 	cli = NULL;
@@ -449,6 +468,7 @@ Test(etcd, initial_snapshot, .init = setup, .fini = teardown)
 Test(etcd, watch_put_delete, .init = setup, .fini = teardown)
 {
 	struct view v = {0};
+	struct sl_etcd_stats st;
 	const char *odd = "line1\nline2 \"q\" {}\xc3\xa9";
 	char want_odd[128];
 
@@ -472,6 +492,12 @@ Test(etcd, watch_put_delete, .init = setup, .fini = teardown)
 	cr_expect_eq(wait_for(&v, 1, W(want_odd, PREFIX "b="), 1000), 0);
 	cr_assert_eq(sl_etcd_delete(cli, PREFIX "odd"), 0);
 	cr_expect_eq(wait_for(&v, 1, W(PREFIX "b="), 1000), 0);
+	stats_after(&st, 1, 3);
+	cr_expect(st.ranges == 1 && st.watches == 1 && !st.read_failures,
+		  "the watch was redone: ranges=%llu watches=%llu failures=%llu",
+		  (unsigned long long)st.ranges, (unsigned long long)st.watches,
+		  (unsigned long long)st.read_failures);
+	cr_expect_eq(st.writes, 3);
 	view_free(&v);
 }
 
@@ -739,6 +765,7 @@ Test(etcd, stream_framing_and_compaction, .fini = teardown)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
+	struct sl_etcd_stats st;
 	struct view v = {0};
 	char url[64];
 	int lfd;
@@ -763,6 +790,10 @@ Test(etcd, stream_framing_and_compaction, .fini = teardown)
 		     "n=%zu connected=%d", v.n, v.connected);
 	cr_expect_eq(view_get(&v, PREFIX "c") ? view_get(&v, PREFIX "c")->lease : 0, 7);
 	cr_expect_eq(wait_for(&v, 1, W(PREFIX "z=26"), 2000), 0, "no resync after compaction");
-	cr_expect_eq(v.connected, 1);
+	stats_after(&st, 2, 0);
+	cr_expect(st.ranges == 2 && st.watches == 2 && st.resyncs == 1 && !st.read_failures,
+		  "ranges=%llu watches=%llu resyncs=%llu failures=%llu",
+		  (unsigned long long)st.ranges, (unsigned long long)st.watches,
+		  (unsigned long long)st.resyncs, (unsigned long long)st.read_failures);
 	view_free(&v);
 }

@@ -4,6 +4,7 @@
  * position: each problem is reported as FILE:LINE:COL, all of them in one
  * pass, and a config with any problem is rejected whole.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #define DEFAULT_METRICS "127.0.0.1:9464"
 #define DEFAULT_API	"/run/sluice/sluiced.sock"
 #define DEFAULT_STATE	"/var/lib/sluice"
+#define DEFAULT_AUDIT_LOG "/var/log/sluice/audit.log"
 
 void sl_diag_add(struct sl_diag *d, const char *file, unsigned int line, unsigned int col,
 		 const char *fmt, ...)
@@ -319,6 +321,20 @@ static void want_globs(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
 	}
 }
 
+static void want_audit(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
+{
+	const char *s = want_scalar(w, v, "audit");
+
+	if (!s)
+		return;
+	if (!strcmp(s, "all"))
+		cfg->audit_all = 1;
+	else if (!strcmp(s, "denied"))
+		cfg->audit_all = 0;
+	else
+		werr(w, v, "audit '%s': want denied or all", s);
+}
+
 static void agent_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
 	static const char *const known[] = {"services", "backends", "revnat", NULL};
@@ -340,6 +356,10 @@ static void agent_field(struct walker *w, const char *key, yaml_node_t *v, void 
 		want_redirect(w, v, cfg);
 	else if (!strcmp(key, "state"))
 		want_path(w, v, key, cfg->state, sizeof(cfg->state));
+	else if (!strcmp(key, "audit_log"))
+		want_path(w, v, key, cfg->audit_log, sizeof(cfg->audit_log));
+	else if (!strcmp(key, "audit"))
+		want_audit(w, v, cfg);
 }
 
 struct etcd_ctx {
@@ -441,6 +461,7 @@ static void backend_field(struct walker *w, const char *key, yaml_node_t *v, voi
 
 struct service_ctx {
 	struct sl_service_cfg *svc;
+	const struct sl_config *cfg; /* identities, for policy */
 	yaml_node_t *backends;
 	yaml_node_t *frontend_node;
 	int has_name, has_frontend;
@@ -734,6 +755,63 @@ static void parse_timeouts(struct walker *w, yaml_node_t *v, struct service_ctx 
 		sc->timeouts = v;
 }
 
+struct policy_ctx {
+	struct sl_service_cfg *svc;
+	const struct sl_config *cfg;
+};
+
+static void policy_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
+{
+	struct policy_ctx *pc = obj;
+	struct sl_policy_cfg *pol = &pc->svc->policy;
+	yaml_node_item_t *it;
+	const char *s;
+
+	if (!strcmp(key, "default")) {
+		s = want_scalar(w, v, "policy.default");
+		if (!s)
+			return;
+		if (!strcmp(s, "deny"))
+			pol->default_deny = 1;
+		else if (strcmp(s, "allow"))
+			werr(w, v, "policy.default '%s': want allow or deny", s);
+		return;
+	}
+	if (v->type != YAML_SEQUENCE_NODE) {
+		werr(w, v, "'policy.%s' must be a list of identity names", key);
+		return;
+	}
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+		yaml_node_t *e = yaml_document_get_node(w->doc, *it);
+		size_t i;
+
+		s = e ? want_scalar(w, e, key) : NULL;
+		if (!s)
+			continue;
+		for (i = 0; i < pc->cfg->n_identities; i++)
+			if (!strcmp(pc->cfg->identities[i].name, s))
+				break;
+		if (i == pc->cfg->n_identities) {
+			werr(w, e, "policy.%s names identity '%s', which 'identities' does not define",
+			     key, s);
+			continue;
+		}
+		if (!strcmp(key, "allow_from"))
+			pol->allow |= 1ULL << i;
+		else
+			pol->deny |= 1ULL << i;
+	}
+}
+
+static void parse_policy(struct walker *w, yaml_node_t *v, struct service_ctx *sc)
+{
+	static const char *const known[] = {"default", "allow_from", "deny_from", NULL};
+	struct policy_ctx pc = {.svc = sc->svc, .cfg = sc->cfg};
+
+	sc->svc->policy.on = 1;
+	walk_mapping(w, v, "policy", known, NULL, policy_field, &pc);
+}
+
 /* The blocks of a service, each a mapping of its own. */
 static const struct {
 	const char *key;
@@ -745,6 +823,7 @@ static const struct {
     {"circuit_breaker", parse_breaker},
     {"rate_limit", parse_rate},
     {"timeouts", parse_timeouts},
+    {"policy", parse_policy},
 };
 
 static void service_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
@@ -935,8 +1014,8 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 					    "circuit_breaker",
 					    "rate_limit",
 					    "timeouts",
+					    "policy",
 					    NULL};
-	static const char *const later[] = {"policy", NULL};
 	yaml_node_t **fe_nodes;
 	yaml_node_item_t *it;
 	size_t n, total_backends = 0;
@@ -956,7 +1035,7 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 	for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
 		yaml_node_t *sn = yaml_document_get_node(w->doc, *it);
 		struct sl_service_cfg *svc = &cfg->services[cfg->n_services];
-		struct service_ctx sc = {.svc = svc};
+		struct service_ctx sc = {.svc = svc, .cfg = cfg};
 		size_t before;
 		int ok = 1;
 
@@ -964,7 +1043,7 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 			continue;
 		svc->proto = SLUICE_PROTO_TCP;
 		svc->lb = SLUICE_LB_RANDOM;
-		if (walk_mapping(w, sn, "service", known, later, service_field, &sc))
+		if (walk_mapping(w, sn, "service", known, NULL, service_field, &sc))
 			continue;
 		if (!sc.has_name) {
 			werr(w, sn, "service has no 'name'");
@@ -1025,8 +1104,9 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 static void root_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
 	static const char *const agent_known[] = {
-	    "cgroup", "bpffs", "limits", "metrics", "api", "interfaces", "redirect", "state", NULL};
-	static const char *const agent_later[] = {"node", "audit_log", NULL};
+	    "cgroup",	"bpffs", "limits",    "metrics", "api", "interfaces",
+	    "redirect", "state", "audit_log", "audit",	 NULL};
+	static const char *const agent_later[] = {"node", NULL};
 	static const char *const registry_known[] = {"etcd", NULL};
 	struct sl_config *cfg = obj;
 
@@ -1044,6 +1124,7 @@ static void config_defaults(struct sl_config *cfg)
 	strcpy(cfg->bpffs, DEFAULT_BPFFS);
 	strcpy(cfg->api, DEFAULT_API);
 	strcpy(cfg->state, DEFAULT_STATE);
+	strcpy(cfg->audit_log, DEFAULT_AUDIT_LOG);
 	strcpy(cfg->etcd_prefix, "/sluice/");
 	/* tools/bench/redirect.sh measured a gain on every figure: on by default. */
 	cfg->redirect_local = 1;
@@ -1056,6 +1137,159 @@ static void config_defaults(struct sl_config *cfg)
 }
 
 /* The limits must be known before services are counted against them. */
+/* "198.18.1.0/24", "2001:db8:1::/64", or an address alone (/32, /128). */
+static int parse_cidr(const char *s, struct sl_cidr *c, const char **why)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash = strchr(s, '/');
+	uint64_t prefix;
+	unsigned int max, bits;
+
+	memset(c, 0, sizeof(*c));
+	if (strlen(s) >= sizeof(buf)) {
+		*why = "too long";
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s", s);
+	if (slash)
+		buf[slash - s] = '\0';
+	if (inet_pton(AF_INET, buf, c->addr.a8) == 1) {
+		c->family = SLUICE_AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, c->addr.a8) == 1) {
+		c->family = SLUICE_AF_INET6;
+		max = 128;
+	} else {
+		*why = "not an IPv4 or IPv6 address";
+		return -1;
+	}
+	prefix = max;
+	if (slash && sl_parse_uint(slash + 1, 0, max, &prefix, why))
+		return -1;
+	c->prefix = (uint8_t)prefix;
+	/* No bits beyond the prefix: "198.18.1.5/24" is most likely a mistake. */
+	for (bits = (unsigned int)prefix; bits < max; bits++)
+		if (c->addr.a8[bits / 8] & (0x80 >> (bits % 8))) {
+			*why = "has address bits set beyond its prefix length";
+			return -1;
+		}
+	return 0;
+}
+
+struct identity_ctx {
+	struct sl_identity_cfg *id;
+	int has_name;
+};
+
+static void identity_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
+{
+	struct identity_ctx *ic = obj;
+	struct sl_identity_cfg *id = ic->id;
+	yaml_node_item_t *it;
+	const char *s, *why;
+
+	if (!strcmp(key, "name")) {
+		ic->has_name = 1;
+		s = want_scalar(w, v, key);
+		if (!s)
+			return;
+		if (strlen(s) >= SLUICE_NAME_LEN || !valid_name(s))
+			werr(w, v, "identity name '%s' must match [a-z0-9][a-z0-9_.-]* (at most %d characters)",
+			     s, SLUICE_NAME_LEN - 1);
+		else
+			strcpy(id->name, s);
+		return;
+	}
+	if (v->type != YAML_SEQUENCE_NODE) {
+		werr(w, v, "'%s' must be a list", key);
+		return;
+	}
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+		yaml_node_t *e = yaml_document_get_node(w->doc, *it);
+
+		s = e ? want_scalar(w, e, key) : NULL;
+		if (!s)
+			continue;
+		if (!strcmp(key, "cgroups")) {
+			if (id->n_cgroups == SL_MAX_ID_CGROUPS) {
+				werr(w, e, "an identity has at most %d cgroups", SL_MAX_ID_CGROUPS);
+				return;
+			}
+			if (s[0] != '/' || strlen(s) >= SL_CGROUP_PATH_LEN)
+				werr(w, e, "cgroup '%s' must be an absolute path under %d characters", s,
+				     SL_CGROUP_PATH_LEN);
+			else
+				strcpy(id->cgroups[id->n_cgroups++], s);
+		} else {
+			if (id->n_addrs == SL_MAX_ID_ADDRS) {
+				werr(w, e, "an identity has at most %d addresses", SL_MAX_ID_ADDRS);
+				return;
+			}
+			if (parse_cidr(s, &id->addrs[id->n_addrs], &why))
+				werr(w, e, "address '%s': %s", s, why);
+			else
+				id->n_addrs++;
+		}
+	}
+}
+
+/* identities are read before the services, whose policies name them. */
+static void parse_identities_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg)
+{
+	static const char *const known[] = {"name", "cgroups", "addresses", NULL};
+	yaml_node_pair_t *p;
+
+	if (root->type != YAML_MAPPING_NODE)
+		return;
+	for (p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+		yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+		yaml_node_item_t *it;
+		size_t n;
+
+		if (!k || !v || !scalar(k) || strcmp(scalar(k), "identities") || cfg->identities)
+			continue;
+		if (v->type != YAML_SEQUENCE_NODE) {
+			werr(w, v, "'identities' must be a list");
+			return;
+		}
+		n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+		if (n > SL_MAX_IDENTITIES) {
+			werr(w, v, "%zu identities, more than the %d sluice holds", n,
+			     SL_MAX_IDENTITIES);
+			return;
+		}
+		cfg->identities = calloc(n ? n : 1, sizeof(*cfg->identities));
+		if (!cfg->identities) {
+			werr(w, v, "out of memory");
+			return;
+		}
+		for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+			yaml_node_t *e = yaml_document_get_node(w->doc, *it);
+			struct sl_identity_cfg *id = &cfg->identities[cfg->n_identities];
+			struct identity_ctx ic = {.id = id};
+			int dup = 0;
+
+			if (!e || walk_mapping(w, e, "identity", known, NULL, identity_field, &ic))
+				continue;
+			if (!ic.has_name) {
+				werr(w, e, "identity has no 'name'");
+				continue;
+			}
+			if (!id->name[0])
+				continue;
+			for (size_t j = 0; j < cfg->n_identities && !dup; j++)
+				dup = !strcmp(cfg->identities[j].name, id->name);
+			if (dup) {
+				werr(w, e, "duplicate identity '%s'", id->name);
+				memset(id, 0, sizeof(*id));
+				continue;
+			}
+			cfg->n_identities++;
+		}
+	}
+}
+
 static void parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg)
 {
 	static const char *const known[] = {"services", "backends", "revnat", NULL};
@@ -1088,8 +1322,8 @@ static void parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_co
 int sl_config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
 		    struct sl_diag *d)
 {
-	static const char *const root_known[] = {"agent", "services", "registry", NULL};
-	static const char *const root_later[] = {"identities", NULL};
+	static const char *const root_known[] = {"agent", "services", "registry", "identities",
+						 NULL};
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;
@@ -1115,8 +1349,9 @@ int sl_config_parse(const char *file, const char *text, size_t len, struct sl_co
 		sl_diag_add(d, file, 1, 1, "the configuration is empty");
 	} else {
 		parse_limits_first(&w, root, cfg);
-		if (walk_mapping(&w, root, "configuration", root_known, root_later, root_field,
-				 cfg) == 0) {
+		parse_identities_first(&w, root, cfg);
+		if (walk_mapping(&w, root, "configuration", root_known, NULL, root_field, cfg) ==
+		    0) {
 			/* Only one document per file. */
 			yaml_document_t extra;
 
@@ -1181,6 +1416,9 @@ int sl_config_load(const char *path, struct sl_config *cfg, struct sl_diag *d)
 
 void sl_config_free(struct sl_config *cfg)
 {
+	free(cfg->identities);
+	cfg->identities = NULL;
+	cfg->n_identities = 0;
 	for (size_t i = 0; i < cfg->n_services; i++)
 		free(cfg->services[i].backends);
 	free(cfg->services);
@@ -1191,8 +1429,23 @@ void sl_config_free(struct sl_config *cfg)
 int sl_config_clone(const struct sl_config *src, struct sl_config *dst)
 {
 	*dst = *src;
+	dst->identities = NULL;
+	if (src->n_identities) {
+		dst->identities = malloc(src->n_identities * sizeof(*dst->identities));
+		if (!dst->identities) {
+			dst->services = NULL;
+			dst->n_services = 0;
+			dst->n_identities = 0;
+			return -ENOMEM;
+		}
+		memcpy(dst->identities, src->identities,
+		       src->n_identities * sizeof(*dst->identities));
+	}
 	dst->services = calloc(src->n_services ? src->n_services : 1, sizeof(*dst->services));
 	if (!dst->services) {
+		free(dst->identities);
+		dst->identities = NULL;
+		dst->n_identities = 0;
 		dst->n_services = 0;
 		return -ENOMEM;
 	}

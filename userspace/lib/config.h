@@ -61,6 +61,14 @@ struct sl_split_cfg {
 	uint8_t percent;
 };
 
+/* policy: identities are bits of 64-bit masks (bit i = identity id i + 1). */
+struct sl_policy_cfg {
+	uint8_t on;	      /* the service has a policy block */
+	uint8_t default_deny; /* default: deny */
+	uint64_t allow;	      /* allow_from */
+	uint64_t deny;	      /* deny_from; deny wins */
+};
+
 struct sl_service_cfg {
 	char name[SLUICE_NAME_LEN];
 	struct sl_sockaddr frontend;
@@ -78,6 +86,29 @@ struct sl_service_cfg {
 	uint32_t rate_burst;	     /* rate_limit.burst */
 	uint32_t connect_timeout_ms; /* timeouts.connect; 0 = kernel default */
 	uint32_t idle_timeout_ms;    /* timeouts.idle; 0 = off; whole seconds */
+	struct sl_policy_cfg policy;
+};
+
+#define SL_MAX_IDENTITIES     64 /* identity ids are bits of a 64-bit mask */
+#define SL_MAX_ID_CGROUPS     16
+#define SL_MAX_ID_ADDRS	      64
+#define SL_CGROUP_PATH_LEN    256
+
+/* An address prefix of either family. */
+struct sl_cidr {
+	union sluice_addr addr;
+	uint8_t family;
+	uint8_t prefix; /* 0..32 or 0..128 */
+};
+
+/* identities[]: a name for callers in these cgroups (with their subtrees)
+ * or from these addresses. Its id is its index + 1. */
+struct sl_identity_cfg {
+	char name[SLUICE_NAME_LEN];
+	char cgroups[SL_MAX_ID_CGROUPS][SL_CGROUP_PATH_LEN];
+	size_t n_cgroups;
+	struct sl_cidr addrs[SL_MAX_ID_ADDRS];
+	size_t n_addrs;
 };
 
 /* Map capacities (agent.limits). Fixed once the maps exist. */
@@ -112,6 +143,10 @@ struct sl_config {
 	char etcd_prefix[SL_ETCD_PREFIX_LEN];
 	struct sl_service_cfg *services;
 	size_t n_services;
+	struct sl_identity_cfg *identities;
+	size_t n_identities;
+	char audit_log[PATH_MAX]; /* agent.audit_log */
+	int audit_all;		  /* agent.audit: all (allowed connections too) */
 };
 
 /* Parse and validate. 0 when valid; -1 with every problem in *d otherwise.

@@ -144,6 +144,7 @@ struct sl_etcd {
 	size_t q_len;
 	struct lease_ent *leases;
 	size_t n_leases, cap_leases;
+	struct sl_etcd_stats st; /* but st.queued: q_len */
 
 	/* The worker's own state. */
 	uint64_t rng;
@@ -463,6 +464,13 @@ static void set_connected(struct sl_etcd *e, int c)
 		notify(e);
 }
 
+static void count(struct sl_etcd *e, uint64_t *counter)
+{
+	pthread_mutex_lock(&e->mu);
+	(*counter)++;
+	pthread_mutex_unlock(&e->mu);
+}
+
 /* ---- the lease table (under mu) ---- */
 
 static struct lease_ent *lease_find(struct sl_etcd *e, const char *key)
@@ -620,6 +628,7 @@ static void read_fail(struct sl_etcd *e, const char *what, const char *why)
 	xfer_stop(e, &e->px);
 	buf_reset(&e->rx.resp);
 	buf_reset(&e->px.resp);
+	count(e, &e->st.read_failures);
 	if (!e->r_failing++)
 		et_log(SL_LOG_WARN, "etcd registry unreachable", "endpoint=%s step=%s err=\"%s\"",
 		       e->eps[e->r_ep], what, why);
@@ -742,6 +751,7 @@ static void range_done(struct sl_etcd *e, const char *why)
 		goto out;
 	}
 	qsort(kvs, n, sizeof(*kvs), kv_cmp);
+	count(e, &e->st.ranges);
 	snap_replace(e, kvs, n, bytes, !e->has_snap);
 	e->has_snap = 1;
 	kvs = NULL;
@@ -863,6 +873,7 @@ static int watch_msg(struct sl_etcd *e, const char *s, size_t n)
 			et_log(SL_LOG_INFO, "etcd registry reachable again",
 			       "endpoint=%s revision=%lld", e->eps[e->r_ep], (long long)e->rev);
 		e->r_failing = 0;
+		count(e, &e->st.watches);
 		set_connected(e, 1);
 	}
 	evs = json_object_get(res, "events");
@@ -951,6 +962,7 @@ static void watch_done(struct sl_etcd *e, const char *why)
 	buf_reset(&e->rx.resp);
 	xfer_stop(e, &e->px);
 	if (resync) {
+		count(e, &e->st.resyncs);
 		range_start(e);
 		return;
 	}
@@ -998,8 +1010,10 @@ static void op_free(struct op *op)
 	free(op);
 }
 
-static void write_finish(struct sl_etcd *e)
+static void write_finish(struct sl_etcd *e, int done)
 {
+	if (done)
+		count(e, &e->st.writes);
 	op_free(e->cur);
 	e->cur = NULL;
 	e->w_due = now_ms();
@@ -1011,11 +1025,12 @@ static void write_drop(struct sl_etcd *e, const char *why)
 
 	et_log(SL_LOG_WARN, "etcd write dropped", "op=%s key=\"%s\" queued_ms=%llu err=\"%s\"",
 	       op_name(op), op->key, (unsigned long long)(now_ms() - op->t_enq), why);
+	count(e, &e->st.writes_dropped);
 	if (op->kind == OP_PUT && op->ttl)
 		lease_set_id(e, op->key, 0); /* a refresh will grant and put again */
 	else if (op->kind != OP_REFRESH)
 		lease_forget(e, op->key);
-	write_finish(e);
+	write_finish(e, 0);
 }
 
 /* A refresh about to run: 0 (keepalive of w_lease), 1 (the lease is unknown: turned into
@@ -1127,7 +1142,7 @@ static void write_next(struct sl_etcd *e, uint64_t now)
 			int r = refresh_resolve(e, 0);
 
 			if (r < 0) {
-				write_finish(e);
+				write_finish(e, 0);
 				return;
 			}
 			e->w_step = r ? W_GRANT : W_KEEPALIVE;
@@ -1184,14 +1199,13 @@ static void write_done(struct sl_etcd *e, CURLcode rc, long status)
 			lease_set_id(e, op->key, e->w_lease);
 		else
 			lease_forget(e, op->key);
-		write_finish(e);
+		write_finish(e, 1);
 		break;
 	case W_KEEPALIVE:
-		/* The gateway streams keepalive: {"result": {..., "TTL": "n"}}; no TTL = expired.
-		 */
+		/* A stream on the gateway: {"result": {..., "TTL": "n"}}; no TTL: expired. */
 		res = json_object_get(root, "result");
 		if (json_i64(json_object_get(res ? res : root, "TTL")) > 0) {
-			write_finish(e);
+			write_finish(e, 1);
 			break;
 		}
 		et_log(SL_LOG_INFO, "etcd lease expired, putting the key again", "key=\"%s\"",
@@ -1200,12 +1214,12 @@ static void write_done(struct sl_etcd *e, CURLcode rc, long status)
 			e->w_step = W_GRANT;
 			e->w_due = now;
 		} else {
-			write_finish(e);
+			write_finish(e, 1);
 		}
 		break;
 	default:
 		lease_forget(e, op->key);
-		write_finish(e);
+		write_finish(e, 1);
 		break;
 	}
 	json_decref(root);
@@ -1667,6 +1681,14 @@ out:
 	if (!r)
 		curl_multi_wakeup(e->multi);
 	return r;
+}
+
+void sl_etcd_get_stats(struct sl_etcd *e, struct sl_etcd_stats *out)
+{
+	pthread_mutex_lock(&e->mu);
+	*out = e->st;
+	out->queued = e->q_len;
+	pthread_mutex_unlock(&e->mu);
 }
 
 int sl_etcd_put(struct sl_etcd *e, const char *key, const char *value, unsigned int ttl_s)

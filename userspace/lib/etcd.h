@@ -62,6 +62,18 @@ int sl_etcd_put(struct sl_etcd *e, const char *key, const char *value, unsigned 
 int sl_etcd_refresh(struct sl_etcd *e, const char *key);
 int sl_etcd_delete(struct sl_etcd *e, const char *key);
 
+/* Counters since open, for metrics and tests. */
+struct sl_etcd_stats {
+	uint64_t ranges;	 /* snapshots loaded (range requests that succeeded) */
+	uint64_t watches;	 /* watches established */
+	uint64_t read_failures;	 /* range/watch/probe failures (each one: back off, range again) */
+	uint64_t resyncs;	 /* watches canceled for compaction, followed by a range */
+	uint64_t writes;	 /* writes done */
+	uint64_t writes_dropped; /* writes given up */
+	uint64_t queued;	 /* writes waiting now */
+};
+void sl_etcd_get_stats(struct sl_etcd *e, struct sl_etcd_stats *out);
+
 /* Stops and joins the worker (within a few ms: in-flight requests are abandoned, queued
  * writes dropped), frees everything. NULL is a no-op. */
 void sl_etcd_close(struct sl_etcd *e);
