@@ -178,11 +178,12 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	return 0;
 }
 
-/* connect(): refuse at once, with ECONNREFUSED, when no backend is usable. */
+/* connect(): refuse at once, with ECONNREFUSED when no backend is usable or
+ * a limit says no, with EPERM when the policy refuses the caller. */
 static __always_inline int sl_connect_verdict(int err)
 {
-	if (err == -ECONNREFUSED) {
-		bpf_set_retval(-ECONNREFUSED);
+	if (err == -ECONNREFUSED || err == -EPERM) {
+		bpf_set_retval(err);
 		return SL_VERDICT_REJECT;
 	}
 	return SL_VERDICT_PASS;
@@ -214,22 +215,24 @@ SEC("cgroup/sendmsg4")
 int sluice_sock4_sendmsg(struct bpf_sock_addr *ctx)
 {
 	struct sl_req req;
+	int err;
 
 	sl_req_v4(&req, ctx);
 	req.hash = sl_flow_hash(&req, 0);
-	return sl_translate(ctx, &req, SLUICE_AF_INET) == -ECONNREFUSED ? SL_VERDICT_REJECT
-									: SL_VERDICT_PASS;
+	err = sl_translate(ctx, &req, SLUICE_AF_INET);
+	return err == -ECONNREFUSED || err == -EPERM ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
 }
 
 SEC("cgroup/sendmsg6")
 int sluice_sock6_sendmsg(struct bpf_sock_addr *ctx)
 {
 	struct sl_req req;
+	int err;
 
 	sl_req_v6(&req, ctx);
 	req.hash = sl_flow_hash(&req, 0);
-	return sl_translate(ctx, &req, SLUICE_AF_INET6) == -ECONNREFUSED ? SL_VERDICT_REJECT
-									 : SL_VERDICT_PASS;
+	err = sl_translate(ctx, &req, SLUICE_AF_INET6);
+	return err == -ECONNREFUSED || err == -EPERM ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
 }
 
 /* recvmsg()/getpeername(): show the frontend instead of the backend. */

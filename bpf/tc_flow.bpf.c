@@ -2,7 +2,10 @@
 /*
  * tc_flow: clsact programs that count what crosses the chosen interfaces,
  * per interface and direction, and per TCP/UDP flow. They read the packet
- * and never change, drop or redirect it.
+ * and never change or redirect it. The ingress program drops one kind of
+ * packet: a SYN or a UDP datagram to a backend on this node whose service's
+ * policy refuses the sender's identity (from sluice_ipcache by source
+ * address), and audits it.
  *
  * What is parsed: Ethernet frames without an 802.1Q/802.1ad tag in the frame
  * (a tag the NIC or the kernel keeps in skb metadata, the usual case at tc,
@@ -25,6 +28,8 @@
 #include <bpf/bpf_helpers.h>
 
 #include <sluice/abi.h>
+
+#include "lib/policy.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -287,11 +292,64 @@ static __always_inline int sl_tc_count(struct __sk_buff *skb, enum sluice_tc_dir
 	return sl_if_count(skb->ifindex, dir, segs, bytes, tracked ? 0 : segs);
 }
 
+#define SL_TC_DROP 2 /* TC_ACT_SHOT */
+
+/*
+ * Server-side policy: a new connection (a SYN without ACK) or a UDP datagram
+ * to a local backend of a service with a policy, from an identity that
+ * policy refuses, is dropped. Established connections are not looked at:
+ * a policy change applies to new connections only.
+ */
+static __always_inline int sl_tc_policy(struct __sk_buff *skb)
+{
+	const struct sluice_service *svc;
+	struct sluice_frontend_key k = {};
+	struct sluice_audit_event *a;
+	struct sl_pkt p = {};
+	__u32 *svc_id, identity;
+	int denied;
+
+	if (sl_parse(skb, SLUICE_TC_INGRESS, &p))
+		return SL_TC_PASS;
+	if (p.key.proto == SLUICE_PROTO_TCP &&
+	    (p.tcp_flags & (SLUICE_TCP_SYN | SLUICE_TCP_ACK)) != SLUICE_TCP_SYN)
+		return SL_TC_PASS;
+	k.addr = p.key.local;
+	k.port = p.key.local_port;
+	k.proto = p.key.proto;
+	k.family = p.key.family;
+	svc_id = bpf_map_lookup_elem(&sluice_policy_backends, &k);
+	if (!svc_id)
+		return SL_TC_PASS;
+	svc = bpf_map_lookup_elem(&sluice_services, svc_id);
+	if (!svc || !(svc->flags & SLUICE_SVC_F_POLICY))
+		return SL_TC_PASS;
+	identity = sl_addr_identity(&p.key.remote, p.key.family);
+	denied = sl_policy_denies(svc, identity);
+	a = sl_audit_reserve(denied);
+	if (a) {
+		a->ev.svc_id = *svc_id;
+		a->ev.family = p.key.family;
+		a->ev.proto = p.key.proto;
+		a->ev.src = p.key.remote;
+		a->ev.sport = bpf_ntohs(p.key.remote_port);
+		a->ev.dst = p.key.local;
+		a->ev.dport = bpf_ntohs(p.key.local_port);
+		a->ev.reason = SLUICE_REASON_TC_INGRESS;
+		a->identity = identity;
+		bpf_ringbuf_submit(a, 0);
+	}
+	if (!denied)
+		return SL_TC_PASS;
+	sl_count_policy_reject(*svc_id);
+	return SL_TC_DROP;
+}
+
 SEC("tc")
 int sluice_tc_ingress(struct __sk_buff *skb)
 {
 	sl_tc_count(skb, SLUICE_TC_INGRESS);
-	return SL_TC_PASS;
+	return sl_tc_policy(skb);
 }
 
 SEC("tc")

@@ -373,7 +373,8 @@ Test(plan, split_config_again_is_no_op_and_a_setting_change_is_an_update)
 	cr_assert_eq(sl_plan_build(&st, &cfg, 100, 1000, &plan), 0);
 	cr_expect_eq(plan.n_ops, 0, "slot order read back matches: no change");
 	sl_plan_free(&plan);
-	snprintf(yaml, sizeof(yaml), "%s    circuit_breaker: {max_connections: 5}\n", split_service);
+	snprintf(yaml, sizeof(yaml), "%s    circuit_breaker: {max_connections: 5}\n",
+		 split_service);
 	parse(yaml, &next);
 	cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
 	cr_expect_eq(plan.n_update, 1, "a new limit rewrites the service value");

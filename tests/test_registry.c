@@ -39,8 +39,9 @@ Test(registry, register_merges_into_the_service)
 	struct sl_reg_err e = {0};
 	struct sl_config eff;
 
-	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.3:8080\", \"weight\": 3, \"subset\": \"v2\"}", 0),
-		     0, "%s", e.msg);
+	cr_assert_eq(
+	    REG(&r, "{\"address\": \"198.18.1.3:8080\", \"weight\": 3, \"subset\": \"v2\"}", 0), 0,
+	    "%s", e.msg);
 	cr_assert_eq(sl_registry_merge(&file, &r, &eff, &e), 0, "%s", e.msg);
 	cr_assert_eq(eff.services[0].n_backends, 2);
 	cr_expect_eq(eff.services[0].backends[1].weight, 3);
@@ -105,9 +106,10 @@ Test(registry, services_put_whole_and_deleted_with_their_backends)
 	struct sl_reg_err e = {0};
 	struct sl_config eff;
 
-	cr_assert_eq(sl_registry_put_service(&r, &file, "api", svc, strlen(svc), SL_REG_LOCAL, &e), 0,
-		     "%s", e.msg);
-	cr_assert_eq(sl_registry_register(&r, "api", "{\"address\": \"198.18.1.5:80\"}", 28, 0, &e), 0);
+	cr_assert_eq(sl_registry_put_service(&r, &file, "api", svc, strlen(svc), SL_REG_LOCAL, &e),
+		     0, "%s", e.msg);
+	cr_assert_eq(sl_registry_register(&r, "api", "{\"address\": \"198.18.1.5:80\"}", 28, 0, &e),
+		     0);
 	cr_assert_eq(sl_registry_merge(&file, &r, &eff, &e), 0, "%s", e.msg);
 	cr_expect_eq(eff.n_services, 2);
 	cr_expect_eq(eff.services[1].lb, SLUICE_LB_MAGLEV);
@@ -118,9 +120,8 @@ Test(registry, services_put_whole_and_deleted_with_their_backends)
 		     -1);
 	cr_expect_eq(e.status, 400);
 	cr_expect(strstr(e.msg, "fastest"), "%s", e.msg);
-	cr_expect_eq(sl_registry_put_service(&r, &file, "dup",
-					     "{\"frontend\": \"198.19.0.10:80\"}", 30, SL_REG_LOCAL,
-					     &e),
+	cr_expect_eq(sl_registry_put_service(&r, &file, "dup", "{\"frontend\": \"198.19.0.10:80\"}",
+					     30, SL_REG_LOCAL, &e),
 		     0, "alone it checks out");
 	cr_expect_eq(sl_registry_merge(&file, &r, &eff, &e), -1, "but its frontend is web's");
 	cr_expect_eq(e.status, 409);
@@ -140,9 +141,10 @@ Test(registry, state_file_round_trip)
 	FILE *f;
 
 	cr_assert_not_null(mkdtemp(dir));
-	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.3:80\", \"ttl\": \"1500ms\", \"subset\": \"v1\"}",
-			 1000),
-		     0);
+	cr_assert_eq(
+	    REG(&r, "{\"address\": \"198.18.1.3:80\", \"ttl\": \"1500ms\", \"subset\": \"v1\"}",
+		1000),
+	    0);
 	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.4:80\", \"weight\": 7}", 1000), 0);
 	cr_assert_eq(sl_registry_merge(&file, &r, &eff, &e), 0);
 	cr_assert_eq(sl_registry_drain(&r, &eff, "web", "198.18.1.2:8080", 1, &e), 0);

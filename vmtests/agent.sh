@@ -19,8 +19,8 @@ VA_LOG=
 va_config() {
 	local file=$1
 	{
-		printf 'agent:\n  cgroup: %s\n  bpffs: %s\n  api: %s\n  state: %s\n' "$VT_CGROUP" "$VT_BPFFS" \
-			"$VT_TMP/sluiced.sock" "$VT_TMP/state"
+		printf 'agent:\n  cgroup: %s\n  bpffs: %s\n  api: %s\n  state: %s\n  audit_log: %s\n' \
+			"$VT_CGROUP" "$VT_BPFFS" "$VT_TMP/sluiced.sock" "$VT_TMP/state" "$VT_TMP/audit.log"
 		cat
 	} >"$file"
 }

@@ -5,7 +5,7 @@
 
 #include <bpf/bpf_helpers.h>
 
-#include "maps.h"
+#include "shared_maps.h"
 
 /* Counters here may be bumped from process context and from a softirq on
  * the same CPU, so even the per-CPU ones are updated atomically. */

@@ -12,12 +12,16 @@
 #include "events.h"
 #include "hash.h"
 #include "maps.h"
+#include "policy.h"
 
 #ifndef ECONNREFUSED
 #define ECONNREFUSED 111
 #endif
 #ifndef ENOENT
 #define ENOENT 2
+#endif
+#ifndef EPERM
+#define EPERM 1
 #endif
 
 /* What the hook knows about one socket's request to reach a frontend. */
@@ -475,9 +479,70 @@ static __always_inline int sl_refuse(struct sl_req *req, __u32 svc_id, enum slui
 }
 
 /*
+ * The caller's identity: the identity of the deepest of its cgroup's
+ * ancestors (itself included) that an identity names. Walking the
+ * ancestors at each connect() covers a whole subtree, including cgroups
+ * made after the agent resolved the paths, and a process moved to another
+ * cgroup is judged by where it is now.
+ */
+static __always_inline __u32 sl_caller_identity(void)
+{
+	__u32 identity = 0, *v;
+	__u64 id;
+	int level;
+
+	for (level = 1; level <= SLUICE_CGROUP_DEPTH; level++) {
+		id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!id)
+			break;
+		v = bpf_map_lookup_elem(&sluice_cgroup_ids, &id);
+		if (v)
+			identity = *v;
+	}
+	return identity;
+}
+
+/* Check the caller against the service's policy; audit the decision. 0 to
+ * go on, -EPERM when it is refused. */
+static __always_inline int sl_policy_check(struct sl_req *req, __u32 svc_id,
+					   const struct sluice_service *svc)
+{
+	struct sluice_audit_event *a;
+	__u32 identity = sl_caller_identity();
+	int denied = sl_policy_denies(svc, identity);
+	__u64 ug;
+
+	a = sl_audit_reserve(denied);
+	if (a) {
+		a->ev.cookie = req->cookie;
+		a->ev.svc_id = svc_id;
+		a->ev.family = req->fe.family;
+		a->ev.proto = req->fe.proto;
+		a->ev.src = req->client;
+		a->ev.sport = (__u16)req->client_port;
+		a->ev.dst = req->fe.addr;
+		a->ev.dport = bpf_ntohs(req->fe.port);
+		a->ev.reason = req->connect ? SLUICE_REASON_CONNECT : SLUICE_REASON_SENDMSG;
+		a->cgroup_id = bpf_get_current_cgroup_id();
+		a->pid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+		ug = bpf_get_current_uid_gid();
+		a->uid = (__u32)ug;
+		a->identity = identity;
+		bpf_get_current_comm(a->comm, sizeof(a->comm));
+		bpf_ringbuf_submit(a, 0);
+	}
+	if (!denied)
+		return 0;
+	req->reason = SLUICE_DROP_POLICY;
+	sl_count_policy_reject(svc_id);
+	return -EPERM;
+}
+
+/*
  * Look the frontend up and choose a backend for it. Returns -ENOENT when the
- * destination is not a frontend (pass untouched), -ECONNREFUSED when the
- * connection is refused (req->reason says why), 0 with *out filled
+ * destination is not a frontend (pass untouched), -EPERM when the service's
+ * policy refuses the caller, -ECONNREFUSED when the connection is refused
+ * otherwise (req->reason says why), 0 with *out filled
  * otherwise. A TCP connect() that gets a backend is counted in the service's
  * and the backend's active connections (req->reserved): the caller tags the
  * socket so that its close gives them back, or calls sl_release.
@@ -502,6 +567,8 @@ static __always_inline int sl_select(struct sl_req *req, const struct sluice_bac
 	svc = bpf_map_lookup_elem(&sluice_services, &svc_id);
 	if (!svc)
 		return sl_refuse(req, svc_id, SLUICE_DROP_NO_BACKEND);
+	if ((svc->flags & SLUICE_SVC_F_POLICY) && sl_policy_check(req, svc_id, svc))
+		return -EPERM;
 	now = bpf_ktime_get_ns();
 	if (req->connect) {
 		rt = bpf_map_lookup_elem(&sluice_svc_rt, &svc_id);

@@ -9,6 +9,8 @@
 
 #include <sluice/abi.h>
 
+#include "shared_maps.h"
+
 /* frontend (VIP, port, protocol) -> service id */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -18,16 +20,6 @@ struct {
 	__type(value, struct sluice_frontend);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_frontends SEC(".maps");
-
-/* service id -> live slot generation, views, lb and limits (replaced whole) */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, SLUICE_DEFAULT_SERVICES);
-	__type(key, __u32);
-	__type(value, struct sluice_service);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_services SEC(".maps");
 
 /* service id -> name and frontend, for the CLI and adoption; never read here */
 struct {
@@ -103,6 +95,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_svc_rt SEC(".maps");
 
+/* cgroup id -> identity id (the identities' cgroups; their subtrees are
+ * found by walking the caller's ancestors) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SLUICE_DEFAULT_CGROUP_IDS);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_cgroup_ids SEC(".maps");
+
+/* identity id -> its name (for the CLI; never read here) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_MAX_IDENTITIES + 1);
+	__type(key, __u32);
+	__type(value, struct sluice_identity_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_identities SEC(".maps");
+
 /* (client, service) -> the backend it was last given (affinity) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -111,15 +123,6 @@ struct {
 	__type(value, struct sluice_affinity);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_affinity SEC(".maps");
-
-/* service id -> per-CPU rejection counters */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SLUICE_DEFAULT_SERVICES + 1);
-	__type(key, __u32);
-	__type(value, struct sluice_svc_stats);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_svc_stats SEC(".maps");
 
 /* service id -> this CPU's round-robin position */
 struct {
@@ -156,31 +159,6 @@ struct {
 	__type(value, struct sluice_svc_hist);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_svc_hist SEC(".maps");
-
-/* datapath events (struct sluice_event) for the agent */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, SLUICE_RINGBUF_BYTES);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_events SEC(".maps");
-
-/* 0 -> per-CPU datapath-wide counters */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sluice_global_stats);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_global_stats SEC(".maps");
-
-/* 0 -> run-time settings from the agent */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sluice_settings);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_settings SEC(".maps");
 
 /* established same-node TCP socket (its own view of the 4-tuple) -> the socket */
 struct {

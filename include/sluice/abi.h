@@ -126,7 +126,9 @@ struct sluice_view {
 _Static_assert(sizeof(struct sluice_view) == 12, "view size");
 
 /* Service flags. */
-#define SLUICE_SVC_F_OUTLIER 0x1 /* outlier_detection is on */
+#define SLUICE_SVC_F_OUTLIER	  0x1 /* outlier_detection is on */
+#define SLUICE_SVC_F_POLICY	  0x2 /* the service has a policy: check callers */
+#define SLUICE_SVC_F_DEFAULT_DENY 0x4 /* ... and refuses those it does not name */
 
 /*
  * sluice_services value. Replaced whole with one update (a no-prealloc hash,
@@ -150,9 +152,38 @@ struct sluice_service {
 	__u16 ejection_failures;  /* outlier_detection.consecutive_failures */
 	__u8 ejection_max_pct;	  /* outlier_detection.max_ejection_percent */
 	__u8 pad;
+	/* policy: identity id i is bit i - 1; deny wins over allow, and an
+	 * identity in neither (or none: id 0) gets the default. */
+	__u64 allow_mask;
+	__u64 deny_mask;
 	struct sluice_view views[SLUICE_MAX_SPLIT];
 };
-_Static_assert(sizeof(struct sluice_service) == 40 + 12 * SLUICE_MAX_SPLIT, "service size");
+_Static_assert(sizeof(struct sluice_service) == 56 + 12 * SLUICE_MAX_SPLIT, "service size");
+
+/* Identities: ids 1..SLUICE_MAX_IDENTITIES, 0 = unknown. */
+#define SLUICE_MAX_IDENTITIES 64
+/* Cgroup levels below the root that are searched for an identity. */
+#define SLUICE_CGROUP_DEPTH 16
+
+/* sluice_ipcache key (LPM trie): an address prefix; IPv4 as ::ffff:a.b.c.d
+ * with the prefix length + 96. */
+struct sluice_ipcache_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+_Static_assert(sizeof(struct sluice_ipcache_key) == 20, "ipcache key size");
+
+/* sluice_identities value (array, by identity id): its name, for the CLI. */
+struct sluice_identity_info {
+	char name[SLUICE_NAME_LEN];
+};
+
+#ifndef SLUICE_DEFAULT_IPCACHE
+#define SLUICE_DEFAULT_IPCACHE 16384
+#endif
+#ifndef SLUICE_DEFAULT_CGROUP_IDS
+#define SLUICE_DEFAULT_CGROUP_IDS 4096
+#endif
 
 /* sluice_svc_info value: what the CLI and an adopting agent need to know
  * about a service and that the datapath never reads. */
@@ -278,6 +309,7 @@ enum sluice_event_type {
 	SLUICE_EV_REJECT = 5,	    /* connect() refused by a limit (reason says which) */
 	SLUICE_EV_EJECT = 6,  /* outlier detection ejected a backend (duration: for how long) */
 	SLUICE_EV_HEALTH = 7, /* the agent's probes changed a backend's state (reason) */
+	SLUICE_EV_POLICY = 8, /* a policy decision (struct sluice_audit_event) */
 	SLUICE_EV__MAX,
 };
 
@@ -292,6 +324,9 @@ enum sluice_event_reason {
 	SLUICE_REASON_RATE_LIMIT = 7,	   /* REJECT: rate_limit */
 	SLUICE_REASON_HEALTHY = 8,	   /* HEALTH */
 	SLUICE_REASON_UNHEALTHY = 9,	   /* HEALTH */
+	SLUICE_REASON_CONNECT = 10,	   /* POLICY: enforced at connect() */
+	SLUICE_REASON_SENDMSG = 11,	   /* POLICY: at sendmsg() */
+	SLUICE_REASON_TC_INGRESS = 12,	   /* POLICY: at TC ingress, for a local backend */
 	SLUICE_REASON__MAX,
 };
 
@@ -320,6 +355,21 @@ _Static_assert(sizeof(struct sluice_event) == 96, "event size");
 #define SLUICE_LC_SCAN_MAX 16
 #endif
 
+/* A policy decision: the event (type SLUICE_EV_POLICY, reason = the
+ * enforcement point; src the caller, dst the frontend or local backend),
+ * then who asked. */
+struct sluice_audit_event {
+	struct sluice_event ev;
+	__u64 cgroup_id; /* the caller's cgroup; 0 at TC */
+	__u32 pid;	 /* thread group id; 0 at TC */
+	__u32 uid;
+	__u32 identity; /* 0: unknown */
+	__u8 denied;
+	__u8 pad[3];
+	char comm[16];
+};
+_Static_assert(sizeof(struct sluice_audit_event) == 136, "audit event size");
+
 #ifndef SLUICE_RINGBUF_BYTES
 #define SLUICE_RINGBUF_BYTES (256 * 1024)
 #endif
@@ -330,8 +380,10 @@ struct sluice_settings {
 	/* least_conn scans a view of up to this many backends exactly and uses
 	 * the power of two choices above it; 0 = SLUICE_LC_SCAN_MAX. */
 	__u32 lc_scan_max;
+	__u32 audit_all; /* non-zero: audit allowed connections too (agent.audit: all) */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct sluice_settings) == 8, "settings size");
+_Static_assert(sizeof(struct sluice_settings) == 16, "settings size");
 
 /* sluice_global_stats value (per-CPU, one entry). */
 struct sluice_global_stats {
@@ -428,6 +480,10 @@ _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 #define SLUICE_MAP_BACKEND_RT	 "sluice_backend_rt"
 #define SLUICE_MAP_SVC_RT	 "sluice_svc_rt"
 #define SLUICE_MAP_AFFINITY	 "sluice_affinity"
+#define SLUICE_MAP_CGROUP_IDS	 "sluice_cgroup_ids"
+#define SLUICE_MAP_IPCACHE	 "sluice_ipcache"
+#define SLUICE_MAP_POLICY_BES	 "sluice_policy_backends"
+#define SLUICE_MAP_IDENTITIES	 "sluice_identities"
 
 /* TC flow metrics
  *

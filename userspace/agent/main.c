@@ -28,6 +28,7 @@
 #include "datapath.h"
 #include "events.h"
 #include "health.h"
+#include "identity.h"
 #include "kfeatures.h"
 #include "http.h"
 #include "log.h"
@@ -95,6 +96,8 @@ struct agent {
 	struct ring_buffer *events;
 	struct sl_tc *tc;
 	struct sl_health *health;
+	struct sl_ident ident;
+	int ident_on;
 	struct probed *probed;
 	size_t n_probed;
 	struct watched *watched;
@@ -278,6 +281,7 @@ static int resolve_cgroup(struct sl_config *cfg)
 }
 
 static int sync_backends(struct agent *a, const struct sl_config *cfg);
+static void sync_identities(struct agent *a);
 
 static void reload(struct agent *a, const char *why)
 {
@@ -323,6 +327,20 @@ static void reload(struct agent *a, const char *why)
 	if (err)
 		sl_error("cannot update health checks; the next reload retries", "error=\"%s\"",
 			 strerror(-err));
+	sync_identities(a);
+}
+
+/* After every apply: the identity maps follow the effective config. */
+static void sync_identities(struct agent *a)
+{
+	int err;
+
+	if (!a->ident_on)
+		return;
+	err = sl_ident_sync(&a->ident, &a->eff);
+	if (err)
+		sl_error("cannot update identities and policy maps; the next apply retries",
+			 "error=\"%s\"", strerror(-err));
 }
 
 /* Make 'next' the registry: merge, apply, save. On failure nothing changed. */
@@ -732,6 +750,17 @@ static int on_event(void *ctx, void *data, size_t len)
 
 	if (len < sizeof(*ev))
 		return 0;
+	if (ev->type == SLUICE_EV_POLICY) {
+		char *line;
+
+		if (len < sizeof(struct sluice_audit_event))
+			return 0;
+		line = sl_ident_audit(&a->ident, &a->eff, data);
+		if (line && sl_http_subscribers(a->http))
+			sl_http_publish(a->http, line, strlen(line));
+		free(line);
+		return 0;
+	}
 	if (!bpf_map_lookup_elem(a->dp.maps.svc_info, &ev->svc_id, &info)) {
 		info.name[sizeof(info.name) - 1] = '\0';
 		service = info.name;
@@ -773,6 +802,7 @@ static int loop_setup(struct agent *a)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL))
 		return -errno;
 	a->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -831,6 +861,9 @@ static void on_signal(struct agent *a)
 	while (read(a->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			reload(a, "SIGHUP");
+		} else if (si.ssi_signo == SIGUSR1) {
+			if (a->ident.audit && !sl_audit_reopen(a->ident.audit))
+				sl_info("audit log reopened", "path=%s", a->cfg.audit_log);
 		} else {
 			sl_info("stopping; programs stay attached and maps pinned", "signal=%s",
 				si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -876,6 +909,8 @@ static int run_loop(struct agent *a)
 				reap(a);
 				watch_ejections(a);
 				registry_tick(a);
+				if (a->ident_on)
+					sl_ident_tick(&a->ident, &a->eff);
 				sl_http_run(a->http); /* its timeouts */
 				sync_event_switch(a);
 			} else if (fd == sl_health_fd(a->health)) {
@@ -906,6 +941,8 @@ static void agent_close(struct agent *a)
 	sl_http_stop(a->http);
 	sl_tc_close(a->tc);
 	sl_health_free(a->health);
+	if (a->ident_on)
+		sl_ident_close(&a->ident);
 	free(a->probed);
 	free(a->watched);
 	sl_dp_close(&a->dp);
@@ -1020,6 +1057,9 @@ static int start(struct agent *a)
 		sl_error("cannot start health checks", "error=\"%s\"", strerror(-err));
 		return EXIT_ENV;
 	}
+	sl_ident_init(&a->ident, &a->dp.maps, a->dp.settings_fd, &a->cfg);
+	a->ident_on = 1;
+	sync_identities(a);
 	a->reloads_ok++;
 	if (start_tc(a))
 		return EXIT_ENV;

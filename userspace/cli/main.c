@@ -474,6 +474,7 @@ static void on_stop_signal(int sig)
 
 struct monitor {
 	struct cli *c;
+	const char *type; /* --type: only events of this type */
 	char line[8192];
 	size_t len;
 	unsigned long long events;
@@ -485,13 +486,19 @@ static void monitor_line(struct monitor *mon, const char *line)
 	json_t *o, *v;
 	const char *key;
 
+	o = json_loads(line, 0, NULL);
+	if (mon->type &&
+	    (!o || strcmp(json_string_value(json_object_get(o, "type")) ?: "", mon->type))) {
+		json_decref(o);
+		return;
+	}
 	mon->events++;
 	if (mon->c->json) {
+		json_decref(o);
 		printf("%s\n", line);
 		fflush(stdout);
 		return;
 	}
-	o = json_loads(line, 0, NULL);
 	if (!o) {
 		printf("%s\n", line);
 		return;
@@ -546,9 +553,10 @@ static int cmd_monitor(struct cli *c, int argc, char **argv)
 	CURLcode rc;
 	CURL *curl;
 
-	(void)argv;
-	if (argc > 1)
-		return fail(c, EXIT_USAGE, "monitor takes no arguments");
+	if (argc == 3 && !strcmp(argv[1], "--type"))
+		mon.type = argv[2];
+	else if (argc > 1)
+		return fail(c, EXIT_USAGE, "usage: monitor [--type TYPE]");
 	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL))
 		return fail(c, EXIT_FAIL, "sigaction: %s", strerror(errno));
 	if (curl_global_init(CURL_GLOBAL_NOTHING))
@@ -598,6 +606,185 @@ static int cmd_version(struct cli *c, int argc, char **argv)
 }
 
 static int cmd_completion(struct cli *c, int argc, char **argv);
+
+/* Identity names by id, from sluice_identities. */
+static void identity_names(const struct sl_maps *m, char names[][SLUICE_NAME_LEN])
+{
+	for (uint32_t id = 1; id <= SLUICE_MAX_IDENTITIES; id++) {
+		struct sluice_identity_info info;
+
+		names[id][0] = '\0';
+		if (!bpf_map_lookup_elem(m->identities, &id, &info))
+			snprintf(names[id], SLUICE_NAME_LEN, "%s", info.name);
+	}
+}
+
+static json_t *mask_names(uint64_t mask, char names[][SLUICE_NAME_LEN])
+{
+	json_t *arr = json_array();
+
+	for (uint32_t id = 1; id <= SLUICE_MAX_IDENTITIES; id++)
+		if (mask & (1ULL << (id - 1)))
+			json_array_append_new(arr, json_string(names[id][0] ? names[id] : "?"));
+	return arr;
+}
+
+static void ipcache_prefix(const struct sluice_ipcache_key *k, char *buf, size_t len)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	char a[INET6_ADDRSTRLEN];
+
+	if (k->prefixlen >= 96 && !memcmp(k->addr, mapped, sizeof(mapped))) {
+		inet_ntop(AF_INET, &k->addr[12], a, sizeof(a));
+		snprintf(buf, len, "%s/%u", a, k->prefixlen - 96);
+	} else {
+		inet_ntop(AF_INET6, k->addr, a, sizeof(a));
+		snprintf(buf, len, "%s/%u", a, k->prefixlen);
+	}
+}
+
+static int cmd_identities(struct cli *c, int argc, char **argv)
+{
+	static char names[SLUICE_MAX_IDENTITIES + 1][SLUICE_NAME_LEN];
+	json_t *ids[SLUICE_MAX_IDENTITIES + 1] = {0}, *arr;
+	struct sluice_ipcache_key ik, inext;
+	uint64_t ck, cnext;
+	struct sl_maps m;
+	void *prev;
+	uint32_t id;
+	int err;
+
+	(void)argv;
+	if (argc > 1)
+		return fail(c, EXIT_USAGE, "identities takes no arguments");
+	err = open_maps(c, &m);
+	if (err)
+		return err;
+	identity_names(&m, names);
+	for (id = 1; id <= SLUICE_MAX_IDENTITIES; id++)
+		if (names[id][0])
+			ids[id] = json_pack("{s:s, s:i, s:[], s:[]}", "name", names[id], "id",
+					    (int)id, "cgroup_ids", "addresses");
+	prev = NULL;
+	while (!bpf_map_get_next_key(m.cgroup_ids, prev, &cnext)) {
+		ck = cnext;
+		prev = &ck;
+		if (!bpf_map_lookup_elem(m.cgroup_ids, &ck, &id) && id <= SLUICE_MAX_IDENTITIES &&
+		    ids[id])
+			json_array_append_new(json_object_get(ids[id], "cgroup_ids"),
+					      json_integer((json_int_t)ck));
+	}
+	prev = NULL;
+	while (!bpf_map_get_next_key(m.ipcache, prev, &inext)) {
+		char pfx[INET6_ADDRSTRLEN + 8];
+
+		ik = inext;
+		prev = &ik;
+		if (bpf_map_lookup_elem(m.ipcache, &ik, &id) || id > SLUICE_MAX_IDENTITIES ||
+		    !ids[id])
+			continue;
+		ipcache_prefix(&ik, pfx, sizeof(pfx));
+		json_array_append_new(json_object_get(ids[id], "addresses"), json_string(pfx));
+	}
+	sl_maps_close(&m);
+	arr = json_array();
+	for (id = 1; id <= SLUICE_MAX_IDENTITIES; id++)
+		if (ids[id])
+			json_array_append_new(arr, ids[id]);
+	if (c->json)
+		return emit(arr);
+	if (!json_array_size(arr))
+		printf("no identities\n");
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		json_t *o = json_array_get(arr, i), *v;
+		size_t k;
+
+		printf("%-20s id=%-3lld cgroup_ids=", json_string_value(json_object_get(o, "name")),
+		       json_integer_value(json_object_get(o, "id")));
+		json_array_foreach(json_object_get(o, "cgroup_ids"), k, v)
+		    printf("%s%lld", k ? "," : "", json_integer_value(v));
+		printf(" addresses=");
+		json_array_foreach(json_object_get(o, "addresses"), k, v)
+		    printf("%s%s", k ? "," : "", json_string_value(v));
+		printf("\n");
+	}
+	json_decref(arr);
+	return EXIT_OK;
+}
+
+static int cmd_policy(struct cli *c, int argc, char **argv)
+{
+	static char names[SLUICE_MAX_IDENTITIES + 1][SLUICE_NAME_LEN];
+	const char *only = argc > 1 ? argv[1] : NULL;
+	struct sl_maps m;
+	struct sl_state st;
+	json_t *arr;
+	int err, found = 0;
+
+	if (argc > 2)
+		return fail(c, EXIT_USAGE, "policy takes at most one SERVICE");
+	err = open_maps(c, &m);
+	if (err)
+		return err;
+	err = sl_maps_read_state(&m, &st);
+	if (err) {
+		sl_maps_close(&m);
+		return fail(c, EXIT_FAIL, "read the maps: %s", strerror(-err));
+	}
+	identity_names(&m, names);
+	qsort(st.svcs, st.n_svcs, sizeof(*st.svcs), by_name);
+	arr = json_array();
+	for (size_t i = 0; i < st.n_svcs; i++) {
+		const struct sluice_service *v = &st.svcs[i].value;
+		uint64_t rej[SLUICE_DROP__MAX] = {0};
+
+		if (only && strcmp(only, st.svcs[i].name))
+			continue;
+		found++;
+		sl_maps_service_rejected(&m, st.svcs[i].id, rej);
+		if (!(v->flags & SLUICE_SVC_F_POLICY)) {
+			json_array_append_new(
+			    arr, json_pack("{s:s, s:b}", "service", st.svcs[i].name, "policy", 0));
+			continue;
+		}
+		json_array_append_new(
+		    arr, json_pack("{s:s, s:b, s:s, s:o, s:o, s:I}", "service", st.svcs[i].name,
+				   "policy", 1, "default",
+				   (v->flags & SLUICE_SVC_F_DEFAULT_DENY) ? "deny" : "allow",
+				   "allow_from", mask_names(v->allow_mask, names), "deny_from",
+				   mask_names(v->deny_mask, names), "rejected",
+				   (json_int_t)rej[SLUICE_DROP_POLICY]));
+	}
+	sl_state_free(&st);
+	sl_maps_close(&m);
+	if (only && !found) {
+		json_decref(arr);
+		return fail(c, EXIT_FAIL, "service '%s' not found", only);
+	}
+	if (c->json)
+		return emit(arr);
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		json_t *o = json_array_get(arr, i), *v;
+		size_t k;
+
+		if (!json_is_true(json_object_get(o, "policy"))) {
+			printf("%-20s no policy: everyone is allowed\n",
+			       json_string_value(json_object_get(o, "service")));
+			continue;
+		}
+		printf("%-20s default=%s allow_from=",
+		       json_string_value(json_object_get(o, "service")),
+		       json_string_value(json_object_get(o, "default")));
+		json_array_foreach(json_object_get(o, "allow_from"), k, v)
+		    printf("%s%s", k ? "," : "", json_string_value(v));
+		printf(" deny_from=");
+		json_array_foreach(json_object_get(o, "deny_from"), k, v)
+		    printf("%s%s", k ? "," : "", json_string_value(v));
+		printf(" rejected=%lld\n", json_integer_value(json_object_get(o, "rejected")));
+	}
+	json_decref(arr);
+	return EXIT_OK;
+}
 
 /* The control API: one request, its status and JSON answer (malloc'd). */
 struct api_reply {
@@ -803,7 +990,9 @@ static const struct cmd commands[] = {
     {"status", "", "agent reachable?, programs attached, map fill", cmd_status},
     {"services", "[NAME]", "services, backends, backend state and counters", cmd_services},
     {"flows", "[--service NAME]", "live and recent flows seen by the TC programs", cmd_flows},
-    {"monitor", "", "stream datapath events until interrupted", cmd_monitor},
+    {"monitor", "[--type TYPE]", "stream datapath events until interrupted", cmd_monitor},
+    {"identities", "", "identities: cgroup ids and address prefixes", cmd_identities},
+    {"policy", "[SERVICE]", "each service's policy and its denials", cmd_policy},
     {"drain", "SERVICE ADDRESS", "no new connections to that backend; existing ones stay",
      cmd_drain},
     {"undrain", "SERVICE ADDRESS", "let the backend take new connections again", cmd_undrain},

@@ -14,9 +14,9 @@
 #include "audit.h"
 #include "log.h"
 
-#define NSEC_PER_SEC     1000000000ULL
+#define NSEC_PER_SEC	 1000000000ULL
 #define WARN_INTERVAL_NS (10 * NSEC_PER_SEC)
-#define DUMP_FLAGS       (JSON_COMPACT | JSON_PRESERVE_ORDER)
+#define DUMP_FLAGS	 (JSON_COMPACT | JSON_PRESERVE_ORDER)
 
 struct sl_audit {
 	char *path;
@@ -300,8 +300,7 @@ static int build_record(json_t *o, const struct sl_audit_record *r)
 	if (ret)
 		return ret;
 	if (set_str(o, "verdict", r->verdict) || set_str(o, "point", r->point) ||
-	    set_opt_str(o, "identity", r->identity) ||
-	    set_opt_int(o, "cgroup_id", r->cgroup_id) ||
+	    set_opt_str(o, "identity", r->identity) || set_opt_int(o, "cgroup_id", r->cgroup_id) ||
 	    set_opt_str(o, "cgroup", r->cgroup_path) || set_opt_int(o, "pid", r->pid))
 		return -ENOMEM;
 	/* uid 0 is root, not unknown, when the pid says the task was known. */

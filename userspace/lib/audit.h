@@ -9,19 +9,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct sl_audit_record {      /* one policy decision, as the agent saw it */
-	uint64_t time_ns;     /* CLOCK_REALTIME ns (the agent converts); 0 = now */
-	const char *verdict;  /* "deny" or "allow" */
-	const char *point;    /* enforcement point: "connect", "sendmsg", "tc_ingress" */
-	const char *identity; /* source identity name, or "" when unknown */
-	uint64_t cgroup_id;   /* 0 when not known (tc_ingress) */
+struct sl_audit_record {	 /* one policy decision, as the agent saw it */
+	uint64_t time_ns;	 /* CLOCK_REALTIME ns (the agent converts); 0 = now */
+	const char *verdict;	 /* "deny" or "allow" */
+	const char *point;	 /* enforcement point: "connect", "sendmsg", "tc_ingress" */
+	const char *identity;	 /* source identity name, or "" when unknown */
+	uint64_t cgroup_id;	 /* 0 when not known (tc_ingress) */
 	const char *cgroup_path; /* "" when not known */
-	uint32_t pid, uid;       /* 0 when not known; uid is written whenever pid is (0 = root) */
-	const char *comm;        /* "" when not known */
-	const char *source;      /* "198.18.1.2:41000" or "[2001:db8::2]:41000", "" unknown */
-	const char *service;     /* destination service name */
-	const char *frontend;    /* the service's frontend "VIP:port" */
-	const char *protocol;    /* "tcp" | "udp" */
+	uint32_t pid, uid;	 /* 0 when not known; uid is written whenever pid is (0 = root) */
+	const char *comm;	 /* "" when not known */
+	const char *source;	 /* "198.18.1.2:41000" or "[2001:db8::2]:41000", "" unknown */
+	const char *service;	 /* destination service name */
+	const char *frontend;	 /* the service's frontend "VIP:port" */
+	const char *protocol;	 /* "tcp" | "udp" */
 };
 
 struct sl_audit;

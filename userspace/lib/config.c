@@ -15,10 +15,10 @@
 
 #include "config.h"
 
-#define DEFAULT_BPFFS	"/sys/fs/bpf/sluice"
-#define DEFAULT_METRICS "127.0.0.1:9464"
-#define DEFAULT_API	"/run/sluice/sluiced.sock"
-#define DEFAULT_STATE	"/var/lib/sluice"
+#define DEFAULT_BPFFS	  "/sys/fs/bpf/sluice"
+#define DEFAULT_METRICS	  "127.0.0.1:9464"
+#define DEFAULT_API	  "/run/sluice/sluiced.sock"
+#define DEFAULT_STATE	  "/var/lib/sluice"
 #define DEFAULT_AUDIT_LOG "/var/log/sluice/audit.log"
 
 void sl_diag_add(struct sl_diag *d, const char *file, unsigned int line, unsigned int col,
@@ -379,7 +379,8 @@ static void etcd_field(struct walker *w, const char *key, yaml_node_t *v, void *
 		if (!s)
 			return;
 		if (s[0] != '/' || strlen(s) >= SL_ETCD_PREFIX_LEN)
-			werr(w, v, "registry.etcd.prefix must start with '/' and be under %d characters",
+			werr(w, v,
+			     "registry.etcd.prefix must start with '/' and be under %d characters",
 			     SL_ETCD_PREFIX_LEN);
 		else
 			strcpy(cfg->etcd_prefix, s);
@@ -792,7 +793,8 @@ static void policy_field(struct walker *w, const char *key, yaml_node_t *v, void
 			if (!strcmp(pc->cfg->identities[i].name, s))
 				break;
 		if (i == pc->cfg->n_identities) {
-			werr(w, e, "policy.%s names identity '%s', which 'identities' does not define",
+			werr(w, e,
+			     "policy.%s names identity '%s', which 'identities' does not define",
 			     key, s);
 			continue;
 		}
@@ -1103,9 +1105,9 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 
 static void root_field(struct walker *w, const char *key, yaml_node_t *v, void *obj)
 {
-	static const char *const agent_known[] = {
-	    "cgroup",	"bpffs", "limits",    "metrics", "api", "interfaces",
-	    "redirect", "state", "audit_log", "audit",	 NULL};
+	static const char *const agent_known[] = {"cgroup",    "bpffs",	     "limits",	 "metrics",
+						  "api",       "interfaces", "redirect", "state",
+						  "audit_log", "audit",	     NULL};
 	static const char *const agent_later[] = {"node", NULL};
 	static const char *const registry_known[] = {"etcd", NULL};
 	struct sl_config *cfg = obj;
@@ -1194,7 +1196,9 @@ static void identity_field(struct walker *w, const char *key, yaml_node_t *v, vo
 		if (!s)
 			return;
 		if (strlen(s) >= SLUICE_NAME_LEN || !valid_name(s))
-			werr(w, v, "identity name '%s' must match [a-z0-9][a-z0-9_.-]* (at most %d characters)",
+			werr(w, v,
+			     "identity name '%s' must match [a-z0-9][a-z0-9_.-]* (at most %d "
+			     "characters)",
 			     s, SLUICE_NAME_LEN - 1);
 		else
 			strcpy(id->name, s);
@@ -1216,7 +1220,8 @@ static void identity_field(struct walker *w, const char *key, yaml_node_t *v, vo
 				return;
 			}
 			if (s[0] != '/' || strlen(s) >= SL_CGROUP_PATH_LEN)
-				werr(w, e, "cgroup '%s' must be an absolute path under %d characters", s,
+				werr(w, e,
+				     "cgroup '%s' must be an absolute path under %d characters", s,
 				     SL_CGROUP_PATH_LEN);
 			else
 				strcpy(id->cgroups[id->n_cgroups++], s);

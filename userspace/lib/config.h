@@ -89,10 +89,10 @@ struct sl_service_cfg {
 	struct sl_policy_cfg policy;
 };
 
-#define SL_MAX_IDENTITIES     64 /* identity ids are bits of a 64-bit mask */
-#define SL_MAX_ID_CGROUPS     16
-#define SL_MAX_ID_ADDRS	      64
-#define SL_CGROUP_PATH_LEN    256
+#define SL_MAX_IDENTITIES  64 /* identity ids are bits of a 64-bit mask */
+#define SL_MAX_ID_CGROUPS  16
+#define SL_MAX_ID_ADDRS	   64
+#define SL_CGROUP_PATH_LEN 256
 
 /* An address prefix of either family. */
 struct sl_cidr {

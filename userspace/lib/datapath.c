@@ -121,11 +121,32 @@ unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
 		return 2 * l->backends + 1;
 	if (!strcmp(map, SLUICE_MAP_AFFINITY))
 		return SLUICE_DEFAULT_AFFINITY;
+	if (!strcmp(map, SLUICE_MAP_POLICY_BES))
+		return 2 * l->backends;
 	if (!strcmp(map, SLUICE_MAP_REVNAT))
 		return l->revnat;
 	if (!strcmp(map, SLUICE_MAP_SOCKHASH) || !strcmp(map, "sluice_redir_pending"))
 		return SLUICE_DEFAULT_SOCKHASH;
 	return 0;
+}
+
+int sl_pin_adopt_size(const char *dir, struct bpf_map *map)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char path[PATH_MAX + 64];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		err = -errno;
+	else if (info.max_entries != bpf_map__max_entries(map))
+		err = bpf_map__set_max_entries(map, info.max_entries);
+	close(fd);
+	return err;
 }
 
 int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_err *e)
@@ -185,7 +206,7 @@ static int prepare_maps(struct sl_dp *dp, struct bpf_object *obj, const struct s
 	return 0;
 }
 
-static int cgroup_id_of(const char *path, unsigned long long *id)
+int sl_cgroup_id(const char *path, unsigned long long *id)
 {
 	struct {
 		struct file_handle fh;
@@ -403,7 +424,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	dp->cgroup_fd = open(dp->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dp->cgroup_fd < 0)
 		return sl_seterr(e, 1, -errno, "open cgroup %s: %s", dp->cgroup, strerror(errno));
-	err = cgroup_id_of(dp->cgroup, &cg_id);
+	err = sl_cgroup_id(dp->cgroup, &cg_id);
 	if (err) {
 		err = sl_seterr(e, 1, err, "cgroup %s: %s (is it on cgroup v2?)", dp->cgroup,
 				strerror(-err));

@@ -50,10 +50,15 @@ int sl_is_bpffs(const char *path);
  * sizes and capacity, or libbpf could not reuse it: 0 when it does or when
  * nothing is pinned, -EEXIST with what to do otherwise. */
 struct bpf_map;
+/* Give map the capacity of its pin under dir, if there is one. 0 or -errno. */
+int sl_pin_adopt_size(const char *dir, struct bpf_map *map);
 int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_err *e);
 
 /* The cgroup2 mount point, from /proc/mounts. */
 int sl_find_cgroup2(char *out, size_t len);
+
+/* The id of the cgroup v2 directory at path (its inode, as BPF sees it). 0 or -errno. */
+int sl_cgroup_id(const char *path, unsigned long long *id);
 
 /* Make sure 'dir' can be created on a bpf filesystem, mounting bpffs at
  * /sys/fs/bpf when needed. */

@@ -48,10 +48,11 @@
 #include "wseq.h"
 
 static const char *const map_names[] = {
-    SLUICE_MAP_FRONTENDS, SLUICE_MAP_SERVICES,	 SLUICE_MAP_SVC_INFO,	   SLUICE_MAP_SLOTS,
-    SLUICE_MAP_TABLES,	  SLUICE_MAP_BACKENDS,	 SLUICE_MAP_BACKEND_STATS, SLUICE_MAP_SVC_STATS,
-    SLUICE_MAP_RR,	  SLUICE_MAP_REVNAT,	 SLUICE_MAP_SVC_HIST,	   SLUICE_MAP_GLOBAL_STATS,
-    SLUICE_MAP_SOCKHASH,  SLUICE_MAP_BACKEND_RT, SLUICE_MAP_SVC_RT,	   SLUICE_MAP_AFFINITY,
+    SLUICE_MAP_FRONTENDS,  SLUICE_MAP_SERVICES,	  SLUICE_MAP_SVC_INFO,	    SLUICE_MAP_SLOTS,
+    SLUICE_MAP_TABLES,	   SLUICE_MAP_BACKENDS,	  SLUICE_MAP_BACKEND_STATS, SLUICE_MAP_SVC_STATS,
+    SLUICE_MAP_RR,	   SLUICE_MAP_REVNAT,	  SLUICE_MAP_SVC_HIST,	    SLUICE_MAP_GLOBAL_STATS,
+    SLUICE_MAP_SOCKHASH,   SLUICE_MAP_BACKEND_RT, SLUICE_MAP_SVC_RT,	    SLUICE_MAP_AFFINITY,
+    SLUICE_MAP_CGROUP_IDS, SLUICE_MAP_IPCACHE,	  SLUICE_MAP_POLICY_BES,    SLUICE_MAP_IDENTITIES,
 };
 _Static_assert(sizeof(map_names) / sizeof(map_names[0]) == SL_MAPS_COUNT,
 	       "one name per map of struct sl_maps");
@@ -59,10 +60,11 @@ const char *const *const sl_map_names = map_names;
 
 int *sl_maps_fd(struct sl_maps *m, unsigned int i)
 {
-	int *fds[] = {&m->frontends, &m->services,   &m->svc_info,	&m->slots,
-		      &m->tables,    &m->backends,   &m->backend_stats, &m->svc_stats,
-		      &m->rr,	     &m->revnat,     &m->svc_hist,	&m->global_stats,
-		      &m->sockhash,  &m->backend_rt, &m->svc_rt,	&m->affinity};
+	int *fds[] = {&m->frontends,  &m->services,   &m->svc_info,	 &m->slots,
+		      &m->tables,     &m->backends,   &m->backend_stats, &m->svc_stats,
+		      &m->rr,	      &m->revnat,     &m->svc_hist,	 &m->global_stats,
+		      &m->sockhash,   &m->backend_rt, &m->svc_rt,	 &m->affinity,
+		      &m->cgroup_ids, &m->ipcache,    &m->policy_bes,	 &m->identities};
 
 	_Static_assert(sizeof(fds) / sizeof(fds[0]) == SL_MAPS_COUNT, "one fd per map");
 

@@ -27,10 +27,14 @@ struct sl_maps {
 	int backend_rt;
 	int svc_rt;
 	int affinity;
+	int cgroup_ids;
+	int ipcache;
+	int policy_bes;
+	int identities;
 };
 
 /* Name of each map, in struct order, for loops over all of them. */
-#define SL_MAPS_COUNT 16
+#define SL_MAPS_COUNT 20
 extern const char *const *const sl_map_names;
 int *sl_maps_fd(struct sl_maps *m, unsigned int i);
 

@@ -111,6 +111,13 @@ void sl_service_value(const struct sl_service_cfg *w, struct sluice_service *sv)
 	sv->connect_timeout_ms = w->connect_timeout_ms;
 	sv->idle_timeout_s = w->idle_timeout_ms / 1000;
 	sv->affinity_ms = w->affinity_ms;
+	if (w->policy.on) {
+		sv->flags |= SLUICE_SVC_F_POLICY;
+		if (w->policy.default_deny)
+			sv->flags |= SLUICE_SVC_F_DEFAULT_DENY;
+		sv->allow_mask = w->policy.allow;
+		sv->deny_mask = w->policy.deny;
+	}
 	if (!w->n_split) {
 		sv->n_views = 1;
 		sv->views[0].slot_count = (__u16)w->n_backends;

@@ -522,7 +522,9 @@ static int events_open(struct sl_tc *tc, struct sl_err *e)
 
 /* --- maps and pins ------------------------------------------------------------------------ */
 
-/* Refuse up front a pinned map libbpf could not reuse, with what to do. */
+/* The maps this object shares with the socket datapath (services, policy,
+ * events) take the size the agent gave them there; then refuse up front a
+ * pinned map libbpf could not reuse, with what to do. */
 static int check_pinned(struct sl_tc *tc, struct sl_err *e)
 {
 	struct bpf_map *map;
@@ -533,6 +535,12 @@ static int check_pinned(struct sl_tc *tc, struct sl_err *e)
 
 		if (!bpf_map__pin_path(map))
 			continue;
+		if (strncmp(bpf_map__name(map), "sluice_tc_", 10)) {
+			err = sl_pin_adopt_size(tc->bpffs, map);
+			if (err)
+				return sl_seterr(e, 0, err, "size %s from its pin: %s",
+						 bpf_map__name(map), strerror(-err));
+		}
 		err = sl_pin_check(tc->bpffs, map, e);
 		if (err)
 			return err;

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Identities and L4 policy, shared by the socket programs (who is calling:
+ * the caller's cgroup) and the TC ingress program (who is sending: the
+ * packet's source address).
+ */
+#ifndef SLUICE_BPF_POLICY_H
+#define SLUICE_BPF_POLICY_H
+
+#include <bpf/bpf_helpers.h>
+
+#include "events.h"
+#include "shared_maps.h"
+
+/* Does the service's policy refuse this identity (0: unknown)? */
+static __always_inline int sl_policy_denies(const struct sluice_service *svc, __u32 identity)
+{
+	__u64 bit = identity && identity <= SLUICE_MAX_IDENTITIES ? 1ULL << (identity - 1) : 0;
+
+	if (bit & svc->deny_mask)
+		return 1;
+	if (bit & svc->allow_mask)
+		return 0;
+	return !!(svc->flags & SLUICE_SVC_F_DEFAULT_DENY);
+}
+
+/* The identity of an address, from the ipcache; 0 when none covers it. */
+static __always_inline __u32 sl_addr_identity(const union sluice_addr *a, __u8 family)
+{
+	struct sluice_ipcache_key k = {};
+	__u32 *id;
+
+	if (family == SLUICE_AF_INET) {
+		k.prefixlen = 128;
+		k.addr[10] = 0xff;
+		k.addr[11] = 0xff;
+		__builtin_memcpy(&k.addr[12], a->a8, 4);
+	} else {
+		k.prefixlen = 128;
+		__builtin_memcpy(k.addr, a->a8, 16);
+	}
+	id = bpf_map_lookup_elem(&sluice_ipcache, &k);
+	return id ? *id : 0;
+}
+
+/* Emit a policy decision: always for a denial, for an allowed connection
+ * only with agent.audit: all. Never waits: a full ring buffer counts the
+ * event as lost. */
+static __always_inline struct sluice_audit_event *sl_audit_reserve(int denied)
+{
+	struct sluice_global_stats *gs;
+	struct sluice_settings *set;
+	struct sluice_audit_event *a;
+	__u32 zero = 0;
+
+	if (!denied) {
+		set = bpf_map_lookup_elem(&sluice_settings, &zero);
+		if (!set || !set->audit_all)
+			return NULL;
+	}
+	a = bpf_ringbuf_reserve(&sluice_events, sizeof(*a), 0);
+	if (!a) {
+		gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
+		if (gs)
+			__sync_fetch_and_add(&gs->events_lost, 1);
+		return NULL;
+	}
+	__builtin_memset(a, 0, sizeof(*a));
+	a->ev.type = SLUICE_EV_POLICY;
+	a->ev.ts_ns = bpf_ktime_get_ns();
+	a->denied = (__u8)denied;
+	return a;
+}
+
+static __always_inline void sl_count_policy_reject(__u32 svc_id)
+{
+	struct sluice_svc_stats *st = bpf_map_lookup_elem(&sluice_svc_stats, &svc_id);
+
+	if (st)
+		__sync_fetch_and_add(&st->rejected[SLUICE_DROP_POLICY], 1);
+}
+
+#endif /* SLUICE_BPF_POLICY_H */

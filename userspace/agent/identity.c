@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bpf/bpf.h>
+#include <jansson.h>
+
+#include "datapath.h"
+#include "events.h"
+#include "identity.h"
+#include "log.h"
+#include "plan.h"
+
+/* Audit log lines per second, and at once. */
+#define AUDIT_RATE  100
+#define AUDIT_BURST 200
+/* Cgroups remembered for cgroup id -> path, and how often the tree is walked. */
+#define CG_PATHS_MAX 4096
+#define CG_RESCAN_NS 1000000000ULL
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+int sl_ident_init(struct sl_ident *x, const struct sl_maps *maps, int settings_fd,
+		  const struct sl_config *cfg)
+{
+	char err[256] = "";
+
+	memset(x, 0, sizeof(*x));
+	x->maps = maps;
+	x->settings_fd = settings_fd;
+	if (sl_find_cgroup2(x->cgroot, sizeof(x->cgroot)))
+		x->cgroot[0] = '\0';
+	x->audit = sl_audit_open(cfg->audit_log, AUDIT_RATE, AUDIT_BURST, err, sizeof(err));
+	if (!x->audit)
+		sl_error("cannot open the audit log; policy decisions go to the monitor only",
+			 "path=%s error=\"%s\"", cfg->audit_log, err);
+	return 0;
+}
+
+void sl_ident_close(struct sl_ident *x)
+{
+	sl_audit_close(x->audit);
+	free(x->paths);
+	memset(x, 0, sizeof(*x));
+}
+
+/* Delete every key of a hash map that 'keep' does not want. */
+static int prune(int fd, size_t key_size, int (*keep)(const void *key, void *arg), void *arg)
+{
+	unsigned char key[64], next[64];
+	void *prev = NULL;
+	size_t n = 0, cap = 0;
+	unsigned char *gone = NULL;
+	int err = 0;
+
+	if (key_size > sizeof(key))
+		return -E2BIG;
+	while (!bpf_map_get_next_key(fd, prev, next)) {
+		if (!keep(next, arg)) {
+			if (n == cap) {
+				size_t c = cap ? 2 * cap : 16;
+				unsigned char *g = realloc(gone, c * key_size);
+
+				if (!g) {
+					free(gone);
+					return -ENOMEM;
+				}
+				gone = g;
+				cap = c;
+			}
+			memcpy(gone + n * key_size, next, key_size);
+			n++;
+		}
+		memcpy(key, next, key_size);
+		prev = key;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (bpf_map_delete_elem(fd, gone + i * key_size) && errno != ENOENT)
+			err = -errno;
+	free(gone);
+	return err;
+}
+
+/* --- cgroup ids ------------------------------------------------------------------------- */
+
+struct want_cg {
+	uint64_t id;
+	uint32_t identity;
+};
+
+struct want_cgs {
+	struct want_cg *v;
+	size_t n;
+};
+
+static int keep_cg(const void *key, void *arg)
+{
+	const struct want_cgs *w = arg;
+	uint64_t id;
+
+	memcpy(&id, key, sizeof(id));
+	for (size_t i = 0; i < w->n; i++)
+		if (w->v[i].id == id)
+			return 1;
+	return 0;
+}
+
+static int sync_cgroups(struct sl_ident *x, const struct sl_config *cfg)
+{
+	struct want_cgs w = {0};
+	int err = 0, pending = 0;
+
+	w.v = calloc(cfg->n_identities * SL_MAX_ID_CGROUPS + 1, sizeof(*w.v));
+	if (!w.v)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_identities; i++)
+		for (size_t j = 0; j < cfg->identities[i].n_cgroups; j++) {
+			unsigned long long id;
+			int e = sl_cgroup_id(cfg->identities[i].cgroups[j], &id);
+
+			if (e) {
+				if (!x->pending)
+					sl_warn(
+					    "identity cgroup not found yet; retried every second",
+					    "identity=%s cgroup=%s error=\"%s\"",
+					    cfg->identities[i].name, cfg->identities[i].cgroups[j],
+					    strerror(-e));
+				pending = 1;
+				continue;
+			}
+			w.v[w.n].id = id;
+			w.v[w.n++].identity = (uint32_t)i + 1;
+		}
+	for (size_t i = 0; i < w.n && !err; i++)
+		if (bpf_map_update_elem(x->maps->cgroup_ids, &w.v[i].id, &w.v[i].identity, BPF_ANY))
+			err = -errno;
+	if (!err)
+		err = prune(x->maps->cgroup_ids, sizeof(uint64_t), keep_cg, &w);
+	free(w.v);
+	x->pending = pending;
+	return err;
+}
+
+/* --- the ipcache ------------------------------------------------------------------------- */
+
+static void ipcache_key(struct sluice_ipcache_key *k, const struct sl_cidr *c)
+{
+	memset(k, 0, sizeof(*k));
+	if (c->family == SLUICE_AF_INET) {
+		k->prefixlen = 96u + c->prefix;
+		k->addr[10] = 0xff;
+		k->addr[11] = 0xff;
+		memcpy(&k->addr[12], c->addr.a8, 4);
+	} else {
+		k->prefixlen = c->prefix;
+		memcpy(k->addr, c->addr.a8, 16);
+	}
+}
+
+struct want_ips {
+	struct sluice_ipcache_key *v;
+	size_t n;
+};
+
+static int keep_ip(const void *key, void *arg)
+{
+	const struct want_ips *w = arg;
+
+	for (size_t i = 0; i < w->n; i++)
+		if (!memcmp(&w->v[i], key, sizeof(w->v[i])))
+			return 1;
+	return 0;
+}
+
+static int sync_ipcache(struct sl_ident *x, const struct sl_config *cfg)
+{
+	struct want_ips w = {0};
+	int err = 0;
+
+	w.v = calloc(cfg->n_identities * SL_MAX_ID_ADDRS + 1, sizeof(*w.v));
+	if (!w.v)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_identities && !err; i++)
+		for (size_t j = 0; j < cfg->identities[i].n_addrs && !err; j++) {
+			uint32_t id = (uint32_t)i + 1;
+
+			ipcache_key(&w.v[w.n], &cfg->identities[i].addrs[j]);
+			if (bpf_map_update_elem(x->maps->ipcache, &w.v[w.n], &id, BPF_ANY))
+				err = -errno;
+			w.n++;
+		}
+	if (!err)
+		err = prune(x->maps->ipcache, sizeof(struct sluice_ipcache_key), keep_ip, &w);
+	free(w.v);
+	return err;
+}
+
+/* --- local backends of services with a policy (TC ingress) ---------------------------------- */
+
+struct want_bes {
+	struct sluice_frontend_key *v;
+	size_t n;
+};
+
+static int keep_be(const void *key, void *arg)
+{
+	const struct want_bes *w = arg;
+
+	for (size_t i = 0; i < w->n; i++)
+		if (!memcmp(&w->v[i], key, sizeof(w->v[i])))
+			return 1;
+	return 0;
+}
+
+static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
+{
+	struct want_bes w = {0};
+	struct sl_state st;
+	size_t cap = 1;
+	int err;
+
+	err = sl_maps_read_state(x->maps, &st);
+	if (err)
+		return err;
+	for (size_t i = 0; i < cfg->n_services; i++)
+		cap += cfg->services[i].n_backends;
+	w.v = calloc(cap, sizeof(*w.v));
+	if (!w.v) {
+		sl_state_free(&st);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cfg->n_services && !err; i++) {
+		const struct sl_service_cfg *svc = &cfg->services[i];
+		const struct sl_svc_state *s = sl_state_find(&st, svc->name);
+
+		if (!svc->policy.on || !s)
+			continue;
+		for (size_t j = 0; j < svc->n_backends && !err; j++) {
+			struct sluice_frontend_key *k = &w.v[w.n++];
+
+			memset(k, 0, sizeof(*k));
+			k->addr = svc->backends[j].addr.addr;
+			k->port = htons(svc->backends[j].addr.port);
+			k->proto = svc->proto;
+			k->family = svc->backends[j].addr.family;
+			if (bpf_map_update_elem(x->maps->policy_bes, k, &s->id, BPF_ANY))
+				err = -errno;
+		}
+	}
+	if (!err)
+		err = prune(x->maps->policy_bes, sizeof(struct sluice_frontend_key), keep_be, &w);
+	free(w.v);
+	sl_state_free(&st);
+	return err;
+}
+
+static int sync_names(struct sl_ident *x, const struct sl_config *cfg)
+{
+	for (uint32_t id = 1; id <= SLUICE_MAX_IDENTITIES; id++) {
+		struct sluice_identity_info info = {0};
+
+		if (id <= cfg->n_identities)
+			snprintf(info.name, sizeof(info.name), "%s", cfg->identities[id - 1].name);
+		if (bpf_map_update_elem(x->maps->identities, &id, &info, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+static int sync_settings(struct sl_ident *x, const struct sl_config *cfg)
+{
+	struct sluice_settings set;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(x->settings_fd, &zero, &set))
+		return -errno;
+	if (set.audit_all == (__u32)cfg->audit_all)
+		return 0;
+	set.audit_all = (__u32)cfg->audit_all;
+	return bpf_map_update_elem(x->settings_fd, &zero, &set, BPF_ANY) ? -errno : 0;
+}
+
+int sl_ident_sync(struct sl_ident *x, const struct sl_config *cfg)
+{
+	int err = sync_names(x, cfg);
+
+	if (!err)
+		err = sync_cgroups(x, cfg);
+	if (!err)
+		err = sync_ipcache(x, cfg);
+	if (!err)
+		err = sync_policy_backends(x, cfg);
+	if (!err)
+		err = sync_settings(x, cfg);
+	return err;
+}
+
+void sl_ident_tick(struct sl_ident *x, const struct sl_config *cfg)
+{
+	if (x->pending) {
+		int err = sync_cgroups(x, cfg);
+
+		if (!err && !x->pending)
+			sl_info("every identity cgroup is resolved");
+		else if (err)
+			sl_warn("cannot update the identity cgroups", "error=\"%s\"",
+				strerror(-err));
+	}
+	if (x->audit) {
+		uint64_t n = sl_audit_flush_dropped(x->audit, mono_ns());
+
+		if (n)
+			sl_warn("the audit log dropped lines over its rate", "dropped=%llu",
+				(unsigned long long)n);
+	}
+}
+
+/* --- cgroup id -> path ------------------------------------------------------------------- */
+
+static struct sl_ident *walking; /* nftw has no context argument */
+
+static int walk_one(const char *path, const struct stat *sb, int type, struct FTW *f)
+{
+	unsigned long long id;
+	struct cg_path *grown;
+
+	(void)sb;
+	if (type != FTW_D || f->level > SLUICE_CGROUP_DEPTH)
+		return 0;
+	if (walking->n_paths == CG_PATHS_MAX)
+		return 1;
+	if (sl_cgroup_id(path, &id))
+		return 0;
+	grown = realloc(walking->paths, (walking->n_paths + 1) * sizeof(*grown));
+	if (!grown)
+		return 1;
+	walking->paths = grown;
+	grown[walking->n_paths].id = id;
+	snprintf(grown[walking->n_paths].path, sizeof(grown[0].path), "%s", path);
+	walking->n_paths++;
+	return 0;
+}
+
+static const char *cgroup_path(struct sl_ident *x, uint64_t id)
+{
+	uint64_t now = mono_ns();
+
+	if (!id)
+		return "";
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < x->n_paths; i++)
+			if (x->paths[i].id == id)
+				return x->paths[i].path;
+		if (pass || !x->cgroot[0] || now - x->scanned_ns < CG_RESCAN_NS)
+			break;
+		/* A cgroup not seen yet: walk the tree again (at most once a second). */
+		x->scanned_ns = now;
+		x->n_paths = 0;
+		walking = x;
+		nftw(x->cgroot, walk_one, 16, FTW_PHYS | FTW_MOUNT);
+		walking = NULL;
+	}
+	return "";
+}
+
+static const char *point_name(uint8_t reason)
+{
+	switch (reason) {
+	case SLUICE_REASON_CONNECT:
+		return "connect";
+	case SLUICE_REASON_SENDMSG:
+		return "sendmsg";
+	case SLUICE_REASON_TC_INGRESS:
+		return "tc_ingress";
+	default:
+		return "unknown";
+	}
+}
+
+char *sl_ident_audit(struct sl_ident *x, const struct sl_config *cfg,
+		     const struct sluice_audit_event *a)
+{
+	const struct sluice_event *ev = &a->ev;
+	struct sluice_svc_info info;
+	struct sl_sockaddr src = {.addr = ev->src, .port = ev->sport, .family = ev->family};
+	struct sl_sockaddr dst = {.addr = ev->dst, .port = ev->dport, .family = ev->family};
+	char source[SL_HOSTPORT_LEN] = "", frontend[SL_HOSTPORT_LEN], comm[17];
+	const char *identity = "", *service = "", *cgpath = cgroup_path(x, a->cgroup_id);
+	struct sl_audit_record r = {0};
+	struct timespec ts;
+	json_t *o;
+	char *line;
+	size_t n;
+
+	if (a->identity && a->identity <= cfg->n_identities)
+		identity = cfg->identities[a->identity - 1].name;
+	if (!bpf_map_lookup_elem(x->maps->svc_info, &ev->svc_id, &info)) {
+		info.name[sizeof(info.name) - 1] = '\0';
+		service = info.name;
+	}
+	if (ev->sport || memcmp(&ev->src, &(union sluice_addr){0}, sizeof(ev->src)))
+		sl_format_hostport(&src, source, sizeof(source));
+	sl_format_hostport(&dst, frontend, sizeof(frontend));
+	memcpy(comm, a->comm, sizeof(a->comm));
+	comm[16] = '\0';
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r.time_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	r.verdict = a->denied ? "deny" : "allow";
+	r.point = point_name(ev->reason);
+	r.identity = identity;
+	r.cgroup_id = a->cgroup_id;
+	r.cgroup_path = cgpath;
+	r.pid = a->pid;
+	r.uid = a->uid;
+	r.comm = comm;
+	r.source = source;
+	r.service = service;
+	r.frontend = frontend;
+	r.protocol = ev->proto == SLUICE_PROTO_UDP ? "udp" : "tcp";
+	if (x->audit)
+		sl_audit_write(x->audit, &r, mono_ns());
+	o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "time_ns",
+		      (json_int_t)ev->ts_ns, "type", "policy", "verdict", r.verdict, "point",
+		      r.point, "service", service, "identity", identity, "source", source,
+		      "frontend", frontend, "protocol", r.protocol);
+	if (!o)
+		return NULL;
+	if (a->pid) {
+		json_object_set_new(o, "pid", json_integer(a->pid));
+		json_object_set_new(o, "uid", json_integer(a->uid));
+		json_object_set_new(o, "comm", json_string(comm));
+		json_object_set_new(o, "cgroup_id", json_integer((json_int_t)a->cgroup_id));
+		json_object_set_new(o, "cgroup", json_string(cgpath));
+	}
+	line = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!line)
+		return NULL;
+	n = strlen(line);
+	line[n] = '\n'; /* json_dumps leaves room: replace the NUL */
+	return line;
+}
