@@ -32,7 +32,7 @@ services:
       - address: 198.18.1.2:8080
       - address: 198.18.1.3:8080
       - address: 198.18.1.4:8080
-    outlier_detection: {consecutive_failures: 3, base_ejection_time: 4s, max_ejection_percent: 50}
+    outlier_detection: {consecutive_failures: 3, base_ejection_time: 8s, max_ejection_percent: 50}
   - name: bh
     frontend: 198.19.0.11:80
     lb: round_robin
@@ -125,9 +125,9 @@ vt_client loop 198.19.0.10:80 --seconds 1 --interval-ms 10 --timeout-ms 2000 >"$
 	vt_pass "while ejected: no failed connects, none to be2 ($(vt_value "$out" ok) ok)" ||
 	vt_fail "while ejected: $(tr '\n' ' ' <"$out")"
 
-# The server comes back; once the ejection (4 s) is over, a success readmits it.
+# The server comes back; once the ejection (8 s) is over, a success readmits it.
 vt_server "$VT_ID-be2" be2 8080 || vt_finish
-vt_wait_until 8 is_state rst 198.18.1.3:8080 healthy || vt_fail "be2 never left the ejection"
+vt_wait_until 12 is_state rst 198.18.1.3:8080 healthy || vt_fail "be2 never left the ejection"
 vt_client loop 198.19.0.10:80 --seconds 1 --interval-ms 10 --timeout-ms 2000 >"$out"
 [ "$(vt_value "$out" fail)" -eq 0 ] && [ "$(vt_value "$out" be2)" -ge 10 ] &&
 	vt_pass "after the ejection: be2 readmitted ($(vt_value "$out" be2) connections), none failed" ||

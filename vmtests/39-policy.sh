@@ -203,5 +203,14 @@ vt_wait_until 5 va_log_has "names identity 'nobody', which 'identities' does not
 in_cg "$FE" "$VT_BIN/sl_client" refused 198.19.0.63:7000 >"$out"
 eperm_fast "$out" && vt_pass "and the previous policy keeps serving" || vt_fail "after bad: $(cat "$out")"
 
+# agent.audit: all audits allowed connections too (a reload switches it).
+sed -i 's|^  interfaces: \[vt-rtr\]$|  interfaces: [vt-rtr]\n  audit: all|' "$cfg"
+sed -i 's/allow_from: \[nobody\]}/allow_from: [batch]}/' "$cfg"
+vt_wait_until 5 va_log_count_ge 'msg="config applied"' 3 || vt_fail "audit: all not applied"
+in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 1 >/dev/null
+allowed() { grep '"verdict":"allow"' "$VT_TMP/audit.log" | grep -q '"identity":"frontend"'; }
+vt_wait_until 3 allowed && vt_pass "with audit: all, an allowed connection is audited too" ||
+	vt_fail "no allow line with audit: all"
+
 va_stop
 vt_finish
