@@ -94,7 +94,7 @@ vt_client tcp "[2001:db8:f::10]:80" -n 20 --check-peer >"$out" &&
 sed 's/^services:/  limits: {services: 2048}\nservices:/' "$cfg" >"$VT_TMP/bigger.yaml"
 vt_node timeout 20 "$VA_SLUICED" -c "$VT_TMP/bigger.yaml" >"$VT_TMP/bigger.log" 2>&1
 rc=$?
-if [ "$rc" -eq 1 ] && grep -q "sluice_frontends holds 2048 entries but the config asks for 4096" "$VT_TMP/bigger.log" &&
+if [ "$rc" -eq 1 ] && grep -qE "sluice_(frontends|services|svc_info) holds 2048 entries but the config asks for 4096" "$VT_TMP/bigger.log" &&
 	grep -q -- "--teardown" "$VT_TMP/bigger.log"; then
 	vt_pass "other capacities than the pinned maps': exit 1, and the message says what to do"
 else

@@ -85,17 +85,11 @@ refused() { # refused KEY YAML: the parser refuses KEY as not implemented
 }
 svc=$'services:\n  - name: a\n    frontend: 198.19.0.1:80\n'
 later=$(section "$VT_TMP/yaml.txt" "NOT YET IMPLEMENTED" | tr '\n' ' ')
-for k in agent.node agent.audit_log; do
+for k in agent.node; do
 	grep -q "$k" <<<"$later" || vt_fail "sluice.yaml(5) no longer lists $k"
 	refused "$k" "$(printf 'agent:\n  %s: x\n' "${k#agent.}")"
 done
-for k in identities; do
-	refused "$k" "$k: {}"
-done
-for k in policy; do
-	grep -q "$k" <<<"$later" || vt_fail "sluice.yaml(5) no longer lists $k"
-	refused "$k" "$svc    $k: {}"
-done
+
 
 # --- --log-format -----------------------------------------------------------------------------
 "$VA_SLUICED" --log-format yaml >/dev/null 2>"$VT_TMP/err"

@@ -64,6 +64,7 @@ check_key RestrictAddressFamilies "AF_UNIX AF_INET AF_INET6 AF_NETLINK"
 check_key ReadWritePaths /sys/fs/bpf
 check_key RuntimeDirectory sluice
 check_key StateDirectory sluice
+check_key LogsDirectory sluice
 check_key WantedBy multi-user.target
 grep -qE '^ExecStop' "$unit" && vt_fail "unit: an ExecStop would tear the datapath down" ||
 	vt_pass "unit: no ExecStop (a stop leaves the datapath pinned)"
@@ -289,7 +290,7 @@ fails_without() { # fails_without NAME "CAPS" WHY
 		wait "$U_PID" 2>/dev/null
 		U_RC=$?
 		_vt_untrack_pid "$U_PID"
-		if [ "$U_RC" -ne 0 ] && grep -qE 'Operation not permitted|Permission denied' "$U_LOG"; then
+		if [ "$U_RC" -ne 0 ] && grep -qE 'Operation not permitted|Permission denied|missing privileges' "$U_LOG"; then
 			vt_pass "$3: exit $U_RC, $(grep -m1 -oE 'error="[^"]*"' "$U_LOG")"
 		else
 			vt_fail "$3: exit $U_RC; log: $(grep 'level=error' "$U_LOG" | tail -n 2)"

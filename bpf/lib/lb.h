@@ -485,20 +485,24 @@ static __always_inline int sl_refuse(struct sl_req *req, __u32 svc_id, enum slui
  * made after the agent resolved the paths, and a process moved to another
  * cgroup is judged by where it is now.
  */
+static long sl_ancestor_identity(__u32 i, void *data)
+{
+	__u32 *identity = data, *v;
+	__u64 id = bpf_get_current_ancestor_cgroup_id((int)i + 1);
+
+	if (!id)
+		return 1;
+	v = bpf_map_lookup_elem(&sluice_cgroup_ids, &id);
+	if (v)
+		*identity = *v;
+	return 0;
+}
+
 static __always_inline __u32 sl_caller_identity(void)
 {
-	__u32 identity = 0, *v;
-	__u64 id;
-	int level;
+	__u32 identity = 0;
 
-	for (level = 1; level <= SLUICE_CGROUP_DEPTH; level++) {
-		id = bpf_get_current_ancestor_cgroup_id(level);
-		if (!id)
-			break;
-		v = bpf_map_lookup_elem(&sluice_cgroup_ids, &id);
-		if (v)
-			identity = *v;
-	}
+	bpf_loop(SLUICE_CGROUP_DEPTH, sl_ancestor_identity, &identity, 0);
 	return identity;
 }
 

@@ -11,6 +11,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdarg.h>
@@ -314,6 +316,17 @@ static int attach_sk_msg(struct sl_dp *dp, struct bpf_program *prog, struct sl_e
 	return 0;
 }
 
+/* Is the capability in this process's effective set? */
+static int has_cap(int cap)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2] = {{0}};
+
+	if (syscall(SYS_capget, &hdr, data))
+		return 1; /* unknown: do not blame privileges */
+	return !!(data[cap / 32].effective & (1u << (cap % 32)));
+}
+
 static int pins_private(struct bpf_object *obj, struct sl_err *e)
 {
 	struct bpf_map *map;
@@ -390,14 +403,18 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 					 d->name);
 	}
 	err = bpf_object__load(obj);
-	if (err)
+	if (err) {
+		/* Without CAP_PERFMON the verifier also walks speculative paths:
+		 * the socket programs then exceed its limits (E2BIG, or EFAULT). */
+		int priv = err == -EPERM || err == -EACCES ||
+			   ((err == -E2BIG || err == -EFAULT) && !has_cap(CAP_PERFMON));
+
 		return sl_seterr(
-		    e, (err == -EPERM || err == -EACCES), err, "load BPF object %s: %s%s", d->name,
-		    strerror(-err),
-		    (err == -EPERM || err == -EACCES)
-			? " (missing privileges: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; "
-			  "or the kernel's verifier refused it: see the log above)"
-			: "");
+		    e, priv, err, "load BPF object %s: %s%s", d->name, strerror(-err),
+		    priv ? " (missing privileges: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; "
+			   "or the kernel's verifier refused it: see the log above)"
+			 : "");
+	}
 	return pins_private(obj, e);
 }
 

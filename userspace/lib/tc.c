@@ -781,6 +781,22 @@ int sl_tc_teardown(const char *bpffs, struct sl_err *e)
 		if (unlink(path) && errno != ENOENT)
 			return sl_seterr(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
 	}
+	/* The maps shared with the socket datapath are its to remove, unless
+	 * there is none: then this object created them alone. */
+	snprintf(path, sizeof(path), "%s/%s", bpffs, SLUICE_MAP_FRONTENDS);
+	if (access(path, F_OK) && errno == ENOENT) {
+		static const char *const shared[] = {SLUICE_MAP_SERVICES,  SLUICE_MAP_SVC_STATS,
+						     SLUICE_MAP_EVENTS,	   SLUICE_MAP_GLOBAL_STATS,
+						     SLUICE_MAP_SETTINGS,  SLUICE_MAP_IPCACHE,
+						     SLUICE_MAP_POLICY_BES};
+
+		for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
+			snprintf(path, sizeof(path), "%s/%s", bpffs, shared[i]);
+			if (unlink(path) && errno != ENOENT)
+				return sl_seterr(e, 0, -errno, "unlink %s: %s", path,
+						 strerror(errno));
+		}
+	}
 	/* The directory goes too when nothing else is pinned there. */
 	if (rmdir(bpffs) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
 		return sl_seterr(e, 0, -errno, "rmdir %s: %s", bpffs, strerror(errno));
