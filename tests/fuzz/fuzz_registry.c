@@ -30,7 +30,8 @@ static void check_merge(const struct sl_registry *r)
 	}
 	for (size_t i = 0; i < eff.n_services; i++)
 		for (size_t j = 0; j < eff.services[i].n_backends; j++)
-			if (eff.services[i].backends[j].addr.family != eff.services[i].frontend.family ||
+			if (eff.services[i].backends[j].addr.family !=
+				eff.services[i].frontend.family ||
 			    !eff.services[i].backends[j].weight)
 				abort();
 	sl_config_free(&eff);

@@ -702,10 +702,14 @@ static int cmd_identities(struct cli *c, int argc, char **argv)
 		printf("%-20s id=%-3lld cgroup_ids=", json_string_value(json_object_get(o, "name")),
 		       json_integer_value(json_object_get(o, "id")));
 		json_array_foreach(json_object_get(o, "cgroup_ids"), k, v)
-		    printf("%s%lld", k ? "," : "", json_integer_value(v));
+		{
+			printf("%s%lld", k ? "," : "", json_integer_value(v));
+		}
 		printf(" addresses=");
 		json_array_foreach(json_object_get(o, "addresses"), k, v)
-		    printf("%s%s", k ? "," : "", json_string_value(v));
+		{
+			printf("%s%s", k ? "," : "", json_string_value(v));
+		}
 		printf("\n");
 	}
 	json_decref(arr);
@@ -776,10 +780,14 @@ static int cmd_policy(struct cli *c, int argc, char **argv)
 		       json_string_value(json_object_get(o, "service")),
 		       json_string_value(json_object_get(o, "default")));
 		json_array_foreach(json_object_get(o, "allow_from"), k, v)
-		    printf("%s%s", k ? "," : "", json_string_value(v));
+		{
+			printf("%s%s", k ? "," : "", json_string_value(v));
+		}
 		printf(" deny_from=");
 		json_array_foreach(json_object_get(o, "deny_from"), k, v)
-		    printf("%s%s", k ? "," : "", json_string_value(v));
+		{
+			printf("%s%s", k ? "," : "", json_string_value(v));
+		}
 		printf(" rejected=%lld\n", json_integer_value(json_object_get(o, "rejected")));
 	}
 	json_decref(arr);
