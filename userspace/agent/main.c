@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "caps.h"
 #include "config.h"
 #include "datapath.h"
+#include "etcd.h"
 #include "events.h"
 #include "health.h"
 #include "identity.h"
@@ -98,6 +100,7 @@ struct agent {
 	struct sl_health *health;
 	struct sl_ident ident;
 	int ident_on;
+	struct sl_etcd *etcd; /* registry.etcd; NULL without */
 	struct probed *probed;
 	size_t n_probed;
 	struct watched *watched;
@@ -261,6 +264,12 @@ static int check_fixed(const struct sl_config *old, const struct sl_config *cfg)
 		    "agent.metrics and agent.api cannot change while running; restart sluiced");
 		return -1;
 	}
+	if (old->n_etcd != cfg->n_etcd ||
+	    memcmp(old->etcd_endpoints, cfg->etcd_endpoints, sizeof(cfg->etcd_endpoints)) ||
+	    strcmp(old->etcd_prefix, cfg->etcd_prefix)) {
+		sl_error("registry.etcd cannot change while running; restart sluiced");
+		return -1;
+	}
 	if (old->redirect_local != cfg->redirect_local) {
 		sl_error("agent.redirect cannot change while running; restart sluiced");
 		return -1;
@@ -343,6 +352,108 @@ static void sync_identities(struct agent *a)
 			 "error=\"%s\"", strerror(-err));
 }
 
+/* Is this an API change of registrations or services (which etcd holds
+ * when the registry is etcd), rather than a drain or a snapshot? */
+static int shared_change(const char *what)
+{
+	return !strcmp(what, "backend registered") || !strcmp(what, "backend deregistered") ||
+	       !strcmp(what, "heartbeat") || !strcmp(what, "service put") ||
+	       !strcmp(what, "service deleted");
+}
+
+static const struct sl_reg_backend *find_reg(const struct sl_registry *r,
+					     const struct sl_reg_backend *b)
+{
+	for (size_t i = 0; i < r->n_bes; i++)
+		if (!strcmp(r->bes[i].service, b->service) &&
+		    sl_sockaddr_equal(&r->bes[i].addr, &b->addr))
+			return &r->bes[i];
+	return NULL;
+}
+
+static const struct sl_reg_service *find_reg_svc(const struct sl_registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_svcs; i++)
+		if (!strcmp(r->svcs[i].name, name))
+			return &r->svcs[i];
+	return NULL;
+}
+
+/*
+ * With registry.etcd, an API change of registrations or services is written
+ * to etcd (a TTL as a lease) and applied when the watch brings it back, on
+ * every node alike. The change is checked first, as if it were applied
+ * here: a request that fails writes nothing.
+ */
+static int etcd_write_through(struct agent *a, const struct sl_registry *next, struct sl_reg_err *e)
+{
+	const char *pfx = a->cfg.etcd_prefix;
+	int err = 0;
+
+	for (size_t i = 0; i < next->n_bes && !err; i++) {
+		const struct sl_reg_backend *b = &next->bes[i], *o = find_reg(&a->reg, b);
+		char *key, *val;
+
+		if (o && o->weight == b->weight && !strcmp(o->subset, b->subset) &&
+		    o->ttl_ms == b->ttl_ms && o->expires_ms == b->expires_ms)
+			continue;
+		key = sl_registry_backend_key(pfx, b);
+		val = sl_registry_backend_value(b);
+		if (!key || !val)
+			err = -ENOMEM;
+		else if (o && o->weight == b->weight && !strcmp(o->subset, b->subset) &&
+			 o->ttl_ms == b->ttl_ms && o->origin == SL_REG_ETCD) {
+			/* A heartbeat: the lease lives on the node that registered it. */
+			err = sl_etcd_refresh(a->etcd, key);
+			if (err == -ENOENT) {
+				sl_reg_seterr(
+				    e, 409, "address",
+				    "registered through another node: send its heartbeats "
+				    "there");
+				free(key);
+				free(val);
+				return -1;
+			}
+		} else {
+			err = sl_etcd_put(a->etcd, key, val,
+					  (unsigned int)((b->ttl_ms + 999) / 1000));
+		}
+		free(key);
+		free(val);
+	}
+	for (size_t i = 0; i < a->reg.n_bes && !err; i++) {
+		char *key;
+
+		if (find_reg(next, &a->reg.bes[i]))
+			continue;
+		key = sl_registry_backend_key(pfx, &a->reg.bes[i]);
+		err = key ? sl_etcd_delete(a->etcd, key) : -ENOMEM;
+		free(key);
+	}
+	for (size_t i = 0; i < next->n_svcs && !err; i++) {
+		const struct sl_reg_service *o = find_reg_svc(&a->reg, next->svcs[i].name);
+		char *key;
+
+		if (o && !strcmp(o->json, next->svcs[i].json))
+			continue;
+		key = sl_registry_service_key(pfx, next->svcs[i].name);
+		err = key ? sl_etcd_put(a->etcd, key, next->svcs[i].json, 0) : -ENOMEM;
+		free(key);
+	}
+	for (size_t i = 0; i < a->reg.n_svcs && !err; i++) {
+		char *key;
+
+		if (find_reg_svc(next, a->reg.svcs[i].name))
+			continue;
+		key = sl_registry_service_key(pfx, a->reg.svcs[i].name);
+		err = key ? sl_etcd_delete(a->etcd, key) : -ENOMEM;
+		free(key);
+	}
+	if (err)
+		sl_reg_seterr(e, 503, "", "cannot queue the change for etcd: %s", strerror(-err));
+	return err ? -1 : 0;
+}
+
 /* Make 'next' the registry: merge, apply, save. On failure nothing changed. */
 static int registry_commit(struct agent *a, struct sl_registry *next, const char *what,
 			   struct sl_reg_err *e)
@@ -351,6 +462,16 @@ static int registry_commit(struct agent *a, struct sl_registry *next, const char
 	struct sl_reg_err ignored;
 	int err;
 
+	if (a->etcd && shared_change(what)) {
+		if (sl_registry_merge(&a->cfg, next, &eff, e))
+			return -1;
+		sl_config_free(&eff);
+		if (etcd_write_through(a, next, e))
+			return -1;
+		sl_info("registry change sent to etcd", "change=\"%s\"", what);
+		sl_registry_free(next); /* the watch brings it back */
+		return 0;
+	}
 	if (!strcmp(what, "heartbeat")) { /* only a TTL moved: saved on the next tick */
 		sl_registry_free(&a->reg);
 		a->reg = *next;
@@ -382,6 +503,64 @@ static int registry_commit(struct agent *a, struct sl_registry *next, const char
 	if (err)
 		sl_error("cannot update health checks and drains", "error=\"%s\"", strerror(-err));
 	return 0;
+}
+
+/*
+ * The registry with the etcd part replaced by the latest snapshot, in
+ * *next (a copy of a->reg). 1 when there was a new snapshot, 0 when not,
+ * -errno.
+ */
+static int etcd_snapshot(struct agent *a, struct sl_registry *next)
+{
+	struct sl_etcd_kv *kvs = NULL;
+	const char **keys = NULL, **vals = NULL;
+	int64_t *leases = NULL;
+	struct sl_reg_err e = {0};
+	size_t n = 0, bad;
+	int got, err = 0;
+
+	got = sl_etcd_take(a->etcd, &kvs, &n, NULL);
+	if (got <= 0)
+		return got;
+	keys = calloc(n + 1, sizeof(*keys));
+	vals = calloc(n + 1, sizeof(*vals));
+	leases = calloc(n + 1, sizeof(*leases));
+	if (!keys || !vals || !leases || sl_registry_copy(&a->reg, next)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = kvs[i].key;
+		vals[i] = kvs[i].value;
+		leases[i] = kvs[i].lease;
+	}
+	bad = sl_registry_from_etcd(next, a->cfg.etcd_prefix, keys, vals, leases, n, &a->cfg, &e);
+	if (bad)
+		sl_warn("etcd entries left out", "count=%zu first=\"%s\"", bad, e.msg);
+out:
+	free(keys);
+	free(vals);
+	free(leases);
+	sl_etcd_kvs_free(kvs, n);
+	return err ? err : 1;
+}
+
+/* A new snapshot of the shared registry: it replaces the previous one. */
+static void on_etcd(struct agent *a)
+{
+	struct sl_registry next;
+	struct sl_reg_err e = {0};
+	int got = etcd_snapshot(a, &next);
+
+	if (got < 0)
+		sl_error("cannot take the etcd snapshot", "error=\"%s\"", strerror(-got));
+	if (got <= 0)
+		return;
+	if (registry_commit(a, &next, "etcd snapshot", &e)) {
+		sl_error("the etcd snapshot cannot be applied; the previous state keeps serving",
+			 "error=\"%s\"", e.msg);
+		sl_registry_free(&next);
+	}
 }
 
 /* TTLs that passed, and heartbeats not yet saved (every tick). */
@@ -828,6 +1007,8 @@ static int loop_setup(struct agent *a)
 		return -errno;
 	if (epoll_add(a->epfd, sl_health_fd(a->health)))
 		return -errno;
+	if (a->etcd && epoll_add(a->epfd, sl_etcd_fd(a->etcd)))
+		return -errno;
 	a->n_http_fds = sl_http_fds(a->http, a->http_fds);
 	for (size_t i = 0; i < a->n_http_fds; i++)
 		if (epoll_add(a->epfd, a->http_fds[i]))
@@ -913,6 +1094,8 @@ static int run_loop(struct agent *a)
 					sl_ident_tick(&a->ident, &a->eff);
 				sl_http_run(a->http); /* its timeouts */
 				sync_event_switch(a);
+			} else if (a->etcd && fd == sl_etcd_fd(a->etcd)) {
+				on_etcd(a);
 			} else if (fd == sl_health_fd(a->health)) {
 				sl_health_dispatch(a->health);
 			} else if (a->tc && fd == sl_tc_fd(a->tc)) {
@@ -940,6 +1123,7 @@ static void agent_close(struct agent *a)
 	ring_buffer__free(a->events);
 	sl_http_stop(a->http);
 	sl_tc_close(a->tc);
+	sl_etcd_close(a->etcd);
 	sl_health_free(a->health);
 	if (a->ident_on)
 		sl_ident_close(&a->ident);
@@ -971,6 +1155,62 @@ static int drop_privileges(void)
 	}
 	sl_caps_format(sl_caps_effective(), kept, sizeof(kept));
 	sl_info("capabilities dropped", "kept=%s", kept);
+	return 0;
+}
+
+/* How long a start waits for the shared registry before it serves what it has. */
+#define ETCD_FIRST_SNAPSHOT_MS 2000
+
+/*
+ * registry.etcd: start the client, and give it a moment to bring the first
+ * snapshot, so that a (re)start serves the shared registrations at once.
+ * Without it in time, the agent starts from its saved copy of the last
+ * snapshot and applies the real one when it comes.
+ */
+static int start_etcd(struct agent *a)
+{
+	const char *eps[SL_MAX_ETCD_ENDPOINTS];
+	struct pollfd pfd = {.events = POLLIN};
+	struct sl_config eff;
+	struct sl_reg_err e = {0};
+	char why[256] = "";
+	uint64_t deadline = now_ms() + ETCD_FIRST_SNAPSHOT_MS;
+
+	for (size_t i = 0; i < a->cfg.n_etcd; i++)
+		eps[i] = a->cfg.etcd_endpoints[i];
+	a->etcd = sl_etcd_open(eps, a->cfg.n_etcd, a->cfg.etcd_prefix, why, sizeof(why));
+	if (!a->etcd) {
+		sl_error("cannot start the etcd client", "error=\"%s\"", why);
+		return -EINVAL;
+	}
+	pfd.fd = sl_etcd_fd(a->etcd);
+	while (now_ms() < deadline) {
+		struct sl_registry next;
+		int got;
+
+		if (poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
+			continue;
+		got = etcd_snapshot(a, &next);
+		if (got <= 0)
+			continue;
+		if (sl_registry_merge(&a->cfg, &next, &eff, &e)) {
+			sl_error(
+			    "the etcd registry conflicts with the config file; serving without it "
+			    "until it changes",
+			    "error=\"%s\"", e.msg);
+			sl_registry_free(&next);
+			return 0;
+		}
+		sl_registry_free(&a->reg);
+		a->reg = next;
+		sl_config_free(&a->eff);
+		a->eff = eff;
+		sl_info("etcd registry loaded", "services=%zu backends=%zu", a->reg.n_svcs,
+			a->reg.n_bes);
+		return 0;
+	}
+	sl_warn("no etcd snapshot yet; serving the saved copy until it comes", "waited_ms=%d",
+		ETCD_FIRST_SNAPSHOT_MS);
 	return 0;
 }
 
@@ -1041,6 +1281,8 @@ static int start(struct agent *a)
 	}
 	if (!err)
 		err = load_registry(a);
+	if (!err && a->cfg.n_etcd)
+		err = start_etcd(a);
 	if (!err)
 		err = reconcile(a, &a->eff);
 	if (err) {

@@ -36,7 +36,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +157,7 @@ struct sl_etcd {
 	int64_t rev;   /* the snapshot's revision */
 	uint64_t w_last_rx;
 	int w_created, w_resync, w_bad;
+	char w_why[160]; /* why w_bad */
 	size_t w_scan, w_obj;
 	int w_depth, w_instr, w_esc;
 	struct op *cur;
@@ -668,6 +668,7 @@ static void watch_start(struct sl_etcd *e)
 	int r;
 
 	e->w_created = e->w_resync = e->w_bad = 0;
+	e->w_why[0] = '\0';
 	e->w_scan = e->w_obj = 0;
 	e->w_depth = e->w_instr = e->w_esc = 0;
 	e->w_last_rx = now_ms();
@@ -684,10 +685,11 @@ static void watch_start(struct sl_etcd *e)
 static void snap_replace(struct sl_etcd *e, struct sl_etcd_kv *kvs, size_t n, size_t bytes,
 			 int first)
 {
-	int same = !first && n == e->snap_n;
 	size_t i;
+	int same;
 
 	pthread_mutex_lock(&e->mu);
+	same = !first && n == e->snap_n;
 	for (i = 0; same && i < n; i++)
 		same = kv_equal(&kvs[i], &e->snap[i]);
 	if (same) {
@@ -710,6 +712,7 @@ static void range_done(struct sl_etcd *e, const char *why)
 	json_t *root = NULL, *arr;
 	size_t i, n = 0, bytes = 0;
 	json_error_t jerr;
+
 	if (why) {
 		read_fail(e, "range", e->rx.resp.over ? "response over 16 MiB" : why);
 		return;
@@ -750,7 +753,8 @@ static void range_done(struct sl_etcd *e, const char *why)
 		read_fail(e, "range", "snapshot over 16 MiB");
 		goto out;
 	}
-	qsort(kvs, n, sizeof(*kvs), kv_cmp);
+	if (n > 1)
+		qsort(kvs, n, sizeof(*kvs), kv_cmp);
 	count(e, &e->st.ranges);
 	snap_replace(e, kvs, n, bytes, !e->has_snap);
 	e->has_snap = 1;
@@ -835,7 +839,7 @@ static int watch_msg(struct sl_etcd *e, const char *s, size_t n)
 
 	root = json_loadb(s, n, 0, &jerr);
 	if (!root) {
-		et_log(SL_LOG_DEBUG, "etcd watch bad JSON", "err=\"%s\"", jerr.text);
+		snprintf(e->w_why, sizeof(e->w_why), "bad JSON in watch stream: %.100s", jerr.text);
 		return -1;
 	}
 	res = json_object_get(root, "result");
@@ -845,7 +849,7 @@ static int watch_msg(struct sl_etcd *e, const char *s, size_t n)
 
 		if (!m)
 			m = json_string_value(err);
-		et_log(SL_LOG_DEBUG, "etcd watch error", "err=\"%s\"", m ? m : "no result");
+		snprintf(e->w_why, sizeof(e->w_why), "watch error: %.140s", m ? m : "no result");
 		r = -1;
 		goto out;
 	}
@@ -860,8 +864,8 @@ static int watch_msg(struct sl_etcd *e, const char *s, size_t n)
 			       (long long)compact);
 			r = 1;
 		} else {
-			et_log(SL_LOG_DEBUG, "etcd watch canceled", "err=\"%s\"",
-			       why ? why : "no reason given");
+			snprintf(e->w_why, sizeof(e->w_why), "watch canceled: %.140s",
+				 why && *why ? why : "no reason given");
 			r = -1;
 		}
 		goto out;
@@ -893,7 +897,7 @@ static int watch_msg(struct sl_etcd *e, const char *s, size_t n)
 		if (changed)
 			notify(e);
 		if (r < 0)
-			et_log(SL_LOG_DEBUG, "etcd watch event not applied");
+			snprintf(e->w_why, sizeof(e->w_why), "watch event not applied");
 	}
 	if (rev > e->rev)
 		e->rev = rev;
@@ -912,7 +916,7 @@ static size_t watch_write(char *d, size_t size, size_t nmemb, void *arg)
 
 	e->w_last_rx = now_ms();
 	if (buf_add(b, d, size * nmemb)) {
-		et_log(SL_LOG_DEBUG, "etcd watch message over 16 MiB or no memory");
+		snprintf(e->w_why, sizeof(e->w_why), "watch message over 16 MiB or no memory");
 		e->w_bad = 1;
 		return 0;
 	}
@@ -941,7 +945,7 @@ static size_t watch_write(char *d, size_t size, size_t nmemb, void *arg)
 			if (r)
 				return 0;
 		} else if (e->w_depth == 0 && c != ' ' && c != '\n' && c != '\r' && c != '\t') {
-			et_log(SL_LOG_DEBUG, "etcd watch stream: not JSON");
+			snprintf(e->w_why, sizeof(e->w_why), "watch stream is not JSON");
 			e->w_bad = 1;
 			return 0;
 		}
@@ -966,10 +970,7 @@ static void watch_done(struct sl_etcd *e, const char *why)
 		range_start(e);
 		return;
 	}
-	read_fail(e, "watch",
-		  e->w_bad ? "bad or canceled watch stream"
-		  : why	   ? why
-			   : "watch ended");
+	read_fail(e, "watch", e->w_bad ? e->w_why : why ? why : "watch ended");
 }
 
 static void probe_start(struct sl_etcd *e)
@@ -979,7 +980,7 @@ static void probe_start(struct sl_etcd *e)
 	int r = xfer_start(e, &e->px, e->r_ep, "/v3/kv/range", body);
 
 	if (r)
-		et_log(SL_LOG_DEBUG, "etcd probe", "err=\"%s\"", strerror(-r));
+		read_fail(e, "probe", strerror(-r)); /* rather than spin on it */
 }
 
 static void probe_done(struct sl_etcd *e, const char *why)
@@ -1381,13 +1382,15 @@ void sl_etcd_close(struct sl_etcd *e)
 
 static struct curl_slist *headers(int watch)
 {
-	static const char *const common[] = {"Content-Type: application/json", "Expect:"};
+	/* "Expect:" keeps curl from waiting for a 100-continue on large bodies. With the gRPC
+	 * metadata hasleader, etcd cancels a watch when its member loses the leader. */
+	static const char *const h[] = {"Content-Type: application/json",
+					"Expect:", "Grpc-Metadata-hasleader: true"};
 	struct curl_slist *l = NULL, *t;
 	size_t i;
 
-	for (i = 0; i < sizeof(common) / sizeof(common[0]) + (watch ? 1 : 0); i++) {
-		/* gRPC metadata: etcd cancels the watch when its member loses the leader. */
-		t = curl_slist_append(l, i < 2 ? common[i] : "Grpc-Metadata-hasleader: true");
+	for (i = 0; i < (watch ? 3u : 2u); i++) {
+		t = curl_slist_append(l, h[i]);
 		if (!t) {
 			curl_slist_free_all(l);
 			return NULL;
@@ -1395,6 +1398,15 @@ static struct curl_slist *headers(int watch)
 		l = t;
 	}
 	return l;
+}
+
+static const char *url_host(const char *ep)
+{
+	if (!strncmp(ep, "http://", 7))
+		return ep + 7;
+	if (!strncmp(ep, "https://", 8))
+		return ep + 8;
+	return NULL;
 }
 
 static int check_args(const char *const *endpoints, size_t n, const char *prefix, char *err,
@@ -1412,10 +1424,7 @@ static int check_args(const char *const *endpoints, size_t n, const char *prefix
 	}
 	for (i = 0; i < n; i++) {
 		const char *ep = endpoints[i];
-		const char *host = !ep				 ? NULL
-				   : !strncmp(ep, "http://", 7)	 ? ep + 7
-				   : !strncmp(ep, "https://", 8) ? ep + 8
-								 : NULL;
+		const char *host = ep ? url_host(ep) : NULL;
 
 		if (!host || !*host || *host == '/' || strpbrk(ep, " \t\r\n")) {
 			snprintf(err, err_len,
@@ -1430,16 +1439,15 @@ static int check_args(const char *const *endpoints, size_t n, const char *prefix
 struct sl_etcd *sl_etcd_open_opts(const char *const *endpoints, size_t n, const char *prefix,
 				  const struct sl_etcd_opts *opts, char *err, size_t err_len)
 {
+	char scratch[1]; /* err when the caller gave none */
 	struct sl_etcd *e;
 	unsigned char *end;
 	size_t plen, elen, i;
 	int r;
 
 	if (!err || !err_len) {
-		static char dummy[1];
-
-		err = dummy;
-		err_len = sizeof(dummy);
+		err = scratch;
+		err_len = sizeof(scratch);
 	}
 	if (check_args(endpoints, n, prefix, err, err_len))
 		return NULL;

@@ -595,10 +595,10 @@ json_t *sl_registry_to_json(const struct sl_registry *r)
 	for (size_t i = 0; i < r->n_svcs; i++) {
 		json_t *s = json_loads(r->svcs[i].json, 0, NULL);
 
-		if (s && r->svcs[i].origin == SL_REG_LOCAL)
+		if (s && r->svcs[i].origin == SL_REG_ETCD)
+			json_object_set_new(s, "x-sluice-origin", json_string("etcd"));
+		if (s)
 			json_array_append_new(svcs, s);
-		else
-			json_decref(s);
 	}
 	for (size_t i = 0; i < r->n_bes; i++) {
 		const struct sl_reg_backend *b = &r->bes[i];
@@ -614,6 +614,8 @@ json_t *sl_registry_to_json(const struct sl_registry *r)
 			continue;
 		if (b->subset[0])
 			json_object_set_new(jb, "subset", json_string(b->subset));
+		if (b->origin == SL_REG_ETCD)
+			json_object_set_new(jb, "origin", json_string("etcd"));
 		if (b->ttl_ms) {
 			char ttl[32];
 
@@ -669,10 +671,15 @@ int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct
 	{
 		struct sl_reg_backend b = {0};
 		const char *svc = json_string_value(json_object_get(v, "service"));
-		json_t *ex = json_object_get(v, "expires_ms");
-		struct sl_reg_err be;
+		json_t *ex = json_object_get(v, "expires_ms"), *copy = json_deep_copy(v);
+		const char *origin = json_string_value(json_object_get(v, "origin"));
+		struct sl_reg_err be = {0};
+		int bad_be;
 
-		if (!svc || strlen(svc) >= SLUICE_NAME_LEN || backend_from_json(v, &b, &be) ||
+		json_object_del(copy, "origin");
+		bad_be = !copy || backend_from_json(copy, &b, &be);
+		json_decref(copy);
+		if (!svc || strlen(svc) >= SLUICE_NAME_LEN || bad_be ||
 		    (ex && !json_is_integer(ex)) ||
 		    grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
 			if (!bad++)
@@ -682,7 +689,7 @@ int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct
 		}
 		snprintf(b.service, sizeof(b.service), "%s", svc);
 		b.expires_ms = ex ? (uint64_t)json_integer_value(ex) : 0;
-		b.origin = SL_REG_LOCAL;
+		b.origin = origin && !strcmp(origin, "etcd") ? SL_REG_ETCD : SL_REG_LOCAL;
 		r->bes[r->n_bes++] = b;
 	}
 	arr = json_object_get(o, "drains");
@@ -807,4 +814,117 @@ int sl_registry_load(const char *dir, const struct sl_config *agent, struct sl_r
 		snprintf(e->msg, sizeof(e->msg), "%.200s: %.300s", path, msg);
 	}
 	return err;
+}
+
+char *sl_registry_backend_key(const char *prefix, const struct sl_reg_backend *b)
+{
+	char hp[SL_HOSTPORT_LEN], *key;
+
+	sl_format_hostport(&b->addr, hp, sizeof(hp));
+	if (asprintf(&key, "%sbackends/%s/%s", prefix, b->service, hp) < 0)
+		return NULL;
+	return key;
+}
+
+char *sl_registry_backend_value(const struct sl_reg_backend *b)
+{
+	char hp[SL_HOSTPORT_LEN], *text;
+	json_t *o;
+
+	sl_format_hostport(&b->addr, hp, sizeof(hp));
+	o = json_pack("{s:s, s:i}", "address", hp, "weight", (int)b->weight);
+	if (o && b->subset[0])
+		json_object_set_new(o, "subset", json_string(b->subset));
+	text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	return text;
+}
+
+char *sl_registry_service_key(const char *prefix, const char *name)
+{
+	char *key;
+
+	if (asprintf(&key, "%sservices/%s", prefix, name) < 0)
+		return NULL;
+	return key;
+}
+
+static size_t etcd_bad(size_t bad, struct sl_reg_err *e, const char *key, const char *why)
+{
+	if (!bad)
+		sl_reg_seterr(e, 400, "", "%.200s: %.250s", key, why);
+	return bad + 1;
+}
+
+size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const char *const *keys,
+			     const char *const *values, const int64_t *leases, size_t n,
+			     const struct sl_config *agent, struct sl_reg_err *e)
+{
+	size_t plen = strlen(prefix), bad = 0, k = 0;
+
+	/* Out with the old snapshot. */
+	for (size_t i = 0; i < r->n_svcs; i++) {
+		if (r->svcs[i].origin == SL_REG_ETCD)
+			free(r->svcs[i].json);
+		else
+			r->svcs[k++] = r->svcs[i];
+	}
+	r->n_svcs = k;
+	k = 0;
+	for (size_t i = 0; i < r->n_bes; i++)
+		if (r->bes[i].origin != SL_REG_ETCD)
+			r->bes[k++] = r->bes[i];
+	r->n_bes = k;
+	for (size_t i = 0; i < n; i++) {
+		const char *rest = keys[i] + plen;
+		struct sl_reg_err ie = {0};
+
+		if (strncmp(keys[i], prefix, plen))
+			continue;
+		if (!strncmp(rest, "services/", 9)) {
+			const char *name = rest + 9;
+
+			if (find_service(r, name) >= 0) {
+				bad = etcd_bad(bad, e, keys[i],
+					       "a service of that name is registered here");
+				continue;
+			}
+			if (sl_registry_put_service(r, agent, name, values[i], strlen(values[i]),
+						    SL_REG_ETCD, &ie))
+				bad = etcd_bad(bad, e, keys[i], ie.msg);
+		} else if (!strncmp(rest, "backends/", 9)) {
+			const char *svc = rest + 9, *slash = strchr(svc, '/');
+			struct sl_reg_backend b = {0};
+			json_t *o;
+
+			if (!slash || (size_t)(slash - svc) >= SLUICE_NAME_LEN) {
+				bad =
+				    etcd_bad(bad, e, keys[i], "want backends/<service>/<address>");
+				continue;
+			}
+			o = load_object(values[i], strlen(values[i]), &ie);
+			if (!o || backend_from_json(o, &b, &ie)) {
+				json_decref(o);
+				bad = etcd_bad(bad, e, keys[i], ie.msg);
+				continue;
+			}
+			json_decref(o);
+			memcpy(b.service, svc, (size_t)(slash - svc));
+			b.service[slash - svc] = '\0';
+			b.ttl_ms = leases[i] ? 1 : 0; /* the lease itself is etcd's business */
+			b.origin = SL_REG_ETCD;
+			if (find_backend(r, b.service, &b.addr) >= 0) {
+				bad = etcd_bad(bad, e, keys[i], "registered here too");
+				continue;
+			}
+			if (grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
+				bad = etcd_bad(bad, e, keys[i], "out of memory");
+				continue;
+			}
+			r->bes[r->n_bes++] = b;
+		} else {
+			bad = etcd_bad(bad, e, keys[i], "not services/... or backends/...");
+		}
+	}
+	return bad;
 }

@@ -93,11 +93,33 @@ int sl_registry_is_drained(const struct sl_registry *r, const char *service,
 /* Drop registrations whose TTL passed; how many. */
 size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms);
 
+/*
+ * The shared registry in etcd. Under 'prefix':
+ *   services/<name>              a service, the same JSON as PUT /v1/services/<name>
+ *   backends/<service>/<address> {"address": "IP:PORT", "weight": N, "subset": "S"},
+ *                                attached to a lease when registered with a TTL
+ * Replace every etcd-origin entry of r with those of a snapshot (keys and
+ * values and lease ids in parallel arrays; a registration with a lease has
+ * ttl_ms 1: "some TTL, kept by etcd"). Entries that do not check out are skipped:
+ * their number is returned, and the first one's reason is in *e.
+ */
+size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const char *const *keys,
+			     const char *const *values, const int64_t *leases, size_t n,
+			     const struct sl_config *agent, struct sl_reg_err *e);
+
+/* The etcd key and value of a registration or a service (malloc'd; NULL
+ * when out of memory). */
+char *sl_registry_backend_key(const char *prefix, const struct sl_reg_backend *b);
+char *sl_registry_backend_value(const struct sl_reg_backend *b);
+char *sl_registry_service_key(const char *prefix, const char *name);
+
 /* CLOCK_REALTIME in ms: TTLs outlive the agent. */
 uint64_t sl_registry_now_ms(void);
 
-/* The local part (origin SL_REG_LOCAL) as JSON, and back. from_json keeps
- * every entry that checks out and reports the first that does not. */
+/* As JSON, and back: the local entries, and the last etcd snapshot as a
+ * cache (marked with their origin) so that a restart while etcd is away
+ * still serves it. from_json keeps every entry that checks out and reports
+ * the first that does not. */
 json_t *sl_registry_to_json(const struct sl_registry *r);
 int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct sl_registry *r,
 			  struct sl_reg_err *e);
