@@ -14,6 +14,7 @@ pkgs=(
 	scdoc lintian systemd man-db bsdextrautils python3 strace
 	nginx haproxy iptables nftables gnuplot-nox
 	qemu-system-x86 busybox-static
+	etcd-server etcd-client
 )
 
 missing=()

@@ -108,7 +108,7 @@ rl=$(metric sluice_rejected_connections_total 'service="rl",reason="rate_limit"'
 
 # --- no leak: 1000 connections ended by every path ----------------------------------------------
 vt_client tcp 198.19.0.22:80 -n 400 >"$out" || vt_fail "FIN: $(tr '\n' ' ' <"$out")"
-vt_client tcp 198.19.0.22:80 -n 300 --bind-port-base 41000 >"$out" ||
+vt_client tcp 198.19.0.22:80 -n 300 --bind-port-base 21000 >"$out" ||
 	vt_fail "RST: $(tr '\n' ' ' <"$out")"
 vt_client tcp 198.19.0.23:80 -n 150 --timeout-ms 1000 >"$out"
 [ "$(vt_value "$out" 'errno ECONNREFUSED')" -eq 150 ] || vt_fail "refused: $(tr '\n' ' ' <"$out")"

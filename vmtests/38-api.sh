@@ -147,7 +147,7 @@ bad=(
 	"POST|/v1/services/web/backends|{\"address\": \"198.18.1.9:80\", \"weight\": 0}|400"
 	"POST|/v1/services/web/backends|{\"address\": \"198.18.1.9:80\", \"weight\": 1001}|400"
 	"POST|/v1/services/web/backends|{\"address\": \"198.18.1.9:80\", \"weight\": \"2\"}|400"
-	"POST|/v1/services/web/backends|{\"address\": \"198.18.1.9:80\", \"subset\": \"\"}|400"
+	"POST|/v1/services/web/backends|{\"address\": \"198.18.1.9:80\", \"subset\": \"0123456789012345678901234567890123\"}|400"
 	"POST|/v1/services/web/backends|{\"address\": \"198.18.1.9:80\", \"ttl\": \"soon\"}|400"
 	"POST|/v1/services/web/backends|{\"address\": \"198.18.1.9:80\", \"ttl\": \"48h\"}|400"
 	"POST|/v1/services/web/backends|{\"address\": \"198.18.1.9:80\", \"ttl\": -1}|400"

@@ -454,7 +454,8 @@ static int etcd_write_through(struct agent *a, const struct sl_registry *next, s
 	return err ? -1 : 0;
 }
 
-/* Make 'next' the registry: merge, apply, save. On failure nothing changed. */
+/* Make 'next' the registry: merge, apply, save (0), or with etcd send an API
+ * change there (1). On failure (-1) nothing changed. */
 static int registry_commit(struct agent *a, struct sl_registry *next, const char *what,
 			   struct sl_reg_err *e)
 {
@@ -470,7 +471,7 @@ static int registry_commit(struct agent *a, struct sl_registry *next, const char
 			return -1;
 		sl_info("registry change sent to etcd", "change=\"%s\"", what);
 		sl_registry_free(next); /* the watch brings it back */
-		return 0;
+		return 1;
 	}
 	if (!strcmp(what, "heartbeat")) { /* only a TTL moved: saved on the next tick */
 		sl_registry_free(&a->reg);

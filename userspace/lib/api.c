@@ -150,19 +150,31 @@ static void change(const struct sl_api *api, change_fn fn, void *ctx, const char
 {
 	struct sl_registry next;
 	struct sl_reg_err e = {0};
+	int rc;
 
 	if (sl_registry_copy(api->registry(api->arg), &next)) {
 		json_decref(ok_body);
 		fail(status, out, 500, "", "out of memory");
 		return;
 	}
-	if (fn(&next, api, ctx, &e) || api->commit(api->arg, &next, what, &e)) {
+	rc = fn(&next, api, ctx, &e);
+	if (!rc)
+		rc = api->commit(api->arg, &next, what, &e);
+	if (rc < 0) {
 		sl_registry_free(&next);
 		json_decref(ok_body);
 		fail_reg(status, out, &e);
 		return;
 	}
 	*status = ok_status;
+	if (rc > 0) { /* queued for the shared registry: applied when etcd has it */
+		*status = 202;
+		json_object_set_new(ok_body, "result", json_string("accepted"));
+		json_object_set_new(ok_body, "pending",
+				    json_string("written to etcd; applied on "
+						"every node when the watch "
+						"brings it back"));
+	}
 	*out = dump(ok_body);
 }
 

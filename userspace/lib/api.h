@@ -31,8 +31,9 @@ struct sl_api {
 	const struct sl_config *(*file)(void *arg);	 /* the config file's services */
 	const struct sl_config *(*effective)(void *arg); /* file + registry, applied */
 	const struct sl_registry *(*registry)(void *arg);
-	/* Make 'next' the registry: 0 (it took 'next' over), or -1 with *e
-	 * (and 'next' still the caller's to free). */
+	/* Make 'next' the registry: 0 (it took 'next' over), 1 (it took it
+	 * over, and the change is queued for the shared registry: 202), or -1
+	 * with *e (and 'next' still the caller's to free). */
 	int (*commit)(void *arg, struct sl_registry *next, const char *what, struct sl_reg_err *e);
 	const struct sl_maps *maps; /* for states and counters; may be NULL */
 };

@@ -1464,7 +1464,8 @@ int sl_config_clone(const struct sl_config *src, struct sl_config *dst)
 			dst->n_services = i;
 			goto fail;
 		}
-		memcpy(b->backends, a->backends, a->n_backends * sizeof(*b->backends));
+		if (a->n_backends)
+			memcpy(b->backends, a->backends, a->n_backends * sizeof(*b->backends));
 	}
 	return 0;
 fail:

@@ -94,6 +94,8 @@ static void log_vemit(enum sl_log_level level, const char *msg, const char *fiel
 		return;
 	if (!clock_gettime(CLOCK_REALTIME, &ts) && gmtime_r(&ts.tv_sec, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	/* One line, whole, even with the etcd client's thread logging too. */
+	flockfile(stderr);
 	if (log_format == SL_LOG_FMT_JOURNAL)
 		fprintf(stderr, "<%d>", level_priorities[level]);
 	fprintf(stderr, "ts=%s.%03ldZ level=%s msg=", when, ts.tv_nsec / 1000000,
@@ -104,6 +106,7 @@ static void log_vemit(enum sl_log_level level, const char *msg, const char *fiel
 		vfprintf(stderr, fields, ap);
 	}
 	fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
 void sl_log(enum sl_log_level level, const char *msg, const char *fields, ...)

@@ -60,9 +60,11 @@ int sl_registry_copy(const struct sl_registry *src, struct sl_registry *dst)
 			goto fail;
 		dst->n_svcs++;
 	}
-	memcpy(dst->bes, src->bes, src->n_bes * sizeof(*dst->bes));
+	if (src->n_bes)
+		memcpy(dst->bes, src->bes, src->n_bes * sizeof(*dst->bes));
 	dst->n_bes = src->n_bes;
-	memcpy(dst->drains, src->drains, src->n_drains * sizeof(*dst->drains));
+	if (src->n_drains)
+		memcpy(dst->drains, src->drains, src->n_drains * sizeof(*dst->drains));
 	dst->n_drains = src->n_drains;
 	return 0;
 fail:
@@ -313,6 +315,8 @@ static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_
 		b->weight = (uint16_t)json_integer_value(v);
 	}
 	v = json_object_get(o, "subset");
+	if (v && json_is_string(v) && !json_string_length(v))
+		v = NULL; /* "" is no subset */
 	if (v) {
 		if (!json_is_string(v) || !json_string_length(v) ||
 		    json_string_length(v) >= SLUICE_SUBSET_LEN) {
@@ -603,8 +607,6 @@ json_t *sl_registry_to_json(const struct sl_registry *r)
 	for (size_t i = 0; i < r->n_bes; i++) {
 		const struct sl_reg_backend *b = &r->bes[i];
 
-		if (b->origin != SL_REG_LOCAL)
-			continue;
 		json_t *jb;
 
 		sl_format_hostport(&b->addr, hp, sizeof(hp));
