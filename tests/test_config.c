@@ -827,6 +827,8 @@ static const struct bad_case bad_cases[] = {
 	6, 29, "policy: duplicate key 'default'"),
     BAD("policy without identities", SVC "    policy: {allow_from: [frontend]}\n", 4, 27,
 	"policy.allow_from names identity 'frontend'"),
+    BAD("backend identity unknown", "identities: [{name: fe}]\n" SVC_BE "        identity: be\n", 7,
+	19, "backend identity 'be' is not defined in 'identities'"),
     BAD("agent.audit bad", "agent: {audit: some}\n", 1, 16, "audit 'some': want denied or all"),
     BAD("relative audit_log", "agent: {audit_log: audit.log}\n", 1, 20,
 	"'audit_log' must be an absolute path"),
@@ -1475,4 +1477,23 @@ Test(config_valid, redirect)
 	cr_assert_eq(d.n, 1);
 	ASSERT_DIAG(&d, 0, FILE_NAME, 1, 19, "redirect 'remote': want off or local", "redirect");
 	sl_diag_free(&d);
+}
+
+Test(config, backend_identity_label)
+{
+	static const char yaml[] = "identities: [{name: peers}, {name: batch}]\n"
+				   "services:\n"
+				   "  - name: web\n"
+				   "    frontend: 198.19.0.10:80\n"
+				   "    backends:\n"
+				   "      - {address: 198.18.1.2:8080, identity: batch}\n"
+				   "      - {address: 198.18.1.3:8080}\n";
+	struct sl_config cfg;
+	struct sl_diag d = {0};
+
+	cr_assert_eq(sl_config_parse("t.yaml", yaml, strlen(yaml), &cfg, &d), 0, "%s",
+		     d.n ? d.msgs[0] : "");
+	cr_expect_eq(cfg.services[0].backends[0].identity, 2, "batch is identity 2");
+	cr_expect_eq(cfg.services[0].backends[1].identity, 0);
+	sl_config_free(&cfg);
 }

@@ -175,3 +175,30 @@ Test(registry, state_file_round_trip)
 	unlink(path);
 	rmdir(dir);
 }
+
+Test(registry, identity_label_must_be_defined)
+{
+	static const char id_yaml[] = "identities: [{name: peers}]\n"
+				      "services:\n"
+				      "  - name: web\n"
+				      "    frontend: 198.19.0.10:80\n";
+	struct sl_registry r = {0};
+	struct sl_reg_err e = {0};
+	struct sl_config cfg, eff;
+	struct sl_diag d = {0};
+
+	cr_assert_eq(sl_config_parse("t.yaml", id_yaml, strlen(id_yaml), &cfg, &d), 0);
+	static const char ok[] = "{\"address\": \"198.18.1.3:80\", \"identity\": \"peers\"}";
+	static const char bad[] = "{\"address\": \"198.18.1.4:80\", \"identity\": \"nobody\"}";
+
+	cr_assert_eq(sl_registry_register(&r, "web", ok, strlen(ok), 0, &e), 0, "%s", e.msg);
+	cr_assert_eq(sl_registry_merge(&cfg, &r, &eff, &e), 0, "%s", e.msg);
+	cr_expect_eq(eff.services[0].backends[0].identity, 1);
+	sl_config_free(&eff);
+	cr_assert_eq(sl_registry_register(&r, "web", bad, strlen(bad), 0, &e), 0,
+		     "alone it checks out");
+	cr_expect_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1);
+	cr_expect_str_eq(e.field, "identity");
+	sl_registry_free(&r);
+	sl_config_free(&cfg);
+}

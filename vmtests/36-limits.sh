@@ -15,6 +15,7 @@ vt_backends 8080
 vt_cgroup
 vt_bpffs
 command -v nft >/dev/null || vt_skip "nft is missing (Debian package nftables)"
+command -v python3 >/dev/null || vt_skip "python3 is missing"
 
 cfg=$VT_TMP/sluice.yaml
 va_config "$cfg" <<'YAML'
@@ -54,6 +55,13 @@ services:
       - address: 198.18.1.4:8080
     circuit_breaker: {max_connections: 100}
     timeouts: {connect: 1s}
+  - name: idle
+    frontend: 198.19.0.26:7000
+    backends: [{address: 198.18.1.2:7000}]
+    timeouts: {idle: 2s}
+  - name: noidle
+    frontend: 198.19.0.27:7000
+    backends: [{address: 198.18.1.2:7000}]
 YAML
 va_start "$cfg" || vt_finish
 
@@ -147,6 +155,45 @@ fi
 rej=$(va_ctl -o json services | jq '[.[] | select(.name | test("leak|refd|unreach|slow")) | .rejected.circuit_breaker] | add')
 [ "$rej" -eq 0 ] && vt_pass "no connection of those was refused by a leaked count" ||
 	vt_fail "$rej circuit_breaker rejections in the leak services"
+
+# --- timeouts.idle: keepalive ends an idle connection whose peer is gone -------------------------
+(exec ip netns exec "$VT_ID-be1" "$VT_BIN/sl_xfer" serve --port 7000 --mode echo --seconds 60 \
+	>"$VT_TMP/echo.log" 2>&1) &
+vt_track_pid $!
+sleep 0.3
+# One echo round trip, then idle for 15 s (rt_hold.py sleeps its interval).
+vt_in_cgroup python3 "$VT_ROOT/vmtests/tools/rt_hold.py" 198.19.0.26 7000 1 1 15000 \
+	>"$VT_TMP/hold-idle" 2>&1 &
+hi=$!
+vt_in_cgroup python3 "$VT_ROOT/vmtests/tools/rt_hold.py" 198.19.0.27 7000 1 1 15000 \
+	>"$VT_TMP/hold-noidle" 2>&1 &
+hn=$!
+both() { [ "$(svc_active idle)" -eq 1 ] && [ "$(svc_active noidle)" -eq 1 ]; }
+vt_wait_until 5 both || vt_fail "idle holders: $(svc_active idle) $(svc_active noidle)"
+# The backend vanishes: everything to and from its port 7000 is dropped in its netns.
+ip netns exec "$VT_ID-be1" nft -f - <<'NFT' || vt_fail "nft blackhole"
+table inet vtidle {
+	chain in {
+		type filter hook input priority 0;
+		tcp dport 7000 drop
+	}
+}
+NFT
+t0=$(date +%s%N)
+gone_idle() { [ "$(svc_active idle)" -eq 0 ]; }
+if vt_wait_until 12 gone_idle; then
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	# keepalive: 2 s idle, then 3 probes 1 s apart (idle/10, at least 1 s)
+	[ "$ms" -ge 3000 ] && [ "$(svc_active noidle)" -eq 1 ] &&
+		vt_pass "timeouts.idle 2s: the dead idle connection ended after ${ms} ms (keepalive), the one without stays open" ||
+		vt_fail "idle: ended after ${ms} ms, noidle active $(svc_active noidle)"
+else
+	vt_fail "timeouts.idle: the idle connection to a dead peer was never ended"
+fi
+ip netns exec "$VT_ID-be1" nft delete table inet vtidle || vt_fail "nft cleanup"
+kill "$hi" "$hn" 2>/dev/null
+pkill -f "rt_hold.py 198.19.0.2[67] 7000" 2>/dev/null
+wait "$hi" "$hn" 2>/dev/null
 
 va_stop
 vt_finish

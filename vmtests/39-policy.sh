@@ -66,11 +66,11 @@ services:
     policy: {default: deny, allow_from: [$1]}
   - name: open
     frontend: 198.19.0.64:80
-    backends: [{address: 198.18.1.4:8080}]
+    backends: [{address: 198.18.1.4:8080$2}]
 YAML
 }
 cfg=$VT_TMP/sluice.yaml
-policy_cfg frontend | va_config "$cfg"
+policy_cfg frontend "" | va_config "$cfg"
 va_start "$cfg" || vt_finish
 
 # in_cg CGROUP CMD...: CMD in that cgroup and the node netns, bounded.
@@ -174,6 +174,51 @@ jq -e '.verdict == "deny" and .service == "local" and (.source | startswith("198
 [ "$(metric sluice_rejected_connections_total 'service="local",reason="policy"')" -ge 2 ] &&
 	vt_pass "server-side denials counted" || vt_fail "local policy metric"
 
+# --- audit: SIGUSR1 reopen, the monitor's policy stream, a flood -------------------------------------
+mon=$VT_TMP/monitor.jsonl
+(exec nsenter --net="/run/netns/$VT_ID-node" "$VA_SLUICECTL" --api "$VT_TMP/sluiced.sock" -o json \
+	monitor --type policy >"$mon" 2>"$VT_TMP/monitor.err") &
+mon_pid=$!
+vt_track_pid "$mon_pid"
+sleep 0.3
+mv "$VT_TMP/audit.log" "$VT_TMP/audit.log.1"
+kill -USR1 "$VA_PID"
+vt_wait_until 3 va_log_has 'msg="audit log reopened"' || vt_fail "no reopen on SIGUSR1"
+in_cg "$BA" "$VT_BIN/sl_client" refused 198.19.0.60:80 >/dev/null
+in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.64:80 -n 2 >/dev/null
+reopened() { grep -q '"verdict":"deny"' "$VT_TMP/audit.log" 2>/dev/null; }
+vt_wait_until 3 reopened && [ "$(stat -c '%a' "$VT_TMP/audit.log")" = 600 ] &&
+	vt_pass "SIGUSR1 (logrotate): a new 0600 audit.log gets the next denials" ||
+	vt_fail "after SIGUSR1: $(ls -l "$VT_TMP"/audit.log* 2>&1)"
+has_policy_event() { [ "$(jq -s 'map(select(.type == "policy")) | length' "$mon" 2>/dev/null)" -ge 1 ]; }
+vt_wait_until 3 has_policy_event
+kill -INT "$mon_pid" 2>/dev/null
+wait "$mon_pid" 2>/dev/null
+if [ "$(jq -s 'length' "$mon")" -ge 1 ] && jq -se 'all(.type == "policy")' "$mon" >/dev/null &&
+	jq -se 'any(.verdict == "deny" and .identity == "batch" and .comm == "sl_client")' "$mon" >/dev/null; then
+	vt_pass "sluicectl monitor --type policy: $(jq -s length "$mon") policy events and nothing else (the open/close of the allowed connections filtered out)"
+else
+	vt_fail "monitor --type policy: $(head -c 400 "$mon")"
+fi
+before=$(grep -c '"verdict":"deny"' "$VT_TMP/audit.log")
+lost0=$(va_metrics | awk '$1 == "sluice_events_lost_total" { print $2 }')
+t0=$(date +%s%N)
+in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 2000 --timeout-ms 200 >"$out"
+ms=$((($(date +%s%N) - t0) / 1000000))
+dropped_line() { grep -q '"event":"audit_dropped"' "$VT_TMP/audit.log"; }
+vt_wait_until 3 dropped_line
+lines=$(($(grep -c '"verdict":"deny"' "$VT_TMP/audit.log") - before))
+dropped=$(grep '"event":"audit_dropped"' "$VT_TMP/audit.log" | jq -s 'map(.dropped) | add')
+lost=$(($(va_metrics | awk '$1 == "sluice_events_lost_total" { print $2 }') - lost0))
+# The bucket: 200 at once, then 100/s.
+max=$((200 + 100 * (ms + 1000) / 1000 + 5))
+if [ "$(vt_value "$out" 'errno EPERM')" -eq 2000 ] && [ "$lines" -le "$max" ] &&
+	[ "$((lines + dropped + lost))" -eq 2000 ]; then
+	vt_pass "a flood of 2000 denials in ${ms} ms: $lines audit lines (at most $max), $dropped dropped by the log's rate and counted, $lost lost in a full ring buffer and counted"
+else
+	vt_fail "flood: EPERM $(vt_value "$out" 'errno EPERM'), $lines lines (max $max), dropped $dropped, lost $lost"
+fi
+
 # --- CLI ---------------------------------------------------------------------------------------------
 va_ctl identities >"$out"
 grep -qE '^batch +id=2 +cgroup_ids=[0-9]+ addresses=198.18.1.2/32' "$out" &&
@@ -188,11 +233,17 @@ hold=$VT_TMP/hold.out
 in_cg "$FE" python3 "$VT_ROOT/vmtests/tools/rt_hold.py" 198.19.0.63 7000 3 4 100 >"$hold" 2>"$VT_TMP/hold.err" &
 hp=$!
 vt_wait_until 5 grep -q 'ready 3' "$hold" || vt_fail "holder: $(cat "$VT_TMP/hold.err")"
-policy_cfg batch | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
+policy_cfg batch ", identity: peers" | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
 vt_wait_until 5 va_log_count_ge 'msg="service updated" service=echo' 1 || vt_fail "policy change not applied"
 in_cg "$FE" "$VT_BIN/sl_client" refused 198.19.0.63:7000 >"$out"
 eperm_fast "$out" && vt_pass "after the change, new connections from frontend are refused" ||
 	vt_fail "after change: $(cat "$out")"
+# The same reload labelled backend be3 (of 'open') with identity peers: the ipcache now
+# names its address, so its direct connect to the node's guarded server is allowed.
+be_conn 3
+[ "$(vt_value "$out" ok)" -eq 1 ] &&
+	vt_pass "a backend's identity label puts its address in the ipcache: be3 (peers) connects now" ||
+	vt_fail "be3 labelled: $(tr '\n' ' ' <"$out")"
 wait "$hp"
 [ $? -eq 0 ] && vt_pass "established connections kept their round trips through the change ($(tr '\n' ' ' <"$hold"))" ||
 	vt_fail "holder: $(tr '\n' ' ' <"$hold") $(cat "$VT_TMP/hold.err")"

@@ -200,6 +200,28 @@ static int sync_ipcache(struct sl_ident *x, const struct sl_config *cfg)
 				err = -errno;
 			w.n++;
 		}
+	/* Backends labelled with an identity: their address, as a host prefix. */
+	for (size_t i = 0; i < cfg->n_services && !err; i++)
+		for (size_t j = 0; j < cfg->services[i].n_backends && !err; j++) {
+			const struct sl_backend_cfg *b = &cfg->services[i].backends[j];
+			struct sl_cidr c = {.addr = b->addr.addr, .family = b->addr.family};
+			uint32_t id = b->identity;
+			struct sluice_ipcache_key *grown;
+
+			if (!id)
+				continue;
+			c.prefix = c.family == SLUICE_AF_INET ? 32 : 128;
+			grown = realloc(w.v, (w.n + 1) * sizeof(*grown));
+			if (!grown) {
+				err = -ENOMEM;
+				break;
+			}
+			w.v = grown;
+			ipcache_key(&w.v[w.n], &c);
+			if (bpf_map_update_elem(x->maps->ipcache, &w.v[w.n], &id, BPF_ANY))
+				err = -errno;
+			w.n++;
+		}
 	if (!err)
 		err = prune(x->maps->ipcache, sizeof(struct sluice_ipcache_key), keep_ip, &w);
 	free(w.v);

@@ -427,6 +427,7 @@ static void registry_field(struct walker *w, const char *key, yaml_node_t *v, vo
 
 struct backend_ctx {
 	struct sl_backend_cfg *be;
+	const struct sl_config *cfg; /* identities */
 	int has_address;
 };
 
@@ -449,6 +450,15 @@ static void backend_field(struct walker *w, const char *key, yaml_node_t *v, voi
 		weight = bc->be->weight;
 		want_uint(w, v, key, 1, 1000, &weight);
 		bc->be->weight = (uint16_t)weight;
+	} else if (!strcmp(key, "identity")) {
+		s = want_scalar(w, v, key);
+		if (!s)
+			return;
+		for (size_t i = 0; bc->cfg && i < bc->cfg->n_identities; i++)
+			if (!strcmp(bc->cfg->identities[i].name, s))
+				bc->be->identity = (uint8_t)(i + 1);
+		if (!bc->be->identity)
+			werr(w, v, "backend identity '%s' is not defined in 'identities'", s);
 	} else if (!strcmp(key, "subset")) {
 		s = want_scalar(w, v, key);
 		if (!s)
@@ -941,7 +951,7 @@ static void check_service(struct walker *w, struct service_ctx *sc, int backends
 
 static void parse_backends(struct walker *w, struct service_ctx *sc)
 {
-	static const char *const known[] = {"address", "weight", "subset", NULL};
+	static const char *const known[] = {"address", "weight", "subset", "identity", NULL};
 	struct sl_service_cfg *svc = sc->svc;
 	yaml_node_t *seq = sc->backends;
 	yaml_node_item_t *it;
@@ -965,7 +975,7 @@ static void parse_backends(struct walker *w, struct service_ctx *sc)
 	for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
 		yaml_node_t *bn = yaml_document_get_node(w->doc, *it);
 		struct sl_backend_cfg *be = &svc->backends[svc->n_backends];
-		struct backend_ctx bc = {.be = be};
+		struct backend_ctx bc = {.be = be, .cfg = sc->cfg};
 
 		if (!bn)
 			continue;

@@ -25,6 +25,7 @@ struct sl_backend_cfg {
 	struct sl_sockaddr addr;
 	uint16_t weight;
 	char subset[SLUICE_SUBSET_LEN];
+	uint8_t identity; /* the identity its address has (id = index + 1); 0 = none */
 };
 
 /* health_check.type */

@@ -291,7 +291,8 @@ static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_
 	json_object_foreach(o, key, v)
 	{
 		if (strcmp(key, "address") && strcmp(key, "weight") && strcmp(key, "subset") &&
-		    strcmp(key, "ttl") && strcmp(key, "service") && strcmp(key, "expires_ms")) {
+		    strcmp(key, "ttl") && strcmp(key, "service") && strcmp(key, "expires_ms") &&
+		    strcmp(key, "identity")) {
 			sl_reg_seterr(e, 400, key, "unknown field '%s'", key);
 			return -1;
 		}
@@ -326,6 +327,16 @@ static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_
 			return -1;
 		}
 		snprintf(b->subset, sizeof(b->subset), "%s", json_string_value(v));
+	}
+	v = json_object_get(o, "identity");
+	if (v) {
+		if (!json_is_string(v) || !json_string_length(v) ||
+		    json_string_length(v) >= SLUICE_NAME_LEN) {
+			sl_reg_seterr(e, 400, "identity",
+				      "identity must be the name of an identity");
+			return -1;
+		}
+		snprintf(b->identity, sizeof(b->identity), "%s", json_string_value(v));
 	}
 	return parse_ttl(json_object_get(o, "ttl"), &b->ttl_ms, e);
 }
@@ -560,6 +571,18 @@ int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
 		}
 		svc->backends = grown;
 		memset(&svc->backends[svc->n_backends], 0, sizeof(*grown));
+		if (b->identity[0]) {
+			for (size_t k = 0; k < out->n_identities; k++)
+				if (!strcmp(out->identities[k].name, b->identity))
+					svc->backends[svc->n_backends].identity = (uint8_t)(k + 1);
+			if (!svc->backends[svc->n_backends].identity) {
+				sl_reg_seterr(
+				    e, 400, "identity",
+				    "identity '%s' of backend %s is not defined in 'identities'",
+				    b->identity, hp);
+				goto fail;
+			}
+		}
 		svc->backends[svc->n_backends].addr = b->addr;
 		svc->backends[svc->n_backends].weight = b->weight;
 		memcpy(svc->backends[svc->n_backends].subset, b->subset, sizeof(b->subset));
@@ -616,6 +639,8 @@ json_t *sl_registry_to_json(const struct sl_registry *r)
 			continue;
 		if (b->subset[0])
 			json_object_set_new(jb, "subset", json_string(b->subset));
+		if (b->identity[0])
+			json_object_set_new(jb, "identity", json_string(b->identity));
 		if (b->origin == SL_REG_ETCD)
 			json_object_set_new(jb, "origin", json_string("etcd"));
 		if (b->ttl_ms) {
@@ -837,6 +862,8 @@ char *sl_registry_backend_value(const struct sl_reg_backend *b)
 	o = json_pack("{s:s, s:i}", "address", hp, "weight", (int)b->weight);
 	if (o && b->subset[0])
 		json_object_set_new(o, "subset", json_string(b->subset));
+	if (o && b->identity[0])
+		json_object_set_new(o, "identity", json_string(b->identity));
 	text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(o);
 	return text;

@@ -31,6 +31,7 @@ struct sl_reg_backend {
 	uint64_t ttl_ms;     /* 0: none */
 	uint64_t expires_ms; /* CLOCK_REALTIME ms; 0: never */
 	uint8_t origin;	     /* enum sl_reg_origin */
+	char identity[SLUICE_NAME_LEN]; /* the identity its address has; "" = none */
 };
 
 struct sl_reg_service {
@@ -77,7 +78,8 @@ int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
 int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent, const char *name,
 			    const char *body, size_t len, uint8_t origin, struct sl_reg_err *e);
 int sl_registry_delete_service(struct sl_registry *r, const char *name, struct sl_reg_err *e);
-/* body: {"address": "IP:PORT", "weight": N, "subset": "S", "ttl": "30s"} */
+/* body: {"address": "IP:PORT", "weight": N, "subset": "S", "ttl": "30s",
+ * "identity": "NAME"} */
 int sl_registry_register(struct sl_registry *r, const char *service, const char *body, size_t len,
 			 uint64_t now_ms, struct sl_reg_err *e);
 int sl_registry_deregister(struct sl_registry *r, const char *service, const char *address,
@@ -96,7 +98,8 @@ size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms);
 /*
  * The shared registry in etcd. Under 'prefix':
  *   services/<name>              a service, the same JSON as PUT /v1/services/<name>
- *   backends/<service>/<address> {"address": "IP:PORT", "weight": N, "subset": "S"},
+ *   backends/<service>/<address> {"address": "IP:PORT", "weight": N, "subset": "S",
+ *                                "identity": "NAME"},
  *                                attached to a lease when registered with a TTL
  * Replace every etcd-origin entry of r with those of a snapshot (keys and
  * values and lease ids in parallel arrays; a registration with a lease has
