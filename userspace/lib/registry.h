@@ -28,9 +28,9 @@ struct sl_reg_backend {
 	struct sl_sockaddr addr;
 	uint16_t weight;
 	char subset[SLUICE_SUBSET_LEN];
-	uint64_t ttl_ms;     /* 0: none */
-	uint64_t expires_ms; /* CLOCK_REALTIME ms; 0: never */
-	uint8_t origin;	     /* enum sl_reg_origin */
+	uint64_t ttl_ms;		/* 0: none */
+	uint64_t expires_ms;		/* CLOCK_REALTIME ms; 0: never */
+	uint8_t origin;			/* enum sl_reg_origin */
 	char identity[SLUICE_NAME_LEN]; /* the identity its address has; "" = none */
 };
 
