@@ -422,7 +422,7 @@ char *sl_ident_audit(struct sl_ident *x, const struct sl_config *cfg,
 	struct sl_audit_record r = {0};
 	struct timespec ts;
 	json_t *o;
-	char *line;
+	char *line, *grown;
 	size_t n;
 
 	if (a->identity && a->identity <= cfg->n_identities)
@@ -470,6 +470,12 @@ char *sl_ident_audit(struct sl_ident *x, const struct sl_config *cfg,
 	if (!line)
 		return NULL;
 	n = strlen(line);
-	line[n] = '\n'; /* json_dumps leaves room: replace the NUL */
-	return line;
+	grown = realloc(line, n + 2);
+	if (!grown) {
+		free(line);
+		return NULL;
+	}
+	grown[n] = '\n';
+	grown[n + 1] = '\0';
+	return grown;
 }
