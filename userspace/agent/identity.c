@@ -55,8 +55,9 @@ void sl_ident_close(struct sl_ident *x)
 	memset(x, 0, sizeof(*x));
 }
 
-/* Delete every key of a hash map that 'keep' does not want. */
-static int prune(int fd, size_t key_size, int (*keep)(const void *key, void *arg), void *arg)
+/* Delete every key of a hash map that is not one of 'want' (n keys of
+ * key_size bytes, back to back). */
+static int prune(int fd, size_t key_size, const void *want, size_t n_want)
 {
 	unsigned char key[64], next[64];
 	void *prev = NULL;
@@ -67,7 +68,11 @@ static int prune(int fd, size_t key_size, int (*keep)(const void *key, void *arg
 	if (key_size > sizeof(key))
 		return -E2BIG;
 	while (!bpf_map_get_next_key(fd, prev, next)) {
-		if (!keep(next, arg)) {
+		int keep = 0;
+
+		for (size_t i = 0; i < n_want && !keep; i++)
+			keep = !memcmp((const unsigned char *)want + i * key_size, next, key_size);
+		if (!keep) {
 			if (n == cap) {
 				size_t c = cap ? 2 * cap : 16;
 				unsigned char *g = realloc(gone, c * key_size);
@@ -94,35 +99,14 @@ static int prune(int fd, size_t key_size, int (*keep)(const void *key, void *arg
 
 /* --- cgroup ids ------------------------------------------------------------------------- */
 
-struct want_cg {
-	uint64_t id;
-	uint32_t identity;
-};
-
-struct want_cgs {
-	struct want_cg *v;
-	size_t n;
-};
-
-static int keep_cg(const void *key, void *arg)
-{
-	const struct want_cgs *w = arg;
-	uint64_t id;
-
-	memcpy(&id, key, sizeof(id));
-	for (size_t i = 0; i < w->n; i++)
-		if (w->v[i].id == id)
-			return 1;
-	return 0;
-}
-
 static int sync_cgroups(struct sl_ident *x, const struct sl_config *cfg)
 {
-	struct want_cgs w = {0};
+	uint64_t *ids;
+	size_t n = 0;
 	int err = 0, pending = 0;
 
-	w.v = calloc(cfg->n_identities * SL_MAX_ID_CGROUPS + 1, sizeof(*w.v));
-	if (!w.v)
+	ids = calloc(cfg->n_identities * SL_MAX_ID_CGROUPS + 1, sizeof(*ids));
+	if (!ids)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_identities; i++)
 		for (size_t j = 0; j < cfg->identities[i].n_cgroups; j++) {
@@ -139,15 +123,17 @@ static int sync_cgroups(struct sl_ident *x, const struct sl_config *cfg)
 				pending = 1;
 				continue;
 			}
-			w.v[w.n].id = id;
-			w.v[w.n++].identity = (uint32_t)i + 1;
+			uint32_t identity = (uint32_t)i + 1;
+
+			ids[n] = id;
+			if (!err &&
+			    bpf_map_update_elem(x->maps->cgroup_ids, &ids[n], &identity, BPF_ANY))
+				err = -errno;
+			n++;
 		}
-	for (size_t i = 0; i < w.n && !err; i++)
-		if (bpf_map_update_elem(x->maps->cgroup_ids, &w.v[i].id, &w.v[i].identity, BPF_ANY))
-			err = -errno;
 	if (!err)
-		err = prune(x->maps->cgroup_ids, sizeof(uint64_t), keep_cg, &w);
-	free(w.v);
+		err = prune(x->maps->cgroup_ids, sizeof(*ids), ids, n);
+	free(ids);
 	x->pending = pending;
 	return err;
 }
@@ -172,16 +158,6 @@ struct want_ips {
 	struct sluice_ipcache_key *v;
 	size_t n;
 };
-
-static int keep_ip(const void *key, void *arg)
-{
-	const struct want_ips *w = arg;
-
-	for (size_t i = 0; i < w->n; i++)
-		if (!memcmp(&w->v[i], key, sizeof(w->v[i])))
-			return 1;
-	return 0;
-}
 
 static int sync_ipcache(struct sl_ident *x, const struct sl_config *cfg)
 {
@@ -223,7 +199,7 @@ static int sync_ipcache(struct sl_ident *x, const struct sl_config *cfg)
 			w.n++;
 		}
 	if (!err)
-		err = prune(x->maps->ipcache, sizeof(struct sluice_ipcache_key), keep_ip, &w);
+		err = prune(x->maps->ipcache, sizeof(*w.v), w.v, w.n);
 	free(w.v);
 	return err;
 }
@@ -234,16 +210,6 @@ struct want_bes {
 	struct sluice_frontend_key *v;
 	size_t n;
 };
-
-static int keep_be(const void *key, void *arg)
-{
-	const struct want_bes *w = arg;
-
-	for (size_t i = 0; i < w->n; i++)
-		if (!memcmp(&w->v[i], key, sizeof(w->v[i])))
-			return 1;
-	return 0;
-}
 
 static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 {
@@ -281,7 +247,7 @@ static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 		}
 	}
 	if (!err)
-		err = prune(x->maps->policy_bes, sizeof(struct sluice_frontend_key), keep_be, &w);
+		err = prune(x->maps->policy_bes, sizeof(*w.v), w.v, w.n);
 	free(w.v);
 	sl_state_free(&st);
 	return err;
