@@ -16,6 +16,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
+#include "lib/active.h"
 #include "lib/addr.h"
 #include "lib/events.h"
 #include "lib/maps.h"
@@ -142,21 +143,10 @@ static __always_inline int sl_on_connect(struct bpf_sock_ops *skops)
 /* Give back the active-connection reservation of a socket that ended. */
 static __always_inline void sl_release_sk(struct sluice_sk_backend *sb)
 {
-	struct sluice_svc_rt *srt;
-	struct sluice_backend_rt *brt;
-	__u32 id;
-
 	if (!(sb->flags & SLUICE_SK_F_RESERVED))
 		return;
 	sb->flags &= ~SLUICE_SK_F_RESERVED;
-	id = sb->svc_id;
-	srt = bpf_map_lookup_elem(&sluice_svc_rt, &id);
-	if (srt)
-		sl_add(&srt->active, -1);
-	id = sb->be_id;
-	brt = bpf_map_lookup_elem(&sluice_backend_rt, &id);
-	if (brt)
-		sl_add(&brt->active, -1);
+	sl_release(sb->svc_id, sb->be_id);
 }
 
 /* Established: the SYN-phase timeout makes way for the socket's own, and

@@ -11,12 +11,22 @@
  * the same CPU, so even the per-CPU ones are updated atomically. */
 #define sl_add(ptr, v) __sync_fetch_and_add((ptr), (v))
 
+/* An event the full ring buffer had no room for. */
+static __always_inline void sl_count_lost(void)
+{
+	struct sluice_global_stats *gs;
+	__u32 zero = 0;
+
+	gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
+	if (gs)
+		sl_add(&gs->events_lost, 1);
+}
+
 /* A reserved event, zeroed but for type and time. NULL when events are off
  * (sluice_settings), or, counted as lost, when the ring buffer is full. The
  * datapath never waits for it. */
 static __always_inline struct sluice_event *sl_event_reserve(__u8 type)
 {
-	struct sluice_global_stats *gs;
 	struct sluice_settings *set;
 	struct sluice_event *ev;
 	__u32 zero = 0;
@@ -27,9 +37,7 @@ static __always_inline struct sluice_event *sl_event_reserve(__u8 type)
 		return NULL;
 	ev = bpf_ringbuf_reserve(&sluice_events, sizeof(*ev), 0);
 	if (!ev) {
-		gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
-		if (gs)
-			sl_add(&gs->events_lost, 1);
+		sl_count_lost();
 		return NULL;
 	}
 	__builtin_memset(ev, 0, sizeof(*ev));

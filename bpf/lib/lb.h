@@ -8,6 +8,7 @@
 
 #include <bpf/bpf_endian.h>
 
+#include "active.h"
 #include "addr.h"
 #include "events.h"
 #include "hash.h"
@@ -455,19 +456,6 @@ static __always_inline void sl_emit_reject(const struct sl_req *req, __u32 svc_i
 	else if (req->reason == SLUICE_DROP_RATE_LIMIT)
 		ev->reason = SLUICE_REASON_RATE_LIMIT;
 	sl_event_submit(ev);
-}
-
-/* Give back what sl_select reserved, for a connection that never got going. */
-static __always_inline void sl_release(__u32 svc_id, __u32 be_id)
-{
-	struct sluice_svc_rt *srt = bpf_map_lookup_elem(&sluice_svc_rt, &svc_id);
-	struct sluice_backend_rt *brt =
-	    be_id ? bpf_map_lookup_elem(&sluice_backend_rt, &be_id) : NULL;
-
-	if (srt)
-		sl_add(&srt->active, -1);
-	if (brt)
-		sl_add(&brt->active, -1);
 }
 
 static __always_inline int sl_refuse(struct sl_req *req, __u32 svc_id, enum sluice_drop_reason why)

@@ -48,7 +48,6 @@ static __always_inline __u32 sl_addr_identity(const union sluice_addr *a, __u8 f
  * event as lost. */
 static __always_inline struct sluice_audit_event *sl_audit_reserve(int denied)
 {
-	struct sluice_global_stats *gs;
 	struct sluice_settings *set;
 	struct sluice_audit_event *a;
 	__u32 zero = 0;
@@ -60,9 +59,7 @@ static __always_inline struct sluice_audit_event *sl_audit_reserve(int denied)
 	}
 	a = bpf_ringbuf_reserve(&sluice_events, sizeof(*a), 0);
 	if (!a) {
-		gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
-		if (gs)
-			__sync_fetch_and_add(&gs->events_lost, 1);
+		sl_count_lost();
 		return NULL;
 	}
 	__builtin_memset(a, 0, sizeof(*a));

@@ -23,14 +23,6 @@
 #define CG_PATHS_MAX 4096
 #define CG_RESCAN_NS 1000000000ULL
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 int sl_ident_init(struct sl_ident *x, const struct sl_maps *maps, int settings_fd,
 		  const struct sl_config *cfg)
 {
@@ -306,7 +298,7 @@ void sl_ident_tick(struct sl_ident *x, const struct sl_config *cfg)
 				strerror(-err));
 	}
 	if (x->audit) {
-		uint64_t n = sl_audit_flush_dropped(x->audit, mono_ns());
+		uint64_t n = sl_audit_flush_dropped(x->audit, sl_mono_ns());
 
 		if (n)
 			sl_warn("the audit log dropped lines over its rate", "dropped=%llu",
@@ -342,7 +334,7 @@ static int walk_one(const char *path, const struct stat *sb, int type, struct FT
 
 static const char *cgroup_path(struct sl_ident *x, uint64_t id)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = sl_mono_ns();
 
 	if (!id)
 		return "";
@@ -417,7 +409,7 @@ char *sl_ident_audit(struct sl_ident *x, const struct sl_config *cfg,
 	r.frontend = frontend;
 	r.protocol = ev->proto == SLUICE_PROTO_UDP ? "udp" : "tcp";
 	if (x->audit)
-		sl_audit_write(x->audit, &r, mono_ns());
+		sl_audit_write(x->audit, &r, sl_mono_ns());
 	o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "time_ns",
 		      (json_int_t)ev->ts_ns, "type", "policy", "verdict", r.verdict, "point",
 		      r.point, "service", service, "identity", identity, "source", source,

@@ -361,24 +361,6 @@ static int shared_change(const char *what)
 	       !strcmp(what, "service deleted");
 }
 
-static const struct sl_reg_backend *find_reg(const struct sl_registry *r,
-					     const struct sl_reg_backend *b)
-{
-	for (size_t i = 0; i < r->n_bes; i++)
-		if (!strcmp(r->bes[i].service, b->service) &&
-		    sl_sockaddr_equal(&r->bes[i].addr, &b->addr))
-			return &r->bes[i];
-	return NULL;
-}
-
-static const struct sl_reg_service *find_reg_svc(const struct sl_registry *r, const char *name)
-{
-	for (size_t i = 0; i < r->n_svcs; i++)
-		if (!strcmp(r->svcs[i].name, name))
-			return &r->svcs[i];
-	return NULL;
-}
-
 /*
  * With registry.etcd, an API change of registrations or services is written
  * to etcd (a TTL as a lease) and applied when the watch brings it back, on
@@ -391,7 +373,8 @@ static int etcd_write_through(struct agent *a, const struct sl_registry *next, s
 	int err = 0;
 
 	for (size_t i = 0; i < next->n_bes && !err; i++) {
-		const struct sl_reg_backend *b = &next->bes[i], *o = find_reg(&a->reg, b);
+		const struct sl_reg_backend *b = &next->bes[i], *o = sl_registry_find_backend(
+								    &a->reg, b->service, &b->addr);
 		char *key, *val;
 
 		if (o && o->weight == b->weight && !strcmp(o->subset, b->subset) &&
@@ -424,14 +407,15 @@ static int etcd_write_through(struct agent *a, const struct sl_registry *next, s
 	for (size_t i = 0; i < a->reg.n_bes && !err; i++) {
 		char *key;
 
-		if (find_reg(next, &a->reg.bes[i]))
+		if (sl_registry_find_backend(next, a->reg.bes[i].service, &a->reg.bes[i].addr))
 			continue;
 		key = sl_registry_backend_key(pfx, &a->reg.bes[i]);
 		err = key ? sl_etcd_delete(a->etcd, key) : -ENOMEM;
 		free(key);
 	}
 	for (size_t i = 0; i < next->n_svcs && !err; i++) {
-		const struct sl_reg_service *o = find_reg_svc(&a->reg, next->svcs[i].name);
+		const struct sl_reg_service *o =
+		    sl_registry_find_service(&a->reg, next->svcs[i].name);
 		char *key;
 
 		if (o && !strcmp(o->json, next->svcs[i].json))
@@ -443,7 +427,7 @@ static int etcd_write_through(struct agent *a, const struct sl_registry *next, s
 	for (size_t i = 0; i < a->reg.n_svcs && !err; i++) {
 		char *key;
 
-		if (find_reg_svc(next, a->reg.svcs[i].name))
+		if (sl_registry_find_service(next, a->reg.svcs[i].name))
 			continue;
 		key = sl_registry_service_key(pfx, a->reg.svcs[i].name);
 		err = key ? sl_etcd_delete(a->etcd, key) : -ENOMEM;

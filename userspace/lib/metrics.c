@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "report.h"
 
 /* Bucket i holds whole microseconds in [2^i, 2^(i+1) - 1] (bucket 0 from 0):
  * its inclusive upper bound is 2^(i+1) - 1 us. */
@@ -18,13 +19,6 @@ double sl_hist_bound_seconds(unsigned int i)
 {
 	return (double)((1ULL << (i + 1)) - 1) / 1e6;
 }
-
-static const char *const state_names[] = {
-    [SLUICE_BE_HEALTHY] = "healthy",
-    [SLUICE_BE_UNHEALTHY] = "unhealthy",
-    [SLUICE_BE_EJECTED] = "ejected",
-    [SLUICE_BE_DRAINING] = "draining",
-};
 
 /* Per-backend counters, read once per scrape. */
 struct be_row {
@@ -226,10 +220,10 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 	sl_prom_family(p, "sluice_backend_state", "1 on the backend's current state.",
 		       SL_PROM_GAUGE);
 	for (size_t i = 0; i < n; i++)
-		for (unsigned int s = 0; s < sizeof(state_names) / sizeof(state_names[0]); s++) {
-			const char *labels[] = {"service",    rows[i].svc->name, "backend",
-						rows[i].addr, "state",		 state_names[s],
-						NULL};
+		for (unsigned int s = 0; s < SLUICE_BE_REMOVED; s++) {
+			const char *labels[] = {
+			    "service", rows[i].svc->name,	  "backend", rows[i].addr,
+			    "state",   sl_state_name((uint8_t)s), NULL};
 
 			sl_prom_sample(p, labels, rows[i].state == s);
 		}
@@ -255,18 +249,12 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 	sl_prom_family(p, "sluice_rejected_connections_total",
 		       "connect()/sendmsg() to a frontend refused, by reason.", SL_PROM_COUNTER);
 	for (size_t i = 0; i < st.n_svcs; i++) {
-		static const char *const reasons[SLUICE_DROP__MAX] = {
-		    [SLUICE_DROP_NO_BACKEND] = "no_backend",
-		    [SLUICE_DROP_CIRCUIT_BREAKER] = "circuit_breaker",
-		    [SLUICE_DROP_RATE_LIMIT] = "rate_limit",
-		    [SLUICE_DROP_POLICY] = "policy",
-		};
 		uint64_t rej[SLUICE_DROP__MAX] = {0};
 
 		sl_maps_service_rejected(m, st.svcs[i].id, rej);
 		for (unsigned int r = 0; r < SLUICE_DROP__MAX; r++) {
-			const char *labels[] = {"service", st.svcs[i].name, "reason", reasons[r],
-						NULL};
+			const char *labels[] = {"service", st.svcs[i].name, "reason",
+						sl_drop_name(r), NULL};
 
 			sl_prom_sample(p, labels, (double)rej[r]);
 		}

@@ -142,6 +142,22 @@ static ssize_t find_backend(const struct sl_registry *r, const char *service,
 	return -1;
 }
 
+const struct sl_reg_backend *sl_registry_find_backend(const struct sl_registry *r,
+						      const char *service,
+						      const struct sl_sockaddr *addr)
+{
+	ssize_t i = find_backend(r, service, addr);
+
+	return i < 0 ? NULL : &r->bes[i];
+}
+
+const struct sl_reg_service *sl_registry_find_service(const struct sl_registry *r, const char *name)
+{
+	ssize_t i = find_service(r, name);
+
+	return i < 0 ? NULL : &r->svcs[i];
+}
+
 static ssize_t find_drain(const struct sl_registry *r, const char *service,
 			  const struct sl_sockaddr *a)
 {

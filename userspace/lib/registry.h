@@ -89,6 +89,12 @@ int sl_registry_heartbeat(struct sl_registry *r, const char *service, const char
 /* Drain or undrain a backend of the effective config 'eff'. */
 int sl_registry_drain(struct sl_registry *r, const struct sl_config *eff, const char *service,
 		      const char *address, int drain, struct sl_reg_err *e);
+/* A registration, a service put through the API; NULL when there is none. */
+const struct sl_reg_backend *sl_registry_find_backend(const struct sl_registry *r,
+						      const char *service,
+						      const struct sl_sockaddr *addr);
+const struct sl_reg_service *sl_registry_find_service(const struct sl_registry *r,
+						      const char *name);
 int sl_registry_is_drained(const struct sl_registry *r, const char *service,
 			   const struct sl_sockaddr *addr);
 

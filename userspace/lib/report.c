@@ -12,12 +12,16 @@ const char *sl_state_name(uint8_t s)
 	return s < SLUICE_BE__MAX ? names[s] : "unknown";
 }
 
-static const char *const drop_names[SLUICE_DROP__MAX] = {
-    [SLUICE_DROP_NO_BACKEND] = "no_backend",
-    [SLUICE_DROP_CIRCUIT_BREAKER] = "circuit_breaker",
-    [SLUICE_DROP_RATE_LIMIT] = "rate_limit",
-    [SLUICE_DROP_POLICY] = "policy",
-};
+const char *sl_drop_name(unsigned int reason)
+{
+	static const char *const names[SLUICE_DROP__MAX] = {
+	    [SLUICE_DROP_NO_BACKEND] = "no_backend",
+	    [SLUICE_DROP_CIRCUIT_BREAKER] = "circuit_breaker",
+	    [SLUICE_DROP_RATE_LIMIT] = "rate_limit",
+	    [SLUICE_DROP_POLICY] = "policy",
+	};
+	return reason < SLUICE_DROP__MAX ? names[reason] : "unknown";
+}
 
 static json_t *backend_json(const struct sl_maps *m, const struct sl_be_state *b, uint64_t now)
 {
@@ -55,7 +59,7 @@ json_t *sl_report_service(const struct sl_maps *m, const struct sl_svc_state *s)
 		json_array_append_new(bes, backend_json(m, &s->bes[i], now));
 	sl_maps_service_rejected(m, s->id, rejected);
 	for (unsigned int r = 0; r < SLUICE_DROP__MAX; r++)
-		json_object_set_new(rej, drop_names[r], json_integer((json_int_t)rejected[r]));
+		json_object_set_new(rej, sl_drop_name(r), json_integer((json_int_t)rejected[r]));
 	sl_maps_service_active(m, s->id, &active);
 	sl_format_hostport(&s->frontend, addr, sizeof(addr));
 	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "name", s->name, "frontend", addr,

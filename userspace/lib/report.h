@@ -9,6 +9,8 @@
 #include "maps.h"
 
 const char *sl_state_name(uint8_t state);
+/* The label of an enum sluice_drop_reason: "no_backend", "policy", ... */
+const char *sl_drop_name(unsigned int reason);
 
 /* {"name", "frontend", "protocol", "lb", "active_connections", "rejected":
  * {reason: n}, "backends": [{"address", "weight", "subset", "state",
