@@ -182,11 +182,13 @@ Test(config_valid, full)
 
 	cr_assert_eq(rc, 0, "full config refused:%s", diag_text(&d));
 	cr_assert_eq(d.n, 0, "valid config, yet diagnostics:%s", diag_text(&d));
-	cr_assert_str_eq(cfg.cgroup, "/sys/fs/cgroup/test.slice");
-	cr_assert_str_eq(cfg.bpffs, "/sys/fs/bpf/sluice-test");
-	cr_assert_eq(cfg.limits.services, 100, "limits.services %u", cfg.limits.services);
-	cr_assert_eq(cfg.limits.backends, 1000, "limits.backends %u", cfg.limits.backends);
-	cr_assert_eq(cfg.limits.revnat, 4096, "limits.revnat %u", cfg.limits.revnat);
+	cr_assert_str_eq(cfg.agent.cgroup, "/sys/fs/cgroup/test.slice");
+	cr_assert_str_eq(cfg.agent.bpffs, "/sys/fs/bpf/sluice-test");
+	cr_assert_eq(cfg.agent.limits.services, 100, "limits.services %u",
+		     cfg.agent.limits.services);
+	cr_assert_eq(cfg.agent.limits.backends, 1000, "limits.backends %u",
+		     cfg.agent.limits.backends);
+	cr_assert_eq(cfg.agent.limits.revnat, 4096, "limits.revnat %u", cfg.agent.limits.revnat);
 	cr_assert_eq(cfg.n_services, 6, "n_services %zu, want 6", cfg.n_services);
 
 	/* Services keep the file's order. */
@@ -273,11 +275,14 @@ Test(config_valid, defaults)
 	memset(&cfg, 0x5a, sizeof(cfg));
 	rc = parse(yaml, &cfg, &d);
 	cr_assert_eq(rc, 0, "refused:%s", diag_text(&d));
-	cr_assert_str_eq(cfg.cgroup, "", "default cgroup must be \"\" (the cgroup2 mount)");
-	cr_assert_str_eq(cfg.bpffs, "/sys/fs/bpf/sluice");
-	cr_assert_eq(cfg.limits.services, 1024, "default limits.services %u", cfg.limits.services);
-	cr_assert_eq(cfg.limits.backends, 16384, "default limits.backends %u", cfg.limits.backends);
-	cr_assert_eq(cfg.limits.revnat, 65536, "default limits.revnat %u", cfg.limits.revnat);
+	cr_assert_str_eq(cfg.agent.cgroup, "", "default cgroup must be \"\" (the cgroup2 mount)");
+	cr_assert_str_eq(cfg.agent.bpffs, "/sys/fs/bpf/sluice");
+	cr_assert_eq(cfg.agent.limits.services, 1024, "default limits.services %u",
+		     cfg.agent.limits.services);
+	cr_assert_eq(cfg.agent.limits.backends, 16384, "default limits.backends %u",
+		     cfg.agent.limits.backends);
+	cr_assert_eq(cfg.agent.limits.revnat, 65536, "default limits.revnat %u",
+		     cfg.agent.limits.revnat);
 	cr_assert_eq(cfg.n_services, 1);
 	cr_assert_eq(cfg.services[0].proto, SLUICE_PROTO_TCP, "default protocol %u (want tcp)",
 		     cfg.services[0].proto);
@@ -349,8 +354,8 @@ Test(config_valid, json)
 	cr_assert_eq(rc, 0, "JSON refused:%s", diag_text(&d));
 	rc = parse(yaml, &y, &d);
 	cr_assert_eq(rc, 0, "YAML twin refused:%s", diag_text(&d));
-	cr_assert_str_eq(j.bpffs, "/sys/fs/bpf/j");
-	cr_assert_eq(j.limits.services, 8);
+	cr_assert_str_eq(j.agent.bpffs, "/sys/fs/bpf/j");
+	cr_assert_eq(j.agent.limits.services, 8);
 	cr_assert_eq(j.n_services, 2, "JSON: %zu services", j.n_services);
 	cr_assert_eq(y.n_services, 2, "YAML: %zu services", y.n_services);
 	for (size_t i = 0; i < 2; i++) {
@@ -400,8 +405,8 @@ Test(config_valid, limits_at_exact_capacity)
 
 	cr_assert_eq(rc, 0, "2 services / 3 backends at limits 2 / 3 refused:%s", diag_text(&d));
 	cr_assert_eq(cfg.n_services, 2);
-	cr_assert_eq(cfg.limits.services, 2);
-	cr_assert_eq(cfg.limits.backends, 3);
+	cr_assert_eq(cfg.agent.limits.services, 2);
+	cr_assert_eq(cfg.agent.limits.backends, 3);
 	sl_config_free(&cfg);
 	sl_diag_free(&d);
 }
@@ -1347,7 +1352,7 @@ Test(config_load, temp_file)
 	unlink(path);
 	cr_assert_eq(rc, 0, "load %s:%s", path, diag_text(&d));
 	cr_assert_eq(cfg.n_services, 6, "n_services %zu", cfg.n_services);
-	cr_assert_str_eq(cfg.bpffs, "/sys/fs/bpf/sluice-test");
+	cr_assert_str_eq(cfg.agent.bpffs, "/sys/fs/bpf/sluice-test");
 	cr_assert_not_null(find_svc(&cfg, "api.v6_1"));
 	cr_assert_eq(find_svc(&cfg, "web")->lb, SLUICE_LB_MAGLEV);
 	sl_config_free(&cfg);
@@ -1433,27 +1438,27 @@ Test(config_valid, agent_endpoints)
 	struct sl_diag d = {0};
 
 	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
-	cr_assert(cfg.metrics_on, "metrics on by default");
-	cr_assert_eq(cfg.metrics.family, SLUICE_AF_INET);
-	cr_assert_eq(cfg.metrics.port, 9464);
-	cr_assert_str_eq(cfg.api, "/run/sluice/sluiced.sock");
-	cr_assert_eq(cfg.n_interfaces, 0);
+	cr_assert(cfg.agent.metrics_on, "metrics on by default");
+	cr_assert_eq(cfg.agent.metrics.family, SLUICE_AF_INET);
+	cr_assert_eq(cfg.agent.metrics.port, 9464);
+	cr_assert_str_eq(cfg.agent.api, "/run/sluice/sluiced.sock");
+	cr_assert_eq(cfg.agent.n_interfaces, 0);
 	sl_config_free(&cfg);
 
 	cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s", diag_text(&d));
-	cr_assert(cfg.metrics_on);
-	cr_assert_eq(cfg.metrics.family, SLUICE_AF_INET6);
-	cr_assert_eq(cfg.metrics.port, 9500);
-	cr_assert_str_eq(cfg.api, "/tmp/x/sluiced.sock");
-	cr_assert_eq(cfg.n_interfaces, 3);
-	cr_assert_str_eq(cfg.interfaces[0], "eth*");
-	cr_assert_str_eq(cfg.interfaces[1], "veth?");
-	cr_assert_str_eq(cfg.interfaces[2], "lo");
+	cr_assert(cfg.agent.metrics_on);
+	cr_assert_eq(cfg.agent.metrics.family, SLUICE_AF_INET6);
+	cr_assert_eq(cfg.agent.metrics.port, 9500);
+	cr_assert_str_eq(cfg.agent.api, "/tmp/x/sluiced.sock");
+	cr_assert_eq(cfg.agent.n_interfaces, 3);
+	cr_assert_str_eq(cfg.agent.interfaces[0], "eth*");
+	cr_assert_str_eq(cfg.agent.interfaces[1], "veth?");
+	cr_assert_str_eq(cfg.agent.interfaces[2], "lo");
 	sl_config_free(&cfg);
 
 	cr_assert_eq(parse("agent: {metrics: '', api: ''}\n", &cfg, &d), 0, "%s", diag_text(&d));
-	cr_assert_not(cfg.metrics_on, "\"\" disables metrics");
-	cr_assert_str_eq(cfg.api, "", "\"\" disables the API");
+	cr_assert_not(cfg.agent.metrics_on, "\"\" disables metrics");
+	cr_assert_str_eq(cfg.agent.api, "", "\"\" disables the API");
 	sl_config_free(&cfg);
 	sl_diag_free(&d);
 }
@@ -1465,13 +1470,13 @@ Test(config_valid, redirect)
 	struct sl_diag d = {0};
 
 	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
-	cr_assert_eq(cfg.redirect_local, 1, "local is the default");
+	cr_assert_eq(cfg.agent.redirect_local, 1, "local is the default");
 	sl_config_free(&cfg);
 	cr_assert_eq(parse("agent: {redirect: local}\n", &cfg, &d), 0, "%s", diag_text(&d));
-	cr_assert_eq(cfg.redirect_local, 1);
+	cr_assert_eq(cfg.agent.redirect_local, 1);
 	sl_config_free(&cfg);
 	cr_assert_eq(parse("agent: {redirect: off}\n", &cfg, &d), 0, "%s", diag_text(&d));
-	cr_assert_eq(cfg.redirect_local, 0);
+	cr_assert_eq(cfg.agent.redirect_local, 0);
 	sl_config_free(&cfg);
 	cr_assert_eq(parse("agent: {redirect: remote}\n", &cfg, &d), -1);
 	cr_assert_eq(d.n, 1);
@@ -1496,4 +1501,44 @@ Test(config, backend_identity_label)
 	cr_expect_eq(cfg.services[0].backends[0].identity, 2, "batch is identity 2");
 	cr_expect_eq(cfg.services[0].backends[1].identity, 0);
 	sl_config_free(&cfg);
+}
+
+/* The fixed agent settings are compared whole: any agent.* (but agent.audit)
+ * or registry.* difference stops a reload and is named; services and
+ * agent.audit may change. */
+Test(config_fixed, compared_whole)
+{
+	static const struct {
+		const char *yaml, *why;
+	} cases[] = {
+	    {"agent: {bpffs: /sys/fs/bpf/other}\n", "agent.bpffs"},
+	    {"agent: {state: /tmp/elsewhere}\n", "agent.state"},
+	    {"agent: {audit_log: /tmp/audit.log}\n", "agent.audit_log"},
+	    {"agent: {metrics: \"\"}\n", "agent.metrics"},
+	    {"agent: {limits: {services: 100}}\n", "agent.limits"},
+	    {"registry: {etcd: {endpoints: [\"http://127.0.0.1:2379\"]}}\n", "registry.etcd"},
+	    {"agent: {redirect: \"off\"}\n", "agent.redirect"},
+	};
+	struct sl_config base, cfg;
+	struct sl_diag d = {0};
+
+	cr_assert_eq(parse("services: []\n", &base, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(parse("agent: {audit: all}\nservices:\n  - {name: a, frontend: "
+			   "\"10.96.0.1:80\", backends: []}\n",
+			   &cfg, &d),
+		     0, "%s", diag_text(&d));
+	cr_assert_null(sl_agent_cfg_diff(&base.agent, &cfg.agent),
+		       "services and agent.audit are reloadable");
+	sl_config_free(&cfg);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why;
+
+		cr_assert_eq(parse(cases[i].yaml, &cfg, &d), 0, "%s: %s", cases[i].yaml,
+			     diag_text(&d));
+		why = sl_agent_cfg_diff(&base.agent, &cfg.agent);
+		cr_assert_not_null(why, "%s", cases[i].yaml);
+		cr_assert(strstr(why, cases[i].why), "%s: %s", cases[i].yaml, why);
+		sl_config_free(&cfg);
+	}
+	sl_config_free(&base);
 }

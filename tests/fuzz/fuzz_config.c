@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sl_diag_free(&d);
 		return 0;
 	}
-	if (d.n || cfg.n_services > cfg.limits.services)
+	if (d.n || cfg.n_services > cfg.agent.limits.services)
 		abort();
 	for (size_t i = 0; i < cfg.n_services; i++) {
 		const struct sl_service_cfg *s = &cfg.services[i];
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		total += s->n_backends;
 	}
-	if (total > cfg.limits.backends)
+	if (total > cfg.agent.limits.backends)
 		abort();
 	sl_config_free(&cfg);
 	return 0;

@@ -336,53 +336,54 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_f
 	h->render = render;
 	h->api_fn = api;
 	h->ctx = ctx;
-	if (cfg->metrics_on) {
+	if (cfg->agent.metrics_on) {
 		struct sockaddr_storage ss = {0};
 		unsigned int f = flags;
 
-		if (cfg->metrics.family == SLUICE_AF_INET) {
+		if (cfg->agent.metrics.family == SLUICE_AF_INET) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 
 			s4->sin_family = AF_INET;
-			s4->sin_port = htons(cfg->metrics.port);
-			memcpy(&s4->sin_addr, cfg->metrics.addr.a8, 4);
+			s4->sin_port = htons(cfg->agent.metrics.port);
+			memcpy(&s4->sin_addr, cfg->agent.metrics.addr.a8, 4);
 		} else {
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 
 			s6->sin6_family = AF_INET6;
-			s6->sin6_port = htons(cfg->metrics.port);
-			memcpy(&s6->sin6_addr, cfg->metrics.addr.a8, 16);
+			s6->sin6_port = htons(cfg->agent.metrics.port);
+			memcpy(&s6->sin6_addr, cfg->agent.metrics.addr.a8, 16);
 			f |= MHD_USE_IPv6;
 		}
 		/* The logger first: MHD logs about options parsed before it. */
-		h->metrics = MHD_start_daemon(
-		    f, cfg->metrics.port, NULL, NULL, on_metrics, h, MHD_OPTION_EXTERNAL_LOGGER,
-		    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT, 64U,
-		    MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+		h->metrics =
+		    MHD_start_daemon(f, cfg->agent.metrics.port, NULL, NULL, on_metrics, h,
+				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				     MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT, 64U,
+				     MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
 		if (!h->metrics) {
 			char hp[SL_HOSTPORT_LEN];
 
-			sl_format_hostport(&cfg->metrics, hp, sizeof(hp));
+			sl_format_hostport(&cfg->agent.metrics, hp, sizeof(hp));
 			snprintf(err, err_len, "cannot serve metrics on %s (address in use?)", hp);
 			sl_http_stop(h);
 			return -EADDRINUSE;
 		}
 	}
-	if (cfg->api[0]) {
-		int fd = unix_listener(cfg->api, err, err_len);
+	if (cfg->agent.api[0]) {
+		int fd = unix_listener(cfg->agent.api, err, err_len);
 
 		if (fd < 0) {
 			sl_http_stop(h);
 			return fd;
 		}
-		snprintf(h->api_path, sizeof(h->api_path), "%s", cfg->api);
+		snprintf(h->api_path, sizeof(h->api_path), "%s", cfg->agent.api);
 		h->api = MHD_start_daemon(
 		    flags, 0, NULL, NULL, on_api, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, 64U,
 		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 		if (!h->api) {
 			close(fd);
-			snprintf(err, err_len, "cannot serve the API on %s", cfg->api);
+			snprintf(err, err_len, "cannot serve the API on %s", cfg->agent.api);
 			sl_http_stop(h);
 			return -EIO;
 		}

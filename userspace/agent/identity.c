@@ -33,10 +33,10 @@ int sl_ident_init(struct sl_ident *x, const struct sl_maps *maps, int settings_f
 	x->settings_fd = settings_fd;
 	if (sl_find_cgroup2(x->cgroot, sizeof(x->cgroot)))
 		x->cgroot[0] = '\0';
-	x->audit = sl_audit_open(cfg->audit_log, AUDIT_RATE, AUDIT_BURST, err, sizeof(err));
+	x->audit = sl_audit_open(cfg->agent.audit_log, AUDIT_RATE, AUDIT_BURST, err, sizeof(err));
 	if (!x->audit)
 		sl_error("cannot open the audit log; policy decisions go to the monitor only",
-			 "path=%s error=\"%s\"", cfg->audit_log, err);
+			 "path=%s error=\"%s\"", cfg->agent.audit_log, err);
 	return 0;
 }
 

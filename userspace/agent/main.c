@@ -239,54 +239,23 @@ static int reconcile(struct agent *a, const struct sl_config *cfg)
 	return err;
 }
 
-/* Settings that shape the maps and links are fixed for the agent's life. */
+/* Settings that shape the maps, links, sockets and threads are fixed for the
+ * agent's life: the whole struct sl_agent_cfg. */
 static int check_fixed(const struct sl_config *old, const struct sl_config *cfg)
 {
-	if (strcmp(old->cgroup, cfg->cgroup)) {
-		sl_error("agent.cgroup cannot change while running; restart sluiced",
-			 "old=%s new=%s", old->cgroup, cfg->cgroup);
-		return -1;
-	}
-	if (strcmp(old->bpffs, cfg->bpffs)) {
-		sl_error("agent.bpffs cannot change while running; restart sluiced",
-			 "old=%s new=%s", old->bpffs, cfg->bpffs);
-		return -1;
-	}
-	if (memcmp(&old->limits, &cfg->limits, sizeof(cfg->limits))) {
-		sl_error("agent.limits cannot change while running; "
-			 "run sluiced --teardown and restart");
-		return -1;
-	}
-	if (old->metrics_on != cfg->metrics_on ||
-	    (cfg->metrics_on && !sl_sockaddr_equal(&old->metrics, &cfg->metrics)) ||
-	    strcmp(old->api, cfg->api)) {
-		sl_error(
-		    "agent.metrics and agent.api cannot change while running; restart sluiced");
-		return -1;
-	}
-	if (old->n_etcd != cfg->n_etcd ||
-	    memcmp(old->etcd_endpoints, cfg->etcd_endpoints, sizeof(cfg->etcd_endpoints)) ||
-	    strcmp(old->etcd_prefix, cfg->etcd_prefix)) {
-		sl_error("registry.etcd cannot change while running; restart sluiced");
-		return -1;
-	}
-	if (old->redirect_local != cfg->redirect_local) {
-		sl_error("agent.redirect cannot change while running; restart sluiced");
-		return -1;
-	}
-	if (old->n_interfaces != cfg->n_interfaces ||
-	    memcmp(old->interfaces, cfg->interfaces, sizeof(cfg->interfaces))) {
-		sl_error("agent.interfaces cannot change while running; restart sluiced");
-		return -1;
-	}
-	return 0;
+	const char *why = sl_agent_cfg_diff(&old->agent, &cfg->agent);
+
+	if (!why)
+		return 0;
+	sl_error(why);
+	return -1;
 }
 
 static int resolve_cgroup(struct sl_config *cfg)
 {
-	if (cfg->cgroup[0])
+	if (cfg->agent.cgroup[0])
 		return 0;
-	return sl_find_cgroup2(cfg->cgroup, sizeof(cfg->cgroup));
+	return sl_find_cgroup2(cfg->agent.cgroup, sizeof(cfg->agent.cgroup));
 }
 
 static int sync_backends(struct agent *a, const struct sl_config *cfg);
@@ -369,7 +338,7 @@ static int shared_change(const char *what)
  */
 static int etcd_write_through(struct agent *a, const struct sl_registry *next, struct sl_reg_err *e)
 {
-	const char *pfx = a->cfg.etcd_prefix;
+	const char *pfx = a->cfg.agent.etcd_prefix;
 	int err = 0;
 
 	for (size_t i = 0; i < next->n_bes && !err; i++) {
@@ -465,13 +434,13 @@ static int registry_commit(struct agent *a, struct sl_registry *next, const char
 	}
 	if (sl_registry_merge(&a->cfg, next, &eff, e))
 		return -1;
-	if (sl_registry_save(next, a->cfg.state, e)) {
+	if (sl_registry_save(next, a->cfg.agent.state, e)) {
 		sl_config_free(&eff);
 		return -1;
 	}
 	if (reconcile(a, &eff)) {
 		/* Back to what was: the file, then the maps (reconcile retries). */
-		sl_registry_save(&a->reg, a->cfg.state, &ignored);
+		sl_registry_save(&a->reg, a->cfg.agent.state, &ignored);
 		reconcile(a, &a->eff);
 		sl_config_free(&eff);
 		sl_reg_seterr(e, 500, "", "applying the change to the maps failed");
@@ -519,7 +488,8 @@ static int etcd_snapshot(struct agent *a, struct sl_registry *next)
 		vals[i] = kvs[i].value;
 		leases[i] = kvs[i].lease;
 	}
-	bad = sl_registry_from_etcd(next, a->cfg.etcd_prefix, keys, vals, leases, n, &a->cfg, &e);
+	bad = sl_registry_from_etcd(next, a->cfg.agent.etcd_prefix, keys, vals, leases, n, &a->cfg,
+				    &e);
 	if (bad)
 		sl_warn("etcd entries left out", "count=%zu first=\"%s\"", bad, e.msg);
 out:
@@ -570,7 +540,7 @@ static void registry_tick(struct agent *a)
 		}
 	}
 	if (a->reg_dirty) {
-		if (sl_registry_save(&a->reg, a->cfg.state, &e))
+		if (sl_registry_save(&a->reg, a->cfg.agent.state, &e))
 			sl_warn("cannot save the registry", "error=\"%s\"", e.msg);
 		else
 			a->reg_dirty = 0;
@@ -896,9 +866,9 @@ static int start_tc(struct agent *a)
 	struct sl_err e = {0};
 	int err;
 
-	for (size_t i = 0; i < a->cfg.n_interfaces; i++)
-		globs[i] = a->cfg.interfaces[i];
-	err = sl_tc_open(&a->tc, a->cfg.bpffs, globs, a->cfg.n_interfaces, &e);
+	for (size_t i = 0; i < a->cfg.agent.n_interfaces; i++)
+		globs[i] = a->cfg.agent.interfaces[i];
+	err = sl_tc_open(&a->tc, a->cfg.agent.bpffs, globs, a->cfg.agent.n_interfaces, &e);
 	if (err)
 		sl_error("cannot start TC flow metrics", "error=\"%s\"", e.msg);
 	return err;
@@ -1029,7 +999,7 @@ static void on_signal(struct agent *a)
 			reload(a, "SIGHUP");
 		} else if (si.ssi_signo == SIGUSR1) {
 			if (a->ident.audit && !sl_audit_reopen(a->ident.audit))
-				sl_info("audit log reopened", "path=%s", a->cfg.audit_log);
+				sl_info("audit log reopened", "path=%s", a->cfg.agent.audit_log);
 		} else {
 			sl_info("stopping; programs stay attached and maps pinned", "signal=%s",
 				si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -1161,9 +1131,10 @@ static int start_etcd(struct agent *a)
 	char why[256] = "";
 	uint64_t deadline = now_ms() + ETCD_FIRST_SNAPSHOT_MS;
 
-	for (size_t i = 0; i < a->cfg.n_etcd; i++)
-		eps[i] = a->cfg.etcd_endpoints[i];
-	a->etcd = sl_etcd_open(eps, a->cfg.n_etcd, a->cfg.etcd_prefix, why, sizeof(why));
+	for (size_t i = 0; i < a->cfg.agent.n_etcd; i++)
+		eps[i] = a->cfg.agent.etcd_endpoints[i];
+	a->etcd =
+	    sl_etcd_open(eps, a->cfg.agent.n_etcd, a->cfg.agent.etcd_prefix, why, sizeof(why));
 	if (!a->etcd) {
 		sl_error("cannot start the etcd client", "error=\"%s\"", why);
 		return -EINVAL;
@@ -1210,15 +1181,15 @@ static int load_registry(struct agent *a)
 	char path[PATH_MAX + 32], aside[PATH_MAX + 64];
 	struct sl_reg_err e = {0};
 
-	if (sl_registry_load(a->cfg.state, &a->cfg, &a->reg, &e))
+	if (sl_registry_load(a->cfg.agent.state, &a->cfg, &a->reg, &e))
 		sl_error("some saved registrations were not restored", "error=\"%s\"", e.msg);
 	if (!sl_registry_merge(&a->cfg, &a->reg, &a->eff, &e)) {
 		if (a->reg.n_svcs || a->reg.n_bes || a->reg.n_drains)
 			sl_info("registry restored", "dir=%s services=%zu backends=%zu drains=%zu",
-				a->cfg.state, a->reg.n_svcs, a->reg.n_bes, a->reg.n_drains);
+				a->cfg.agent.state, a->reg.n_svcs, a->reg.n_bes, a->reg.n_drains);
 		return 0;
 	}
-	snprintf(path, sizeof(path), "%s/registry.json", a->cfg.state);
+	snprintf(path, sizeof(path), "%s/registry.json", a->cfg.agent.state);
 	snprintf(aside, sizeof(aside), "%s.rejected", path);
 	sl_error("the saved registry conflicts with the config file; it is moved aside",
 		 "error=\"%s\" file=%s moved_to=%s", e.msg, path, aside);
@@ -1266,7 +1237,7 @@ static int start(struct agent *a)
 	}
 	if (!err)
 		err = load_registry(a);
-	if (!err && a->cfg.n_etcd)
+	if (!err && a->cfg.agent.n_etcd)
 		err = start_etcd(a);
 	if (!err)
 		err = reconcile(a, &a->eff);
@@ -1312,10 +1283,10 @@ static int start(struct agent *a)
 	{
 		char hp[SL_HOSTPORT_LEN] = "";
 
-		if (a->cfg.metrics_on)
-			sl_format_hostport(&a->cfg.metrics, hp, sizeof(hp));
+		if (a->cfg.agent.metrics_on)
+			sl_format_hostport(&a->cfg.agent.metrics, hp, sizeof(hp));
 		sl_info("ready", "services=%zu metrics=%s api=%s", a->cfg.n_services, hp,
-			a->cfg.api);
+			a->cfg.agent.api);
 		/* systemd (Type=notify): the datapath is attached, the config applied. */
 		err = sl_notifyf("READY=1\nSTATUS=serving %zu services", a->cfg.n_services);
 		if (err)
@@ -1413,14 +1384,14 @@ int main(int argc, char **argv)
 		struct sl_err e = {0};
 
 		/* TC filters first: they are found through the pins. */
-		rc = sl_tc_teardown(a.cfg.bpffs, &e) || sl_dp_teardown(a.cfg.bpffs, &e)
+		rc = sl_tc_teardown(a.cfg.agent.bpffs, &e) || sl_dp_teardown(a.cfg.agent.bpffs, &e)
 			 ? (e.env ? EXIT_ENV : EXIT_CONFIG)
 			 : EXIT_OK;
 		if (rc)
 			sl_error("teardown failed", "error=\"%s\"", e.msg);
 		else
 			sl_info("torn down: programs detached, pins removed", "bpffs=%s",
-				a.cfg.bpffs);
+				a.cfg.agent.bpffs);
 		sl_config_free(&a.cfg);
 		return rc;
 	}

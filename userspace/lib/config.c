@@ -51,6 +51,46 @@ void sl_diag_free(struct sl_diag *d)
 	d->n = 0;
 }
 
+/* The fixed settings, for naming the one that changed; the comparison itself is
+ * the whole struct, so a field missing here still counts. */
+#define RESTART "cannot change while running; restart sluiced"
+#define AGENT_FIELD(f, key)                                                                        \
+	{                                                                                          \
+		key " " RESTART, offsetof(struct sl_agent_cfg, f),                                 \
+		    sizeof(((struct sl_agent_cfg *)0)->f)                                          \
+	}
+static const struct {
+	const char *why;
+	size_t off, size;
+} agent_fields[] = {
+    AGENT_FIELD(cgroup, "agent.cgroup"),
+    AGENT_FIELD(state, "agent.state"),
+    AGENT_FIELD(bpffs, "agent.bpffs"),
+    AGENT_FIELD(metrics_on, "agent.metrics"),
+    AGENT_FIELD(metrics, "agent.metrics"),
+    AGENT_FIELD(api, "agent.api"),
+    AGENT_FIELD(interfaces, "agent.interfaces"),
+    AGENT_FIELD(n_interfaces, "agent.interfaces"),
+    AGENT_FIELD(redirect_local, "agent.redirect"),
+    {"agent.limits cannot change while running; run sluiced --teardown and restart",
+     offsetof(struct sl_agent_cfg, limits), sizeof(struct sl_limits)},
+    AGENT_FIELD(etcd_endpoints, "registry.etcd"),
+    AGENT_FIELD(n_etcd, "registry.etcd"),
+    AGENT_FIELD(etcd_prefix, "registry.etcd"),
+    AGENT_FIELD(audit_log, "agent.audit_log"),
+};
+
+const char *sl_agent_cfg_diff(const struct sl_agent_cfg *a, const struct sl_agent_cfg *b)
+{
+	if (!memcmp(a, b, sizeof(*a)))
+		return NULL;
+	for (size_t i = 0; i < sizeof(agent_fields) / sizeof(agent_fields[0]); i++)
+		if (memcmp((const char *)a + agent_fields[i].off,
+			   (const char *)b + agent_fields[i].off, agent_fields[i].size))
+			return agent_fields[i].why;
+	return "agent settings " RESTART;
+}
+
 const char *sl_lb_name(uint8_t lb)
 {
 	static const char *const names[SLUICE_LB__MAX] = {
@@ -260,9 +300,9 @@ static void want_redirect(struct walker *w, yaml_node_t *v, struct sl_config *cf
 		return;
 	/* YAML 1.1 reads a bare off as a boolean: accept its spellings. */
 	if (!strcmp(s, "off") || !strcmp(s, "false"))
-		cfg->redirect_local = 0;
+		cfg->agent.redirect_local = 0;
 	else if (!strcmp(s, "local"))
-		cfg->redirect_local = 1;
+		cfg->agent.redirect_local = 1;
 	else
 		werr(w, v, "redirect '%s': want off or local", s);
 }
@@ -274,8 +314,8 @@ static void want_listen(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
 
 	if (!s)
 		return;
-	cfg->metrics_on = *s != '\0';
-	if (cfg->metrics_on && sl_parse_hostport(s, &cfg->metrics, &why))
+	cfg->agent.metrics_on = *s != '\0';
+	if (cfg->agent.metrics_on && sl_parse_hostport(s, &cfg->agent.metrics, &why))
 		werr(w, v, "metrics '%s': %s", s, why);
 }
 
@@ -287,11 +327,11 @@ static void want_api(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
 		return;
 	if (*s && s[0] != '/')
 		werr(w, v, "'api' must be an absolute path or \"\"");
-	else if (strlen(s) >= sizeof(cfg->api))
+	else if (strlen(s) >= sizeof(cfg->agent.api))
 		werr(w, v, "'api' is longer than a Unix socket path may be (%zu)",
-		     sizeof(cfg->api) - 1);
+		     sizeof(cfg->agent.api) - 1);
 	else
-		strcpy(cfg->api, s);
+		strcpy(cfg->agent.api, s);
 }
 
 static void want_globs(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
@@ -313,11 +353,11 @@ static void want_globs(struct walker *w, yaml_node_t *v, struct sl_config *cfg)
 			     SL_INTERFACE_GLOB_LEN - 1);
 			continue;
 		}
-		if (cfg->n_interfaces == SL_MAX_INTERFACES) {
+		if (cfg->agent.n_interfaces == SL_MAX_INTERFACES) {
 			werr(w, g, "more than %d interface globs", SL_MAX_INTERFACES);
 			return;
 		}
-		strcpy(cfg->interfaces[cfg->n_interfaces++], s);
+		strcpy(cfg->agent.interfaces[cfg->agent.n_interfaces++], s);
 	}
 }
 
@@ -341,11 +381,11 @@ static void agent_field(struct walker *w, const char *key, yaml_node_t *v, void 
 	struct sl_config *cfg = obj;
 
 	if (!strcmp(key, "cgroup"))
-		want_path(w, v, key, cfg->cgroup, sizeof(cfg->cgroup));
+		want_path(w, v, key, cfg->agent.cgroup, sizeof(cfg->agent.cgroup));
 	else if (!strcmp(key, "bpffs"))
-		want_path(w, v, key, cfg->bpffs, sizeof(cfg->bpffs));
+		want_path(w, v, key, cfg->agent.bpffs, sizeof(cfg->agent.bpffs));
 	else if (!strcmp(key, "limits"))
-		walk_mapping(w, v, "agent.limits", known, NULL, limits_field, &cfg->limits);
+		walk_mapping(w, v, "agent.limits", known, NULL, limits_field, &cfg->agent.limits);
 	else if (!strcmp(key, "metrics"))
 		want_listen(w, v, cfg);
 	else if (!strcmp(key, "api"))
@@ -355,9 +395,9 @@ static void agent_field(struct walker *w, const char *key, yaml_node_t *v, void 
 	else if (!strcmp(key, "redirect"))
 		want_redirect(w, v, cfg);
 	else if (!strcmp(key, "state"))
-		want_path(w, v, key, cfg->state, sizeof(cfg->state));
+		want_path(w, v, key, cfg->agent.state, sizeof(cfg->agent.state));
 	else if (!strcmp(key, "audit_log"))
-		want_path(w, v, key, cfg->audit_log, sizeof(cfg->audit_log));
+		want_path(w, v, key, cfg->agent.audit_log, sizeof(cfg->agent.audit_log));
 	else if (!strcmp(key, "audit"))
 		want_audit(w, v, cfg);
 }
@@ -383,7 +423,7 @@ static void etcd_field(struct walker *w, const char *key, yaml_node_t *v, void *
 			     "registry.etcd.prefix must start with '/' and be under %d characters",
 			     SL_ETCD_PREFIX_LEN);
 		else
-			strcpy(cfg->etcd_prefix, s);
+			strcpy(cfg->agent.etcd_prefix, s);
 		return;
 	}
 	/* endpoints */
@@ -400,7 +440,7 @@ static void etcd_field(struct walker *w, const char *key, yaml_node_t *v, void *
 		s = e ? want_scalar(w, e, "registry.etcd.endpoints[]") : NULL;
 		if (!s)
 			continue;
-		if (cfg->n_etcd == SL_MAX_ETCD_ENDPOINTS) {
+		if (cfg->agent.n_etcd == SL_MAX_ETCD_ENDPOINTS) {
 			werr(w, e, "registry.etcd.endpoints: at most %d", SL_MAX_ETCD_ENDPOINTS);
 			return;
 		}
@@ -409,7 +449,7 @@ static void etcd_field(struct walker *w, const char *key, yaml_node_t *v, void *
 			werr(w, e, "etcd endpoint '%s': want http://HOST:PORT", s);
 			continue;
 		}
-		strcpy(cfg->etcd_endpoints[cfg->n_etcd++], s);
+		strcpy(cfg->agent.etcd_endpoints[cfg->agent.n_etcd++], s);
 	}
 }
 
@@ -1088,17 +1128,18 @@ static void parse_services(struct walker *w, yaml_node_t *seq, struct sl_config 
 				ok = 0;
 			}
 		}
-		if (ok && cfg->n_services + 1 > cfg->limits.services) {
+		if (ok && cfg->n_services + 1 > cfg->agent.limits.services) {
 			werr(w, sn,
 			     "service '%s' is one more than agent.limits.services (%u) holds",
-			     svc->name, cfg->limits.services);
+			     svc->name, cfg->agent.limits.services);
 			ok = 0;
 		}
-		if (ok && total_backends + svc->n_backends > cfg->limits.backends) {
+		if (ok && total_backends + svc->n_backends > cfg->agent.limits.backends) {
 			werr(w, sn,
 			     "service '%s' brings the backends to %zu, more than "
 			     "agent.limits.backends (%u)",
-			     svc->name, total_backends + svc->n_backends, cfg->limits.backends);
+			     svc->name, total_backends + svc->n_backends,
+			     cfg->agent.limits.backends);
 			ok = 0;
 		}
 		if (!ok) {
@@ -1133,19 +1174,19 @@ static void root_field(struct walker *w, const char *key, yaml_node_t *v, void *
 static void config_defaults(struct sl_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	strcpy(cfg->bpffs, DEFAULT_BPFFS);
-	strcpy(cfg->api, DEFAULT_API);
-	strcpy(cfg->state, DEFAULT_STATE);
-	strcpy(cfg->audit_log, DEFAULT_AUDIT_LOG);
-	strcpy(cfg->etcd_prefix, "/sluice/");
+	strcpy(cfg->agent.bpffs, DEFAULT_BPFFS);
+	strcpy(cfg->agent.api, DEFAULT_API);
+	strcpy(cfg->agent.state, DEFAULT_STATE);
+	strcpy(cfg->agent.audit_log, DEFAULT_AUDIT_LOG);
+	strcpy(cfg->agent.etcd_prefix, "/sluice/");
 	/* tools/bench/redirect.sh measured a gain on every figure: on by default. */
-	cfg->redirect_local = 1;
-	cfg->metrics_on = 1;
-	if (sl_parse_hostport(DEFAULT_METRICS, &cfg->metrics, &(const char *){NULL}))
-		cfg->metrics_on = 0;
-	cfg->limits.services = SLUICE_DEFAULT_SERVICES;
-	cfg->limits.backends = SLUICE_DEFAULT_BACKENDS;
-	cfg->limits.revnat = SLUICE_DEFAULT_REVNAT;
+	cfg->agent.redirect_local = 1;
+	cfg->agent.metrics_on = 1;
+	if (sl_parse_hostport(DEFAULT_METRICS, &cfg->agent.metrics, &(const char *){NULL}))
+		cfg->agent.metrics_on = 0;
+	cfg->agent.limits.services = SLUICE_DEFAULT_SERVICES;
+	cfg->agent.limits.backends = SLUICE_DEFAULT_BACKENDS;
+	cfg->agent.limits.revnat = SLUICE_DEFAULT_REVNAT;
 }
 
 /* The limits must be known before services are counted against them. */
@@ -1328,7 +1369,7 @@ static void parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_co
 
 			if (qk && qv && scalar(qk) && !strcmp(scalar(qk), "limits"))
 				walk_mapping(&quiet, qv, "agent.limits", known, NULL, limits_field,
-					     &cfg->limits);
+					     &cfg->agent.limits);
 		}
 	}
 	sl_diag_free(&scratch);
@@ -1511,9 +1552,9 @@ int sl_config_parse_service(const char *what, const char *text, size_t len,
 		sl_config_free(&cfg);
 		return -1;
 	}
-	if (agent && cfg.services[0].n_backends > agent->limits.backends) {
+	if (agent && cfg.services[0].n_backends > agent->agent.limits.backends) {
 		sl_diag_add(d, what, 1, 1, "%zu backends, more than agent.limits.backends (%u)",
-			    cfg.services[0].n_backends, agent->limits.backends);
+			    cfg.services[0].n_backends, agent->agent.limits.backends);
 		sl_config_free(&cfg);
 		return -1;
 	}

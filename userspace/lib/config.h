@@ -127,7 +127,11 @@ struct sl_limits {
 #define SL_ETCD_URL_LEN	      256
 #define SL_ETCD_PREFIX_LEN    128
 
-struct sl_config {
+/* The agent's own settings (agent.* but agent.audit, and registry.*): they shape the maps,
+ * links, sockets and threads, so they are fixed for the agent's life. A reload compares this
+ * struct whole (sl_agent_cfg_diff), so a key added here is fixed without further code. The
+ * parser zeroes it first, so unused bytes compare equal. */
+struct sl_agent_cfg {
 	char cgroup[PATH_MAX]; /* "" = the cgroup2 mount point */
 	char state[PATH_MAX];  /* agent.state: API registrations and drains */
 	char bpffs[PATH_MAX];
@@ -142,13 +146,23 @@ struct sl_config {
 	char etcd_endpoints[SL_MAX_ETCD_ENDPOINTS][SL_ETCD_URL_LEN];
 	size_t n_etcd;
 	char etcd_prefix[SL_ETCD_PREFIX_LEN];
+	char audit_log[PATH_MAX]; /* agent.audit_log */
+};
+
+/* The config: the fixed agent settings, and what a reload may change (services, identities,
+ * agent.audit). */
+struct sl_config {
+	struct sl_agent_cfg agent;
 	struct sl_service_cfg *services;
 	size_t n_services;
 	struct sl_identity_cfg *identities;
 	size_t n_identities;
-	char audit_log[PATH_MAX]; /* agent.audit_log */
-	int audit_all;		  /* agent.audit: all (allowed connections too) */
+	int audit_all; /* agent.audit: all (allowed connections too); reloadable */
 };
+
+/* NULL when two configs have the same fixed settings, else why a reload
+ * cannot go ahead ("agent.bpffs cannot change while running; ..."). */
+const char *sl_agent_cfg_diff(const struct sl_agent_cfg *a, const struct sl_agent_cfg *b);
 
 /* Parse and validate. 0 when valid; -1 with every problem in *d otherwise.
  * 'file' names the input in diagnostics. */

@@ -194,7 +194,7 @@ static int prepare_maps(struct sl_dp *dp, struct bpf_object *obj, const struct s
 	bpf_object__for_each_map(map, obj)
 	{
 		const char *name = bpf_map__name(map);
-		unsigned int cap = sl_dp_capacity(&cfg->limits, name);
+		unsigned int cap = sl_dp_capacity(&cfg->agent.limits, name);
 		int err;
 
 		if (cap && bpf_map__set_max_entries(map, cap))
@@ -358,7 +358,7 @@ static int sockops_rodata(void *data, size_t len, const struct sl_config *cfg)
 
 	if (len != sizeof(*c))
 		return -EINVAL;
-	c->redirect_local = cfg->redirect_local;
+	c->redirect_local = cfg->agent.redirect_local;
 	return 0;
 }
 
@@ -431,8 +431,8 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	dp->settings_fd = -1;
 	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++)
 		*sl_maps_fd(&dp->maps, i) = -1;
-	snprintf(dp->bpffs, sizeof(dp->bpffs), "%s", cfg->bpffs);
-	snprintf(dp->cgroup, sizeof(dp->cgroup), "%s", cfg->cgroup);
+	snprintf(dp->bpffs, sizeof(dp->bpffs), "%s", cfg->agent.bpffs);
+	snprintf(dp->cgroup, sizeof(dp->cgroup), "%s", cfg->agent.cgroup);
 
 	if (access("/sys/kernel/btf/vmlinux", R_OK))
 		return sl_seterr(e, 1, -ENOENT,

@@ -604,16 +604,16 @@ int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
 		memcpy(svc->backends[svc->n_backends].subset, b->subset, sizeof(b->subset));
 		svc->n_backends++;
 	}
-	if (out->n_services > out->limits.services) {
+	if (out->n_services > out->agent.limits.services) {
 		sl_reg_seterr(e, 400, "", "%zu services, more than agent.limits.services (%u)",
-			      out->n_services, out->limits.services);
+			      out->n_services, out->agent.limits.services);
 		goto fail;
 	}
 	for (size_t i = 0; i < out->n_services; i++)
 		total += out->services[i].n_backends;
-	if (total > out->limits.backends) {
+	if (total > out->agent.limits.backends) {
 		sl_reg_seterr(e, 400, "", "%zu backends, more than agent.limits.backends (%u)",
-			      total, out->limits.backends);
+			      total, out->agent.limits.backends);
 		goto fail;
 	}
 	return 0;
