@@ -34,7 +34,7 @@
                                                                                                    \
 		cr_assert_lt((i), (d)->n, "%s: no diagnostic #%zu (only %zu)", (what),             \
 			     (size_t)(i), (d)->n);                                                 \
-		_m = (d)->msgs[(i)];                                                               \
+		_m = (d)->list[(i)].text;                                                          \
 		_pl = (size_t)snprintf(_pfx, sizeof(_pfx), "%s:%u:%u: ", (file), (unsigned)(line), \
 				       (unsigned)(col));                                           \
 		cr_assert(!strncmp(_m, _pfx, _pl), "%s: diagnostic \"%s\", want prefix \"%s\"",    \
@@ -51,20 +51,20 @@
 		cr_assert_null((cfg)->services, "%s: refused, yet services != NULL", (what));      \
 	} while (0)
 
-static int parse(const char *yaml, struct sl_config *cfg, struct sl_diag *d)
+static int parse(const char *yaml, struct sl_config *cfg, struct sl_problems *d)
 {
 	return sl_config_parse(FILE_NAME, yaml, strlen(yaml), cfg, d);
 }
 
 /* All diagnostics on one line each, for failure messages. */
-static const char *diag_text(const struct sl_diag *d)
+static const char *diag_text(const struct sl_problems *d)
 {
 	static char buf[4096];
 	size_t off = 0;
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < d->n && off < sizeof(buf); i++)
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "\n    %s", d->msgs[i]);
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "\n    %s", d->list[i].text);
 	return d->n ? buf : " (none)";
 }
 
@@ -176,7 +176,7 @@ Test(config_valid, full)
 	static const uint8_t db8_3[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,
 					  0,	0,    0,    0,	  0, 0, 0, 3};
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	const struct sl_service_cfg *s;
 	int rc = parse(full_yaml, &cfg, &d);
 
@@ -257,7 +257,7 @@ Test(config_valid, full)
 	sl_config_free(&cfg);
 	cr_assert_eq(cfg.n_services, 0, "sl_config_free leaves n_services %zu", cfg.n_services);
 	cr_assert_null(cfg.services);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 Test(config_valid, defaults)
@@ -268,7 +268,7 @@ Test(config_valid, defaults)
 				   "    backends:\n"
 				   "      - address: 10.0.1.1:80\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc;
 
 	/* Whatever was in cfg before is not kept. */
@@ -294,7 +294,7 @@ Test(config_valid, defaults)
 	cr_assert_str_eq(cfg.services[0].backends[0].subset, "");
 	assert_features_off(&cfg.services[0], "no feature keys");
 	sl_config_free(&cfg);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 Test(config_valid, empty_services)
@@ -309,14 +309,14 @@ Test(config_valid, empty_services)
 
 	for (size_t i = 0; i < ARRAY_SIZE(yamls); i++) {
 		struct sl_config cfg;
-		struct sl_diag d = {0};
+		struct sl_problems d = {0};
 		int rc = parse(yamls[i], &cfg, &d);
 
 		cr_assert_eq(rc, 0, "\"%s\" refused:%s", yamls[i], diag_text(&d));
 		cr_assert_eq(d.n, 0, "\"%s\": diagnostics on success", yamls[i]);
 		cr_assert_eq(cfg.n_services, 0, "\"%s\": %zu services", yamls[i], cfg.n_services);
 		sl_config_free(&cfg);
-		sl_diag_free(&d);
+		sl_problems_free(&d);
 	}
 }
 
@@ -347,7 +347,7 @@ Test(config_valid, json)
 				   "    protocol: udp\n"
 				   "    backends: [{address: '[2001:db8::2]:53', weight: 7}]\n";
 	struct sl_config j, y;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc;
 
 	rc = parse(json, &j, &d);
@@ -383,7 +383,7 @@ Test(config_valid, json)
 	cr_assert_eq(j.services[1].backends[0].weight, 7);
 	sl_config_free(&j);
 	sl_config_free(&y);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* The limits are checked whatever the order of 'agent' and 'services'. */
@@ -400,7 +400,7 @@ Test(config_valid, limits_at_exact_capacity)
 	    "agent:\n"
 	    "  limits: {services: 2, backends: 3}\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc = parse(yaml, &cfg, &d);
 
 	cr_assert_eq(rc, 0, "2 services / 3 backends at limits 2 / 3 refused:%s", diag_text(&d));
@@ -408,7 +408,7 @@ Test(config_valid, limits_at_exact_capacity)
 	cr_assert_eq(cfg.agent.limits.services, 2);
 	cr_assert_eq(cfg.agent.limits.backends, 3);
 	sl_config_free(&cfg);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* Exactly SLUICE_MAX_BACKENDS_PER_SERVICE backends are accepted. */
@@ -438,7 +438,7 @@ Test(config_valid, max_backends_per_service)
 {
 	char *yaml = gen_backends_yaml(SLUICE_MAX_BACKENDS_PER_SERVICE);
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc;
 
 	cr_assert_not_null(yaml);
@@ -447,7 +447,7 @@ Test(config_valid, max_backends_per_service)
 		     diag_text(&d));
 	cr_assert_eq(cfg.services[0].n_backends, SLUICE_MAX_BACKENDS_PER_SERVICE);
 	sl_config_free(&cfg);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 	free(yaml);
 }
 
@@ -455,12 +455,12 @@ Test(config_valid, max_backends_per_service)
 Test(config_valid, diag_appends)
 {
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc;
 
-	sl_diag_add(&d, "earlier", 7, 3, "an earlier problem %d", 42);
+	sl_problems_add(&d, "earlier", 7, 3, "an earlier problem %d", 42);
 	cr_assert_eq(d.n, 1);
-	cr_assert_str_eq(d.msgs[0], "earlier:7:3: an earlier problem 42");
+	cr_assert_str_eq(d.list[0].text, "earlier:7:3: an earlier problem 42");
 	rc = parse("services: []\n", &cfg, &d);
 	cr_assert_eq(rc, 0, "valid config failed because *d was not empty");
 	cr_assert_eq(d.n, 1);
@@ -468,11 +468,11 @@ Test(config_valid, diag_appends)
 	rc = parse("bogus: 1\n", &cfg, &d);
 	cr_assert_eq(rc, -1);
 	cr_assert_eq(d.n, 2, "the new problem is appended: %zu", d.n);
-	cr_assert_str_eq(d.msgs[0], "earlier:7:3: an earlier problem 42");
+	cr_assert_str_eq(d.list[0].text, "earlier:7:3: an earlier problem 42");
 	ASSERT_DIAG(&d, 1, FILE_NAME, 1, 1, "unknown key 'bogus'", "append");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 	cr_assert_eq(d.n, 0);
-	cr_assert_null(d.msgs);
+	cr_assert_null(d.list);
 }
 
 /* ---- service features: lb, affinity, split and the blocks --------------- */
@@ -518,7 +518,7 @@ static const char features_yaml[] =
 Test(config_valid, features)
 {
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	const struct sl_service_cfg *s;
 	int rc = parse(features_yaml, &cfg, &d);
 
@@ -575,7 +575,7 @@ Test(config_valid, features)
 	cr_assert_eq(s->lb, SLUICE_LB_ROUND_ROBIN);
 	assert_features_off(s, "plain");
 	sl_config_free(&cfg);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* Each block present but empty: its defaults. */
@@ -590,7 +590,7 @@ Test(config_valid, empty_blocks_defaults)
 				   "    rate_limit: {}\n"
 				   "    timeouts: {}\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	const struct sl_service_cfg *s;
 	int rc = parse(yaml, &cfg, &d);
 
@@ -614,7 +614,7 @@ Test(config_valid, empty_blocks_defaults)
 	cr_assert_eq(s->affinity_ms, 0);
 	cr_assert_eq(s->n_split, 0);
 	sl_config_free(&cfg);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* The limits themselves are accepted; type none is the same as no block. */
@@ -656,7 +656,7 @@ Test(config_valid, feature_limits)
 	    "    frontend: 10.96.0.4:80\n"
 	    "    health_check: {type: tcp, timeout: 10ms, interval: 100ms}\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	const struct sl_service_cfg *s;
 	int rc = parse(yaml, &cfg, &d);
 
@@ -698,7 +698,7 @@ Test(config_valid, feature_limits)
 	cr_assert_eq(s->health.timeout_ms, 10);
 	cr_assert_eq(s->health.interval_ms, 100);
 	sl_config_free(&cfg);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* ---- invalid configs ---------------------------------------------------- */
@@ -1161,7 +1161,7 @@ ParameterizedTest(size_t *ip, config_invalid, table)
 {
 	const struct bad_case *c = &bad_cases[*ip];
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc;
 
 	memset(&cfg, 0x5a, sizeof(cfg));
@@ -1171,7 +1171,7 @@ ParameterizedTest(size_t *ip, config_invalid, table)
 		     c->name, d.n, c->n_diag ? c->n_diag : 1, diag_text(&d));
 	ASSERT_DIAG(&d, 0, FILE_NAME, c->line, c->col, c->msg, c->name);
 	ASSERT_NOTHING_APPLIED(&cfg, c->name);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* The case names are unique, so a failure names one case. */
@@ -1192,7 +1192,7 @@ Test(config_valid, same_frontend_other_protocol)
 				       "    frontend: 10.96.0.10:80\n"
 				       "    protocol: udp\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc = parse(yaml, &cfg, &d);
 
 	cr_assert_eq(rc, 0, "tcp and udp on one frontend refused:%s", diag_text(&d));
@@ -1201,7 +1201,7 @@ Test(config_valid, same_frontend_other_protocol)
 	cr_assert_eq(cfg.services[0].proto, SLUICE_PROTO_TCP);
 	cr_assert_eq(cfg.services[1].proto, SLUICE_PROTO_UDP);
 	sl_config_free(&cfg);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 Test(config_invalid, too_many_backends_per_service)
@@ -1209,7 +1209,7 @@ Test(config_invalid, too_many_backends_per_service)
 	char *yaml = gen_backends_yaml(SLUICE_MAX_BACKENDS_PER_SERVICE + 1);
 	char want[128];
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc;
 
 	cr_assert_not_null(yaml);
@@ -1221,7 +1221,7 @@ Test(config_invalid, too_many_backends_per_service)
 	/* Reported at the list: line 5, column 7 ("- address" of the first). */
 	ASSERT_DIAG(&d, 0, FILE_NAME, 5, 7, want, "too many backends");
 	ASSERT_NOTHING_APPLIED(&cfg, "too many backends");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 	free(yaml);
 }
 
@@ -1267,7 +1267,7 @@ Test(config_invalid, all_problems_reported)
 	    {21, 1, "configuration: unknown key 'bogus'"},
 	};
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc = parse(yaml, &cfg, &d);
 
 	cr_assert_eq(rc, -1, "accepted");
@@ -1280,7 +1280,7 @@ Test(config_invalid, all_problems_reported)
 		ASSERT_DIAG(&d, i, FILE_NAME, want[i].line, want[i].col, want[i].msg, what);
 	}
 	ASSERT_NOTHING_APPLIED(&cfg, "several problems");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /*
@@ -1295,14 +1295,14 @@ Test(config_invalid, nothing_half_applied)
 				   "  - {name: c, frontend: 10.96.0.3:80, lb: fastest}\n"
 				   "  - {name: d, frontend: 10.96.0.4:80}\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc = parse(yaml, &cfg, &d);
 
 	cr_assert_eq(rc, -1);
 	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
 	ASSERT_DIAG(&d, 0, FILE_NAME, 4, 43, "lb 'fastest'", "bad lb among good services");
 	ASSERT_NOTHING_APPLIED(&cfg, "bad lb among good services");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /*
@@ -1318,7 +1318,7 @@ Test(config_invalid, second_document_syntax_error)
 {
 	static const char yaml[] = "services: []\n---\nservices: [\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc;
 
 	if (SECOND_DOC_BUG)
@@ -1328,7 +1328,7 @@ Test(config_invalid, second_document_syntax_error)
 	cr_assert_eq(rc, -1, "a broken second document was accepted");
 	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
 	ASSERT_DIAG(&d, 0, FILE_NAME, 4, 1, "YAML syntax", "broken second document");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* ---- sl_config_load ----------------------------------------------------- */
@@ -1337,7 +1337,7 @@ Test(config_load, temp_file)
 {
 	char path[] = "/tmp/sluice-test-config-XXXXXX";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	FILE *f;
 	int fd, rc;
 
@@ -1356,7 +1356,7 @@ Test(config_load, temp_file)
 	cr_assert_not_null(find_svc(&cfg, "api.v6_1"));
 	cr_assert_eq(find_svc(&cfg, "web")->lb, SLUICE_LB_MAGLEV);
 	sl_config_free(&cfg);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* Diagnostics of a loaded file name the file's path. */
@@ -1365,7 +1365,7 @@ Test(config_load, invalid_file_names_path)
 	char path[] = "/tmp/sluice-test-config-XXXXXX";
 	static const char yaml[] = SVC "    lb: fastest\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int fd, rc;
 
 	fd = mkstemp(path);
@@ -1378,28 +1378,28 @@ Test(config_load, invalid_file_names_path)
 	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
 	ASSERT_DIAG(&d, 0, path, 4, 9, "lb 'fastest'", "loaded file");
 	ASSERT_NOTHING_APPLIED(&cfg, "loaded file");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 Test(config_load, missing_file)
 {
 	static const char path[] = "/nonexistent-sluice-dir/sluice.yaml";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc = sl_config_load(path, &cfg, &d);
 
 	cr_assert_eq(rc, -1, "loading a missing file succeeded");
 	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
 	ASSERT_DIAG(&d, 0, path, 1, 1, "cannot open: No such file or directory", "missing file");
 	ASSERT_NOTHING_APPLIED(&cfg, "missing file");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 Test(config_load, empty_file)
 {
 	char path[] = "/tmp/sluice-test-config-XXXXXX";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int fd, rc;
 
 	fd = mkstemp(path);
@@ -1410,21 +1410,21 @@ Test(config_load, empty_file)
 	cr_assert_eq(rc, -1, "an empty file was accepted");
 	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
 	ASSERT_DIAG(&d, 0, path, 1, 1, "the configuration is empty", "empty file");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 Test(config_load, directory)
 {
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int rc = sl_config_load("/tmp", &cfg, &d);
 
 	cr_assert_eq(rc, -1, "loading a directory succeeded");
 	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
-	cr_assert(!strncmp(d.msgs[0], "/tmp:1:1: ", 10), "diagnostic \"%s\" does not name /tmp",
-		  d.msgs[0]);
+	cr_assert(!strncmp(d.list[0].text, "/tmp:1:1: ", 10),
+		  "diagnostic \"%s\" does not name /tmp", d.list[0].text);
 	ASSERT_NOTHING_APPLIED(&cfg, "directory");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* The agent's listeners and interface globs, and their defaults. */
@@ -1435,7 +1435,7 @@ Test(config_valid, agent_endpoints)
 				   "  api: /tmp/x/sluiced.sock\n"
 				   "  interfaces: [eth*, 'veth?', lo]\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 
 	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
 	cr_assert(cfg.agent.metrics_on, "metrics on by default");
@@ -1460,14 +1460,14 @@ Test(config_valid, agent_endpoints)
 	cr_assert_not(cfg.agent.metrics_on, "\"\" disables metrics");
 	cr_assert_str_eq(cfg.agent.api, "", "\"\" disables the API");
 	sl_config_free(&cfg);
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 /* agent.redirect: off | local. */
 Test(config_valid, redirect)
 {
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 
 	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
 	cr_assert_eq(cfg.agent.redirect_local, 1, "local is the default");
@@ -1481,7 +1481,7 @@ Test(config_valid, redirect)
 	cr_assert_eq(parse("agent: {redirect: remote}\n", &cfg, &d), -1);
 	cr_assert_eq(d.n, 1);
 	ASSERT_DIAG(&d, 0, FILE_NAME, 1, 19, "redirect 'remote': want off or local", "redirect");
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 }
 
 Test(config, backend_identity_label)
@@ -1494,10 +1494,10 @@ Test(config, backend_identity_label)
 				   "      - {address: 198.18.1.2:8080, identity: batch}\n"
 				   "      - {address: 198.18.1.3:8080}\n";
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 
 	cr_assert_eq(sl_config_parse("t.yaml", yaml, strlen(yaml), &cfg, &d), 0, "%s",
-		     d.n ? d.msgs[0] : "");
+		     d.n ? d.list[0].text : "");
 	cr_expect_eq(cfg.services[0].backends[0].identity, 2, "batch is identity 2");
 	cr_expect_eq(cfg.services[0].backends[1].identity, 0);
 	sl_config_free(&cfg);
@@ -1520,7 +1520,7 @@ Test(config_fixed, compared_whole)
 	    {"agent: {redirect: \"off\"}\n", "agent.redirect"},
 	};
 	struct sl_config base, cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 
 	cr_assert_eq(parse("services: []\n", &base, &d), 0, "%s", diag_text(&d));
 	cr_assert_eq(parse("agent: {audit: all}\nservices:\n  - {name: a, frontend: "

@@ -12,11 +12,11 @@
 
 static void parse(const char *yaml, struct sl_config *cfg)
 {
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int err = sl_config_parse("t.yaml", yaml, strlen(yaml), cfg, &d);
 
-	cr_assert_eq(err, 0, "config must parse: %s", d.n ? d.msgs[0] : "");
-	sl_diag_free(&d);
+	cr_assert_eq(err, 0, "config must parse: %s", d.n ? d.list[0].text : "");
+	sl_problems_free(&d);
 }
 
 /* The state the maps would hold after 'plan' is applied on top of 'cur'. */

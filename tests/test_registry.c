@@ -19,7 +19,7 @@ static void setup(void)
 				   "    frontend: 198.19.0.10:80\n"
 				   "    backends:\n"
 				   "      - address: 198.18.1.2:8080\n";
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 
 	cr_assert_eq(sl_config_parse("t.yaml", yaml, strlen(yaml), &file, &d), 0);
 }
@@ -36,7 +36,7 @@ TestSuite(registry, .init = setup, .fini = teardown);
 Test(registry, register_merges_into_the_service)
 {
 	struct sl_registry r = {0};
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	struct sl_config eff;
 
 	cr_assert_eq(
@@ -70,7 +70,7 @@ Test(registry, bad_registrations_name_the_field)
 	    {"{\"address\": \"198.18.1.3:80\", \"subset\": 7}", "subset"},
 	};
 	struct sl_registry r = {0};
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cr_expect_eq(REG(&r, cases[i].body, 0), -1, "%s", cases[i].body);
@@ -85,7 +85,7 @@ Test(registry, bad_registrations_name_the_field)
 Test(registry, ttl_expires_unless_refreshed)
 {
 	struct sl_registry r = {0};
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 
 	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.3:80\", \"ttl\": \"2s\"}", 1000), 0);
 	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.4:80\"}", 1000), 0);
@@ -103,7 +103,7 @@ Test(registry, services_put_whole_and_deleted_with_their_backends)
 {
 	static const char svc[] = "{\"frontend\": \"198.19.0.11:80\", \"lb\": \"maglev\"}";
 	struct sl_registry r = {0};
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	struct sl_config eff;
 
 	cr_assert_eq(sl_registry_put_service(&r, &file, "api", svc, strlen(svc), SL_REG_LOCAL, &e),
@@ -135,7 +135,7 @@ Test(registry, state_file_round_trip)
 {
 	char dir[] = "/tmp/sl-registry-XXXXXX", path[64];
 	struct sl_registry r = {0}, back = {0};
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	struct sl_config eff;
 	struct stat st;
 	FILE *f;
@@ -183,9 +183,9 @@ Test(registry, identity_label_must_be_defined)
 				      "  - name: web\n"
 				      "    frontend: 198.19.0.10:80\n";
 	struct sl_registry r = {0};
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	struct sl_config cfg, eff;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 
 	cr_assert_eq(sl_config_parse("t.yaml", id_yaml, strlen(id_yaml), &cfg, &d), 0);
 	static const char ok[] = "{\"address\": \"198.18.1.3:80\", \"identity\": \"peers\"}";

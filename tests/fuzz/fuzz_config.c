@@ -14,13 +14,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sl_config cfg;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	size_t total = 0;
 
 	if (sl_config_parse("fuzz.yaml", (const char *)data, size, &cfg, &d)) {
 		if (!d.n || cfg.services || cfg.n_services)
 			abort(); /* refused: a reason, and nothing kept */
-		sl_diag_free(&d);
+		sl_problems_free(&d);
 		return 0;
 	}
 	if (d.n || cfg.n_services > cfg.agent.limits.services)

@@ -20,7 +20,7 @@ static int file_ready;
 
 static void check_merge(const struct sl_registry *r)
 {
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	struct sl_config eff;
 
 	if (sl_registry_merge(&file, r, &eff, &e)) {
@@ -45,13 +45,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				   "    backends:\n"
 				   "      - address: 198.18.1.2:8080\n";
 	struct sl_registry r = {0};
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	const char *body = (const char *)data + 1;
 	json_t *o;
 	int err;
 
 	if (!file_ready) {
-		struct sl_diag d = {0};
+		struct sl_problems d = {0};
 
 		if (sl_config_parse("t.yaml", yaml, strlen(yaml), &file, &d))
 			abort();

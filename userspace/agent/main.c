@@ -136,13 +136,13 @@ static void usage(FILE *f)
 		   "  -h, --help           this help\n");
 }
 
-static void print_diag(const struct sl_diag *d, int to_log)
+static void print_diag(const struct sl_problems *d, int to_log)
 {
 	for (size_t i = 0; i < d->n; i++) {
 		if (to_log)
-			sl_error("invalid config", "error=\"%s\"", d->msgs[i]);
+			sl_error("invalid config", "error=\"%s\"", d->list[i].text);
 		else
-			fprintf(stderr, "%s\n", d->msgs[i]);
+			fprintf(stderr, "%s\n", d->list[i].text);
 	}
 }
 
@@ -264,8 +264,8 @@ static void sync_identities(struct agent *a);
 static void reload(struct agent *a, const char *why)
 {
 	struct sl_config cfg, eff;
-	struct sl_diag d = {0};
-	struct sl_reg_err re;
+	struct sl_problems d = {0};
+	struct sl_problem re;
 	int err;
 
 	sl_info("reloading", "reason=%s file=%s", why, a->config_path);
@@ -274,7 +274,7 @@ static void reload(struct agent *a, const char *why)
 		a->reloads_err++;
 		sl_error("config rejected; the previous config keeps serving",
 			 "errors=%zu reloads_error=%llu", d.n, (unsigned long long)a->reloads_err);
-		sl_diag_free(&d);
+		sl_problems_free(&d);
 		return;
 	}
 	if (resolve_cgroup(&cfg) || check_fixed(&a->cfg, &cfg)) {
@@ -336,7 +336,7 @@ static int shared_change(const char *what)
  * every node alike. The change is checked first, as if it were applied
  * here: a request that fails writes nothing.
  */
-static int etcd_write_through(struct agent *a, const struct sl_registry *next, struct sl_reg_err *e)
+static int etcd_write_through(struct agent *a, const struct sl_registry *next, struct sl_problem *e)
 {
 	const char *pfx = a->cfg.agent.etcd_prefix;
 	int err = 0;
@@ -358,7 +358,7 @@ static int etcd_write_through(struct agent *a, const struct sl_registry *next, s
 			/* A heartbeat: the lease lives on the node that registered it. */
 			err = sl_etcd_refresh(a->etcd, key);
 			if (err == -ENOENT) {
-				sl_reg_seterr(
+				sl_problem_http(
 				    e, 409, "address",
 				    "registered through another node: send its heartbeats "
 				    "there");
@@ -403,17 +403,17 @@ static int etcd_write_through(struct agent *a, const struct sl_registry *next, s
 		free(key);
 	}
 	if (err)
-		sl_reg_seterr(e, 503, "", "cannot queue the change for etcd: %s", strerror(-err));
+		sl_problem_http(e, 503, "", "cannot queue the change for etcd: %s", strerror(-err));
 	return err ? -1 : 0;
 }
 
 /* Make 'next' the registry: merge, apply, save (0), or with etcd send an API
  * change there (1). On failure (-1) nothing changed. */
 static int registry_commit(struct agent *a, struct sl_registry *next, const char *what,
-			   struct sl_reg_err *e)
+			   struct sl_problem *e)
 {
 	struct sl_config eff;
-	struct sl_reg_err ignored;
+	struct sl_problem ignored;
 	int err;
 
 	if (a->etcd && shared_change(what)) {
@@ -443,7 +443,7 @@ static int registry_commit(struct agent *a, struct sl_registry *next, const char
 		sl_registry_save(&a->reg, a->cfg.agent.state, &ignored);
 		reconcile(a, &a->eff);
 		sl_config_free(&eff);
-		sl_reg_seterr(e, 500, "", "applying the change to the maps failed");
+		sl_problem_http(e, 500, "", "applying the change to the maps failed");
 		return -1;
 	}
 	sl_registry_free(&a->reg);
@@ -469,7 +469,7 @@ static int etcd_snapshot(struct agent *a, struct sl_registry *next)
 	struct sl_etcd_kv *kvs = NULL;
 	const char **keys = NULL, **vals = NULL;
 	int64_t *leases = NULL;
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	size_t n = 0, bad;
 	int got, err = 0;
 
@@ -504,7 +504,7 @@ out:
 static void on_etcd(struct agent *a)
 {
 	struct sl_registry next;
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	int got = etcd_snapshot(a, &next);
 
 	if (got < 0)
@@ -522,7 +522,7 @@ static void on_etcd(struct agent *a)
 static void registry_tick(struct agent *a)
 {
 	struct sl_registry next;
-	struct sl_reg_err e;
+	struct sl_problem e;
 	size_t gone;
 
 	if (a->reg.n_bes && !sl_registry_copy(&a->reg, &next)) {
@@ -562,7 +562,7 @@ static const struct sl_registry *api_registry(void *arg)
 	return &((struct agent *)arg)->reg;
 }
 
-static int api_commit(void *arg, struct sl_registry *next, const char *what, struct sl_reg_err *e)
+static int api_commit(void *arg, struct sl_registry *next, const char *what, struct sl_problem *e)
 {
 	return registry_commit(arg, next, what, e);
 }
@@ -863,7 +863,7 @@ static void sync_event_switch(struct agent *a)
 static int start_tc(struct agent *a)
 {
 	const char *globs[SL_MAX_INTERFACES];
-	struct sl_err e = {0};
+	struct sl_problem e = {0};
 	int err;
 
 	for (size_t i = 0; i < a->cfg.agent.n_interfaces; i++)
@@ -1127,7 +1127,7 @@ static int start_etcd(struct agent *a)
 	const char *eps[SL_MAX_ETCD_ENDPOINTS];
 	struct pollfd pfd = {.events = POLLIN};
 	struct sl_config eff;
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	char why[256] = "";
 	uint64_t deadline = now_ms() + ETCD_FIRST_SNAPSHOT_MS;
 
@@ -1179,7 +1179,7 @@ static int start_etcd(struct agent *a)
 static int load_registry(struct agent *a)
 {
 	char path[PATH_MAX + 32], aside[PATH_MAX + 64];
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 
 	if (sl_registry_load(a->cfg.agent.state, &a->cfg, &a->reg, &e))
 		sl_error("some saved registrations were not restored", "error=\"%s\"", e.msg);
@@ -1201,7 +1201,7 @@ static int load_registry(struct agent *a)
 
 static int start(struct agent *a)
 {
-	struct sl_err e = {0};
+	struct sl_problem e = {0};
 	struct sl_state st;
 	uint32_t *dead = NULL;
 	size_t n_dead = 0;
@@ -1317,7 +1317,7 @@ int main(int argc, char **argv)
 	enum sl_log_level level;
 	enum sl_log_format format;
 	struct sl_features feats;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	int check = 0, teardown = 0, format_set = 0, opt, rc;
 
 	a.dp.cgroup_fd = -1;
@@ -1372,7 +1372,7 @@ int main(int argc, char **argv)
 		sl_log_set_format(SL_LOG_FMT_JOURNAL);
 	if (sl_config_load(a.config_path, &a.cfg, &d)) {
 		print_diag(&d, 0);
-		sl_diag_free(&d);
+		sl_problems_free(&d);
 		return EXIT_CONFIG;
 	}
 	if (check) {
@@ -1381,7 +1381,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (teardown) {
-		struct sl_err e = {0};
+		struct sl_problem e = {0};
 
 		/* TC filters first: they are found through the pins. */
 		rc = sl_tc_teardown(a.cfg.agent.bpffs, &e) || sl_dp_teardown(a.cfg.agent.bpffs, &e)

@@ -36,7 +36,7 @@ static void fail(unsigned int *status, char **out, unsigned int code, const char
 	*out = dump(o);
 }
 
-static void fail_reg(unsigned int *status, char **out, const struct sl_reg_err *e)
+static void fail_reg(unsigned int *status, char **out, const struct sl_problem *e)
 {
 	fail(status, out, e->status ? e->status : 400, e->field, e->msg);
 }
@@ -143,13 +143,13 @@ static void get_services(const struct sl_api *api, const char *only, unsigned in
 
 /* Try a change on a copy; commit it or answer why not. */
 typedef int (*change_fn)(struct sl_registry *next, const struct sl_api *api, void *ctx,
-			 struct sl_reg_err *e);
+			 struct sl_problem *e);
 
 static void change(const struct sl_api *api, change_fn fn, void *ctx, const char *what,
 		   unsigned int ok_status, json_t *ok_body, unsigned int *status, char **out)
 {
 	struct sl_registry next;
-	struct sl_reg_err e = {0};
+	struct sl_problem e = {0};
 	int rc;
 
 	if (sl_registry_copy(api->registry(api->arg), &next)) {
@@ -184,7 +184,7 @@ struct req {
 	int drain;
 };
 
-static int do_put(struct sl_registry *n, const struct sl_api *api, void *ctx, struct sl_reg_err *e)
+static int do_put(struct sl_registry *n, const struct sl_api *api, void *ctx, struct sl_problem *e)
 {
 	const struct req *q = ctx;
 
@@ -193,14 +193,14 @@ static int do_put(struct sl_registry *n, const struct sl_api *api, void *ctx, st
 }
 
 static int do_delete(struct sl_registry *n, const struct sl_api *api, void *ctx,
-		     struct sl_reg_err *e)
+		     struct sl_problem *e)
 {
 	(void)api;
 	return sl_registry_delete_service(n, ((const struct req *)ctx)->name, e);
 }
 
 static int do_register(struct sl_registry *n, const struct sl_api *api, void *ctx,
-		       struct sl_reg_err *e)
+		       struct sl_problem *e)
 {
 	const struct req *q = ctx;
 
@@ -209,7 +209,7 @@ static int do_register(struct sl_registry *n, const struct sl_api *api, void *ct
 }
 
 static int do_deregister(struct sl_registry *n, const struct sl_api *api, void *ctx,
-			 struct sl_reg_err *e)
+			 struct sl_problem *e)
 {
 	const struct req *q = ctx;
 
@@ -218,7 +218,7 @@ static int do_deregister(struct sl_registry *n, const struct sl_api *api, void *
 }
 
 static int do_heartbeat(struct sl_registry *n, const struct sl_api *api, void *ctx,
-			struct sl_reg_err *e)
+			struct sl_problem *e)
 {
 	const struct req *q = ctx;
 
@@ -227,7 +227,7 @@ static int do_heartbeat(struct sl_registry *n, const struct sl_api *api, void *c
 }
 
 static int do_drain(struct sl_registry *n, const struct sl_api *api, void *ctx,
-		    struct sl_reg_err *e)
+		    struct sl_problem *e)
 {
 	const struct req *q = ctx;
 

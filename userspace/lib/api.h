@@ -34,7 +34,7 @@ struct sl_api {
 	/* Make 'next' the registry: 0 (it took 'next' over), 1 (it took it
 	 * over, and the change is queued for the shared registry: 202), or -1
 	 * with *e (and 'next' still the caller's to free). */
-	int (*commit)(void *arg, struct sl_registry *next, const char *what, struct sl_reg_err *e);
+	int (*commit)(void *arg, struct sl_registry *next, const char *what, struct sl_problem *e);
 	const struct sl_maps *maps; /* for states and counters; may be NULL */
 };
 

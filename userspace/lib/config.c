@@ -21,36 +21,6 @@
 #define DEFAULT_STATE	  "/var/lib/sluice"
 #define DEFAULT_AUDIT_LOG "/var/log/sluice/audit.log"
 
-void sl_diag_add(struct sl_diag *d, const char *file, unsigned int line, unsigned int col,
-		 const char *fmt, ...)
-{
-	char msg[512], *full;
-	char **grown;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (asprintf(&full, "%s:%u:%u: %s", file, line, col, msg) < 0)
-		return;
-	grown = realloc(d->msgs, (d->n + 1) * sizeof(*d->msgs));
-	if (!grown) {
-		free(full);
-		return;
-	}
-	d->msgs = grown;
-	d->msgs[d->n++] = full;
-}
-
-void sl_diag_free(struct sl_diag *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		free(d->msgs[i]);
-	free(d->msgs);
-	d->msgs = NULL;
-	d->n = 0;
-}
-
 /* The fixed settings, for naming the one that changed; the comparison itself is
  * the whole struct, so a field missing here still counts. */
 #define RESTART "cannot change while running; restart sluiced"
@@ -110,7 +80,7 @@ const char *sl_proto_name(uint8_t proto)
 struct walker {
 	const char *file;
 	yaml_document_t *doc;
-	struct sl_diag *d;
+	struct sl_problems *d;
 };
 
 static void werr(struct walker *w, const yaml_node_t *n, const char *fmt, ...)
@@ -124,8 +94,8 @@ static void werr(struct walker *w, const yaml_node_t *n, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	sl_diag_add(w->d, w->file, (unsigned int)n->start_mark.line + 1,
-		    (unsigned int)n->start_mark.column + 1, "%s", msg);
+	sl_problems_add(w->d, w->file, (unsigned int)n->start_mark.line + 1,
+			(unsigned int)n->start_mark.column + 1, "%s", msg);
 }
 
 static const char *scalar(const yaml_node_t *n)
@@ -1349,7 +1319,7 @@ static void parse_identities_first(struct walker *w, yaml_node_t *root, struct s
 static void parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg)
 {
 	static const char *const known[] = {"services", "backends", "revnat", NULL};
-	struct sl_diag scratch = {0};
+	struct sl_problems scratch = {0};
 	struct walker quiet = {.file = w->file, .doc = w->doc, .d = &scratch};
 	yaml_node_pair_t *p;
 
@@ -1372,11 +1342,11 @@ static void parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_co
 					     &cfg->agent.limits);
 		}
 	}
-	sl_diag_free(&scratch);
+	sl_problems_free(&scratch);
 }
 
 int sl_config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
-		    struct sl_diag *d)
+		    struct sl_problems *d)
 {
 	static const char *const root_known[] = {"agent", "services", "registry", "identities",
 						 NULL};
@@ -1388,21 +1358,21 @@ int sl_config_parse(const char *file, const char *text, size_t len, struct sl_co
 
 	config_defaults(cfg);
 	if (!yaml_parser_initialize(&parser)) {
-		sl_diag_add(d, file, 1, 1, "cannot initialise the YAML parser");
+		sl_problems_add(d, file, 1, 1, "cannot initialise the YAML parser");
 		return -1;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		sl_diag_add(d, file, (unsigned int)parser.problem_mark.line + 1,
-			    (unsigned int)parser.problem_mark.column + 1, "YAML syntax: %s%s%s",
-			    parser.problem ? parser.problem : "unknown error",
-			    parser.context ? " " : "", parser.context ? parser.context : "");
+		sl_problems_add(d, file, (unsigned int)parser.problem_mark.line + 1,
+				(unsigned int)parser.problem_mark.column + 1, "YAML syntax: %s%s%s",
+				parser.problem ? parser.problem : "unknown error",
+				parser.context ? " " : "", parser.context ? parser.context : "");
 		yaml_parser_delete(&parser);
 		return -1;
 	}
 	root = yaml_document_get_root_node(&doc);
 	if (!root) {
-		sl_diag_add(d, file, 1, 1, "the configuration is empty");
+		sl_problems_add(d, file, 1, 1, "the configuration is empty");
 	} else {
 		parse_limits_first(&w, root, cfg);
 		parse_identities_first(&w, root, cfg);
@@ -1413,16 +1383,16 @@ int sl_config_parse(const char *file, const char *text, size_t len, struct sl_co
 
 			if (yaml_parser_load(&parser, &extra)) {
 				if (yaml_document_get_root_node(&extra))
-					sl_diag_add(d, file,
-						    (unsigned int)extra.start_mark.line + 1,
-						    (unsigned int)extra.start_mark.column + 1,
-						    "only one YAML document is allowed");
+					sl_problems_add(d, file,
+							(unsigned int)extra.start_mark.line + 1,
+							(unsigned int)extra.start_mark.column + 1,
+							"only one YAML document is allowed");
 				yaml_document_delete(&extra);
 			} else {
-				sl_diag_add(d, file, (unsigned int)parser.problem_mark.line + 1,
-					    (unsigned int)parser.problem_mark.column + 1,
-					    "YAML syntax: %s",
-					    parser.problem ? parser.problem : "unknown error");
+				sl_problems_add(d, file, (unsigned int)parser.problem_mark.line + 1,
+						(unsigned int)parser.problem_mark.column + 1,
+						"YAML syntax: %s",
+						parser.problem ? parser.problem : "unknown error");
 			}
 		}
 	}
@@ -1435,7 +1405,7 @@ int sl_config_parse(const char *file, const char *text, size_t len, struct sl_co
 	return 0;
 }
 
-int sl_config_load(const char *path, struct sl_config *cfg, struct sl_diag *d)
+int sl_config_load(const char *path, struct sl_config *cfg, struct sl_problems *d)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -1447,13 +1417,13 @@ int sl_config_load(const char *path, struct sl_config *cfg, struct sl_diag *d)
 	config_defaults(cfg);
 	f = fopen(path, "re");
 	if (!f) {
-		sl_diag_add(d, path, 1, 1, "cannot open: %s", strerror(errno));
+		sl_problems_add(d, path, 1, 1, "cannot open: %s", strerror(errno));
 		return -1;
 	}
 	mem = open_memstream(&text, &len);
 	if (!mem) {
 		fclose(f);
-		sl_diag_add(d, path, 1, 1, "out of memory");
+		sl_problems_add(d, path, 1, 1, "out of memory");
 		return -1;
 	}
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
@@ -1462,7 +1432,7 @@ int sl_config_load(const char *path, struct sl_config *cfg, struct sl_diag *d)
 	fclose(f);
 	if (fclose(mem) || err) {
 		free(text);
-		sl_diag_add(d, path, 1, 1, "cannot read: %s", strerror(errno ? errno : EIO));
+		sl_problems_add(d, path, 1, 1, "cannot read: %s", strerror(errno ? errno : EIO));
 		return -1;
 	}
 	err = sl_config_parse(path, text, len, cfg, d);
@@ -1526,7 +1496,7 @@ fail:
 
 int sl_config_parse_service(const char *what, const char *text, size_t len,
 			    const struct sl_config *agent, struct sl_service_cfg *out,
-			    struct sl_diag *d)
+			    struct sl_problems *d)
 {
 	static const char head[] = "services: [";
 	struct sl_config cfg;
@@ -1536,7 +1506,7 @@ int sl_config_parse_service(const char *what, const char *text, size_t len,
 	memset(out, 0, sizeof(*out));
 	doc = malloc(sizeof(head) + len + 2);
 	if (!doc) {
-		sl_diag_add(d, what, 1, 1, "out of memory");
+		sl_problems_add(d, what, 1, 1, "out of memory");
 		return -1;
 	}
 	/* The text becomes the one item of a flow sequence: JSON as it is. */
@@ -1548,13 +1518,13 @@ int sl_config_parse_service(const char *what, const char *text, size_t len,
 	if (err)
 		return -1;
 	if (cfg.n_services != 1) {
-		sl_diag_add(d, what, 1, 1, "want exactly one service");
+		sl_problems_add(d, what, 1, 1, "want exactly one service");
 		sl_config_free(&cfg);
 		return -1;
 	}
 	if (agent && cfg.services[0].n_backends > agent->agent.limits.backends) {
-		sl_diag_add(d, what, 1, 1, "%zu backends, more than agent.limits.backends (%u)",
-			    cfg.services[0].n_backends, agent->agent.limits.backends);
+		sl_problems_add(d, what, 1, 1, "%zu backends, more than agent.limits.backends (%u)",
+				cfg.services[0].n_backends, agent->agent.limits.backends);
 		sl_config_free(&cfg);
 		return -1;
 	}

@@ -10,16 +10,7 @@
 #include <sluice/abi.h>
 
 #include "parse.h"
-
-/* Diagnostics, each "FILE:LINE:COL: message". */
-struct sl_diag {
-	char **msgs;
-	size_t n;
-};
-
-void sl_diag_add(struct sl_diag *d, const char *file, unsigned int line, unsigned int col,
-		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void sl_diag_free(struct sl_diag *d);
+#include "problem.h"
 
 struct sl_backend_cfg {
 	struct sl_sockaddr addr;
@@ -167,8 +158,8 @@ const char *sl_agent_cfg_diff(const struct sl_agent_cfg *a, const struct sl_agen
 /* Parse and validate. 0 when valid; -1 with every problem in *d otherwise.
  * 'file' names the input in diagnostics. */
 int sl_config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
-		    struct sl_diag *d);
-int sl_config_load(const char *path, struct sl_config *cfg, struct sl_diag *d);
+		    struct sl_problems *d);
+int sl_config_load(const char *path, struct sl_config *cfg, struct sl_problems *d);
 void sl_config_free(struct sl_config *cfg);
 
 /* A deep copy. 0 or -ENOMEM (dst then holds nothing to free). */
@@ -179,7 +170,7 @@ int sl_config_clone(const struct sl_config *src, struct sl_config *dst);
  * 0, or -1 with the problems in *d, each "what:LINE:COL: message". */
 int sl_config_parse_service(const char *what, const char *text, size_t len,
 			    const struct sl_config *agent, struct sl_service_cfg *out,
-			    struct sl_diag *d);
+			    struct sl_problems *d);
 
 const char *sl_lb_name(uint8_t lb);
 const char *sl_proto_name(uint8_t proto);

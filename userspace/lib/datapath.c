@@ -35,17 +35,6 @@
 
 #include "datapath.h"
 
-int sl_seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	e->env = env;
-	return err < 0 ? err : -EINVAL;
-}
-
 int sl_find_cgroup2(char *out, size_t len)
 {
 	char dev[256], dir[4096], type[64];
@@ -76,31 +65,32 @@ int sl_is_bpffs(const char *path)
 	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
 }
 
-int sl_ensure_bpffs(const char *dir, struct sl_err *e)
+int sl_ensure_bpffs(const char *dir, struct sl_problem *e)
 {
 	char parent[PATH_MAX];
 	char *slash;
 
 	if (strlen(dir) >= sizeof(parent))
-		return sl_seterr(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", dir);
+		return sl_problem_sys(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", dir);
 	strcpy(parent, dir);
 	slash = strrchr(parent, '/');
 	if (!slash || slash == parent)
-		return sl_seterr(e, 1, -EINVAL, "bpffs %s: must be a directory below a bpf mount",
-				 dir);
+		return sl_problem_sys(e, 1, -EINVAL,
+				      "bpffs %s: must be a directory below a bpf mount", dir);
 	*slash = '\0';
 	if (sl_is_bpffs(parent))
 		return 0;
 	if (!strcmp(parent, "/sys/fs/bpf")) {
 		if (mkdir(parent, 0700) && errno != EEXIST)
-			return sl_seterr(e, 1, -errno, "mkdir %s: %s", parent, strerror(errno));
+			return sl_problem_sys(e, 1, -errno, "mkdir %s: %s", parent,
+					      strerror(errno));
 		if (mount("bpf", parent, "bpf", 0, "mode=0700"))
-			return sl_seterr(e, 1, -errno, "mount bpffs at %s: %s", parent,
-					 strerror(errno));
+			return sl_problem_sys(e, 1, -errno, "mount bpffs at %s: %s", parent,
+					      strerror(errno));
 		return 0;
 	}
-	return sl_seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem (mount -t bpf bpf %s)",
-			 parent, parent);
+	return sl_problem_sys(e, 1, -ENOTSUP, "%s is not on a bpf filesystem (mount -t bpf bpf %s)",
+			      parent, parent);
 }
 
 unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
@@ -151,7 +141,7 @@ int sl_pin_adopt_size(const char *dir, struct bpf_map *map)
 	return err;
 }
 
-int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_err *e)
+int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_problem *e)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
@@ -163,31 +153,34 @@ int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_err *e)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return sl_seterr(e, 0, -errno, "open pinned map %s: %s", path, strerror(errno));
+		return sl_problem_sys(e, 0, -errno, "open pinned map %s: %s", path,
+				      strerror(errno));
 	}
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		err = -errno;
 	close(fd);
 	if (err)
-		return sl_seterr(e, 0, err, "inspect pinned map %s: %s", path, strerror(-err));
+		return sl_problem_sys(e, 0, err, "inspect pinned map %s: %s", path, strerror(-err));
 	if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
 	    info.value_size != bpf_map__value_size(map))
-		return sl_seterr(e, 0, -EEXIST,
-				 "pinned map %s has another layout (from another sluice version?); "
-				 "run `sluiced --teardown` first",
-				 path);
+		return sl_problem_sys(
+		    e, 0, -EEXIST,
+		    "pinned map %s has another layout (from another sluice version?); "
+		    "run `sluiced --teardown` first",
+		    path);
 	if (info.max_entries != bpf_map__max_entries(map))
-		return sl_seterr(e, 0, -EEXIST,
-				 "pinned map %s holds %u entries but the config asks for %u; "
-				 "capacities change only with `sluiced --teardown` and a restart",
-				 path, info.max_entries, bpf_map__max_entries(map));
+		return sl_problem_sys(
+		    e, 0, -EEXIST,
+		    "pinned map %s holds %u entries but the config asks for %u; "
+		    "capacities change only with `sluiced --teardown` and a restart",
+		    path, info.max_entries, bpf_map__max_entries(map));
 	return 0;
 }
 
 /* Set capacities, and refuse up front a pinned map that libbpf could not
  * reuse, with a message that says what to do. */
 static int prepare_maps(struct sl_dp *dp, struct bpf_object *obj, const struct sl_config *cfg,
-			struct sl_err *e)
+			struct sl_problem *e)
 {
 	struct bpf_map *map;
 
@@ -198,7 +191,7 @@ static int prepare_maps(struct sl_dp *dp, struct bpf_object *obj, const struct s
 		int err;
 
 		if (cap && bpf_map__set_max_entries(map, cap))
-			return sl_seterr(e, 0, -EINVAL, "set capacity of map %s", name);
+			return sl_problem_sys(e, 0, -EINVAL, "set capacity of map %s", name);
 		if (!bpf_map__pin_path(map) && !cap)
 			continue; /* .rodata and friends: not pinned */
 		err = sl_pin_check(dp->bpffs, map, e);
@@ -240,7 +233,7 @@ static int pin_private(const char *path)
 
 /* Attach one program, or swap it into the link pinned by a previous run. */
 static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long long cg_id,
-		      struct sl_err *e)
+		      struct sl_problem *e)
 {
 	const char *name = bpf_program__name(prog);
 	struct bpf_link *old = NULL, *link;
@@ -252,19 +245,20 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 	if (!access(path, F_OK)) {
 		old = bpf_link__open(path);
 		if (!old)
-			return sl_seterr(e, 0, -errno, "open pinned link %s: %s", path,
-					 strerror(errno));
+			return sl_problem_sys(e, 0, -errno, "open pinned link %s: %s", path,
+					      strerror(errno));
 		err = link_cgroup_id(old, &old_cg);
 		if (err) {
 			bpf_link__destroy(old);
-			return sl_seterr(e, 0, err, "inspect link %s: %s", path, strerror(-err));
+			return sl_problem_sys(e, 0, err, "inspect link %s: %s", path,
+					      strerror(-err));
 		}
 		if (old_cg == cg_id) {
 			err = bpf_link__update_program(old, prog);
 			if (err) {
 				bpf_link__destroy(old);
-				return sl_seterr(e, 0, err, "replace program in %s: %s", path,
-						 strerror(-err));
+				return sl_problem_sys(e, 0, err, "replace program in %s: %s", path,
+						      strerror(-err));
 			}
 			dp->links[dp->n_links++] = old;
 			dp->adopted = 1;
@@ -276,7 +270,7 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 	if (!link) {
 		err = -errno;
 		bpf_link__destroy(old);
-		return sl_seterr(
+		return sl_problem_sys(
 		    e, (err == -EPERM || err == -EACCES), err, "attach %s to %s: %s%s", name,
 		    dp->cgroup, strerror(-err),
 		    (err == -EPERM || err == -EACCES) ? " (need CAP_BPF and CAP_NET_ADMIN)" : "");
@@ -291,7 +285,7 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
 		err = pin_private(path);
 	if (err) {
 		bpf_link__destroy(link);
-		return sl_seterr(e, 0, err, "pin link %s: %s", path, strerror(-err));
+		return sl_problem_sys(e, 0, err, "pin link %s: %s", path, strerror(-err));
 	}
 	dp->links[dp->n_links++] = link;
 	return 0;
@@ -302,17 +296,17 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
  * replaces the program a previous run left (sockets already in the map keep
  * the one they joined with until they close).
  */
-static int attach_sk_msg(struct sl_dp *dp, struct bpf_program *prog, struct sl_err *e)
+static int attach_sk_msg(struct sl_dp *dp, struct bpf_program *prog, struct sl_problem *e)
 {
 	/* The pinned map, shared by every object; objs[0] created it. */
 	struct bpf_map *map = bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_SOCKHASH);
 
 	if (!map)
-		return sl_seterr(e, 0, -ENOENT, "%s: no %s map", bpf_program__name(prog),
-				 SLUICE_MAP_SOCKHASH);
+		return sl_problem_sys(e, 0, -ENOENT, "%s: no %s map", bpf_program__name(prog),
+				      SLUICE_MAP_SOCKHASH);
 	if (bpf_prog_attach(bpf_program__fd(prog), bpf_map__fd(map), BPF_SK_MSG_VERDICT, 0))
-		return sl_seterr(e, 0, -errno, "attach %s to %s: %s", bpf_program__name(prog),
-				 SLUICE_MAP_SOCKHASH, strerror(errno));
+		return sl_problem_sys(e, 0, -errno, "attach %s to %s: %s", bpf_program__name(prog),
+				      SLUICE_MAP_SOCKHASH, strerror(errno));
 	return 0;
 }
 
@@ -327,7 +321,7 @@ static int has_cap(int cap)
 	return !!(data[cap / 32].effective & (1u << (cap % 32)));
 }
 
-static int pins_private(struct bpf_object *obj, struct sl_err *e)
+static int pins_private(struct bpf_object *obj, struct sl_problem *e)
 {
 	struct bpf_map *map;
 
@@ -340,7 +334,7 @@ static int pins_private(struct bpf_object *obj, struct sl_err *e)
 			continue;
 		err = pin_private(path);
 		if (err)
-			return sl_seterr(e, 0, err, "chmod %s: %s", path, strerror(-err));
+			return sl_problem_sys(e, 0, err, "chmod %s: %s", path, strerror(-err));
 	}
 	return 0;
 }
@@ -370,7 +364,7 @@ static const struct dp_obj dp_objs[SL_DP_OBJS] = {
 };
 
 static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_config *cfg,
-		    struct sl_err *e)
+		    struct sl_problem *e)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = d->name, .pin_root_path = dp->bpffs);
 	struct bpf_object *obj;
@@ -381,7 +375,8 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 	elf = d->elf(&sz);
 	obj = bpf_object__open_mem(elf, sz, &opts);
 	if (!obj)
-		return sl_seterr(e, 0, -errno, "open BPF object %s: %s", d->name, strerror(errno));
+		return sl_problem_sys(e, 0, -errno, "open BPF object %s: %s", d->name,
+				      strerror(errno));
 	dp->objs[dp->n_objs++] = obj;
 	err = prepare_maps(dp, obj, cfg, e);
 	if (err)
@@ -395,12 +390,12 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 		if (ro)
 			init = bpf_map__initial_value(ro, &len);
 		if (!init || len > sizeof(buf))
-			return sl_seterr(e, 0, -EINVAL, "BPF object %s: unexpected .rodata",
-					 d->name);
+			return sl_problem_sys(e, 0, -EINVAL, "BPF object %s: unexpected .rodata",
+					      d->name);
 		memcpy(buf, init, len);
 		if (d->rodata(buf, len, cfg) || bpf_map__set_initial_value(ro, buf, len))
-			return sl_seterr(e, 0, -EINVAL, "BPF object %s: unexpected .rodata layout",
-					 d->name);
+			return sl_problem_sys(e, 0, -EINVAL,
+					      "BPF object %s: unexpected .rodata layout", d->name);
 	}
 	err = bpf_object__load(obj);
 	if (err) {
@@ -409,7 +404,7 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 		int priv = err == -EPERM || err == -EACCES ||
 			   ((err == -E2BIG || err == -EFAULT) && !has_cap(CAP_PERFMON));
 
-		return sl_seterr(
+		return sl_problem_sys(
 		    e, priv, err, "load BPF object %s: %s%s", d->name, strerror(-err),
 		    priv ? " (missing privileges: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; "
 			   "or the kernel's verifier refused it: see the log above)"
@@ -418,7 +413,7 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 	return pins_private(obj, e);
 }
 
-int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
+int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem *e)
 {
 	struct bpf_program *prog;
 	unsigned long long cg_id = 0;
@@ -435,16 +430,17 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	snprintf(dp->cgroup, sizeof(dp->cgroup), "%s", cfg->agent.cgroup);
 
 	if (access("/sys/kernel/btf/vmlinux", R_OK))
-		return sl_seterr(e, 1, -ENOENT,
-				 "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
-				 "sluice needs CONFIG_DEBUG_INFO_BTF");
+		return sl_problem_sys(e, 1, -ENOENT,
+				      "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
+				      "sluice needs CONFIG_DEBUG_INFO_BTF");
 	dp->cgroup_fd = open(dp->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dp->cgroup_fd < 0)
-		return sl_seterr(e, 1, -errno, "open cgroup %s: %s", dp->cgroup, strerror(errno));
+		return sl_problem_sys(e, 1, -errno, "open cgroup %s: %s", dp->cgroup,
+				      strerror(errno));
 	err = sl_cgroup_id(dp->cgroup, &cg_id);
 	if (err) {
-		err = sl_seterr(e, 1, err, "cgroup %s: %s (is it on cgroup v2?)", dp->cgroup,
-				strerror(-err));
+		err = sl_problem_sys(e, 1, err, "cgroup %s: %s (is it on cgroup v2?)", dp->cgroup,
+				     strerror(-err));
 		goto fail;
 	}
 	err = sl_ensure_bpffs(dp->bpffs, e);
@@ -453,7 +449,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 	snprintf(links, sizeof(links), "%s/links", dp->bpffs);
 	if ((mkdir(dp->bpffs, 0700) && errno != EEXIST) ||
 	    (mkdir(links, 0700) && errno != EEXIST)) {
-		err = sl_seterr(e, 1, -errno, "mkdir %s: %s", links, strerror(errno));
+		err = sl_problem_sys(e, 1, -errno, "mkdir %s: %s", links, strerror(errno));
 		goto fail;
 	}
 
@@ -466,7 +462,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 		bpf_object__for_each_program(prog, dp->objs[i])
 		{
 			if (dp->n_links == SL_DP_PROGS) {
-				err = sl_seterr(e, 0, -E2BIG, "more programs than links");
+				err = sl_problem_sys(e, 0, -E2BIG, "more programs than links");
 				goto fail;
 			}
 			if (bpf_program__type(prog) == BPF_PROG_TYPE_SK_MSG)
@@ -481,8 +477,8 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e)
 		struct bpf_map *map = bpf_object__find_map_by_name(dp->objs[0], sl_map_names[i]);
 
 		if (!map) {
-			err = sl_seterr(e, 0, -ENOENT, "map %s missing from the BPF object",
-					sl_map_names[i]);
+			err = sl_problem_sys(e, 0, -ENOENT, "map %s missing from the BPF object",
+					     sl_map_names[i]);
 			goto fail;
 		}
 		*sl_maps_fd(&dp->maps, i) = bpf_map__fd(map);
@@ -508,7 +504,7 @@ void sl_dp_close(struct sl_dp *dp)
 	dp->cgroup_fd = -1;
 }
 
-static int remove_dir(const char *dir, int detach_links, struct sl_err *e)
+static int remove_dir(const char *dir, int detach_links, struct sl_problem *e)
 {
 	char path[PATH_MAX + 256];
 	struct dirent *de;
@@ -519,7 +515,7 @@ static int remove_dir(const char *dir, int detach_links, struct sl_err *e)
 	if (!d)
 		return errno == ENOENT
 			   ? 0
-			   : sl_seterr(e, 0, -errno, "open %s: %s", dir, strerror(errno));
+			   : sl_problem_sys(e, 0, -errno, "open %s: %s", dir, strerror(errno));
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
@@ -536,8 +532,8 @@ static int remove_dir(const char *dir, int detach_links, struct sl_err *e)
 			if (fd >= 0) {
 				/* Only links detach; a map pin fails with EINVAL. */
 				if (bpf_link_detach(fd) && errno != EINVAL && errno != ENOLINK) {
-					err = sl_seterr(e, 0, -errno, "detach %s: %s", path,
-							strerror(errno));
+					err = sl_problem_sys(e, 0, -errno, "detach %s: %s", path,
+							     strerror(errno));
 					close(fd);
 					break;
 				}
@@ -545,17 +541,17 @@ static int remove_dir(const char *dir, int detach_links, struct sl_err *e)
 			}
 		}
 		if (unlink(path)) {
-			err = sl_seterr(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
+			err = sl_problem_sys(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
 			break;
 		}
 	}
 	closedir(d);
 	if (!err && rmdir(dir))
-		err = sl_seterr(e, 0, -errno, "rmdir %s: %s", dir, strerror(errno));
+		err = sl_problem_sys(e, 0, -errno, "rmdir %s: %s", dir, strerror(errno));
 	return err;
 }
 
-int sl_dp_teardown(const char *bpffs, struct sl_err *e)
+int sl_dp_teardown(const char *bpffs, struct sl_problem *e)
 {
 	char links[PATH_MAX + 8];
 	int err;
@@ -563,7 +559,7 @@ int sl_dp_teardown(const char *bpffs, struct sl_err *e)
 	if (access(bpffs, F_OK))
 		return 0;
 	if (!sl_is_bpffs(bpffs))
-		return sl_seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
+		return sl_problem_sys(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
 	/* Links first, so no program is left running against maps that are
 	 * about to go. */
 	snprintf(links, sizeof(links), "%s/links", bpffs);

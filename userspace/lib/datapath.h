@@ -32,17 +32,6 @@ struct sl_dp {
 	int settings_fd;     /* sluice_settings, owned by objs[0] */
 };
 
-/* Error text of the last failure, for the caller to log or print. */
-struct sl_err {
-	char msg[512];
-	int env; /* 1: the environment lacks something (exit code 3) */
-};
-
-/* Fill e ("what failed, on what, and why") and return err if it is a
- * negative errno, else -EINVAL. env: the environment lacks something. */
-int sl_seterr(struct sl_err *e, int env, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
 /* Is path on a bpf filesystem? */
 int sl_is_bpffs(const char *path);
 
@@ -52,7 +41,7 @@ int sl_is_bpffs(const char *path);
 struct bpf_map;
 /* Give map the capacity of its pin under dir, if there is one. 0 or -errno. */
 int sl_pin_adopt_size(const char *dir, struct bpf_map *map);
-int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_err *e);
+int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_problem *e);
 
 /* The cgroup2 mount point, from /proc/mounts. */
 int sl_find_cgroup2(char *out, size_t len);
@@ -62,15 +51,15 @@ int sl_cgroup_id(const char *path, unsigned long long *id);
 
 /* Make sure 'dir' can be created on a bpf filesystem, mounting bpffs at
  * /sys/fs/bpf when needed. */
-int sl_ensure_bpffs(const char *dir, struct sl_err *e);
+int sl_ensure_bpffs(const char *dir, struct sl_problem *e);
 
 /* Load, attach or adopt, pin. cfg->cgroup must be resolved. */
-int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_err *e);
+int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem *e);
 /* Close our handles; pinned maps and links stay, traffic keeps flowing. */
 void sl_dp_close(struct sl_dp *dp);
 
 /* Detach every pinned link under bpffs and remove every pin. */
-int sl_dp_teardown(const char *bpffs, struct sl_err *e);
+int sl_dp_teardown(const char *bpffs, struct sl_problem *e);
 
 /* Capacities the maps are created with for these limits (by map name). */
 unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map);

@@ -15,18 +15,6 @@
 /* Longest TTL a registration may ask for. */
 #define MAX_TTL_MS (24ULL * 3600 * 1000)
 
-void sl_reg_seterr(struct sl_reg_err *e, unsigned int status, const char *field, const char *fmt,
-		   ...)
-{
-	va_list ap;
-
-	e->status = status;
-	snprintf(e->field, sizeof(e->field), "%s", field ? field : "");
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-}
-
 uint64_t sl_registry_now_ms(void)
 {
 	struct timespec ts;
@@ -94,32 +82,19 @@ static void field_of(const char *msg, char *field, size_t len)
 	}
 }
 
-/* "what:LINE:COL: message" -> "message". */
-static const char *diag_text(const char *msg)
-{
-	const char *p = msg;
-
-	for (int colons = 0; *p && colons < 3; p++)
-		if (*p == ':')
-			colons++;
-	while (*p == ' ')
-		p++;
-	return *p ? p : msg;
-}
-
-static json_t *load_object(const char *body, size_t len, struct sl_reg_err *e)
+static json_t *load_object(const char *body, size_t len, struct sl_problem *e)
 {
 	json_error_t je;
 	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
 
 	if (!o) {
-		sl_reg_seterr(e, 400, "", "invalid JSON at line %d column %d: %s", je.line,
-			      je.column, je.text);
+		sl_problem_http(e, 400, "", "invalid JSON at line %d column %d: %s", je.line,
+				je.column, je.text);
 		return NULL;
 	}
 	if (!json_is_object(o)) {
 		json_decref(o);
-		sl_reg_seterr(e, 400, "", "the body must be a JSON object");
+		sl_problem_http(e, 400, "", "the body must be a JSON object");
 		return NULL;
 	}
 	return o;
@@ -168,13 +143,13 @@ static ssize_t find_drain(const struct sl_registry *r, const char *service,
 	return -1;
 }
 
-static int parse_address(const char *s, struct sl_sockaddr *a, struct sl_reg_err *e,
+static int parse_address(const char *s, struct sl_sockaddr *a, struct sl_problem *e,
 			 unsigned int status)
 {
 	const char *why;
 
 	if (sl_parse_hostport(s, a, &why)) {
-		sl_reg_seterr(e, status, "address", "address '%s': %s", s, why);
+		sl_problem_http(e, status, "address", "address '%s': %s", s, why);
 		return -1;
 	}
 	return 0;
@@ -182,10 +157,10 @@ static int parse_address(const char *s, struct sl_sockaddr *a, struct sl_reg_err
 
 /* Check a service body; on success *json is its normalised text. */
 static int check_service(const struct sl_config *agent, const char *name, const char *body,
-			 size_t len, char **json, struct sl_reg_err *e)
+			 size_t len, char **json, struct sl_problem *e)
 {
 	struct sl_service_cfg svc;
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 	json_t *o = load_object(body, len, e), *jn;
 	char *text;
 	int err;
@@ -195,24 +170,24 @@ static int check_service(const struct sl_config *agent, const char *name, const 
 	jn = json_object_get(o, "name");
 	if (jn && (!json_is_string(jn) || strcmp(json_string_value(jn), name))) {
 		json_decref(o);
-		sl_reg_seterr(e, 400, "name", "'name' in the body must be '%s', as in the path",
-			      name);
+		sl_problem_http(e, 400, "name", "'name' in the body must be '%s', as in the path",
+				name);
 		return -1;
 	}
 	json_object_set_new(o, "name", json_string(name));
 	text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	if (!text) {
-		sl_reg_seterr(e, 500, "", "out of memory");
+		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
 	err = sl_config_parse_service("body", text, strlen(text), agent, &svc, &d);
 	if (err) {
-		const char *m = d.n ? diag_text(d.msgs[0]) : "invalid service";
+		const char *m = d.n ? d.list[0].msg : "invalid service";
 
-		sl_reg_seterr(e, 400, "", "%s", m);
+		sl_problem_http(e, 400, "", "%s", m);
 		field_of(m, e->field, sizeof(e->field));
-		sl_diag_free(&d);
+		sl_problems_free(&d);
 		free(text);
 		return -1;
 	}
@@ -222,7 +197,7 @@ static int check_service(const struct sl_config *agent, const char *name, const 
 }
 
 int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent, const char *name,
-			    const char *body, size_t len, uint8_t origin, struct sl_reg_err *e)
+			    const char *body, size_t len, uint8_t origin, struct sl_problem *e)
 {
 	ssize_t i = find_service(r, name);
 	char *json;
@@ -237,7 +212,7 @@ int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent
 	}
 	if (grow((void **)&r->svcs, r->n_svcs, sizeof(*r->svcs))) {
 		free(json);
-		sl_reg_seterr(e, 500, "", "out of memory");
+		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
 	memset(&r->svcs[r->n_svcs], 0, sizeof(r->svcs[0]));
@@ -248,13 +223,13 @@ int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent
 	return 0;
 }
 
-int sl_registry_delete_service(struct sl_registry *r, const char *name, struct sl_reg_err *e)
+int sl_registry_delete_service(struct sl_registry *r, const char *name, struct sl_problem *e)
 {
 	ssize_t i = find_service(r, name);
 	size_t k = 0;
 
 	if (i < 0) {
-		sl_reg_seterr(e, 404, "name", "no registered service '%s'", name);
+		sl_problem_http(e, 404, "name", "no registered service '%s'", name);
 		return -1;
 	}
 	free(r->svcs[i].json);
@@ -273,7 +248,7 @@ int sl_registry_delete_service(struct sl_registry *r, const char *name, struct s
 }
 
 /* "ttl": a duration string ("30s") or whole seconds. */
-static int parse_ttl(json_t *v, uint64_t *ms, struct sl_reg_err *e)
+static int parse_ttl(json_t *v, uint64_t *ms, struct sl_problem *e)
 {
 	const char *why;
 
@@ -282,24 +257,24 @@ static int parse_ttl(json_t *v, uint64_t *ms, struct sl_reg_err *e)
 		return 0;
 	if (json_is_string(v)) {
 		if (sl_parse_duration(json_string_value(v), ms, &why)) {
-			sl_reg_seterr(e, 400, "ttl", "ttl '%s': %s", json_string_value(v), why);
+			sl_problem_http(e, 400, "ttl", "ttl '%s': %s", json_string_value(v), why);
 			return -1;
 		}
 	} else if (json_is_integer(v) && json_integer_value(v) >= 0) {
 		*ms = (uint64_t)json_integer_value(v) * 1000;
 	} else {
-		sl_reg_seterr(e, 400, "ttl", "ttl must be a duration such as \"30s\"");
+		sl_problem_http(e, 400, "ttl", "ttl must be a duration such as \"30s\"");
 		return -1;
 	}
 	if (*ms > MAX_TTL_MS) {
-		sl_reg_seterr(e, 400, "ttl", "ttl is longer than 24h");
+		sl_problem_http(e, 400, "ttl", "ttl is longer than 24h");
 		return -1;
 	}
 	return 0;
 }
 
 /* A registration's fields from a JSON object. */
-static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_err *e)
+static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_problem *e)
 {
 	const char *key;
 	json_t *v;
@@ -309,14 +284,15 @@ static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_
 		if (strcmp(key, "address") && strcmp(key, "weight") && strcmp(key, "subset") &&
 		    strcmp(key, "ttl") && strcmp(key, "service") && strcmp(key, "expires_ms") &&
 		    strcmp(key, "identity")) {
-			sl_reg_seterr(e, 400, key, "unknown field '%s'", key);
+			sl_problem_http(e, 400, key, "unknown field '%s'", key);
 			return -1;
 		}
 	}
 	v = json_object_get(o, "address");
 	if (!json_is_string(v)) {
-		sl_reg_seterr(e, 400, "address",
-			      v ? "address must be a string \"IP:PORT\"" : "'address' is required");
+		sl_problem_http(e, 400, "address",
+				v ? "address must be a string \"IP:PORT\""
+				  : "'address' is required");
 		return -1;
 	}
 	if (parse_address(json_string_value(v), &b->addr, e, 400))
@@ -326,7 +302,7 @@ static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > 1000) {
-			sl_reg_seterr(e, 400, "weight", "weight must be an integer 1..1000");
+			sl_problem_http(e, 400, "weight", "weight must be an integer 1..1000");
 			return -1;
 		}
 		b->weight = (uint16_t)json_integer_value(v);
@@ -337,9 +313,9 @@ static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_
 	if (v) {
 		if (!json_is_string(v) || !json_string_length(v) ||
 		    json_string_length(v) >= SLUICE_SUBSET_LEN) {
-			sl_reg_seterr(e, 400, "subset",
-				      "subset must be a string of 1..%d characters",
-				      SLUICE_SUBSET_LEN - 1);
+			sl_problem_http(e, 400, "subset",
+					"subset must be a string of 1..%d characters",
+					SLUICE_SUBSET_LEN - 1);
 			return -1;
 		}
 		snprintf(b->subset, sizeof(b->subset), "%s", json_string_value(v));
@@ -348,8 +324,8 @@ static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_
 	if (v) {
 		if (!json_is_string(v) || !json_string_length(v) ||
 		    json_string_length(v) >= SLUICE_NAME_LEN) {
-			sl_reg_seterr(e, 400, "identity",
-				      "identity must be the name of an identity");
+			sl_problem_http(e, 400, "identity",
+					"identity must be the name of an identity");
 			return -1;
 		}
 		snprintf(b->identity, sizeof(b->identity), "%s", json_string_value(v));
@@ -358,7 +334,7 @@ static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_reg_
 }
 
 int sl_registry_register(struct sl_registry *r, const char *service, const char *body, size_t len,
-			 uint64_t now_ms, struct sl_reg_err *e)
+			 uint64_t now_ms, struct sl_problem *e)
 {
 	struct sl_reg_backend b = {0};
 	json_t *o = load_object(body, len, e);
@@ -368,7 +344,7 @@ int sl_registry_register(struct sl_registry *r, const char *service, const char 
 		return -1;
 	if (json_object_get(o, "service") || json_object_get(o, "expires_ms")) {
 		json_decref(o);
-		sl_reg_seterr(e, 400, "service", "the service is named by the path only");
+		sl_problem_http(e, 400, "service", "the service is named by the path only");
 		return -1;
 	}
 	if (backend_from_json(o, &b, e)) {
@@ -385,7 +361,7 @@ int sl_registry_register(struct sl_registry *r, const char *service, const char 
 		return 0;
 	}
 	if (grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
-		sl_reg_seterr(e, 500, "", "out of memory");
+		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
 	r->bes[r->n_bes++] = b;
@@ -393,7 +369,7 @@ int sl_registry_register(struct sl_registry *r, const char *service, const char 
 }
 
 int sl_registry_deregister(struct sl_registry *r, const char *service, const char *address,
-			   struct sl_reg_err *e)
+			   struct sl_problem *e)
 {
 	struct sl_sockaddr a;
 	ssize_t i, d;
@@ -402,8 +378,8 @@ int sl_registry_deregister(struct sl_registry *r, const char *service, const cha
 		return -1;
 	i = find_backend(r, service, &a);
 	if (i < 0) {
-		sl_reg_seterr(e, 404, "address", "%s is not registered with service '%s'", address,
-			      service);
+		sl_problem_http(e, 404, "address", "%s is not registered with service '%s'",
+				address, service);
 		return -1;
 	}
 	r->bes[i] = r->bes[--r->n_bes];
@@ -414,7 +390,7 @@ int sl_registry_deregister(struct sl_registry *r, const char *service, const cha
 }
 
 int sl_registry_heartbeat(struct sl_registry *r, const char *service, const char *address,
-			  uint64_t now_ms, struct sl_reg_err *e)
+			  uint64_t now_ms, struct sl_problem *e)
 {
 	struct sl_sockaddr a;
 	ssize_t i;
@@ -423,8 +399,8 @@ int sl_registry_heartbeat(struct sl_registry *r, const char *service, const char
 		return -1;
 	i = find_backend(r, service, &a);
 	if (i < 0) {
-		sl_reg_seterr(e, 404, "address", "%s is not registered with service '%s'", address,
-			      service);
+		sl_problem_http(e, 404, "address", "%s is not registered with service '%s'",
+				address, service);
 		return -1;
 	}
 	if (r->bes[i].ttl_ms)
@@ -433,7 +409,7 @@ int sl_registry_heartbeat(struct sl_registry *r, const char *service, const char
 }
 
 int sl_registry_drain(struct sl_registry *r, const struct sl_config *eff, const char *service,
-		      const char *address, int drain, struct sl_reg_err *e)
+		      const char *address, int drain, struct sl_problem *e)
 {
 	const struct sl_service_cfg *svc = NULL;
 	struct sl_sockaddr a;
@@ -444,7 +420,7 @@ int sl_registry_drain(struct sl_registry *r, const struct sl_config *eff, const 
 		if (!strcmp(eff->services[k].name, service))
 			svc = &eff->services[k];
 	if (!svc) {
-		sl_reg_seterr(e, 404, "service", "no service '%s'", service);
+		sl_problem_http(e, 404, "service", "no service '%s'", service);
 		return -1;
 	}
 	if (parse_address(address, &a, e, 404))
@@ -452,14 +428,14 @@ int sl_registry_drain(struct sl_registry *r, const struct sl_config *eff, const 
 	for (size_t k = 0; k < svc->n_backends && !found; k++)
 		found = sl_sockaddr_equal(&svc->backends[k].addr, &a);
 	if (!found) {
-		sl_reg_seterr(e, 404, "address", "%s is not a backend of service '%s'", address,
-			      service);
+		sl_problem_http(e, 404, "address", "%s is not a backend of service '%s'", address,
+				service);
 		return -1;
 	}
 	i = find_drain(r, service, &a);
 	if (drain && i < 0) {
 		if (grow((void **)&r->drains, r->n_drains, sizeof(*r->drains))) {
-			sl_reg_seterr(e, 500, "", "out of memory");
+			sl_problem_http(e, 500, "", "out of memory");
 			return -1;
 		}
 		memset(&r->drains[r->n_drains], 0, sizeof(r->drains[0]));
@@ -503,30 +479,30 @@ static struct sl_service_cfg *cfg_service(struct sl_config *c, const char *name)
 }
 
 int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
-		      struct sl_config *out, struct sl_reg_err *e)
+		      struct sl_config *out, struct sl_problem *e)
 {
 	size_t total = 0;
 
 	if (sl_config_clone(file, out)) {
-		sl_reg_seterr(e, 500, "", "out of memory");
+		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < r->n_svcs; i++) {
 		struct sl_service_cfg svc, *grown;
-		struct sl_diag d = {0};
+		struct sl_problems d = {0};
 
 		if (cfg_service(out, r->svcs[i].name)) {
-			sl_reg_seterr(e, 409, "name",
-				      "service '%s' is defined in the config file and registered "
-				      "through the API",
-				      r->svcs[i].name);
+			sl_problem_http(e, 409, "name",
+					"service '%s' is defined in the config file and registered "
+					"through the API",
+					r->svcs[i].name);
 			goto fail;
 		}
 		if (sl_config_parse_service("registry", r->svcs[i].json, strlen(r->svcs[i].json),
 					    file, &svc, &d)) {
-			sl_reg_seterr(e, 400, "", "service '%s': %s", r->svcs[i].name,
-				      d.n ? diag_text(d.msgs[0]) : "invalid");
-			sl_diag_free(&d);
+			sl_problem_http(e, 400, "", "service '%s': %s", r->svcs[i].name,
+					d.n ? d.list[0].msg : "invalid");
+			sl_problems_free(&d);
 			goto fail;
 		}
 		for (size_t j = 0; j < out->n_services; j++)
@@ -535,16 +511,17 @@ int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
 				char hp[SL_HOSTPORT_LEN];
 
 				sl_format_hostport(&svc.frontend, hp, sizeof(hp));
-				sl_reg_seterr(e, 409, "frontend",
-					      "frontend %s of '%s' is already used by service '%s'",
-					      hp, svc.name, out->services[j].name);
+				sl_problem_http(
+				    e, 409, "frontend",
+				    "frontend %s of '%s' is already used by service '%s'", hp,
+				    svc.name, out->services[j].name);
 				free(svc.backends);
 				goto fail;
 			}
 		grown = realloc(out->services, (out->n_services + 1) * sizeof(*grown));
 		if (!grown) {
 			free(svc.backends);
-			sl_reg_seterr(e, 500, "", "out of memory");
+			sl_problem_http(e, 500, "", "out of memory");
 			goto fail;
 		}
 		out->services = grown;
@@ -558,31 +535,31 @@ int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
 
 		sl_format_hostport(&b->addr, hp, sizeof(hp));
 		if (!svc) {
-			sl_reg_seterr(e, 404, "service", "no service '%s' for backend %s",
-				      b->service, hp);
+			sl_problem_http(e, 404, "service", "no service '%s' for backend %s",
+					b->service, hp);
 			goto fail;
 		}
 		if (b->addr.family != svc->frontend.family) {
-			sl_reg_seterr(e, 400, "address",
-				      "backend %s is not of the family of %s's frontend", hp,
-				      svc->name);
+			sl_problem_http(e, 400, "address",
+					"backend %s is not of the family of %s's frontend", hp,
+					svc->name);
 			goto fail;
 		}
 		for (size_t j = 0; j < svc->n_backends; j++)
 			if (sl_sockaddr_equal(&svc->backends[j].addr, &b->addr)) {
-				sl_reg_seterr(e, 409, "address",
-					      "%s is already a backend of service '%s'", hp,
-					      svc->name);
+				sl_problem_http(e, 409, "address",
+						"%s is already a backend of service '%s'", hp,
+						svc->name);
 				goto fail;
 			}
 		if (svc->n_backends + 1 > SLUICE_MAX_BACKENDS_PER_SERVICE) {
-			sl_reg_seterr(e, 400, "address", "service '%s' already has %d backends",
-				      svc->name, SLUICE_MAX_BACKENDS_PER_SERVICE);
+			sl_problem_http(e, 400, "address", "service '%s' already has %d backends",
+					svc->name, SLUICE_MAX_BACKENDS_PER_SERVICE);
 			goto fail;
 		}
 		grown = realloc(svc->backends, (svc->n_backends + 1) * sizeof(*grown));
 		if (!grown) {
-			sl_reg_seterr(e, 500, "", "out of memory");
+			sl_problem_http(e, 500, "", "out of memory");
 			goto fail;
 		}
 		svc->backends = grown;
@@ -592,7 +569,7 @@ int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
 				if (!strcmp(out->identities[k].name, b->identity))
 					svc->backends[svc->n_backends].identity = (uint8_t)(k + 1);
 			if (!svc->backends[svc->n_backends].identity) {
-				sl_reg_seterr(
+				sl_problem_http(
 				    e, 400, "identity",
 				    "identity '%s' of backend %s is not defined in 'identities'",
 				    b->identity, hp);
@@ -605,15 +582,15 @@ int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
 		svc->n_backends++;
 	}
 	if (out->n_services > out->agent.limits.services) {
-		sl_reg_seterr(e, 400, "", "%zu services, more than agent.limits.services (%u)",
-			      out->n_services, out->agent.limits.services);
+		sl_problem_http(e, 400, "", "%zu services, more than agent.limits.services (%u)",
+				out->n_services, out->agent.limits.services);
 		goto fail;
 	}
 	for (size_t i = 0; i < out->n_services; i++)
 		total += out->services[i].n_backends;
 	if (total > out->agent.limits.backends) {
-		sl_reg_seterr(e, 400, "", "%zu backends, more than agent.limits.backends (%u)",
-			      total, out->agent.limits.backends);
+		sl_problem_http(e, 400, "", "%zu backends, more than agent.limits.backends (%u)",
+				total, out->agent.limits.backends);
 		goto fail;
 	}
 	return 0;
@@ -682,7 +659,7 @@ json_t *sl_registry_to_json(const struct sl_registry *r)
 }
 
 int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct sl_registry *r,
-			  struct sl_reg_err *e)
+			  struct sl_problem *e)
 {
 	json_t *v, *arr;
 	size_t i;
@@ -690,22 +667,22 @@ int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct
 
 	memset(r, 0, sizeof(*r));
 	if (!json_is_object(o) || json_integer_value(json_object_get(o, "version")) != 1) {
-		sl_reg_seterr(e, 400, "version", "not a sluice registry (version 1)");
+		sl_problem_http(e, 400, "version", "not a sluice registry (version 1)");
 		return -1;
 	}
 	arr = json_object_get(o, "services");
 	json_array_foreach(arr, i, v)
 	{
 		const char *name = json_string_value(json_object_get(v, "name"));
-		struct sl_reg_err se;
+		struct sl_problem se;
 		char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
 
 		if (!name || !text ||
 		    sl_registry_put_service(r, agent, name, text, strlen(text), SL_REG_LOCAL,
 					    &se)) {
 			if (!bad++)
-				sl_reg_seterr(e, 400, "services", "service %zu: %s", i,
-					      name && text ? se.msg : "no name");
+				sl_problem_http(e, 400, "services", "service %zu: %s", i,
+						name && text ? se.msg : "no name");
 		}
 		free(text);
 	}
@@ -716,7 +693,7 @@ int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct
 		const char *svc = json_string_value(json_object_get(v, "service"));
 		json_t *ex = json_object_get(v, "expires_ms"), *copy = json_deep_copy(v);
 		const char *origin = json_string_value(json_object_get(v, "origin"));
-		struct sl_reg_err be = {0};
+		struct sl_problem be = {0};
 		int bad_be;
 
 		json_object_del(copy, "origin");
@@ -726,8 +703,8 @@ int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct
 		    (ex && !json_is_integer(ex)) ||
 		    grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
 			if (!bad++)
-				sl_reg_seterr(e, 400, "backends", "backend %zu: %s", i,
-					      svc ? be.msg : "no service");
+				sl_problem_http(e, 400, "backends", "backend %zu: %s", i,
+						svc ? be.msg : "no service");
 			continue;
 		}
 		snprintf(b.service, sizeof(b.service), "%s", svc);
@@ -741,13 +718,13 @@ int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct
 		const char *svc = json_string_value(json_object_get(v, "service"));
 		const char *addr = json_string_value(json_object_get(v, "address"));
 		struct sl_reg_drain d = {0};
-		struct sl_reg_err de;
+		struct sl_problem de;
 
 		if (!svc || !addr || strlen(svc) >= SLUICE_NAME_LEN ||
 		    parse_address(addr, &d.addr, &de, 400) ||
 		    grow((void **)&r->drains, r->n_drains, sizeof(*r->drains))) {
 			if (!bad++)
-				sl_reg_seterr(e, 400, "drains", "drain %zu is malformed", i);
+				sl_problem_http(e, 400, "drains", "drain %zu is malformed", i);
 			continue;
 		}
 		snprintf(d.service, sizeof(d.service), "%s", svc);
@@ -768,7 +745,7 @@ static int fsync_dir(const char *dir)
 	return err;
 }
 
-int sl_registry_save(const struct sl_registry *r, const char *dir, struct sl_reg_err *e)
+int sl_registry_save(const struct sl_registry *r, const char *dir, struct sl_problem *e)
 {
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
 	json_t *o = sl_registry_to_json(r);
@@ -778,7 +755,7 @@ int sl_registry_save(const struct sl_registry *r, const char *dir, struct sl_reg
 
 	json_decref(o);
 	if (!text) {
-		sl_reg_seterr(e, 500, "", "out of memory");
+		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
@@ -824,14 +801,14 @@ out:
 		close(fd);
 	if (err) {
 		unlink(tmp);
-		sl_reg_seterr(e, 500, "", "cannot write %.300s: %s", path, strerror(err));
+		sl_problem_http(e, 500, "", "cannot write %.300s: %s", path, strerror(err));
 	}
 	free(text);
 	return err ? -1 : 0;
 }
 
 int sl_registry_load(const char *dir, const struct sl_config *agent, struct sl_registry *r,
-		     struct sl_reg_err *e)
+		     struct sl_problem *e)
 {
 	char path[PATH_MAX];
 	json_error_t je;
@@ -844,8 +821,8 @@ int sl_registry_load(const char *dir, const struct sl_config *agent, struct sl_r
 		return 0;
 	o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (!o) {
-		sl_reg_seterr(e, 400, "", "%.200s:%d:%d: %.200s", path, je.line, je.column,
-			      je.text);
+		sl_problem_http(e, 400, "", "%.200s:%d:%d: %.200s", path, je.line, je.column,
+				je.text);
 		return -1;
 	}
 	err = sl_registry_from_json(o, agent, r, e);
@@ -894,16 +871,16 @@ char *sl_registry_service_key(const char *prefix, const char *name)
 	return key;
 }
 
-static size_t etcd_bad(size_t bad, struct sl_reg_err *e, const char *key, const char *why)
+static size_t etcd_bad(size_t bad, struct sl_problem *e, const char *key, const char *why)
 {
 	if (!bad)
-		sl_reg_seterr(e, 400, "", "%.200s: %.250s", key, why);
+		sl_problem_http(e, 400, "", "%.200s: %.250s", key, why);
 	return bad + 1;
 }
 
 size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const char *const *keys,
 			     const char *const *values, const int64_t *leases, size_t n,
-			     const struct sl_config *agent, struct sl_reg_err *e)
+			     const struct sl_config *agent, struct sl_problem *e)
 {
 	size_t plen = strlen(prefix), bad = 0, k = 0;
 
@@ -922,7 +899,7 @@ size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const ch
 	r->n_bes = k;
 	for (size_t i = 0; i < n; i++) {
 		const char *rest = keys[i] + plen;
-		struct sl_reg_err ie = {0};
+		struct sl_problem ie = {0};
 
 		if (strncmp(keys[i], prefix, plen))
 			continue;

@@ -54,41 +54,30 @@ struct sl_registry {
 	size_t n_drains;
 };
 
-/* Why a change was refused: an HTTP status, the field at fault ("" if
- * none) and a message. */
-struct sl_reg_err {
-	unsigned int status;
-	char field[64];
-	char msg[512];
-};
-
-void sl_reg_seterr(struct sl_reg_err *e, unsigned int status, const char *field, const char *fmt,
-		   ...) __attribute__((format(printf, 4, 5)));
-
 void sl_registry_free(struct sl_registry *r);
 int sl_registry_copy(const struct sl_registry *src, struct sl_registry *dst);
 
 /* The effective config: a copy of 'file' with the registry's services and
  * backends added. 0, or -1 with *e (400/404/409) and *out empty. */
 int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
-		      struct sl_config *out, struct sl_reg_err *e);
+		      struct sl_config *out, struct sl_problem *e);
 
 /* Operations. Each checks what it can alone; the merge checks the rest.
  * 0, or -1 with *e. */
 int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent, const char *name,
-			    const char *body, size_t len, uint8_t origin, struct sl_reg_err *e);
-int sl_registry_delete_service(struct sl_registry *r, const char *name, struct sl_reg_err *e);
+			    const char *body, size_t len, uint8_t origin, struct sl_problem *e);
+int sl_registry_delete_service(struct sl_registry *r, const char *name, struct sl_problem *e);
 /* body: {"address": "IP:PORT", "weight": N, "subset": "S", "ttl": "30s",
  * "identity": "NAME"} */
 int sl_registry_register(struct sl_registry *r, const char *service, const char *body, size_t len,
-			 uint64_t now_ms, struct sl_reg_err *e);
+			 uint64_t now_ms, struct sl_problem *e);
 int sl_registry_deregister(struct sl_registry *r, const char *service, const char *address,
-			   struct sl_reg_err *e);
+			   struct sl_problem *e);
 int sl_registry_heartbeat(struct sl_registry *r, const char *service, const char *address,
-			  uint64_t now_ms, struct sl_reg_err *e);
+			  uint64_t now_ms, struct sl_problem *e);
 /* Drain or undrain a backend of the effective config 'eff'. */
 int sl_registry_drain(struct sl_registry *r, const struct sl_config *eff, const char *service,
-		      const char *address, int drain, struct sl_reg_err *e);
+		      const char *address, int drain, struct sl_problem *e);
 /* A registration, a service put through the API; NULL when there is none. */
 const struct sl_reg_backend *sl_registry_find_backend(const struct sl_registry *r,
 						      const char *service,
@@ -114,7 +103,7 @@ size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms);
  */
 size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const char *const *keys,
 			     const char *const *values, const int64_t *leases, size_t n,
-			     const struct sl_config *agent, struct sl_reg_err *e);
+			     const struct sl_config *agent, struct sl_problem *e);
 
 /* The etcd key and value of a registration or a service (malloc'd; NULL
  * when out of memory). */
@@ -131,13 +120,13 @@ uint64_t sl_registry_now_ms(void);
  * the first that does not. */
 json_t *sl_registry_to_json(const struct sl_registry *r);
 int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct sl_registry *r,
-			  struct sl_reg_err *e);
+			  struct sl_problem *e);
 
 /* agent.state/registry.json: written whole to a temporary file, synced and
  * renamed over the old one (mode 0600, directory 0700). A missing file
  * loads as empty. 0 or -1 with *e. */
-int sl_registry_save(const struct sl_registry *r, const char *dir, struct sl_reg_err *e);
+int sl_registry_save(const struct sl_registry *r, const char *dir, struct sl_problem *e);
 int sl_registry_load(const char *dir, const struct sl_config *agent, struct sl_registry *r,
-		     struct sl_reg_err *e);
+		     struct sl_problem *e);
 
 #endif /* SLUICE_REGISTRY_H */

@@ -162,7 +162,7 @@ static int detach_hook(const struct sl_tc *tc, int ifindex, enum bpf_tc_attach_p
 
 /* Remove sluice's filters from both hooks of an interface; logs what it did. */
 static int detach_if(const struct sl_tc *tc, int ifindex, const char *name, const char *why,
-		     struct sl_err *e)
+		     struct sl_problem *e)
 {
 	int removed = 0;
 
@@ -172,8 +172,8 @@ static int detach_if(const struct sl_tc *tc, int ifindex, const char *name, cons
 		if (err == -ENODEV)
 			return 0; /* gone meanwhile, and its filters with it */
 		if (err < 0)
-			return sl_seterr(e, 0, err, "detach tc %s filter from %s: %s",
-					 sl_tc_dir_name(d), name, strerror(-err));
+			return sl_problem_sys(e, 0, err, "detach tc %s filter from %s: %s",
+					      sl_tc_dir_name(d), name, strerror(-err));
 		removed |= err;
 	}
 	if (removed)
@@ -182,7 +182,7 @@ static int detach_if(const struct sl_tc *tc, int ifindex, const char *name, cons
 }
 
 /* Attach (or replace in place) both programs on one interface. */
-static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_err *e)
+static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_problem *e)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
 	const struct bpf_program *progs[SLUICE_TC_DIR__MAX] = {
@@ -197,8 +197,9 @@ static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_
 	err = bpf_tc_hook_create(&hook);
 	libbpf_set_print(print);
 	if (err && err != -EEXIST)
-		return sl_seterr(e, err == -EPERM, err, "create clsact qdisc on %s: %s%s", name,
-				 strerror(-err), err == -EPERM ? " (need CAP_NET_ADMIN)" : "");
+		return sl_problem_sys(e, err == -EPERM, err, "create clsact qdisc on %s: %s%s",
+				      name, strerror(-err),
+				      err == -EPERM ? " (need CAP_NET_ADMIN)" : "");
 	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
 		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY,
 			    .prog_fd = bpf_program__fd(progs[d]), .flags = BPF_TC_F_REPLACE);
@@ -209,7 +210,7 @@ static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_
 		if (!err) {
 			err = prog_is_sluice(tc, id);
 			if (err == 0)
-				return sl_seterr(
+				return sl_problem_sys(
 				    e, 0, -EEXIST,
 				    "tc %s filter handle 0x%x priority %u on %s runs "
 				    "program %u, which is not sluice's: not replacing it",
@@ -217,12 +218,13 @@ static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_
 			replaced = 1;
 		}
 		if (err < 0 && err != -ENOENT)
-			return sl_seterr(e, 0, err, "query tc %s filters of %s: %s",
-					 sl_tc_dir_name(d), name, strerror(-err));
+			return sl_problem_sys(e, 0, err, "query tc %s filters of %s: %s",
+					      sl_tc_dir_name(d), name, strerror(-err));
 		err = bpf_tc_attach(&hook, &opts);
 		if (err)
-			return sl_seterr(e, err == -EPERM, err, "attach tc %s program to %s: %s",
-					 sl_tc_dir_name(d), name, strerror(-err));
+			return sl_problem_sys(e, err == -EPERM, err,
+					      "attach tc %s program to %s: %s", sl_tc_dir_name(d),
+					      name, strerror(-err));
 	}
 	sl_info("tc attached", "interface=%s ifindex=%d replaced=%d", name, ifindex, replaced);
 	return 0;
@@ -319,7 +321,7 @@ static void skip(struct sl_tc *tc, int ifindex, const char *name, unsigned int a
  * removed one. 'gone': the link was deleted. Errors are for the caller to
  * log or return; an interface that vanished meanwhile is not an error.
  */
-static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct sl_err *e)
+static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct sl_problem *e)
 {
 	int ifindex = rtnl_link_get_ifindex(link);
 	const char *name = rtnl_link_get_name(link);
@@ -367,17 +369,17 @@ static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct 
 	unskip(tc, ifindex);
 	if (add_if(tc, ifindex, name)) {
 		/* Attached but not listed: the filter counts, the metrics miss it. */
-		return sl_seterr(e, 0, -ENOMEM, "tc: out of memory listing %s", name);
+		return sl_problem_sys(e, 0, -ENOMEM, "tc: out of memory listing %s", name);
 	}
 	return 0;
 }
 
 /* --- netlink ------------------------------------------------------------------------------ */
 
-typedef int (*link_fn)(void *ctx, struct rtnl_link *link, struct sl_err *e);
+typedef int (*link_fn)(void *ctx, struct rtnl_link *link, struct sl_problem *e);
 
 /* Call fn for every link of this netns (a fresh dump). */
-static int for_each_link(link_fn fn, void *ctx, struct sl_err *e)
+static int for_each_link(link_fn fn, void *ctx, struct sl_problem *e)
 {
 	struct nl_cache *cache = NULL;
 	struct nl_object *obj;
@@ -386,16 +388,17 @@ static int for_each_link(link_fn fn, void *ctx, struct sl_err *e)
 
 	sk = nl_socket_alloc();
 	if (!sk)
-		return sl_seterr(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
+		return sl_problem_sys(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
 	err = nl_connect(sk, NETLINK_ROUTE);
 	if (err < 0) {
-		err = sl_seterr(e, 0, nl_to_errno(err), "netlink: connect: %s", nl_geterror(err));
+		err = sl_problem_sys(e, 0, nl_to_errno(err), "netlink: connect: %s",
+				     nl_geterror(err));
 		goto out;
 	}
 	err = rtnl_link_alloc_cache(sk, AF_UNSPEC, &cache);
 	if (err < 0) {
-		err = sl_seterr(e, 0, nl_to_errno(err), "netlink: list interfaces: %s",
-				nl_geterror(err));
+		err = sl_problem_sys(e, 0, nl_to_errno(err), "netlink: list interfaces: %s",
+				     nl_geterror(err));
 		goto out;
 	}
 	for (obj = nl_cache_get_first(cache); obj; obj = nl_cache_get_next(obj)) {
@@ -416,7 +419,7 @@ struct resync_ctx {
 	int strict; /* fail on missing privileges (open), else log and go on */
 };
 
-static int resync_one(void *arg, struct rtnl_link *link, struct sl_err *e)
+static int resync_one(void *arg, struct rtnl_link *link, struct sl_problem *e)
 {
 	struct resync_ctx *c = arg;
 	const char *name = rtnl_link_get_name(link);
@@ -428,7 +431,7 @@ static int resync_one(void *arg, struct rtnl_link *link, struct sl_err *e)
 		int *p = realloc(c->seen, cap * sizeof(*p));
 
 		if (!p)
-			return sl_seterr(e, 0, -ENOMEM, "tc: out of memory");
+			return sl_problem_sys(e, 0, -ENOMEM, "tc: out of memory");
 		c->seen = p;
 		c->cap_seen = cap;
 	}
@@ -451,7 +454,7 @@ static int resync_one(void *arg, struct rtnl_link *link, struct sl_err *e)
 }
 
 /* Walk every link: attach what matches, forget what is gone. */
-static int resync(struct sl_tc *tc, int strict, struct sl_err *e)
+static int resync(struct sl_tc *tc, int strict, struct sl_problem *e)
 {
 	struct resync_ctx c = {.tc = tc, .strict = strict};
 	int err = for_each_link(resync_one, &c, e);
@@ -475,7 +478,7 @@ static int resync(struct sl_tc *tc, int strict, struct sl_err *e)
 static void on_link_obj(struct nl_object *obj, void *arg)
 {
 	struct sl_tc *tc = arg;
-	struct sl_err e = {0};
+	struct sl_problem e = {0};
 
 	if (strcmp(nl_object_get_type(obj), "route/link"))
 		return;
@@ -496,13 +499,13 @@ static int on_nl_msg(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
-static int events_open(struct sl_tc *tc, struct sl_err *e)
+static int events_open(struct sl_tc *tc, struct sl_problem *e)
 {
 	int err;
 
 	tc->events = nl_socket_alloc();
 	if (!tc->events)
-		return sl_seterr(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
+		return sl_problem_sys(e, 0, -ENOMEM, "netlink: cannot allocate a socket");
 	/* Notifications carry no sequence number of ours. */
 	nl_socket_disable_seq_check(tc->events);
 	err = nl_socket_modify_cb(tc->events, NL_CB_VALID, NL_CB_CUSTOM, on_nl_msg, tc);
@@ -515,8 +518,8 @@ static int events_open(struct sl_tc *tc, struct sl_err *e)
 	if (err >= 0)
 		err = nl_socket_set_buffer_size(tc->events, SL_TC_NL_RCVBUF, 0);
 	if (err < 0)
-		return sl_seterr(e, 0, nl_to_errno(err), "netlink: subscribe to link events: %s",
-				 nl_geterror(err));
+		return sl_problem_sys(e, 0, nl_to_errno(err),
+				      "netlink: subscribe to link events: %s", nl_geterror(err));
 	return 0;
 }
 
@@ -525,7 +528,7 @@ static int events_open(struct sl_tc *tc, struct sl_err *e)
 /* The maps this object shares with the socket datapath (services, policy,
  * events) take the size the agent gave them there; then refuse up front a
  * pinned map libbpf could not reuse, with what to do. */
-static int check_pinned(struct sl_tc *tc, struct sl_err *e)
+static int check_pinned(struct sl_tc *tc, struct sl_problem *e)
 {
 	struct bpf_map *map;
 
@@ -538,8 +541,8 @@ static int check_pinned(struct sl_tc *tc, struct sl_err *e)
 		if (strncmp(bpf_map__name(map), "sluice_tc_", 10)) {
 			err = sl_pin_adopt_size(tc->bpffs, map);
 			if (err)
-				return sl_seterr(e, 0, err, "size %s from its pin: %s",
-						 bpf_map__name(map), strerror(-err));
+				return sl_problem_sys(e, 0, err, "size %s from its pin: %s",
+						      bpf_map__name(map), strerror(-err));
 		}
 		err = sl_pin_check(tc->bpffs, map, e);
 		if (err)
@@ -548,7 +551,7 @@ static int check_pinned(struct sl_tc *tc, struct sl_err *e)
 	return 0;
 }
 
-static int load(struct sl_tc *tc, struct sl_err *e)
+static int load(struct sl_tc *tc, struct sl_problem *e)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = tc->bpffs);
 	struct bpf_map *map;
@@ -557,15 +560,15 @@ static int load(struct sl_tc *tc, struct sl_err *e)
 	/* The skeleton opens the ELF embedded in it (tc_flow__elf_bytes()). */
 	tc->skel = tc_flow__open_opts(&opts);
 	if (!tc->skel)
-		return sl_seterr(e, 0, -errno, "open BPF object tc_flow: %s", strerror(errno));
+		return sl_problem_sys(e, 0, -errno, "open BPF object tc_flow: %s", strerror(errno));
 	err = check_pinned(tc, e);
 	if (err)
 		return err;
 	err = tc_flow__load(tc->skel);
 	if (err)
-		return sl_seterr(e, err == -EPERM, err, "load BPF object tc_flow: %s%s",
-				 strerror(-err),
-				 err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
+		return sl_problem_sys(
+		    e, err == -EPERM, err, "load BPF object tc_flow: %s%s", strerror(-err),
+		    err == -EPERM ? " (need root, or CAP_BPF and CAP_NET_ADMIN)" : "");
 	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
 		const struct bpf_program *prog = d == SLUICE_TC_INGRESS
 						     ? tc->skel->progs.sluice_tc_ingress
@@ -581,7 +584,7 @@ static int load(struct sl_tc *tc, struct sl_err *e)
 		const char *path = bpf_map__pin_path(map);
 
 		if (path && chmod(path, 0600))
-			return sl_seterr(e, 0, -errno, "chmod %s: %s", path, strerror(errno));
+			return sl_problem_sys(e, 0, -errno, "chmod %s: %s", path, strerror(errno));
 	}
 	return 0;
 }
@@ -619,14 +622,14 @@ static void drop_stale_if_stats(struct sl_tc *tc)
 /* --- API ---------------------------------------------------------------------------------- */
 
 int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, size_t n_globs,
-	       struct sl_err *e)
+	       struct sl_problem *e)
 {
 	struct sl_tc *tc;
 	int err;
 
 	*out = NULL;
 	if (strlen(bpffs) >= PATH_MAX)
-		return sl_seterr(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", bpffs);
+		return sl_problem_sys(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", bpffs);
 	if (!n_globs) {
 		char pin[PATH_MAX + 64];
 
@@ -641,7 +644,7 @@ int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, 
 	}
 	tc = calloc(1, sizeof(*tc));
 	if (!tc)
-		return sl_seterr(e, 0, -ENOMEM, "tc: out of memory");
+		return sl_problem_sys(e, 0, -ENOMEM, "tc: out of memory");
 	snprintf(tc->bpffs, sizeof(tc->bpffs), "%s", bpffs);
 	if (!n_globs) {
 		*out = tc;
@@ -650,28 +653,28 @@ int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, 
 
 	tc->globs = calloc(n_globs, sizeof(*tc->globs));
 	if (!tc->globs) {
-		err = sl_seterr(e, 0, -ENOMEM, "tc: out of memory");
+		err = sl_problem_sys(e, 0, -ENOMEM, "tc: out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < n_globs; i++) {
 		tc->globs[i] = strdup(globs[i]);
 		if (!tc->globs[i]) {
-			err = sl_seterr(e, 0, -ENOMEM, "tc: out of memory");
+			err = sl_problem_sys(e, 0, -ENOMEM, "tc: out of memory");
 			goto fail;
 		}
 		tc->n_globs++;
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		err = sl_seterr(e, 1, -ENOENT,
-				"kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
-				"sluice needs CONFIG_DEBUG_INFO_BTF");
+		err = sl_problem_sys(e, 1, -ENOENT,
+				     "kernel BTF (/sys/kernel/btf/vmlinux) is missing: "
+				     "sluice needs CONFIG_DEBUG_INFO_BTF");
 		goto fail;
 	}
 	err = sl_ensure_bpffs(tc->bpffs, e);
 	if (err)
 		goto fail;
 	if (mkdir(tc->bpffs, 0700) && errno != EEXIST) {
-		err = sl_seterr(e, 1, -errno, "mkdir %s: %s", tc->bpffs, strerror(errno));
+		err = sl_problem_sys(e, 1, -errno, "mkdir %s: %s", tc->bpffs, strerror(errno));
 		goto fail;
 	}
 	err = load(tc, e);
@@ -711,7 +714,7 @@ void sl_tc_on_readable(struct sl_tc *tc)
 		return;
 	if (err == -NLE_NOMEM) {
 		/* The socket overran (ENOBUFS): events were lost. */
-		struct sl_err e = {0};
+		struct sl_problem e = {0};
 
 		sl_warn("tc: link events lost, rescanning interfaces");
 		if (resync(tc, 0, &e))
@@ -753,7 +756,7 @@ void sl_tc_close(struct sl_tc *tc)
 	free(tc);
 }
 
-static int teardown_one(void *arg, struct rtnl_link *link, struct sl_err *e)
+static int teardown_one(void *arg, struct rtnl_link *link, struct sl_problem *e)
 {
 	const char *name = rtnl_link_get_name(link);
 
@@ -763,7 +766,7 @@ static int teardown_one(void *arg, struct rtnl_link *link, struct sl_err *e)
 	return detach_if(NULL, rtnl_link_get_ifindex(link), name ? name : "?", "teardown", e);
 }
 
-int sl_tc_teardown(const char *bpffs, struct sl_err *e)
+int sl_tc_teardown(const char *bpffs, struct sl_problem *e)
 {
 	char path[PATH_MAX + 64];
 	int err;
@@ -775,11 +778,11 @@ int sl_tc_teardown(const char *bpffs, struct sl_err *e)
 	if (access(bpffs, F_OK))
 		return 0;
 	if (!sl_is_bpffs(bpffs))
-		return sl_seterr(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
+		return sl_problem_sys(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
 	for (size_t i = 0; i < sizeof(tc_map_names) / sizeof(tc_map_names[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", bpffs, tc_map_names[i]);
 		if (unlink(path) && errno != ENOENT)
-			return sl_seterr(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
+			return sl_problem_sys(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
 	}
 	/* The maps shared with the socket datapath are its to remove, unless
 	 * there is none: then this object created them alone. */
@@ -793,13 +796,13 @@ int sl_tc_teardown(const char *bpffs, struct sl_err *e)
 		for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
 			snprintf(path, sizeof(path), "%s/%s", bpffs, shared[i]);
 			if (unlink(path) && errno != ENOENT)
-				return sl_seterr(e, 0, -errno, "unlink %s: %s", path,
-						 strerror(errno));
+				return sl_problem_sys(e, 0, -errno, "unlink %s: %s", path,
+						      strerror(errno));
 		}
 	}
 	/* The directory goes too when nothing else is pinned there. */
 	if (rmdir(bpffs) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
-		return sl_seterr(e, 0, -errno, "rmdir %s: %s", bpffs, strerror(errno));
+		return sl_problem_sys(e, 0, -errno, "rmdir %s: %s", bpffs, strerror(errno));
 	return 0;
 }
 

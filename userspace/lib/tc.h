@@ -20,7 +20,7 @@
 
 #include <sluice/abi.h>
 
-#include "datapath.h" /* struct sl_err */
+#include "datapath.h" /* struct sl_problem */
 
 /*
  * Every sluice filter sits at this handle and priority, on both the ingress
@@ -54,7 +54,7 @@ struct sl_tc_if {
  * 0 and *out set, or a negative errno with e filled in.
  */
 int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, size_t n_globs,
-	       struct sl_err *e);
+	       struct sl_problem *e);
 
 /* The netlink socket for the caller's epoll (EPOLLIN); -1 if none. */
 int sl_tc_fd(const struct sl_tc *tc);
@@ -77,7 +77,7 @@ void sl_tc_close(struct sl_tc *tc);
 /* Remove sluice's filters from every interface of this netns (found by
  * handle, priority and program name; other filters and the clsact qdisc
  * stay) and the tc pins under bpffs. Safe when nothing is there. */
-int sl_tc_teardown(const char *bpffs, struct sl_err *e);
+int sl_tc_teardown(const char *bpffs, struct sl_problem *e);
 
 /* Open the maps pinned under bpffs, read-only when 'rdonly' (the CLI).
  * -ENOENT when tc metrics were never loaded there. */

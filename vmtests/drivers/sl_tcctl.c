@@ -62,7 +62,7 @@ static int cmd_open(const char *bpffs, const char *const *globs, size_t n, long 
 {
 	struct itimerspec its = {.it_value.tv_sec = seconds};
 	struct epoll_event ev = {.events = EPOLLIN};
-	struct sl_err e = {0};
+	struct sl_problem e = {0};
 	struct sl_tc *tc = NULL;
 	int ep = -1, tfd = -1, sfd = -1, rc = 1, err;
 	sigset_t mask;
@@ -237,7 +237,7 @@ int main(int argc, char **argv)
 	if (argc != 2)
 		usage(2);
 	if (!strcmp(argv[0], "teardown")) {
-		struct sl_err e = {0};
+		struct sl_problem e = {0};
 
 		if (sl_tc_teardown(argv[1], &e)) {
 			sl_error("tc teardown failed", "error=\"%s\"", e.msg);
