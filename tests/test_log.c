@@ -185,3 +185,24 @@ Test(log, journal_stream_must_name_stderr)
 	cr_expect_eq(bad, 0, "an unparsable value is not");
 	cr_expect_eq(sl_log_stderr_is_journal(), 0, "no JOURNAL_STREAM is not");
 }
+
+/* Every field value is escaped, not only msg: an etcd key, a URL path or a
+ * peer's message cannot forge a line or a field. */
+Test(log, field_values_cannot_forge)
+{
+	struct capture c;
+	char *out;
+
+	capture_start(&c);
+	sl_log(SL_LOG_INFO, "m", "key=%s path=\"%s\" n=%zu err=%d pct=%.1f id=%llu",
+	       "/a\nts=x level=error msg=\"forged\"", "x\" level=error fake=\"1", (size_t)7, -3,
+	       2.5, 18446744073709551615ULL);
+	sl_log(SL_LOG_INFO, "m", "plain=%s empty=%s cut=\"%.3s\" pc=100%%", "ok", "", "abcdef");
+	out = capture_end(&c);
+	cr_assert_eq(count_lines(out), 2, "no line forged:\n%s", out);
+	cr_assert(strstr(out, "key=\"/a\\nts=x level=error msg=\\\"forged\\\"\""), "%s", out);
+	cr_assert(strstr(out, "path=\"x\\\" level=error fake=\\\"1\""), "%s", out);
+	cr_assert(strstr(out, " n=7 err=-3 pct=2.5 id=18446744073709551615\n"), "%s", out);
+	cr_assert(strstr(out, "plain=ok empty=\"\" cut=\"abc\" pc=100%\n"), "%s", out);
+	free(out);
+}

@@ -69,19 +69,147 @@ int sl_log_stderr_is_journal(void)
 	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+/* A value's bytes, escaped so that nothing in it can end the line, the quotes
+ * around it or the field: \" \\ \n \r \t, other control bytes as \xNN. */
+static void log_escaped(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\')
+			fprintf(stderr, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", stderr);
+		else if (c == '\r')
+			fputs("\\r", stderr);
+		else if (c == '\t')
+			fputs("\\t", stderr);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(stderr, "\\x%02x", c);
+		else
+			fputc(c, stderr);
+	}
+}
+
 static void log_quoted(const char *s)
 {
 	fputc('"', stderr);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fputc('\\', stderr);
-		if (*s == '\n') {
-			fputs("\\n", stderr);
+	log_escaped(s, strlen(s));
+	fputc('"', stderr);
+}
+
+/* Does an unquoted value need quotes to stay one logfmt value? */
+static int needs_quotes(const char *s, size_t n)
+{
+	if (!n)
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == '"' || s[i] == '=' || s[i] == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* One %s argument: escaped inside the caller's quotes, or quoted when the
+ * caller wrote key=%s and the value would break the field. */
+static void log_string_arg(const char *v, int prec, int quoted)
+{
+	size_t n;
+
+	if (!v)
+		v = "(null)";
+	n = prec >= 0 ? strnlen(v, (size_t)prec) : strlen(v);
+	if (quoted) {
+		log_escaped(v, n);
+	} else if (needs_quotes(v, n)) {
+		fputc('"', stderr);
+		log_escaped(v, n);
+		fputc('"', stderr);
+	} else {
+		fwrite(v, 1, n, stderr);
+	}
+}
+
+/* One numeric (or %c, %p) conversion, spec[0..len) such as "%-5llu", with its
+ * argument taken by its length modifier. */
+static void log_other_arg(const char *spec, size_t len, va_list *ap)
+{
+	char fmt[32];
+	char conv = spec[len - 1];
+	int l = 0, h = 0, z = 0, j = 0, t = 0, L = 0;
+
+	if (len >= sizeof(fmt) || memchr(spec, '*', len))
+		return;
+	memcpy(fmt, spec, len);
+	fmt[len] = '\0';
+	for (size_t i = 1; i + 1 < len; i++) {
+		l += spec[i] == 'l';
+		h += spec[i] == 'h';
+		z += spec[i] == 'z';
+		j += spec[i] == 'j';
+		t += spec[i] == 't';
+		L += spec[i] == 'L';
+	}
+	if (strchr("fFeEgGaA", conv))
+		L ? fprintf(stderr, fmt, va_arg(*ap, long double))
+		  : fprintf(stderr, fmt, va_arg(*ap, double));
+	else if (conv == 'p')
+		fprintf(stderr, fmt, va_arg(*ap, void *));
+	else if (l >= 2 || j)
+		fprintf(stderr, fmt, va_arg(*ap, long long));
+	else if (l || z || t)
+		fprintf(stderr, fmt, va_arg(*ap, long));
+	else
+		fprintf(stderr, fmt, va_arg(*ap, int)); /* int, char, short: promoted */
+	(void)h;
+}
+
+/* The fields, "key=%s key2=\"%s\" n=%zu", with every string value escaped
+ * (see log_string_arg): no value can forge a field or a line. */
+static void log_fields(const char *f, va_list ap)
+{
+	va_list args;
+
+	va_copy(args, ap);
+	for (const char *p = f; *p; p++) {
+		const char *spec = p;
+		int prec = -1;
+
+		if (*p != '%') {
+			fputc(*p, stderr);
 			continue;
 		}
-		fputc(*s, stderr);
+		if (p[1] == '%') {
+			fputc('%', stderr);
+			p++;
+			continue;
+		}
+		p++;
+		while (*p && strchr("-+ #0", *p))
+			p++;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p == '.') {
+			p++;
+			if (*p == '*') {
+				prec = va_arg(args, int);
+				p++;
+			} else {
+				prec = atoi(p);
+				while (*p >= '0' && *p <= '9')
+					p++;
+			}
+		}
+		while (*p && strchr("hlzjtL", *p))
+			p++;
+		if (!*p)
+			break;
+		if (*p == 's')
+			log_string_arg(va_arg(args, const char *), prec,
+				       spec > f && spec[-1] == '"');
+		else
+			log_other_arg(spec, (size_t)(p - spec) + 1, &args);
 	}
-	fputc('"', stderr);
+	va_end(args);
 }
 
 static void log_vemit(enum sl_log_level level, const char *msg, const char *fields, va_list ap)
@@ -103,7 +231,7 @@ static void log_vemit(enum sl_log_level level, const char *msg, const char *fiel
 	log_quoted(msg);
 	if (fields && *fields) {
 		fputc(' ', stderr);
-		vfprintf(stderr, fields, ap);
+		log_fields(fields, ap);
 	}
 	fputc('\n', stderr);
 	funlockfile(stderr);

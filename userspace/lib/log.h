@@ -28,9 +28,11 @@ int sl_log_stderr_is_journal(void);
 void sl_log_hook_libbpf(void);
 
 /*
- * sl_log(level, "msg", "key=%s key2=%d", ...): 'msg' is quoted for logfmt;
- * the optional fields string is appended as is (callers quote values that
- * may hold spaces with sl_log_quote()).
+ * sl_log(level, "msg", "key=%s key2=\"%s\" n=%d", ...): 'msg' is quoted for
+ * logfmt. Every %s value in the fields is escaped (quotes, backslashes,
+ * control bytes): inside the caller's quotes as it is, and quoted when the
+ * caller wrote key=%s and the value holds a space, '=', a quote or a control
+ * byte. No value can forge a field or a line.
  */
 void sl_log(enum sl_log_level level, const char *msg, const char *fields, ...)
     __attribute__((format(printf, 3, 4)));
