@@ -35,7 +35,7 @@ fi
 mirror=${FRESH_MIRROR:-}
 if [ -z "$mirror" ]; then
 	mirror=$(grep -hoE '^(URIs:|deb) +http[^ ]*' /etc/apt/sources.list.d/*.sources \
-		/etc/apt/sources.list 2>/dev/null | grep -v security | head -n1 | awk '{print $2}')
+		/etc/apt/sources.list 2>/dev/null | grep -v security | head -n1 | awk '{print $2}' || :)
 fi
 mirror=${mirror:-http://deb.debian.org/debian}
 
