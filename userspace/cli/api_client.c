@@ -11,26 +11,24 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "mem.h"
 #include "parse.h"
 
 /* The control API: one request, its status and JSON answer (malloc'd). */
 struct api_reply {
 	char *body;
-	size_t len;
+	size_t len, cap;
 };
 
 static size_t api_collect(char *data, size_t size, size_t n, void *cls)
 {
 	struct api_reply *r = cls;
 	size_t total = size * n;
-	char *grown;
 
 	if (r->len + total > 1 << 24)
 		return 0;
-	grown = realloc(r->body, r->len + total + 1);
-	if (!grown)
+	if (SL_ENSURE(&r->body, &r->cap, r->len + total + 1))
 		return 0;
-	r->body = grown;
 	memcpy(r->body + r->len, data, total);
 	r->len += total;
 	r->body[r->len] = '\0';
