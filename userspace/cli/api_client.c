@@ -14,7 +14,7 @@
 #include "mem.h"
 #include "parse.h"
 
-/* The control API: one request, its status and JSON answer (malloc'd). */
+/* An answer's body as it arrives: len bytes and a NUL, in cap bytes (malloc'd). */
 struct api_reply {
 	char *body;
 	size_t len, cap;
@@ -35,7 +35,11 @@ static size_t api_collect(char *data, size_t size, size_t n, void *cls)
 	return total;
 }
 
-/* A path segment, percent-encoded (IPv6 addresses have ':' and '[]'). */
+/*
+ * One request to the control API: 0 with *out its JSON answer (NULL if it
+ * has none), or the exit code after the error (the agent's, if it sent one)
+ * was printed.
+ */
 static int api_call(struct cli *c, const char *method, const char *path, const char *body,
 		    json_t **out)
 {
@@ -94,7 +98,10 @@ static int api_call(struct cli *c, const char *method, const char *path, const c
 	return ret;
 }
 
-/* "/v1/services/NAME[/backends[/ADDRESS[/TAIL]]]" with each part escaped. */
+/*
+ * "/v1/services/NAME/backends[/ADDRESS[/TAIL]]", each path segment
+ * percent-encoded (IPv6 addresses have ':' and '[]'). -1 if too long.
+ */
 static int api_path(char *buf, size_t len, const char *svc, const char *addr, const char *tail)
 {
 	char *es = curl_easy_escape(NULL, svc, 0),
