@@ -100,7 +100,8 @@ static int api_call(struct cli *c, const char *method, const char *path, const c
 
 /*
  * "/v1/services/NAME/backends[/ADDRESS[/TAIL]]", each path segment
- * percent-encoded (IPv6 addresses have ':' and '[]'). -1 if too long.
+ * percent-encoded (IPv6 addresses have ':' and '[]'). -1 if it does not fit
+ * (or out of memory).
  */
 static int api_path(char *buf, size_t len, const char *svc, const char *addr, const char *tail)
 {
