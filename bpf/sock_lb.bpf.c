@@ -45,14 +45,8 @@ static __always_inline void sl_req_v6(struct sl_req *req, struct bpf_sock_addr *
 	req->fe.addr.a32[1] = ctx->user_ip6[1];
 	req->fe.addr.a32[2] = ctx->user_ip6[2];
 	req->fe.addr.a32[3] = ctx->user_ip6[3];
-	if (sl_is_v4mapped(req->fe.addr.a32[0], req->fe.addr.a32[1], req->fe.addr.a32[2])) {
-		/* A dual-stack socket reaching an IPv4 VIP: serve the IPv4 service. */
-		req->v4mapped = 1;
-		req->fe.family = SLUICE_AF_INET;
-		req->fe.addr.a32[0] = req->fe.addr.a32[3];
-		req->fe.addr.a32[2] = 0;
-		req->fe.addr.a32[3] = 0;
-	}
+	/* A dual-stack socket reaching an IPv4 VIP: serve the IPv4 service. */
+	req->v4mapped = (__u32)sl_unmap(&req->fe.family, req->fe.addr.a32);
 	req->cookie = bpf_get_socket_cookie(ctx);
 	req->netns = bpf_get_netns_cookie(ctx);
 	if (sk) {
@@ -98,13 +92,7 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
 		key.addr.a32[1] = ctx->user_ip6[1];
 		key.addr.a32[2] = ctx->user_ip6[2];
 		key.addr.a32[3] = ctx->user_ip6[3];
-		if (sl_is_v4mapped(key.addr.a32[0], key.addr.a32[1], key.addr.a32[2])) {
-			*v4mapped = 1;
-			key.family = SLUICE_AF_INET;
-			key.addr.a32[0] = key.addr.a32[3];
-			key.addr.a32[2] = 0;
-			key.addr.a32[3] = 0;
-		}
+		*v4mapped = sl_unmap(&key.family, key.addr.a32);
 	}
 	return bpf_map_lookup_elem(&sluice_revnat, &key);
 }
