@@ -9,12 +9,9 @@
 #include <bpf/bpf_endian.h>
 
 #include "lib/lb.h"
+#include "lib/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* Hook verdicts of cgroup sock_addr programs. */
-#define SL_VERDICT_REJECT 0
-#define SL_VERDICT_PASS	  1
 
 static __always_inline void sl_req_v4(struct sl_req *req, struct bpf_sock_addr *ctx)
 {
@@ -166,17 +163,6 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	return 0;
 }
 
-/* connect(): refuse at once, with ECONNREFUSED when no backend is usable or
- * a limit says no, with EPERM when the policy refuses the caller. */
-static __always_inline int sl_connect_verdict(int err)
-{
-	if (err == -ECONNREFUSED || err == -EPERM) {
-		bpf_set_retval(err);
-		return SL_VERDICT_REJECT;
-	}
-	return SL_VERDICT_PASS;
-}
-
 SEC("cgroup/connect4")
 int sluice_sock4_connect(struct bpf_sock_addr *ctx)
 {
@@ -197,30 +183,25 @@ int sluice_sock6_connect(struct bpf_sock_addr *ctx)
 	return sl_connect_verdict(sl_translate(ctx, &req, SLUICE_AF_INET6));
 }
 
-/* sendmsg() with a destination: unconnected UDP. The kernel fails the call
- * with EPERM when no backend is usable. */
+/* sendmsg() with a destination: unconnected UDP. */
 SEC("cgroup/sendmsg4")
 int sluice_sock4_sendmsg(struct bpf_sock_addr *ctx)
 {
 	struct sl_req req;
-	int err;
 
 	sl_req_v4(&req, ctx);
 	req.hash = sl_flow_hash(&req, 0);
-	err = sl_translate(ctx, &req, SLUICE_AF_INET);
-	return err == -ECONNREFUSED || err == -EPERM ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
+	return sl_sendmsg_verdict(sl_translate(ctx, &req, SLUICE_AF_INET));
 }
 
 SEC("cgroup/sendmsg6")
 int sluice_sock6_sendmsg(struct bpf_sock_addr *ctx)
 {
 	struct sl_req req;
-	int err;
 
 	sl_req_v6(&req, ctx);
 	req.hash = sl_flow_hash(&req, 0);
-	err = sl_translate(ctx, &req, SLUICE_AF_INET6);
-	return err == -ECONNREFUSED || err == -EPERM ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
+	return sl_sendmsg_verdict(sl_translate(ctx, &req, SLUICE_AF_INET6));
 }
 
 /* recvmsg()/getpeername(): show the frontend instead of the backend. */
