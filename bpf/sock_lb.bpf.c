@@ -55,10 +55,13 @@ static __always_inline void sl_req_v6(struct sl_req *req, struct bpf_sock_addr *
 	}
 }
 
-/* Remember which frontend this socket asked for, for recvmsg/getpeername. */
-static __always_inline void sl_revnat_store(const struct sl_req *req,
-					    const struct sluice_backend *be)
+/* Remember which frontend this socket asked for, for recvmsg/getpeername.
+ * Written only when it changes: an unconnected UDP socket sends to the same
+ * frontend datagram after datagram. 0 or a negative errno. */
+static __always_inline int sl_revnat_store(const struct sl_req *req,
+					   const struct sluice_backend *be)
 {
+	const struct sluice_revnat *old;
 	struct sluice_revnat_key key = {};
 	struct sluice_revnat val = {};
 
@@ -68,7 +71,10 @@ static __always_inline void sl_revnat_store(const struct sl_req *req,
 	key.family = be->family;
 	val.addr = req->fe.addr;
 	val.port = req->fe.port;
-	bpf_map_update_elem(&sluice_revnat, &key, &val, BPF_ANY);
+	old = bpf_map_lookup_elem(&sluice_revnat, &key);
+	if (old && old->port == val.port && sl_addr_eq(&old->addr, &val.addr))
+		return 0;
+	return (int)bpf_map_update_elem(&sluice_revnat, &key, &val, BPF_ANY);
 }
 
 /* The frontend a socket asked for, given the peer address the hook sees. A
@@ -157,6 +163,8 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 		ctx->user_ip6[3] = be->addr.a32[3];
 	}
 	ctx->user_port = be->port;
+	/* Should the store fail, only this socket's replies keep the backend's
+	 * address: the call itself goes on. */
 	sl_revnat_store(req, be);
 	if (req->fe.proto == SLUICE_PROTO_TCP)
 		sl_sk_remember(ctx, req, be_id);

@@ -43,4 +43,11 @@ static __always_inline void sl_unmap_pair(__u8 *family, __u32 l[4], __u32 r[4])
 	sl_v4mapped_to_v4(r);
 }
 
+/* The same address (of one family: the other words are zero). */
+static __always_inline int sl_addr_eq(const union sluice_addr *a, const union sluice_addr *b)
+{
+	return a->a32[0] == b->a32[0] && a->a32[1] == b->a32[1] && a->a32[2] == b->a32[2] &&
+	       a->a32[3] == b->a32[3];
+}
+
 #endif /* SLUICE_BPF_ADDR_H */
