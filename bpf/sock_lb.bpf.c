@@ -9,12 +9,9 @@
 #include <bpf/bpf_endian.h>
 
 #include "lib/lb.h"
+#include "lib/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* Hook verdicts of cgroup sock_addr programs. */
-#define SL_VERDICT_REJECT 0
-#define SL_VERDICT_PASS	  1
 
 static __always_inline void sl_req_v4(struct sl_req *req, struct bpf_sock_addr *ctx)
 {
@@ -45,14 +42,8 @@ static __always_inline void sl_req_v6(struct sl_req *req, struct bpf_sock_addr *
 	req->fe.addr.a32[1] = ctx->user_ip6[1];
 	req->fe.addr.a32[2] = ctx->user_ip6[2];
 	req->fe.addr.a32[3] = ctx->user_ip6[3];
-	if (sl_is_v4mapped(req->fe.addr.a32[0], req->fe.addr.a32[1], req->fe.addr.a32[2])) {
-		/* A dual-stack socket reaching an IPv4 VIP: serve the IPv4 service. */
-		req->v4mapped = 1;
-		req->fe.family = SLUICE_AF_INET;
-		req->fe.addr.a32[0] = req->fe.addr.a32[3];
-		req->fe.addr.a32[2] = 0;
-		req->fe.addr.a32[3] = 0;
-	}
+	/* A dual-stack socket reaching an IPv4 VIP: serve the IPv4 service. */
+	req->v4mapped = (__u32)sl_unmap(&req->fe.family, req->fe.addr.a32);
 	req->cookie = bpf_get_socket_cookie(ctx);
 	req->netns = bpf_get_netns_cookie(ctx);
 	if (sk) {
@@ -64,10 +55,13 @@ static __always_inline void sl_req_v6(struct sl_req *req, struct bpf_sock_addr *
 	}
 }
 
-/* Remember which frontend this socket asked for, for recvmsg/getpeername. */
-static __always_inline void sl_revnat_store(const struct sl_req *req,
-					    const struct sluice_backend *be)
+/* Remember which frontend this socket asked for, for recvmsg/getpeername.
+ * Written only when it changes: an unconnected UDP socket sends to the same
+ * frontend datagram after datagram. 0 or a negative errno. */
+static __always_inline int sl_revnat_store(const struct sl_req *req,
+					   const struct sluice_backend *be)
 {
+	const struct sluice_revnat *old;
 	struct sluice_revnat_key key = {};
 	struct sluice_revnat val = {};
 
@@ -77,7 +71,10 @@ static __always_inline void sl_revnat_store(const struct sl_req *req,
 	key.family = be->family;
 	val.addr = req->fe.addr;
 	val.port = req->fe.port;
-	bpf_map_update_elem(&sluice_revnat, &key, &val, BPF_ANY);
+	old = bpf_map_lookup_elem(&sluice_revnat, &key);
+	if (old && old->port == val.port && sl_addr_eq(&old->addr, &val.addr))
+		return 0;
+	return (int)bpf_map_update_elem(&sluice_revnat, &key, &val, BPF_ANY);
 }
 
 /* The frontend a socket asked for, given the peer address the hook sees. A
@@ -98,13 +95,7 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
 		key.addr.a32[1] = ctx->user_ip6[1];
 		key.addr.a32[2] = ctx->user_ip6[2];
 		key.addr.a32[3] = ctx->user_ip6[3];
-		if (sl_is_v4mapped(key.addr.a32[0], key.addr.a32[1], key.addr.a32[2])) {
-			*v4mapped = 1;
-			key.family = SLUICE_AF_INET;
-			key.addr.a32[0] = key.addr.a32[3];
-			key.addr.a32[2] = 0;
-			key.addr.a32[3] = 0;
-		}
+		*v4mapped = sl_unmap(&key.family, key.addr.a32);
 	}
 	return bpf_map_lookup_elem(&sluice_revnat, &key);
 }
@@ -172,21 +163,12 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 		ctx->user_ip6[3] = be->addr.a32[3];
 	}
 	ctx->user_port = be->port;
+	/* Should the store fail, only this socket's replies keep the backend's
+	 * address: the call itself goes on. */
 	sl_revnat_store(req, be);
 	if (req->fe.proto == SLUICE_PROTO_TCP)
 		sl_sk_remember(ctx, req, be_id);
 	return 0;
-}
-
-/* connect(): refuse at once, with ECONNREFUSED when no backend is usable or
- * a limit says no, with EPERM when the policy refuses the caller. */
-static __always_inline int sl_connect_verdict(int err)
-{
-	if (err == -ECONNREFUSED || err == -EPERM) {
-		bpf_set_retval(err);
-		return SL_VERDICT_REJECT;
-	}
-	return SL_VERDICT_PASS;
 }
 
 SEC("cgroup/connect4")
@@ -209,30 +191,25 @@ int sluice_sock6_connect(struct bpf_sock_addr *ctx)
 	return sl_connect_verdict(sl_translate(ctx, &req, SLUICE_AF_INET6));
 }
 
-/* sendmsg() with a destination: unconnected UDP. The kernel fails the call
- * with EPERM when no backend is usable. */
+/* sendmsg() with a destination: unconnected UDP. */
 SEC("cgroup/sendmsg4")
 int sluice_sock4_sendmsg(struct bpf_sock_addr *ctx)
 {
 	struct sl_req req;
-	int err;
 
 	sl_req_v4(&req, ctx);
 	req.hash = sl_flow_hash(&req, 0);
-	err = sl_translate(ctx, &req, SLUICE_AF_INET);
-	return err == -ECONNREFUSED || err == -EPERM ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
+	return sl_sendmsg_verdict(sl_translate(ctx, &req, SLUICE_AF_INET));
 }
 
 SEC("cgroup/sendmsg6")
 int sluice_sock6_sendmsg(struct bpf_sock_addr *ctx)
 {
 	struct sl_req req;
-	int err;
 
 	sl_req_v6(&req, ctx);
 	req.hash = sl_flow_hash(&req, 0);
-	err = sl_translate(ctx, &req, SLUICE_AF_INET6);
-	return err == -ECONNREFUSED || err == -EPERM ? SL_VERDICT_REJECT : SL_VERDICT_PASS;
+	return sl_sendmsg_verdict(sl_translate(ctx, &req, SLUICE_AF_INET6));
 }
 
 /* recvmsg()/getpeername(): show the frontend instead of the backend. */

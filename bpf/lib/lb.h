@@ -435,14 +435,11 @@ static __always_inline int sl_rate_admit(struct sluice_svc_rt *rt, const struct 
 	return ok;
 }
 
-static __always_inline void sl_emit_reject(const struct sl_req *req, __u32 svc_id)
+/* What an event says of the request: the socket, the service, the caller's
+ * address and the frontend it asked for. */
+static __always_inline void sl_event_req(struct sluice_event *ev, const struct sl_req *req,
+					 __u32 svc_id)
 {
-	struct sluice_event *ev;
-
-	ev = sl_event_reserve(req->reason == SLUICE_DROP_NO_BACKEND ? SLUICE_EV_NO_BACKEND
-								    : SLUICE_EV_REJECT);
-	if (!ev)
-		return;
 	ev->cookie = req->cookie;
 	ev->svc_id = svc_id;
 	ev->family = req->fe.family;
@@ -451,6 +448,17 @@ static __always_inline void sl_emit_reject(const struct sl_req *req, __u32 svc_i
 	ev->sport = (__u16)req->client_port;
 	ev->dst = req->fe.addr;
 	ev->dport = bpf_ntohs(req->fe.port);
+}
+
+static __always_inline void sl_emit_reject(const struct sl_req *req, __u32 svc_id)
+{
+	struct sluice_event *ev;
+
+	ev = sl_event_reserve(req->reason == SLUICE_DROP_NO_BACKEND ? SLUICE_EV_NO_BACKEND
+								    : SLUICE_EV_REJECT);
+	if (!ev)
+		return;
+	sl_event_req(ev, req, svc_id);
 	if (req->reason == SLUICE_DROP_CIRCUIT_BREAKER)
 		ev->reason = SLUICE_REASON_CIRCUIT_BREAKER;
 	else if (req->reason == SLUICE_DROP_RATE_LIMIT)
@@ -506,14 +514,7 @@ static __always_inline int sl_policy_check(struct sl_req *req, __u32 svc_id,
 
 	a = sl_audit_reserve(denied);
 	if (a) {
-		a->ev.cookie = req->cookie;
-		a->ev.svc_id = svc_id;
-		a->ev.family = req->fe.family;
-		a->ev.proto = req->fe.proto;
-		a->ev.src = req->client;
-		a->ev.sport = (__u16)req->client_port;
-		a->ev.dst = req->fe.addr;
-		a->ev.dport = bpf_ntohs(req->fe.port);
+		sl_event_req(&a->ev, req, svc_id);
 		a->ev.reason = req->connect ? SLUICE_REASON_CONNECT : SLUICE_REASON_SENDMSG;
 		a->cgroup_id = bpf_get_current_cgroup_id();
 		a->pid = (__u32)(bpf_get_current_pid_tgid() >> 32);
