@@ -68,6 +68,9 @@ cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || :
 inner=$(
 	cat <<EOF
 set -e
+# The new root must be a mount point: `ip netns exec` makes / a slave mount.
+mount --bind "$root" "$root"
+mount --make-private "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --make-rslave "$root/sys"
