@@ -1187,9 +1187,9 @@ static void write_done(struct sl_etcd *e, CURLcode rc, long status)
 		if (!e->w_lease) {
 			const char *m = json_string_value(json_object_get(root, "error"));
 
-			why = m && *m ? m : "no lease ID in response";
+			/* m is the reply's: log it before the reply goes. */
+			write_drop(e, m && *m ? m : "no lease ID in response");
 			json_decref(root);
-			write_drop(e, why);
 			return;
 		}
 		e->w_step = W_PUT;
