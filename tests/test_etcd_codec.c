@@ -214,7 +214,10 @@ Test(etcd_codec, range_reply)
 		   {"{\"header\":{},\"kvs\":{}}", "kvs is not an array"},
 		   {"{\"header\":{},\"kvs\":[{\"key\":\"\"}]}", "bad kv in response"},
 		   {"{\"header\":{},\"kvs\":[{\"key\":\"L3Ns!\"}]}", "bad kv in response"},
-		   {"{\"header\":{},\"kvs\":[7]}", "bad kv in response"}};
+		   {"{\"header\":{},\"kvs\":[7]}", "bad kv in response"},
+		   {"{\"header\":{},\"kvs\":[{\"key\":\"YQ==\"},{\"key\":\"Yg==\"},"
+		    "{\"key\":\"YQ==\",\"value\":\"MQ==\"}]}",
+		    "key twice in response"}};
 	struct et_snap snap;
 	size_t skipped, i;
 	char why[160];

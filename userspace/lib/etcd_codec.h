@@ -47,7 +47,7 @@ enum et_split_res {
 	ET_SPLIT_OK,	  /* every byte taken; the objects complete so far were passed on */
 	ET_SPLIT_STOPPED, /* the callback returned non-zero */
 	ET_SPLIT_GARBAGE, /* something other than whitespace between objects */
-	ET_SPLIT_FULL,	  /* the unfinished part is over max bytes, or no memory */
+	ET_SPLIT_FULL,	  /* the unfinished object and the bytes fed are over max, or no memory */
 };
 
 /* Called for each complete object (obj[len - 1] is its '}'): 0 to go on, else stop. */
@@ -77,7 +77,7 @@ int64_t et_json_i64(const json_t *v);
 
 /* A /v3/kv/range reply into out (empty on entry): its kvs sorted by key, those whose key or
  * value holds a NUL byte left out (counted in *skipped), and header.revision in *rev. 0, or
- * -1 with why (out empty then). */
+ * -1 with why (out empty then); a key that comes twice is an error. */
 int et_range_parse(const char *s, size_t n, struct et_snap *out, int64_t *rev, size_t *skipped,
 		   char *why, size_t why_len);
 

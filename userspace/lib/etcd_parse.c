@@ -266,6 +266,11 @@ static int range_kvs(const json_t *arr, struct et_snap *out, size_t *skipped, ch
 	}
 	if (out->n > 1)
 		qsort(out->kvs, out->n, sizeof(*out->kvs), kv_cmp);
+	for (i = 1; i < out->n; i++)
+		if (!kv_cmp(&out->kvs[i - 1], &out->kvs[i])) {
+			snprintf(why, why_len, "key twice in response");
+			return -1;
+		}
 	return 0;
 }
 
