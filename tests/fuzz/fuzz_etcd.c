@@ -84,8 +84,7 @@ static int on_msg(void *arg, const char *obj, size_t len)
 	return 0;
 }
 
-static enum et_split_res split(const char *s, size_t n, size_t max, size_t step,
-			       struct seen *seen)
+static enum et_split_res split(const char *s, size_t n, size_t max, size_t step, struct seen *seen)
 {
 	struct et_split sp = {0};
 	enum et_split_res r = ET_SPLIT_OK;
