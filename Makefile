@@ -173,14 +173,15 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -D_GNU_SOURCE -Iinclude -Iuserspace/lib \
                 $(shell pkg-config --cflags yaml-0.1 jansson 2>/dev/null)
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIB     := $(patsubst %,$(BUILD)/fuzz/lib/%.o,config parse prom events registry problem mem)
+FUZZ_LIB     := $(patsubst %,$(BUILD)/fuzz/lib/%.o,config parse prom events registry problem mem \
+                etcd_codec etcd_parse)
 $(BUILD)/fuzz/lib/%.o: userspace/lib/%.c
 	@mkdir -p $(@D)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	$(call msg,FUZZ-LD,$@)
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP $^ \
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP $(filter %.c %.o,$^) \
 		$(shell pkg-config --libs yaml-0.1 jansson 2>/dev/null) -lm -o $@
 .PHONY: fuzz $(addprefix fuzz-,$(FUZZ_NAMES))
 fuzz: $(addprefix fuzz-,$(FUZZ_NAMES))
