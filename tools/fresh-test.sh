@@ -40,6 +40,7 @@ fi
 mirror=${mirror:-http://deb.debian.org/debian}
 
 root=${FRESH_ROOT:-$(mktemp -d /var/tmp/sluice-fresh.XXXXXX)}
+chmod 0755 "$root" # mktemp made it 0700: the root of a system is world-readable
 cleanup() {
 	local rc=$?
 	# The mounts live in the private namespace below and went with it; this is for safety.
