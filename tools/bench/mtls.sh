@@ -156,10 +156,10 @@ else
 	grep -qiE 'mtls|ktls' <<<"$sluice_ver" ||
 		sluice_skip="this sluiced has no mtls: its --version mentions neither mtls nor ktls"
 fi
-# "sluiced 0.1.0 (commit abc1234), ktls yes" for the report
-sluice_id=$(awk 'NR == 1 { v = $2 } /^commit:/ { c = " (commit " $2 ")" }
+# "0.1.0, commit abc1234, ktls yes": which sluiced, for the report
+sluice_id=$(awk 'NR == 1 { v = $2 } /^commit:/ { c = ", commit " $2 }
 	tolower($1) == "ktls" && k == "" { k = ", ktls " $2 } END { print v c k }' <<<"$sluice_ver")
-[ -n "$sluice_skip" ] && [ -n "$sluice_id" ] && sluice_skip="$sluice_skip ($sluice_id)"
+[ -n "$sluice_skip" ] && [ -n "$sluice_id" ] && sluice_skip="$sluice_skip (sluiced $sluice_id)"
 systems=()
 skipped=()
 for s in $SYSTEMS; do

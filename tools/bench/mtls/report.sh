@@ -34,9 +34,11 @@ function cell(s, kind, fld,   k, m) {
 	m = median(k); MED[s, kind, fld] = m
 	return CNT > 1 ? sprintf("%s (%s–%s)", f0(m), f0(MIN), f0(MAX)) : f0(m)
 }
-function ratio(a, b, kind, fld) {
-	return ((a, kind, fld) in MED) && ((b, kind, fld) in MED) && MED[b, kind, fld] > 0 ? \
-		sprintf("%.2f", MED[a, kind, fld] / MED[b, kind, fld]) : "n/a"
+# ratio(A, B, KIND, FIELD): median of A / median of B, to about 2 significant digits
+function ratio(a, b, kind, fld,   r) {
+	if (!((a, kind, fld) in MED) || !((b, kind, fld) in MED) || MED[b, kind, fld] <= 0) return "n/a"
+	r = MED[a, kind, fld] / MED[b, kind, fld]
+	return sprintf(r >= 10 ? "%.0f" : r >= 0.095 ? "%.2f" : "%.3f", r)
 }
 BEGIN {
 	nsys = split("direct haproxy haproxy-full sluice-plain sluice-off sluice-strict", order, " ")
