@@ -40,6 +40,10 @@ MB_HAPROXY_PORT=15443
 MB_HAPROXY_STATS=9999
 MB_MTLS_PORT=15008
 MB_TRUST_DOMAIN=sluice.test
+# The nodes' names (agent.node, and the SAN of their node.pem); both become the host name if
+# this sluiced refuses agent.node, which then defaults to it.
+MB_NODE_A=nodea
+MB_NODE_B=nodeb
 MB_CERTS=
 MB_TARGET=
 MB_SETUP_MS=0
@@ -76,33 +80,59 @@ _mb_leaf() {
 	}
 }
 
-# _mb_sluice_certs_inline: the sluice certificates with the openssl CLI, as tools/mkcerts.sh
-# makes them: node.pem per node (SAN spiffe://TD/node/NAME), client.pem on node A.
-_mb_sluice_certs_inline() {
-	local s=$MB_CERTS/sluice td=$MB_TRUST_DOMAIN
-	_mb_leaf "$s/nodeA" node "URI:spiffe://$td/node/nodeA" &&
-		_mb_leaf "$s/nodeA" client "URI:spiffe://$td/identity/client" &&
-		_mb_leaf "$s/nodeB" node "URI:spiffe://$td/node/nodeB" &&
-		cp "$MB_CERTS/ca.pem" "$s/ca.pem"
+# _mb_node_certs NAME_A NAME_B: (re)makes node.pem/.key in the sluice directories of node A
+# and node B, for the node names NAME_A and NAME_B (SAN spiffe://TD/node/NAME), the same way
+# as the rest of the set (MB_CERT_SOURCE; "openssl CLI" while it is being made).
+_mb_node_certs() {
+	local s=$MB_CERTS/sluice td=$MB_TRUST_DOMAIN mk=$VT_ROOT/tools/mkcerts.sh
+	if [ "$MB_CERT_SOURCE" = tools/mkcerts.sh ]; then
+		# No identity named: only node.pem; the CA already in the directory is kept.
+		(umask 077 && "$mk" "$s/nodeA" "$td" --node "$1" && "$mk" "$s/nodeB" "$td" --node "$2") \
+			>>"$MB_CERTS/mkcerts.log" 2>&1 || {
+			bw_log "tools/mkcerts.sh: cannot make the node certificates:" \
+				"$(tail -n 2 "$MB_CERTS/mkcerts.log")"
+			return 1
+		}
+	else
+		(umask 077 && _mb_leaf "$s/nodeA" node "URI:spiffe://$td/node/$1" &&
+			_mb_leaf "$s/nodeB" node "URI:spiffe://$td/node/$2") || return 1
+	fi
+	openssl verify -CAfile "$s/ca.pem" "$s/nodeA/node.pem" "$s/nodeB/node.pem" >/dev/null 2>&1 || {
+		bw_log "the node certificates do not chain to $s/ca.pem"
+		return 1
+	}
 }
 
-# _mb_sluice_certs_mkcerts: the same with tools/mkcerts.sh (one CA for both nodes: node B's
-# directory starts with node A's ca.pem and ca.key). Fails if the result does not chain.
-_mb_sluice_certs_mkcerts() {
-	local s=$MB_CERTS/sluice mk=$VT_ROOT/tools/mkcerts.sh f
-	"$mk" "$s/nodeA" "$MB_TRUST_DOMAIN" --node nodeA client >"$MB_CERTS/mkcerts.log" 2>&1 &&
-		cp "$s/nodeA/ca.pem" "$s/nodeA/ca.key" "$s/nodeB/" &&
-		"$mk" "$s/nodeB" "$MB_TRUST_DOMAIN" --node nodeB >>"$MB_CERTS/mkcerts.log" 2>&1 &&
-		cp "$s/nodeA/ca.pem" "$s/ca.pem" || return 1
-	for f in nodeA/node nodeA/client nodeB/node; do
-		openssl verify -CAfile "$s/ca.pem" "$s/$f.pem" >/dev/null 2>&1 || return 1
-	done
+# _mb_sluice_certs: the sluice set: ca.pem, the caller's identity certificate (client.pem on
+# node A) and both nodes' node.pem. With tools/mkcerts.sh where it exists and makes a set that
+# chains, else with the openssl CLI in the same form; sets MB_CERT_SOURCE. Node B's directory
+# starts with node A's ca.pem and ca.key, so that mkcerts signs both nodes' with one CA.
+_mb_sluice_certs() {
+	local s=$MB_CERTS/sluice mk=$VT_ROOT/tools/mkcerts.sh td=$MB_TRUST_DOMAIN
+	if [ -x "$mk" ]; then
+		if (umask 077 && "$mk" "$s/nodeA" "$td" --node "$MB_NODE_A" client &&
+			cp "$s/nodeA/ca.pem" "$s/nodeA/ca.key" "$s/nodeB/" &&
+			"$mk" "$s/nodeB" "$td" --node "$MB_NODE_B" &&
+			cp "$s/nodeA/ca.pem" "$s/ca.pem") >"$MB_CERTS/mkcerts.log" 2>&1 &&
+			openssl verify -CAfile "$s/ca.pem" "$s/nodeA/client.pem" "$s/nodeA/node.pem" \
+				"$s/nodeB/node.pem" >/dev/null 2>&1; then
+			MB_CERT_SOURCE=tools/mkcerts.sh
+			return 0
+		fi
+		bw_log "tools/mkcerts.sh did not make a usable set; using the openssl CLI:" \
+			"$(tail -n 2 "$MB_CERTS/mkcerts.log" 2>/dev/null)"
+		rm -rf "${s:?}/nodeA/"* "$s/nodeB/"* "$s/ca.pem"
+	fi
+	MB_CERT_SOURCE="openssl CLI"
+	(umask 077 && _mb_leaf "$s/nodeA" client "URI:spiffe://$td/identity/client") &&
+		cp "$MB_CERTS/ca.pem" "$s/ca.pem" && _mb_node_certs "$MB_NODE_A" "$MB_NODE_B"
 }
 
 # mb_certs DIR: a test CA (ECDSA P-256) and, signed by it:
 #   DIR/haproxy/client.pem  cert + key of the caller's sidecar (spiffe://TD/identity/client)
-#   DIR/haproxy/server.pem  cert + key of node B's sidecar (DNS nodeb.TD, spiffe://TD/node/nodeB)
+#   DIR/haproxy/server.pem  cert + key of node B's sidecar (DNS nodeb.TD, spiffe://TD/node/nodeb)
 #   DIR/sluice/ca.pem, DIR/sluice/nodeA/{node,client}.{pem,key}, DIR/sluice/nodeB/node.{pem,key}
+#                           node.pem for the node names $MB_NODE_A and $MB_NODE_B
 # The sluice set comes from tools/mkcerts.sh where it exists (else from the openssl CLI, the
 # same way); sets MB_CERT_SOURCE to which.
 mb_certs() {
@@ -117,20 +147,10 @@ mb_certs() {
 		return 1
 	}
 	(umask 077 && _mb_leaf "$h" client "URI:spiffe://$td/identity/client" &&
-		_mb_leaf "$h" server "DNS:nodeb.$td,URI:spiffe://$td/node/nodeB") || return 1
+		_mb_leaf "$h" server "DNS:nodeb.$td,URI:spiffe://$td/node/nodeb") || return 1
 	# HAProxy's crt: the certificate followed by its key, in one file.
 	cat "$h/client.key" >>"$h/client.pem" && cat "$h/server.key" >>"$h/server.pem" || return 1
-	if [ -x "$VT_ROOT/tools/mkcerts.sh" ] && (umask 077 && _mb_sluice_certs_mkcerts); then
-		MB_CERT_SOURCE=tools/mkcerts.sh
-		return 0
-	fi
-	if [ -x "$VT_ROOT/tools/mkcerts.sh" ]; then
-		bw_log "tools/mkcerts.sh did not make a usable set; using the openssl CLI:" \
-			"$(tail -n 2 "$MB_CERTS/mkcerts.log" 2>/dev/null)"
-	fi
-	rm -rf "$MB_CERTS/sluice/nodeA/"* "$MB_CERTS/sluice/nodeB/"*
-	(umask 077 && _mb_sluice_certs_inline) || return 1
-	MB_CERT_SOURCE="openssl CLI"
+	_mb_sluice_certs
 }
 
 # --- topology and backend -----------------------------------------------------------------------
@@ -295,7 +315,7 @@ _mb_sluice_config() {
 		printf '  audit_log: %s\n  metrics: 127.0.0.1:9464\n' "$VT_TMP/audit-$l.log"
 		printf '  interfaces: [%s]\n' "${SLUICE_INTERFACES-eth0}"
 		if [ "$MB_NODE_KEY" = 1 ] && [ "$mode" != plain ]; then
-			printf '  node: node%s\n' "$node"
+			printf '  node: %s\n' "$([ "$node" = A ] && echo "$MB_NODE_A" || echo "$MB_NODE_B")"
 		fi
 		if [ "$mode" != plain ]; then
 			printf 'mtls:\n  trust_domain: %s\n  ca: %s\n' "$MB_TRUST_DOMAIN" \
@@ -316,14 +336,20 @@ _mb_sluice_config() {
 	} >"$f"
 }
 
-# _mb_sluice_check NODE FILE: sluiced --check FILE in NODE's netns; once: a sluiced that
-# refuses agent.node (not in this version) gets configs without it.
+# _mb_sluice_check NODE FILE: sluiced --check FILE in NODE's netns. Once, for a sluiced that
+# refuses agent.node (not in this version): both nodes' certificates are remade for the host
+# name, which is then each agent's node name, and it returns 3 (make the config again).
 _mb_sluice_check() {
-	local out
+	local out host
 	out=$(nsenter --net="/run/netns/$(mb_ns "$(tr 'AB' 'ab' <<<"$1")")" timeout 20 \
 		"$VA_SLUICED" -c "$2" --check 2>&1) && return 0
 	if [ "$MB_NODE_KEY" = 1 ] && grep -q "'node'" <<<"$out"; then
 		MB_NODE_KEY=0
+		host=$(hostname)
+		bw_log "sluiced refuses agent.node; both agents are node '$host' (the host name)"
+		MB_NODE_A=$host
+		MB_NODE_B=$host
+		_mb_node_certs "$host" "$host" || return 1
 		return 3
 	fi
 	bw_log "sluiced --check $2: $out"
