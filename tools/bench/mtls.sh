@@ -35,7 +35,8 @@
 # Tunables (environment): REPS, CONN_SECS, KA_SECS, WARM_SECS, CONC, KA_CONC, BULK_CONC,
 # SYSTEMS, MAX_SECS (a round that would end past it is not started; the first always is),
 # HAPROXY_NBTHREAD (default: HAProxy's, one thread per CPU), SLUICE_INTERFACES (the agents'
-# agent.interfaces, default eth0: TC on the link, which strict needs to drop plaintext).
+# agent.interfaces, default eth0: TC on the link, which strict needs to drop plaintext),
+# VA_SLUICED (the sluiced to run, default build/sluiced).
 #
 # Network safety: every address is in 198.18.0.0/15, in namespaces this script creates; the
 # client runs only in node A (no default route, the VIP range blackholed); sl_bench refuses any
@@ -98,8 +99,10 @@ done
 	exit 2
 }
 for v in CONN_SECS KA_SECS WARM_SECS; do
-	[[ "${!v}" =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v x="${!v}" 'BEGIN { exit !(x <= 60) }' || {
-		echo "mtls-bench: $v must be a number of seconds, at most 60" >&2
+	[[ "${!v}" =~ ^[0-9]+(\.[0-9]+)?$ ]] &&
+		awk -v x="${!v}" -v lo="$([ $v = WARM_SECS ] && echo 0 || echo 0.1)" \
+			'BEGIN { exit !(x >= lo && x <= 60) }' || {
+		echo "mtls-bench: $v must be a number of seconds, 0.1 (WARM_SECS: 0) to 60" >&2
 		exit 2
 	}
 done
@@ -113,7 +116,7 @@ for s in $SYSTEMS; do
 	esac
 done
 missing=
-for t in nginx haproxy openssl awk ss ip nsenter timeout curl; do
+for t in nginx haproxy openssl awk ss ip nsenter timeout; do
 	command -v "$t" >/dev/null || missing="$missing $t"
 done
 [ -z "$missing" ] || {
@@ -121,7 +124,7 @@ done
 	exit 1
 }
 if [ -n "$OUT" ]; then
-	mkdir -p "$(dirname "$OUT")" && : >"$OUT" || {
+	mkdir -p "$(dirname "$OUT")" && touch "$OUT" || {
 		echo "mtls-bench: cannot write $OUT" >&2
 		exit 1
 	}
@@ -169,6 +172,10 @@ for s in $SYSTEMS; do
 		systems+=("$s")
 	fi
 done
+if [[ " ${systems[*]} " == *" sluice-"* ]] && ! command -v curl >/dev/null; then
+	echo "mtls-bench: missing tool: curl (the agents' metrics; run make deps)" >&2
+	exit 1
+fi
 [ "${#systems[@]}" -gt 0 ] || {
 	echo "mtls-bench: nothing to run (SYSTEMS=$SYSTEMS; skipped: $sluice_skip)" >&2
 	exit 1
