@@ -9,7 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mem.h"
 #include "registry.h"
+#include "services.h"
 
 #define STATE_FILE "registry.json"
 /* Longest TTL a registration may ask for. */
@@ -36,10 +38,9 @@ void sl_registry_free(struct sl_registry *r)
 int sl_registry_copy(const struct sl_registry *src, struct sl_registry *dst)
 {
 	memset(dst, 0, sizeof(*dst));
-	dst->svcs = calloc(src->n_svcs + 1, sizeof(*dst->svcs));
-	dst->bes = calloc(src->n_bes + 1, sizeof(*dst->bes));
-	dst->drains = calloc(src->n_drains + 1, sizeof(*dst->drains));
-	if (!dst->svcs || !dst->bes || !dst->drains)
+	if (SL_ENSURE(&dst->svcs, &dst->cap_svcs, src->n_svcs) ||
+	    SL_ENSURE(&dst->bes, &dst->cap_bes, src->n_bes) ||
+	    SL_ENSURE(&dst->drains, &dst->cap_drains, src->n_drains))
 		goto fail;
 	for (size_t i = 0; i < src->n_svcs; i++) {
 		dst->svcs[i] = src->svcs[i];
@@ -58,28 +59,6 @@ int sl_registry_copy(const struct sl_registry *src, struct sl_registry *dst)
 fail:
 	sl_registry_free(dst);
 	return -ENOMEM;
-}
-
-static int grow(void **arr, size_t n, size_t size)
-{
-	void *p = realloc(*arr, (n + 1) * size);
-
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	return 0;
-}
-
-/* The first 'quoted' word of a message: the field a config error names. */
-static void field_of(const char *msg, char *field, size_t len)
-{
-	const char *a = strchr(msg, '\''), *b = a ? strchr(a + 1, '\'') : NULL;
-
-	field[0] = '\0';
-	if (a && b && (size_t)(b - a - 1) < len) {
-		memcpy(field, a + 1, (size_t)(b - a - 1));
-		field[b - a - 1] = '\0';
-	}
 }
 
 static json_t *load_object(const char *body, size_t len, struct sl_problem *e)
@@ -183,10 +162,8 @@ static int check_service(const struct sl_config *agent, const char *name, const 
 	}
 	err = sl_config_parse_service("body", text, strlen(text), agent, &svc, &d);
 	if (err) {
-		const char *m = d.n ? d.list[0].msg : "invalid service";
-
-		sl_problem_http(e, 400, "", "%s", m);
-		field_of(m, e->field, sizeof(e->field));
+		sl_problem_http(e, 400, d.n ? d.list[0].field : "", "%s",
+				d.n ? d.list[0].msg : "invalid service");
 		sl_problems_free(&d);
 		free(text);
 		return -1;
@@ -210,7 +187,7 @@ int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent
 		r->svcs[i].origin = origin;
 		return 0;
 	}
-	if (grow((void **)&r->svcs, r->n_svcs, sizeof(*r->svcs))) {
+	if (SL_ENSURE(&r->svcs, &r->cap_svcs, r->n_svcs + 1)) {
 		free(json);
 		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
@@ -360,7 +337,7 @@ int sl_registry_register(struct sl_registry *r, const char *service, const char 
 		r->bes[i] = b;
 		return 0;
 	}
-	if (grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
+	if (SL_ENSURE(&r->bes, &r->cap_bes, r->n_bes + 1)) {
 		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
@@ -411,30 +388,24 @@ int sl_registry_heartbeat(struct sl_registry *r, const char *service, const char
 int sl_registry_drain(struct sl_registry *r, const struct sl_config *eff, const char *service,
 		      const char *address, int drain, struct sl_problem *e)
 {
-	const struct sl_service_cfg *svc = NULL;
+	const struct sl_service_cfg *svc = sl_service_find(eff->services, eff->n_services, service);
 	struct sl_sockaddr a;
-	int found = 0;
 	ssize_t i;
 
-	for (size_t k = 0; k < eff->n_services && !svc; k++)
-		if (!strcmp(eff->services[k].name, service))
-			svc = &eff->services[k];
 	if (!svc) {
 		sl_problem_http(e, 404, "service", "no service '%s'", service);
 		return -1;
 	}
 	if (parse_address(address, &a, e, 404))
 		return -1;
-	for (size_t k = 0; k < svc->n_backends && !found; k++)
-		found = sl_sockaddr_equal(&svc->backends[k].addr, &a);
-	if (!found) {
+	if (!sl_service_backend(svc, &a)) {
 		sl_problem_http(e, 404, "address", "%s is not a backend of service '%s'", address,
 				service);
 		return -1;
 	}
 	i = find_drain(r, service, &a);
 	if (drain && i < 0) {
-		if (grow((void **)&r->drains, r->n_drains, sizeof(*r->drains))) {
+		if (SL_ENSURE(&r->drains, &r->cap_drains, r->n_drains + 1)) {
 			sl_problem_http(e, 500, "", "out of memory");
 			return -1;
 		}
@@ -470,133 +441,129 @@ size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms)
 	return gone;
 }
 
-static struct sl_service_cfg *cfg_service(struct sl_config *c, const char *name)
+/* The registry's services after the file's: a name of the file's is not taken over, and each
+ * is checked as it would be in the file. 0, or -1 with *e. */
+static int merge_services(const struct sl_config *file, const struct sl_registry *r,
+			  struct sl_config *out, struct sl_problem *e)
 {
-	for (size_t i = 0; i < c->n_services; i++)
-		if (!strcmp(c->services[i].name, name))
-			return &c->services[i];
-	return NULL;
+	size_t cap = out->n_services;
+
+	for (size_t i = 0; i < r->n_svcs; i++) {
+		const struct sl_reg_service *rs = &r->svcs[i];
+		struct sl_problems d = {0};
+		struct sl_service_cfg svc;
+
+		if (sl_services_check_name(out->services, out->n_services, rs->name,
+					   SL_SVC_REGISTRY, e))
+			return -1;
+		if (sl_config_parse_service("registry", rs->json, strlen(rs->json), file, &svc,
+					    &d)) {
+			sl_problem_http(e, 400, "", "service '%s': %s", rs->name,
+					d.n ? d.list[0].msg : "invalid");
+			sl_problems_free(&d);
+			return -1;
+		}
+		if (sl_services_check_frontend(out->services, out->n_services, &svc,
+					       SL_SVC_REGISTRY, e)) {
+			free(svc.backends);
+			return -1;
+		}
+		if (SL_ENSURE(&out->services, &cap, out->n_services + 1)) {
+			free(svc.backends);
+			sl_problem_http(e, 500, "", "out of memory");
+			return -1;
+		}
+		out->services[out->n_services++] = svc;
+	}
+	return 0;
 }
 
-int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
-		      struct sl_config *out, struct sl_problem *e)
+/* Room in each service of out for the registrations that name it. */
+static int reserve_backends(const struct sl_registry *r, struct sl_config *out)
 {
-	size_t total = 0;
+	size_t *extra = calloc(out->n_services + 1, sizeof(*extra));
+	int err = 0;
 
-	if (sl_config_clone(file, out)) {
+	if (!extra)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_bes; i++) {
+		const struct sl_service_cfg *svc =
+		    sl_service_find(out->services, out->n_services, r->bes[i].service);
+
+		if (svc)
+			extra[svc - out->services]++;
+	}
+	for (size_t i = 0; i < out->n_services && !err; i++) {
+		struct sl_service_cfg *svc = &out->services[i];
+		size_t cap = svc->n_backends;
+
+		if (extra[i])
+			err = SL_ENSURE(&svc->backends, &cap, svc->n_backends + extra[i]);
+	}
+	free(extra);
+	return err;
+}
+
+/* The registrations into their services, each checked as a backend of the file would be.
+ * 0, or -1 with *e. */
+static int merge_backends(const struct sl_registry *r, struct sl_config *out, struct sl_problem *e)
+{
+	if (reserve_backends(r, out)) {
 		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
-	for (size_t i = 0; i < r->n_svcs; i++) {
-		struct sl_service_cfg svc, *grown;
-		struct sl_problems d = {0};
-
-		if (cfg_service(out, r->svcs[i].name)) {
-			sl_problem_http(e, 409, "name",
-					"service '%s' is defined in the config file and registered "
-					"through the API",
-					r->svcs[i].name);
-			goto fail;
-		}
-		if (sl_config_parse_service("registry", r->svcs[i].json, strlen(r->svcs[i].json),
-					    file, &svc, &d)) {
-			sl_problem_http(e, 400, "", "service '%s': %s", r->svcs[i].name,
-					d.n ? d.list[0].msg : "invalid");
-			sl_problems_free(&d);
-			goto fail;
-		}
-		for (size_t j = 0; j < out->n_services; j++)
-			if (out->services[j].proto == svc.proto &&
-			    sl_sockaddr_equal(&out->services[j].frontend, &svc.frontend)) {
-				char hp[SL_HOSTPORT_LEN];
-
-				sl_format_hostport(&svc.frontend, hp, sizeof(hp));
-				sl_problem_http(
-				    e, 409, "frontend",
-				    "frontend %s of '%s' is already used by service '%s'", hp,
-				    svc.name, out->services[j].name);
-				free(svc.backends);
-				goto fail;
-			}
-		grown = realloc(out->services, (out->n_services + 1) * sizeof(*grown));
-		if (!grown) {
-			free(svc.backends);
-			sl_problem_http(e, 500, "", "out of memory");
-			goto fail;
-		}
-		out->services = grown;
-		out->services[out->n_services++] = svc;
-	}
 	for (size_t i = 0; i < r->n_bes; i++) {
 		const struct sl_reg_backend *b = &r->bes[i];
-		struct sl_service_cfg *svc = cfg_service(out, b->service);
-		struct sl_backend_cfg *grown;
+		struct sl_service_cfg *svc =
+		    sl_service_find(out->services, out->n_services, b->service);
+		struct sl_backend_cfg *be;
 		char hp[SL_HOSTPORT_LEN];
 
 		sl_format_hostport(&b->addr, hp, sizeof(hp));
 		if (!svc) {
 			sl_problem_http(e, 404, "service", "no service '%s' for backend %s",
 					b->service, hp);
-			goto fail;
+			return -1;
 		}
-		if (b->addr.family != svc->frontend.family) {
-			sl_problem_http(e, 400, "address",
-					"backend %s is not of the family of %s's frontend", hp,
-					svc->name);
-			goto fail;
-		}
-		for (size_t j = 0; j < svc->n_backends; j++)
-			if (sl_sockaddr_equal(&svc->backends[j].addr, &b->addr)) {
-				sl_problem_http(e, 409, "address",
-						"%s is already a backend of service '%s'", hp,
-						svc->name);
-				goto fail;
-			}
-		if (svc->n_backends + 1 > SLUICE_MAX_BACKENDS_PER_SERVICE) {
-			sl_problem_http(e, 400, "address", "service '%s' already has %d backends",
-					svc->name, SLUICE_MAX_BACKENDS_PER_SERVICE);
-			goto fail;
-		}
-		grown = realloc(svc->backends, (svc->n_backends + 1) * sizeof(*grown));
-		if (!grown) {
-			sl_problem_http(e, 500, "", "out of memory");
-			goto fail;
-		}
-		svc->backends = grown;
-		memset(&svc->backends[svc->n_backends], 0, sizeof(*grown));
+		if (sl_service_check_backend(svc, &b->addr, 1, SL_SVC_REGISTRY, e) ||
+		    sl_service_check_room(svc->name, svc->n_backends + 1, SL_SVC_REGISTRY, e))
+			return -1;
+		be = &svc->backends[svc->n_backends];
+		memset(be, 0, sizeof(*be));
 		if (b->identity[0]) {
-			for (size_t k = 0; k < out->n_identities; k++)
-				if (!strcmp(out->identities[k].name, b->identity))
-					svc->backends[svc->n_backends].identity = (uint8_t)(k + 1);
-			if (!svc->backends[svc->n_backends].identity) {
+			be->identity =
+			    sl_identity_id(out->identities, out->n_identities, b->identity);
+			if (!be->identity) {
 				sl_problem_http(
 				    e, 400, "identity",
 				    "identity '%s' of backend %s is not defined in 'identities'",
 				    b->identity, hp);
-				goto fail;
+				return -1;
 			}
 		}
-		svc->backends[svc->n_backends].addr = b->addr;
-		svc->backends[svc->n_backends].weight = b->weight;
-		memcpy(svc->backends[svc->n_backends].subset, b->subset, sizeof(b->subset));
+		be->addr = b->addr;
+		be->weight = b->weight;
+		memcpy(be->subset, b->subset, sizeof(b->subset));
 		svc->n_backends++;
 	}
-	if (out->n_services > out->agent.limits.services) {
-		sl_problem_http(e, 400, "", "%zu services, more than agent.limits.services (%u)",
-				out->n_services, out->agent.limits.services);
-		goto fail;
+	return 0;
+}
+
+int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
+		      struct sl_config *out, struct sl_problem *e)
+{
+	if (sl_config_clone(file, out)) {
+		sl_problem_http(e, 500, "", "out of memory");
+		return -1;
 	}
-	for (size_t i = 0; i < out->n_services; i++)
-		total += out->services[i].n_backends;
-	if (total > out->agent.limits.backends) {
-		sl_problem_http(e, 400, "", "%zu backends, more than agent.limits.backends (%u)",
-				total, out->agent.limits.backends);
-		goto fail;
+	if (merge_services(file, r, out, e) || merge_backends(r, out, e) ||
+	    sl_services_check_limits(&out->agent.limits, out->n_services,
+				     sl_services_backends(out->services, out->n_services), NULL,
+				     e)) {
+		sl_config_free(out);
+		return -1;
 	}
 	return 0;
-fail:
-	sl_config_free(out);
-	return -1;
 }
 
 json_t *sl_registry_to_json(const struct sl_registry *r)
@@ -700,8 +667,7 @@ int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct
 		bad_be = !copy || backend_from_json(copy, &b, &be);
 		json_decref(copy);
 		if (!svc || strlen(svc) >= SLUICE_NAME_LEN || bad_be ||
-		    (ex && !json_is_integer(ex)) ||
-		    grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
+		    (ex && !json_is_integer(ex)) || SL_ENSURE(&r->bes, &r->cap_bes, r->n_bes + 1)) {
 			if (!bad++)
 				sl_problem_http(e, 400, "backends", "backend %zu: %s", i,
 						svc ? be.msg : "no service");
@@ -722,7 +688,7 @@ int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct
 
 		if (!svc || !addr || strlen(svc) >= SLUICE_NAME_LEN ||
 		    parse_address(addr, &d.addr, &de, 400) ||
-		    grow((void **)&r->drains, r->n_drains, sizeof(*r->drains))) {
+		    SL_ENSURE(&r->drains, &r->cap_drains, r->n_drains + 1)) {
 			if (!bad++)
 				sl_problem_http(e, 400, "drains", "drain %zu is malformed", i);
 			continue;
@@ -939,7 +905,7 @@ size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const ch
 				bad = etcd_bad(bad, e, keys[i], "registered here too");
 				continue;
 			}
-			if (grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
+			if (SL_ENSURE(&r->bes, &r->cap_bes, r->n_bes + 1)) {
 				bad = etcd_bad(bad, e, keys[i], "out of memory");
 				continue;
 			}

@@ -45,13 +45,14 @@ struct sl_reg_drain {
 	struct sl_sockaddr addr;
 };
 
+/* Arrays of n_* entries in cap_* allocated (SL_ENSURE). */
 struct sl_registry {
 	struct sl_reg_service *svcs;
-	size_t n_svcs;
+	size_t n_svcs, cap_svcs;
 	struct sl_reg_backend *bes;
-	size_t n_bes;
+	size_t n_bes, cap_bes;
 	struct sl_reg_drain *drains;
-	size_t n_drains;
+	size_t n_drains, cap_drains;
 };
 
 void sl_registry_free(struct sl_registry *r);
