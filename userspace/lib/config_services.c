@@ -382,6 +382,7 @@ static const struct yw_key service_keys[SK__N] = {
 };
 static const struct yw_schema service_schema =
     YW_SCHEMA("service", 0, "service has no '%s'", service_keys);
+_Static_assert(SK__N <= YW_MAX_KEYS, "the largest mapping has more keys than yw_walk holds");
 
 /* A valid split's sum, and its subsets against the backends. 'backends_ok' is 0 when a
  * backend was refused (its subset would be missing for no fault of the split). */
