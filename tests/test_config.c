@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Unit tests of userspace/lib/config.c against the config contract
- * (spec §4): valid configs are parsed field by field; every invalid config
- * is refused with the exact FILE:LINE:COL of the problem, all problems are
- * reported, and nothing of a refused config is kept.
+ * Unit tests of the config parser (userspace/lib/config*.c) against sluice.yaml(5) and the
+ * README's "Configuration": valid configs are parsed field by field; every invalid config
+ * is refused with the exact FILE:LINE:COL of the problem and its key path, all problems are
+ * reported, and nothing of a refused config is kept. Also the service rules of services.c.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -18,6 +18,7 @@
 #include <sluice/abi.h>
 
 #include "config.h"
+#include "services.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define FILE_NAME     "test.yaml"
@@ -1182,6 +1183,177 @@ Test(config_invalid, table_size)
 		for (size_t j = 0; j < i; j++)
 			cr_assert_str_neq(bad_cases[i].name, bad_cases[j].name,
 					  "two cases named \"%s\"", bad_cases[i].name);
+}
+
+/* Each problem names the key path of its node in field: what the API answers as "field". */
+Test(config_invalid, problems_name_their_key_path)
+{
+	static const struct {
+		const char *yaml, *field;
+	} cases[] = {
+	    {"bogus: 1\n", "bogus"},
+	    {"agent:\n  limits: {services: 0}\n", "agent.limits.services"},
+	    {"agent: {interfaces: [eth0, '']}\n", "agent.interfaces[1]"},
+	    {"registry: {etcd: {}}\n", "registry.etcd.endpoints"},
+	    {"identities:\n  - {name: a, addresses: [198.18.1.0/24, 198.18.1.0/33]}\n",
+	     "identities[0].addresses[1]"},
+	    {"identities:\n  - {cgroups: [/a]}\n", "identities[0].name"},
+	    {SVC "    lb: fastest\n", "services[0].lb"},
+	    {SVC_BE "        weight: 0\n", "services[0].backends[0].weight"},
+	    {SVC_BE "      - {address: 198.18.1.3:80, weight: 0}\n",
+	     "services[0].backends[1].weight"},
+	    {SVC "    health_check: {intervall: 5s}\n", "services[0].health_check.intervall"},
+	    {SVC "    policy: {allow_from: [nobody]}\n", "services[0].policy.allow_from[0]"},
+	    {"services:\n  - frontend: 10.96.0.10:80\n", "services[0].name"},
+	    {SVC "  - name: api\n    frontend: 10.96.0.10:80\n", "services[1].frontend"},
+	    {SVC "  - name: web\n    frontend: 10.96.0.11:80\n", "services[1].name"},
+	    {SVC_BE "      - address: 198.18.1.2:8080\n", "services[0].backends[1].address"},
+	    {"agent: {limits: {services: 1}}\n" SVC "  - {name: b, frontend: 10.96.0.2:80}\n",
+	     "services[1]"},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct sl_config cfg;
+		struct sl_problems d = {0};
+
+		cr_assert_eq(parse(cases[i].yaml, &cfg, &d), -1, "accepted:\n%s", cases[i].yaml);
+		cr_expect_eq(d.n, 1, "%s:%s", cases[i].yaml, diag_text(&d));
+		cr_expect_str_eq(d.list[0].field, cases[i].field, "%s%s", cases[i].yaml,
+				 d.list[0].text);
+		sl_problems_free(&d);
+	}
+}
+
+/* A service body (the API's PUT): the key path starts at the service. */
+Test(config_invalid, service_body_fields)
+{
+	static const struct {
+		const char *body, *field, *msg;
+	} cases[] = {
+	    {"{\"name\": \"a\", \"frontend\": \"198.19.0.50:80\", \"backends\": "
+	     "[{\"address\": \"198.18.1.9:80\", \"weight\": 0}]}",
+	     "backends[0].weight", "'weight': out of range (want 1..1000)"},
+	    {"{\"name\": \"a\", \"frontend\": \"198.19.0.50:80\", \"lb\": \"fastest\"}", "lb",
+	     "lb 'fastest': want random, round_robin, maglev or least_conn"},
+	    {"{\"name\": \"a\", \"frontend\": \"nonsense\"}", "frontend",
+	     "frontend 'nonsense': missing :port"},
+	    {"{\"name\": \"a\", \"frontend\": \"198.19.0.50:80\", \"colour\": 1}", "colour",
+	     "service: unknown key 'colour'"},
+	    {"{\"frontend\": \"198.19.0.50:80\"}", "name", "service has no 'name'"},
+	    {"{\"name\": \"a\", \"frontend\": \"198.19.0.50:80\", \"backends\": "
+	     "[{\"address\": \"198.18.1.9:80\"}, {\"address\": \"198.18.1.8:80\"}]}",
+	     "", "2 backends, more than agent.limits.backends (1)"},
+	};
+	struct sl_config agent;
+	struct sl_problems d = {0};
+
+	cr_assert_eq(parse("agent: {limits: {backends: 1}}\n", &agent, &d), 0, "%s", diag_text(&d));
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct sl_service_cfg svc;
+
+		cr_assert_eq(sl_config_parse_service("body", cases[i].body, strlen(cases[i].body),
+						     &agent, &svc, &d),
+			     -1, "accepted: %s", cases[i].body);
+		cr_expect_str_eq(d.list[0].field, cases[i].field, "%s: %s", cases[i].body,
+				 d.list[0].text);
+		cr_expect(strstr(d.list[0].msg, cases[i].msg), "%s: %s", cases[i].body,
+			  d.list[0].msg);
+		sl_problems_free(&d);
+	}
+	sl_config_free(&agent);
+}
+
+/* ---- the service rules (services.c), as the file and the registry word them --------------- */
+
+static struct sl_service_cfg rule_svc(const char *name, const char *frontend, uint8_t proto)
+{
+	struct sl_service_cfg s = {.proto = proto};
+	const char *why;
+
+	snprintf(s.name, sizeof(s.name), "%s", name);
+	sl_parse_hostport(frontend, &s.frontend, &why);
+	return s;
+}
+
+Test(services, name_and_frontend)
+{
+	struct sl_service_cfg set[2] = {rule_svc("web", "198.19.0.10:80", SLUICE_PROTO_TCP),
+					rule_svc("dns", "198.19.0.53:53", SLUICE_PROTO_UDP)};
+	struct sl_service_cfg fe = rule_svc("api", "198.19.0.10:80", SLUICE_PROTO_TCP);
+	struct sl_service_cfg udp = rule_svc("api", "198.19.0.10:80", SLUICE_PROTO_UDP);
+	struct sl_problem p;
+
+	cr_expect_eq(sl_service_find(set, 2, "dns"), &set[1]);
+	cr_expect_null(sl_service_find(set, 2, "api"));
+	cr_expect_eq(sl_services_check_name(set, 2, "api", SL_SVC_FILE, &p), 0);
+	cr_assert_eq(sl_services_check_name(set, 2, "web", SL_SVC_FILE, &p), -1);
+	cr_expect_str_eq(p.msg, "duplicate service name 'web'");
+	cr_assert_eq(sl_services_check_name(set, 2, "web", SL_SVC_REGISTRY, &p), -1);
+	cr_expect_eq(p.status, 409);
+	cr_expect_str_eq(p.field, "name");
+	cr_expect_str_eq(
+	    p.msg, "service 'web' is defined in the config file and registered through the API");
+
+	cr_expect_eq(sl_service_frontend_user(set, 2, &fe), &set[0]);
+	cr_expect_null(sl_service_frontend_user(set, 2, &udp), "another protocol is no clash");
+	cr_expect_null(sl_service_frontend_user(set, 2, &set[0]), "a service is not its own clash");
+	cr_assert_eq(sl_services_check_frontend(set, 2, &fe, SL_SVC_FILE, &p), -1);
+	cr_expect_str_eq(p.msg, "frontend of 'api' is already used by service 'web' (tcp)");
+	cr_assert_eq(sl_services_check_frontend(set, 2, &fe, SL_SVC_REGISTRY, &p), -1);
+	cr_expect_eq(p.status, 409);
+	cr_expect_str_eq(p.field, "frontend");
+	cr_expect_str_eq(p.msg,
+			 "frontend 198.19.0.10:80 of 'api' is already used by service 'web'");
+	cr_expect_eq(sl_services_check_frontend(set, 2, &udp, SL_SVC_REGISTRY, &p), 0);
+}
+
+Test(services, backends_and_limits)
+{
+	struct sl_service_cfg svc = rule_svc("web", "198.19.0.10:80", SLUICE_PROTO_TCP);
+	struct sl_backend_cfg be[1] = {0};
+	struct sl_limits lim = {.services = 2, .backends = 3};
+	struct sl_sockaddr v6, dup, other;
+	struct sl_problem p;
+	const char *why;
+
+	sl_parse_hostport("198.18.1.2:80", &be[0].addr, &why);
+	svc.backends = be;
+	svc.n_backends = 1;
+	sl_parse_hostport("[2001:db8::2]:80", &v6, &why);
+	sl_parse_hostport("198.18.1.2:80", &dup, &why);
+	sl_parse_hostport("198.18.1.3:80", &other, &why);
+	cr_expect_eq(sl_service_backend(&svc, &dup), &be[0]);
+	cr_expect_eq(sl_service_check_backend(&svc, &other, 1, SL_SVC_FILE, &p), 0);
+	cr_expect_eq(sl_service_check_backend(&svc, &v6, 0, SL_SVC_FILE, &p), 0,
+		     "the family is not checked without a frontend");
+	cr_assert_eq(sl_service_check_backend(&svc, &v6, 1, SL_SVC_FILE, &p), -1);
+	cr_expect_str_eq(p.msg, "backend [2001:db8::2]:80 is IPv6 but the frontend is IPv4");
+	cr_assert_eq(sl_service_check_backend(&svc, &v6, 1, SL_SVC_REGISTRY, &p), -1);
+	cr_expect_eq(p.status, 400);
+	cr_expect_str_eq(p.msg, "backend [2001:db8::2]:80 is not of the family of web's frontend");
+	cr_assert_eq(sl_service_check_backend(&svc, &dup, 1, SL_SVC_FILE, &p), -1);
+	cr_expect_str_eq(p.msg, "duplicate backend 198.18.1.2:80 in service 'web'");
+	cr_assert_eq(sl_service_check_backend(&svc, &dup, 1, SL_SVC_REGISTRY, &p), -1);
+	cr_expect_eq(p.status, 409);
+	cr_expect_str_eq(p.field, "address");
+	cr_expect_str_eq(p.msg, "198.18.1.2:80 is already a backend of service 'web'");
+
+	cr_expect_eq(sl_service_check_room("web", SLUICE_MAX_BACKENDS_PER_SERVICE, SL_SVC_FILE, &p),
+		     0);
+	cr_assert_eq(
+	    sl_service_check_room("web", SLUICE_MAX_BACKENDS_PER_SERVICE + 1, SL_SVC_REGISTRY, &p),
+	    -1);
+	cr_expect(strstr(p.msg, "service 'web' already has"), "%s", p.msg);
+
+	cr_expect_eq(sl_services_check_limits(&lim, 2, 3, NULL, &p), 0, "at the limits");
+	cr_assert_eq(sl_services_check_limits(&lim, 3, 3, NULL, &p), -1);
+	cr_expect_str_eq(p.msg, "3 services, more than agent.limits.services (2)");
+	cr_assert_eq(sl_services_check_limits(&lim, 2, 4, NULL, &p), -1);
+	cr_expect_str_eq(p.msg, "4 backends, more than agent.limits.backends (3)");
+	cr_assert_eq(sl_services_check_limits(&lim, 2, 4, "b", &p), -1);
+	cr_expect_str_eq(p.msg, "service 'b' brings the backends to 4, more than "
+				"agent.limits.backends (3)");
+	cr_expect_eq(sl_services_backends(&svc, 1), 1);
 }
 
 /* The same frontend under two protocols is two services, not a clash. */

@@ -202,3 +202,86 @@ Test(registry, identity_label_must_be_defined)
 	sl_registry_free(&r);
 	sl_config_free(&cfg);
 }
+
+/* A service put through the API names the key at fault in its service (field), as the
+ * config diagnostic does; the message is the config's. */
+Test(registry, put_service_names_the_key)
+{
+	static const struct {
+		const char *body, *field;
+	} cases[] = {
+	    {"{\"frontend\": \"198.19.0.50:80\", \"backends\": [{\"address\": \"198.18.1.9:80\"}, "
+	     "{\"address\": \"198.18.1.8:80\", \"weight\": 0}]}",
+	     "backends[1].weight"},
+	    {"{\"frontend\": \"198.19.0.50:80\", \"lb\": \"fastest\"}", "lb"},
+	    {"{\"frontend\": \"198.19.0.50:80\", \"colour\": 1}", "colour"},
+	    {"{\"frontend\": \"198.19.0.50:80\", \"health_check\": {\"intervall\": \"5s\"}}",
+	     "health_check.intervall"},
+	    {"{\"lb\": \"maglev\"}", "frontend"},
+	    {"{\"name\": \"other\", \"frontend\": \"198.19.0.50:80\"}", "name"},
+	};
+	struct sl_registry r = {0};
+	struct sl_problem e = {0};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_expect_eq(sl_registry_put_service(&r, &file, "new1", cases[i].body,
+						     strlen(cases[i].body), SL_REG_LOCAL, &e),
+			     -1, "%s", cases[i].body);
+		cr_expect_eq(e.status, 400, "%s", cases[i].body);
+		cr_expect_str_eq(e.field, cases[i].field, "%s: %s", cases[i].body, e.msg);
+	}
+	cr_expect_eq(r.n_svcs, 0);
+	sl_registry_free(&r);
+}
+
+/* The merge holds the file's and the registry's services to the same rules: frontends,
+ * backends and agent.limits. */
+Test(registry, merge_keeps_the_rules)
+{
+	static const char yaml[] = "agent: {limits: {services: 2, backends: 3}}\n"
+				   "services:\n"
+				   "  - name: web\n"
+				   "    frontend: 198.19.0.10:80\n"
+				   "    backends: [{address: 198.18.1.2:8080}]\n";
+	static const char api[] = "{\"frontend\": \"198.19.0.11:80\"}";
+	static const char dup[] = "{\"frontend\": \"198.19.0.10:80\"}";
+	struct sl_registry r = {0};
+	struct sl_problem e = {0};
+	struct sl_problems d = {0};
+	struct sl_config cfg, eff;
+
+	cr_assert_eq(sl_config_parse("t.yaml", yaml, strlen(yaml), &cfg, &d), 0);
+	cr_assert_eq(sl_registry_put_service(&r, &cfg, "api", api, strlen(api), SL_REG_LOCAL, &e),
+		     0, "%s", e.msg);
+	cr_assert_eq(sl_registry_merge(&cfg, &r, &eff, &e), 0, "%s", e.msg);
+	sl_config_free(&eff);
+	cr_assert_eq(sl_registry_put_service(&r, &cfg, "dup", dup, strlen(dup), SL_REG_LOCAL, &e),
+		     0);
+	cr_assert_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1);
+	cr_expect_eq(e.status, 409);
+	cr_expect_str_eq(e.field, "frontend");
+	cr_expect_str_eq(e.msg,
+			 "frontend 198.19.0.10:80 of 'dup' is already used by service 'web'");
+	cr_assert_eq(sl_registry_put_service(&r, &cfg, "dup", "{\"frontend\": \"198.19.0.12:80\"}",
+					     30, SL_REG_LOCAL, &e),
+		     0);
+	cr_assert_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1, "three services, limit two");
+	cr_expect_eq(e.status, 400);
+	cr_expect_str_eq(e.msg, "3 services, more than agent.limits.services (2)");
+	cr_assert_eq(sl_registry_delete_service(&r, "dup", &e), 0);
+	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.3:80\"}", 0), 0);
+	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.4:80\"}", 0), 0);
+	cr_assert_eq(sl_registry_merge(&cfg, &r, &eff, &e), 0, "%s", e.msg);
+	cr_expect_eq(eff.services[0].n_backends, 3);
+	sl_config_free(&eff);
+	cr_assert_eq(REG(&r, "{\"address\": \"198.18.1.5:80\"}", 0), 0);
+	cr_assert_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1, "four backends, limit three");
+	cr_expect_str_eq(e.msg, "4 backends, more than agent.limits.backends (3)");
+	cr_assert_eq(REG(&r, "{\"address\": \"[2001:db8::5]:80\"}", 0), 0);
+	cr_assert_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1);
+	cr_expect_eq(e.status, 400);
+	cr_expect_str_eq(e.field, "address");
+	cr_expect_str_eq(e.msg, "backend [2001:db8::5]:80 is not of the family of web's frontend");
+	sl_registry_free(&r);
+	sl_config_free(&cfg);
+}

@@ -155,7 +155,8 @@ struct sl_config {
  * cannot go ahead ("agent.bpffs cannot change while running; ..."). */
 const char *sl_agent_cfg_diff(const struct sl_agent_cfg *a, const struct sl_agent_cfg *b);
 
-/* Parse and validate. 0 when valid; -1 with every problem in *d otherwise.
+/* Parse and validate. 0 when valid; -1 with every problem in *d otherwise, each at its
+ * FILE:LINE:COL and naming its key path in field ("services[1].backends[0].weight").
  * 'file' names the input in diagnostics. */
 int sl_config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
 		    struct sl_problems *d);
@@ -167,7 +168,8 @@ int sl_config_clone(const struct sl_config *src, struct sl_config *dst);
 
 /* One service from JSON (or YAML) text, checked by the same rules as a
  * service of the config file, under agent settings 'agent' (limits).
- * 0, or -1 with the problems in *d, each "what:LINE:COL: message". */
+ * 0, or -1 with the problems in *d, each "what:LINE:COL: message" with
+ * its key in the service in field ("backends[0].weight", "lb"). */
 int sl_config_parse_service(const char *what, const char *text, size_t len,
 			    const struct sl_config *agent, struct sl_service_cfg *out,
 			    struct sl_problems *d);

@@ -9,22 +9,40 @@
 
 #include "mem.h"
 
-void sl_problems_add(struct sl_problems *ps, const char *where, unsigned int line, unsigned int col,
-		     const char *fmt, ...)
+static void problems_vadd(struct sl_problems *ps, const char *where, unsigned int line,
+			  unsigned int col, const char *field, const char *fmt, va_list ap)
 {
 	struct sl_problem *p;
-	va_list ap;
 
 	if (SL_ENSURE(&ps->list, &ps->cap, ps->n + 1))
 		return;
 	p = &ps->list[ps->n++];
 	memset(p, 0, sizeof(*p));
-	va_start(ap, fmt);
 	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
-	va_end(ap);
+	snprintf(p->field, sizeof(p->field), "%s", field);
 	p->line = line;
 	p->col = col;
 	snprintf(p->text, sizeof(p->text), "%s:%u:%u: %s", where, line, col, p->msg);
+}
+
+void sl_problems_add(struct sl_problems *ps, const char *where, unsigned int line, unsigned int col,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	problems_vadd(ps, where, line, col, "", fmt, ap);
+	va_end(ap);
+}
+
+void sl_problems_add_field(struct sl_problems *ps, const char *where, unsigned int line,
+			   unsigned int col, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	problems_vadd(ps, where, line, col, field, fmt, ap);
+	va_end(ap);
 }
 
 void sl_problems_free(struct sl_problems *ps)

@@ -28,6 +28,10 @@ struct sl_problems {
 /* Append "WHERE:LINE:COL: message". Out of memory drops the problem. */
 void sl_problems_add(struct sl_problems *ps, const char *where, unsigned int line, unsigned int col,
 		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The same, naming the offending key path in field ("services[0].backends[1].weight"). */
+void sl_problems_add_field(struct sl_problems *ps, const char *where, unsigned int line,
+			   unsigned int col, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 void sl_problems_free(struct sl_problems *ps);
 
 /* Set *p to an API request's error. */

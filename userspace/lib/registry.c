@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* The registry: its entries, the operations of the control API on them, and the merge with the
+ * config file. Its stores (the state file and etcd) are registry_store.c. */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "mem.h"
 #include "registry.h"
+#include "services.h"
 
-#define STATE_FILE "registry.json"
 /* Longest TTL a registration may ask for. */
 #define MAX_TTL_MS (24ULL * 3600 * 1000)
 
@@ -36,10 +35,9 @@ void sl_registry_free(struct sl_registry *r)
 int sl_registry_copy(const struct sl_registry *src, struct sl_registry *dst)
 {
 	memset(dst, 0, sizeof(*dst));
-	dst->svcs = calloc(src->n_svcs + 1, sizeof(*dst->svcs));
-	dst->bes = calloc(src->n_bes + 1, sizeof(*dst->bes));
-	dst->drains = calloc(src->n_drains + 1, sizeof(*dst->drains));
-	if (!dst->svcs || !dst->bes || !dst->drains)
+	if (SL_ENSURE(&dst->svcs, &dst->cap_svcs, src->n_svcs) ||
+	    SL_ENSURE(&dst->bes, &dst->cap_bes, src->n_bes) ||
+	    SL_ENSURE(&dst->drains, &dst->cap_drains, src->n_drains))
 		goto fail;
 	for (size_t i = 0; i < src->n_svcs; i++) {
 		dst->svcs[i] = src->svcs[i];
@@ -60,29 +58,7 @@ fail:
 	return -ENOMEM;
 }
 
-static int grow(void **arr, size_t n, size_t size)
-{
-	void *p = realloc(*arr, (n + 1) * size);
-
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	return 0;
-}
-
-/* The first 'quoted' word of a message: the field a config error names. */
-static void field_of(const char *msg, char *field, size_t len)
-{
-	const char *a = strchr(msg, '\''), *b = a ? strchr(a + 1, '\'') : NULL;
-
-	field[0] = '\0';
-	if (a && b && (size_t)(b - a - 1) < len) {
-		memcpy(field, a + 1, (size_t)(b - a - 1));
-		field[b - a - 1] = '\0';
-	}
-}
-
-static json_t *load_object(const char *body, size_t len, struct sl_problem *e)
+json_t *sl_registry_load_object(const char *body, size_t len, struct sl_problem *e)
 {
 	json_error_t je;
 	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
@@ -161,7 +137,7 @@ static int check_service(const struct sl_config *agent, const char *name, const 
 {
 	struct sl_service_cfg svc;
 	struct sl_problems d = {0};
-	json_t *o = load_object(body, len, e), *jn;
+	json_t *o = sl_registry_load_object(body, len, e), *jn;
 	char *text;
 	int err;
 
@@ -183,10 +159,8 @@ static int check_service(const struct sl_config *agent, const char *name, const 
 	}
 	err = sl_config_parse_service("body", text, strlen(text), agent, &svc, &d);
 	if (err) {
-		const char *m = d.n ? d.list[0].msg : "invalid service";
-
-		sl_problem_http(e, 400, "", "%s", m);
-		field_of(m, e->field, sizeof(e->field));
+		sl_problem_http(e, 400, d.n ? d.list[0].field : "", "%s",
+				d.n ? d.list[0].msg : "invalid service");
 		sl_problems_free(&d);
 		free(text);
 		return -1;
@@ -210,7 +184,7 @@ int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent
 		r->svcs[i].origin = origin;
 		return 0;
 	}
-	if (grow((void **)&r->svcs, r->n_svcs, sizeof(*r->svcs))) {
+	if (SL_ENSURE(&r->svcs, &r->cap_svcs, r->n_svcs + 1)) {
 		free(json);
 		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
@@ -273,8 +247,7 @@ static int parse_ttl(json_t *v, uint64_t *ms, struct sl_problem *e)
 	return 0;
 }
 
-/* A registration's fields from a JSON object. */
-static int backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_problem *e)
+int sl_registry_backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_problem *e)
 {
 	const char *key;
 	json_t *v;
@@ -337,7 +310,7 @@ int sl_registry_register(struct sl_registry *r, const char *service, const char 
 			 uint64_t now_ms, struct sl_problem *e)
 {
 	struct sl_reg_backend b = {0};
-	json_t *o = load_object(body, len, e);
+	json_t *o = sl_registry_load_object(body, len, e);
 	ssize_t i;
 
 	if (!o)
@@ -347,7 +320,7 @@ int sl_registry_register(struct sl_registry *r, const char *service, const char 
 		sl_problem_http(e, 400, "service", "the service is named by the path only");
 		return -1;
 	}
-	if (backend_from_json(o, &b, e)) {
+	if (sl_registry_backend_from_json(o, &b, e)) {
 		json_decref(o);
 		return -1;
 	}
@@ -360,7 +333,7 @@ int sl_registry_register(struct sl_registry *r, const char *service, const char 
 		r->bes[i] = b;
 		return 0;
 	}
-	if (grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
+	if (SL_ENSURE(&r->bes, &r->cap_bes, r->n_bes + 1)) {
 		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
@@ -411,30 +384,24 @@ int sl_registry_heartbeat(struct sl_registry *r, const char *service, const char
 int sl_registry_drain(struct sl_registry *r, const struct sl_config *eff, const char *service,
 		      const char *address, int drain, struct sl_problem *e)
 {
-	const struct sl_service_cfg *svc = NULL;
+	const struct sl_service_cfg *svc = sl_service_find(eff->services, eff->n_services, service);
 	struct sl_sockaddr a;
-	int found = 0;
 	ssize_t i;
 
-	for (size_t k = 0; k < eff->n_services && !svc; k++)
-		if (!strcmp(eff->services[k].name, service))
-			svc = &eff->services[k];
 	if (!svc) {
 		sl_problem_http(e, 404, "service", "no service '%s'", service);
 		return -1;
 	}
 	if (parse_address(address, &a, e, 404))
 		return -1;
-	for (size_t k = 0; k < svc->n_backends && !found; k++)
-		found = sl_sockaddr_equal(&svc->backends[k].addr, &a);
-	if (!found) {
+	if (!sl_service_backend(svc, &a)) {
 		sl_problem_http(e, 404, "address", "%s is not a backend of service '%s'", address,
 				service);
 		return -1;
 	}
 	i = find_drain(r, service, &a);
 	if (drain && i < 0) {
-		if (grow((void **)&r->drains, r->n_drains, sizeof(*r->drains))) {
+		if (SL_ENSURE(&r->drains, &r->cap_drains, r->n_drains + 1)) {
 			sl_problem_http(e, 500, "", "out of memory");
 			return -1;
 		}
@@ -470,483 +437,127 @@ size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms)
 	return gone;
 }
 
-static struct sl_service_cfg *cfg_service(struct sl_config *c, const char *name)
+/* The registry's services after the file's: a name of the file's is not taken over, and each
+ * is checked as it would be in the file. 0, or -1 with *e. */
+static int merge_services(const struct sl_config *file, const struct sl_registry *r,
+			  struct sl_config *out, struct sl_problem *e)
 {
-	for (size_t i = 0; i < c->n_services; i++)
-		if (!strcmp(c->services[i].name, name))
-			return &c->services[i];
-	return NULL;
+	size_t cap = out->n_services;
+
+	for (size_t i = 0; i < r->n_svcs; i++) {
+		const struct sl_reg_service *rs = &r->svcs[i];
+		struct sl_problems d = {0};
+		struct sl_service_cfg svc;
+
+		if (sl_services_check_name(out->services, out->n_services, rs->name,
+					   SL_SVC_REGISTRY, e))
+			return -1;
+		if (sl_config_parse_service("registry", rs->json, strlen(rs->json), file, &svc,
+					    &d)) {
+			sl_problem_http(e, 400, "", "service '%s': %s", rs->name,
+					d.n ? d.list[0].msg : "invalid");
+			sl_problems_free(&d);
+			return -1;
+		}
+		if (sl_services_check_frontend(out->services, out->n_services, &svc,
+					       SL_SVC_REGISTRY, e)) {
+			free(svc.backends);
+			return -1;
+		}
+		if (SL_ENSURE(&out->services, &cap, out->n_services + 1)) {
+			free(svc.backends);
+			sl_problem_http(e, 500, "", "out of memory");
+			return -1;
+		}
+		out->services[out->n_services++] = svc;
+	}
+	return 0;
 }
 
-int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
-		      struct sl_config *out, struct sl_problem *e)
+/* Room in each service of out for the registrations that name it. */
+static int reserve_backends(const struct sl_registry *r, struct sl_config *out)
 {
-	size_t total = 0;
+	size_t *extra = calloc(out->n_services + 1, sizeof(*extra));
+	int err = 0;
 
-	if (sl_config_clone(file, out)) {
+	if (!extra)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->n_bes; i++) {
+		const struct sl_service_cfg *svc =
+		    sl_service_find(out->services, out->n_services, r->bes[i].service);
+
+		if (svc)
+			extra[svc - out->services]++;
+	}
+	for (size_t i = 0; i < out->n_services && !err; i++) {
+		struct sl_service_cfg *svc = &out->services[i];
+		size_t cap = svc->n_backends;
+
+		if (extra[i])
+			err = SL_ENSURE(&svc->backends, &cap, svc->n_backends + extra[i]);
+	}
+	free(extra);
+	return err;
+}
+
+/* The registrations into their services, each checked as a backend of the file would be.
+ * 0, or -1 with *e. */
+static int merge_backends(const struct sl_registry *r, struct sl_config *out, struct sl_problem *e)
+{
+	if (reserve_backends(r, out)) {
 		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
-	for (size_t i = 0; i < r->n_svcs; i++) {
-		struct sl_service_cfg svc, *grown;
-		struct sl_problems d = {0};
-
-		if (cfg_service(out, r->svcs[i].name)) {
-			sl_problem_http(e, 409, "name",
-					"service '%s' is defined in the config file and registered "
-					"through the API",
-					r->svcs[i].name);
-			goto fail;
-		}
-		if (sl_config_parse_service("registry", r->svcs[i].json, strlen(r->svcs[i].json),
-					    file, &svc, &d)) {
-			sl_problem_http(e, 400, "", "service '%s': %s", r->svcs[i].name,
-					d.n ? d.list[0].msg : "invalid");
-			sl_problems_free(&d);
-			goto fail;
-		}
-		for (size_t j = 0; j < out->n_services; j++)
-			if (out->services[j].proto == svc.proto &&
-			    sl_sockaddr_equal(&out->services[j].frontend, &svc.frontend)) {
-				char hp[SL_HOSTPORT_LEN];
-
-				sl_format_hostport(&svc.frontend, hp, sizeof(hp));
-				sl_problem_http(
-				    e, 409, "frontend",
-				    "frontend %s of '%s' is already used by service '%s'", hp,
-				    svc.name, out->services[j].name);
-				free(svc.backends);
-				goto fail;
-			}
-		grown = realloc(out->services, (out->n_services + 1) * sizeof(*grown));
-		if (!grown) {
-			free(svc.backends);
-			sl_problem_http(e, 500, "", "out of memory");
-			goto fail;
-		}
-		out->services = grown;
-		out->services[out->n_services++] = svc;
-	}
 	for (size_t i = 0; i < r->n_bes; i++) {
 		const struct sl_reg_backend *b = &r->bes[i];
-		struct sl_service_cfg *svc = cfg_service(out, b->service);
-		struct sl_backend_cfg *grown;
+		struct sl_service_cfg *svc =
+		    sl_service_find(out->services, out->n_services, b->service);
+		struct sl_backend_cfg *be;
 		char hp[SL_HOSTPORT_LEN];
 
 		sl_format_hostport(&b->addr, hp, sizeof(hp));
 		if (!svc) {
 			sl_problem_http(e, 404, "service", "no service '%s' for backend %s",
 					b->service, hp);
-			goto fail;
+			return -1;
 		}
-		if (b->addr.family != svc->frontend.family) {
-			sl_problem_http(e, 400, "address",
-					"backend %s is not of the family of %s's frontend", hp,
-					svc->name);
-			goto fail;
-		}
-		for (size_t j = 0; j < svc->n_backends; j++)
-			if (sl_sockaddr_equal(&svc->backends[j].addr, &b->addr)) {
-				sl_problem_http(e, 409, "address",
-						"%s is already a backend of service '%s'", hp,
-						svc->name);
-				goto fail;
-			}
-		if (svc->n_backends + 1 > SLUICE_MAX_BACKENDS_PER_SERVICE) {
-			sl_problem_http(e, 400, "address", "service '%s' already has %d backends",
-					svc->name, SLUICE_MAX_BACKENDS_PER_SERVICE);
-			goto fail;
-		}
-		grown = realloc(svc->backends, (svc->n_backends + 1) * sizeof(*grown));
-		if (!grown) {
-			sl_problem_http(e, 500, "", "out of memory");
-			goto fail;
-		}
-		svc->backends = grown;
-		memset(&svc->backends[svc->n_backends], 0, sizeof(*grown));
+		if (sl_service_check_backend(svc, &b->addr, 1, SL_SVC_REGISTRY, e) ||
+		    sl_service_check_room(svc->name, svc->n_backends + 1, SL_SVC_REGISTRY, e))
+			return -1;
+		be = &svc->backends[svc->n_backends];
+		memset(be, 0, sizeof(*be));
 		if (b->identity[0]) {
-			for (size_t k = 0; k < out->n_identities; k++)
-				if (!strcmp(out->identities[k].name, b->identity))
-					svc->backends[svc->n_backends].identity = (uint8_t)(k + 1);
-			if (!svc->backends[svc->n_backends].identity) {
+			be->identity =
+			    sl_identity_id(out->identities, out->n_identities, b->identity);
+			if (!be->identity) {
 				sl_problem_http(
 				    e, 400, "identity",
 				    "identity '%s' of backend %s is not defined in 'identities'",
 				    b->identity, hp);
-				goto fail;
+				return -1;
 			}
 		}
-		svc->backends[svc->n_backends].addr = b->addr;
-		svc->backends[svc->n_backends].weight = b->weight;
-		memcpy(svc->backends[svc->n_backends].subset, b->subset, sizeof(b->subset));
+		be->addr = b->addr;
+		be->weight = b->weight;
+		memcpy(be->subset, b->subset, sizeof(b->subset));
 		svc->n_backends++;
 	}
-	if (out->n_services > out->agent.limits.services) {
-		sl_problem_http(e, 400, "", "%zu services, more than agent.limits.services (%u)",
-				out->n_services, out->agent.limits.services);
-		goto fail;
-	}
-	for (size_t i = 0; i < out->n_services; i++)
-		total += out->services[i].n_backends;
-	if (total > out->agent.limits.backends) {
-		sl_problem_http(e, 400, "", "%zu backends, more than agent.limits.backends (%u)",
-				total, out->agent.limits.backends);
-		goto fail;
-	}
 	return 0;
-fail:
-	sl_config_free(out);
-	return -1;
 }
 
-json_t *sl_registry_to_json(const struct sl_registry *r)
+int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
+		      struct sl_config *out, struct sl_problem *e)
 {
-	json_t *o = json_object(), *svcs = json_array(), *bes = json_array(),
-	       *drains = json_array();
-	char hp[SL_HOSTPORT_LEN];
-
-	if (!o || !svcs || !bes || !drains) {
-		json_decref(o);
-		json_decref(svcs);
-		json_decref(bes);
-		json_decref(drains);
-		return NULL;
-	}
-	for (size_t i = 0; i < r->n_svcs; i++) {
-		json_t *s = json_loads(r->svcs[i].json, 0, NULL);
-
-		if (s && r->svcs[i].origin == SL_REG_ETCD)
-			json_object_set_new(s, "x-sluice-origin", json_string("etcd"));
-		if (s)
-			json_array_append_new(svcs, s);
-	}
-	for (size_t i = 0; i < r->n_bes; i++) {
-		const struct sl_reg_backend *b = &r->bes[i];
-
-		json_t *jb;
-
-		sl_format_hostport(&b->addr, hp, sizeof(hp));
-		jb = json_pack("{s:s, s:s, s:i}", "service", b->service, "address", hp, "weight",
-			       (int)b->weight);
-		if (!jb)
-			continue;
-		if (b->subset[0])
-			json_object_set_new(jb, "subset", json_string(b->subset));
-		if (b->identity[0])
-			json_object_set_new(jb, "identity", json_string(b->identity));
-		if (b->origin == SL_REG_ETCD)
-			json_object_set_new(jb, "origin", json_string("etcd"));
-		if (b->ttl_ms) {
-			char ttl[32];
-
-			snprintf(ttl, sizeof(ttl), "%llums", (unsigned long long)b->ttl_ms);
-			json_object_set_new(jb, "ttl", json_string(ttl));
-			json_object_set_new(jb, "expires_ms",
-					    json_integer((json_int_t)b->expires_ms));
-		}
-		json_array_append_new(bes, jb);
-	}
-	for (size_t i = 0; i < r->n_drains; i++) {
-		sl_format_hostport(&r->drains[i].addr, hp, sizeof(hp));
-		json_array_append_new(drains, json_pack("{s:s, s:s}", "service",
-							r->drains[i].service, "address", hp));
-	}
-	json_object_set_new(o, "version", json_integer(1));
-	json_object_set_new(o, "services", svcs);
-	json_object_set_new(o, "backends", bes);
-	json_object_set_new(o, "drains", drains);
-	return o;
-}
-
-int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct sl_registry *r,
-			  struct sl_problem *e)
-{
-	json_t *v, *arr;
-	size_t i;
-	int bad = 0;
-
-	memset(r, 0, sizeof(*r));
-	if (!json_is_object(o) || json_integer_value(json_object_get(o, "version")) != 1) {
-		sl_problem_http(e, 400, "version", "not a sluice registry (version 1)");
-		return -1;
-	}
-	arr = json_object_get(o, "services");
-	json_array_foreach(arr, i, v)
-	{
-		const char *name = json_string_value(json_object_get(v, "name"));
-		struct sl_problem se;
-		char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
-
-		if (!name || !text ||
-		    sl_registry_put_service(r, agent, name, text, strlen(text), SL_REG_LOCAL,
-					    &se)) {
-			if (!bad++)
-				sl_problem_http(e, 400, "services", "service %zu: %s", i,
-						name && text ? se.msg : "no name");
-		}
-		free(text);
-	}
-	arr = json_object_get(o, "backends");
-	json_array_foreach(arr, i, v)
-	{
-		struct sl_reg_backend b = {0};
-		const char *svc = json_string_value(json_object_get(v, "service"));
-		json_t *ex = json_object_get(v, "expires_ms"), *copy = json_deep_copy(v);
-		const char *origin = json_string_value(json_object_get(v, "origin"));
-		struct sl_problem be = {0};
-		int bad_be;
-
-		json_object_del(copy, "origin");
-		bad_be = !copy || backend_from_json(copy, &b, &be);
-		json_decref(copy);
-		if (!svc || strlen(svc) >= SLUICE_NAME_LEN || bad_be ||
-		    (ex && !json_is_integer(ex)) ||
-		    grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
-			if (!bad++)
-				sl_problem_http(e, 400, "backends", "backend %zu: %s", i,
-						svc ? be.msg : "no service");
-			continue;
-		}
-		snprintf(b.service, sizeof(b.service), "%s", svc);
-		b.expires_ms = ex ? (uint64_t)json_integer_value(ex) : 0;
-		b.origin = origin && !strcmp(origin, "etcd") ? SL_REG_ETCD : SL_REG_LOCAL;
-		r->bes[r->n_bes++] = b;
-	}
-	arr = json_object_get(o, "drains");
-	json_array_foreach(arr, i, v)
-	{
-		const char *svc = json_string_value(json_object_get(v, "service"));
-		const char *addr = json_string_value(json_object_get(v, "address"));
-		struct sl_reg_drain d = {0};
-		struct sl_problem de;
-
-		if (!svc || !addr || strlen(svc) >= SLUICE_NAME_LEN ||
-		    parse_address(addr, &d.addr, &de, 400) ||
-		    grow((void **)&r->drains, r->n_drains, sizeof(*r->drains))) {
-			if (!bad++)
-				sl_problem_http(e, 400, "drains", "drain %zu is malformed", i);
-			continue;
-		}
-		snprintf(d.service, sizeof(d.service), "%s", svc);
-		r->drains[r->n_drains++] = d;
-	}
-	return bad ? -1 : 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		err = -errno;
-	close(fd);
-	return err;
-}
-
-int sl_registry_save(const struct sl_registry *r, const char *dir, struct sl_problem *e)
-{
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	json_t *o = sl_registry_to_json(r);
-	char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	size_t len, off = 0;
-	int fd = -1, err = 0;
-
-	json_decref(o);
-	if (!text) {
+	if (sl_config_clone(file, out)) {
 		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		err = errno;
-		goto out;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		err = errno;
-		goto out;
-	}
-	len = strlen(text);
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			err = errno;
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (fchmod(fd, 0600) || fsync(fd)) {
-		err = errno;
-		goto out;
-	}
-	if (close(fd)) {
-		fd = -1;
-		err = errno;
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path)) {
-		err = errno;
-		goto out;
-	}
-	err = -fsync_dir(dir);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (err) {
-		unlink(tmp);
-		sl_problem_http(e, 500, "", "cannot write %.300s: %s", path, strerror(err));
-	}
-	free(text);
-	return err ? -1 : 0;
-}
-
-int sl_registry_load(const char *dir, const struct sl_config *agent, struct sl_registry *r,
-		     struct sl_problem *e)
-{
-	char path[PATH_MAX];
-	json_error_t je;
-	json_t *o;
-	int err;
-
-	memset(r, 0, sizeof(*r));
-	snprintf(path, sizeof(path), "%s/%s", dir, STATE_FILE);
-	if (access(path, F_OK) && errno == ENOENT)
-		return 0;
-	o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (!o) {
-		sl_problem_http(e, 400, "", "%.200s:%d:%d: %.200s", path, je.line, je.column,
-				je.text);
+	if (merge_services(file, r, out, e) || merge_backends(r, out, e) ||
+	    sl_services_check_limits(&out->agent.limits, out->n_services,
+				     sl_services_backends(out->services, out->n_services), NULL,
+				     e)) {
+		sl_config_free(out);
 		return -1;
 	}
-	err = sl_registry_from_json(o, agent, r, e);
-	json_decref(o);
-	if (err) {
-		char msg[sizeof(e->msg)];
-
-		snprintf(msg, sizeof(msg), "%s", e->msg);
-		snprintf(e->msg, sizeof(e->msg), "%.200s: %.300s", path, msg);
-	}
-	return err;
-}
-
-char *sl_registry_backend_key(const char *prefix, const struct sl_reg_backend *b)
-{
-	char hp[SL_HOSTPORT_LEN], *key;
-
-	sl_format_hostport(&b->addr, hp, sizeof(hp));
-	if (asprintf(&key, "%sbackends/%s/%s", prefix, b->service, hp) < 0)
-		return NULL;
-	return key;
-}
-
-char *sl_registry_backend_value(const struct sl_reg_backend *b)
-{
-	char hp[SL_HOSTPORT_LEN], *text;
-	json_t *o;
-
-	sl_format_hostport(&b->addr, hp, sizeof(hp));
-	o = json_pack("{s:s, s:i}", "address", hp, "weight", (int)b->weight);
-	if (o && b->subset[0])
-		json_object_set_new(o, "subset", json_string(b->subset));
-	if (o && b->identity[0])
-		json_object_set_new(o, "identity", json_string(b->identity));
-	text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(o);
-	return text;
-}
-
-char *sl_registry_service_key(const char *prefix, const char *name)
-{
-	char *key;
-
-	if (asprintf(&key, "%sservices/%s", prefix, name) < 0)
-		return NULL;
-	return key;
-}
-
-static size_t etcd_bad(size_t bad, struct sl_problem *e, const char *key, const char *why)
-{
-	if (!bad)
-		sl_problem_http(e, 400, "", "%.200s: %.250s", key, why);
-	return bad + 1;
-}
-
-size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const char *const *keys,
-			     const char *const *values, const int64_t *leases, size_t n,
-			     const struct sl_config *agent, struct sl_problem *e)
-{
-	size_t plen = strlen(prefix), bad = 0, k = 0;
-
-	/* Out with the old snapshot. */
-	for (size_t i = 0; i < r->n_svcs; i++) {
-		if (r->svcs[i].origin == SL_REG_ETCD)
-			free(r->svcs[i].json);
-		else
-			r->svcs[k++] = r->svcs[i];
-	}
-	r->n_svcs = k;
-	k = 0;
-	for (size_t i = 0; i < r->n_bes; i++)
-		if (r->bes[i].origin != SL_REG_ETCD)
-			r->bes[k++] = r->bes[i];
-	r->n_bes = k;
-	for (size_t i = 0; i < n; i++) {
-		const char *rest = keys[i] + plen;
-		struct sl_problem ie = {0};
-
-		if (strncmp(keys[i], prefix, plen))
-			continue;
-		if (!strncmp(rest, "services/", 9)) {
-			const char *name = rest + 9;
-
-			if (find_service(r, name) >= 0) {
-				bad = etcd_bad(bad, e, keys[i],
-					       "a service of that name is registered here");
-				continue;
-			}
-			if (sl_registry_put_service(r, agent, name, values[i], strlen(values[i]),
-						    SL_REG_ETCD, &ie))
-				bad = etcd_bad(bad, e, keys[i], ie.msg);
-		} else if (!strncmp(rest, "backends/", 9)) {
-			const char *svc = rest + 9, *slash = strchr(svc, '/');
-			struct sl_reg_backend b = {0};
-			json_t *o;
-
-			if (!slash || (size_t)(slash - svc) >= SLUICE_NAME_LEN) {
-				bad =
-				    etcd_bad(bad, e, keys[i], "want backends/<service>/<address>");
-				continue;
-			}
-			o = load_object(values[i], strlen(values[i]), &ie);
-			if (!o || backend_from_json(o, &b, &ie)) {
-				json_decref(o);
-				bad = etcd_bad(bad, e, keys[i], ie.msg);
-				continue;
-			}
-			json_decref(o);
-			memcpy(b.service, svc, (size_t)(slash - svc));
-			b.service[slash - svc] = '\0';
-			b.ttl_ms = leases[i] ? 1 : 0; /* the lease itself is etcd's business */
-			b.origin = SL_REG_ETCD;
-			if (find_backend(r, b.service, &b.addr) >= 0) {
-				bad = etcd_bad(bad, e, keys[i], "registered here too");
-				continue;
-			}
-			if (grow((void **)&r->bes, r->n_bes, sizeof(*r->bes))) {
-				bad = etcd_bad(bad, e, keys[i], "out of memory");
-				continue;
-			}
-			r->bes[r->n_bes++] = b;
-		} else {
-			bad = etcd_bad(bad, e, keys[i], "not services/... or backends/...");
-		}
-	}
-	return bad;
+	return 0;
 }

@@ -45,13 +45,14 @@ struct sl_reg_drain {
 	struct sl_sockaddr addr;
 };
 
+/* Arrays of n_* entries in cap_* allocated (SL_ENSURE). */
 struct sl_registry {
 	struct sl_reg_service *svcs;
-	size_t n_svcs;
+	size_t n_svcs, cap_svcs;
 	struct sl_reg_backend *bes;
-	size_t n_bes;
+	size_t n_bes, cap_bes;
 	struct sl_reg_drain *drains;
-	size_t n_drains;
+	size_t n_drains, cap_drains;
 };
 
 void sl_registry_free(struct sl_registry *r);
@@ -86,6 +87,13 @@ const struct sl_reg_service *sl_registry_find_service(const struct sl_registry *
 						      const char *name);
 int sl_registry_is_drained(const struct sl_registry *r, const char *service,
 			   const struct sl_sockaddr *addr);
+
+/* A JSON object from a request body or a stored value: NULL with *e (400) when the text is
+ * not JSON or not an object. */
+json_t *sl_registry_load_object(const char *body, size_t len, struct sl_problem *e);
+/* A registration's fields from a JSON object (address, weight, subset, identity, ttl; service
+ * and expires_ms are allowed and left to the caller). 0, or -1 with *e naming the field. */
+int sl_registry_backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_problem *e);
 
 /* Drop registrations whose TTL passed; how many. */
 size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms);

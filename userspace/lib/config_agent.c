@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* agent: and registry: of the config, sluice.yaml(5) AGENT and REGISTRY. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config_yaml.h"
+
+static const struct yw_key limits_keys[] = {
+    YW_KEY_UINT("services", struct sl_limits, services, 1, SLUICE_MAX_SERVICES),
+    YW_KEY_UINT("backends", struct sl_limits, backends, 1, SLUICE_MAX_BACKENDS),
+    YW_KEY_UINT("revnat", struct sl_limits, revnat, 1024, 1U << 24),
+};
+static const struct yw_schema limits_schema = YW_SCHEMA("agent.limits", 0, NULL, limits_keys);
+
+static void agent_limits(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	struct sl_config *cfg = ctx;
+
+	(void)label;
+	yw_walk(w, v, &limits_schema, &cfg->agent.limits, NULL, NULL);
+}
+
+/* "HOST:PORT" to listen on, or "" for none. */
+static void agent_metrics(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	struct sl_config *cfg = ctx;
+	const char *s = yw_want_scalar(w, v, label), *why;
+
+	if (!s)
+		return;
+	cfg->agent.metrics_on = *s != '\0';
+	if (cfg->agent.metrics_on && sl_parse_hostport(s, &cfg->agent.metrics, &why))
+		yw_err(w, v, "metrics '%s': %s", s, why);
+}
+
+static void agent_api(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	struct sl_config *cfg = ctx;
+	const char *s = yw_want_scalar(w, v, label);
+
+	if (!s)
+		return;
+	if (*s && s[0] != '/')
+		yw_err(w, v, "'api' must be an absolute path or \"\"");
+	else if (strlen(s) >= sizeof(cfg->agent.api))
+		yw_err(w, v, "'api' is longer than a Unix socket path may be (%zu)",
+		       sizeof(cfg->agent.api) - 1);
+	else
+		strcpy(cfg->agent.api, s);
+}
+
+/* One glob of agent.interfaces: 0, or -1 when the list is full. */
+static int agent_glob(struct walker *w, yaml_node_t *g, const char *label, struct sl_config *cfg)
+{
+	const char *s = yw_want_scalar(w, g, label);
+
+	if (!s)
+		return 0;
+	if (!*s || strlen(s) >= SL_INTERFACE_GLOB_LEN) {
+		yw_err(w, g, "interface glob must be 1..%d characters", SL_INTERFACE_GLOB_LEN - 1);
+		return 0;
+	}
+	if (cfg->agent.n_interfaces == SL_MAX_INTERFACES) {
+		yw_err(w, g, "more than %d interface globs", SL_MAX_INTERFACES);
+		return -1;
+	}
+	strcpy(cfg->agent.interfaces[cfg->agent.n_interfaces++], s);
+	return 0;
+}
+
+static void agent_interfaces(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	yaml_node_item_t *it;
+	int full = 0;
+
+	if (v->type != YAML_SEQUENCE_NODE) {
+		yw_err(w, v, "'interfaces' must be a list of interface name globs");
+		return;
+	}
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top && !full; it++) {
+		yaml_node_t *g = yw_node(w, *it);
+		size_t mark = yw_push_index(w, (size_t)(it - v->data.sequence.items.start));
+
+		full = g && agent_glob(w, g, label, ctx);
+		yw_pop(w, mark);
+	}
+}
+
+/* YAML 1.1 reads a bare off as a boolean: its spelling false is accepted too. */
+static const struct yw_enum redirect_values[] = {
+    {"off", 0, 0}, {"false", 0, 1}, {"local", 1, 0}, {NULL, 0, 0}};
+static const struct yw_enum audit_values[] = {{"denied", 0, 0}, {"all", 1, 0}, {NULL, 0, 0}};
+
+static const struct yw_key agent_keys[] = {
+    YW_KEY_PATH("cgroup", struct sl_config, agent.cgroup),
+    YW_KEY_PATH("bpffs", struct sl_config, agent.bpffs),
+    YW_KEY_FN("limits", agent_limits),
+    YW_KEY_FN("metrics", agent_metrics),
+    YW_KEY_FN("api", agent_api),
+    YW_KEY_FN("interfaces", agent_interfaces),
+    YW_KEY_ENUM("redirect", struct sl_config, agent.redirect_local, redirect_values),
+    YW_KEY_PATH("state", struct sl_config, agent.state),
+    YW_KEY_PATH("audit_log", struct sl_config, agent.audit_log),
+    YW_KEY_ENUM("audit", struct sl_config, audit_all, audit_values),
+    YW_KEY_LATER("node"),
+};
+const struct yw_schema cfg_agent_schema = YW_SCHEMA("agent", 0, NULL, agent_keys);
+
+static void etcd_prefix(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	struct sl_config *cfg = ctx;
+	const char *s = yw_want_scalar(w, v, label);
+
+	if (!s)
+		return;
+	if (s[0] != '/' || strlen(s) >= SL_ETCD_PREFIX_LEN)
+		yw_err(w, v, "registry.etcd.prefix must start with '/' and be under %d characters",
+		       SL_ETCD_PREFIX_LEN);
+	else
+		strcpy(cfg->agent.etcd_prefix, s);
+}
+
+/* One URL of registry.etcd.endpoints: 0, or -1 when the list is full. */
+static int etcd_endpoint(struct walker *w, yaml_node_t *e, struct sl_config *cfg)
+{
+	const char *s = yw_want_scalar(w, e, "registry.etcd.endpoints[]");
+
+	if (!s)
+		return 0;
+	if (cfg->agent.n_etcd == SL_MAX_ETCD_ENDPOINTS) {
+		yw_err(w, e, "registry.etcd.endpoints: at most %d", SL_MAX_ETCD_ENDPOINTS);
+		return -1;
+	}
+	if (strncmp(s, "http://", 7) || !s[7] || strlen(s) >= SL_ETCD_URL_LEN ||
+	    strpbrk(s, " \t\"'")) {
+		yw_err(w, e, "etcd endpoint '%s': want http://HOST:PORT", s);
+		return 0;
+	}
+	strcpy(cfg->agent.etcd_endpoints[cfg->agent.n_etcd++], s);
+	return 0;
+}
+
+static void etcd_endpoints(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	yaml_node_item_t *it;
+	int full = 0;
+
+	(void)label;
+	if (v->type != YAML_SEQUENCE_NODE) {
+		yw_err(w, v, "registry.etcd.endpoints must be a list of URLs");
+		return;
+	}
+	if (!yw_len(v))
+		yw_err(w, v, "registry.etcd.endpoints is empty");
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top && !full; it++) {
+		yaml_node_t *e = yw_node(w, *it);
+		size_t mark = yw_push_index(w, (size_t)(it - v->data.sequence.items.start));
+
+		full = e && etcd_endpoint(w, e, ctx);
+		yw_pop(w, mark);
+	}
+}
+
+static const struct yw_key etcd_keys[] = {
+    YW_KEY_NEED("endpoints", etcd_endpoints),
+    YW_KEY_FN("prefix", etcd_prefix),
+};
+static const struct yw_schema etcd_schema =
+    YW_SCHEMA("registry.etcd", 1, "registry.etcd needs '%s'", etcd_keys);
+
+static void registry_etcd(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	(void)label;
+	yw_walk(w, v, &etcd_schema, ctx, ctx, NULL);
+}
+
+static const struct yw_key registry_keys[] = {YW_KEY_FN("etcd", registry_etcd)};
+const struct yw_schema cfg_registry_schema = YW_SCHEMA("registry", 0, NULL, registry_keys);
+
+/* The limits must be known before services are counted against them: every agent.limits
+ * is read first, quietly (the walk of agent reports its problems in file order). */
+void cfg_parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg)
+{
+	struct sl_problems scratch = {0};
+	struct walker quiet = *w;
+	yaml_node_pair_t *a = NULL, *l;
+	yaml_node_t *agent, *limits;
+
+	quiet.d = &scratch;
+	while ((agent = yw_get(w, root, "agent", &a))) {
+		l = NULL;
+		while ((limits = yw_get(w, agent, "limits", &l)))
+			yw_walk(&quiet, limits, &limits_schema, &cfg->agent.limits, NULL, NULL);
+	}
+	sl_problems_free(&scratch);
+}
