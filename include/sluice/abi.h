@@ -93,6 +93,7 @@ union sluice_addr {
 	__u8 a8[16];
 	__u32 a32[4]; /* network order */
 };
+_Static_assert(sizeof(union sluice_addr) == 16, "addr size");
 
 /* sluice_frontends key: a service's virtual address. */
 struct sluice_frontend_key {
@@ -177,6 +178,7 @@ _Static_assert(sizeof(struct sluice_ipcache_key) == 20, "ipcache key size");
 struct sluice_identity_info {
 	char name[SLUICE_NAME_LEN];
 };
+_Static_assert(sizeof(struct sluice_identity_info) == SLUICE_NAME_LEN, "identity info size");
 
 #ifndef SLUICE_DEFAULT_IPCACHE
 #define SLUICE_DEFAULT_IPCACHE 16384
@@ -274,6 +276,7 @@ struct sluice_hist {
 	__u64 overflow;
 	__u64 sum_us;
 };
+_Static_assert(sizeof(struct sluice_hist) == 8 * (SLUICE_HIST_BUCKETS + 2), "hist size");
 
 /* sluice_svc_hist value (per-CPU), keyed by service id. */
 struct sluice_svc_hist {
@@ -391,6 +394,7 @@ struct sluice_global_stats {
 	__u64 redirected_bytes; /* sent socket to socket by sk_msg */
 	__u64 redirected_conns; /* connections whose two ends were paired */
 };
+_Static_assert(sizeof(struct sluice_global_stats) == 24, "global stats size");
 
 /* sluice_sockhash key: one established TCP socket of this node, as seen from
  * itself. The netns cookie keeps apart sockets whose addresses repeat in
@@ -415,11 +419,13 @@ struct sluice_sockops_cfg {
 	__u32 redirect_local; /* agent.redirect: local */
 	__u32 pad;
 };
+_Static_assert(sizeof(struct sluice_sockops_cfg) == 8, "sockops cfg size");
 
 /* sluice_svc_stats value (per-CPU), keyed by service id. */
 struct sluice_svc_stats {
 	__u64 rejected[SLUICE_DROP__MAX]; /* by enum sluice_drop_reason */
 };
+_Static_assert(sizeof(struct sluice_svc_stats) == 8 * SLUICE_DROP__MAX, "svc stats size");
 
 /* sluice_affinity key (LRU): one client of one service. A client is its
  * network namespace and, when the socket is bound, its address. */
