@@ -45,6 +45,7 @@
 
 #include "maglev.h"
 #include "maps.h"
+#include "mem.h"
 #include "wseq.h"
 
 static const char *const map_names[] = {
@@ -223,19 +224,15 @@ static int read_service(const struct sl_maps *m, uint32_t id, struct sl_svc_stat
 int sl_maps_read_state(const struct sl_maps *m, struct sl_state *st)
 {
 	uint32_t key, next, *live = NULL, be_id;
-	size_t n_live = 0;
+	size_t n_live = 0, cap_svcs = 0, cap_dead = 0;
 	void *prev = NULL;
 	int err = 0;
 
 	memset(st, 0, sizeof(*st));
 	while (!bpf_map_get_next_key(m->svc_info, prev, &next)) {
-		struct sl_svc_state *grown = realloc(st->svcs, (st->n_svcs + 1) * sizeof(*grown));
-
-		if (!grown) {
-			err = -ENOMEM;
+		err = SL_ENSURE(&st->svcs, &cap_svcs, st->n_svcs + 1);
+		if (err)
 			goto fail;
-		}
-		st->svcs = grown;
 		err = read_service(m, next, &st->svcs[st->n_svcs]);
 		if (err == -ENOENT) { /* deleted meanwhile */
 			err = 0;
@@ -264,14 +261,9 @@ int sl_maps_read_state(const struct sl_maps *m, struct sl_state *st)
 	while (!bpf_map_get_next_key(m->backends, prev, &next)) {
 		be_id = next;
 		if (!bsearch(&be_id, live, n_live, sizeof(*live), cmp_u32)) {
-			uint32_t *grown =
-			    realloc(st->dead_be_ids, (st->n_dead + 1) * sizeof(*grown));
-
-			if (!grown) {
-				err = -ENOMEM;
+			err = SL_ENSURE(&st->dead_be_ids, &cap_dead, st->n_dead + 1);
+			if (err)
 				goto fail;
-			}
-			st->dead_be_ids = grown;
 			st->dead_be_ids[st->n_dead++] = be_id;
 		}
 		key = next;
@@ -645,14 +637,16 @@ static int apply_tables(const struct sl_maps *m, const struct sl_svc_op *op, con
 int sl_maps_retire(const struct sl_maps *m, const uint32_t *ids, size_t n, uint32_t **dead,
 		   size_t *n_dead)
 {
-	uint32_t *grown;
+	/* The caller keeps no capacity: *n_dead entries are all that is known
+	 * to be there. */
+	size_t cap = *n_dead;
+	int err;
 
 	if (!n)
 		return 0;
-	grown = realloc(*dead, (*n_dead + n) * sizeof(*grown));
-	if (!grown)
-		return -ENOMEM;
-	*dead = grown;
+	err = SL_ENSURE(dead, &cap, *n_dead + n);
+	if (err)
+		return err;
 	for (size_t i = 0; i < n; i++) {
 		struct sluice_backend v;
 

@@ -42,6 +42,7 @@
 #include "tc_flow.skel.h"
 
 #include "log.h"
+#include "mem.h"
 
 /* Room for the link events that arrive between two sl_tc_on_readable calls;
  * an overrun is survived by a full resync. */
@@ -242,15 +243,8 @@ static struct sl_tc_if *find_if(struct sl_tc *tc, int ifindex)
 
 static int add_if(struct sl_tc *tc, int ifindex, const char *name)
 {
-	if (tc->n_ifs == tc->cap_ifs) {
-		size_t cap = tc->cap_ifs ? 2 * tc->cap_ifs : 16;
-		struct sl_tc_if *p = realloc(tc->ifs, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		tc->ifs = p;
-		tc->cap_ifs = cap;
-	}
+	if (SL_ENSURE(&tc->ifs, &tc->cap_ifs, tc->n_ifs + 1))
+		return -ENOMEM;
 	tc->ifs[tc->n_ifs].ifindex = ifindex;
 	snprintf(tc->ifs[tc->n_ifs].name, sizeof(tc->ifs[0].name), "%s", name);
 	tc->n_ifs++;
@@ -303,15 +297,8 @@ static void skip(struct sl_tc *tc, int ifindex, const char *name, unsigned int a
 		return;
 	sl_warn("tc: interface skipped, not an Ethernet device",
 		"interface=%s ifindex=%d arptype=%u", name, ifindex, arptype);
-	if (tc->n_skipped == tc->cap_skipped) {
-		size_t cap = tc->cap_skipped ? 2 * tc->cap_skipped : 8;
-		int *p = realloc(tc->skipped, cap * sizeof(*p));
-
-		if (!p)
-			return; /* it is logged again on its next event: harmless */
-		tc->skipped = p;
-		tc->cap_skipped = cap;
-	}
+	if (SL_ENSURE(&tc->skipped, &tc->cap_skipped, tc->n_skipped + 1))
+		return; /* it is logged again on its next event: harmless */
 	tc->skipped[tc->n_skipped++] = ifindex;
 }
 
@@ -426,15 +413,8 @@ static int resync_one(void *arg, struct rtnl_link *link, struct sl_problem *e)
 	int ifindex = rtnl_link_get_ifindex(link);
 	int err;
 
-	if (c->n_seen == c->cap_seen) {
-		size_t cap = c->cap_seen ? 2 * c->cap_seen : 64;
-		int *p = realloc(c->seen, cap * sizeof(*p));
-
-		if (!p)
-			return sl_problem_sys(e, 0, -ENOMEM, "tc: out of memory");
-		c->seen = p;
-		c->cap_seen = cap;
-	}
+	if (SL_ENSURE(&c->seen, &c->cap_seen, c->n_seen + 1))
+		return sl_problem_sys(e, 0, -ENOMEM, "tc: out of memory");
 	c->seen[c->n_seen++] = ifindex;
 	err = sync_link(c->tc, link, 0, e);
 	/* A sluice filter a previous run left on an interface that no longer
@@ -603,15 +583,8 @@ static void drop_stale_if_stats(struct sl_tc *tc)
 		prev = &key;
 		if (find_if(tc, (int)key.ifindex))
 			continue;
-		if (n == cap) {
-			size_t c = cap ? 2 * cap : 16;
-			struct sluice_tc_if_key *p = realloc(stale, c * sizeof(*p));
-
-			if (!p)
-				break;
-			stale = p;
-			cap = c;
-		}
+		if (SL_ENSURE(&stale, &cap, n + 1))
+			break;
 		stale[n++] = key;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -881,19 +854,9 @@ int sl_tc_read_flows(int map_fd, struct sl_tc_flow_entry **out, size_t *n)
 			err = -errno;
 			break;
 		}
-		if (have + count > cap) {
-			size_t c = cap ? 2 * cap : 1024;
-			struct sl_tc_flow_entry *p;
-
-			while (c < have + count)
-				c *= 2;
-			p = realloc(all, c * sizeof(*p));
-			if (!p) {
-				err = -ENOMEM;
-				break;
-			}
-			all = p;
-			cap = c;
+		if (SL_ENSURE(&all, &cap, have + count)) {
+			err = -ENOMEM;
+			break;
 		}
 		for (__u32 i = 0; i < count; i++) {
 			all[have].key = keys[i];
