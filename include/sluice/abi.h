@@ -466,30 +466,13 @@ struct sluice_revnat {
 };
 _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 
-/* Map pin names, also the names in the BPF object. */
-#define SLUICE_MAP_FRONTENDS	 "sluice_frontends"
-#define SLUICE_MAP_SERVICES	 "sluice_services"
-#define SLUICE_MAP_SVC_INFO	 "sluice_svc_info"
-#define SLUICE_MAP_SLOTS	 "sluice_slots"
-#define SLUICE_MAP_TABLES	 "sluice_tables"
-#define SLUICE_MAP_BACKENDS	 "sluice_backends"
-#define SLUICE_MAP_BACKEND_STATS "sluice_backend_stats"
-#define SLUICE_MAP_SVC_STATS	 "sluice_svc_stats"
-#define SLUICE_MAP_RR		 "sluice_rr"
-#define SLUICE_MAP_REVNAT	 "sluice_revnat"
-#define SLUICE_MAP_SK_BACKEND	 "sluice_sk_backend"
-#define SLUICE_MAP_SVC_HIST	 "sluice_svc_hist"
-#define SLUICE_MAP_EVENTS	 "sluice_events"
-#define SLUICE_MAP_GLOBAL_STATS	 "sluice_global_stats"
-#define SLUICE_MAP_SETTINGS	 "sluice_settings"
-#define SLUICE_MAP_SOCKHASH	 "sluice_sockhash"
-#define SLUICE_MAP_BACKEND_RT	 "sluice_backend_rt"
-#define SLUICE_MAP_SVC_RT	 "sluice_svc_rt"
-#define SLUICE_MAP_AFFINITY	 "sluice_affinity"
-#define SLUICE_MAP_CGROUP_IDS	 "sluice_cgroup_ids"
-#define SLUICE_MAP_IPCACHE	 "sluice_ipcache"
-#define SLUICE_MAP_POLICY_BES	 "sluice_policy_backends"
-#define SLUICE_MAP_IDENTITIES	 "sluice_identities"
+/* Every pinned map, by id; the list is maps.def. */
+enum sluice_map {
+#define SLUICE_MAP(id, ...) id,
+#include "maps.def"
+#undef SLUICE_MAP
+	SLUICE_MAP__COUNT,
+};
 
 /* TC flow metrics
  *
@@ -576,8 +559,5 @@ _Static_assert(sizeof(struct sluice_tc_flow) == 56, "tc flow size");
 #define SLUICE_TCP_RST 0x04
 #define SLUICE_TCP_PSH 0x08
 #define SLUICE_TCP_ACK 0x10
-
-#define SLUICE_MAP_TC_IF_STATS "sluice_tc_if_stats"
-#define SLUICE_MAP_TC_FLOWS    "sluice_tc_flows"
 
 #endif /* SLUICE_ABI_H */

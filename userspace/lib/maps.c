@@ -34,6 +34,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,28 +49,46 @@
 #include "mem.h"
 #include "wseq.h"
 
-static const char *const map_names[] = {
-    SLUICE_MAP_FRONTENDS,  SLUICE_MAP_SERVICES,	  SLUICE_MAP_SVC_INFO,	    SLUICE_MAP_SLOTS,
-    SLUICE_MAP_TABLES,	   SLUICE_MAP_BACKENDS,	  SLUICE_MAP_BACKEND_STATS, SLUICE_MAP_SVC_STATS,
-    SLUICE_MAP_RR,	   SLUICE_MAP_REVNAT,	  SLUICE_MAP_SVC_HIST,	    SLUICE_MAP_GLOBAL_STATS,
-    SLUICE_MAP_SOCKHASH,   SLUICE_MAP_BACKEND_RT, SLUICE_MAP_SVC_RT,	    SLUICE_MAP_AFFINITY,
-    SLUICE_MAP_CGROUP_IDS, SLUICE_MAP_IPCACHE,	  SLUICE_MAP_POLICY_BES,    SLUICE_MAP_IDENTITIES,
+static const char *const all_names[SLUICE_MAP__COUNT] = {
+#define SLUICE_MAP(id, name, ...) [id] = #name,
+#include <sluice/maps.def>
+#undef SLUICE_MAP
 };
-_Static_assert(sizeof(map_names) / sizeof(map_names[0]) == SL_MAPS_COUNT,
-	       "one name per map of struct sl_maps");
+
+const char *sl_map_name(enum sluice_map id)
+{
+	return (unsigned int)id < SLUICE_MAP__COUNT ? all_names[id] : "?";
+}
+
+static const enum sl_map_objects all_objects[SLUICE_MAP__COUNT] = {
+#define SLUICE_MAP(id, name, field, objects, fd, capacity) [id] = SL_MAP_OBJ_##objects,
+#include <sluice/maps.def>
+#undef SLUICE_MAP
+};
+
+enum sl_map_objects sl_map_objects(enum sluice_map id)
+{
+	return (unsigned int)id < SLUICE_MAP__COUNT ? all_objects[id] : SL_MAP_OBJ_AGENT;
+}
+
+static const char *const map_names[SL_MAPS_COUNT] = {
+#define SLUICE_MAP(id, name, field, objects, fd, capacity) SL_MAPS_IF_##fd(#name, )
+#include <sluice/maps.def>
+#undef SLUICE_MAP
+};
 const char *const *const sl_map_names = map_names;
+
+static const size_t fd_offsets[SL_MAPS_COUNT] = {
+#define SLUICE_MAP(id, name, field, objects, fd, capacity)                                         \
+	SL_MAPS_IF_##fd(offsetof(struct sl_maps, field), )
+#include <sluice/maps.def>
+#undef SLUICE_MAP
+};
+_Static_assert(sizeof(struct sl_maps) == SL_MAPS_COUNT * sizeof(int), "struct sl_maps: fds only");
 
 int *sl_maps_fd(struct sl_maps *m, unsigned int i)
 {
-	int *fds[] = {&m->frontends,  &m->services,   &m->svc_info,	 &m->slots,
-		      &m->tables,     &m->backends,   &m->backend_stats, &m->svc_stats,
-		      &m->rr,	      &m->revnat,     &m->svc_hist,	 &m->global_stats,
-		      &m->sockhash,   &m->backend_rt, &m->svc_rt,	 &m->affinity,
-		      &m->cgroup_ids, &m->ipcache,    &m->policy_bes,	 &m->identities};
-
-	_Static_assert(sizeof(fds) / sizeof(fds[0]) == SL_MAPS_COUNT, "one fd per map");
-
-	return i < SL_MAPS_COUNT ? fds[i] : NULL;
+	return i < SL_MAPS_COUNT ? (int *)((char *)m + fd_offsets[i]) : NULL;
 }
 
 void sl_maps_close(struct sl_maps *m)

@@ -43,6 +43,7 @@
 
 #include "log.h"
 #include "mem.h"
+#include "pins.h"
 
 /* Room for the link events that arrive between two sl_tc_on_readable calls;
  * an overrun is survived by a full resync. */
@@ -66,7 +67,24 @@ static const enum bpf_tc_attach_point hooks[SLUICE_TC_DIR__MAX] = {
     [SLUICE_TC_EGRESS] = BPF_TC_EGRESS,
 };
 
-static const char *const tc_map_names[] = {SLUICE_MAP_TC_IF_STATS, SLUICE_MAP_TC_FLOWS};
+/* tc_flow's maps by id, from the skeleton (NULL: not in tc_flow): its own,
+ * and those it shares with the socket datapath (include/sluice/maps.def). */
+#define TC_MAP_SOCK(id, name)
+#define TC_MAP_SHARED(id, name) m[id] = s->maps.name;
+#define TC_MAP_TC(id, name)	m[id] = s->maps.name;
+#define TC_MAP_AGENT(id, name)
+
+#define SLUICE_MAP(id, name, field, objects, fd, capacity) TC_MAP_##objects(id, name)
+static void skel_maps(const struct tc_flow *s, struct bpf_map *m[SLUICE_MAP__COUNT])
+{
+	memset(m, 0, SLUICE_MAP__COUNT * sizeof(*m));
+#include <sluice/maps.def>
+}
+#undef SLUICE_MAP
+#undef TC_MAP_SOCK
+#undef TC_MAP_SHARED
+#undef TC_MAP_TC
+#undef TC_MAP_AGENT
 
 /* A libnl error as a negative errno, for callers that speak errno. */
 static int nl_to_errno(int nlerr)
@@ -510,15 +528,24 @@ static int events_open(struct sl_tc *tc, struct sl_problem *e)
  * pinned map libbpf could not reuse, with what to do. */
 static int check_pinned(struct sl_tc *tc, struct sl_problem *e)
 {
-	struct bpf_map *map;
+	struct bpf_map *maps[SLUICE_MAP__COUNT], *map;
 
+	skel_maps(tc->skel, maps);
 	bpf_object__for_each_map(map, tc->skel->obj)
 	{
+		unsigned int id;
 		int err;
 
+		for (id = 0; id < SLUICE_MAP__COUNT && maps[id] != map; id++)
+			;
 		if (!bpf_map__pin_path(map))
 			continue;
-		if (strncmp(bpf_map__name(map), "sluice_tc_", 10)) {
+		if (id == SLUICE_MAP__COUNT)
+			return sl_problem_sys(
+			    e, 0, -EINVAL,
+			    "BPF object tc_flow: map %s is not in include/sluice/maps.def",
+			    bpf_map__name(map));
+		if (sl_map_objects(id) == SL_MAP_OBJ_SHARED) {
 			err = sl_pin_adopt_size(tc->bpffs, map);
 			if (err)
 				return sl_problem_sys(e, 0, err, "size %s from its pin: %s",
@@ -608,7 +635,7 @@ int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, 
 
 		/* No interface gets tc metrics: clear what a previous run with
 		 * some left (only if it pinned maps here, to spare a walk). */
-		snprintf(pin, sizeof(pin), "%s/%s", bpffs, SLUICE_MAP_TC_FLOWS);
+		snprintf(pin, sizeof(pin), "%s/%s", bpffs, sl_map_name(SLUICE_MAP_TC_FLOWS));
 		if (!access(pin, F_OK)) {
 			err = sl_tc_teardown(bpffs, e);
 			if (err)
@@ -742,7 +769,7 @@ static int teardown_one(void *arg, struct rtnl_link *link, struct sl_problem *e)
 int sl_tc_teardown(const char *bpffs, struct sl_problem *e)
 {
 	char path[PATH_MAX + 64];
-	int err;
+	int err, alone;
 
 	/* Filters first, so no program is left counting into maps that go. */
 	err = for_each_link(teardown_one, NULL, e);
@@ -752,26 +779,19 @@ int sl_tc_teardown(const char *bpffs, struct sl_problem *e)
 		return 0;
 	if (!sl_is_bpffs(bpffs))
 		return sl_problem_sys(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
-	for (size_t i = 0; i < sizeof(tc_map_names) / sizeof(tc_map_names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", bpffs, tc_map_names[i]);
+	/* The maps shared with the socket datapath are its to remove, unless
+	 * there is none: then this object made them alone. */
+	snprintf(path, sizeof(path), "%s/%s", bpffs, sl_map_name(SLUICE_MAP_FRONTENDS));
+	alone = access(path, F_OK) && errno == ENOENT;
+	for (unsigned int id = 0; id < SLUICE_MAP__COUNT; id++) {
+		enum sl_map_objects o = sl_map_objects(id);
+
+		if (o != SL_MAP_OBJ_TC &&
+		    !(alone && (o == SL_MAP_OBJ_SHARED || o == SL_MAP_OBJ_AGENT)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", bpffs, sl_map_name(id));
 		if (unlink(path) && errno != ENOENT)
 			return sl_problem_sys(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
-	}
-	/* The maps shared with the socket datapath are its to remove, unless
-	 * there is none: then this object created them alone. */
-	snprintf(path, sizeof(path), "%s/%s", bpffs, SLUICE_MAP_FRONTENDS);
-	if (access(path, F_OK) && errno == ENOENT) {
-		static const char *const shared[] = {SLUICE_MAP_SERVICES,  SLUICE_MAP_SVC_STATS,
-						     SLUICE_MAP_EVENTS,	   SLUICE_MAP_GLOBAL_STATS,
-						     SLUICE_MAP_SETTINGS,  SLUICE_MAP_IPCACHE,
-						     SLUICE_MAP_POLICY_BES};
-
-		for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s", bpffs, shared[i]);
-			if (unlink(path) && errno != ENOENT)
-				return sl_problem_sys(e, 0, -errno, "unlink %s: %s", path,
-						      strerror(errno));
-		}
 	}
 	/* The directory goes too when nothing else is pinned there. */
 	if (rmdir(bpffs) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
@@ -782,12 +802,13 @@ int sl_tc_teardown(const char *bpffs, struct sl_problem *e)
 int sl_tc_open_pinned(const char *bpffs, int rdonly, int *if_stats_fd, int *flows_fd)
 {
 	LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = rdonly ? BPF_F_RDONLY : 0);
+	const enum sluice_map ids[] = {SLUICE_MAP_TC_IF_STATS, SLUICE_MAP_TC_FLOWS};
 	int *fds[] = {if_stats_fd, flows_fd};
 	char path[PATH_MAX + 64];
 
 	*if_stats_fd = *flows_fd = -1;
 	for (size_t i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", bpffs, tc_map_names[i]);
+		snprintf(path, sizeof(path), "%s/%s", bpffs, sl_map_name(ids[i]));
 		*fds[i] = bpf_obj_get_opts(path, &opts);
 		if (*fds[i] < 0) {
 			int err = -errno;
