@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The map list (include/sluice/maps.def) against the BPF objects and what it
- * generates.
+ * generates, and the ABI stamp of pinned state (userspace/lib/pins.c): a
+ * sluiced refuses to adopt pins of another SLUICE_ABI_VERSION. The stamp
+ * tests need root and a bpf filesystem at /sys/fs/bpf (skipped otherwise);
+ * they work in a directory of their own there, removed pass or fail.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -14,6 +20,7 @@
 
 #include "datapath.h"
 #include "maps.h"
+#include "pins.h"
 #include "redirect.skel.h"
 #include "sock_lb.skel.h"
 #include "sockops.skel.h"
@@ -123,9 +130,125 @@ Test(maplist, capacities)
 	    {SLUICE_MAP_SK_BACKEND, 0},
 	    {SLUICE_MAP_EVENTS, 0},
 	    {SLUICE_MAP_TC_FLOWS, 0},
+	    {SLUICE_MAP_ABI, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		cr_expect_eq(sl_dp_capacity(&l, want[i].id), want[i].cap, "%s",
 			     sl_map_name(want[i].id));
+}
+
+/* --- the ABI stamp ------------------------------------------------------------------------ */
+
+static char dir[128];
+
+static void dir_remove(void)
+{
+	char path[sizeof(dir) + 256];
+	struct dirent *de;
+	DIR *d;
+
+	if (!dir[0] || !(d = opendir(dir)))
+		return;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void stamp_init(void)
+{
+	if (geteuid())
+		cr_skip_test("needs root for bpf(2) and bpffs");
+	if (!sl_is_bpffs("/sys/fs/bpf"))
+		cr_skip_test("no bpf filesystem at /sys/fs/bpf");
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/sluice-utest-abi-%d", (int)getpid());
+	cr_assert(!mkdir(dir, 0700), "mkdir %s: %s", dir, strerror(errno));
+}
+
+/* Pin a map at dir/name: an array of 'n' __u32 holding 'value', or a hash. */
+static void pin_map(const char *name, enum bpf_map_type type, __u32 value)
+{
+	char path[256];
+	__u32 key = 0;
+	int fd = bpf_map_create(type, name, sizeof(key), sizeof(value), 1, NULL);
+
+	cr_assert_geq(fd, 0, "create %s: %s", name, strerror(errno));
+	cr_assert(!bpf_map_update_elem(fd, &key, &value, BPF_ANY), "write %s", name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert(!bpf_obj_pin(fd, path), "pin %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+TestSuite(abi, .init = stamp_init, .fini = dir_remove);
+
+Test(abi, nothing_pinned_is_adopted)
+{
+	struct sl_problem e = {0};
+
+	cr_expect_eq(sl_abi_check(dir, &e), 0, "%s", e.msg);
+	cr_expect_eq(sl_abi_check("/sys/fs/bpf/sluice-utest-abi-none", &e), 0, "%s", e.msg);
+}
+
+Test(abi, refuses_another_version)
+{
+	char want[256];
+	struct sl_problem e = {0};
+
+	pin_map(sl_map_name(SLUICE_MAP_ABI), BPF_MAP_TYPE_ARRAY, SLUICE_ABI_VERSION + 1);
+	pin_map(sl_map_name(SLUICE_MAP_SERVICES), BPF_MAP_TYPE_HASH, 1);
+	cr_assert_eq(sl_abi_check(dir, &e), -EPROTO, "a v%d stamp was accepted",
+		     SLUICE_ABI_VERSION + 1);
+	cr_expect_eq(e.env, 1, "an environment error: exit 3");
+	snprintf(want, sizeof(want),
+		 "pinned state under %s has ABI v%d, this sluiced has v%d: run `sluiced "
+		 "--teardown` first",
+		 dir, SLUICE_ABI_VERSION + 1, SLUICE_ABI_VERSION);
+	cr_expect_str_eq(e.msg, want);
+}
+
+Test(abi, refuses_what_is_not_a_stamp)
+{
+	struct sl_problem e = {0};
+
+	pin_map(sl_map_name(SLUICE_MAP_ABI), BPF_MAP_TYPE_HASH, SLUICE_ABI_VERSION);
+	cr_assert_eq(sl_abi_check(dir, &e), -EPROTO);
+	cr_expect_eq(e.env, 1);
+	cr_expect(strstr(e.msg, "is not a sluice ABI stamp: run `sluiced --teardown` first"), "%s",
+		  e.msg);
+}
+
+/* Pins from before the stamp are version 1. */
+Test(abi, unstamped_pins_are_version_1)
+{
+	struct sl_problem e = {0};
+
+	pin_map(sl_map_name(SLUICE_MAP_SERVICES), BPF_MAP_TYPE_HASH, 1);
+	cr_expect_eq(sl_abi_check(dir, &e), SLUICE_ABI_VERSION == 1 ? 0 : -EPROTO, "%s", e.msg);
+}
+
+Test(abi, stamp_is_ours_private_and_frozen)
+{
+	__u32 key = 0, version = 0, other = SLUICE_ABI_VERSION + 1;
+	struct sl_problem e = {0};
+	char path[256];
+	struct stat st;
+	int fd;
+
+	cr_assert_eq(sl_abi_stamp(dir, &e), 0, "%s", e.msg);
+	cr_assert_eq(sl_abi_stamp(dir, &e), 0, "a second stamp: %s", e.msg);
+	cr_expect_eq(sl_abi_check(dir, &e), 0, "%s", e.msg);
+	snprintf(path, sizeof(path), "%s/%s", dir, sl_map_name(SLUICE_MAP_ABI));
+	cr_assert(!stat(path, &st));
+	cr_expect_eq(st.st_mode & 0777, 0600);
+	fd = bpf_obj_get(path);
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_expect(!bpf_map_lookup_elem(fd, &key, &version));
+	cr_expect_eq(version, SLUICE_ABI_VERSION);
+	cr_expect(bpf_map_update_elem(fd, &key, &other, BPF_ANY), "the stamp can be rewritten");
+	close(fd);
 }

@@ -474,6 +474,16 @@ enum sluice_map {
 	SLUICE_MAP__COUNT,
 };
 
+/*
+ * The version of this file's layouts and of the map list, as pinned state
+ * carries it: sluice_abi, an array of one frozen __u32 entry that the agent
+ * creates and pins beside the maps. A sluiced adopts pinned state only of its
+ * own version; pins without the stamp predate it and are version 1. Bump it
+ * whenever a key, value, map type or map meaning changes, or a map is added
+ * or removed.
+ */
+#define SLUICE_ABI_VERSION 1
+
 /* TC flow metrics
  *
  * bpf/tc_flow.bpf.c counts, on the clsact hooks of the chosen interfaces,

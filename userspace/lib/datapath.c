@@ -5,9 +5,10 @@
  * pinned maps, so later objects share the maps the first one pinned) ->
  * attach or adopt each link -> pin. One cleanup path, in reverse.
  *
- * Adoption: pinned maps are reused when each has the type, key and value
- * sizes and capacity the object asks for. When a link is already pinned for
- * a program, the new program is swapped into it with
+ * Adoption: pinned state is taken over only when its ABI stamp (sluice_abi)
+ * says it is of this build's SLUICE_ABI_VERSION, and each pinned map has the
+ * type, key and value sizes and capacity the object asks for. When a link is
+ * already pinned for a program, the new program is swapped into it with
  * bpf_link__update_program(), an atomic replacement, so there is never a
  * moment with no program attached.
  */
@@ -312,8 +313,9 @@ static int open_failed(const char *name, struct sl_problem *e)
 }
 
 /*
- * The objects in load order: sock_lb creates and pins the shared maps,
- * sockops and redirect reuse them.
+ * The objects in load order: sock_lb creates and pins the shared maps (and,
+ * once it has, the ABI stamp goes beside them), sockops and redirect reuse
+ * them.
  */
 static int load_objs(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem *e)
 {
@@ -326,6 +328,8 @@ static int load_objs(struct sl_dp *dp, const struct sl_config *cfg, struct sl_pr
 		return open_failed("sock_lb", e);
 	dp_obj_sock_lb(&o, dp->sock_lb);
 	err = load_obj(dp, &o, cfg, e);
+	if (!err)
+		err = sl_abi_stamp(dp->bpffs, e);
 	if (err)
 		return err;
 
@@ -396,6 +400,8 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem 
 		goto fail;
 	}
 	err = sl_ensure_bpffs(dp->bpffs, e);
+	if (!err)
+		err = sl_abi_check(dp->bpffs, e);
 	if (err)
 		goto fail;
 	snprintf(links, sizeof(links), "%s/links", dp->bpffs);

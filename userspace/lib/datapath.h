@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The datapath's lifecycle: load the skeletons (reusing pinned maps), attach
- * or adopt the cgroup links, pin everything, and tear it all down.
+ * The datapath's lifecycle: load the skeletons (reusing pinned maps of the
+ * same ABI version), attach or adopt the cgroup links, pin everything, and
+ * tear it all down.
  */
 #ifndef SLUICE_DATAPATH_H
 #define SLUICE_DATAPATH_H
@@ -11,7 +12,7 @@
 
 #include "config.h"
 #include "maps.h"
-#include "pins.h" /* sl_ensure_bpffs, sl_pin_check, ... */
+#include "pins.h" /* sl_ensure_bpffs, sl_pin_check, sl_abi_check, ... */
 
 #define SL_DP_PROGS 16
 

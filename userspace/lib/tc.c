@@ -564,6 +564,9 @@ static int load(struct sl_tc *tc, struct sl_problem *e)
 	struct bpf_map *map;
 	int err;
 
+	err = sl_abi_check(tc->bpffs, e);
+	if (err)
+		return err;
 	/* The skeleton opens the ELF embedded in it (tc_flow__elf_bytes()). */
 	tc->skel = tc_flow__open_opts(&opts);
 	if (!tc->skel)
@@ -593,7 +596,7 @@ static int load(struct sl_tc *tc, struct sl_problem *e)
 		if (path && chmod(path, 0600))
 			return sl_problem_sys(e, 0, -errno, "chmod %s: %s", path, strerror(errno));
 	}
-	return 0;
+	return sl_abi_stamp(tc->bpffs, e);
 }
 
 /* Drop the counters of interfaces a previous run watched and this one does
@@ -779,8 +782,8 @@ int sl_tc_teardown(const char *bpffs, struct sl_problem *e)
 		return 0;
 	if (!sl_is_bpffs(bpffs))
 		return sl_problem_sys(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
-	/* The maps shared with the socket datapath are its to remove, unless
-	 * there is none: then this object made them alone. */
+	/* The maps shared with the socket datapath, and the ABI stamp, are its
+	 * to remove, unless there is none: then this object made them alone. */
 	snprintf(path, sizeof(path), "%s/%s", bpffs, sl_map_name(SLUICE_MAP_FRONTENDS));
 	alone = access(path, F_OK) && errno == ENOENT;
 	for (unsigned int id = 0; id < SLUICE_MAP__COUNT; id++) {
