@@ -56,7 +56,7 @@ int sl_maps_id_limits(const struct sl_maps *m, uint32_t *max_svc_id, uint32_t *m
 
 int sl_maps_read_state(const struct sl_maps *m, struct sl_state *st);
 
-/* Carry a plan out; the scheme is described in maps.c. Ids of backends it
+/* Carry a plan out; the scheme is described in maps_apply.c. Ids of backends it
  * retired are appended to *dead (the caller reaps them after a grace period).
  * -errno on the first failure. */
 int sl_maps_apply(const struct sl_maps *m, const struct sl_plan *plan, uint32_t **dead,

@@ -5,11 +5,8 @@
  * the interfaces of this netns and attach, or replace, a filter on the
  * ingress and egress hooks of each matching one -> keep following link
  * events on a netlink socket. One cleanup path (sl_tc_close), which leaves
- * the filters attached.
- *
- * A filter is sluice's when it sits at SL_TC_HANDLE/SL_TC_PRIORITY and runs
- * a program whose name begins with SL_TC_PROG_PREFIX. A filter of another
- * program at that slot is never replaced or removed.
+ * the filters attached. The filters themselves are tc_filter.c's; reading
+ * the maps back is tc_read.c's.
  */
 
 /* glibc's net/if.h (through tc.h) before any linux/if.h, which libnl pulls in. */
@@ -44,6 +41,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pins.h"
+#include "tc_filter.h"
 
 /* Room for the link events that arrive between two sl_tc_on_readable calls;
  * an overrun is survived by a full resync. */
@@ -59,12 +57,7 @@ struct sl_tc {
 	int *skipped; /* matching, but not a device the programs can parse */
 	size_t n_skipped, cap_skipped;
 	char bpffs[PATH_MAX];
-	__u32 prog_ids[SLUICE_TC_DIR__MAX]; /* of the programs loaded here */
-};
-
-static const enum bpf_tc_attach_point hooks[SLUICE_TC_DIR__MAX] = {
-    [SLUICE_TC_INGRESS] = BPF_TC_INGRESS,
-    [SLUICE_TC_EGRESS] = BPF_TC_EGRESS,
+	struct sl_tc_progs progs; /* loaded here */
 };
 
 /* tc_flow's maps by id, from the skeleton (NULL: not in tc_flow): its own,
@@ -105,148 +98,6 @@ static int nl_to_errno(int nlerr)
 	default:
 		return -EIO;
 	}
-}
-
-/* --- filters ------------------------------------------------------------------------------ */
-
-/* libbpf logs the kernel's answer to every failed tc request, and the
- * probes below fail by design (no qdisc, empty slot): they run with libbpf's
- * printing off (NULL), and put the caller's printer back after. */
-
-/* 1 if program 'id' is one of sluice's tc programs, 0 if not, -errno. The
- * programs tc (may be NULL) loaded are known by id. Any other is opened by id,
- * which needs CAP_SYS_ADMIN: the agent does that only at start, to adopt what
- * a previous run attached, and then drops the capability. */
-static int prog_is_sluice(const struct sl_tc *tc, __u32 id)
-{
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-	int fd, err = 0;
-
-	for (int d = 0; tc && d < SLUICE_TC_DIR__MAX; d++)
-		if (tc->prog_ids[d] && tc->prog_ids[d] == id)
-			return 1;
-	fd = bpf_prog_get_fd_by_id(id);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		err = -errno;
-	close(fd);
-	if (err)
-		return err;
-	return !strncmp(info.name, SL_TC_PROG_PREFIX, strlen(SL_TC_PROG_PREFIX));
-}
-
-/* The program id in sluice's slot of one hook: 0 and *id, or -ENOENT when
- * the slot (or the clsact qdisc) is empty. */
-static int slot_query(int ifindex, enum bpf_tc_attach_point ap, __u32 *id)
-{
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ap);
-	LIBBPF_OPTS(bpf_tc_opts, q, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY);
-	libbpf_print_fn_t print = libbpf_set_print(NULL);
-	int err = bpf_tc_query(&hook, &q);
-
-	libbpf_set_print(print);
-	/* No clsact qdisc reads as EINVAL. */
-	if (err == -ENOENT || err == -EINVAL)
-		return -ENOENT;
-	if (err)
-		return err;
-	*id = q.prog_id;
-	return 0;
-}
-
-/* Remove sluice's filter from one hook. 1 if one was removed, 0 if there was
- * none (or another program's), -errno. */
-static int detach_hook(const struct sl_tc *tc, int ifindex, enum bpf_tc_attach_point ap)
-{
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ap);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY);
-	__u32 id = 0;
-	int err;
-
-	err = slot_query(ifindex, ap, &id);
-	if (err == -ENOENT)
-		return 0;
-	if (err)
-		return err;
-	err = prog_is_sluice(tc, id);
-	if (err <= 0)
-		return err;
-	err = bpf_tc_detach(&hook, &opts);
-	if (err == -ENOENT)
-		return 0;
-	return err ? err : 1;
-}
-
-/* Remove sluice's filters from both hooks of an interface; logs what it did. */
-static int detach_if(const struct sl_tc *tc, int ifindex, const char *name, const char *why,
-		     struct sl_problem *e)
-{
-	int removed = 0;
-
-	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
-		int err = detach_hook(tc, ifindex, hooks[d]);
-
-		if (err == -ENODEV)
-			return 0; /* gone meanwhile, and its filters with it */
-		if (err < 0)
-			return sl_problem_sys(e, 0, err, "detach tc %s filter from %s: %s",
-					      sl_tc_dir_name(d), name, strerror(-err));
-		removed |= err;
-	}
-	if (removed)
-		sl_info("tc detached", "interface=%s ifindex=%d reason=%s", name, ifindex, why);
-	return 0;
-}
-
-/* Attach (or replace in place) both programs on one interface. */
-static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_problem *e)
-{
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	const struct bpf_program *progs[SLUICE_TC_DIR__MAX] = {
-	    [SLUICE_TC_INGRESS] = tc->skel->progs.sluice_tc_ingress,
-	    [SLUICE_TC_EGRESS] = tc->skel->progs.sluice_tc_egress,
-	};
-	libbpf_print_fn_t print;
-	int replaced = 0, err;
-
-	/* Creates the clsact qdisc, which holds both hooks (EEXIST: there). */
-	print = libbpf_set_print(NULL);
-	err = bpf_tc_hook_create(&hook);
-	libbpf_set_print(print);
-	if (err && err != -EEXIST)
-		return sl_problem_sys(e, err == -EPERM, err, "create clsact qdisc on %s: %s%s",
-				      name, strerror(-err),
-				      err == -EPERM ? " (need CAP_NET_ADMIN)" : "");
-	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
-		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY,
-			    .prog_fd = bpf_program__fd(progs[d]), .flags = BPF_TC_F_REPLACE);
-		__u32 id = 0;
-
-		hook.attach_point = hooks[d];
-		err = slot_query(ifindex, hooks[d], &id);
-		if (!err) {
-			err = prog_is_sluice(tc, id);
-			if (err == 0)
-				return sl_problem_sys(
-				    e, 0, -EEXIST,
-				    "tc %s filter handle 0x%x priority %u on %s runs "
-				    "program %u, which is not sluice's: not replacing it",
-				    sl_tc_dir_name(d), SL_TC_HANDLE, SL_TC_PRIORITY, name, id);
-			replaced = 1;
-		}
-		if (err < 0 && err != -ENOENT)
-			return sl_problem_sys(e, 0, err, "query tc %s filters of %s: %s",
-					      sl_tc_dir_name(d), name, strerror(-err));
-		err = bpf_tc_attach(&hook, &opts);
-		if (err)
-			return sl_problem_sys(e, err == -EPERM, err,
-					      "attach tc %s program to %s: %s", sl_tc_dir_name(d),
-					      name, strerror(-err));
-	}
-	sl_info("tc attached", "interface=%s ifindex=%d replaced=%d", name, ifindex, replaced);
-	return 0;
 }
 
 /* --- the interface list ------------------------------------------------------------------- */
@@ -353,7 +204,7 @@ static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct 
 		return 0;
 	}
 	if (cur) {
-		err = detach_if(tc, ifindex, name, "renamed", e);
+		err = sl_tc_filter_detach(&tc->progs, ifindex, name, "renamed", e);
 		forget_if(tc, cur, "renamed");
 		return err;
 	}
@@ -366,7 +217,7 @@ static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct 
 		skip(tc, ifindex, name, arptype);
 		return 0;
 	}
-	err = attach_if(tc, ifindex, name, e);
+	err = sl_tc_filter_attach(&tc->progs, ifindex, name, e);
 	if (err == -ENODEV || err == -ENXIO)
 		return 0;
 	if (err)
@@ -439,7 +290,7 @@ static int resync_one(void *arg, struct rtnl_link *link, struct sl_problem *e)
 	 * matches. */
 	if (!err && name && !find_if(c->tc, ifindex) &&
 	    !sl_tc_glob_match((const char *const *)c->tc->globs, c->tc->n_globs, name))
-		err = detach_if(c->tc, ifindex, name, "not_matched", e);
+		err = sl_tc_filter_detach(&c->tc->progs, ifindex, name, "not_matched", e);
 	if (!err)
 		return 0;
 	/* Lacking privileges fails open; one interface's other trouble must
@@ -586,8 +437,9 @@ static int load(struct sl_tc *tc, struct sl_problem *e)
 		struct bpf_prog_info info = {};
 		__u32 len = sizeof(info);
 
-		if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
-			tc->prog_ids[d] = info.id;
+		tc->progs.fd[d] = bpf_program__fd(prog);
+		if (!bpf_obj_get_info_by_fd(tc->progs.fd[d], &info, &len))
+			tc->progs.id[d] = info.id;
 	}
 	bpf_object__for_each_map(map, tc->skel->obj)
 	{
@@ -766,7 +618,8 @@ static int teardown_one(void *arg, struct rtnl_link *link, struct sl_problem *e)
 	(void)arg;
 	if (rtnl_link_get_family(link) != AF_UNSPEC)
 		return 0;
-	return detach_if(NULL, rtnl_link_get_ifindex(link), name ? name : "?", "teardown", e);
+	return sl_tc_filter_detach(NULL, rtnl_link_get_ifindex(link), name ? name : "?", "teardown",
+				   e);
 }
 
 int sl_tc_teardown(const char *bpffs, struct sl_problem *e)
@@ -799,107 +652,5 @@ int sl_tc_teardown(const char *bpffs, struct sl_problem *e)
 	/* The directory goes too when nothing else is pinned there. */
 	if (rmdir(bpffs) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
 		return sl_problem_sys(e, 0, -errno, "rmdir %s: %s", bpffs, strerror(errno));
-	return 0;
-}
-
-int sl_tc_open_pinned(const char *bpffs, int rdonly, int *if_stats_fd, int *flows_fd)
-{
-	LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = rdonly ? BPF_F_RDONLY : 0);
-	const enum sluice_map ids[] = {SLUICE_MAP_TC_IF_STATS, SLUICE_MAP_TC_FLOWS};
-	int *fds[] = {if_stats_fd, flows_fd};
-	char path[PATH_MAX + 64];
-
-	*if_stats_fd = *flows_fd = -1;
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", bpffs, sl_map_name(ids[i]));
-		*fds[i] = bpf_obj_get_opts(path, &opts);
-		if (*fds[i] < 0) {
-			int err = -errno;
-
-			if (*if_stats_fd >= 0)
-				close(*if_stats_fd);
-			*if_stats_fd = *flows_fd = -1;
-			return err;
-		}
-	}
-	return 0;
-}
-
-int sl_tc_read_if_stats(int map_fd, int ifindex, enum sluice_tc_dir dir, struct sl_tc_counters *out)
-{
-	struct sluice_tc_if_key key = {.ifindex = (__u32)ifindex, .dir = dir};
-	struct sluice_tc_if_stats sum;
-	int err;
-
-	memset(out, 0, sizeof(*out));
-	err = sl_percpu_sum(map_fd, &key, &sum, sizeof(sum));
-	if (err)
-		return err == -ENOENT ? 0 : err; /* never seen: zeros */
-	out->packets = sum.packets;
-	out->bytes = sum.bytes;
-	out->untracked = sum.untracked;
-	return 0;
-}
-
-int sl_tc_read_flows(int map_fd, struct sl_tc_flow_entry **out, size_t *n)
-{
-	struct sluice_tc_flow_key *keys = NULL;
-	struct sluice_tc_flow *vals = NULL;
-	struct sl_tc_flow_entry *all = NULL;
-	size_t have = 0, cap = 0;
-	__u32 chunk = 256, batch = 0;
-	int err = 0, first = 1;
-
-	*out = NULL;
-	*n = 0;
-	for (;;) {
-		__u32 count = chunk;
-
-		if (!keys) {
-			keys = calloc(chunk, sizeof(*keys));
-			vals = calloc(chunk, sizeof(*vals));
-			if (!keys || !vals) {
-				err = -ENOMEM;
-				break;
-			}
-		}
-		err = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, keys, vals,
-					   &count, NULL);
-		if (err && errno == ENOSPC && count == 0) {
-			/* A hash bucket holds more than a chunk: retry bigger. */
-			free(keys);
-			free(vals);
-			keys = NULL;
-			vals = NULL;
-			chunk *= 2;
-			continue;
-		}
-		if (err && errno != ENOENT) {
-			err = -errno;
-			break;
-		}
-		if (SL_ENSURE(&all, &cap, have + count)) {
-			err = -ENOMEM;
-			break;
-		}
-		for (__u32 i = 0; i < count; i++) {
-			all[have].key = keys[i];
-			all[have].flow = vals[i];
-			have++;
-		}
-		if (err) { /* ENOENT: that was the last batch */
-			err = 0;
-			break;
-		}
-		first = 0;
-	}
-	free(keys);
-	free(vals);
-	if (err) {
-		free(all);
-		return err;
-	}
-	*out = all;
-	*n = have;
 	return 0;
 }
