@@ -90,8 +90,12 @@ $(BUILD)/commit.h: FORCE | $(BUILD)
 $(BUILD)/userspace/lib/kfeatures.o: $(BUILD)/commit.h
 .PHONY: FORCE
 
-# Userspace objects that include a skeleton must wait for it.
-$(LIB_OBJS) $(AGENT_OBJS) $(CLI_OBJS) $(TEST_OBJS): $(SKELS)
+# An object that includes a skeleton must wait for it before its first compile (then the -MMD
+# deps track it): each such source names its skeletons in `#include "NAME.skel.h"` lines.
+SKEL_USERS   := $(shell grep -l '^\#include "[a-z_]*\.skel\.h"' $(LIB_SRCS) $(TEST_SRCS) \
+                userspace/agent/*.c userspace/cli/*.c 2>/dev/null)
+$(foreach src,$(SKEL_USERS),$(eval $(BUILD)/$(src:.c=.o): $(addprefix $(BUILD)/, \
+	$(shell sed -n 's/^\#include "\([a-z_]*\.skel\.h\)".*/\1/p' $(src)))))
 
 # Switching SAN on or off rebuilds every object and tool: they depend on this stamp, which is
 # rewritten only when the sanitizer flags change (so `make test SAN=1`, then `make test`, works).

@@ -179,4 +179,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_redir_pending SEC(".maps");
 
+/* Every map that include/sluice/maps.def gives these objects is defined above
+ * or in shared_maps.h: one listed there but not defined fails the build here.
+ * (One defined here but not listed there, the agent refuses to load.) */
+#define SLUICE_MAP_DEFINED_SOCK(name)	_Static_assert(sizeof(name) > 0, #name);
+#define SLUICE_MAP_DEFINED_SHARED(name) SLUICE_MAP_DEFINED_SOCK(name)
+#define SLUICE_MAP_DEFINED_TC(name)
+#define SLUICE_MAP_DEFINED_AGENT(name)
+
+#define SLUICE_MAP(id, name, field, objects, fd, capacity) SLUICE_MAP_DEFINED_##objects(name)
+#include <sluice/maps.def>
+#undef SLUICE_MAP
+#undef SLUICE_MAP_DEFINED_SOCK
+#undef SLUICE_MAP_DEFINED_SHARED
+#undef SLUICE_MAP_DEFINED_TC
+#undef SLUICE_MAP_DEFINED_AGENT
+
 #endif /* SLUICE_BPF_MAPS_H */

@@ -93,6 +93,7 @@ union sluice_addr {
 	__u8 a8[16];
 	__u32 a32[4]; /* network order */
 };
+_Static_assert(sizeof(union sluice_addr) == 16, "addr size");
 
 /* sluice_frontends key: a service's virtual address. */
 struct sluice_frontend_key {
@@ -177,6 +178,7 @@ _Static_assert(sizeof(struct sluice_ipcache_key) == 20, "ipcache key size");
 struct sluice_identity_info {
 	char name[SLUICE_NAME_LEN];
 };
+_Static_assert(sizeof(struct sluice_identity_info) == SLUICE_NAME_LEN, "identity info size");
 
 #ifndef SLUICE_DEFAULT_IPCACHE
 #define SLUICE_DEFAULT_IPCACHE 16384
@@ -274,6 +276,7 @@ struct sluice_hist {
 	__u64 overflow;
 	__u64 sum_us;
 };
+_Static_assert(sizeof(struct sluice_hist) == 8 * (SLUICE_HIST_BUCKETS + 2), "hist size");
 
 /* sluice_svc_hist value (per-CPU), keyed by service id. */
 struct sluice_svc_hist {
@@ -391,6 +394,7 @@ struct sluice_global_stats {
 	__u64 redirected_bytes; /* sent socket to socket by sk_msg */
 	__u64 redirected_conns; /* connections whose two ends were paired */
 };
+_Static_assert(sizeof(struct sluice_global_stats) == 24, "global stats size");
 
 /* sluice_sockhash key: one established TCP socket of this node, as seen from
  * itself. The netns cookie keeps apart sockets whose addresses repeat in
@@ -415,11 +419,13 @@ struct sluice_sockops_cfg {
 	__u32 redirect_local; /* agent.redirect: local */
 	__u32 pad;
 };
+_Static_assert(sizeof(struct sluice_sockops_cfg) == 8, "sockops cfg size");
 
 /* sluice_svc_stats value (per-CPU), keyed by service id. */
 struct sluice_svc_stats {
 	__u64 rejected[SLUICE_DROP__MAX]; /* by enum sluice_drop_reason */
 };
+_Static_assert(sizeof(struct sluice_svc_stats) == 8 * SLUICE_DROP__MAX, "svc stats size");
 
 /* sluice_affinity key (LRU): one client of one service. A client is its
  * network namespace and, when the socket is bound, its address. */
@@ -460,30 +466,23 @@ struct sluice_revnat {
 };
 _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 
-/* Map pin names, also the names in the BPF object. */
-#define SLUICE_MAP_FRONTENDS	 "sluice_frontends"
-#define SLUICE_MAP_SERVICES	 "sluice_services"
-#define SLUICE_MAP_SVC_INFO	 "sluice_svc_info"
-#define SLUICE_MAP_SLOTS	 "sluice_slots"
-#define SLUICE_MAP_TABLES	 "sluice_tables"
-#define SLUICE_MAP_BACKENDS	 "sluice_backends"
-#define SLUICE_MAP_BACKEND_STATS "sluice_backend_stats"
-#define SLUICE_MAP_SVC_STATS	 "sluice_svc_stats"
-#define SLUICE_MAP_RR		 "sluice_rr"
-#define SLUICE_MAP_REVNAT	 "sluice_revnat"
-#define SLUICE_MAP_SK_BACKEND	 "sluice_sk_backend"
-#define SLUICE_MAP_SVC_HIST	 "sluice_svc_hist"
-#define SLUICE_MAP_EVENTS	 "sluice_events"
-#define SLUICE_MAP_GLOBAL_STATS	 "sluice_global_stats"
-#define SLUICE_MAP_SETTINGS	 "sluice_settings"
-#define SLUICE_MAP_SOCKHASH	 "sluice_sockhash"
-#define SLUICE_MAP_BACKEND_RT	 "sluice_backend_rt"
-#define SLUICE_MAP_SVC_RT	 "sluice_svc_rt"
-#define SLUICE_MAP_AFFINITY	 "sluice_affinity"
-#define SLUICE_MAP_CGROUP_IDS	 "sluice_cgroup_ids"
-#define SLUICE_MAP_IPCACHE	 "sluice_ipcache"
-#define SLUICE_MAP_POLICY_BES	 "sluice_policy_backends"
-#define SLUICE_MAP_IDENTITIES	 "sluice_identities"
+/* Every pinned map, by id; the list is maps.def. */
+enum sluice_map {
+#define SLUICE_MAP(id, ...) id,
+#include "maps.def"
+#undef SLUICE_MAP
+	SLUICE_MAP__COUNT,
+};
+
+/*
+ * The version of this file's layouts and of the map list, as pinned state
+ * carries it: sluice_abi, an array of one frozen __u32 entry that the agent
+ * creates and pins beside the maps. A sluiced adopts pinned state only of its
+ * own version; pins without the stamp predate it and are version 1. Bump it
+ * whenever a key, value, map type or map meaning changes, or a map is added
+ * or removed.
+ */
+#define SLUICE_ABI_VERSION 1
 
 /* TC flow metrics
  *
@@ -570,8 +569,5 @@ _Static_assert(sizeof(struct sluice_tc_flow) == 56, "tc flow size");
 #define SLUICE_TCP_RST 0x04
 #define SLUICE_TCP_PSH 0x08
 #define SLUICE_TCP_ACK 0x10
-
-#define SLUICE_MAP_TC_IF_STATS "sluice_tc_if_stats"
-#define SLUICE_MAP_TC_FLOWS    "sluice_tc_flows"
 
 #endif /* SLUICE_ABI_H */

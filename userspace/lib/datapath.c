@@ -1,36 +1,35 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * For each BPF object, in order: open (from the skeleton's embedded ELF) ->
- * set capacities -> load (libbpf reuses pinned maps, so later objects share
- * the maps the first one pinned) -> attach or adopt each link -> pin. One
- * cleanup path, in reverse.
+ * For each BPF object, in order, through its skeleton: open -> set
+ * capacities (skel->maps) and settings (skel->rodata) -> load (libbpf reuses
+ * pinned maps, so later objects share the maps the first one pinned) ->
+ * attach or adopt each link -> pin. One cleanup path, in reverse.
  *
- * Adoption: when a link is already pinned for a program, the new program is
- * swapped into it with bpf_link__update_program(), an atomic replacement, so
- * there is never a moment with no program attached.
+ * Adoption: pinned state is taken over only when its ABI stamp (sluice_abi)
+ * says it is of this build's SLUICE_ABI_VERSION, and each pinned map has the
+ * type, key and value sizes and capacity the object asks for. When a link is
+ * already pinned for a program, the new program is swapped into it with
+ * bpf_link__update_program(), an atomic replacement, so there is never a
+ * moment with no program attached.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <linux/capability.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
-#include <linux/magic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "sock_lb.skel.h"
 #include <sluice/abi.h>
 
 #include "redirect.skel.h"
+#include "sock_lb.skel.h"
 #include "sockops.skel.h"
 
 #include "datapath.h"
@@ -58,142 +57,92 @@ int sl_find_cgroup2(char *out, size_t len)
 	return found;
 }
 
-int sl_is_bpffs(const char *path)
+unsigned int sl_dp_capacity(const struct sl_limits *l, enum sluice_map map)
 {
-	struct statfs st;
+	/* The names the capacity column of maps.def is written in. */
+	const unsigned int services = l->services, backends = l->backends, revnat = l->revnat;
 
-	return !statfs(path, &st) && st.f_type == BPF_FS_MAGIC;
-}
-
-int sl_ensure_bpffs(const char *dir, struct sl_problem *e)
-{
-	char parent[PATH_MAX];
-	char *slash;
-
-	if (strlen(dir) >= sizeof(parent))
-		return sl_problem_sys(e, 0, -ENAMETOOLONG, "bpffs path %s is too long", dir);
-	strcpy(parent, dir);
-	slash = strrchr(parent, '/');
-	if (!slash || slash == parent)
-		return sl_problem_sys(e, 1, -EINVAL,
-				      "bpffs %s: must be a directory below a bpf mount", dir);
-	*slash = '\0';
-	if (sl_is_bpffs(parent))
-		return 0;
-	if (!strcmp(parent, "/sys/fs/bpf")) {
-		if (mkdir(parent, 0700) && errno != EEXIST)
-			return sl_problem_sys(e, 1, -errno, "mkdir %s: %s", parent,
-					      strerror(errno));
-		if (mount("bpf", parent, "bpf", 0, "mode=0700"))
-			return sl_problem_sys(e, 1, -errno, "mount bpffs at %s: %s", parent,
-					      strerror(errno));
-		return 0;
+	switch (map) {
+#define SLUICE_MAP(id, name, field, objects, fd, capacity)                                         \
+	case id:                                                                                   \
+		return capacity;
+#include <sluice/maps.def>
+#undef SLUICE_MAP
+	case SLUICE_MAP__COUNT:
+		break;
 	}
-	return sl_problem_sys(e, 1, -ENOTSUP, "%s is not on a bpf filesystem (mount -t bpf bpf %s)",
-			      parent, parent);
-}
-
-unsigned int sl_dp_capacity(const struct sl_limits *l, const char *map)
-{
-	/* Hashes get twice the configured room so that moving from one valid
-	 * config to another always fits; per-id arrays are indexed 1..2n. */
-	if (!strcmp(map, SLUICE_MAP_FRONTENDS) || !strcmp(map, SLUICE_MAP_SERVICES) ||
-	    !strcmp(map, SLUICE_MAP_SVC_INFO))
-		return 2 * l->services;
-	if (!strcmp(map, SLUICE_MAP_TABLES)) /* 2 generations of up to 8 views */
-		return 2 * SLUICE_MAX_SPLIT * l->services;
-	if (!strcmp(map, SLUICE_MAP_SVC_STATS) || !strcmp(map, SLUICE_MAP_RR) ||
-	    !strcmp(map, SLUICE_MAP_SVC_HIST) || !strcmp(map, SLUICE_MAP_SVC_RT))
-		return 2 * l->services + 1;
-	if (!strcmp(map, SLUICE_MAP_BACKENDS))
-		return 2 * l->backends;
-	if (!strcmp(map, SLUICE_MAP_SLOTS))
-		return 4 * l->backends;
-	if (!strcmp(map, SLUICE_MAP_BACKEND_STATS) || !strcmp(map, SLUICE_MAP_BACKEND_RT))
-		return 2 * l->backends + 1;
-	if (!strcmp(map, SLUICE_MAP_AFFINITY))
-		return SLUICE_DEFAULT_AFFINITY;
-	if (!strcmp(map, SLUICE_MAP_POLICY_BES))
-		return 2 * l->backends;
-	if (!strcmp(map, SLUICE_MAP_REVNAT))
-		return l->revnat;
-	if (!strcmp(map, SLUICE_MAP_SOCKHASH) || !strcmp(map, "sluice_redir_pending"))
-		return SLUICE_DEFAULT_SOCKHASH;
 	return 0;
 }
 
-int sl_pin_adopt_size(const char *dir, struct bpf_map *map)
-{
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	char path[PATH_MAX + 64];
-	int fd, err = 0;
+/* --- the objects ------------------------------------------------------------------------- */
 
-	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
-	fd = bpf_obj_get(path);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		err = -errno;
-	else if (info.max_entries != bpf_map__max_entries(map))
-		err = bpf_map__set_max_entries(map, info.max_entries);
-	close(fd);
-	return err;
+/* One loaded object, whatever its skeleton: its maps by id (NULL: not in
+ * this object), from skel->maps. */
+struct dp_obj {
+	const char *name;
+	struct bpf_object_skeleton *skel;
+	struct bpf_object *obj;
+	struct bpf_map *maps[SLUICE_MAP__COUNT];
+};
+
+/* maps.def's SOCK and SHARED maps are in each of the three objects. */
+#define DP_MAP_SOCK(id, name)	o->maps[id] = s->maps.name;
+#define DP_MAP_SHARED(id, name) o->maps[id] = s->maps.name;
+#define DP_MAP_TC(id, name)
+#define DP_MAP_AGENT(id, name)
+
+#define SLUICE_MAP(id, name, field, objects, fd, capacity) DP_MAP_##objects(id, name)
+
+static void dp_obj_sock_lb(struct dp_obj *o, const struct sock_lb *s)
+{
+	*o = (struct dp_obj){.name = "sock_lb", .skel = s->skeleton, .obj = s->obj};
+#include <sluice/maps.def>
 }
 
-int sl_pin_check(const char *dir, struct bpf_map *map, struct sl_problem *e)
+static void dp_obj_sockops(struct dp_obj *o, const struct sockops *s)
 {
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-	char path[PATH_MAX + 64];
-	int fd, err = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
-	fd = bpf_obj_get(path);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return sl_problem_sys(e, 0, -errno, "open pinned map %s: %s", path,
-				      strerror(errno));
-	}
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		err = -errno;
-	close(fd);
-	if (err)
-		return sl_problem_sys(e, 0, err, "inspect pinned map %s: %s", path, strerror(-err));
-	if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
-	    info.value_size != bpf_map__value_size(map))
-		return sl_problem_sys(
-		    e, 0, -EEXIST,
-		    "pinned map %s has another layout (from another sluice version?); "
-		    "run `sluiced --teardown` first",
-		    path);
-	if (info.max_entries != bpf_map__max_entries(map))
-		return sl_problem_sys(
-		    e, 0, -EEXIST,
-		    "pinned map %s holds %u entries but the config asks for %u; "
-		    "capacities change only with `sluiced --teardown` and a restart",
-		    path, info.max_entries, bpf_map__max_entries(map));
-	return 0;
+	*o = (struct dp_obj){.name = "sockops", .skel = s->skeleton, .obj = s->obj};
+#include <sluice/maps.def>
 }
+
+static void dp_obj_redirect(struct dp_obj *o, const struct redirect *s)
+{
+	*o = (struct dp_obj){.name = "redirect", .skel = s->skeleton, .obj = s->obj};
+#include <sluice/maps.def>
+}
+
+#undef SLUICE_MAP
+#undef DP_MAP_SOCK
+#undef DP_MAP_SHARED
+#undef DP_MAP_TC
+#undef DP_MAP_AGENT
 
 /* Set capacities, and refuse up front a pinned map that libbpf could not
  * reuse, with a message that says what to do. */
-static int prepare_maps(struct sl_dp *dp, struct bpf_object *obj, const struct sl_config *cfg,
+static int prepare_maps(struct sl_dp *dp, const struct dp_obj *o, const struct sl_config *cfg,
 			struct sl_problem *e)
 {
 	struct bpf_map *map;
 
-	bpf_object__for_each_map(map, obj)
+	bpf_object__for_each_map(map, o->obj)
 	{
 		const char *name = bpf_map__name(map);
-		unsigned int cap = sl_dp_capacity(&cfg->agent.limits, name);
+		unsigned int id, cap;
 		int err;
 
+		for (id = 0; id < SLUICE_MAP__COUNT && o->maps[id] != map; id++)
+			;
+		if (id == SLUICE_MAP__COUNT) {
+			if (!bpf_map__pin_path(map))
+				continue; /* .rodata and friends: not pinned */
+			return sl_problem_sys(
+			    e, 0, -EINVAL,
+			    "BPF object %s: map %s is not in include/sluice/maps.def", o->name,
+			    name);
+		}
+		cap = sl_dp_capacity(&cfg->agent.limits, id);
 		if (cap && bpf_map__set_max_entries(map, cap))
 			return sl_problem_sys(e, 0, -EINVAL, "set capacity of map %s", name);
-		if (!bpf_map__pin_path(map) && !cap)
-			continue; /* .rodata and friends: not pinned */
 		err = sl_pin_check(dp->bpffs, map, e);
 		if (err)
 			return err;
@@ -298,15 +247,12 @@ static int attach_one(struct sl_dp *dp, struct bpf_program *prog, unsigned long 
  */
 static int attach_sk_msg(struct sl_dp *dp, struct bpf_program *prog, struct sl_problem *e)
 {
-	/* The pinned map, shared by every object; objs[0] created it. */
-	struct bpf_map *map = bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_SOCKHASH);
+	/* The pinned map, shared by every object; sock_lb created it. */
+	struct bpf_map *map = dp->sock_lb->maps.sluice_sockhash;
 
-	if (!map)
-		return sl_problem_sys(e, 0, -ENOENT, "%s: no %s map", bpf_program__name(prog),
-				      SLUICE_MAP_SOCKHASH);
 	if (bpf_prog_attach(bpf_program__fd(prog), bpf_map__fd(map), BPF_SK_MSG_VERDICT, 0))
 		return sl_problem_sys(e, 0, -errno, "attach %s to %s: %s", bpf_program__name(prog),
-				      SLUICE_MAP_SOCKHASH, strerror(errno));
+				      bpf_map__name(map), strerror(errno));
 	return 0;
 }
 
@@ -321,13 +267,10 @@ static int has_cap(int cap)
 	return !!(data[cap / 32].effective & (1u << (cap % 32)));
 }
 
-static int pins_private(struct bpf_object *obj, struct sl_problem *e)
+static int pins_private(const struct dp_obj *o, struct sl_problem *e)
 {
-	struct bpf_map *map;
-
-	bpf_object__for_each_map(map, obj)
-	{
-		const char *path = bpf_map__pin_path(map);
+	for (unsigned int id = 0; id < SLUICE_MAP__COUNT; id++) {
+		const char *path = o->maps[id] ? bpf_map__pin_path(o->maps[id]) : NULL;
 		int err;
 
 		if (!path)
@@ -339,65 +282,16 @@ static int pins_private(struct bpf_object *obj, struct sl_problem *e)
 	return 0;
 }
 
-struct dp_obj {
-	const char *name;
-	const void *(*elf)(size_t *sz);
-	/* Fill the object's .rodata from the config; NULL if it has none. */
-	int (*rodata)(void *data, size_t len, const struct sl_config *cfg);
-};
-
-static int sockops_rodata(void *data, size_t len, const struct sl_config *cfg)
-{
-	struct sluice_sockops_cfg *c = data;
-
-	if (len != sizeof(*c))
-		return -EINVAL;
-	c->redirect_local = cfg->agent.redirect_local;
-	return 0;
-}
-
-/* In load order: the first creates and pins the shared maps. */
-static const struct dp_obj dp_objs[SL_DP_OBJS] = {
-    {"sock_lb", sock_lb__elf_bytes, NULL},
-    {"sockops", sockops__elf_bytes, sockops_rodata},
-    {"redirect", redirect__elf_bytes, NULL},
-};
-
-static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_config *cfg,
+/* Size, load (through the skeleton: libbpf creates or reuses the pins) and
+ * chmod the pins of an opened object. */
+static int load_obj(struct sl_dp *dp, const struct dp_obj *o, const struct sl_config *cfg,
 		    struct sl_problem *e)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = d->name, .pin_root_path = dp->bpffs);
-	struct bpf_object *obj;
-	const void *elf;
-	size_t sz;
-	int err;
+	int err = prepare_maps(dp, o, cfg, e);
 
-	elf = d->elf(&sz);
-	obj = bpf_object__open_mem(elf, sz, &opts);
-	if (!obj)
-		return sl_problem_sys(e, 0, -errno, "open BPF object %s: %s", d->name,
-				      strerror(errno));
-	dp->objs[dp->n_objs++] = obj;
-	err = prepare_maps(dp, obj, cfg, e);
 	if (err)
 		return err;
-	if (d->rodata) {
-		struct bpf_map *ro = bpf_object__find_map_by_name(obj, ".rodata");
-		const void *init = NULL;
-		size_t len = 0;
-		char buf[64];
-
-		if (ro)
-			init = bpf_map__initial_value(ro, &len);
-		if (!init || len > sizeof(buf))
-			return sl_problem_sys(e, 0, -EINVAL, "BPF object %s: unexpected .rodata",
-					      d->name);
-		memcpy(buf, init, len);
-		if (d->rodata(buf, len, cfg) || bpf_map__set_initial_value(ro, buf, len))
-			return sl_problem_sys(e, 0, -EINVAL,
-					      "BPF object %s: unexpected .rodata layout", d->name);
-	}
-	err = bpf_object__load(obj);
+	err = bpf_object__load_skeleton(o->skel);
 	if (err) {
 		/* Without CAP_PERFMON the verifier also walks speculative paths:
 		 * the socket programs then exceed its limits (E2BIG, or EFAULT). */
@@ -405,17 +299,79 @@ static int load_obj(struct sl_dp *dp, const struct dp_obj *d, const struct sl_co
 			   ((err == -E2BIG || err == -EFAULT) && !has_cap(CAP_PERFMON));
 
 		return sl_problem_sys(
-		    e, priv, err, "load BPF object %s: %s%s", d->name, strerror(-err),
+		    e, priv, err, "load BPF object %s: %s%s", o->name, strerror(-err),
 		    priv ? " (missing privileges: CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; "
 			   "or the kernel's verifier refused it: see the log above)"
 			 : "");
 	}
-	return pins_private(obj, e);
+	return pins_private(o, e);
+}
+
+static int open_failed(const char *name, struct sl_problem *e)
+{
+	return sl_problem_sys(e, 0, -errno, "open BPF object %s: %s", name, strerror(errno));
+}
+
+/*
+ * The objects in load order: sock_lb creates and pins the shared maps (and,
+ * once it has, the ABI stamp goes beside them), sockops and redirect reuse
+ * them.
+ */
+static int load_objs(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem *e)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = dp->bpffs);
+	struct dp_obj o;
+	int err;
+
+	dp->sock_lb = sock_lb__open_opts(&opts);
+	if (!dp->sock_lb)
+		return open_failed("sock_lb", e);
+	dp_obj_sock_lb(&o, dp->sock_lb);
+	err = load_obj(dp, &o, cfg, e);
+	if (!err)
+		err = sl_abi_stamp(dp->bpffs, e);
+	if (err)
+		return err;
+
+	dp->sockops = sockops__open_opts(&opts);
+	if (!dp->sockops)
+		return open_failed("sockops", e);
+	dp->sockops->rodata->sl_cfg.redirect_local = cfg->agent.redirect_local;
+	dp_obj_sockops(&o, dp->sockops);
+	err = load_obj(dp, &o, cfg, e);
+	if (err)
+		return err;
+
+	dp->redirect = redirect__open_opts(&opts);
+	if (!dp->redirect)
+		return open_failed("redirect", e);
+	dp_obj_redirect(&o, dp->redirect);
+	return load_obj(dp, &o, cfg, e);
+}
+
+/* Attach every program of obj: sk_msg to the sockhash, the rest to the cgroup. */
+static int attach_obj(struct sl_dp *dp, struct bpf_object *obj, unsigned long long cg_id,
+		      struct sl_problem *e)
+{
+	struct bpf_program *prog;
+	int err;
+
+	bpf_object__for_each_program(prog, obj)
+	{
+		if (dp->n_links == SL_DP_PROGS)
+			return sl_problem_sys(e, 0, -E2BIG, "more programs than links");
+		if (bpf_program__type(prog) == BPF_PROG_TYPE_SK_MSG)
+			err = attach_sk_msg(dp, prog, e);
+		else
+			err = attach_one(dp, prog, cg_id, e);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem *e)
 {
-	struct bpf_program *prog;
 	unsigned long long cg_id = 0;
 	char links[PATH_MAX + 8];
 	int err;
@@ -444,6 +400,8 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem 
 		goto fail;
 	}
 	err = sl_ensure_bpffs(dp->bpffs, e);
+	if (!err)
+		err = sl_abi_check(dp->bpffs, e);
 	if (err)
 		goto fail;
 	snprintf(links, sizeof(links), "%s/links", dp->bpffs);
@@ -453,39 +411,21 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem 
 		goto fail;
 	}
 
-	for (size_t i = 0; i < sizeof(dp_objs) / sizeof(dp_objs[0]); i++) {
-		err = load_obj(dp, &dp_objs[i], cfg, e);
-		if (err)
-			goto fail;
-	}
-	for (size_t i = 0; i < dp->n_objs; i++) {
-		bpf_object__for_each_program(prog, dp->objs[i])
-		{
-			if (dp->n_links == SL_DP_PROGS) {
-				err = sl_problem_sys(e, 0, -E2BIG, "more programs than links");
-				goto fail;
-			}
-			if (bpf_program__type(prog) == BPF_PROG_TYPE_SK_MSG)
-				err = attach_sk_msg(dp, prog, e);
-			else
-				err = attach_one(dp, prog, cg_id, e);
-			if (err)
-				goto fail;
-		}
-	}
-	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++) {
-		struct bpf_map *map = bpf_object__find_map_by_name(dp->objs[0], sl_map_names[i]);
-
-		if (!map) {
-			err = sl_problem_sys(e, 0, -ENOENT, "map %s missing from the BPF object",
-					     sl_map_names[i]);
-			goto fail;
-		}
-		*sl_maps_fd(&dp->maps, i) = bpf_map__fd(map);
-	}
-	dp->events_fd = bpf_map__fd(bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_EVENTS));
-	dp->settings_fd =
-	    bpf_map__fd(bpf_object__find_map_by_name(dp->objs[0], SLUICE_MAP_SETTINGS));
+	err = load_objs(dp, cfg, e);
+	if (!err)
+		err = attach_obj(dp, dp->sock_lb->obj, cg_id, e);
+	if (!err)
+		err = attach_obj(dp, dp->sockops->obj, cg_id, e);
+	if (!err)
+		err = attach_obj(dp, dp->redirect->obj, cg_id, e);
+	if (err)
+		goto fail;
+#define SLUICE_MAP(id, name, field, objects, fd, capacity)                                         \
+	SL_MAPS_IF_##fd(dp->maps.field = bpf_map__fd(dp->sock_lb->maps.name);)
+#include <sluice/maps.def>
+#undef SLUICE_MAP
+	dp->events_fd = bpf_map__fd(dp->sock_lb->maps.sluice_events);
+	dp->settings_fd = bpf_map__fd(dp->sock_lb->maps.sluice_settings);
 	return 0;
 fail:
 	sl_dp_close(dp);
@@ -497,8 +437,12 @@ void sl_dp_close(struct sl_dp *dp)
 	/* Links are pinned: destroying our handle does not detach them. */
 	while (dp->n_links)
 		bpf_link__destroy(dp->links[--dp->n_links]);
-	while (dp->n_objs)
-		bpf_object__close(dp->objs[--dp->n_objs]);
+	redirect__destroy(dp->redirect);
+	sockops__destroy(dp->sockops);
+	sock_lb__destroy(dp->sock_lb);
+	dp->redirect = NULL;
+	dp->sockops = NULL;
+	dp->sock_lb = NULL;
 	if (dp->cgroup_fd >= 0)
 		close(dp->cgroup_fd);
 	dp->cgroup_fd = -1;

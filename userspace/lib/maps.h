@@ -10,33 +10,41 @@
 
 #include "plan.h"
 
+/* For expanding include/sluice/maps.def: the fd column keeps (FD) or drops
+ * (NOFD) what follows. */
+#define SL_MAPS_IF_FD(...) __VA_ARGS__
+#define SL_MAPS_IF_NOFD(...)
+
+/* The maps agent and CLI use as plain fds, in maps.def's order. */
 struct sl_maps {
-	int frontends;
-	int services;
-	int svc_info;
-	int slots;
-	int tables;
-	int backends;
-	int backend_stats;
-	int svc_stats;
-	int rr;
-	int revnat;
-	int svc_hist;
-	int global_stats;
-	int sockhash;
-	int backend_rt;
-	int svc_rt;
-	int affinity;
-	int cgroup_ids;
-	int ipcache;
-	int policy_bes;
-	int identities;
+#define SLUICE_MAP(id, name, field, objects, fd, capacity) SL_MAPS_IF_##fd(int field;)
+#include <sluice/maps.def>
+#undef SLUICE_MAP
 };
 
-/* Name of each map, in struct order, for loops over all of them. */
-#define SL_MAPS_COUNT 20
+/* Their count, and the index of each, for loops over all of them. */
+enum {
+#define SLUICE_MAP(id, name, field, objects, fd, capacity) SL_MAPS_IF_##fd(SL_MAPS_I_##field, )
+#include <sluice/maps.def>
+#undef SLUICE_MAP
+	SL_MAPS_COUNT,
+};
+
+/* Pin name of each, by index; its fd in m, by index (NULL past the end). */
 extern const char *const *const sl_map_names;
 int *sl_maps_fd(struct sl_maps *m, unsigned int i);
+
+/* Pin name of any map (also the name in the BPF objects). */
+const char *sl_map_name(enum sluice_map id);
+
+/* Which objects hold a map: the objects column of maps.def. */
+enum sl_map_objects {
+	SL_MAP_OBJ_SOCK,   /* sock_lb, sockops and redirect */
+	SL_MAP_OBJ_SHARED, /* those three and tc_flow */
+	SL_MAP_OBJ_TC,	   /* tc_flow */
+	SL_MAP_OBJ_AGENT,  /* none: the agent makes it */
+};
+enum sl_map_objects sl_map_objects(enum sluice_map id);
 
 /* Open every map pinned under dir (read-only when 'rdonly'). -errno; on
  * failure nothing stays open. */
@@ -48,7 +56,7 @@ int sl_maps_id_limits(const struct sl_maps *m, uint32_t *max_svc_id, uint32_t *m
 
 int sl_maps_read_state(const struct sl_maps *m, struct sl_state *st);
 
-/* Carry a plan out; the scheme is described in maps.c. Ids of backends it
+/* Carry a plan out; the scheme is described in maps_apply.c. Ids of backends it
  * retired are appended to *dead (the caller reaps them after a grace period).
  * -errno on the first failure. */
 int sl_maps_apply(const struct sl_maps *m, const struct sl_plan *plan, uint32_t **dead,

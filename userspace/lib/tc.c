@@ -5,11 +5,8 @@
  * the interfaces of this netns and attach, or replace, a filter on the
  * ingress and egress hooks of each matching one -> keep following link
  * events on a netlink socket. One cleanup path (sl_tc_close), which leaves
- * the filters attached.
- *
- * A filter is sluice's when it sits at SL_TC_HANDLE/SL_TC_PRIORITY and runs
- * a program whose name begins with SL_TC_PROG_PREFIX. A filter of another
- * program at that slot is never replaced or removed.
+ * the filters attached. The filters themselves are tc_filter.c's; reading
+ * the maps back is tc_read.c's.
  */
 
 /* glibc's net/if.h (through tc.h) before any linux/if.h, which libnl pulls in. */
@@ -42,6 +39,9 @@
 #include "tc_flow.skel.h"
 
 #include "log.h"
+#include "mem.h"
+#include "pins.h"
+#include "tc_filter.h"
 
 /* Room for the link events that arrive between two sl_tc_on_readable calls;
  * an overrun is survived by a full resync. */
@@ -57,15 +57,27 @@ struct sl_tc {
 	int *skipped; /* matching, but not a device the programs can parse */
 	size_t n_skipped, cap_skipped;
 	char bpffs[PATH_MAX];
-	__u32 prog_ids[SLUICE_TC_DIR__MAX]; /* of the programs loaded here */
+	struct sl_tc_progs progs; /* loaded here */
 };
 
-static const enum bpf_tc_attach_point hooks[SLUICE_TC_DIR__MAX] = {
-    [SLUICE_TC_INGRESS] = BPF_TC_INGRESS,
-    [SLUICE_TC_EGRESS] = BPF_TC_EGRESS,
-};
+/* tc_flow's maps by id, from the skeleton (NULL: not in tc_flow): its own,
+ * and those it shares with the socket datapath (include/sluice/maps.def). */
+#define TC_MAP_SOCK(id, name)
+#define TC_MAP_SHARED(id, name) m[id] = s->maps.name;
+#define TC_MAP_TC(id, name)	m[id] = s->maps.name;
+#define TC_MAP_AGENT(id, name)
 
-static const char *const tc_map_names[] = {SLUICE_MAP_TC_IF_STATS, SLUICE_MAP_TC_FLOWS};
+#define SLUICE_MAP(id, name, field, objects, fd, capacity) TC_MAP_##objects(id, name)
+static void skel_maps(const struct tc_flow *s, struct bpf_map *m[SLUICE_MAP__COUNT])
+{
+	memset(m, 0, SLUICE_MAP__COUNT * sizeof(*m));
+#include <sluice/maps.def>
+}
+#undef SLUICE_MAP
+#undef TC_MAP_SOCK
+#undef TC_MAP_SHARED
+#undef TC_MAP_TC
+#undef TC_MAP_AGENT
 
 /* A libnl error as a negative errno, for callers that speak errno. */
 static int nl_to_errno(int nlerr)
@@ -88,148 +100,6 @@ static int nl_to_errno(int nlerr)
 	}
 }
 
-/* --- filters ------------------------------------------------------------------------------ */
-
-/* libbpf logs the kernel's answer to every failed tc request, and the
- * probes below fail by design (no qdisc, empty slot): they run with libbpf's
- * printing off (NULL), and put the caller's printer back after. */
-
-/* 1 if program 'id' is one of sluice's tc programs, 0 if not, -errno. The
- * programs tc (may be NULL) loaded are known by id. Any other is opened by id,
- * which needs CAP_SYS_ADMIN: the agent does that only at start, to adopt what
- * a previous run attached, and then drops the capability. */
-static int prog_is_sluice(const struct sl_tc *tc, __u32 id)
-{
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-	int fd, err = 0;
-
-	for (int d = 0; tc && d < SLUICE_TC_DIR__MAX; d++)
-		if (tc->prog_ids[d] && tc->prog_ids[d] == id)
-			return 1;
-	fd = bpf_prog_get_fd_by_id(id);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		err = -errno;
-	close(fd);
-	if (err)
-		return err;
-	return !strncmp(info.name, SL_TC_PROG_PREFIX, strlen(SL_TC_PROG_PREFIX));
-}
-
-/* The program id in sluice's slot of one hook: 0 and *id, or -ENOENT when
- * the slot (or the clsact qdisc) is empty. */
-static int slot_query(int ifindex, enum bpf_tc_attach_point ap, __u32 *id)
-{
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ap);
-	LIBBPF_OPTS(bpf_tc_opts, q, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY);
-	libbpf_print_fn_t print = libbpf_set_print(NULL);
-	int err = bpf_tc_query(&hook, &q);
-
-	libbpf_set_print(print);
-	/* No clsact qdisc reads as EINVAL. */
-	if (err == -ENOENT || err == -EINVAL)
-		return -ENOENT;
-	if (err)
-		return err;
-	*id = q.prog_id;
-	return 0;
-}
-
-/* Remove sluice's filter from one hook. 1 if one was removed, 0 if there was
- * none (or another program's), -errno. */
-static int detach_hook(const struct sl_tc *tc, int ifindex, enum bpf_tc_attach_point ap)
-{
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = ap);
-	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY);
-	__u32 id = 0;
-	int err;
-
-	err = slot_query(ifindex, ap, &id);
-	if (err == -ENOENT)
-		return 0;
-	if (err)
-		return err;
-	err = prog_is_sluice(tc, id);
-	if (err <= 0)
-		return err;
-	err = bpf_tc_detach(&hook, &opts);
-	if (err == -ENOENT)
-		return 0;
-	return err ? err : 1;
-}
-
-/* Remove sluice's filters from both hooks of an interface; logs what it did. */
-static int detach_if(const struct sl_tc *tc, int ifindex, const char *name, const char *why,
-		     struct sl_problem *e)
-{
-	int removed = 0;
-
-	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
-		int err = detach_hook(tc, ifindex, hooks[d]);
-
-		if (err == -ENODEV)
-			return 0; /* gone meanwhile, and its filters with it */
-		if (err < 0)
-			return sl_problem_sys(e, 0, err, "detach tc %s filter from %s: %s",
-					      sl_tc_dir_name(d), name, strerror(-err));
-		removed |= err;
-	}
-	if (removed)
-		sl_info("tc detached", "interface=%s ifindex=%d reason=%s", name, ifindex, why);
-	return 0;
-}
-
-/* Attach (or replace in place) both programs on one interface. */
-static int attach_if(struct sl_tc *tc, int ifindex, const char *name, struct sl_problem *e)
-{
-	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
-	const struct bpf_program *progs[SLUICE_TC_DIR__MAX] = {
-	    [SLUICE_TC_INGRESS] = tc->skel->progs.sluice_tc_ingress,
-	    [SLUICE_TC_EGRESS] = tc->skel->progs.sluice_tc_egress,
-	};
-	libbpf_print_fn_t print;
-	int replaced = 0, err;
-
-	/* Creates the clsact qdisc, which holds both hooks (EEXIST: there). */
-	print = libbpf_set_print(NULL);
-	err = bpf_tc_hook_create(&hook);
-	libbpf_set_print(print);
-	if (err && err != -EEXIST)
-		return sl_problem_sys(e, err == -EPERM, err, "create clsact qdisc on %s: %s%s",
-				      name, strerror(-err),
-				      err == -EPERM ? " (need CAP_NET_ADMIN)" : "");
-	for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
-		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = SL_TC_HANDLE, .priority = SL_TC_PRIORITY,
-			    .prog_fd = bpf_program__fd(progs[d]), .flags = BPF_TC_F_REPLACE);
-		__u32 id = 0;
-
-		hook.attach_point = hooks[d];
-		err = slot_query(ifindex, hooks[d], &id);
-		if (!err) {
-			err = prog_is_sluice(tc, id);
-			if (err == 0)
-				return sl_problem_sys(
-				    e, 0, -EEXIST,
-				    "tc %s filter handle 0x%x priority %u on %s runs "
-				    "program %u, which is not sluice's: not replacing it",
-				    sl_tc_dir_name(d), SL_TC_HANDLE, SL_TC_PRIORITY, name, id);
-			replaced = 1;
-		}
-		if (err < 0 && err != -ENOENT)
-			return sl_problem_sys(e, 0, err, "query tc %s filters of %s: %s",
-					      sl_tc_dir_name(d), name, strerror(-err));
-		err = bpf_tc_attach(&hook, &opts);
-		if (err)
-			return sl_problem_sys(e, err == -EPERM, err,
-					      "attach tc %s program to %s: %s", sl_tc_dir_name(d),
-					      name, strerror(-err));
-	}
-	sl_info("tc attached", "interface=%s ifindex=%d replaced=%d", name, ifindex, replaced);
-	return 0;
-}
-
 /* --- the interface list ------------------------------------------------------------------- */
 
 static struct sl_tc_if *find_if(struct sl_tc *tc, int ifindex)
@@ -242,15 +112,8 @@ static struct sl_tc_if *find_if(struct sl_tc *tc, int ifindex)
 
 static int add_if(struct sl_tc *tc, int ifindex, const char *name)
 {
-	if (tc->n_ifs == tc->cap_ifs) {
-		size_t cap = tc->cap_ifs ? 2 * tc->cap_ifs : 16;
-		struct sl_tc_if *p = realloc(tc->ifs, cap * sizeof(*p));
-
-		if (!p)
-			return -ENOMEM;
-		tc->ifs = p;
-		tc->cap_ifs = cap;
-	}
+	if (SL_ENSURE(&tc->ifs, &tc->cap_ifs, tc->n_ifs + 1))
+		return -ENOMEM;
 	tc->ifs[tc->n_ifs].ifindex = ifindex;
 	snprintf(tc->ifs[tc->n_ifs].name, sizeof(tc->ifs[0].name), "%s", name);
 	tc->n_ifs++;
@@ -303,15 +166,8 @@ static void skip(struct sl_tc *tc, int ifindex, const char *name, unsigned int a
 		return;
 	sl_warn("tc: interface skipped, not an Ethernet device",
 		"interface=%s ifindex=%d arptype=%u", name, ifindex, arptype);
-	if (tc->n_skipped == tc->cap_skipped) {
-		size_t cap = tc->cap_skipped ? 2 * tc->cap_skipped : 8;
-		int *p = realloc(tc->skipped, cap * sizeof(*p));
-
-		if (!p)
-			return; /* it is logged again on its next event: harmless */
-		tc->skipped = p;
-		tc->cap_skipped = cap;
-	}
+	if (SL_ENSURE(&tc->skipped, &tc->cap_skipped, tc->n_skipped + 1))
+		return; /* it is logged again on its next event: harmless */
 	tc->skipped[tc->n_skipped++] = ifindex;
 }
 
@@ -348,7 +204,7 @@ static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct 
 		return 0;
 	}
 	if (cur) {
-		err = detach_if(tc, ifindex, name, "renamed", e);
+		err = sl_tc_filter_detach(&tc->progs, ifindex, name, "renamed", e);
 		forget_if(tc, cur, "renamed");
 		return err;
 	}
@@ -361,7 +217,7 @@ static int sync_link(struct sl_tc *tc, struct rtnl_link *link, int gone, struct 
 		skip(tc, ifindex, name, arptype);
 		return 0;
 	}
-	err = attach_if(tc, ifindex, name, e);
+	err = sl_tc_filter_attach(&tc->progs, ifindex, name, e);
 	if (err == -ENODEV || err == -ENXIO)
 		return 0;
 	if (err)
@@ -426,22 +282,15 @@ static int resync_one(void *arg, struct rtnl_link *link, struct sl_problem *e)
 	int ifindex = rtnl_link_get_ifindex(link);
 	int err;
 
-	if (c->n_seen == c->cap_seen) {
-		size_t cap = c->cap_seen ? 2 * c->cap_seen : 64;
-		int *p = realloc(c->seen, cap * sizeof(*p));
-
-		if (!p)
-			return sl_problem_sys(e, 0, -ENOMEM, "tc: out of memory");
-		c->seen = p;
-		c->cap_seen = cap;
-	}
+	if (SL_ENSURE(&c->seen, &c->cap_seen, c->n_seen + 1))
+		return sl_problem_sys(e, 0, -ENOMEM, "tc: out of memory");
 	c->seen[c->n_seen++] = ifindex;
 	err = sync_link(c->tc, link, 0, e);
 	/* A sluice filter a previous run left on an interface that no longer
 	 * matches. */
 	if (!err && name && !find_if(c->tc, ifindex) &&
 	    !sl_tc_glob_match((const char *const *)c->tc->globs, c->tc->n_globs, name))
-		err = detach_if(c->tc, ifindex, name, "not_matched", e);
+		err = sl_tc_filter_detach(&c->tc->progs, ifindex, name, "not_matched", e);
 	if (!err)
 		return 0;
 	/* Lacking privileges fails open; one interface's other trouble must
@@ -530,15 +379,24 @@ static int events_open(struct sl_tc *tc, struct sl_problem *e)
  * pinned map libbpf could not reuse, with what to do. */
 static int check_pinned(struct sl_tc *tc, struct sl_problem *e)
 {
-	struct bpf_map *map;
+	struct bpf_map *maps[SLUICE_MAP__COUNT], *map;
 
+	skel_maps(tc->skel, maps);
 	bpf_object__for_each_map(map, tc->skel->obj)
 	{
+		unsigned int id;
 		int err;
 
+		for (id = 0; id < SLUICE_MAP__COUNT && maps[id] != map; id++)
+			;
 		if (!bpf_map__pin_path(map))
 			continue;
-		if (strncmp(bpf_map__name(map), "sluice_tc_", 10)) {
+		if (id == SLUICE_MAP__COUNT)
+			return sl_problem_sys(
+			    e, 0, -EINVAL,
+			    "BPF object tc_flow: map %s is not in include/sluice/maps.def",
+			    bpf_map__name(map));
+		if (sl_map_objects(id) == SL_MAP_OBJ_SHARED) {
 			err = sl_pin_adopt_size(tc->bpffs, map);
 			if (err)
 				return sl_problem_sys(e, 0, err, "size %s from its pin: %s",
@@ -557,6 +415,9 @@ static int load(struct sl_tc *tc, struct sl_problem *e)
 	struct bpf_map *map;
 	int err;
 
+	err = sl_abi_check(tc->bpffs, e);
+	if (err)
+		return err;
 	/* The skeleton opens the ELF embedded in it (tc_flow__elf_bytes()). */
 	tc->skel = tc_flow__open_opts(&opts);
 	if (!tc->skel)
@@ -576,8 +437,9 @@ static int load(struct sl_tc *tc, struct sl_problem *e)
 		struct bpf_prog_info info = {};
 		__u32 len = sizeof(info);
 
-		if (!bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
-			tc->prog_ids[d] = info.id;
+		tc->progs.fd[d] = bpf_program__fd(prog);
+		if (!bpf_obj_get_info_by_fd(tc->progs.fd[d], &info, &len))
+			tc->progs.id[d] = info.id;
 	}
 	bpf_object__for_each_map(map, tc->skel->obj)
 	{
@@ -586,7 +448,7 @@ static int load(struct sl_tc *tc, struct sl_problem *e)
 		if (path && chmod(path, 0600))
 			return sl_problem_sys(e, 0, -errno, "chmod %s: %s", path, strerror(errno));
 	}
-	return 0;
+	return sl_abi_stamp(tc->bpffs, e);
 }
 
 /* Drop the counters of interfaces a previous run watched and this one does
@@ -603,15 +465,8 @@ static void drop_stale_if_stats(struct sl_tc *tc)
 		prev = &key;
 		if (find_if(tc, (int)key.ifindex))
 			continue;
-		if (n == cap) {
-			size_t c = cap ? 2 * cap : 16;
-			struct sluice_tc_if_key *p = realloc(stale, c * sizeof(*p));
-
-			if (!p)
-				break;
-			stale = p;
-			cap = c;
-		}
+		if (SL_ENSURE(&stale, &cap, n + 1))
+			break;
 		stale[n++] = key;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -635,7 +490,7 @@ int sl_tc_open(struct sl_tc **out, const char *bpffs, const char *const *globs, 
 
 		/* No interface gets tc metrics: clear what a previous run with
 		 * some left (only if it pinned maps here, to spare a walk). */
-		snprintf(pin, sizeof(pin), "%s/%s", bpffs, SLUICE_MAP_TC_FLOWS);
+		snprintf(pin, sizeof(pin), "%s/%s", bpffs, sl_map_name(SLUICE_MAP_TC_FLOWS));
 		if (!access(pin, F_OK)) {
 			err = sl_tc_teardown(bpffs, e);
 			if (err)
@@ -763,13 +618,14 @@ static int teardown_one(void *arg, struct rtnl_link *link, struct sl_problem *e)
 	(void)arg;
 	if (rtnl_link_get_family(link) != AF_UNSPEC)
 		return 0;
-	return detach_if(NULL, rtnl_link_get_ifindex(link), name ? name : "?", "teardown", e);
+	return sl_tc_filter_detach(NULL, rtnl_link_get_ifindex(link), name ? name : "?", "teardown",
+				   e);
 }
 
 int sl_tc_teardown(const char *bpffs, struct sl_problem *e)
 {
 	char path[PATH_MAX + 64];
-	int err;
+	int err, alone;
 
 	/* Filters first, so no program is left counting into maps that go. */
 	err = for_each_link(teardown_one, NULL, e);
@@ -779,140 +635,22 @@ int sl_tc_teardown(const char *bpffs, struct sl_problem *e)
 		return 0;
 	if (!sl_is_bpffs(bpffs))
 		return sl_problem_sys(e, 1, -ENOTSUP, "%s is not on a bpf filesystem", bpffs);
-	for (size_t i = 0; i < sizeof(tc_map_names) / sizeof(tc_map_names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", bpffs, tc_map_names[i]);
+	/* The maps shared with the socket datapath, and the ABI stamp, are its
+	 * to remove, unless there is none: then this object made them alone. */
+	snprintf(path, sizeof(path), "%s/%s", bpffs, sl_map_name(SLUICE_MAP_FRONTENDS));
+	alone = access(path, F_OK) && errno == ENOENT;
+	for (unsigned int id = 0; id < SLUICE_MAP__COUNT; id++) {
+		enum sl_map_objects o = sl_map_objects(id);
+
+		if (o != SL_MAP_OBJ_TC &&
+		    !(alone && (o == SL_MAP_OBJ_SHARED || o == SL_MAP_OBJ_AGENT)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", bpffs, sl_map_name(id));
 		if (unlink(path) && errno != ENOENT)
 			return sl_problem_sys(e, 0, -errno, "unlink %s: %s", path, strerror(errno));
-	}
-	/* The maps shared with the socket datapath are its to remove, unless
-	 * there is none: then this object created them alone. */
-	snprintf(path, sizeof(path), "%s/%s", bpffs, SLUICE_MAP_FRONTENDS);
-	if (access(path, F_OK) && errno == ENOENT) {
-		static const char *const shared[] = {SLUICE_MAP_SERVICES,  SLUICE_MAP_SVC_STATS,
-						     SLUICE_MAP_EVENTS,	   SLUICE_MAP_GLOBAL_STATS,
-						     SLUICE_MAP_SETTINGS,  SLUICE_MAP_IPCACHE,
-						     SLUICE_MAP_POLICY_BES};
-
-		for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
-			snprintf(path, sizeof(path), "%s/%s", bpffs, shared[i]);
-			if (unlink(path) && errno != ENOENT)
-				return sl_problem_sys(e, 0, -errno, "unlink %s: %s", path,
-						      strerror(errno));
-		}
 	}
 	/* The directory goes too when nothing else is pinned there. */
 	if (rmdir(bpffs) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
 		return sl_problem_sys(e, 0, -errno, "rmdir %s: %s", bpffs, strerror(errno));
-	return 0;
-}
-
-int sl_tc_open_pinned(const char *bpffs, int rdonly, int *if_stats_fd, int *flows_fd)
-{
-	LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = rdonly ? BPF_F_RDONLY : 0);
-	int *fds[] = {if_stats_fd, flows_fd};
-	char path[PATH_MAX + 64];
-
-	*if_stats_fd = *flows_fd = -1;
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", bpffs, tc_map_names[i]);
-		*fds[i] = bpf_obj_get_opts(path, &opts);
-		if (*fds[i] < 0) {
-			int err = -errno;
-
-			if (*if_stats_fd >= 0)
-				close(*if_stats_fd);
-			*if_stats_fd = *flows_fd = -1;
-			return err;
-		}
-	}
-	return 0;
-}
-
-int sl_tc_read_if_stats(int map_fd, int ifindex, enum sluice_tc_dir dir, struct sl_tc_counters *out)
-{
-	struct sluice_tc_if_key key = {.ifindex = (__u32)ifindex, .dir = dir};
-	struct sluice_tc_if_stats sum;
-	int err;
-
-	memset(out, 0, sizeof(*out));
-	err = sl_percpu_sum(map_fd, &key, &sum, sizeof(sum));
-	if (err)
-		return err == -ENOENT ? 0 : err; /* never seen: zeros */
-	out->packets = sum.packets;
-	out->bytes = sum.bytes;
-	out->untracked = sum.untracked;
-	return 0;
-}
-
-int sl_tc_read_flows(int map_fd, struct sl_tc_flow_entry **out, size_t *n)
-{
-	struct sluice_tc_flow_key *keys = NULL;
-	struct sluice_tc_flow *vals = NULL;
-	struct sl_tc_flow_entry *all = NULL;
-	size_t have = 0, cap = 0;
-	__u32 chunk = 256, batch = 0;
-	int err = 0, first = 1;
-
-	*out = NULL;
-	*n = 0;
-	for (;;) {
-		__u32 count = chunk;
-
-		if (!keys) {
-			keys = calloc(chunk, sizeof(*keys));
-			vals = calloc(chunk, sizeof(*vals));
-			if (!keys || !vals) {
-				err = -ENOMEM;
-				break;
-			}
-		}
-		err = bpf_map_lookup_batch(map_fd, first ? NULL : &batch, &batch, keys, vals,
-					   &count, NULL);
-		if (err && errno == ENOSPC && count == 0) {
-			/* A hash bucket holds more than a chunk: retry bigger. */
-			free(keys);
-			free(vals);
-			keys = NULL;
-			vals = NULL;
-			chunk *= 2;
-			continue;
-		}
-		if (err && errno != ENOENT) {
-			err = -errno;
-			break;
-		}
-		if (have + count > cap) {
-			size_t c = cap ? 2 * cap : 1024;
-			struct sl_tc_flow_entry *p;
-
-			while (c < have + count)
-				c *= 2;
-			p = realloc(all, c * sizeof(*p));
-			if (!p) {
-				err = -ENOMEM;
-				break;
-			}
-			all = p;
-			cap = c;
-		}
-		for (__u32 i = 0; i < count; i++) {
-			all[have].key = keys[i];
-			all[have].flow = vals[i];
-			have++;
-		}
-		if (err) { /* ENOENT: that was the last batch */
-			err = 0;
-			break;
-		}
-		first = 0;
-	}
-	free(keys);
-	free(vals);
-	if (err) {
-		free(all);
-		return err;
-	}
-	*out = all;
-	*n = have;
 	return 0;
 }

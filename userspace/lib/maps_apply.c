@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * How a plan reaches the maps without a concurrent connect() ever seeing a
+ * half-written service.
+ *
+ * A service is read by the datapath as: frontend -> service id -> service
+ * value {gen, count, lb, views} -> slots (id, gen, 0..count) or a view's
+ * table (id, gen, view) -> backend. A view is the whole service, or one
+ * subset of its split: a range of slots and, for Maglev and for weighted
+ * random or round_robin, a table. The service value lives in a
+ * no-prealloc hash and is replaced whole by one update, so a reader sees the
+ * old value or the new one, never a mix. Everything the value points to is
+ * keyed by its generation, and the agent only ever writes the generation that
+ * is NOT live:
+ *
+ *   1. backends: new ones are written (state healthy, counters zeroed);
+ *      changed ones are rewritten in place, keeping their state;
+ *   2. slots of the idle generation: 0..n-1 written, stale ones above deleted;
+ *   3. tables: a new one per view is built, filled and inserted at
+ *      (id, idle gen, view);
+ *   4. the service value is replaced, flipping gen: the switch-over;
+ *   5. the frontend is written last for a new service (the service is
+ *      complete before it can be found), or moved for a changed frontend;
+ *   6. backends that left are marked removed, not deleted: a program that
+ *      read the old value may still dereference them. The agent deletes them
+ *      a grace period later (sl_maps_reap). The previous generation's slots
+ *      and table stay until the next change overwrites them, for the same
+ *      reason.
+ *
+ * Removing a service deletes its frontend first (if no other service took
+ * it over in the same plan: adds and updates run before removals), then the
+ * rest. Hash maps are created with twice the configured capacity, so the
+ * transition from one valid config to another always fits.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "maglev.h"
+#include "maps.h"
+#include "mem.h"
+#include "wseq.h"
+
+/* Zero a per-CPU array entry, so that a reused id starts from nothing. */
+static int percpu_zero(int fd, uint32_t id, size_t value_size)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	void *zero;
+	int err = 0;
+
+	if (ncpu < 0)
+		return ncpu;
+	zero = calloc((size_t)ncpu, (value_size + 7) & ~(size_t)7);
+	if (!zero)
+		return -ENOMEM;
+	if (bpf_map_update_elem(fd, &id, zero, BPF_ANY))
+		err = -errno;
+	free(zero);
+	return err;
+}
+
+/*
+ * A backend id that is reused starts with no connections counted, but keeps
+ * its active count: sockets still open to the backend that held the id
+ * before will decrement it when they close.
+ */
+static int backend_counters_reset(int fd, uint32_t id)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sluice_backend_stats *vals;
+	int err = 0;
+
+	if (ncpu < 0)
+		return ncpu;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &id, vals)) {
+		err = -errno;
+		goto out;
+	}
+	for (int c = 0; c < ncpu; c++)
+		vals[c].connections = 0;
+	if (bpf_map_update_elem(fd, &id, vals, BPF_ANY))
+		err = -errno;
+out:
+	free(vals);
+	return err;
+}
+
+static void fe_key(struct sluice_frontend_key *k, const struct sl_sockaddr *sa, uint8_t proto)
+{
+	memset(k, 0, sizeof(*k));
+	k->addr = sa->addr;
+	k->port = htons(sa->port);
+	k->proto = proto;
+	k->family = sa->family;
+}
+
+static void be_value(struct sluice_backend *v, const struct sl_backend_cfg *c, uint32_t svc_id,
+		     uint8_t state)
+{
+	memset(v, 0, sizeof(*v));
+	v->addr = c->addr.addr;
+	v->port = htons(c->addr.port);
+	v->family = c->addr.family;
+	v->state = state;
+	v->weight = c->weight;
+	v->svc_id = svc_id;
+	memcpy(v->subset, c->subset, sizeof(v->subset));
+}
+
+/* A new backend starts with no outlier history. Its active count stays:
+ * sockets to the backend that held the id before still give theirs back. */
+static int backend_rt_reset(int fd, uint32_t id)
+{
+	struct sluice_backend_rt rt;
+
+	if (bpf_map_lookup_elem(fd, &id, &rt))
+		return -errno;
+	rt.ejected_until_ns = 0;
+	rt.ejected_at_ns = 0;
+	rt.failures = 0;
+	rt.times_ejected = 0;
+	return bpf_map_update_elem(fd, &id, &rt, BPF_ANY) ? -errno : 0;
+}
+
+/* Step 1: write new and changed backends. A new backend of a service with
+ * health checks is unhealthy until its first probe passes. */
+static int apply_backends(const struct sl_maps *m, const struct sl_svc_op *op)
+{
+	const struct sl_service_cfg *w = op->want;
+	uint8_t fresh = w->health.type != SL_HC_NONE ? SLUICE_BE_UNHEALTHY : SLUICE_BE_HEALTHY;
+
+	for (size_t i = 0; i < w->n_backends; i++) {
+		struct sluice_backend v, old;
+		uint8_t state = fresh;
+		int err;
+
+		if (op->be_new[i]) {
+			err = backend_counters_reset(m->backend_stats, op->be_ids[i]);
+			if (!err)
+				err = backend_rt_reset(m->backend_rt, op->be_ids[i]);
+			if (err)
+				return err;
+		} else if (!bpf_map_lookup_elem(m->backends, &op->be_ids[i], &old)) {
+			state = old.state;
+			be_value(&v, &w->backends[i], op->svc_id, state);
+			if (!memcmp(&v, &old, sizeof(v)))
+				continue;
+		}
+		be_value(&v, &w->backends[i], op->svc_id, state);
+		if (bpf_map_update_elem(m->backends, &op->be_ids[i], &v, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+/* Step 2: slots of the idle generation, in sl_slot_order. */
+static int apply_slots(const struct sl_maps *m, const struct sl_svc_op *op, const size_t *order,
+		       uint8_t gen)
+{
+	size_t n = op->want->n_backends;
+	struct sluice_slot_key k = {.svc_id = op->svc_id, .gen = gen};
+
+	for (size_t i = 0; i < n; i++) {
+		k.slot = (__u16)i;
+		if (bpf_map_update_elem(m->slots, &k, &op->be_ids[order[i]], BPF_ANY))
+			return -errno;
+	}
+	for (size_t i = n; i < SLUICE_MAX_BACKENDS_PER_SERVICE; i++) {
+		k.slot = (__u16)i;
+		if (bpf_map_delete_elem(m->slots, &k))
+			break; /* slots are contiguous: the first gap ends them */
+	}
+	return 0;
+}
+
+/* A view's table: Maglev over its backends, or for random, round_robin and
+ * least_conn (which draws from it) the weighted sequence when their weights
+ * differ. Entries are indices into
+ * 'bes'; *size 0 means the view needs no table. */
+static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t n, uint32_t **table,
+		      uint32_t *size)
+{
+	struct sl_maglev_backend *mb;
+	char(*keys)[SL_HOSTPORT_LEN];
+	uint16_t *weights;
+	int err;
+
+	*table = NULL;
+	*size = 0;
+	if (!n)
+		return 0;
+	if (w->lb != SLUICE_LB_MAGLEV) {
+		weights = calloc(n, sizeof(*weights));
+		if (!weights)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++)
+			weights[i] = w->backends[bes[i]].weight;
+		err = sl_wseq_build(weights, n, table, size);
+		free(weights);
+		return err;
+	}
+	*size = sl_maglev_size(n);
+	if (!*size)
+		return -E2BIG;
+	mb = calloc(n, sizeof(*mb));
+	keys = calloc(n, sizeof(*keys));
+	*table = calloc(*size, sizeof(**table));
+	if (!mb || !keys || !*table) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sl_format_hostport(&w->backends[bes[i]].addr, keys[i], sizeof(keys[i]));
+		mb[i].key = keys[i];
+		mb[i].weight = w->backends[bes[i]].weight;
+	}
+	err = sl_maglev_build(mb, n, *size, *table);
+out:
+	free(mb);
+	free(keys);
+	if (err) {
+		free(*table);
+		*table = NULL;
+		*size = 0;
+	}
+	return err;
+}
+
+/* Put a table of backend ids in as (svc, gen, view). */
+static int table_insert(const struct sl_maps *m, const struct sluice_table_key *tk,
+			const uint32_t *ids, uint32_t size)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = BPF_F_INNER_MAP);
+	uint32_t *idx, count = size;
+	int fd, err = 0;
+
+	idx = calloc(size, sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	for (uint32_t j = 0; j < size; j++)
+		idx[j] = j;
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sluice_table", sizeof(__u32), sizeof(__u32), size,
+			    &copts);
+	if (fd < 0)
+		err = -errno;
+	else if (bpf_map_update_batch(fd, idx, ids, &count, NULL))
+		err = -errno;
+	else if (bpf_map_update_elem(m->tables, tk, &fd, BPF_ANY))
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(idx);
+	return err;
+}
+
+/* Step 3: the tables of the idle generation; each view's size goes into sv. */
+static int apply_tables(const struct sl_maps *m, const struct sl_svc_op *op, const size_t *order,
+			uint8_t gen, struct sluice_service *sv)
+{
+	struct sluice_table_key tk = {.svc_id = op->svc_id, .gen = gen};
+
+	for (uint32_t v = 0; v < SLUICE_MAX_SPLIT; v++) {
+		struct sluice_view *view = &sv->views[v];
+		uint32_t *table = NULL, size = 0;
+		int err = 0;
+
+		tk.view = (__u8)v;
+		if (v < sv->n_views)
+			err = view_table(op->want, order + view->slot_start, view->slot_count,
+					 &table, &size);
+		if (err)
+			return err;
+		if (!size) {
+			if (bpf_map_delete_elem(m->tables, &tk) && errno != ENOENT)
+				return -errno;
+			continue;
+		}
+		for (uint32_t j = 0; j < size; j++)
+			table[j] = op->be_ids[order[view->slot_start + table[j]]];
+		err = table_insert(m, &tk, table, size);
+		free(table);
+		if (err)
+			return err;
+		view->table_m = size;
+	}
+	return 0;
+}
+
+int sl_maps_retire(const struct sl_maps *m, const uint32_t *ids, size_t n, uint32_t **dead,
+		   size_t *n_dead)
+{
+	/* The caller keeps no capacity: *n_dead entries are all that is known
+	 * to be there. */
+	size_t cap = *n_dead;
+	int err;
+
+	if (!n)
+		return 0;
+	err = SL_ENSURE(dead, &cap, *n_dead + n);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		struct sluice_backend v;
+
+		(*dead)[(*n_dead)++] = ids[i];
+		if (bpf_map_lookup_elem(m->backends, &ids[i], &v))
+			continue;
+		v.state = SLUICE_BE_REMOVED;
+		if (bpf_map_update_elem(m->backends, &ids[i], &v, BPF_EXIST) && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Delete a frontend only while it still points at this service. */
+static int drop_frontend(const struct sl_maps *m, const struct sl_sockaddr *sa, uint8_t proto,
+			 uint32_t svc_id)
+{
+	struct sluice_frontend_key k;
+	struct sluice_frontend v;
+
+	fe_key(&k, sa, proto);
+	if (bpf_map_lookup_elem(m->frontends, &k, &v) || v.svc_id != svc_id)
+		return 0;
+	if (bpf_map_delete_elem(m->frontends, &k) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uint32_t **dead,
+			size_t *n_dead)
+{
+	const struct sl_service_cfg *w = op->want;
+	uint8_t gen = op->cur ? !op->cur->gen : 0;
+	struct sluice_service sv;
+	struct sluice_svc_info info = {};
+	struct sluice_frontend fe = {.svc_id = op->svc_id};
+	struct sluice_frontend_key k;
+	size_t *order;
+	int err;
+
+	if (op->kind == SL_OP_ADD) {
+		err = percpu_zero(m->svc_stats, op->svc_id, sizeof(struct sluice_svc_stats));
+		if (!err)
+			err = percpu_zero(m->rr, op->svc_id, sizeof(__u32));
+		if (!err)
+			err = percpu_zero(m->svc_hist, op->svc_id, sizeof(struct sluice_svc_hist));
+		if (err)
+			return err;
+	}
+	order = calloc(w->n_backends ? w->n_backends : 1, sizeof(*order));
+	if (!order)
+		return -ENOMEM;
+	sl_slot_order(w, order);
+	sl_service_value(w, &sv);
+	sv.gen = gen;
+	err = apply_backends(m, op);
+	if (!err)
+		err = apply_slots(m, op, order, gen);
+	if (!err)
+		err = apply_tables(m, op, order, gen, &sv);
+	free(order);
+	if (err)
+		return err;
+	fe_key(&k, &w->frontend, w->proto);
+	memcpy(info.name, w->name, sizeof(info.name));
+	info.frontend = k;
+	if (bpf_map_update_elem(m->svc_info, &op->svc_id, &info, BPF_ANY))
+		return -errno;
+	if (bpf_map_update_elem(m->services, &op->svc_id, &sv, BPF_ANY)) /* the switch-over */
+		return -errno;
+	if (op->frontend_changed) {
+		if (bpf_map_update_elem(m->frontends, &k, &fe, BPF_ANY))
+			return -errno;
+		if (op->cur) {
+			err = drop_frontend(m, &op->cur->frontend, op->cur->proto, op->svc_id);
+			if (err)
+				return err;
+		}
+	}
+	return sl_maps_retire(m, op->gone_ids, op->n_gone, dead, n_dead);
+}
+
+static int apply_remove(const struct sl_maps *m, const struct sl_svc_op *op, uint32_t **dead,
+			size_t *n_dead)
+{
+	const struct sl_svc_state *c = op->cur;
+	int err;
+
+	err = drop_frontend(m, &c->frontend, c->proto, op->svc_id);
+	if (err)
+		return err;
+	if (bpf_map_delete_elem(m->services, &op->svc_id) && errno != ENOENT)
+		return -errno;
+	if (bpf_map_delete_elem(m->svc_info, &op->svc_id) && errno != ENOENT)
+		return -errno;
+	for (uint8_t gen = 0; gen < 2; gen++) {
+		struct sluice_slot_key sk = {.svc_id = op->svc_id, .gen = gen};
+
+		for (uint8_t v = 0; v < SLUICE_MAX_SPLIT; v++) {
+			struct sluice_table_key tk = {.svc_id = op->svc_id, .gen = gen, .view = v};
+
+			if (bpf_map_delete_elem(m->tables, &tk) && errno != ENOENT)
+				return -errno;
+		}
+		for (uint32_t i = 0; i < SLUICE_MAX_BACKENDS_PER_SERVICE; i++) {
+			sk.slot = (__u16)i;
+			if (bpf_map_delete_elem(m->slots, &sk))
+				break;
+		}
+	}
+	return sl_maps_retire(m, op->gone_ids, op->n_gone, dead, n_dead);
+}
+
+int sl_maps_apply(const struct sl_maps *m, const struct sl_plan *plan, uint32_t **dead,
+		  size_t *n_dead)
+{
+	int err;
+
+	for (size_t i = 0; i < plan->n_ops; i++) {
+		if (plan->ops[i].kind == SL_OP_REMOVE)
+			continue;
+		err = apply_upsert(m, &plan->ops[i], dead, n_dead);
+		if (err)
+			return err;
+	}
+	for (size_t i = 0; i < plan->n_ops; i++) {
+		if (plan->ops[i].kind != SL_OP_REMOVE)
+			continue;
+		err = apply_remove(m, &plan->ops[i], dead, n_dead);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int sl_maps_reap(const struct sl_maps *m, const uint32_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sluice_backend v;
+
+		/* Only what is still retired: an id is never reused while its
+		 * entry exists, so this cannot hit a live backend. */
+		if (bpf_map_lookup_elem(m->backends, &ids[i], &v))
+			continue;
+		if (v.state != SLUICE_BE_REMOVED)
+			continue;
+		if (bpf_map_delete_elem(m->backends, &ids[i]) && errno != ENOENT)
+			return -errno;
+	}
+	return 0;
+}
