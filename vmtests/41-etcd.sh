@@ -15,17 +15,11 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
 command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
 	vt_skip "etcd is missing (Debian: etcd-server and etcd-client; make deps installs them)"
 command -v jq >/dev/null || vt_skip "jq is missing"
 VT_CLIENT_TIMEOUT=20
-vt_init etcd
-vt_topology || vt_finish
-vt_backends 8080 || vt_finish
-vt_cgroup
-vt_bpffs
+vt_world etcd
 vt_require_tools || vt_finish
 
 NB=$VT_ID-nodeb
@@ -122,12 +116,7 @@ mkdir "$VB_CGROUP" || {
 	vt_finish
 }
 
-# Node B's cleanup runs before agent.sh's (A's), pass or fail.
-eval "$(declare -f vt_cleanup_hook | sed '1s/vt_cleanup_hook/_va_cleanup_hook/')"
-vt_cleanup_hook() {
-	_vb_cleanup
-	_va_cleanup_hook
-}
+# Node B's cleanup, pass or fail; registered after agent.sh's (A's), so it runs before it.
 _vb_cleanup() {
 	local d p i parent
 	[ -n "$VB_PID" ] && kill -TERM "$VB_PID" 2>/dev/null && wait "$VB_PID" 2>/dev/null
@@ -160,6 +149,7 @@ _vb_cleanup() {
 	VB_BPFFS=
 	return 0
 }
+vt_on_cleanup _vb_cleanup
 
 vb_config() {
 	local file=$1

@@ -15,7 +15,7 @@ out=$VT_TMP/demo.out
 DEMO_ID=
 
 # Whatever the demo left behind is reported as a failure below, then removed here.
-vt_cleanup_hook() {
+demo_cleanup() {
 	local ns p mnt cfg
 	[ -n "$DEMO_ID" ] || return 0
 	for p in $(pgrep -f -- "/tmp/$DEMO_ID\." 2>/dev/null); do
@@ -37,6 +37,7 @@ vt_cleanup_hook() {
 	rm -rf -- "/tmp/$DEMO_ID".* 2>/dev/null
 	return 0
 }
+vt_on_cleanup demo_cleanup
 
 # --- refuses to run without root, with a message that says so --------------------------------
 if command -v setpriv >/dev/null 2>&1 && setpriv --reuid=65534 --regid=65534 --clear-groups \

@@ -160,14 +160,19 @@ snapshot() {
 		2>/dev/null | sort
 }
 PURGED=0
-vt_cleanup_hook() { # never leave the package behind
+# Never leave the package behind. Runs before agent.sh's hook: the agent's datapath goes first,
+# with the build's sluiced, while the packaged config still names it.
+deb_cleanup() {
 	[ -n "$VA_PID" ] && kill -TERM "$VA_PID" 2>/dev/null && wait "$VA_PID" 2>/dev/null
+	VA_PID=
+	[ -n "$VA_CONFIG" ] && [ -f "$VA_CONFIG" ] && "$VT_ROOT/build/sluiced" -c "$VA_CONFIG" --teardown >/dev/null 2>&1
 	if [ "$PURGED" = 0 ] && dpkg-query -W sluice >/dev/null 2>&1; then
 		dpkg_do --purge sluice || echo "cleanup: dpkg --purge sluice failed: $(cat "$VT_TMP/dpkg.out")" >&2
 	fi
-	[ -n "$VA_CONFIG" ] && [ -f "$VA_CONFIG" ] && "$VT_ROOT/build/sluiced" -c "$VA_CONFIG" --teardown >/dev/null 2>&1
+	VA_CONFIG=
 	return 0
 }
+vt_on_cleanup deb_cleanup
 snapshot >"$VT_TMP/before"
 if dpkg_do -i "$deb"; then
 	vt_pass "dpkg -i $(basename "$deb")"

@@ -14,11 +14,12 @@
 #                                vt-br  198.18.1.1/24    <--vt-beN-->  eth0 198.18.1.(N+1)/24
 #                                       2001:db8:1::1/64                    2001:db8:1::(N+1)/64
 #
-# API (see each function): vt_init NAME, vt_topology, vt_backends [PORT], vt_server NS NAME PORT
-# [ARGS], vt_server_stop NAME [SIG], vt_cgroup, vt_client ARGS, vt_in_cgroup CMD, vt_node CMD,
-# vt_bpffs, vt_track_pid PID, vt_cleanup, vt_pass, vt_fail, vt_skip, vt_require_root,
-# vt_require_btf, vt_finish, vt_counts_within FILE LO HI NAMES, vt_value FILE KEY,
-# vt_wait_until SECS CMD, vt_require_tools.
+# API (see each function): vt_world NAME (the usual prologue: vt_init NAME, vt_topology,
+# vt_backends, vt_cgroup, vt_bpffs), vt_init NAME, vt_topology, vt_backends [PORT], vt_server NS
+# NAME PORT [ARGS], vt_server_stop NAME [SIG], vt_cgroup, vt_client ARGS, vt_in_cgroup CMD,
+# vt_node CMD, vt_bpffs, vt_track_pid PID, vt_on_cleanup CMD, vt_cleanup, vt_check WHAT -- CMD,
+# vt_pass, vt_fail, vt_skip, vt_require_root, vt_require_btf, vt_finish, vt_counts_within FILE LO
+# HI NAMES, vt_value FILE KEY, vt_wait_until SECS CMD, vt_require_tools.
 
 VT_ROOT=${VT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 VT_BIN=${VT_BIN:-$VT_ROOT/build/vmtests}
@@ -33,6 +34,7 @@ VT_BPFFS=
 VT_FAILS=0
 VT_NETNS=()
 VT_PIDS=()
+VT_ON_CLEANUP=() # vt_on_cleanup's commands, each one shell-quoted line
 declare -gA VT_SERVER_PID=()
 _VT_TOOLS_OK=0
 _VT_DIRTY=0 # something to clean up since the last vt_cleanup
@@ -57,6 +59,82 @@ vt_finish() {
 	echo "FAIL: ${VT_NAME:-test} ($VT_FAILS check(s) failed)"
 	exit 1
 }
+# vt_check WHAT [-o FILE | -O FILE] [-e FILE] [-v] [-d CODE] -- [!] CMD [ARGS...]: one checked
+# step (xdp-tools' check_run). Runs CMD in this shell (a function works, and may set variables)
+# and prints "PASS: WHAT" if it exits 0, else "FAIL: WHAT: DETAIL", counted as vt_fail counts.
+# With "!", the step passes when CMD fails. Returns 0 if the step passed, 1 if not.
+#   -o FILE  CMD's stdout goes to FILE (a redirection after vt_check would catch the PASS line)
+#   -O FILE  CMD's stdout and stderr go to FILE (>FILE 2>&1)
+#   -e FILE  CMD's stderr goes to FILE
+#   -v       the PASS line shows FILE's content too (for a step whose output is the finding)
+#   -d CODE  a diagnostic hook: on failure, DETAIL is what the shell code CODE prints (eval'd
+#            after CMD, so it can read CMD's output files). Without it, DETAIL is CMD's exit
+#            status and FILE's content. DETAIL is one line; FILE's content is cut at 1000 bytes.
+vt_check() {
+	local _vt_what=$1 _vt_out= _vt_both=0 _vt_err= _vt_show=0 _vt_diag= _vt_not=0 _vt_rc _vt_d
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		case $1 in
+		-o | -O | -e | -d)
+			[ $# -ge 2 ] || break
+			case $1 in
+			-o) _vt_out=$2 ;;
+			-O) _vt_out=$2 _vt_both=1 ;;
+			-e) _vt_err=$2 ;;
+			-d) _vt_diag=$2 ;;
+			esac
+			shift 2
+			;;
+		-v) _vt_show=1 && shift ;;
+		*) break ;;
+		esac
+	done
+	if [ "${1:-}" != -- ] || [ $# -lt 2 ]; then
+		vt_fail "$_vt_what (vt_check: want WHAT [-o|-O|-e FILE] [-v] [-d CODE] -- CMD, at '${1:-}')"
+		return 1
+	fi
+	shift
+	if [ "$1" = '!' ]; then
+		_vt_not=1
+		shift
+	fi
+	if [ "$_vt_both" = 1 ]; then
+		"$@" >"$_vt_out" 2>&1
+	elif [ -n "$_vt_out" ] && [ -n "$_vt_err" ]; then
+		"$@" >"$_vt_out" 2>"$_vt_err"
+	elif [ -n "$_vt_out" ]; then
+		"$@" >"$_vt_out"
+	elif [ -n "$_vt_err" ]; then
+		"$@" 2>"$_vt_err"
+	else
+		"$@"
+	fi
+	_vt_rc=$?
+	if { [ "$_vt_rc" -eq 0 ] && [ "$_vt_not" = 0 ]; } || { [ "$_vt_rc" -ne 0 ] && [ "$_vt_not" = 1 ]; }; then
+		if [ "$_vt_show" = 1 ] && [ -n "$_vt_out" ]; then
+			vt_pass "$_vt_what: $(_vt_oneline "$_vt_out")"
+		else
+			vt_pass "$_vt_what"
+		fi
+		return 0
+	fi
+	if [ -n "$_vt_diag" ]; then
+		_vt_d=$(eval "$_vt_diag" 2>&1 | tr '\n' ' ')
+	else
+		_vt_d="exit $_vt_rc"
+		[ "$_vt_not" = 1 ] && _vt_d+=", want a failure"
+		[ -n "$_vt_out" ] && _vt_d+=": $(_vt_oneline "$_vt_out")"
+		[ -n "$_vt_err" ] && _vt_d+="; stderr: $(_vt_oneline "$_vt_err")"
+	fi
+	vt_fail "$_vt_what: ${_vt_d% }"
+	return 1
+}
+
+# _vt_oneline FILE: the first 1000 bytes of FILE on one line.
+_vt_oneline() {
+	head -c 1000 "$1" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//'
+}
+
 vt_require_root() {
 	[ "$(id -u)" -eq 0 ] || vt_skip "needs root"
 }
@@ -160,10 +238,21 @@ _vt_kill_pids() {
 	return 0
 }
 
+# vt_on_cleanup CMD [ARGS...]: vt_cleanup runs CMD ARGS (the words as given now: pass a function
+# that reads its variables then) after it has stopped the tracked processes and before it
+# removes the cgroup, netns and pins, the last registered first. It runs at every cleanup, pass
+# or fail, so it must be idempotent and must not fail the test.
+vt_on_cleanup() {
+	local q
+	printf -v q '%q ' "$@"
+	VT_ON_CLEANUP+=("$q")
+}
+
 # vt_cleanup: idempotent (a no-op when nothing was set up since the last call); never fails.
-# Kills tracked pids and anything left in our netns, runs vt_cleanup_hook if defined, empties
-# and removes the cgroup, deletes our netns, removes $VT_BPFFS. The EXIT trap then removes the
-# scratch dir $VT_TMP (kept if VT_KEEP=1). A test may call it itself and set up again after.
+# Kills tracked pids and anything left in our netns, runs the vt_on_cleanup commands (last
+# first), empties and removes the cgroup, deletes our netns, removes $VT_BPFFS. The EXIT trap
+# then removes the scratch dir $VT_TMP (kept if VT_KEEP=1). A test may call it itself and set up
+# again after.
 vt_cleanup() {
 	local saved=$- ns pids d p parent i
 	[ "$_VT_DIRTY" = 1 ] || return 0
@@ -185,10 +274,10 @@ vt_cleanup() {
 		done
 		[ "${#pids[@]}" -gt 0 ] && _vt_kill_pids "${pids[@]}"
 
-		# 3. the test's own teardown (agent --teardown etc.)
-		if declare -F vt_cleanup_hook >/dev/null; then
-			vt_cleanup_hook
-		fi
+		# 3. the tests' own teardown (agent --teardown etc.), the last registered first
+		for ((i = ${#VT_ON_CLEANUP[@]} - 1; i >= 0; i--)); do
+			eval "${VT_ON_CLEANUP[$i]}"
+		done
 
 		# 4. cgroup: move leftovers to the parent of VT_CGROUP, remove depth-first
 		if [ -n "$VT_CGROUP" ] && [ -d "$VT_CGROUP" ]; then
@@ -433,6 +522,18 @@ vt_bpffs() {
 	fi
 	export VT_BPFFS=/sys/fs/bpf/$VT_ID
 	_VT_DIRTY=1
+}
+
+# vt_world NAME: the usual prologue. Skips without root or BTF; vt_init NAME, vt_topology,
+# vt_backends on :8080, vt_cgroup and vt_bpffs. A failure there ends the test (vt_finish).
+vt_world() {
+	vt_require_root
+	vt_require_btf
+	vt_init "$1"
+	vt_topology || vt_finish
+	vt_backends 8080 || vt_finish
+	vt_cgroup || vt_finish
+	vt_bpffs
 }
 
 # --- running things on the node --------------------------------------------------------------
