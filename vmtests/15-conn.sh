@@ -6,13 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init conn
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world conn
 
 cfg=$VT_TMP/sluice.yaml
 write_cfg() { # write_cfg BACKENDS_OF_MAGLEV...

@@ -6,13 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init reload
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world reload
 
 cfg=$VT_TMP/sluice.yaml
 svc() { # svc LB BACKEND...

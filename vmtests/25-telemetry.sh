@@ -6,13 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init telemetry
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world telemetry
 command -v promtool >/dev/null || vt_skip "promtool is missing (Debian package prometheus)"
 
 N=10

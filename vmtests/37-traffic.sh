@@ -8,13 +8,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init traffic
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world traffic
 
 weighted() { # weighted NAME VIP LB
 	printf '  - name: %s\n    frontend: %s\n    lb: %s\n    backends:\n' "$1" "$2" "$3"

@@ -9,13 +9,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init api
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world api
 command -v python3 >/dev/null || vt_skip "python3 is missing"
 vt_require_tools
 for i in 1 2; do

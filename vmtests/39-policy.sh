@@ -10,13 +10,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init policy
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world policy
 command -v python3 >/dev/null || vt_skip "python3 is missing"
 vt_require_tools
 mkdir "$VT_CGROUP/frontend" "$VT_CGROUP/batch" || vt_fail "mkdir client cgroups"

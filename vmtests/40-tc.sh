@@ -17,13 +17,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-vt_require_root
-vt_require_btf
-vt_init tc
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world tc
 
 NODE=$VT_ID-node
 TCCTL=$VT_TMP/sl_tcctl

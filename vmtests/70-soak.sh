@@ -9,13 +9,7 @@ set -u
 RELOADS=${SOAK_RELOADS:-1000}
 RSS_BOUND_KB=1024
 
-vt_require_root
-vt_require_btf
-vt_init soak
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world soak
 
 svc() { # svc BACKEND...
 	local b

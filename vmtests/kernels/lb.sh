@@ -9,14 +9,8 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init kernel-lb
+vt_world kernel-lb
 vt_log "kernel $(uname -r)"
-vt_topology || vt_finish
-vt_backends 8080 || vt_finish
-vt_cgroup
-vt_bpffs
 
 cfg=$VT_TMP/sluice.yaml
 # interfaces: the TC flow programs load too (on vt-rtr in the node netns); redirect defaults
