@@ -75,11 +75,8 @@ vt_wait_until 3 held && vt_pass "circuit breaker: 3 connections held" ||
 	vt_fail "held: $(svc_active cb) active"
 vt_client refused 198.19.0.20:80 >"$out"
 ms=$(awk '{ sub(/ms$/, "", $2); print $2 }' "$out")
-if grep -q '^ECONNREFUSED' "$out" && awk -v m="$ms" 'BEGIN { exit !(m < 100) }'; then
-	vt_pass "max_connections 3: the 4th connect() refused in ${ms} ms"
-else
-	vt_fail "4th connect: $(cat "$out")"
-fi
+vt_check "max_connections 3: the 4th connect() refused in ${ms} ms" -d 'cat "$out"' -- \
+	eval 'grep -q "^ECONNREFUSED" "$out" && awk -v m="$ms" "BEGIN { exit !(m < 100) }"'
 wait "$h1"
 vt_client tcp 198.19.0.20:80 -n 1 >"$out" &&
 	vt_pass "after one closed, a new connect succeeds" || vt_fail "after one closed: $(tr '\n' ' ' <"$out")"
@@ -141,11 +138,9 @@ all_zero() {
 	va_ctl -o json services | jq -e '[.[] | .active_connections, (.backends[].active_connections)] |
 		all(. == 0)' >/dev/null
 }
-if vt_wait_until 5 all_zero; then
-	vt_pass "after 1000 connections (400 FIN, 300 RST, 150 refused, 100 unreachable, 3 timed out, 47 killed) every active count is 0"
-else
-	vt_fail "active counts leaked: $(va_ctl -o json services | jq -c '[.[] | {name, active_connections, b: [.backends[].active_connections]}]')"
-fi
+vt_check "after 1000 connections (400 FIN, 300 RST, 150 refused, 100 unreachable, 3 timed out, 47 killed) every active count is 0" \
+	-d 'va_ctl -o json services | jq -c "[.[] | {name, active_connections, b: [.backends[].active_connections]}]"' -- \
+	vt_wait_until 5 all_zero
 rej=$(va_ctl -o json services | jq '[.[] | select(.name | test("leak|refd|unreach|slow")) | .rejected.circuit_breaker] | add')
 [ "$rej" -eq 0 ] && vt_pass "no connection of those was refused by a leaked count" ||
 	vt_fail "$rej circuit_breaker rejections in the leak services"

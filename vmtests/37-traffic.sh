@@ -60,11 +60,9 @@ out=$VT_TMP/out
 
 # within NAME N EXPECTED TOL: N is EXPECTED +- TOL
 within() {
-	if [ "$2" -ge $(($3 - $4)) ] && [ "$2" -le $(($3 + $4)) ]; then
-		vt_pass "$1: $2 (want $3 +- $4)"
-	else
-		vt_fail "$1: $2, want $3 +- $4"
-	fi
+	local n=$2 want=$3 tol=$4
+	vt_check "$1: $n (want $want +- $tol)" -- \
+		eval '[ "$n" -ge $((want - tol)) ] && [ "$n" -le $((want + tol)) ]'
 }
 
 # --- weights 1:2:5 over 1000 connections --------------------------------------------------------

@@ -586,12 +586,8 @@ vt_counts_within() {
 	shift 3
 	for name in "$@"; do
 		n=$(vt_value "$file" "$name")
-		if [ "$n" -ge "$lo" ] && [ "$n" -le "$hi" ]; then
-			vt_pass "$name: $n in [$lo, $hi]"
-		else
-			vt_fail "$name: $n not in [$lo, $hi] ($(tr '\n' ' ' <"$file"))"
-			rc=1
-		fi
+		vt_check "$name: $n in [$lo, $hi]" -d 'tr "\n" " " <"$file"' -- \
+			eval '[ "$n" -ge "$lo" ] && [ "$n" -le "$hi" ]' || rc=1
 	done
 	return "$rc"
 }
