@@ -131,7 +131,7 @@ vt_wait_until 5 grep -q 'holding 47' "$VT_TMP/hold47" || vt_fail "hold 47: $(cat
 [ "$(svc_active leak)" -eq 47 ] && vt_pass "47 held connections counted active" ||
 	vt_fail "leak active while holding: $(svc_active leak)"
 pkill -KILL -P "$hk" 2>/dev/null
-pkill -KILL -f "sl_client hold 198.19.0.22:80" 2>/dev/null
+vt_cgroup_kill KILL "sl_client hold 198.19.0.22:80"
 wait "$hk" 2>/dev/null
 
 all_zero() {
@@ -181,7 +181,7 @@ else
 fi
 ip netns exec "$VT_ID-be1" nft delete table inet vtidle || vt_fail "nft cleanup"
 kill "$hi" "$hn" 2>/dev/null
-pkill -f "rt_hold.py 198.19.0.2[67] 7000" 2>/dev/null
+vt_cgroup_kill TERM "rt_hold.py 198.19.0.2[67] 7000"
 wait "$hi" "$hn" 2>/dev/null
 
 va_stop

@@ -125,7 +125,7 @@ vt_client loop 198.19.0.36:80 --seconds 10 --interval-ms 1 --max 30 >"$out"
 	vt_pass "least_conn: 30 new connections all went to be3 (active 0)" ||
 	vt_fail "least_conn new: $(tr '\n' ' ' <"$out")"
 kill "$h6" "$h3" 2>/dev/null
-pkill -f "sl_client hold 198.19.0.36:80" 2>/dev/null
+vt_cgroup_kill TERM "sl_client hold 198.19.0.36:80"
 wait "$h6" "$h3" 2>/dev/null
 
 # --- affinity ------------------------------------------------------------------------------------

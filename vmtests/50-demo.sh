@@ -55,7 +55,7 @@ start=$(date +%s)
 DEMO_PAUSE=0 NO_COLOR=1 timeout -k 5 120 bash "$DEMO" >"$out" 2>&1 </dev/null
 rc=$?
 secs=$(($(date +%s) - start))
-DEMO_ID=$(sed -n 's/^# run id \(sl[0-9]*-demo\) .*/\1/p' "$out" | head -n 1)
+DEMO_ID=$(sed -n 's/^# run id \(sl[0-9x]*-demo\) .*/\1/p' "$out" | head -n 1)
 
 vt_check "tools/demo.sh exited 0 in ${secs}s ($(grep -m1 '^demo passed' "$out"))" \
 	-d 'echo "it exited $rc"' -- [ "$rc" -eq 0 ]

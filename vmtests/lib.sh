@@ -17,7 +17,7 @@
 # API (see each function): vt_world NAME (the usual prologue: vt_init NAME, vt_topology,
 # vt_backends, vt_cgroup, vt_bpffs), vt_init NAME, vt_topology, vt_backends [PORT], vt_server NS
 # NAME PORT [ARGS], vt_server_stop NAME [SIG], vt_cgroup, vt_client ARGS, vt_in_cgroup CMD,
-# vt_node CMD, vt_bpffs, vt_track_pid PID, vt_on_cleanup CMD, vt_cleanup, vt_check WHAT -- CMD,
+# vt_cgroup_kill SIG PATTERN, vt_node CMD, vt_bpffs, vt_track_pid PID, vt_on_cleanup CMD, vt_cleanup, vt_check WHAT -- CMD,
 # vt_pass, vt_fail, vt_skip, vt_require_root, vt_require_btf, vt_finish, vt_counts_within FILE LO
 # HI NAMES, vt_value FILE KEY, vt_wait_until SECS CMD, vt_require_tools.
 
@@ -147,10 +147,16 @@ vt_require_btf() {
 # vt_init NAME: sets VT_ID (sl<pid>-<name>), VT_TMP (scratch dir for logs/pidfiles), and an EXIT
 # trap that always runs vt_cleanup and keeps the exit status. INT/TERM exit through the trap.
 vt_init() {
-	local short
+	local short n=0
 	short=$(printf '%s' "${1:-t}" | tr -cd 'a-z0-9' | cut -c1-8)
 	VT_NAME=${1:-t}
 	VT_ID="sl$$-${short:-t}"
+	# Pids come round again (pid_max may be 32768), and a run that was killed before its cleanup
+	# leaves its netns, cgroup and pins: then this id is taken, and sl<pid>x<n>-<name> is used.
+	while _vt_id_taken "$VT_ID"; do
+		n=$((n + 1))
+		VT_ID="sl$$x$n-${short:-t}"
+	done
 	VT_TMP=$(mktemp -d "/tmp/${VT_ID}.XXXXXX") || {
 		echo "vt_init: mktemp failed" >&2
 		exit 1
@@ -161,6 +167,14 @@ vt_init() {
 	trap 'exit 143' TERM
 	trap 'exit 129' HUP
 	vt_log "run id $VT_ID (scratch $VT_TMP)"
+}
+
+# _vt_id_taken ID: a netns, cgroup or bpffs directory of this id (or of a name it starts) exists.
+_vt_id_taken() {
+	local mnt
+	mnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	compgen -G "/run/netns/$1-*" >/dev/null || compgen -G "/sys/fs/bpf/$1*" >/dev/null ||
+		{ [ -n "$mnt" ] && compgen -G "$mnt/$1*" >/dev/null; }
 }
 
 _vt_exit_trap() {
@@ -553,6 +567,20 @@ vt_in_cgroup() {
 		fi
 		exec ip netns exec "$VT_ID-node" "$@"
 	)
+}
+
+# vt_cgroup_kill SIGNAL PATTERN: sends SIGNAL to the processes in VT_CGROUP and below whose
+# command line matches PATTERN (grep -E): this run's own clients, never another run's (as
+# `pkill -f` would).
+vt_cgroup_kill() {
+	local sig=$1 pat=$2 procs p
+	[ -n "$VT_CGROUP" ] && [ -d "$VT_CGROUP" ] || return 0
+	while read -r procs; do
+		while read -r p; do
+			tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qE -- "$pat" && kill "-$sig" "$p" 2>/dev/null
+		done <"$procs"
+	done < <(find "$VT_CGROUP" -name cgroup.procs 2>/dev/null)
+	return 0
 }
 
 # vt_client ARGS...: $VT_BIN/sl_client ARGS in VT_CGROUP + node netns. Returns its exit status
