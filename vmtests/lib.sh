@@ -21,6 +21,10 @@
 # vt_pass, vt_fail, vt_skip, vt_require_root, vt_require_btf, vt_finish, vt_counts_within FILE LO
 # HI NAMES, vt_value FILE KEY, vt_wait_until SECS CMD, vt_require_tools.
 
+# Only our own netns are ever talked to: a proxy set up on this machine (its environment,
+# /etc/environment) must not send curl or the agent's libcurl (etcd) anywhere else.
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
+
 VT_ROOT=${VT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 VT_BIN=${VT_BIN:-$VT_ROOT/build/vmtests}
 [[ "$VT_BIN" == /* ]] || VT_BIN=$PWD/$VT_BIN
@@ -71,7 +75,7 @@ vt_finish() {
 #            after CMD, so it can read CMD's output files). Without it, DETAIL is CMD's exit
 #            status and FILE's content. DETAIL is one line; FILE's content is cut at 1000 bytes.
 vt_check() {
-	local _vt_what=$1 _vt_out= _vt_both=0 _vt_err= _vt_show=0 _vt_diag= _vt_not=0 _vt_rc _vt_d
+	local _vt_what=$1 _vt_out='' _vt_both=0 _vt_err='' _vt_show=0 _vt_diag='' _vt_not=0 _vt_rc _vt_d
 	shift
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do
 		case $1 in
