@@ -43,7 +43,7 @@ api() {
 	local args=(-s -o "$VT_TMP/api.body" -w '%{http_code}' --max-time 5 --unix-socket "$SOCK"
 		-X "$1" "http://sluice$2")
 	[ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-	vt_node curl "${args[@]}"
+	vt_node curl -q "${args[@]}"
 }
 reaches() { # reaches VIP NAME N: N connections, how many reached backend NAME
 	vt_client tcp "$1:80" -n "$3" --timeout-ms 2000 >"$VT_TMP/reach.out"

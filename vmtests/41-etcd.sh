@@ -62,10 +62,10 @@ topology_more || {
 # --- etcd ---------------------------------------------------------------------------------------
 ETCD_PID=
 etcd_healthy() {
-	vt_node curl -sf --max-time 1 "$ETCD_URL/health" 2>/dev/null | grep -q '"health": *"true"'
+	vt_node curl -q -sf --max-time 1 "$ETCD_URL/health" 2>/dev/null | grep -q '"health": *"true"'
 }
 etcd_healthy_local() {
-	ip netns exec "$NE" curl -sf --max-time 1 http://127.0.0.1:2379/health 2>/dev/null |
+	ip netns exec "$NE" curl -q -sf --max-time 1 http://127.0.0.1:2379/health 2>/dev/null |
 		grep -q '"health": *"true"'
 }
 # etcd_start [local]: in the etcd netns, on $VT_TMP/etcd (kept across restarts); waits for
@@ -302,7 +302,7 @@ c=$(reach B be3 10)
 # server in be2's netns (be2b, :8081) is what it registers.
 vt_server "$VT_ID-be2" be2b 8081 || vt_fail "be2b server"
 t0=$(date +%s%N)
-st=$(nsenter --net="/run/netns/$NB" curl -s -o "$VT_TMP/api-b.body" -w '%{http_code}' --max-time 5 \
+st=$(nsenter --net="/run/netns/$NB" curl -q -s -o "$VT_TMP/api-b.body" -w '%{http_code}' --max-time 5 \
 	--unix-socket "$VB_SOCK" -X POST -H 'Content-Type: application/json' \
 	--data-binary '{"address": "198.18.1.3:8081"}' http://sluice/v1/services/web/backends)
 t_b=$(ms_since "$t0")

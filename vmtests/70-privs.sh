@@ -20,7 +20,7 @@ vt_world privs
 # its etcd worker thread, and libcurl its resolver threads. Without an etcd binary the endpoint
 # stays closed; the worker thread exists all the same.
 ETCD=http://127.0.0.1:2379
-etcd_healthy() { vt_node curl -sf --max-time 1 "$ETCD/health" 2>/dev/null | grep -q '"health": *"true"'; }
+etcd_healthy() { vt_node curl -q -sf --max-time 1 "$ETCD/health" 2>/dev/null | grep -q '"health": *"true"'; }
 if command -v etcd >/dev/null; then
 	(exec ip netns exec "$VT_ID-node" etcd --name s1 --data-dir "$VT_TMP/etcd" \
 		--listen-client-urls "$ETCD" --advertise-client-urls "$ETCD" \
@@ -118,11 +118,11 @@ npins=$(find "$VT_BPFFS" -mindepth 1 ! -type d | wc -l)
 chmod 0711 "$VT_TMP"
 chmod 0711 "$VT_BPFFS"
 nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all "$@"; }
-code=$(vt_node curl -s -o /dev/null -w '%{http_code}' --max-time 2 --unix-socket "$sock" \
+code=$(vt_node curl -q -s -o /dev/null -w '%{http_code}' --max-time 2 --unix-socket "$sock" \
 	http://sluice/v1/events)
 [ "$code" = 200 ] && vt_pass "root reaches the API (control)" || vt_fail "root: HTTP $code"
 vt_check "nobody cannot connect to the API socket" -e "$VT_TMP/nobody.err" -- \
-	! nobody curl -s -o /dev/null --max-time 2 --unix-socket "$sock" http://sluice/v1/events
+	! nobody curl -q -s -o /dev/null --max-time 2 --unix-socket "$sock" http://sluice/v1/events
 pin=$VT_BPFFS/sluice_settings
 bpftool map lookup pinned "$pin" key 0 0 0 0 >/dev/null 2>&1 &&
 	vt_pass "root reads the pinned map (control)" || vt_fail "root cannot read $pin"

@@ -75,7 +75,7 @@ va_ctl() {
 
 # va_metrics: the agent's /metrics page (fetched inside the node netns).
 va_metrics() {
-	vt_node curl -sf --max-time 5 http://127.0.0.1:9464/metrics
+	vt_node curl -q -sf --max-time 5 http://127.0.0.1:9464/metrics
 }
 
 va_log_has() {
@@ -100,7 +100,7 @@ va_prometheus() {
 }
 
 va_prom_query() {
-	vt_node curl -sf --max-time 3 "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2"
+	vt_node curl -q -sf --max-time 3 "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2"
 }
 
 _va_cleanup() {

@@ -22,7 +22,8 @@
 # HI NAMES, vt_value FILE KEY, vt_wait_until SECS CMD, vt_require_tools.
 
 # Only our own netns are ever talked to: a proxy set up on this machine (its environment,
-# /etc/environment) must not send curl or the agent's libcurl (etcd) anywhere else.
+# /etc/environment) must not send curl or the agent's libcurl (etcd) anywhere else. (The tests
+# run curl -q, so that a ~/.curlrc does not count either.)
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
 VT_ROOT=${VT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
