@@ -17,9 +17,10 @@
 # API (see each function): vt_world NAME (the usual prologue: vt_init NAME, vt_topology,
 # vt_backends, vt_cgroup, vt_bpffs), vt_init NAME, vt_topology, vt_backends [PORT], vt_server NS
 # NAME PORT [ARGS], vt_server_stop NAME [SIG], vt_cgroup, vt_client ARGS, vt_in_cgroup CMD,
-# vt_cgroup_kill SIG PATTERN, vt_node CMD, vt_bpffs, vt_track_pid PID, vt_on_cleanup CMD, vt_cleanup, vt_check WHAT -- CMD,
-# vt_pass, vt_fail, vt_skip, vt_require_root, vt_require_btf, vt_finish, vt_counts_within FILE LO
-# HI NAMES, vt_value FILE KEY, vt_wait_until SECS CMD, vt_require_tools.
+# vt_cgroup_kill SIG PATTERN, vt_node CMD, vt_bpffs, vt_track_pid PID, vt_on_cleanup CMD,
+# vt_cleanup, vt_check WHAT -- CMD, vt_pass, vt_fail, vt_skip, vt_require_root, vt_require_btf,
+# vt_finish, vt_counts_within FILE LO HI NAMES, vt_value FILE KEY, vt_wait_until SECS CMD,
+# vt_require_tools.
 
 # Only our own netns are ever talked to: a proxy set up on this machine (its environment,
 # /etc/environment) must not send curl or the agent's libcurl (etcd) anywhere else. (The tests
@@ -64,6 +65,7 @@ vt_finish() {
 	echo "FAIL: ${VT_NAME:-test} ($VT_FAILS check(s) failed)"
 	exit 1
 }
+
 # vt_check WHAT [-o FILE | -O FILE] [-e FILE] [-v] [-d CODE] -- [!] CMD [ARGS...]: one checked
 # step (xdp-tools' check_run). Runs CMD in this shell (a function works, and may set variables)
 # and prints "PASS: WHAT" if it exits 0, else "FAIL: WHAT: DETAIL", counted as vt_fail counts.
@@ -75,6 +77,7 @@ vt_finish() {
 #   -d CODE  a diagnostic hook: on failure, DETAIL is what the shell code CODE prints (eval'd
 #            after CMD, so it can read CMD's output files). Without it, DETAIL is CMD's exit
 #            status and FILE's content. DETAIL is one line; FILE's content is cut at 1000 bytes.
+# A compound condition is CMD `eval 'A && B'`: it sees the caller's variables, but not its $1...
 vt_check() {
 	local _vt_what=$1 _vt_out='' _vt_both=0 _vt_err='' _vt_show=0 _vt_diag='' _vt_not=0 _vt_rc _vt_d
 	shift
