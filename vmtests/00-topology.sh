@@ -23,37 +23,28 @@ expect_run() {
 	shift 3
 	vt_client "$@" >"$file" 2>"$file.err"
 	rc=$?
-	if [ "$rc" -eq 0 ] && [ "$(vt_value "$file" ok)" -eq "$count" ] &&
-		[ "$(vt_value "$file" fail)" -eq 0 ] && [ "$(vt_value "$file" "$name")" -eq "$count" ] &&
-		[ "$(vt_value "$file" elapsed_ms)" -lt 900 ]; then
-		vt_pass "sl_client $*: $count/$count from $name in $(vt_value "$file" elapsed_ms) ms"
-	else
-		vt_fail "sl_client $* (rc $rc): $(tr '\n' ' ' <"$file") $(tr '\n' ' ' <"$file.err")"
-	fi
+	vt_check "sl_client $*: $count/$count from $name in $(vt_value "$file" elapsed_ms) ms" \
+		-d 'echo "rc $rc: $(tr "\n" " " <"$file") $(tr "\n" " " <"$file.err")"' -- \
+		eval '[ "$rc" -eq 0 ] && [ "$(vt_value "$file" ok)" -eq "$count" ] &&
+			[ "$(vt_value "$file" fail)" -eq 0 ] && [ "$(vt_value "$file" "$name")" -eq "$count" ] &&
+			[ "$(vt_value "$file" elapsed_ms)" -lt 900 ]'
 }
 
 # the client really runs inside the test cgroup
 cg=$(vt_in_cgroup cat /proc/self/cgroup | awk -F: '$1 == "0" { print $3 }')
-if [ "$cg" = "/$VT_ID" ]; then
-	vt_pass "client runs in cgroup /$VT_ID"
-else
-	vt_fail "client cgroup is '$cg', want /$VT_ID"
-fi
+vt_check "client runs in cgroup /$VT_ID" -d 'echo "it is in $cg"' -- [ "$cg" = "/$VT_ID" ]
 
 # node netns: no default route, VIP ranges blackholed
-if [ -z "$(ip -n "$VT_ID-node" route show default)" ] &&
-	[ -z "$(ip -n "$VT_ID-node" -6 route show default)" ]; then
-	vt_pass "node netns has no default route (v4, v6)"
-else
-	vt_fail "node netns has a default route"
-fi
+vt_check "node netns has no default route (v4, v6)" -d 'echo "it has one"' -- \
+	eval '[ -z "$(ip -n "$VT_ID-node" route show default)" ] &&
+		[ -z "$(ip -n "$VT_ID-node" -6 route show default)" ]'
+# blackholed NET: the node netns has a blackhole route for NET
+blackholed() {
+	{ ip -n "$VT_ID-node" route show type blackhole
+		ip -n "$VT_ID-node" -6 route show type blackhole; } | awk -v r="$1" '$2 == r { f = 1 } END { exit !f }'
+}
 for r in "198.19.0.0/16" "2001:db8:f::/48"; do
-	if { ip -n "$VT_ID-node" route show type blackhole
-		ip -n "$VT_ID-node" -6 route show type blackhole; } | awk -v r="$r" '$2 == r { f = 1 } END { exit !f }'; then
-		vt_pass "node netns blackholes $r"
-	else
-		vt_fail "node netns has no blackhole route for $r"
-	fi
+	vt_check "node netns blackholes $r" -- blackholed "$r"
 done
 
 expect_run tcp4 be1 20 tcp 198.18.1.2:8080 -n 20 --check-peer
@@ -71,18 +62,11 @@ for vip in 198.19.0.10:80 "[2001:db8:f::10]:80"; do
 	VT_CLIENT_TIMEOUT=5 vt_client refused "$vip" --timeout-ms 3000 >"$out/vip" 2>&1
 	read -r ename ms <"$out/vip"
 	ms=${ms%ms}
-	if [[ "$ename" =~ ^(EINVAL|ENETUNREACH)$ ]] && awk -v m="$ms" 'BEGIN { exit !(m < 100) }'; then
-		vt_pass "connect to VIP $vip fails at once: $ename ${ms}ms"
-	else
-		vt_fail "connect to VIP $vip: $(cat "$out/vip")"
-	fi
+	vt_check "connect to VIP $vip fails at once: $ename ${ms}ms" -d 'cat "$out/vip"' -- \
+		eval '[[ "$ename" =~ ^(EINVAL|ENETUNREACH)$ ]] && awk -v m="$ms" "BEGIN { exit !(m < 100) }"'
 done
 
 # a closed port on a backend is refused at once (the refused mode's own success path)
-if VT_CLIENT_TIMEOUT=5 vt_client refused 198.18.1.2:9 >"$out/ref" 2>&1; then
-	vt_pass "closed port refused: $(cat "$out/ref")"
-else
-	vt_fail "closed port: $(cat "$out/ref")"
-fi
+VT_CLIENT_TIMEOUT=5 vt_check "closed port refused" -v -O "$out/ref" -- vt_client refused 198.18.1.2:9
 
 vt_finish

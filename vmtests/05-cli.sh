@@ -16,11 +16,9 @@ expect() { # expect RC DESCRIPTION CMD...: run CMD, check its exit code
 	shift 2
 	"$@" >"$VT_TMP/out" 2>"$VT_TMP/err"
 	rc=$?
-	if [ "$rc" -eq "$want" ]; then
-		vt_pass "$what: exit $rc"
-	else
-		vt_fail "$what: exit $rc, want $want; stdout: $(head -c 300 "$VT_TMP/out") stderr: $(head -c 300 "$VT_TMP/err")"
-	fi
+	vt_check "$what: exit $want" \
+		-d 'echo "exit $rc; stdout: $(head -c 300 "$VT_TMP/out") stderr: $(head -c 300 "$VT_TMP/err")"' \
+		-- [ "$rc" -eq "$want" ]
 }
 
 good=$VT_TMP/good.yaml
@@ -84,13 +82,9 @@ expect 0 "sluicectl stat (prefix of status)" "$VA_SLUICECTL" --bpffs "$VT_BPFFS"
 grep -q "programs: 10 attached" "$VT_TMP/out" && vt_pass "status: 10 programs attached" ||
 	vt_fail "status: $(cat "$VT_TMP/out")"
 expect 0 "sluicectl -o json status" "$VA_SLUICECTL" --bpffs "$VT_BPFFS" -o json status
-if jq -e '.agent.running == true and (.programs | length) == 10 and
-	([.maps[] | select(.name == "sluice_services")][0] | .entries == 1 and .capacity == 2048)' \
-	"$VT_TMP/out" >/dev/null; then
-	vt_pass "status json: agent running, 10 programs, sluice_services 1/2048"
-else
-	vt_fail "status json: $(cat "$VT_TMP/out")"
-fi
+vt_check "status json: agent running, 10 programs, sluice_services 1/2048" -o /dev/null \
+	-d 'cat "$VT_TMP/out"' -- jq -e '.agent.running == true and (.programs | length) == 10 and
+	([.maps[] | select(.name == "sluice_services")][0] | .entries == 1 and .capacity == 2048)' "$VT_TMP/out"
 expect 0 "sluicectl se web (prefix of services)" "$VA_SLUICECTL" --bpffs "$VT_BPFFS" se web
 grep -q "198.18.1.2:8080" "$VT_TMP/out" && vt_pass "services shows the backend" ||
 	vt_fail "services: $(cat "$VT_TMP/out")"

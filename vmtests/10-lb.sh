@@ -6,13 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init lb
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world lb
 
 cfg=$VT_TMP/sluice.yaml
 va_config "$cfg" <<'YAML'
@@ -55,70 +49,42 @@ va_start "$cfg" || vt_finish
 
 for vip in 198.19.0.10:80 198.19.0.11:80 198.19.0.12:80; do
 	out=$VT_TMP/tcp-$vip.out
-	if vt_client tcp "$vip" -n 300 --check-peer >"$out"; then
-		vt_pass "$vip: 300 connections, none failed, getpeername() showed the VIP"
-	else
-		vt_fail "$vip: client failed: $(tr '\n' ' ' <"$out")"
-	fi
+	vt_check "$vip: 300 connections, none failed, getpeername() showed the VIP" -o "$out" -- \
+		vt_client tcp "$vip" -n 300 --check-peer
 	vt_counts_within "$out" 60 141 be1 be2 be3
 done
 
 out=$VT_TMP/tcp6.out
-if vt_client tcp "[2001:db8:f::10]:80" -n 300 --check-peer >"$out"; then
-	vt_pass "IPv6 service: 300 connections via [2001:db8:f::10]:80"
-else
-	vt_fail "IPv6 service: $(tr '\n' ' ' <"$out")"
-fi
+vt_check "IPv6 service: 300 connections via [2001:db8:f::10]:80" -o "$out" -- \
+	vt_client tcp "[2001:db8:f::10]:80" -n 300 --check-peer
 vt_counts_within "$out" 60 141 be1 be2 be3
 
 # A dual-stack IPv6 socket that addresses an IPv4 VIP as ::ffff:a.b.c.d (as Java does).
 out=$VT_TMP/mapped.out
-if vt_client tcp "[::ffff:198.19.0.12]:80" -n 60 --check-peer >"$out"; then
-	vt_pass "v4-mapped: 60 connections to [::ffff:198.19.0.12]:80, getpeername() showed it"
-else
-	vt_fail "v4-mapped TCP: $(tr '\n' ' ' <"$out")"
-fi
+vt_check "v4-mapped: 60 connections to [::ffff:198.19.0.12]:80, getpeername() showed it" -o "$out" -- \
+	vt_client tcp "[::ffff:198.19.0.12]:80" -n 60 --check-peer
 vt_counts_within "$out" 5 40 be1 be2 be3
 for mode in "" --connected; do
 	out=$VT_TMP/udpm$mode.out
-	if vt_client udp "[::ffff:198.19.0.53]:53" -n 20 $mode >"$out" &&
-		[ "$(vt_value "$out" ok)" -eq 20 ]; then
-		vt_pass "v4-mapped UDP ${mode:-unconnected}: 20 replies, each from the VIP"
-	else
-		vt_fail "v4-mapped UDP ${mode:-unconnected}: $(tr '\n' ' ' <"$out")"
-	fi
+	vt_check "v4-mapped UDP ${mode:-unconnected}: 20 replies, each from the VIP" -o "$out" -- \
+		eval 'vt_client udp "[::ffff:198.19.0.53]:53" -n 20 $mode && [ "$(vt_value "$out" ok)" -eq 20 ]'
 done
 
 for mode in "" --connected; do
 	out=$VT_TMP/udp$mode.out
-	if vt_client udp 198.19.0.53:53 -n 60 $mode >"$out" &&
-		[ "$(vt_value "$out" ok)" -eq 60 ]; then
-		vt_pass "UDP ${mode:-unconnected}: 60 replies, each from the VIP"
-	else
-		vt_fail "UDP ${mode:-unconnected}: $(tr '\n' ' ' <"$out")"
-	fi
+	vt_check "UDP ${mode:-unconnected}: 60 replies, each from the VIP" -o "$out" -- \
+		eval 'vt_client udp 198.19.0.53:53 -n 60 $mode && [ "$(vt_value "$out" ok)" -eq 60 ]'
 	out=$VT_TMP/udp6$mode.out
-	if vt_client udp "[2001:db8:f::53]:53" -n 20 $mode >"$out" &&
-		[ "$(vt_value "$out" be2)" -eq 20 ]; then
-		vt_pass "UDP6 ${mode:-unconnected}: 20 replies from be2, each from the VIP"
-	else
-		vt_fail "UDP6 ${mode:-unconnected}: $(tr '\n' ' ' <"$out")"
-	fi
+	vt_check "UDP6 ${mode:-unconnected}: 20 replies from be2, each from the VIP" -o "$out" -- \
+		eval 'vt_client udp "[2001:db8:f::53]:53" -n 20 $mode && [ "$(vt_value "$out" be2)" -eq 20 ]'
 done
 
-out=$VT_TMP/refused.out
-if vt_client refused 198.19.0.99:80 >"$out"; then
-	vt_pass "no backend: connect() refused at once ($(cat "$out"))"
-else
-	vt_fail "no backend: $(cat "$out")"
-fi
+vt_check "no backend: connect() refused at once" -v -o "$VT_TMP/refused.out" -- \
+	vt_client refused 198.19.0.99:80
 
 out=$VT_TMP/direct.out
-if vt_client tcp 198.18.1.3:8080 -n 20 --check-peer >"$out" && [ "$(vt_value "$out" be2)" -eq 20 ]; then
-	vt_pass "traffic to a non-frontend address passes untouched"
-else
-	vt_fail "direct traffic: $(tr '\n' ' ' <"$out")"
-fi
+vt_check "traffic to a non-frontend address passes untouched" -o "$out" -- \
+	eval 'vt_client tcp 198.18.1.3:8080 -n 20 --check-peer && [ "$(vt_value "$out" be2)" -eq 20 ]'
 
 # The CLI reads the same picture out of the pinned maps.
 json=$VT_TMP/services.json

@@ -6,13 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init conn
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world conn
 
 cfg=$VT_TMP/sluice.yaml
 write_cfg() { # write_cfg BACKENDS_OF_MAGLEV...
@@ -79,11 +73,9 @@ vt_client tcp 198.19.0.11:80 -n 300 --bind-port-base 21000 --trace >"$VT_TMP/m1.
 	vt_fail "maglev round 1: $(tail -8 "$VT_TMP/m1.out" | tr '\n' ' ')"
 vt_client tcp 198.19.0.11:80 -n 300 --bind-port-base 21000 --trace >"$VT_TMP/m2.out" ||
 	vt_fail "maglev round 2: $(tail -8 "$VT_TMP/m2.out" | tr '\n' ' ')"
-if [ "$(map_of "$VT_TMP/m1.out")" = "$(map_of "$VT_TMP/m2.out")" ]; then
-	vt_pass "maglev: 300 flows (fixed source ports) landed on the same backends twice"
-else
-	vt_fail "maglev: $(diff <(map_of "$VT_TMP/m1.out") <(map_of "$VT_TMP/m2.out") | grep -c '^<') flows moved with nothing changed"
-fi
+vt_check "maglev: 300 flows (fixed source ports) landed on the same backends twice" \
+	-d 'echo "$(diff <(map_of "$VT_TMP/m1.out") <(map_of "$VT_TMP/m2.out") | grep -c "^<") flows moved with nothing changed"' \
+	-- [ "$(map_of "$VT_TMP/m1.out")" = "$(map_of "$VT_TMP/m2.out")" ]
 vt_counts_within "$VT_TMP/m1.out" 60 141 be1 be2 be3
 
 write_cfg 198.18.1.3:8080 198.18.1.4:8080
@@ -96,11 +88,9 @@ read -r stayed moved from_be1 < <(join <(map_of "$VT_TMP/m1.out") <(map_of "$VT_
 	     END { print s + 0, m + 0, b + 0 }')
 [ "$(vt_value "$VT_TMP/m3.out" be1)" -eq 0 ] && vt_pass "after removal be1 gets no flow" ||
 	vt_fail "be1 still got $(vt_value "$VT_TMP/m3.out" be1) flows"
-if [ "$moved" -le 3 ] && [ $((stayed + moved + from_be1)) -eq 300 ]; then
-	vt_pass "removing be1 moved its $from_be1 flows; of the other $((stayed + moved)), $moved moved (<= 1%)"
-else
-	vt_fail "removing be1: $stayed stayed, $moved of the others moved, $from_be1 were on be1"
-fi
+vt_check "removing be1 moved its $from_be1 flows; of the other $((stayed + moved)), $moved moved (<= 1%)" \
+	-d 'echo "$stayed stayed, $moved of the others moved, $from_be1 were on be1"' -- \
+	eval '[ "$moved" -le 3 ] && [ $((stayed + moved + from_be1)) -eq 300 ]'
 
 # 3. Maglev weights 1:2:5 over 800 connections; bounds are 4 sigma of the binomial.
 out=$VT_TMP/weighted.out

@@ -6,13 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init reload
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world reload
 
 cfg=$VT_TMP/sluice.yaml
 svc() { # svc LB BACKEND...
@@ -34,21 +28,15 @@ sleep 1
 
 # 1. Add be3 by rewriting the file in place (inotify IN_CLOSE_WRITE).
 svc maglev 198.18.1.2:8080 198.18.1.3:8080 198.18.1.4:8080 | va_config "$cfg"
-if vt_wait_until 3 backends_are "198.18.1.2:8080 198.18.1.3:8080 198.18.1.4:8080"; then
-	vt_pass "file rewrite: be3 added within 3 s"
-else
-	vt_fail "file rewrite: backends are '$(backends_now)'"
-fi
+vt_check "file rewrite: be3 added within 3 s" -d 'echo "backends are $(backends_now)"' -- \
+	vt_wait_until 3 backends_are "198.18.1.2:8080 198.18.1.3:8080 198.18.1.4:8080"
 sleep 1
 
 # 2. Remove be1 the way editors save: write a new file, rename it over the old one.
 svc maglev 198.18.1.3:8080 198.18.1.4:8080 | va_config "$cfg.new"
 mv "$cfg.new" "$cfg"
-if vt_wait_until 3 backends_are "198.18.1.3:8080 198.18.1.4:8080"; then
-	vt_pass "rename over the file: be1 removed within 3 s"
-else
-	vt_fail "rename over the file: backends are '$(backends_now)'"
-fi
+vt_check "rename over the file: be1 removed within 3 s" -d 'echo "backends are $(backends_now)"' -- \
+	vt_wait_until 3 backends_are "198.18.1.3:8080 198.18.1.4:8080"
 sleep 1
 
 # 3. A bad config by SIGHUP: rejected, old state untouched.
@@ -63,39 +51,28 @@ cp "$cfg.bad" "$VT_TMP/bad-copy.yaml"
 # Replace atomically, then signal; the inotify reload sees the same bad file.
 mv "$cfg.bad" "$cfg"
 kill -HUP "$VA_PID"
-if vt_wait_until 3 va_log_count_ge 'config rejected' $((rejected + 1)); then
-	vt_pass "bad config rejected: $(grep -m1 'bogus_key' "$VA_LOG" | sed 's/.*error=//')"
-else
-	vt_fail "bad config was not rejected"
-fi
+vt_check "bad config rejected" -- vt_wait_until 3 va_log_count_ge 'config rejected' $((rejected + 1)) &&
+	vt_log "$(grep -m1 'bogus_key' "$VA_LOG" | sed 's/.*error=//')"
 sleep 0.5
 after=$(va_ctl -o json services)
 # Counters move; compare the configuration only.
 shape() { jq -c '[.[] | {name, frontend, lb, b: [.backends[] | {address, weight, state}]}]'; }
-if [ "$(shape <<<"$before")" = "$(shape <<<"$after")" ]; then
-	vt_pass "after the bad config the maps are unchanged"
-else
-	vt_fail "maps changed after a bad config: $(shape <<<"$after")"
-fi
+vt_check "after the bad config the maps are unchanged" -d 'shape <<<"$after"' -- \
+	[ "$(shape <<<"$before")" = "$(shape <<<"$after")" ]
 
 # 4. An invalid value (not just a key) through a file change is rejected as well.
 svc maglev 198.18.1.2:99999 | va_config "$cfg"
-if vt_wait_until 3 va_log_count_ge 'config rejected' $((rejected + 2)); then
-	vt_pass "invalid port via file change rejected"
-else
-	vt_fail "invalid port via file change not rejected"
-fi
+vt_check "invalid port via file change rejected" -- \
+	vt_wait_until 3 va_log_count_ge 'config rejected' $((rejected + 2))
 [ "$(backends_now)" = "198.18.1.3:8080 198.18.1.4:8080" ] && vt_pass "still serving be2, be3" ||
 	vt_fail "backends changed to '$(backends_now)'"
 
 wait "$loop_pid"
 rc=$?
 total=$(($(vt_value "$loop" ok) + $(vt_value "$loop" fail)))
-if [ "$rc" -eq 0 ] && [ "$(vt_value "$loop" fail)" -eq 0 ] && [ "$total" -gt 500 ]; then
-	vt_pass "client loop: $total connections across 4 reloads, 0 failed"
-else
-	vt_fail "client loop rc=$rc: $(tr '\n' ' ' <"$loop")"
-fi
+vt_check "client loop: $total connections across 4 reloads, 0 failed" \
+	-d 'echo "rc=$rc: $(tr "\n" " " <"$loop")"' -- \
+	eval '[ "$rc" -eq 0 ] && [ "$(vt_value "$loop" fail)" -eq 0 ] && [ "$total" -gt 500 ]'
 [ "$(vt_value "$loop" be3)" -gt 0 ] && vt_pass "be3 took traffic after it was added" ||
 	vt_fail "be3 took no traffic"
 

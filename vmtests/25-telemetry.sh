@@ -6,13 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init telemetry
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world telemetry
 command -v promtool >/dev/null || vt_skip "promtool is missing (Debian package prometheus)"
 
 N=10
@@ -60,11 +54,8 @@ vt_wait_until 5 settled || vt_fail "active connections did not return to 0"
 
 page=$VT_TMP/metrics.txt
 va_metrics >"$page" || vt_fail "GET /metrics failed"
-if promtool check metrics <"$page" >"$VT_TMP/promtool.out" 2>&1; then
-	vt_pass "promtool check metrics: clean ($(grep -c '^# TYPE' "$page") families)"
-else
-	vt_fail "promtool: $(cat "$VT_TMP/promtool.out")"
-fi
+vt_check "promtool check metrics: clean ($(grep -c '^# TYPE' "$page") families)" \
+	-O "$VT_TMP/promtool.out" -- promtool check metrics <"$page"
 check() { # check WHAT GOT WANT
 	[ "$2" = "$3" ] && vt_pass "$1 = $3" || vt_fail "$1 = $2, want $3"
 }
@@ -114,11 +105,9 @@ if command -v prometheus >/dev/null; then
 			jq -r '.data.result[0].value[1] // empty' 2>/dev/null
 	}
 	scraped() { [ "$(query)" = "$N" ]; }
-	if vt_wait_until 20 scraped; then
-		vt_pass "Prometheus scraped sluiced: sum(sluice_connections_total{service=\"web\"}) = $N"
-	else
-		vt_fail "Prometheus query gave '$(query)'; log: $(tail -3 "$VT_TMP/prometheus.log")"
-	fi
+	vt_check "Prometheus scraped sluiced: sum(sluice_connections_total{service=\"web\"}) = $N" \
+		-d 'echo "the query gave $(query); log: $(tail -3 "$VT_TMP/prometheus.log")"' -- \
+		vt_wait_until 20 scraped
 else
 	vt_fail "prometheus is not installed (make deps installs it)"
 fi

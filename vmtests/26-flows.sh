@@ -6,13 +6,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init flows
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world flows
 
 cfg=$VT_TMP/sluice.yaml
 va_config "$cfg" <<'YAML'
@@ -46,11 +40,8 @@ b1=$(metric sluice_interface_bytes_total 'interface="vt-rtr",direction="egress"'
 # ARP/ND noise at most.
 dp=$((p1 - p0))
 db=$((b1 - b0))
-if [ "$dp" -ge $((50 + 20 * 3)) ] && [ "$dp" -le $((50 + 20 * 6 + 10)) ]; then
-	vt_pass "egress packets on vt-rtr grew by $dp (50 UDP + 3..6 per TCP connection)"
-else
-	vt_fail "egress packets on vt-rtr grew by $dp"
-fi
+vt_check "egress packets on vt-rtr grew by $dp (50 UDP + 3..6 per TCP connection)" -- \
+	eval '[ "$dp" -ge $((50 + 20 * 3)) ] && [ "$dp" -le $((50 + 20 * 6 + 10)) ]'
 lo=$((50 * 47 + 20 * (74 + 2 * 66)))
 hi=$((50 * 47 + 20 * (74 + 5 * 66) + 10 * 128))
 [ "$db" -ge "$lo" ] && [ "$db" -le "$hi" ] && vt_pass "egress bytes grew by $db, in [$lo, $hi]" ||
@@ -62,11 +53,8 @@ va_ctl -o json flows --service dns >"$json" || vt_fail "flows --service dns: $(c
 # ephemeral port, and their datagrams then share one 5-tuple. Count packets, not entries.
 read -r n out in < <(jq -r '[.[] | select(.interface == "vt-rtr")] |
 	"\(length) \([.[].packets_out] | add) \([.[].packets_in] | add)"' "$json")
-if [ "$n" -ge 45 ] && [ "$out" -eq 50 ] && [ "$in" -eq 50 ]; then
-	vt_pass "flows --service dns: $n flows on vt-rtr carrying 50 packets each way"
-else
-	vt_fail "flows --service dns: $n flows, $out packets out, $in in"
-fi
+vt_check "flows --service dns: $n flows on vt-rtr carrying 50 packets each way" \
+	-d 'echo "$out packets out, $in in"' -- eval '[ "$n" -ge 45 ] && [ "$out" -eq 50 ] && [ "$in" -eq 50 ]'
 bad=$(jq '[.[] | select(.interface == "vt-rtr" and (.state != "replied" or .backend != "198.18.1.4:8080" or .packets_out != .packets_in or .bytes_out != 47 * .packets_out))] | length' "$json")
 [ "$bad" -eq 0 ] && vt_pass "each dns flow: replied, backend 198.18.1.4:8080, 47-byte queries, one reply each" ||
 	vt_fail "$bad dns flows look wrong: $(jq -c '.[0]' "$json")"
@@ -90,9 +78,6 @@ va_stop TERM
 has_filter vt-rtr ingress && vt_pass "after SIGTERM the filters stay" || vt_fail "SIGTERM removed the filters"
 # In the agent's netns: TC filters belong to the interfaces of a netns.
 vt_node "$VA_SLUICED" -c "$cfg" --teardown >"$VT_TMP/teardown.log" 2>&1 || vt_fail "teardown: $(cat "$VT_TMP/teardown.log")"
-if ! has_filter vt-rtr ingress && ! has_filter vt-rtr egress && ! has_filter vt-late0 ingress; then
-	vt_pass "--teardown removed every filter"
-else
-	vt_fail "filters left after --teardown"
-fi
+vt_check "--teardown removed every filter" -d 'echo "filters left"' -- \
+	eval '! has_filter vt-rtr ingress && ! has_filter vt-rtr egress && ! has_filter vt-late0 ingress'
 vt_finish

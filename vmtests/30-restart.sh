@@ -7,13 +7,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init restart
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world restart
 
 cfg=$VT_TMP/sluice.yaml
 va_config "$cfg" <<'YAML'
@@ -48,27 +42,19 @@ sleep 1
 [ "$(wc -w <<<"$(prog_ids)")" -eq 10 ] && vt_pass "after kill -9 the programs stay attached" ||
 	vt_fail "after kill -9: '$(prog_ids)'"
 out=$VT_TMP/down.out
-if va_ctl services web >"$out" && grep -q '198.18.1.4:8080' "$out"; then
-	vt_pass "sluicectl services works while the agent is down"
-else
-	vt_fail "sluicectl services with the agent down: $(cat "$out")"
-fi
-if va_ctl status | grep -q 'agent: *not running'; then
-	vt_pass "sluicectl status reports the agent is not running"
-else
-	vt_fail "sluicectl status: $(va_ctl status | head -3)"
-fi
+vt_check "sluicectl services works while the agent is down" -o "$out" -- \
+	eval 'va_ctl services web && grep -q "198.18.1.4:8080" "$out"'
+agent_is() { va_ctl status | grep -q "agent: *$1"; } # agent_is STATE: sluicectl status says so
+vt_check "sluicectl status reports the agent is not running" -d 'va_ctl status | head -3' -- \
+	agent_is 'not running'
 
 va_start "$cfg" || vt_finish
 va_log_has 'adopted the pinned datapath' && vt_pass "the restart adopted the pinned datapath" ||
 	vt_fail "the restart did not adopt"
 va_log_has 'added=0 updated=0 removed=0' && vt_pass "the restart rewrote nothing (maps already in step)" ||
 	vt_fail "the restart rewrote services"
-if va_ctl status | grep -q "agent: *running (pid $VA_PID)"; then
-	vt_pass "sluicectl status finds the agent (pid $VA_PID)"
-else
-	vt_fail "sluicectl status: $(va_ctl status | head -3)"
-fi
+vt_check "sluicectl status finds the agent (pid $VA_PID)" -d 'va_ctl status | head -3' -- \
+	agent_is "running (pid $VA_PID)"
 after=$(prog_ids)
 [ "$(wc -w <<<"$after")" -eq 10 ] && [ "$after" != "$before" ] &&
 	vt_pass "the links now run the new programs ($after)" ||
@@ -80,11 +66,8 @@ va_stop TERM
 wait "$loop_pid"
 rc=$?
 n=$(($(vt_value "$loop" ok) + $(vt_value "$loop" fail)))
-if [ "$rc" -eq 0 ] && [ "$n" -gt 300 ]; then
-	vt_pass "client loop: $n connections across kill -9, restart and stop, 0 failed"
-else
-	vt_fail "client loop rc=$rc: $(tr '\n' ' ' <"$loop")"
-fi
+vt_check "client loop: $n connections across kill -9, restart and stop, 0 failed" \
+	-d 'echo "rc=$rc: $(tr "\n" " " <"$loop")"' -- eval '[ "$rc" -eq 0 ] && [ "$n" -gt 300 ]'
 out=$VT_TMP/stopped.out
 vt_client tcp "[2001:db8:f::10]:80" -n 20 --check-peer >"$out" &&
 	vt_pass "with the agent stopped, the IPv6 service still serves" ||
@@ -94,34 +77,25 @@ vt_client tcp "[2001:db8:f::10]:80" -n 20 --check-peer >"$out" &&
 sed 's/^services:/  limits: {services: 2048}\nservices:/' "$cfg" >"$VT_TMP/bigger.yaml"
 vt_node timeout 20 "$VA_SLUICED" -c "$VT_TMP/bigger.yaml" >"$VT_TMP/bigger.log" 2>&1
 rc=$?
-if [ "$rc" -eq 1 ] && grep -qE "sluice_(frontends|services|svc_info) holds 2048 entries but the config asks for 4096" "$VT_TMP/bigger.log" &&
-	grep -q -- "--teardown" "$VT_TMP/bigger.log"; then
-	vt_pass "other capacities than the pinned maps': exit 1, and the message says what to do"
-else
-	vt_fail "capacity change: exit $rc: $(grep -m1 error "$VT_TMP/bigger.log")"
-fi
+vt_check "other capacities than the pinned maps': exit 1, and the message says what to do" \
+	-d 'echo "exit $rc: $(grep -m1 error "$VT_TMP/bigger.log")"' -- eval '[ "$rc" -eq 1 ] &&
+	grep -qE "sluice_(frontends|services|svc_info) holds 2048 entries but the config asks for 4096" \
+		"$VT_TMP/bigger.log" && grep -q -- "--teardown" "$VT_TMP/bigger.log"'
 vt_client tcp 198.19.0.10:80 -n 10 >"$VT_TMP/still.out" &&
 	vt_pass "the refused start left the datapath serving" || vt_fail "refused start broke the datapath"
 
 # --teardown: no program, no pin, and the VIP is no longer translated.
 links=$(ls "$VT_BPFFS/links" 2>/dev/null | wc -l)
-if "$VA_SLUICED" -c "$cfg" --teardown >"$VT_TMP/teardown.log" 2>&1; then
-	vt_pass "--teardown: exit 0 ($links links detached)"
-else
-	vt_fail "--teardown: $(cat "$VT_TMP/teardown.log")"
-fi
+vt_check "--teardown: exit 0 ($links links detached)" -O "$VT_TMP/teardown.log" -- \
+	"$VA_SLUICED" -c "$cfg" --teardown
 [ -z "$(prog_ids)" ] && vt_pass "no program is attached to the cgroup" ||
 	vt_fail "still attached: $(prog_ids)"
 left=0
 for id in $after; do bpftool prog show id "$id" >/dev/null 2>&1 && left=$((left + 1)); done
 [ "$left" -eq 0 ] && vt_pass "the programs are unloaded" || vt_fail "$left programs still loaded"
 [ ! -e "$VT_BPFFS" ] && vt_pass "no pin left under $VT_BPFFS" || vt_fail "pins left: $(ls -R "$VT_BPFFS")"
-out=$VT_TMP/after.out
-if ! vt_client tcp 198.19.0.10:80 -n 1 --timeout-ms 500 >"$out"; then
-	vt_pass "after teardown the VIP is not translated (blackholed: $(grep errno "$out"))"
-else
-	vt_fail "after teardown the VIP still answers"
-fi
+vt_check "after teardown the VIP is not translated (blackholed)" -v -o "$VT_TMP/after.out" -- \
+	! vt_client tcp 198.19.0.10:80 -n 1 --timeout-ms 500
 "$VA_SLUICED" -c "$cfg" --teardown >/dev/null 2>&1 && vt_pass "--teardown twice is fine" ||
 	vt_fail "--teardown on nothing failed"
 vt_finish

@@ -9,13 +9,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init resil
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world resil
 command -v nft >/dev/null || vt_skip "nft is missing (Debian package nftables)"
 command -v python3 >/dev/null || vt_skip "python3 is missing"
 

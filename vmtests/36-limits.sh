@@ -7,13 +7,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init limits
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world limits
 command -v nft >/dev/null || vt_skip "nft is missing (Debian package nftables)"
 command -v python3 >/dev/null || vt_skip "python3 is missing"
 
@@ -81,11 +75,8 @@ vt_wait_until 3 held && vt_pass "circuit breaker: 3 connections held" ||
 	vt_fail "held: $(svc_active cb) active"
 vt_client refused 198.19.0.20:80 >"$out"
 ms=$(awk '{ sub(/ms$/, "", $2); print $2 }' "$out")
-if grep -q '^ECONNREFUSED' "$out" && awk -v m="$ms" 'BEGIN { exit !(m < 100) }'; then
-	vt_pass "max_connections 3: the 4th connect() refused in ${ms} ms"
-else
-	vt_fail "4th connect: $(cat "$out")"
-fi
+vt_check "max_connections 3: the 4th connect() refused in ${ms} ms" -d 'cat "$out"' -- \
+	eval 'grep -q "^ECONNREFUSED" "$out" && awk -v m="$ms" "BEGIN { exit !(m < 100) }"'
 wait "$h1"
 vt_client tcp 198.19.0.20:80 -n 1 >"$out" &&
 	vt_pass "after one closed, a new connect succeeds" || vt_fail "after one closed: $(tr '\n' ' ' <"$out")"
@@ -140,18 +131,16 @@ vt_wait_until 5 grep -q 'holding 47' "$VT_TMP/hold47" || vt_fail "hold 47: $(cat
 [ "$(svc_active leak)" -eq 47 ] && vt_pass "47 held connections counted active" ||
 	vt_fail "leak active while holding: $(svc_active leak)"
 pkill -KILL -P "$hk" 2>/dev/null
-pkill -KILL -f "sl_client hold 198.19.0.22:80" 2>/dev/null
+vt_cgroup_kill KILL "sl_client hold 198.19.0.22:80"
 wait "$hk" 2>/dev/null
 
 all_zero() {
 	va_ctl -o json services | jq -e '[.[] | .active_connections, (.backends[].active_connections)] |
 		all(. == 0)' >/dev/null
 }
-if vt_wait_until 5 all_zero; then
-	vt_pass "after 1000 connections (400 FIN, 300 RST, 150 refused, 100 unreachable, 3 timed out, 47 killed) every active count is 0"
-else
-	vt_fail "active counts leaked: $(va_ctl -o json services | jq -c '[.[] | {name, active_connections, b: [.backends[].active_connections]}]')"
-fi
+vt_check "after 1000 connections (400 FIN, 300 RST, 150 refused, 100 unreachable, 3 timed out, 47 killed) every active count is 0" \
+	-d 'va_ctl -o json services | jq -c "[.[] | {name, active_connections, b: [.backends[].active_connections]}]"' -- \
+	vt_wait_until 5 all_zero
 rej=$(va_ctl -o json services | jq '[.[] | select(.name | test("leak|refd|unreach|slow")) | .rejected.circuit_breaker] | add')
 [ "$rej" -eq 0 ] && vt_pass "no connection of those was refused by a leaked count" ||
 	vt_fail "$rej circuit_breaker rejections in the leak services"
@@ -192,7 +181,7 @@ else
 fi
 ip netns exec "$VT_ID-be1" nft delete table inet vtidle || vt_fail "nft cleanup"
 kill "$hi" "$hn" 2>/dev/null
-pkill -f "rt_hold.py 198.19.0.2[67] 7000" 2>/dev/null
+vt_cgroup_kill TERM "rt_hold.py 198.19.0.2[67] 7000"
 wait "$hi" "$hn" 2>/dev/null
 
 va_stop

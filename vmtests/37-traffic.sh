@@ -8,13 +8,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init traffic
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world traffic
 
 weighted() { # weighted NAME VIP LB
 	printf '  - name: %s\n    frontend: %s\n    lb: %s\n    backends:\n' "$1" "$2" "$3"
@@ -66,11 +60,9 @@ out=$VT_TMP/out
 
 # within NAME N EXPECTED TOL: N is EXPECTED +- TOL
 within() {
-	if [ "$2" -ge $(($3 - $4)) ] && [ "$2" -le $(($3 + $4)) ]; then
-		vt_pass "$1: $2 (want $3 +- $4)"
-	else
-		vt_fail "$1: $2, want $3 +- $4"
-	fi
+	local n=$2 want=$3 tol=$4
+	vt_check "$1: $n (want $want +- $tol)" -- \
+		eval '[ "$n" -ge $((want - tol)) ] && [ "$n" -le $((want + tol)) ]'
 }
 
 # --- weights 1:2:5 over 1000 connections --------------------------------------------------------
@@ -133,7 +125,7 @@ vt_client loop 198.19.0.36:80 --seconds 10 --interval-ms 1 --max 30 >"$out"
 	vt_pass "least_conn: 30 new connections all went to be3 (active 0)" ||
 	vt_fail "least_conn new: $(tr '\n' ' ' <"$out")"
 kill "$h6" "$h3" 2>/dev/null
-pkill -f "sl_client hold 198.19.0.36:80" 2>/dev/null
+vt_cgroup_kill TERM "sl_client hold 198.19.0.36:80"
 wait "$h6" "$h3" 2>/dev/null
 
 # --- affinity ------------------------------------------------------------------------------------

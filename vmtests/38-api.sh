@@ -9,13 +9,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init api
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world api
 command -v python3 >/dev/null || vt_skip "python3 is missing"
 vt_require_tools
 for i in 1 2; do
@@ -49,7 +43,7 @@ api() {
 	local args=(-s -o "$VT_TMP/api.body" -w '%{http_code}' --max-time 5 --unix-socket "$SOCK"
 		-X "$1" "http://sluice$2")
 	[ $# -ge 3 ] && args+=(-H 'Content-Type: application/json' --data-binary "$3")
-	vt_node curl "${args[@]}"
+	vt_node curl -q "${args[@]}"
 }
 reaches() { # reaches VIP NAME N: N connections, how many reached backend NAME
 	vt_client tcp "$1:80" -n "$3" --timeout-ms 2000 >"$VT_TMP/reach.out"
@@ -100,12 +94,9 @@ n=$(reaches 198.19.0.40 be3 30)
 	vt_fail "with heartbeats be3 got $n"
 gone() { [ "$(reaches 198.19.0.40 be3 15)" -eq 0 ]; }
 t0=$(date +%s%N)
-if vt_wait_until 6 gone; then
-	ms=$((($(date +%s%N) - t0) / 1000000))
-	vt_pass "without heartbeats the registration stops taking connections (after ${ms} ms; TTL 3 s)"
-else
-	vt_fail "the TTL registration never expired"
-fi
+vt_check "without heartbeats the registration stops taking connections (TTL 3 s)" \
+	-d 'echo "it never expired"' -- vt_wait_until 6 gone &&
+	vt_log "after $((($(date +%s%N) - t0) / 1000000)) ms"
 va_log_has 'msg="registrations expired' && vt_pass "the expiry is logged" || vt_fail "no expiry log line"
 
 # --- a whole service through the API ------------------------------------------------------------

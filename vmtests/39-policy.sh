@@ -10,13 +10,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init policy
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world policy
 command -v python3 >/dev/null || vt_skip "python3 is missing"
 vt_require_tools
 mkdir "$VT_CGROUP/frontend" "$VT_CGROUP/batch" || vt_fail "mkdir client cgroups"
@@ -118,13 +112,10 @@ in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.64:80 -n 3 >"$out" &&
 audited() { grep -q '"verdict":"deny"' "$VT_TMP/audit.log" 2>/dev/null; }
 vt_wait_until 3 audited || vt_fail "no denial in the audit log"
 line=$(grep '"service":"web"' "$VT_TMP/audit.log" | grep '"point":"connect"' | head -n 1)
-if jq -e --arg cg "$BA" '.verdict == "deny" and .identity == "batch" and .pid > 0 and
+vt_check "audit line: identity batch, pid, comm sl_client, cgroup, uid, frontend ($line)" -O /dev/null -- \
+	jq -e --arg cg "$BA" '.verdict == "deny" and .identity == "batch" and .pid > 0 and
 	.comm == "sl_client" and .cgroup == $cg and .uid == 0 and .frontend == "198.19.0.60:80" and
-	.protocol == "tcp"' <<<"$line" >/dev/null 2>&1; then
-	vt_pass "audit line: identity batch, pid, comm sl_client, cgroup, uid, frontend ($line)"
-else
-	vt_fail "audit line: $line"
-fi
+	.protocol == "tcp"' <<<"$line"
 [ "$(stat -c '%a' "$VT_TMP/audit.log")" = 600 ] && vt_pass "audit log is 0600" ||
 	vt_fail "audit log mode $(stat -c '%a' "$VT_TMP/audit.log")"
 n=$(metric sluice_rejected_connections_total 'service="web6?",reason="policy"')
@@ -194,12 +185,12 @@ has_policy_event() { [ "$(jq -s 'map(select(.type == "policy")) | length' "$mon"
 vt_wait_until 3 has_policy_event
 kill -INT "$mon_pid" 2>/dev/null
 wait "$mon_pid" 2>/dev/null
-if [ "$(jq -s 'length' "$mon")" -ge 1 ] && jq -se 'all(.type == "policy")' "$mon" >/dev/null &&
-	jq -se 'any(.verdict == "deny" and .identity == "batch" and .comm == "sl_client")' "$mon" >/dev/null; then
-	vt_pass "sluicectl monitor --type policy: $(jq -s length "$mon") policy events and nothing else (the open/close of the allowed connections filtered out)"
-else
-	vt_fail "monitor --type policy: $(head -c 400 "$mon")"
-fi
+only_policy() { # the monitor showed events, all of type policy, batch's denial among them
+	[ "$(jq -s 'length' "$mon")" -ge 1 ] && jq -se 'all(.type == "policy")' "$mon" >/dev/null &&
+		jq -se 'any(.verdict == "deny" and .identity == "batch" and .comm == "sl_client")' "$mon" >/dev/null
+}
+vt_check "sluicectl monitor --type policy: $(jq -s length "$mon") policy events and nothing else (the open/close of the allowed connections filtered out)" \
+	-d 'head -c 400 "$mon"' -- only_policy
 before=$(grep -c '"verdict":"deny"' "$VT_TMP/audit.log")
 lost0=$(va_metrics | awk '$1 == "sluice_events_lost_total" { print $2 }')
 t0=$(date +%s%N)
@@ -212,12 +203,9 @@ dropped=$(grep '"event":"audit_dropped"' "$VT_TMP/audit.log" | jq -s 'map(.dropp
 lost=$(($(va_metrics | awk '$1 == "sluice_events_lost_total" { print $2 }') - lost0))
 # The bucket: 200 at once, then 100/s.
 max=$((200 + 100 * (ms + 1000) / 1000 + 5))
-if [ "$(vt_value "$out" 'errno EPERM')" -eq 2000 ] && [ "$lines" -le "$max" ] &&
-	[ "$((lines + dropped + lost))" -eq 2000 ]; then
-	vt_pass "a flood of 2000 denials in ${ms} ms: $lines audit lines (at most $max), $dropped dropped by the log's rate and counted, $lost lost in a full ring buffer and counted"
-else
-	vt_fail "flood: EPERM $(vt_value "$out" 'errno EPERM'), $lines lines (max $max), dropped $dropped, lost $lost"
-fi
+vt_check "a flood of 2000 denials in ${ms} ms: $lines audit lines (at most $max), $dropped dropped by the log's rate and counted, $lost lost in a full ring buffer and counted" \
+	-d 'echo "EPERM $(vt_value "$out" "errno EPERM")"' -- eval '[ "$(vt_value "$out" "errno EPERM")" -eq 2000 ] &&
+	[ "$lines" -le "$max" ] && [ "$((lines + dropped + lost))" -eq 2000 ]'
 
 # --- CLI ---------------------------------------------------------------------------------------------
 va_ctl identities >"$out"

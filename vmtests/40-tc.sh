@@ -17,13 +17,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-vt_require_root
-vt_require_btf
-vt_init tc
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world tc
 
 NODE=$VT_ID-node
 TCCTL=$VT_TMP/sl_tcctl
@@ -102,22 +96,15 @@ prog_ids() {
 # --- open ------------------------------------------------------------------------------------
 
 log1=$VT_TMP/tcctl-1.log
-if tc_open "$log1" 'vt-*'; then
-	vt_pass "sl_tcctl open: ready"
-else
-	vt_fail "sl_tcctl open did not become ready"
-	vt_finish
-fi
+vt_check "sl_tcctl open: ready" -d 'tail -n 3 "$log1"' -- tc_open "$log1" 'vt-*' || vt_finish
 grep -q 'msg="tc attached" interface=vt-rtr ' "$log1" &&
 	vt_pass "log: tc attached interface=vt-rtr" || vt_fail "no attach log line for vt-rtr"
 for hook in ingress egress; do
 	n=$(filters vt-rtr "$hook")
-	if [ "$n" -eq 1 ] && tc -n "$NODE" filter show dev vt-rtr "$hook" |
-		grep -q "handle 0x51ce sluice_tc_.*direct-action"; then
-		vt_pass "vt-rtr $hook: one sluice filter (handle 0x51ce, direct-action)"
-	else
-		vt_fail "vt-rtr $hook: $n filters: $(tc -n "$NODE" filter show dev vt-rtr "$hook")"
-	fi
+	vt_check "vt-rtr $hook: one sluice filter (handle 0x51ce, direct-action)" \
+		-d 'echo "$n filters: $(tc -n "$NODE" filter show dev vt-rtr "$hook")"' -- \
+		eval '[ "$n" -eq 1 ] && tc -n "$NODE" filter show dev vt-rtr "$hook" |
+			grep -q "handle 0x51ce sluice_tc_.*direct-action"'
 done
 [ "$(filters lo ingress)" -eq 0 ] && vt_pass "lo does not match vt-* and has no filter" ||
 	vt_fail "lo got a filter"
@@ -129,11 +116,8 @@ d0=$VT_TMP/dump0.txt d1=$VT_TMP/dump1.txt
 tc_dump >"$d0"
 k0_txp=$(kstat tx packets) k0_txb=$(kstat tx bytes) k0_rxp=$(kstat rx packets) k0_rxb=$(kstat rx bytes)
 out=$VT_TMP/udp.out
-if vt_client udp 198.18.1.2:8080 -n "$N" >"$out" && [ "$(vt_value "$out" be1)" -eq "$N" ]; then
-	vt_pass "UDP: $N exchanges with be1 (5-byte request, 4-byte reply)"
-else
-	vt_fail "UDP client: $(tr '\n' ' ' <"$out")"
-fi
+vt_check "UDP: $N exchanges with be1 (5-byte request, 4-byte reply)" -o "$out" -- \
+	eval 'vt_client udp 198.18.1.2:8080 -n "$N" && [ "$(vt_value "$out" be1)" -eq "$N" ]'
 tc_dump >"$d1"
 k1_txp=$(kstat tx packets) k1_txb=$(kstat tx bytes) k1_rxp=$(kstat rx packets) k1_rxb=$(kstat rx bytes)
 
@@ -144,20 +128,13 @@ check_udp_dir() {
 	p=$(($(if_val "$d1" vt-rtr "$dir" packets) - $(if_val "$d0" vt-rtr "$dir" packets)))
 	b=$(($(if_val "$d1" vt-rtr "$dir" bytes) - $(if_val "$d0" vt-rtr "$dir" bytes)))
 	u=$(($(if_val "$d1" vt-rtr "$dir" untracked) - $(if_val "$d0" vt-rtr "$dir" untracked)))
-	if [ $((p - u)) -eq "$N" ] && [ "$u" -le 10 ] && [ "$b" -ge $((N * frame)) ] &&
-		[ "$b" -le $((N * frame + u * 128)) ]; then
-		vt_pass "vt-rtr $dir: $p packets ($N datagrams + $u untracked), $b bytes" \
-			"(${N} x $frame = $((N * frame)) + untracked)"
-	else
-		vt_fail "vt-rtr $dir: $p packets, $u untracked, $b bytes; want $N datagrams of $frame bytes"
-	fi
+	vt_check "vt-rtr $dir: $p packets ($N datagrams + $u untracked), $b bytes (${N} x $frame = $((N * frame)) + untracked)" \
+		-d 'echo "want $N datagrams of $frame bytes"' -- eval '[ $((p - u)) -eq "$N" ] && [ "$u" -le 10 ] &&
+		[ "$b" -ge $((N * frame)) ] && [ "$b" -le $((N * frame + u * 128)) ]'
 	# The kernel's veth counters, read around the same window: equal but for a stray frame.
-	if [ $((p - kp)) -le 2 ] && [ $((kp - p)) -le 2 ] && [ $((b - kb)) -le 256 ] &&
-		[ $((kb - b)) -le 256 ]; then
-		vt_pass "vt-rtr $dir: matches the kernel's counters ($kp packets, $kb bytes)"
-	else
-		vt_fail "vt-rtr $dir: $p packets $b bytes, the kernel counted $kp packets $kb bytes"
-	fi
+	vt_check "vt-rtr $dir: matches the kernel's counters ($kp packets, $kb bytes)" \
+		-d 'echo "we counted $p packets $b bytes"' -- eval '[ $((p - kp)) -le 2 ] && [ $((kp - p)) -le 2 ] &&
+		[ $((b - kb)) -le 256 ] && [ $((kb - b)) -le 256 ]'
 }
 check_udp_dir egress $((5 + 42)) $((k1_txp - k0_txp)) $((k1_txb - k0_txb))
 check_udp_dir ingress $((4 + 42)) $((k1_rxp - k0_rxp)) $((k1_rxb - k0_rxb))
@@ -178,22 +155,16 @@ read -r nflows sum_out sum_in bad < <(awk '
 			bad++
 	}
 	END { print n + 0, so + 0, si + 0, bad + 0 }' "$d1")
-if [ "$sum_out" -eq "$N" ] && [ "$sum_in" -eq "$N" ] && [ "$bad" -eq 0 ] && [ "$nflows" -ge 1 ]; then
-	vt_pass "flows: $nflows UDP flows 198.18.0.1:* <-> 198.18.1.2:8080 hold $N packets each way," \
-		"47/46-byte frames, state replied, origin egress"
-else
-	vt_fail "UDP flows: $nflows flows, $sum_out out, $sum_in in, $bad inconsistent: $(grep ' proto=udp' "$d1" | head -3)"
-fi
+vt_check "flows: $nflows UDP flows 198.18.0.1:* <-> 198.18.1.2:8080 hold $N packets each way, 47/46-byte frames, state replied, origin egress" \
+	-d 'echo "$sum_out out, $sum_in in, $bad inconsistent: $(grep " proto=udp" "$d1" | head -3)"' -- \
+	eval '[ "$sum_out" -eq "$N" ] && [ "$sum_in" -eq "$N" ] && [ "$bad" -eq 0 ] && [ "$nflows" -ge 1 ]'
 
 # --- TCP connections -------------------------------------------------------------------------
 
 T=20
 out=$VT_TMP/tcp.out
-if vt_client tcp 198.18.1.2:8080 -n "$T" >"$out" && [ "$(vt_value "$out" be1)" -eq "$T" ]; then
-	vt_pass "TCP: $T connections to be1"
-else
-	vt_fail "TCP client: $(tr '\n' ' ' <"$out")"
-fi
+vt_check "TCP: $T connections to be1" -o "$out" -- \
+	eval 'vt_client tcp 198.18.1.2:8080 -n "$T" && [ "$(vt_value "$out" be1)" -eq "$T" ]'
 d2=$VT_TMP/dump2.txt
 # shellcheck disable=SC2317
 tcp_closed() {
@@ -217,12 +188,9 @@ read -r nflows closed bad tcp_pk < <(awk '
 			{ bad++; print "bad: " $0 > "/dev/stderr" }
 	}
 	END { print n + 0, c + 0, bad + 0, pk + 0 }' "$d2" 2>"$VT_TMP/tcp-bad.log")
-if [ "$nflows" -eq "$T" ] && [ "$closed" -eq "$T" ] && [ "$bad" -eq 0 ]; then
-	vt_pass "flows: $T TCP flows, one per connection, state closed, origin egress," \
-		"3-6 packets each way, bytes = 66/packet (74 for SYN, SYN-ACK) + the 4-byte reply"
-else
-	vt_fail "TCP flows: $nflows flows, $closed closed, $bad inconsistent: $(head -3 "$VT_TMP/tcp-bad.log")"
-fi
+vt_check "flows: $T TCP flows, one per connection, state closed, origin egress, 3-6 packets each way, bytes = 66/packet (74 for SYN, SYN-ACK) + the 4-byte reply" \
+	-d 'echo "$nflows flows, $closed closed, $bad inconsistent: $(head -3 "$VT_TMP/tcp-bad.log")"' -- \
+	eval '[ "$nflows" -eq "$T" ] && [ "$closed" -eq "$T" ] && [ "$bad" -eq 0 ]'
 # The interface saw exactly the flows' TCP packets (no other TCP/UDP in the node netns).
 tr=$(($(if_val "$d2" vt-rtr egress packets) - $(if_val "$d2" vt-rtr egress untracked) +
 	$(if_val "$d2" vt-rtr ingress packets) - $(if_val "$d2" vt-rtr ingress untracked) -
@@ -234,12 +202,8 @@ tr=$(($(if_val "$d2" vt-rtr egress packets) - $(if_val "$d2" vt-rtr egress untra
 
 BULK=1000000
 k0_txp=$(kstat tx packets)
-if ip netns exec "$NODE" bash -c "exec 3<>/dev/tcp/198.18.1.3/8080 && read -r -t 2 -u 3 name &&
-	head -c $BULK /dev/zero >&3 && exec 3>&-" 2>"$VT_TMP/bulk.log"; then
-	vt_pass "uploaded $BULK bytes to be2"
-else
-	vt_fail "upload to be2: $(cat "$VT_TMP/bulk.log")"
-fi
+vt_check "uploaded $BULK bytes to be2" -e "$VT_TMP/bulk.log" -- ip netns exec "$NODE" bash -c \
+	"exec 3<>/dev/tcp/198.18.1.3/8080 && read -r -t 2 -u 3 name && head -c $BULK /dev/zero >&3 && exec 3>&-"
 k1_txp=$(kstat tx packets)
 d3=$VT_TMP/dump3.txt
 # shellcheck disable=SC2317
@@ -252,13 +216,10 @@ line=$(grep ' proto=tcp ' "$d3" | grep ' remote=198.18.1.3:8080 ')
 po=$(sed -n 's/.* egress_packets=\([0-9]*\) .*/\1/p' <<<"$line")
 bo=$(sed -n 's/.* egress_bytes=\([0-9]*\) .*/\1/p' <<<"$line")
 segs=$(((BULK + 1447) / 1448)) # 1448 = MSS 1460 - 12 bytes of timestamp option
-if [ -n "$po" ] && [ "$po" -ge $((segs + 2)) ] && [ "$po" -le $((segs + 100)) ] &&
-	[ "$bo" -eq $((BULK + 66 * po + 8)) ]; then
-	vt_pass "bulk flow: $po packets out (>= $segs segments + SYN, FIN), $bo bytes =" \
-		"$BULK + 66 x packets (+8 for the SYN); the kernel's veth sent $((k1_txp - k0_txp)) skbs"
-else
-	vt_fail "bulk flow: want >= $((segs + 2)) packets and $BULK + 66/packet bytes: ${line:-none}"
-fi
+vt_check "bulk flow: $po packets out (>= $segs segments + SYN, FIN), $bo bytes = $BULK + 66 x packets (+8 for the SYN); the kernel's veth sent $((k1_txp - k0_txp)) skbs" \
+	-d 'echo "want >= $((segs + 2)) packets and $BULK + 66/packet bytes: ${line:-none}"' -- \
+	eval '[ -n "$po" ] && [ "$po" -ge $((segs + 2)) ] && [ "$po" -le $((segs + 100)) ] &&
+	[ "$bo" -eq $((BULK + 66 * po + 8)) ]'
 
 # --- an interface that appears later ---------------------------------------------------------
 
@@ -272,11 +233,8 @@ for ((i = 0; i < 20; i++)); do
 	sleep 0.05
 done
 ms=$((($(date +%s%N) - t0) / 1000000))
-if new_attached && [ "$ms" -le 1000 ]; then
-	vt_pass "vt-new0, created after open, got both filters in ${ms} ms"
-else
-	vt_fail "vt-new0 not attached within 1 s ($ms ms): $(tc -n "$NODE" filter show dev vt-new0 ingress)"
-fi
+vt_check "vt-new0, created after open, got both filters in ${ms} ms" \
+	-d 'tc -n "$NODE" filter show dev vt-new0 ingress' -- eval 'new_attached && [ "$ms" -le 1000 ]'
 ip -n "$NODE" addr add 198.18.6.1/30 dev vt-new0 && ip -n "$NODE" link set vt-new0 up &&
 	ip -n "$VT_ID-rtr" addr add 198.18.6.2/30 dev vt-new1 && ip -n "$VT_ID-rtr" link set vt-new1 up ||
 	vt_fail "cannot set up vt-new0/vt-new1"
@@ -293,11 +251,8 @@ nf=$(grep -c ' name=vt-new0 proto=udp .* remote=198.18.6.2:9090 .* state=replied
 	vt_fail "vt-new0 egress: $p packets, $u untracked, $nf flows"
 new_ifindex=$(ip -n "$NODE" -j link show vt-new0 | jq '.[0].ifindex')
 ip -n "$NODE" link del vt-new0
-if vt_wait_until 2 grep -q "msg=\"tc interface forgotten\" interface=vt-new0 .*reason=removed" "$log1"; then
-	vt_pass "vt-new0 deleted: forgotten"
-else
-	vt_fail "vt-new0 deleted but not forgotten"
-fi
+vt_check "vt-new0 deleted: forgotten" -- \
+	vt_wait_until 2 grep -q "msg=\"tc interface forgotten\" interface=vt-new0 .*reason=removed" "$log1"
 tc_dump >"$d4"
 grep -q "^if ifindex=$new_ifindex " "$d4" && vt_fail "vt-new0's counters outlived it" ||
 	vt_pass "vt-new0's counters were dropped with it"
@@ -310,23 +265,19 @@ old_in=$(prog_ids vt-rtr ingress)
 old_out=$(prog_ids vt-rtr egress)
 before=$(if_val "$d4" vt-rtr egress packets)
 tc_close
-if [ "$(filters vt-rtr ingress)" -eq 1 ] && [ "$(filters vt-rtr egress)" -eq 1 ]; then
-	vt_pass "after close the filters stay attached"
-else
-	vt_fail "after close: $(filters vt-rtr ingress) ingress, $(filters vt-rtr egress) egress filters"
-fi
+vt_check "after close the filters stay attached" \
+	-d 'echo "$(filters vt-rtr ingress) ingress, $(filters vt-rtr egress) egress filters"' -- \
+	eval '[ "$(filters vt-rtr ingress)" -eq 1 ] && [ "$(filters vt-rtr egress)" -eq 1 ]'
 log2=$VT_TMP/tcctl-2.log
 tc_open "$log2" 'vt-*' || vt_fail "second open did not become ready"
 grep -q 'msg="tc attached" interface=vt-rtr ifindex=[0-9]* replaced=1' "$log2" &&
 	vt_pass "second open: replaced=1" || vt_fail "second open: $(grep 'tc attached' "$log2")"
 new_in=$(prog_ids vt-rtr ingress)
 new_out=$(prog_ids vt-rtr egress)
-if [ "$(filters vt-rtr ingress)" -eq 1 ] && [ "$(filters vt-rtr egress)" -eq 1 ] &&
-	[ -n "$new_in" ] && [ "$new_in" != "$old_in" ] && [ "$new_out" != "$old_out" ]; then
-	vt_pass "second open: one filter per hook, new programs ($old_in,$old_out -> $new_in,$new_out)"
-else
-	vt_fail "second open: filters $(tc -n "$NODE" filter show dev vt-rtr ingress)"
-fi
+vt_check "second open: one filter per hook, new programs ($old_in,$old_out -> $new_in,$new_out)" \
+	-d 'echo "filters $(tc -n "$NODE" filter show dev vt-rtr ingress)"' -- \
+	eval '[ "$(filters vt-rtr ingress)" -eq 1 ] && [ "$(filters vt-rtr egress)" -eq 1 ] &&
+	[ -n "$new_in" ] && [ "$new_in" != "$old_in" ] && [ "$new_out" != "$old_out" ]'
 # progs_gone ID...: none of these programs is loaded (the kernel frees a replaced filter's
 # program after an RCU grace period: poll).
 progs_gone() {
@@ -336,11 +287,8 @@ progs_gone() {
 	done
 	return 0
 }
-if vt_wait_until 2 progs_gone "$old_in" "$old_out"; then
-	vt_pass "the replaced programs are freed"
-else
-	vt_fail "programs $old_in/$old_out still loaded"
-fi
+vt_check "the replaced programs are freed" -d 'echo "programs $old_in/$old_out still loaded"' -- \
+	vt_wait_until 2 progs_gone "$old_in" "$old_out"
 vt_client udp 198.18.1.2:8080 -n 2 >/dev/null || vt_fail "UDP after the reopen"
 d5=$VT_TMP/dump5.txt
 tc_dump >"$d5"
@@ -354,12 +302,10 @@ tc_close
 log3=$VT_TMP/tcctl-3.log
 tc_open "$log3" || vt_fail "open without globs did not become ready"
 tc_close
-if [ "$(filters vt-rtr ingress)" -eq 0 ] && [ "$(filters vt-rtr egress)" -eq 0 ] &&
-	[ ! -e "$VT_BPFFS/sluice_tc_flows" ]; then
-	vt_pass "open without globs removed the filters and pins a previous run left"
-else
-	vt_fail "open without globs: $(filters vt-rtr ingress) filters, pins: $(ls "$VT_BPFFS" 2>&1)"
-fi
+vt_check "open without globs removed the filters and pins a previous run left" \
+	-d 'echo "$(filters vt-rtr ingress) filters, pins: $(ls "$VT_BPFFS" 2>&1)"' -- \
+	eval '[ "$(filters vt-rtr ingress)" -eq 0 ] && [ "$(filters vt-rtr egress)" -eq 0 ] &&
+	[ ! -e "$VT_BPFFS/sluice_tc_flows" ]'
 
 # --- teardown --------------------------------------------------------------------------------
 
@@ -367,19 +313,12 @@ tc_open "$log2" 'vt-*' || vt_fail "third open did not become ready"
 tc_close
 ids=$(prog_ids vt-rtr ingress; prog_ids vt-rtr egress)
 ids=${ids//$'\n'/ }
-if vt_node "$TCCTL" teardown "$VT_BPFFS" >"$VT_TMP/teardown.log" 2>&1; then
-	vt_pass "teardown: exit 0"
-else
-	vt_fail "teardown: $(cat "$VT_TMP/teardown.log")"
-fi
+vt_check "teardown: exit 0" -O "$VT_TMP/teardown.log" -- vt_node "$TCCTL" teardown "$VT_BPFFS"
 left=$(tc -n "$NODE" filter show dev vt-rtr ingress; tc -n "$NODE" filter show dev vt-rtr egress)
 [ -z "$left" ] && vt_pass "teardown: tc filter show dev vt-rtr ingress/egress is empty" ||
 	vt_fail "teardown left: $left"
-if [ ! -e "$VT_BPFFS" ] || [ -z "$(ls -A "$VT_BPFFS")" ]; then
-	vt_pass "teardown: no pin left under $VT_BPFFS"
-else
-	vt_fail "teardown left pins: $(ls -A "$VT_BPFFS")"
-fi
+vt_check "teardown: no pin left under $VT_BPFFS" -d 'ls -A "$VT_BPFFS"' -- \
+	eval '[ ! -e "$VT_BPFFS" ] || [ -z "$(ls -A "$VT_BPFFS")" ]'
 # shellcheck disable=SC2086
 [ -n "$ids" ] && vt_wait_until 2 progs_gone $ids && vt_pass "teardown: programs $ids freed" ||
 	vt_fail "teardown: programs $ids still loaded"

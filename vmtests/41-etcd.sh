@@ -15,17 +15,11 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
 
-vt_require_root
-vt_require_btf
 command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
 	vt_skip "etcd is missing (Debian: etcd-server and etcd-client; make deps installs them)"
 command -v jq >/dev/null || vt_skip "jq is missing"
 VT_CLIENT_TIMEOUT=20
-vt_init etcd
-vt_topology || vt_finish
-vt_backends 8080 || vt_finish
-vt_cgroup
-vt_bpffs
+vt_world etcd
 vt_require_tools || vt_finish
 
 NB=$VT_ID-nodeb
@@ -68,10 +62,10 @@ topology_more || {
 # --- etcd ---------------------------------------------------------------------------------------
 ETCD_PID=
 etcd_healthy() {
-	vt_node curl -sf --max-time 1 "$ETCD_URL/health" 2>/dev/null | grep -q '"health": *"true"'
+	vt_node curl -q -sf --max-time 1 "$ETCD_URL/health" 2>/dev/null | grep -q '"health": *"true"'
 }
 etcd_healthy_local() {
-	ip netns exec "$NE" curl -sf --max-time 1 http://127.0.0.1:2379/health 2>/dev/null |
+	ip netns exec "$NE" curl -q -sf --max-time 1 http://127.0.0.1:2379/health 2>/dev/null |
 		grep -q '"health": *"true"'
 }
 # etcd_start [local]: in the etcd netns, on $VT_TMP/etcd (kept across restarts); waits for
@@ -122,12 +116,7 @@ mkdir "$VB_CGROUP" || {
 	vt_finish
 }
 
-# Node B's cleanup runs before agent.sh's (A's), pass or fail.
-eval "$(declare -f vt_cleanup_hook | sed '1s/vt_cleanup_hook/_va_cleanup_hook/')"
-vt_cleanup_hook() {
-	_vb_cleanup
-	_va_cleanup_hook
-}
+# Node B's cleanup, pass or fail; registered after agent.sh's (A's), so it runs before it.
 _vb_cleanup() {
 	local d p i parent
 	[ -n "$VB_PID" ] && kill -TERM "$VB_PID" 2>/dev/null && wait "$VB_PID" 2>/dev/null
@@ -160,6 +149,7 @@ _vb_cleanup() {
 	VB_BPFFS=
 	return 0
 }
+vt_on_cleanup _vb_cleanup
 
 vb_config() {
 	local file=$1
@@ -254,11 +244,9 @@ vb_start || vt_finish
 # The agent's line for its first snapshot (range) from etcd.
 ETCD_UP='msg="etcd registry loaded"'
 both_up() { va_log_has "$ETCD_UP" && vb_log_has "$ETCD_UP"; }
-if vt_wait_until 5 both_up; then
-	vt_pass "both agents read etcd at start (A: $(grep -m1 -oE 'msg="etcd registry loaded".*' "$VA_LOG"); B likewise)"
-else
-	vt_fail "no etcd connection line (A: $(grep -m1 'etcd' "$VA_LOG"); B: $(grep -m1 'etcd' "$VB_LOG"))"
-fi
+vt_check "both agents read etcd at start" \
+	-d 'echo "no etcd connection line (A: $(grep -m1 etcd "$VA_LOG"); B: $(grep -m1 etcd "$VB_LOG"))"' -- \
+	vt_wait_until 5 both_up && vt_log "A: $(grep -m1 -oE 'msg="etcd registry loaded".*' "$VA_LOG"); B likewise"
 a=$(reach A be1 10)
 b=$(reach B be1 10)
 [ "$a" -eq 10 ] && [ "$b" -eq 10 ] && vt_pass "web serves on both nodes (10 of 10 to be1 from A and from B)" ||
@@ -276,31 +264,23 @@ for ((i = 0; i < 30; i++)); do # every 100 ms, 3 s at most (the check is 1 s)
 	fi
 	sleep 0.1
 done
-if [ -n "$seen" ] && [ "$seen" -le 1000 ]; then
-	vt_pass "registered on A, served on B after ${seen} ms (the API call took ${t_api} ms)"
-else
-	vt_fail "registered on A: on B after ${seen:-never (3 s)} ms (API ${t_api} ms)"
-fi
+vt_check "registered on A, served on B after ${seen:-never (3 s)} ms, within 1000 ms (the API call took ${t_api} ms)" -- \
+	eval '[ -n "$seen" ] && [ "$seen" -le 1000 ]'
 a=$(reach A be3 10)
 [ "$a" -ge 3 ] && vt_pass "and on A itself (be3 $a of 10)" || vt_fail "on A be3 got $a of 10"
 ectl get --prefix "$P" >"$VT_TMP/etcd-get.out" 2>&1
 key=${P}backends/web/198.18.1.4:8080
 val=$(grep -A1 -xF "$key" "$VT_TMP/etcd-get.out" | tail -n 1)
-if jq -e '.address == "198.18.1.4:8080" and .weight == 1' <<<"$val" >/dev/null 2>&1; then
-	vt_pass "etcd has $key = $val"
-else
-	vt_fail "etcd: no $key with the backend's JSON: $(tr '\n' ' ' <"$VT_TMP/etcd-get.out")"
-fi
+vt_check "etcd has $key = $val" -O /dev/null -d 'tr "\n" " " <"$VT_TMP/etcd-get.out"' -- \
+	jq -e '.address == "198.18.1.4:8080" and .weight == 1' <<<"$val"
 
 # --- 3. etcd down: both nodes keep serving; an API write on B answers ------------------------------
 etcd_stop
 t0=$(date +%s%N)
 down() { va_log_has 'msg="etcd registry unreachable"' && vb_log_has 'msg="etcd registry unreachable"'; }
-if vt_wait_until 5 down; then
-	vt_pass "etcd stopped: both agents log 'etcd registry unreachable' (within $(ms_since "$t0") ms)"
-else
-	vt_fail "no 'etcd registry unreachable' line within 5 s (A: $(grep -c unreachable "$VA_LOG"), B: $(grep -c unreachable "$VB_LOG"))"
-fi
+vt_check "etcd stopped: both agents log 'etcd registry unreachable' within 5 s" \
+	-d 'echo "lines: A $(grep -c unreachable "$VA_LOG"), B $(grep -c unreachable "$VB_LOG")"' -- \
+	vt_wait_until 5 down && vt_log "within $(ms_since "$t0") ms"
 for n in A B; do
 	c=$(reach $n be3 30)
 	out=$VT_TMP/reach-$n.out
@@ -322,7 +302,7 @@ c=$(reach B be3 10)
 # server in be2's netns (be2b, :8081) is what it registers.
 vt_server "$VT_ID-be2" be2b 8081 || vt_fail "be2b server"
 t0=$(date +%s%N)
-st=$(nsenter --net="/run/netns/$NB" curl -s -o "$VT_TMP/api-b.body" -w '%{http_code}' --max-time 5 \
+st=$(nsenter --net="/run/netns/$NB" curl -q -s -o "$VT_TMP/api-b.body" -w '%{http_code}' --max-time 5 \
 	--unix-socket "$VB_SOCK" -X POST -H 'Content-Type: application/json' \
 	--data-binary '{"address": "198.18.1.3:8081"}' http://sluice/v1/services/web/backends)
 t_b=$(ms_since "$t0")
@@ -375,11 +355,10 @@ converged() { # no be3 and some be2 on both nodes
 		[ "$(reach $n be3 6)" -eq 0 ] && [ "$(vt_value "$VT_TMP/reach-$n.out" be2)" -gt 0 ] || return 1
 	done
 }
-if vt_wait_until 10 converged; then
-	vt_pass "etcd back: both nodes converged on the changes made meanwhile (be3 gone, be2 served) $(ms_since "$t_chg") ms after etcd answered ($(ms_since "$t_up") ms after its start)"
-else
-	vt_fail "no convergence within 10 s: A $(tr '\n' ' ' <"$VT_TMP/reach-A.out"), B $(tr '\n' ' ' <"$VT_TMP/reach-B.out")"
-fi
+vt_check "etcd back: both nodes converged on the changes made meanwhile (be3 gone, be2 served) within 10 s" \
+	-d 'echo "A $(tr "\n" " " <"$VT_TMP/reach-A.out"), B $(tr "\n" " " <"$VT_TMP/reach-B.out")"' -- \
+	vt_wait_until 10 converged &&
+	vt_log "converged $(ms_since "$t_chg") ms after etcd answered ($(ms_since "$t_up") ms after its start)"
 up() {
 	va_log_has 'msg="etcd registry reachable again"' && vb_log_has 'msg="etcd registry reachable again"'
 }
@@ -397,11 +376,9 @@ ectl get "${P}backends/web/198.18.1.3:8081" >"$VT_TMP/out" 2>&1
 in_etcd=$(grep -c '198.18.1.3:8081' "$VT_TMP/out")
 b2a() { [ "$(reach A be2b 8)" -gt 0 ] && [ "$(reach B be2b 8)" -gt 0 ]; }
 if [ "$W_ACCEPTED" = 1 ]; then
-	if vt_wait_until 5 b2a && ectl get "${P}backends/web/198.18.1.3:8081" | grep -q 8081; then
-		vt_pass "the write accepted while etcd was down reached etcd and both nodes once it was back"
-	else
-		vt_fail "accepted write while etcd down: in etcd: $in_etcd lines, A be2b $(reach A be2b 8), B be2b $(reach B be2b 8)"
-	fi
+	vt_check "the write accepted while etcd was down reached etcd and both nodes once it was back" \
+		-d 'echo "in etcd: $in_etcd lines, A be2b $(reach A be2b 8), B be2b $(reach B be2b 8)"' -- \
+		eval 'vt_wait_until 5 b2a && ectl get "${P}backends/web/198.18.1.3:8081" | grep -q 8081'
 else
 	[ "$in_etcd" -eq 0 ] && [ "$(reach A be2b 8)" -eq 0 ] && [ "$(reach B be2b 8)" -eq 0 ] &&
 		vt_pass "the write refused while etcd was down is nowhere (etcd, A, B)" ||
@@ -412,11 +389,9 @@ fi
 t0=$(date +%s%N)
 vb_ctl register web 198.18.1.4:8080 --ttl 3s >"$VT_TMP/out" 2>&1 || vt_fail "register --ttl 3s on B: $(cat "$VT_TMP/out")"
 both_be3() { [ "$(reach A be3 4)" -gt 0 ] && [ "$(reach B be3 4)" -gt 0 ]; }
-if vt_wait_until 2 both_be3; then
-	vt_pass "a 3s-TTL registration on B is served on both nodes after $(ms_since "$t0") ms"
-else
-	vt_fail "the TTL registration did not reach both nodes in 2 s (A $(reach A be3 4), B $(reach B be3 4))"
-fi
+vt_check "a 3s-TTL registration on B is served on both nodes within 2 s" \
+	-d 'echo "A $(reach A be3 4), B $(reach B be3 4)"' -- vt_wait_until 2 both_be3 &&
+	vt_log "after $(ms_since "$t0") ms"
 ectl get "${P}backends/web/198.18.1.4:8080" -w json >"$VT_TMP/out" 2>&1
 lease=$(grep -oE '"lease": *[0-9]+' "$VT_TMP/out" | head -n 1 | grep -oE '[0-9]+$') # jq rounds int64
 [ "${lease:-0}" != 0 ] && vt_pass "its etcd key is on a lease ($lease)" || vt_fail "no lease on the key: $(head -c 300 "$VT_TMP/out")"

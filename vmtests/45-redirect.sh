@@ -70,12 +70,9 @@ YAML
 
 	for n in 0 1 1024 65536 1048576 67108864; do
 		out=$VT_TMP/out.$mode.$n
-		if xfer "$node" send 127.0.0.1:7000 --file "$VT_TMP/data/$n" >"$out" &&
-			[ "$(sha "$out")" = "$(sha "$VT_TMP/data/$n")" ]; then
-			vt_pass "[$mode] $n bytes there and back, sha256 equal, half-close reached EOF"
-		else
-			vt_fail "[$mode] $n bytes: $(stat -c %s "$out") came back"
-		fi
+		vt_check "[$mode] $n bytes there and back, sha256 equal, half-close reached EOF" -o "$out" \
+			-d 'echo "$(stat -c %s "$out") came back"' -- eval 'xfer "$node" send 127.0.0.1:7000 \
+			--file "$VT_TMP/data/$n" && [ "$(sha "$out")" = "$(sha "$VT_TMP/data/$n")" ]'
 	done
 	b1=$(metric sluice_redirected_bytes_total)
 	if [ "$mode" = local ]; then
@@ -94,12 +91,10 @@ YAML
 		[ "$m" != small ] && n=1048576
 		out=$VT_TMP/out.$mode.$m
 		b0=$(metric sluice_redirected_bytes_total)
-		if xfer "$node" send 127.0.0.1:7000 --file "$VT_TMP/data/$n" --method "$m" >"$out" &&
-			[ "$(sha "$out")" = "$(sha "$VT_TMP/data/$n")" ]; then
-			vt_pass "[$mode] $m: $n bytes intact"
-		else
-			vt_fail "[$mode] $m: $(stat -c %s "$out") of $n bytes came back intact?"
-		fi
+		vt_check "[$mode] $m: $n bytes intact" -o "$out" \
+			-d 'echo "$(stat -c %s "$out") of $n bytes came back intact?"' -- eval 'xfer "$node" send \
+			127.0.0.1:7000 --file "$VT_TMP/data/$n" --method "$m" &&
+			[ "$(sha "$out")" = "$(sha "$VT_TMP/data/$n")" ]'
 		# What the application's way of sending means for redirection: the client's
 		# side goes through sk_msg whatever the call, the echo comes back by write().
 		b1=$(metric sluice_redirected_bytes_total)
@@ -111,23 +106,17 @@ YAML
 	done
 	for t in "[::1]:7000" "198.18.0.1:7000"; do
 		out=$VT_TMP/out.$mode.addr
-		if xfer "$node" send "$t" --file "$VT_TMP/data/1048576" >"$out" &&
-			[ "$(sha "$out")" = "$(sha "$VT_TMP/data/1048576")" ]; then
-			vt_pass "[$mode] via $t: 1 MiB intact"
-		else
-			vt_fail "[$mode] via $t: $(stat -c %s "$out") bytes"
-		fi
+		vt_check "[$mode] via $t: 1 MiB intact" -o "$out" -d 'echo "$(stat -c %s "$out") bytes"' -- \
+			eval 'xfer "$node" send "$t" --file "$VT_TMP/data/1048576" &&
+			[ "$(sha "$out")" = "$(sha "$VT_TMP/data/1048576")" ]'
 	done
 
 	# A balanced connection whose backend is local: VIP -> 127.0.0.1, then paired.
 	b0=$(metric sluice_redirected_bytes_total)
 	out=$VT_TMP/out.$mode.vip
-	if xfer "$node" send 198.19.0.70:7000 --file "$VT_TMP/data/1048576" >"$out" &&
-		[ "$(sha "$out")" = "$(sha "$VT_TMP/data/1048576")" ]; then
-		vt_pass "[$mode] via the VIP of a service with a local backend: 1 MiB intact"
-	else
-		vt_fail "[$mode] via the VIP: $(stat -c %s "$out") bytes"
-	fi
+	vt_check "[$mode] via the VIP of a service with a local backend: 1 MiB intact" -o "$out" \
+		-d 'echo "$(stat -c %s "$out") bytes"' -- eval 'xfer "$node" send 198.19.0.70:7000 \
+		--file "$VT_TMP/data/1048576" && [ "$(sha "$out")" = "$(sha "$VT_TMP/data/1048576")" ]'
 	b1=$(metric sluice_redirected_bytes_total)
 	if [ "$mode" = local ]; then
 		[ $((b1 - b0)) -eq $((2 * 1048576)) ] &&
@@ -165,21 +154,17 @@ YAML
 	# Same addresses in another netns: each client reaches its own netns's server.
 	out=$VT_TMP/out.$mode.be1
 	xfer "$be1" send 127.0.0.1:7000 --file "$VT_TMP/data/65536" >"$out"
-	if [ "$(stat -c %s "$out")" -eq 65536 ] && [ "$(sha "$out")" != "$(sha "$VT_TMP/data/65536")" ]; then
-		vt_pass "[$mode] in the other netns 127.0.0.1:7000 is the flip server, as it must be"
-	else
-		vt_fail "[$mode] the other netns's client reached the wrong server"
-	fi
+	vt_check "[$mode] in the other netns 127.0.0.1:7000 is the flip server, as it must be" \
+		-d 'echo "the client reached the wrong server ($(stat -c %s "$out") bytes back)"' -- \
+		eval '[ "$(stat -c %s "$out")" -eq 65536 ] && [ "$(sha "$out")" != "$(sha "$VT_TMP/data/65536")" ]'
 	# A peer that is not local: through the stack, and not redirected.
 	b0=$(metric sluice_redirected_bytes_total)
 	out=$VT_TMP/out.$mode.remote
 	xfer "$node" send 198.18.1.2:7000 --file "$VT_TMP/data/1048576" >"$out"
-	if [ "$(stat -c %s "$out")" -eq 1048576 ] && [ "$(sha "$out")" != "$(sha "$VT_TMP/data/1048576")" ] &&
-		[ "$(metric sluice_redirected_bytes_total)" -eq "$b0" ]; then
-		vt_pass "[$mode] a peer in another netns over the network: served, not redirected"
-	else
-		vt_fail "[$mode] remote peer: $(stat -c %s "$out") bytes, redirected $(($(metric sluice_redirected_bytes_total) - b0))"
-	fi
+	vt_check "[$mode] a peer in another netns over the network: served, not redirected" \
+		-d 'echo "$(stat -c %s "$out") bytes, redirected $(($(metric sluice_redirected_bytes_total) - b0))"' -- \
+		eval '[ "$(stat -c %s "$out")" -eq 1048576 ] && [ "$(sha "$out")" != "$(sha "$VT_TMP/data/1048576")" ] &&
+		[ "$(metric sluice_redirected_bytes_total)" -eq "$b0" ]'
 	empty() { [ "$(sockhash_entries)" -eq 0 ]; }
 	vt_wait_until 5 empty && vt_pass "[$mode] the sockhash is empty again" ||
 		vt_fail "[$mode] $(sockhash_entries) sockets left in the sockhash"

@@ -15,7 +15,7 @@ out=$VT_TMP/demo.out
 DEMO_ID=
 
 # Whatever the demo left behind is reported as a failure below, then removed here.
-vt_cleanup_hook() {
+demo_cleanup() {
 	local ns p mnt cfg
 	[ -n "$DEMO_ID" ] || return 0
 	for p in $(pgrep -f -- "/tmp/$DEMO_ID\." 2>/dev/null); do
@@ -37,17 +37,15 @@ vt_cleanup_hook() {
 	rm -rf -- "/tmp/$DEMO_ID".* 2>/dev/null
 	return 0
 }
+vt_on_cleanup demo_cleanup
 
 # --- refuses to run without root, with a message that says so --------------------------------
 if command -v setpriv >/dev/null 2>&1 && setpriv --reuid=65534 --regid=65534 --clear-groups \
 	test -r "$DEMO" 2>/dev/null; then
 	msg=$(setpriv --reuid=65534 --regid=65534 --clear-groups bash "$DEMO" 2>&1 </dev/null)
 	rc=$?
-	if [ "$rc" -ne 0 ] && grep -q 'must be run as root' <<<"$msg"; then
-		vt_pass "as an unprivileged user the demo refuses: $(head -c 60 <<<"$msg")..."
-	else
-		vt_fail "unprivileged run: exit $rc: $msg"
-	fi
+	vt_check "as an unprivileged user the demo refuses: $(head -c 60 <<<"$msg")..." \
+		-d 'echo "exit $rc: $msg"' -- eval '[ "$rc" -ne 0 ] && grep -q "must be run as root" <<<"$msg"'
 else
 	vt_log "not checking the unprivileged refusal (no setpriv, or $DEMO unreadable for nobody)"
 fi
@@ -57,19 +55,12 @@ start=$(date +%s)
 DEMO_PAUSE=0 NO_COLOR=1 timeout -k 5 120 bash "$DEMO" >"$out" 2>&1 </dev/null
 rc=$?
 secs=$(($(date +%s) - start))
-DEMO_ID=$(sed -n 's/^# run id \(sl[0-9]*-demo\) .*/\1/p' "$out" | head -n 1)
+DEMO_ID=$(sed -n 's/^# run id \(sl[0-9x]*-demo\) .*/\1/p' "$out" | head -n 1)
 
-if [ "$rc" -eq 0 ]; then
-	vt_pass "tools/demo.sh exited 0 in ${secs}s ($(grep -m1 '^demo passed' "$out"))"
-else
-	vt_fail "tools/demo.sh exited $rc after ${secs}s"
-fi
+vt_check "tools/demo.sh exited 0 in ${secs}s ($(grep -m1 '^demo passed' "$out"))" \
+	-d 'echo "it exited $rc"' -- [ "$rc" -eq 0 ]
 # No time limit is asserted (the machine is shared): the run is only bounded by the timeout.
-if [ -n "$DEMO_ID" ]; then
-	vt_pass "the demo's run id is $DEMO_ID"
-else
-	vt_fail "no run id in the demo's output"
-fi
+vt_check "the demo's run id is $DEMO_ID" -d 'echo "no run id in the demo output"' -- [ -n "$DEMO_ID" ]
 steps=$(grep -c '^==> [0-9]*\. ' "$out")
 [ "$steps" -ge 12 ] && vt_pass "$steps steps announced" || vt_fail "only $steps steps announced"
 failed=$(grep -c '\[FAILED\]' "$out")
@@ -84,50 +75,36 @@ dist() {
 
 # 300 connections spread over all three backends.
 read -r b1 b2 b3 <<<"$(dist '(300 connections)')"
-if [ -n "${b3:-}" ] && [ "$b1" -gt 0 ] && [ "$b2" -gt 0 ] && [ "$b3" -gt 0 ] &&
-	[ $((b1 + b2 + b3)) -eq 300 ]; then
-	vt_pass "distribution of 300: be1=$b1 be2=$b2 be3=$b3, every backend present"
-else
-	vt_fail "distribution of 300: '$(grep -m1 'distribution (300' "$out")'"
-fi
+vt_check "distribution of 300: be1=${b1:-} be2=${b2:-} be3=${b3:-}, every backend present" \
+	-d 'grep -m1 "distribution (300" "$out"' -- eval '[ -n "${b3:-}" ] && [ "$b1" -gt 0 ] &&
+	[ "$b2" -gt 0 ] && [ "$b3" -gt 0 ] && [ $((b1 + b2 + b3)) -eq 300 ]'
 bars=$(grep -cE '^    be[123] 198\.18\.1\.[234]:8080 weight [12] +[0-9]+  #+' "$out")
 [ "$bars" -ge 3 ] && vt_pass "the distribution is drawn as bars ($bars bars)" ||
 	vt_fail "no bars for the distribution"
 
 # be1 removed from the config: no new connection reaches it.
 read -r b1 b2 b3 <<<"$(dist 'after removing be1 (100 connections)')"
-if [ -n "${b3:-}" ] && [ "$b1" -eq 0 ] && [ $((b2 + b3)) -eq 100 ]; then
-	vt_pass "after be1's removal: be1=0 be2=$b2 be3=$b3"
-else
-	vt_fail "after be1's removal: '$(grep -m1 'distribution after' "$out")'"
-fi
+vt_check "after be1's removal: be1=0 be2=${b2:-} be3=${b3:-}" -d 'grep -m1 "distribution after" "$out"' -- \
+	eval '[ -n "${b3:-}" ] && [ "$b1" -eq 0 ] && [ $((b2 + b3)) -eq 100 ]'
 grep -q 'msg="service updated" service=web .*removed_backends=1' "$out" &&
 	vt_pass "the agent's reload is shown" || vt_fail "the agent's reload is not shown"
 
 # With the agent stopped, the pinned datapath still serves the last state.
 read -r b1 b2 b3 <<<"$(dist 'with the agent stopped (50 connections)')"
-if [ -n "${b3:-}" ] && [ "$b1" -eq 0 ] && [ $((b2 + b3)) -eq 50 ]; then
-	vt_pass "agent stopped: 50 connections still balanced (be2=$b2 be3=$b3)"
-else
-	vt_fail "agent stopped: '$(grep -m1 'distribution with' "$out")'"
-fi
+vt_check "agent stopped: 50 connections still balanced (be2=${b2:-} be3=${b3:-})" \
+	-d 'grep -m1 "distribution with" "$out"' -- \
+	eval '[ -n "${b3:-}" ] && [ "$b1" -eq 0 ] && [ $((b2 + b3)) -eq 50 ]'
 
 # A service without backends: ECONNREFUSED, at once.
-if line=$(grep -m1 -E '^ +ECONNREFUSED [0-9.]+ms$' "$out"); then
-	vt_pass "no backends: connect() refused ($(echo $line))"
-else
-	vt_fail "no ECONNREFUSED line in the demo's output"
-fi
+vt_check "no backends: connect() refused" -v -o "$VT_TMP/refused.line" \
+	-d 'echo "no ECONNREFUSED line in the demo output"' -- grep -m1 -E '^ +ECONNREFUSED [0-9.]+ms$' "$out"
 
 # The JSON of `sluicectl -o json services web`, as printed: up to the array's closing bracket.
 json=$VT_TMP/web.json
 awk '/-o json services web$/ { on = 1; next } on { print } on && /^    \]$/ { exit }' "$out" >"$json"
-if jq -e 'type == "array" and .[0].name == "web" and (.[0].backends | length) == 3' "$json" \
-	>/dev/null 2>&1; then
-	vt_pass "sluicectl -o json services web: valid JSON, $(jq -c '[.[0].backends[].connections_total]' "$json") connections"
-else
-	vt_fail "sluicectl JSON does not parse: $(head -c 300 "$json" | tr '\n' ' ')"
-fi
+vt_check "sluicectl -o json services web: valid JSON, $(jq -c '[.[0].backends[].connections_total]' "$json" 2>/dev/null) connections" \
+	-O /dev/null -d 'echo "it does not parse: $(head -c 300 "$json" | tr "\n" " ")"' -- \
+	jq -e 'type == "array" and .[0].name == "web" and (.[0].backends | length) == 3' "$json"
 
 # The bpftool views were shown.
 grep -qE '^ +[0-9]+ +cgroup_inet4_connect +multi +sluice_sock4_connect' "$out" &&

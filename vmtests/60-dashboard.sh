@@ -17,12 +17,9 @@ done
 vt_init dashboard
 
 dash=$VT_ROOT/contrib/grafana/sluice.json
-if jq -e '.title == "sluice" and (.panels | length) > 10' "$dash" >/dev/null 2>&1; then
-	vt_pass "sluice.json is a dashboard: $(jq '.panels | length' "$dash") panels"
-else
-	vt_fail "$dash is not valid dashboard JSON"
+vt_check "sluice.json is a dashboard: $(jq '.panels | length' "$dash" 2>/dev/null) panels" -O /dev/null \
+	-d 'echo "$dash is not valid dashboard JSON"' -- jq -e '.title == "sluice" and (.panels | length) > 10' "$dash" ||
 	vt_finish
-fi
 # Grafana's variables, filled in the way a query would run: every agent, every service.
 fill() { sed -e 's/\$__rate_interval/10s/g' -e 's/\$__range/1m/g' -e 's/\$instance/.*/g' -e 's/\$service/.*/g'; }
 jq -r '[.. | objects | select(has("expr")) | .expr] | .[]' "$dash" >"$VT_TMP/exprs.raw"
@@ -103,12 +100,8 @@ rules() { # rules EXPRS-FILE: a rule file with one recording rule per expression
 	done <"$1"
 }
 rules "$VT_TMP/exprs" >"$VT_TMP/rules.yml"
-if promtool check rules "$VT_TMP/rules.yml" >"$VT_TMP/promtool.out" 2>&1 &&
-	grep -q "SUCCESS: $n rules found" "$VT_TMP/promtool.out"; then
-	vt_pass "promtool check rules: $n rules from the dashboard are valid"
-else
-	vt_fail "promtool check rules: $(cat "$VT_TMP/promtool.out")"
-fi
+vt_check "promtool check rules: $n rules from the dashboard are valid" -O "$VT_TMP/promtool.out" -- \
+	eval 'promtool check rules "$VT_TMP/rules.yml" && grep -q "SUCCESS: $n rules found" "$VT_TMP/promtool.out"'
 { cat "$VT_TMP/exprs"; echo 'sum by (service) (rate(sluice_connections_total[10s])'; } >"$VT_TMP/broken"
 rules "$VT_TMP/broken" >"$VT_TMP/broken.yml"
 promtool check rules "$VT_TMP/broken.yml" >/dev/null 2>&1 && vt_fail "promtool accepted a broken query" ||

@@ -5,7 +5,8 @@
 # start the unit (run against a stub systemctl in a private /run). Then on this machine:
 # dpkg -i installs a working sluiced and sluicectl, a disabled unit that verifies clean, and
 # man pages; dpkg -r removes the datapath of an agent that ran from the package (prerm
-# --teardown); dpkg --purge leaves the file system as it was before.
+# --teardown); dpkg --purge leaves every path the package could have touched as it was before
+# anything of it ran (footprint below), on a fresh machine as on a used one.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
@@ -29,12 +30,10 @@ deb=$VT_TMP/sluice_${version}_${arch}.deb
 	vt_fail "no $deb: $(ls "$VT_TMP")"
 	vt_finish
 }
-if command -v lintian >/dev/null; then
-	grep -qE '^[EW]: ' "$VT_TMP/make.log" && vt_fail "lintian: $(grep -E '^[EW]: ' "$VT_TMP/make.log")" ||
-		vt_pass "lintian (run by make deb): no error or warning"
-else
-	vt_fail "lintian is not installed (make deps installs it)"
-fi
+vt_check "lintian (run by make deb): no error or warning" \
+	-d 'command -v lintian >/dev/null || echo "lintian is not installed (make deps installs it)"
+		grep -E "^[EW]: " "$VT_TMP/make.log"' -- \
+	eval 'command -v lintian >/dev/null && ! grep -qE "^[EW]: " "$VT_TMP/make.log"'
 
 # --- dpkg-deb -I -----------------------------------------------------------------------------
 field() { dpkg-deb -f "$deb" "$1"; }
@@ -54,10 +53,18 @@ owner() {
 	done
 	return 1
 }
+# lib_owner SONAME: the package of the first copy in ld.so's cache that a package holds (a
+# library a make install left in /usr/local/lib, listed first, is nobody's).
+lib_owner() {
+	local path
+	for path in $(ldconfig -p | awk -v l="$1" '$1 == l { print $NF }'); do
+		owner "$path" && return 0
+	done
+	return 1
+}
 missing=
 for lib in $(objdump -p "$x/usr/sbin/sluiced" "$x/usr/bin/sluicectl" | awk '$1 == "NEEDED" { print $2 }' | sort -u); do
-	path=$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')
-	pkg=$(owner "$path")
+	pkg=$(lib_owner "$lib")
 	[[ ", $depends," == *", $pkg "* || ", $depends," == *", $pkg,"* ]] || missing+="$lib($pkg) "
 done
 [ -z "$missing" ] && vt_pass "Depends covers every NEEDED library: $depends" ||
@@ -102,6 +109,64 @@ readelf -S "$x/usr/sbin/sluiced" "$x/usr/bin/sluicectl" | grep -qE '\.(symtab|de
 [ "$(op_unit_value "$x/lib/systemd/system/sluiced.service" ExecStart)" = "/usr/sbin/sluiced -c /etc/sluice/sluice.yaml" ] &&
 	vt_pass "the packaged unit runs /usr/sbin/sluiced" || vt_fail "packaged ExecStart"
 
+# --- the file system before anything of the package runs --------------------------------------
+# dpkg takes a lock that a concurrent apt may hold: retry for up to 2 minutes.
+dpkg_do() {
+	local i
+	for ((i = 0; i < 60; i++)); do
+		DEBIAN_FRONTEND=noninteractive dpkg "$@" >"$VT_TMP/dpkg.out" 2>&1 && return 0
+		grep -qi 'lock' "$VT_TMP/dpkg.out" || return 1
+		sleep 2
+	done
+	return 1
+}
+# A run of this test that was killed before its cleanup leaves the package (or its conffile)
+# behind, with a config that names that run's bpffs: no operator's agent. Purge it, or every
+# later run would skip.
+if grep -qE '^  bpffs: /sys/fs/bpf/sl[0-9x]+-deb$' /etc/sluice/sluice.yaml 2>/dev/null &&
+	dpkg-query -W sluice >/dev/null 2>&1; then
+	vt_log "purging the sluice package that a killed run of this test left"
+	dpkg_do --purge sluice || vt_log "dpkg --purge sluice: $(tail -n 3 "$VT_TMP/dpkg.out")"
+fi
+# footprint: mode and type (or "absent") of every path the package can leave behind: those in
+# the .deb and the directories on their way; the directories its unit declares for run time
+# (RuntimeDirectory= and the like) with what is in them; and whatever is named after it where
+# dpkg, maintainer scripts and systemd put things (enablement links, deb-systemd-helper state,
+# dpkg's records, files dropped into /etc or /usr). Nothing else is compared: the machine changes
+# other paths as it gets used (/run/systemd/systemd-units-load appears the first time a systemd
+# tool runs, man-db caches pages in /var/cache/man, a concurrent apt installs packages, someone
+# keeps a checkout in /var/tmp), and whether it did must not decide this test.
+footprint() {
+	local k d
+	{
+		dpkg-deb -c "$deb" | awk '{ p = $6; sub(/^\./, "", p); sub(/\/$/, "", p); if (p != "") print p }'
+		for k in RuntimeDirectory:/run StateDirectory:/var/lib LogsDirectory:/var/log \
+			CacheDirectory:/var/cache ConfigurationDirectory:/etc; do
+			for d in $(op_unit_value "$x/lib/systemd/system/sluiced.service" "${k%%:*}"); do
+				find "${k#*:}/$d" 2>/dev/null || echo "${k#*:}/$d"
+			done
+		done
+		find /etc /run /usr/lib /usr/share /lib/systemd /var/lib/systemd /var/lib/dpkg/info \
+			/var/lib/ucf -xdev -path /run/netns -prune -o -path '*sluice*' -print 2>/dev/null
+	} | sort -u | while IFS= read -r p; do
+		if [ -e "$p" ] || [ -L "$p" ]; then
+			stat -c '%n %a %F' -- "$p"
+		else
+			echo "$p absent"
+		fi
+	done
+}
+# Before anything of the package ran: the maintainer scripts below run on this file system.
+footprint >"$VT_TMP/before"
+# Someone's sluice is set up here (decided now, not after the scripts below ran): the dpkg part
+# below then skips.
+occupied=
+if dpkg-query -W -f='${Status}' sluice 2>/dev/null | grep -q installed; then
+	occupied="a sluice package is installed here already; not touching it"
+elif [ -e /etc/sluice ] || [ -e /sys/fs/bpf/sluice ] || [ -e /run/sluice ] || [ -e /var/lib/sluice ]; then
+	occupied="/etc/sluice, /sys/fs/bpf/sluice, /run/sluice or /var/lib/sluice exists: an agent is set up here"
+fi
+
 # --- the maintainer scripts with systemd "running": stubs record what they are asked ----------
 dpkg-deb -e "$deb" "$VT_TMP/ctrl"
 stubs=$VT_TMP/stubs
@@ -118,11 +183,8 @@ script() { # script NAME ARGS...: run a maintainer script with a private /run/sy
 }
 script postinst configure ""
 calls=$(tr '\n' ';' <"$stubs/calls")
-if [ "$calls" = "systemctl --system daemon-reload;" ]; then
-	vt_pass "postinst configure (new install): daemon-reload only, neither enable nor start"
-else
-	vt_fail "postinst configure: calls '$calls' $(cat "$VT_TMP/script.out")"
-fi
+vt_check "postinst configure (new install): daemon-reload only, neither enable nor start" \
+	-d 'echo "calls [$calls] $(cat "$VT_TMP/script.out")"' -- [ "$calls" = "systemctl --system daemon-reload;" ]
 script postinst configure 0.0.1
 calls=$(tr '\n' ';' <"$stubs/calls")
 [ "$calls" = "systemctl --system daemon-reload;deb-systemd-invoke try-restart sluiced.service;" ] &&
@@ -136,60 +198,38 @@ script prerm upgrade 0.2.0
 	vt_fail "prerm upgrade: $(cat "$stubs/calls")"
 
 # --- dpkg -i / -r / --purge on this machine --------------------------------------------------
-if dpkg-query -W -f='${Status}' sluice 2>/dev/null | grep -q installed; then
-	vt_skip "a sluice package is installed here already; not touching it"
-fi
-if [ -e /etc/sluice ] || [ -e /sys/fs/bpf/sluice ] || [ -e /run/sluice ] || [ -e /var/lib/sluice ]; then
-	vt_skip "/etc/sluice, /sys/fs/bpf/sluice, /run/sluice or /var/lib/sluice exists: an agent is set up here"
-fi
-# dpkg takes a lock that a concurrent apt may hold: retry for up to 2 minutes.
-dpkg_do() {
-	local i
-	for ((i = 0; i < 60; i++)); do
-		DEBIAN_FRONTEND=noninteractive dpkg "$@" >"$VT_TMP/dpkg.out" 2>&1 && return 0
-		grep -qi 'lock' "$VT_TMP/dpkg.out" || return 1
-		sleep 2
-	done
-	return 1
-}
-# What the package may touch, outside the dpkg database, caches and logs.
-snapshot() {
-	find /etc /usr /var/lib /opt /run -xdev \
-		\( -path /var/lib/dpkg -o -path /var/lib/apt -o -path /var/lib/ucf -o -path /run/netns \
-		-o -path /var/lib/man-db -o -path /etc/ld.so.cache \) -prune -o -printf '%p %m %y\n' \
-		2>/dev/null | sort
-}
+[ -n "$occupied" ] && vt_skip "$occupied"
 PURGED=0
-vt_cleanup_hook() { # never leave the package behind
+# Never leave the package behind. Runs before agent.sh's hook: the agent's datapath goes first,
+# with the build's sluiced, while the packaged config still names it.
+deb_cleanup() {
 	[ -n "$VA_PID" ] && kill -TERM "$VA_PID" 2>/dev/null && wait "$VA_PID" 2>/dev/null
+	VA_PID=
+	[ -n "$VA_CONFIG" ] && [ -f "$VA_CONFIG" ] && "$VT_ROOT/build/sluiced" -c "$VA_CONFIG" --teardown >/dev/null 2>&1
 	if [ "$PURGED" = 0 ] && dpkg-query -W sluice >/dev/null 2>&1; then
 		dpkg_do --purge sluice || echo "cleanup: dpkg --purge sluice failed: $(cat "$VT_TMP/dpkg.out")" >&2
 	fi
-	[ -n "$VA_CONFIG" ] && [ -f "$VA_CONFIG" ] && "$VT_ROOT/build/sluiced" -c "$VA_CONFIG" --teardown >/dev/null 2>&1
+	VA_CONFIG=
 	return 0
 }
-snapshot >"$VT_TMP/before"
-if dpkg_do -i "$deb"; then
-	vt_pass "dpkg -i $(basename "$deb")"
-else
-	vt_fail "dpkg -i: $(cat "$VT_TMP/dpkg.out")"
-	vt_finish
-fi
+vt_on_cleanup deb_cleanup
+enablement() { find /etc/systemd/system -name 'sluiced.service' 2>/dev/null | sort; }
+enablement >"$VT_TMP/enabled-before"
+vt_check "dpkg -i $(basename "$deb")" -d 'cat "$VT_TMP/dpkg.out"' -- dpkg_do -i "$deb" || vt_finish
 dpkg-query -W -f='${Status}' sluice | grep -q "install ok installed" && vt_pass "dpkg: install ok installed" ||
 	vt_fail "status: $(dpkg-query -W -f='${Status}' sluice)"
-/usr/sbin/sluiced --version | head -n 1 | grep -q "^sluiced $version$" && sluicectl version >/dev/null &&
+# By their paths: a sluicectl or man page of a `make install` in /usr/local comes first in PATH
+# and MANPATH.
+/usr/sbin/sluiced --version | head -n 1 | grep -q "^sluiced $version$" && /usr/bin/sluicectl version >/dev/null &&
 	vt_pass "the packaged sluiced and sluicectl run (their libraries are there)" ||
 	vt_fail "packaged binaries: $(/usr/sbin/sluiced --version 2>&1 | head -n 3)"
-man -w sluiced.8 >/dev/null 2>&1 && man -w sluice.yaml.5 >/dev/null 2>&1 && man -w sluicectl >/dev/null 2>&1 &&
-	vt_pass "man finds sluiced(8), sluicectl(8), sluice.yaml(5)" || vt_fail "man -w: $(man -w sluiced 2>&1)"
-if systemd-analyze verify /lib/systemd/system/sluiced.service >"$VT_TMP/verify.out" 2>&1 &&
-	[ ! -s "$VT_TMP/verify.out" ]; then
-	vt_pass "systemd-analyze verify on the installed unit: clean"
-else
-	vt_fail "verify installed unit: $(cat "$VT_TMP/verify.out")"
-fi
-enabled=$(find /etc/systemd/system -name 'sluiced.service' 2>/dev/null)
-[ -z "$enabled" ] && vt_pass "the unit is not enabled (no symlink under /etc/systemd/system)" ||
+mans=$(man -w sluiced.8 sluicectl.8 sluice.yaml.5 2>&1 | tr '\n' ' ')
+[ "$mans" = "/usr/share/man/man8/sluiced.8.gz /usr/share/man/man8/sluicectl.8.gz /usr/share/man/man5/sluice.yaml.5.gz " ] &&
+	vt_pass "man finds the packaged sluiced(8), sluicectl(8), sluice.yaml(5)" || vt_fail "man -w: $mans"
+vt_check "systemd-analyze verify on the installed unit: clean" -O "$VT_TMP/verify.out" -- \
+	eval 'systemd-analyze verify /lib/systemd/system/sluiced.service && [ ! -s "$VT_TMP/verify.out" ]'
+enabled=$(enablement | comm -13 "$VT_TMP/enabled-before" -)
+[ -z "$enabled" ] && vt_pass "the unit is not enabled (no new symlink under /etc/systemd/system)" ||
 	vt_fail "enabled: $enabled"
 bash -c '. /usr/share/bash-completion/completions/sluicectl && complete -p sluicectl' 2>/dev/null |
 	grep -q _sluicectl && vt_pass "the packaged completion registers for sluicectl" ||
@@ -217,11 +257,7 @@ fi
 va_stop
 [ -e "$VT_BPFFS/sluice_services" ] && vt_pass "after the agent stopped, its datapath is still pinned" ||
 	vt_fail "no pins after stop"
-if dpkg_do -r sluice; then
-	vt_pass "dpkg -r sluice"
-else
-	vt_fail "dpkg -r: $(cat "$VT_TMP/dpkg.out")"
-fi
+vt_check "dpkg -r sluice" -d 'cat "$VT_TMP/dpkg.out"' -- dpkg_do -r sluice
 [ ! -e "$VT_BPFFS/sluice_services" ] && [ -z "$(bpftool cgroup show "$VT_CGROUP" 2>/dev/null | tail -n +2)" ] &&
 	vt_pass "dpkg -r tore the datapath down (prerm: sluiced --teardown)" ||
 	vt_fail "after dpkg -r: pins $(ls "$VT_BPFFS" 2>/dev/null | tr '\n' ' ') programs $(bpftool cgroup show "$VT_CGROUP" 2>/dev/null | wc -l)"
@@ -229,19 +265,9 @@ VA_CONFIG=
 [ ! -e /usr/sbin/sluiced ] && [ ! -e /lib/systemd/system/sluiced.service ] && [ -e /etc/sluice/sluice.yaml ] &&
 	vt_pass "dpkg -r: programs and unit gone, the conffile stays" ||
 	vt_fail "after dpkg -r: $(ls -la /usr/sbin/sluiced /lib/systemd/system/sluiced.service /etc/sluice 2>&1 | tr '\n' ' ')"
-if dpkg_do --purge sluice; then
-	PURGED=1
-	vt_pass "dpkg --purge sluice"
-else
-	vt_fail "dpkg --purge: $(cat "$VT_TMP/dpkg.out")"
-fi
-snapshot >"$VT_TMP/after"
-# Paths that other packages (a concurrent apt) changed meanwhile are not ours.
-diffs=$(diff "$VT_TMP/before" "$VT_TMP/after" | sed -n 's/^[<>] //p' | while read -r p _; do
-	owner=$(dpkg -S "$p" 2>/dev/null | head -n 1 | cut -d: -f1)
-	[ -n "$owner" ] && [ "$owner" != sluice ] && continue
-	echo "$p"
-done | sort -u)
-[ -z "$diffs" ] && vt_pass "after dpkg --purge the file system is as it was ($(wc -l <"$VT_TMP/before") paths compared)" ||
-	vt_fail "dpkg -i + --purge changed: $(head -n 20 <<<"$diffs" | tr '\n' ' ')"
+vt_check "dpkg --purge sluice" -d 'cat "$VT_TMP/dpkg.out"' -- dpkg_do --purge sluice && PURGED=1
+footprint >"$VT_TMP/after"
+vt_check "after dpkg --purge the package's footprint is as it was ($(wc -l <"$VT_TMP/before") paths compared)" \
+	-d 'echo "dpkg -i + --purge changed: $(diff "$VT_TMP/before" "$VT_TMP/after" | grep "^[<>]" | head -n 20)"' -- \
+	cmp -s "$VT_TMP/before" "$VT_TMP/after"
 vt_finish

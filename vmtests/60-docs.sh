@@ -32,14 +32,12 @@ section() {
 	awk -v want=" $* " '/^[A-Z]/ { on = index(want, " " $0 " ") > 0; next } on' "$f"
 }
 same() { # same WHAT HELP-LIST MAN-LIST
-	local only_help only_man
+	local help=$2 only_help only_man
 	only_help=$(comm -23 <(echo "$2") <(echo "$3") | tr '\n' ' ')
 	only_man=$(comm -13 <(echo "$2") <(echo "$3") | tr '\n' ' ')
-	if [ -z "$only_help$only_man" ] && [ -n "$2" ]; then
-		vt_pass "$1: --help and the man page agree ($(echo "$2" | tr '\n' ' '))"
-	else
-		vt_fail "$1: only in --help: '$only_help'; only in the man page: '$only_man'"
-	fi
+	vt_check "$1: --help and the man page agree ($(echo "$2" | tr '\n' ' '))" \
+		-d 'echo "only in --help: [$only_help]; only in the man page: [$only_man]"' -- \
+		eval '[ -z "$only_help$only_man" ] && [ -n "$help" ]'
 }
 
 # --- sluiced(8) -------------------------------------------------------------------------------
@@ -64,11 +62,8 @@ same "sluicectl commands" "$help_cmds" "$man_cmds"
 # --- sluice.yaml(5) ---------------------------------------------------------------------------
 render sluice.yaml.5 >"$VT_TMP/yaml.txt"
 section "$VT_TMP/yaml.txt" EXAMPLE | sed 's/^ \{11\}//' >"$VT_TMP/example.yaml"
-if "$VA_SLUICED" -c "$VT_TMP/example.yaml" --check >"$VT_TMP/check.out" 2>&1; then
-	vt_pass "sluice.yaml(5): the EXAMPLE passes sluiced --check"
-else
-	vt_fail "sluice.yaml(5) EXAMPLE: $(cat "$VT_TMP/check.out")"
-fi
+vt_check "sluice.yaml(5): the EXAMPLE passes sluiced --check" -O "$VT_TMP/check.out" -- \
+	"$VA_SLUICED" -c "$VT_TMP/example.yaml" --check
 documented=$(section "$VT_TMP/yaml.txt" AGENT SERVICES | grep -oE '^ +[a-z_]+:' | tr -d ' :' | sort -u)
 unused=$(for k in $documented; do grep -qE "(^|[ {,])$k:" "$VT_TMP/example.yaml" || echo "$k"; done)
 [ -n "$documented" ] && [ -z "$unused" ] &&
@@ -76,12 +71,10 @@ unused=$(for k in $documented; do grep -qE "(^|[ {,])$k:" "$VT_TMP/example.yaml"
 	vt_fail "sluice.yaml(5): documented keys missing from the EXAMPLE: $unused"
 refused() { # refused KEY YAML: the parser refuses KEY as not implemented
 	printf '%s\n' "$2" >"$VT_TMP/later.yaml"
-	if ! "$VA_SLUICED" -c "$VT_TMP/later.yaml" --check >"$VT_TMP/later.out" 2>&1 &&
-		grep -q "not implemented in this version" "$VT_TMP/later.out"; then
-		vt_pass "sluice.yaml(5): '$1' is listed as not implemented, and it is refused as such"
-	else
-		vt_fail "sluice.yaml(5) lists '$1' as not implemented, but sluiced --check says: $(cat "$VT_TMP/later.out")"
-	fi
+	vt_check "sluice.yaml(5): '$1' is listed as not implemented, and it is refused as such" \
+		-d 'echo "sluiced --check says: $(cat "$VT_TMP/later.out")"' -- \
+		eval '! "$VA_SLUICED" -c "$VT_TMP/later.yaml" --check >"$VT_TMP/later.out" 2>&1 &&
+		grep -q "not implemented in this version" "$VT_TMP/later.out"'
 }
 svc=$'services:\n  - name: a\n    frontend: 198.19.0.1:80\n'
 later=$(section "$VT_TMP/yaml.txt" "NOT YET IMPLEMENTED" | tr '\n' ' ')

@@ -25,11 +25,8 @@ expect_tree() {
 644 ${p#/}/share/bash-completion/completions/sluicectl
 EOF
 )
-	if [ "$got" = "$want" ]; then
-		vt_pass "PREFIX=$p: exactly the 8 expected files, with their modes"
-	else
-		vt_fail "PREFIX=$p: files differ: $(diff <(echo "$want") <(echo "$got") | grep '^[<>]' | tr '\n' ' ')"
-	fi
+	vt_check "PREFIX=$p: exactly the 8 expected files, with their modes" \
+		-d 'echo "files differ: $(diff <(echo "$want") <(echo "$got") | grep "^[<>]")"' -- [ "$got" = "$want" ]
 }
 
 for prefix in /usr/local /usr; do
@@ -42,12 +39,10 @@ for prefix in /usr/local /usr; do
 		vt_fail "PREFIX=$prefix: ExecStart=$(op_unit_value "$unit" ExecStart)"
 	grep -q '@' "$unit" && vt_fail "PREFIX=$prefix: unsubstituted @...@ in the unit" ||
 		vt_pass "PREFIX=$prefix: the unit has no template placeholders left"
-	if "$d$prefix/sbin/sluiced" --version | head -n 1 | grep -qE '^sluiced [0-9]+\.[0-9]+\.[0-9]+$' &&
-		"$d$prefix/bin/sluicectl" version | head -n 1 | grep -qE '^sluicectl [0-9]'; then
-		vt_pass "PREFIX=$prefix: the installed binaries run (--version, version)"
-	else
-		vt_fail "PREFIX=$prefix: installed binaries: $("$d$prefix/sbin/sluiced" --version 2>&1 | head -n 2)"
-	fi
+	vt_check "PREFIX=$prefix: the installed binaries run (--version, version)" \
+		-d '"$d$prefix/sbin/sluiced" --version 2>&1 | head -n 2' -- eval '"$d$prefix/sbin/sluiced" --version |
+		head -n 1 | grep -qE "^sluiced [0-9]+\.[0-9]+\.[0-9]+\$" &&
+		"$d$prefix/bin/sluicectl" version | head -n 1 | grep -qE "^sluicectl [0-9]"'
 	"$d$prefix/sbin/sluiced" -c "$d/etc/sluice/sluice.yaml" --check >/dev/null 2>&1 &&
 		vt_pass "PREFIX=$prefix: the installed config is valid" ||
 		vt_fail "PREFIX=$prefix: installed config: $("$d$prefix/sbin/sluiced" -c "$d/etc/sluice/sluice.yaml" --check 2>&1)"

@@ -35,12 +35,9 @@ SLUICECTL=$root/usr/bin/sluicectl
 # --- the unit file ---------------------------------------------------------------------------
 # verify needs ExecStart to exist: a copy points at the DESTDIR's binary.
 sed "s|^ExecStart=/usr/sbin/sluiced|ExecStart=$SLUICED|" "$unit" >"$VT_TMP/sluiced.service"
-if MANPATH=$root/usr/share/man systemd-analyze verify "$VT_TMP/sluiced.service" \
-	>"$VT_TMP/verify.out" 2>&1 && [ ! -s "$VT_TMP/verify.out" ]; then
-	vt_pass "systemd-analyze verify: clean (man pages found too)"
-else
-	vt_fail "systemd-analyze verify: $(cat "$VT_TMP/verify.out")"
-fi
+vt_check "systemd-analyze verify: clean (man pages found too)" -O "$VT_TMP/verify.out" -- \
+	eval 'MANPATH=$root/usr/share/man systemd-analyze verify "$VT_TMP/sluiced.service" &&
+	[ ! -s "$VT_TMP/verify.out" ]'
 sed 's/^KillMode=.*/KillMode=bogus/' "$VT_TMP/sluiced.service" >"$VT_TMP/broken.service"
 MANPATH=$root/usr/share/man systemd-analyze verify "$VT_TMP/broken.service" >"$VT_TMP/verify.out" 2>&1
 grep -qi "kill mode" "$VT_TMP/verify.out" && vt_pass "verify does catch a bad setting (KillMode=bogus)" ||
@@ -70,11 +67,8 @@ grep -qE '^ExecStop' "$unit" && vt_fail "unit: an ExecStop would tear the datapa
 	vt_pass "unit: no ExecStop (a stop leaves the datapath pinned)"
 exposure=$(systemd-analyze security --offline=yes "$VT_TMP/sluiced.service" 2>/dev/null |
 	sed -n 's/.*Overall exposure level for sluiced.service: \([0-9.]*\).*/\1/p')
-if [ -n "$exposure" ] && awk -v e="$exposure" 'BEGIN { exit !(e <= 5.0) }'; then
-	vt_pass "systemd-analyze security: exposure $exposure (<= 5.0)"
-else
-	vt_fail "systemd-analyze security: exposure '$exposure'"
-fi
+vt_check "systemd-analyze security: exposure $exposure (<= 5.0)" -- \
+	eval '[ -n "$exposure" ] && awk -v e="$exposure" "BEGIN { exit !(e <= 5.0) }"'
 CAPS=$(op_unit_value "$unit" CapabilityBoundingSet)
 [ "$CAPS" = "CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_ADMIN" ] &&
 	vt_pass "unit: CapabilityBoundingSet=$CAPS" || vt_fail "unit: CapabilityBoundingSet='$CAPS'"
@@ -85,11 +79,8 @@ vt_backends 8080
 vt_cgroup
 vt_bpffs
 default=$root/etc/sluice/sluice.yaml
-if "$SLUICED" -c "$default" --check >"$VT_TMP/check.out" 2>&1; then
-	vt_pass "the installed default config is valid as shipped"
-else
-	vt_fail "installed default config: $(cat "$VT_TMP/check.out")"
-fi
+vt_check "the installed default config is valid as shipped" -O "$VT_TMP/check.out" -- \
+	"$SLUICED" -c "$default" --check
 # The API socket goes to $VT_TMP/run, which stands in for RuntimeDirectory=sluice (/run/sluice).
 mkdir -m 0755 "$VT_TMP/run"
 cfg=$VT_TMP/sluice.yaml
@@ -103,13 +94,9 @@ cat >>"$cfg" <<'YAML'
       - address: 198.18.1.2:8080
       - address: 198.18.1.3:8080
 YAML
-if grep -q "^  bpffs: $VT_BPFFS" "$cfg" && grep -q '^  - name: web' "$cfg" &&
-	"$SLUICED" -c "$cfg" --check >"$VT_TMP/check.out" 2>&1; then
-	vt_pass "test config = installed default + cgroup, bpffs, api, interfaces and one service"
-else
-	vt_fail "test config from the default: $(cat "$VT_TMP/check.out")"
-	vt_finish
-fi
+vt_check "test config = installed default + cgroup, bpffs, api, interfaces and one service" \
+	-O "$VT_TMP/check.out" -- eval 'grep -q "^  bpffs: $VT_BPFFS" "$cfg" &&
+	grep -q "^  - name: web" "$cfg" && "$SLUICED" -c "$cfg" --check' || vt_finish
 VA_CONFIG=$cfg # agent.sh's cleanup hook tears the datapath down
 
 # --- running it as the unit would ------------------------------------------------------------
@@ -181,11 +168,8 @@ record() {
 notified() { [ -n "$(record "$1" "$2")" ]; }
 ready_record() { record "$1" READY=1; }
 serves() { # serves WHAT: 50 connections to the VIP, none failing
-	if vt_client tcp 198.19.0.10:80 -n 50 >"$VT_TMP/client.out" 2>&1; then
-		vt_pass "$1: 50 connections to the VIP, none failed"
-	else
-		vt_fail "$1: $(tr '\n' ' ' <"$VT_TMP/client.out")"
-	fi
+	vt_check "$1: 50 connections to the VIP, none failed" -O "$VT_TMP/client.out" -- \
+		vt_client tcp 198.19.0.10:80 -n 50
 }
 ctl() { "$SLUICECTL" --bpffs "$VT_BPFFS" "$@"; }
 teardown() { vt_node "$SLUICED" -c "$cfg" --teardown >/dev/null 2>&1; }
@@ -202,11 +186,8 @@ U_STRACE=
 if vt_wait_until 30 notified "$NOTIFY_OUT" READY=1; then
 	rec=$(ready_record "$NOTIFY_OUT")
 	vt_pass "READY=1 on the notify socket: $rec"
-	if jq -e '.attached and .applied and .ready_logged' <<<"$rec" >/dev/null; then
-		vt_pass "READY=1 came after the datapath was attached and the config applied"
-	else
-		vt_fail "READY=1 came too early: $rec"
-	fi
+	vt_check "READY=1 came after the datapath was attached and the config applied" -o /dev/null \
+		-d 'echo "it came too early: $rec"' -- jq -e '.attached and .applied and .ready_logged' <<<"$rec"
 	[ "$(jq .pid <<<"$rec")" = "$U_AGENT" ] &&
 		vt_pass "READY=1 came from the main pid (NotifyAccess=main)" ||
 		vt_fail "READY=1 from pid $(jq .pid <<<"$rec"), the agent is $U_AGENT"
@@ -290,11 +271,9 @@ fails_without() { # fails_without NAME "CAPS" WHY
 		wait "$U_PID" 2>/dev/null
 		U_RC=$?
 		_vt_untrack_pid "$U_PID"
-		if [ "$U_RC" -ne 0 ] && grep -qE 'Operation not permitted|Permission denied|missing privileges' "$U_LOG"; then
-			vt_pass "$3: exit $U_RC, $(grep -m1 -oE 'error="[^"]*"' "$U_LOG")"
-		else
-			vt_fail "$3: exit $U_RC; log: $(grep 'level=error' "$U_LOG" | tail -n 2)"
-		fi
+		vt_check "$3: exit $U_RC, $(grep -m1 -oE 'error="[^"]*"' "$U_LOG")" \
+			-d 'echo "log: $(grep level=error "$U_LOG" | tail -n 2)"' -- eval '[ "$U_RC" -ne 0 ] &&
+			grep -qE "Operation not permitted|Permission denied|missing privileges" "$U_LOG"'
 	else
 		vt_fail "$3: the agent started anyway"
 		u_stop

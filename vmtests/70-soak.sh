@@ -9,13 +9,7 @@ set -u
 RELOADS=${SOAK_RELOADS:-1000}
 RSS_BOUND_KB=1024
 
-vt_require_root
-vt_require_btf
-vt_init soak
-vt_topology
-vt_backends 8080
-vt_cgroup
-vt_bpffs
+vt_world soak
 
 svc() { # svc BACKEND...
 	local b
@@ -82,10 +76,10 @@ if [ -n "${VT_SAN_FLAGS:-}" ]; then
 	# ASan holds freed memory in its quarantine (256 MiB by default), so RSS says nothing
 	# here; LeakSanitizer checks the agent's heap at exit instead (va_stop).
 	echo "SKIP: RSS bound not checked under SAN=1: ASan's quarantine keeps freed memory"
-elif [ -n "${rss100:-}" ] && [ $((rss_end - rss100)) -lt "$RSS_BOUND_KB" ]; then
-	vt_pass "RSS growth $((rss_end - rss100)) kB < $RSS_BOUND_KB kB"
 else
-	vt_fail "RSS grew from ${rss100:-?} kB to $rss_end kB (bound $RSS_BOUND_KB kB)"
+	vt_check "RSS growth $((rss_end - ${rss100:-0})) kB < $RSS_BOUND_KB kB" \
+		-d 'echo "RSS grew from ${rss100:-?} kB to $rss_end kB"' -- \
+		eval '[ -n "${rss100:-}" ] && [ $((rss_end - rss100)) -lt "$RSS_BOUND_KB" ]'
 fi
 
 okc=0 failc=0
@@ -93,11 +87,8 @@ for f in "$VT_TMP"/loop-*.out; do
 	okc=$((okc + $(vt_value "$f" ok)))
 	failc=$((failc + $(vt_value "$f" fail)))
 done
-if [ "$failc" -eq 0 ] && [ "$okc" -gt 100 ]; then
-	vt_pass "client loops: $okc connections during the reloads, 0 failed"
-else
-	vt_fail "client loops: $okc ok, $failc failed"
-fi
+vt_check "client loops: $okc connections during the reloads, 0 failed" -d 'echo "$failc failed"' -- \
+	eval '[ "$failc" -eq 0 ] && [ "$okc" -gt 100 ]'
 backends=$(va_ctl -o json services web | jq '.[0].backends | length')
 [ "$backends" = 2 ] && vt_pass "the last config (2 backends) is applied" ||
 	vt_fail "backends after the soak: $backends"

@@ -8,7 +8,7 @@
 # va_stop [SIGNAL]: stops it (SIGTERM by default) and waits for it to exit.
 # va_ctl ARGS: sluicectl --bpffs $VT_BPFFS ARGS (in the node netns).
 # va_log_has PATTERN: the agent log has a line matching PATTERN (grep -E).
-# A cleanup hook runs `sluiced --teardown`, pass or fail.
+# A cleanup hook (vt_on_cleanup) stops the agent and runs `sluiced --teardown`, pass or fail.
 
 VA_SLUICED=${VA_SLUICED:-$VT_ROOT/build/sluiced}
 VA_SLUICECTL=${VA_SLUICECTL:-$VT_ROOT/build/sluicectl}
@@ -75,7 +75,7 @@ va_ctl() {
 
 # va_metrics: the agent's /metrics page (fetched inside the node netns).
 va_metrics() {
-	vt_node curl -sf --max-time 5 http://127.0.0.1:9464/metrics
+	vt_node curl -q -sf --max-time 5 http://127.0.0.1:9464/metrics
 }
 
 va_log_has() {
@@ -100,10 +100,10 @@ va_prometheus() {
 }
 
 va_prom_query() {
-	vt_node curl -sf --max-time 3 "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2"
+	vt_node curl -q -sf --max-time 3 "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2"
 }
 
-vt_cleanup_hook() {
+_va_cleanup() {
 	[ -n "$VA_PID" ] && kill -TERM "$VA_PID" 2>/dev/null && wait "$VA_PID" 2>/dev/null
 	if [ -n "$VA_CONFIG" ] && [ -f "$VA_CONFIG" ]; then
 		# In the agent's netns when it still exists: TC filters are per netns.
@@ -115,3 +115,4 @@ vt_cleanup_hook() {
 	fi
 	return 0
 }
+vt_on_cleanup _va_cleanup

@@ -14,11 +14,18 @@
 #                                vt-br  198.18.1.1/24    <--vt-beN-->  eth0 198.18.1.(N+1)/24
 #                                       2001:db8:1::1/64                    2001:db8:1::(N+1)/64
 #
-# API (see each function): vt_init NAME, vt_topology, vt_backends [PORT], vt_server NS NAME PORT
-# [ARGS], vt_server_stop NAME [SIG], vt_cgroup, vt_client ARGS, vt_in_cgroup CMD, vt_node CMD,
-# vt_bpffs, vt_track_pid PID, vt_cleanup, vt_pass, vt_fail, vt_skip, vt_require_root,
-# vt_require_btf, vt_finish, vt_counts_within FILE LO HI NAMES, vt_value FILE KEY,
-# vt_wait_until SECS CMD, vt_require_tools.
+# API (see each function): vt_world NAME (the usual prologue: vt_init NAME, vt_topology,
+# vt_backends, vt_cgroup, vt_bpffs), vt_init NAME, vt_topology, vt_backends [PORT], vt_server NS
+# NAME PORT [ARGS], vt_server_stop NAME [SIG], vt_cgroup, vt_client ARGS, vt_in_cgroup CMD,
+# vt_cgroup_kill SIG PATTERN, vt_node CMD, vt_bpffs, vt_track_pid PID, vt_on_cleanup CMD,
+# vt_cleanup, vt_check WHAT -- CMD, vt_pass, vt_fail, vt_skip, vt_require_root, vt_require_btf,
+# vt_finish, vt_counts_within FILE LO HI NAMES, vt_value FILE KEY, vt_wait_until SECS CMD,
+# vt_require_tools.
+
+# Only our own netns are ever talked to: a proxy set up on this machine (its environment,
+# /etc/environment) must not send curl or the agent's libcurl (etcd) anywhere else. (The tests
+# run curl -q, so that a ~/.curlrc does not count either.)
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 
 VT_ROOT=${VT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 VT_BIN=${VT_BIN:-$VT_ROOT/build/vmtests}
@@ -33,6 +40,7 @@ VT_BPFFS=
 VT_FAILS=0
 VT_NETNS=()
 VT_PIDS=()
+VT_ON_CLEANUP=() # vt_on_cleanup's commands, each one shell-quoted line
 declare -gA VT_SERVER_PID=()
 _VT_TOOLS_OK=0
 _VT_DIRTY=0 # something to clean up since the last vt_cleanup
@@ -57,6 +65,84 @@ vt_finish() {
 	echo "FAIL: ${VT_NAME:-test} ($VT_FAILS check(s) failed)"
 	exit 1
 }
+
+# vt_check WHAT [-o FILE | -O FILE] [-e FILE] [-v] [-d CODE] -- [!] CMD [ARGS...]: one checked
+# step (xdp-tools' check_run). Runs CMD in this shell (a function works, and may set variables)
+# and prints "PASS: WHAT" if it exits 0, else "FAIL: WHAT: DETAIL", counted as vt_fail counts.
+# With "!", the step passes when CMD fails. Returns 0 if the step passed, 1 if not.
+#   -o FILE  CMD's stdout goes to FILE (a redirection after vt_check would catch the PASS line)
+#   -O FILE  CMD's stdout and stderr go to FILE (>FILE 2>&1)
+#   -e FILE  CMD's stderr goes to FILE
+#   -v       the PASS line shows FILE's content too (for a step whose output is the finding)
+#   -d CODE  a diagnostic hook: on failure, DETAIL is what the shell code CODE prints (eval'd
+#            after CMD, so it can read CMD's output files). Without it, DETAIL is CMD's exit
+#            status and FILE's content. DETAIL is one line; FILE's content is cut at 1000 bytes.
+# A compound condition is CMD `eval 'A && B'`: it sees the caller's variables, but not its $1...
+vt_check() {
+	local _vt_what=$1 _vt_out='' _vt_both=0 _vt_err='' _vt_show=0 _vt_diag='' _vt_not=0 _vt_rc _vt_d
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		case $1 in
+		-o | -O | -e | -d)
+			[ $# -ge 2 ] || break
+			case $1 in
+			-o) _vt_out=$2 ;;
+			-O) _vt_out=$2 _vt_both=1 ;;
+			-e) _vt_err=$2 ;;
+			-d) _vt_diag=$2 ;;
+			esac
+			shift 2
+			;;
+		-v) _vt_show=1 && shift ;;
+		*) break ;;
+		esac
+	done
+	if [ "${1:-}" != -- ] || [ $# -lt 2 ]; then
+		vt_fail "$_vt_what (vt_check: want WHAT [-o|-O|-e FILE] [-v] [-d CODE] -- CMD, at '${1:-}')"
+		return 1
+	fi
+	shift
+	if [ "$1" = '!' ]; then
+		_vt_not=1
+		shift
+	fi
+	if [ "$_vt_both" = 1 ]; then
+		"$@" >"$_vt_out" 2>&1
+	elif [ -n "$_vt_out" ] && [ -n "$_vt_err" ]; then
+		"$@" >"$_vt_out" 2>"$_vt_err"
+	elif [ -n "$_vt_out" ]; then
+		"$@" >"$_vt_out"
+	elif [ -n "$_vt_err" ]; then
+		"$@" 2>"$_vt_err"
+	else
+		"$@"
+	fi
+	_vt_rc=$?
+	if { [ "$_vt_rc" -eq 0 ] && [ "$_vt_not" = 0 ]; } || { [ "$_vt_rc" -ne 0 ] && [ "$_vt_not" = 1 ]; }; then
+		if [ "$_vt_show" = 1 ] && [ -n "$_vt_out" ]; then
+			vt_pass "$_vt_what: $(_vt_oneline "$_vt_out")"
+		else
+			vt_pass "$_vt_what"
+		fi
+		return 0
+	fi
+	if [ -n "$_vt_diag" ]; then
+		_vt_d=$(eval "$_vt_diag" 2>&1 | tr '\n' ' ')
+	else
+		_vt_d="exit $_vt_rc"
+		[ "$_vt_not" = 1 ] && _vt_d+=", want a failure"
+		[ -n "$_vt_out" ] && _vt_d+=": $(_vt_oneline "$_vt_out")"
+		[ -n "$_vt_err" ] && _vt_d+="; stderr: $(_vt_oneline "$_vt_err")"
+	fi
+	vt_fail "$_vt_what: ${_vt_d% }"
+	return 1
+}
+
+# _vt_oneline FILE: the first 1000 bytes of FILE on one line.
+_vt_oneline() {
+	head -c 1000 "$1" 2>/dev/null | tr '\n' ' ' | sed 's/ *$//'
+}
+
 vt_require_root() {
 	[ "$(id -u)" -eq 0 ] || vt_skip "needs root"
 }
@@ -69,10 +155,16 @@ vt_require_btf() {
 # vt_init NAME: sets VT_ID (sl<pid>-<name>), VT_TMP (scratch dir for logs/pidfiles), and an EXIT
 # trap that always runs vt_cleanup and keeps the exit status. INT/TERM exit through the trap.
 vt_init() {
-	local short
+	local short n=0
 	short=$(printf '%s' "${1:-t}" | tr -cd 'a-z0-9' | cut -c1-8)
 	VT_NAME=${1:-t}
 	VT_ID="sl$$-${short:-t}"
+	# Pids come round again (pid_max may be 32768), and a run that was killed before its cleanup
+	# leaves its netns, cgroup and pins: then this id is taken, and sl<pid>x<n>-<name> is used.
+	while _vt_id_taken "$VT_ID"; do
+		n=$((n + 1))
+		VT_ID="sl$$x$n-${short:-t}"
+	done
 	VT_TMP=$(mktemp -d "/tmp/${VT_ID}.XXXXXX") || {
 		echo "vt_init: mktemp failed" >&2
 		exit 1
@@ -83,6 +175,14 @@ vt_init() {
 	trap 'exit 143' TERM
 	trap 'exit 129' HUP
 	vt_log "run id $VT_ID (scratch $VT_TMP)"
+}
+
+# _vt_id_taken ID: a netns, cgroup or bpffs directory of this id (or of a name it starts) exists.
+_vt_id_taken() {
+	local mnt
+	mnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+	compgen -G "/run/netns/$1-*" >/dev/null || compgen -G "/sys/fs/bpf/$1*" >/dev/null ||
+		{ [ -n "$mnt" ] && compgen -G "$mnt/$1*" >/dev/null; }
 }
 
 _vt_exit_trap() {
@@ -160,10 +260,21 @@ _vt_kill_pids() {
 	return 0
 }
 
+# vt_on_cleanup CMD [ARGS...]: vt_cleanup runs CMD ARGS (the words as given now: pass a function
+# that reads its variables then) after it has stopped the tracked processes and before it
+# removes the cgroup, netns and pins, the last registered first. It runs at every cleanup, pass
+# or fail, so it must be idempotent and must not fail the test.
+vt_on_cleanup() {
+	local q
+	printf -v q '%q ' "$@"
+	VT_ON_CLEANUP+=("$q")
+}
+
 # vt_cleanup: idempotent (a no-op when nothing was set up since the last call); never fails.
-# Kills tracked pids and anything left in our netns, runs vt_cleanup_hook if defined, empties
-# and removes the cgroup, deletes our netns, removes $VT_BPFFS. The EXIT trap then removes the
-# scratch dir $VT_TMP (kept if VT_KEEP=1). A test may call it itself and set up again after.
+# Kills tracked pids and anything left in our netns, runs the vt_on_cleanup commands (last
+# first), empties and removes the cgroup, deletes our netns, removes $VT_BPFFS. The EXIT trap
+# then removes the scratch dir $VT_TMP (kept if VT_KEEP=1). A test may call it itself and set up
+# again after.
 vt_cleanup() {
 	local saved=$- ns pids d p parent i
 	[ "$_VT_DIRTY" = 1 ] || return 0
@@ -185,10 +296,10 @@ vt_cleanup() {
 		done
 		[ "${#pids[@]}" -gt 0 ] && _vt_kill_pids "${pids[@]}"
 
-		# 3. the test's own teardown (agent --teardown etc.)
-		if declare -F vt_cleanup_hook >/dev/null; then
-			vt_cleanup_hook
-		fi
+		# 3. the tests' own teardown (agent --teardown etc.), the last registered first
+		for ((i = ${#VT_ON_CLEANUP[@]} - 1; i >= 0; i--)); do
+			eval "${VT_ON_CLEANUP[$i]}"
+		done
 
 		# 4. cgroup: move leftovers to the parent of VT_CGROUP, remove depth-first
 		if [ -n "$VT_CGROUP" ] && [ -d "$VT_CGROUP" ]; then
@@ -435,6 +546,18 @@ vt_bpffs() {
 	_VT_DIRTY=1
 }
 
+# vt_world NAME: the usual prologue. Skips without root or BTF; vt_init NAME, vt_topology,
+# vt_backends on :8080, vt_cgroup and vt_bpffs. A failure there ends the test (vt_finish).
+vt_world() {
+	vt_require_root
+	vt_require_btf
+	vt_init "$1"
+	vt_topology || vt_finish
+	vt_backends 8080 || vt_finish
+	vt_cgroup || vt_finish
+	vt_bpffs
+}
+
 # --- running things on the node --------------------------------------------------------------
 
 # vt_in_cgroup CMD...: runs CMD in VT_CGROUP and in the node netns (ip netns exec: /sys is
@@ -452,6 +575,20 @@ vt_in_cgroup() {
 		fi
 		exec ip netns exec "$VT_ID-node" "$@"
 	)
+}
+
+# vt_cgroup_kill SIGNAL PATTERN: sends SIGNAL to the processes in VT_CGROUP and below whose
+# command line matches PATTERN (grep -E): this run's own clients, never another run's (as
+# `pkill -f` would).
+vt_cgroup_kill() {
+	local sig=$1 pat=$2 procs p
+	[ -n "$VT_CGROUP" ] && [ -d "$VT_CGROUP" ] || return 0
+	while read -r procs; do
+		while read -r p; do
+			tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qE -- "$pat" && kill "-$sig" "$p" 2>/dev/null
+		done <"$procs"
+	done < <(find "$VT_CGROUP" -name cgroup.procs 2>/dev/null)
+	return 0
 }
 
 # vt_client ARGS...: $VT_BIN/sl_client ARGS in VT_CGROUP + node netns. Returns its exit status
@@ -485,12 +622,8 @@ vt_counts_within() {
 	shift 3
 	for name in "$@"; do
 		n=$(vt_value "$file" "$name")
-		if [ "$n" -ge "$lo" ] && [ "$n" -le "$hi" ]; then
-			vt_pass "$name: $n in [$lo, $hi]"
-		else
-			vt_fail "$name: $n not in [$lo, $hi] ($(tr '\n' ' ' <"$file"))"
-			rc=1
-		fi
+		vt_check "$name: $n in [$lo, $hi]" -d 'tr "\n" " " <"$file"' -- \
+			eval '[ "$n" -ge "$lo" ] && [ "$n" -le "$hi" ]' || rc=1
 	done
 	return "$rc"
 }

@@ -9,14 +9,8 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/../agent.sh"
 
-vt_require_root
-vt_require_btf
-vt_init kernel-lb
+vt_world kernel-lb
 vt_log "kernel $(uname -r)"
-vt_topology || vt_finish
-vt_backends 8080 || vt_finish
-vt_cgroup
-vt_bpffs
 
 cfg=$VT_TMP/sluice.yaml
 # interfaces: the TC flow programs load too (on vt-rtr in the node netns); redirect defaults
@@ -59,43 +53,27 @@ for p in ${want[@]+"${want[@]}"}; do
 		>/dev/null ||
 		missing+=("$p")
 done
-if [ "${#want[@]}" -ge 10 ] && [ "${#missing[@]}" -eq 0 ]; then
-	vt_pass "bpftool prog show lists all ${#want[@]} sluice programs: ${want[*]}"
-else
-	vt_fail "bpftool prog show: missing ${missing[*]:-?} of ${#want[@]} (${want[*]:-})"
-fi
+vt_check "bpftool prog show lists all ${#want[@]} sluice programs: ${want[*]:-}" \
+	-d 'echo "missing ${missing[*]:-?} of ${#want[@]}"' -- eval '[ "${#want[@]}" -ge 10 ] && [ "${#missing[@]}" -eq 0 ]'
 bpftool prog show | grep -A1 -E 'name sluice' | sed 's/^/# /'
 
 out=$VT_TMP/tcp.out
-if vt_client tcp 198.19.0.11:80 -n 30 --check-peer >"$out"; then
-	vt_pass "round_robin: 30 connections to 198.19.0.11:80, none failed, getpeername() = VIP"
-else
-	vt_fail "round_robin: client failed: $(tr '\n' ' ' <"$out")"
-fi
+vt_check "round_robin: 30 connections to 198.19.0.11:80, none failed, getpeername() = VIP" -o "$out" -- \
+	vt_client tcp 198.19.0.11:80 -n 30 --check-peer
 # Each CPU cycles through the backends in order: every count is 10 within one per CPU.
 n=$(nproc)
 vt_counts_within "$out" $((10 - n)) $((10 + n)) be1 be2 be3
 
 out=$VT_TMP/udp.out
-if vt_client udp 198.19.0.53:53 -n 10 >"$out" && [ "$(vt_value "$out" ok)" -eq 10 ]; then
-	vt_pass "UDP sendmsg/recvmsg: 10 replies, each from the VIP"
-else
-	vt_fail "UDP: $(tr '\n' ' ' <"$out")"
-fi
+vt_check "UDP sendmsg/recvmsg: 10 replies, each from the VIP" -o "$out" -- \
+	eval 'vt_client udp 198.19.0.53:53 -n 10 && [ "$(vt_value "$out" ok)" -eq 10 ]'
 
-out=$VT_TMP/refused.out
-if vt_client refused 198.19.0.99:80 >"$out"; then
-	vt_pass "no backend: connect() refused at once ($(cat "$out"))"
-else
-	vt_fail "no backend: $(cat "$out")"
-fi
+vt_check "no backend: connect() refused at once" -v -o "$VT_TMP/refused.out" -- \
+	vt_client refused 198.19.0.99:80
 
 total=$(va_ctl -o json services web-rr | jq '[.[0].backends[].connections_total] | add')
-if [ "${total:-0}" -eq 30 ]; then
-	vt_pass "sluicectl: web-rr counted 30 connections"
-else
-	vt_fail "sluicectl: web-rr counted ${total:-nothing}, want 30"
-fi
+vt_check "sluicectl: web-rr counted 30 connections" -d 'echo "it counted ${total:-nothing}"' -- \
+	[ "${total:-0}" -eq 30 ]
 va_ctl status | sed 's/^/# /'
 if grep -qE 'level=(warn|error)' "$VA_LOG"; then
 	grep -E 'level=(warn|error)' "$VA_LOG" | sed 's/^/# agent: /'
