@@ -81,7 +81,7 @@ BA=$VT_CGROUP/batch
 out=$VT_TMP/out
 metric() { va_metrics | grep -E "^$1\{[^}]*$2" | awk '{ s += $NF } END { print s + 0 }'; }
 eperm_fast() { # eperm_fast FILE: sl_client refused output is "EPERM <ms>ms" under 10 ms
-	awk '$1 == "EPERM" { sub(/ms$/, "", $2); ok = ($2 < 10) } END { exit !ok }' "$1"
+	awk '$1 == "EPERM" { sub(/ms$/, "", $2); ok = ($2 + 0 < 10) } END { exit !ok }' "$1"
 }
 
 # --- client side: TCP and UDP, v4 and v6 ------------------------------------------------------
