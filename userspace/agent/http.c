@@ -17,9 +17,13 @@
 #include "api.h"
 #include "http.h"
 #include "log.h"
+#include "mem.h"
 
 /* A /v1/events subscriber that reads slower than this loses events. */
 #define SUB_BUFFER_MAX (1 << 20)
+
+/* Both daemons run inside the agent's epoll loop (no thread). */
+#define DAEMON_FLAGS (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG)
 
 struct sub {
 	struct sl_http *h;
@@ -31,13 +35,18 @@ struct sub {
 	struct sub *next;
 };
 
+/* One MHD daemon and its source in the agent's loop. */
+struct listener {
+	struct sl_http *h;
+	struct MHD_Daemon *d;
+	struct sl_loop_src src;
+};
+
 struct sl_http {
-	struct MHD_Daemon *metrics;
-	struct MHD_Daemon *api;
+	struct listener metrics;
+	struct listener api;
 	char api_path[SL_API_PATH_LEN];
-	sl_render_fn render;
-	sl_api_fn api_fn;
-	void *ctx;
+	struct sl_http_cbs cbs;
 	struct sub *subs;
 	size_t n_subs;
 };
@@ -96,7 +105,7 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const cha
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
 	p = sl_prom_new();
-	err = h->render(h->ctx, p);
+	err = h->cbs.render(h->cbs.ctx, p);
 	data = sl_prom_data(p, &len);
 	if (err || !data) {
 		sl_prom_free(p);
@@ -153,7 +162,7 @@ static void sub_free(void *cls)
 /* A request body being received. */
 struct upload {
 	char *buf;
-	size_t len;
+	size_t len, cap;
 	int too_big;
 };
 
@@ -208,11 +217,8 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 		if (u->too_big || u->len + *upload_len > SL_API_BODY_MAX) {
 			u->too_big = 1;
 		} else {
-			char *grown = realloc(u->buf, u->len + *upload_len + 1);
-
-			if (!grown)
+			if (SL_ENSURE(&u->buf, &u->cap, u->len + *upload_len + 1))
 				return MHD_NO;
-			u->buf = grown;
 			memcpy(u->buf + u->len, upload, *upload_len);
 			u->len += *upload_len;
 			u->buf[u->len] = '\0';
@@ -226,7 +232,7 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 		snprintf(msg, sizeof(msg), "the body is over %d bytes", SL_API_BODY_MAX);
 		return json_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
 	}
-	h->api_fn(h->ctx, method, url, u->buf ? u->buf : "", u->len, &status, &out);
+	h->cbs.api(h->cbs.ctx, method, url, u->buf ? u->buf : "", u->len, &status, &out);
 	ret = reply(c, status, "application/json", out ? out : "{}\n");
 	free(out);
 	return ret;
@@ -252,19 +258,9 @@ void sl_http_publish(struct sl_http *h, const char *line, size_t len)
 			s->dropped++;
 			continue;
 		}
-		if (s->len + len > s->cap) {
-			size_t cap = s->cap ? s->cap : 4096;
-			char *grown;
-
-			while (cap < s->len + len)
-				cap *= 2;
-			grown = realloc(s->buf, cap);
-			if (!grown) {
-				s->dropped++;
-				continue;
-			}
-			s->buf = grown;
-			s->cap = cap;
+		if (SL_ENSURE(&s->buf, &s->cap, s->len + len)) {
+			s->dropped++;
+			continue;
 		}
 		memcpy(s->buf + s->len, line, len);
 		s->len += len;
@@ -324,91 +320,121 @@ static int unix_listener(const char *path, char *err, size_t err_len)
 	return fd;
 }
 
-int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render,
-		  sl_api_fn api, void *ctx, char *err, size_t err_len)
+/* GET /metrics on agent.metrics (TCP). */
+static int start_metrics(struct sl_http *h, const struct sl_config *cfg, char *err, size_t err_len)
 {
-	const unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct sockaddr_storage ss = {0};
+	unsigned int f = DAEMON_FLAGS;
+
+	if (cfg->agent.metrics.family == SLUICE_AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(cfg->agent.metrics.port);
+		memcpy(&s4->sin_addr, cfg->agent.metrics.addr.a8, 4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(cfg->agent.metrics.port);
+		memcpy(&s6->sin6_addr, cfg->agent.metrics.addr.a8, 16);
+		f |= MHD_USE_IPv6;
+	}
+	/* The logger first: MHD logs about options parsed before it. */
+	h->metrics.d = MHD_start_daemon(f, cfg->agent.metrics.port, NULL, NULL, on_metrics, h,
+					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+					MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT, 64U,
+					MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+	if (!h->metrics.d) {
+		char hp[SL_HOSTPORT_LEN];
+
+		sl_format_hostport(&cfg->agent.metrics, hp, sizeof(hp));
+		snprintf(err, err_len, "cannot serve metrics on %s (address in use?)", hp);
+		return -EADDRINUSE;
+	}
+	return 0;
+}
+
+/* The control API on the Unix socket agent.api. */
+static int start_api(struct sl_http *h, const struct sl_config *cfg, char *err, size_t err_len)
+{
+	int fd = unix_listener(cfg->agent.api, err, err_len);
+
+	if (fd < 0)
+		return fd;
+	snprintf(h->api_path, sizeof(h->api_path), "%s", cfg->agent.api);
+	h->api.d = MHD_start_daemon(
+	    DAEMON_FLAGS, 0, NULL, NULL, on_api, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, 64U,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+	if (!h->api.d) {
+		close(fd);
+		snprintf(err, err_len, "cannot serve the API on %s", cfg->agent.api);
+		return -EIO;
+	}
+	return 0;
+}
+
+int sl_http_start(struct sl_http **out, const struct sl_config *cfg, const struct sl_http_cbs *cbs,
+		  char *err, size_t err_len)
+{
 	struct sl_http *h = calloc(1, sizeof(*h));
+	int rc = 0;
 
 	*out = NULL;
 	if (!h)
 		return -ENOMEM;
-	h->render = render;
-	h->api_fn = api;
-	h->ctx = ctx;
-	if (cfg->agent.metrics_on) {
-		struct sockaddr_storage ss = {0};
-		unsigned int f = flags;
-
-		if (cfg->agent.metrics.family == SLUICE_AF_INET) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-			s4->sin_family = AF_INET;
-			s4->sin_port = htons(cfg->agent.metrics.port);
-			memcpy(&s4->sin_addr, cfg->agent.metrics.addr.a8, 4);
-		} else {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-			s6->sin6_family = AF_INET6;
-			s6->sin6_port = htons(cfg->agent.metrics.port);
-			memcpy(&s6->sin6_addr, cfg->agent.metrics.addr.a8, 16);
-			f |= MHD_USE_IPv6;
-		}
-		/* The logger first: MHD logs about options parsed before it. */
-		h->metrics =
-		    MHD_start_daemon(f, cfg->agent.metrics.port, NULL, NULL, on_metrics, h,
-				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				     MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT, 64U,
-				     MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
-		if (!h->metrics) {
-			char hp[SL_HOSTPORT_LEN];
-
-			sl_format_hostport(&cfg->agent.metrics, hp, sizeof(hp));
-			snprintf(err, err_len, "cannot serve metrics on %s (address in use?)", hp);
-			sl_http_stop(h);
-			return -EADDRINUSE;
-		}
-	}
-	if (cfg->agent.api[0]) {
-		int fd = unix_listener(cfg->agent.api, err, err_len);
-
-		if (fd < 0) {
-			sl_http_stop(h);
-			return fd;
-		}
-		snprintf(h->api_path, sizeof(h->api_path), "%s", cfg->agent.api);
-		h->api = MHD_start_daemon(
-		    flags, 0, NULL, NULL, on_api, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, 64U,
-		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
-		if (!h->api) {
-			close(fd);
-			snprintf(err, err_len, "cannot serve the API on %s", cfg->agent.api);
-			sl_http_stop(h);
-			return -EIO;
-		}
+	h->cbs = *cbs;
+	h->metrics.h = h->api.h = h;
+	if (cfg->agent.metrics_on)
+		rc = start_metrics(h, cfg, err, err_len);
+	if (!rc && cfg->agent.api[0])
+		rc = start_api(h, cfg, err, err_len);
+	if (rc) {
+		sl_http_stop(h);
+		return rc;
 	}
 	*out = h;
 	return 0;
 }
 
-size_t sl_http_fds(const struct sl_http *h, int fds[2])
+static void on_listener(void *ctx)
 {
-	size_t n = 0;
+	struct listener *l = ctx;
 
-	if (h && h->metrics)
-		fds[n++] = MHD_get_daemon_info(h->metrics, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
-	if (h && h->api)
-		fds[n++] = MHD_get_daemon_info(h->api, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
-	return n;
+	MHD_run(l->d);
+	if (l->h->cbs.ran)
+		l->h->cbs.ran(l->h->cbs.ctx);
+}
+
+static int watch_listener(struct listener *l, struct sl_loop *loop)
+{
+	const union MHD_DaemonInfo *info;
+
+	if (!l->d)
+		return 0;
+	info = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info)
+		return -EINVAL;
+	return sl_loop_add(loop, &l->src, info->epoll_fd, on_listener, l);
+}
+
+int sl_http_watch(struct sl_http *h, struct sl_loop *loop)
+{
+	int err;
+
+	if (!h)
+		return 0;
+	err = watch_listener(&h->metrics, loop);
+	return err ? err : watch_listener(&h->api, loop);
 }
 
 void sl_http_run(struct sl_http *h)
 {
-	if (h && h->metrics)
-		MHD_run(h->metrics);
-	if (h && h->api)
-		MHD_run(h->api);
+	if (h && h->metrics.d)
+		MHD_run(h->metrics.d);
+	if (h && h->api.d)
+		MHD_run(h->api.d);
 }
 
 void sl_http_stop(struct sl_http *h)
@@ -421,10 +447,10 @@ void sl_http_stop(struct sl_http *h)
 			s->suspended = 0;
 			MHD_resume_connection(s->conn);
 		}
-	if (h->metrics)
-		MHD_stop_daemon(h->metrics);
-	if (h->api) {
-		MHD_stop_daemon(h->api);
+	if (h->metrics.d)
+		MHD_stop_daemon(h->metrics.d);
+	if (h->api.d) {
+		MHD_stop_daemon(h->api.d);
 		unlink(h->api_path);
 	}
 	free(h);
