@@ -9,6 +9,7 @@
 #ifndef SLUICE_AGENT_AGENT_H
 #define SLUICE_AGENT_AGENT_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,8 +83,14 @@ struct agent {
 	size_t n_probed;
 	struct watched *watched;
 	size_t n_watched;
-	int events_on; /* what sluice_settings.events says: -1 unknown */
+	int events_on;	    /* what sluice_settings.events says: -1 unknown */
+	unsigned ring_left; /* records this wakeup may still take */
 };
+
+/* Ring buffer records served per wakeup of the loop; the callback returns
+ * AGENT_RING_SPENT to stop ring_buffer__consume() when they are taken. */
+#define AGENT_RING_BUDGET 512
+#define AGENT_RING_SPENT  (-EAGAIN)
 
 uint64_t agent_now_ms(void);
 

@@ -6,6 +6,7 @@
  * buffer, the probes, TC, etcd and the HTTP listeners; all state lives in
  * struct agent (agent.h). This file: options, --check, --teardown, start.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -120,12 +122,18 @@ static void on_tick(void *arg)
 	agent_sync_event_switch(a);
 }
 
+/* At most AGENT_RING_BUDGET records a wakeup: a flood of events leaves
+ * the rest readable (level-triggered) for the next round, after the other
+ * sources had their turn. */
 static void on_ring(void *arg)
 {
 	struct agent *a = arg;
+	int n;
 
-	if (ring_buffer__consume(a->events) < 0)
-		sl_warn("cannot read datapath events", "error=\"%s\"", strerror(errno));
+	a->ring_left = AGENT_RING_BUDGET;
+	n = ring_buffer__consume(a->events);
+	if (n < 0 && n != AGENT_RING_SPENT)
+		sl_warn("cannot read datapath events", "error=\"%s\"", strerror(-n));
 }
 
 static void on_health(void *arg)
@@ -170,6 +178,36 @@ static int loop_sources(struct agent *a)
 	return err;
 }
 
+/* The signals the loop reads from its signalfd. */
+static void loop_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGUSR1);
+}
+
+/*
+ * First thing in a run: the loop's signals are blocked, so that one sent
+ * while the first config is still loading or applying waits for the
+ * signalfd instead of killing the agent (SIGHUP's default action), and
+ * every thread started later (etcd, libcurl's resolver) inherits the mask,
+ * so that none of them takes a signal either. SIGPIPE is ignored.
+ */
+static int block_signals(void)
+{
+	sigset_t mask;
+
+	loop_signals(&mask);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		fprintf(stderr, "sluiced: cannot block signals: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The loop's own fds, and the ring buffer; sources are added later. */
 static int loop_setup(struct agent *a)
 {
 	char copy[4096];
@@ -180,13 +218,7 @@ static int loop_setup(struct agent *a)
 	snprintf(copy, sizeof(copy), "%s", a->config_path);
 	snprintf(a->config_base, sizeof(a->config_base), "%s", basename(copy));
 
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL))
-		return -errno;
+	loop_signals(&mask);
 	a->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	a->inofd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	a->tickfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -201,9 +233,7 @@ static int loop_setup(struct agent *a)
 	if (sl_timer_arm(a->tickfd, 1000, 1000))
 		return -errno;
 	a->events = ring_buffer__new(a->dp.events_fd, agent_on_ring_event, a, NULL);
-	if (!a->events)
-		return -errno;
-	return loop_sources(a);
+	return a->events ? 0 : -errno;
 }
 
 static void agent_close(struct agent *a)
@@ -245,20 +275,44 @@ static int start_tc(struct agent *a)
 	return err;
 }
 
+/* The threads of this process; -1 when /proc cannot tell. */
+static int count_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 /*
- * Attached, applied and listening, the agent keeps only what the loop needs
- * (README, "Running it as a node agent", Privileges and After start).
- * CAP_BPF: map updates and the Maglev tables a reload creates.
- * CAP_NET_ADMIN: TC filters on interfaces that appear later. CAP_PERFMON:
- * kept as the README's table lists it. CAP_SYS_ADMIN (adopting TC programs
- * by id) is needed only at start: later, tc.c knows its own programs by id.
+ * Before any thread starts, the agent keeps only what the loop needs
+ * (README, "Running it as a node agent", Privileges and After start):
+ * capset(2) and PR_CAPBSET_DROP change the calling thread alone, and a
+ * thread started later (etcd's worker, libcurl's resolver) inherits its
+ * creator's sets. CAP_BPF: map updates and the Maglev tables an apply
+ * creates. CAP_NET_ADMIN: TC filters on interfaces that appear later.
+ * CAP_PERFMON: kept as the README's table lists it. CAP_SYS_ADMIN
+ * (adopting TC programs by id) is needed only before: later, tc.c knows its
+ * own programs by id. The agent stays uid 0, so PR_SET_KEEPCAPS is moot.
  */
 static int drop_privileges(void)
 {
 	const uint64_t keep = 1ULL << CAP_BPF | 1ULL << CAP_NET_ADMIN | 1ULL << CAP_PERFMON;
 	char why[256] = "", kept[128];
-	int err = sl_caps_keep_only(keep, why, sizeof(why));
+	int threads = count_threads(), err;
 
+	if (threads > 1) {
+		sl_error("cannot drop capabilities: other threads would keep them", "threads=%d",
+			 threads);
+		return -EBUSY;
+	}
+	err = sl_caps_keep_only(keep, why, sizeof(why));
 	if (err) {
 		sl_error("cannot drop capabilities", "error=\"%s\"", why);
 		return err;
@@ -268,15 +322,66 @@ static int drop_privileges(void)
 	return 0;
 }
 
+/*
+ * agent.state and the audit log's directory, when they exist, must be
+ * root's and not writable by everyone: the agent trusts what it reads
+ * there and writes what it logs there.
+ */
+static int check_dir(const char *key, const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st)) {
+		if (errno == ENOENT)
+			return 0; /* made 0700 when first needed */
+		sl_error("cannot check a directory", "key=%s dir=%s error=\"%s\"", key, dir,
+			 strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		sl_error("not a directory; refusing it", "key=%s dir=%s", key, dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != 0) {
+		sl_error("directory not owned by root; refusing it (chown root)",
+			 "key=%s dir=%s uid=%u", key, dir, (unsigned int)st.st_uid);
+		return -EPERM;
+	}
+	if (st.st_mode & S_IWOTH) {
+		sl_error("directory writable by everyone; refusing it (chmod o-w)",
+			 "key=%s dir=%s mode=%04o", key, dir, (unsigned int)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
+static int check_dirs(const struct sl_config *cfg)
+{
+	char copy[sizeof(cfg->agent.audit_log)];
+
+	snprintf(copy, sizeof(copy), "%s", cfg->agent.audit_log);
+	if (check_dir("agent.state", cfg->agent.state))
+		return -1;
+	return cfg->agent.audit_log[0] ? check_dir("agent.audit_log", dirname(copy)) : 0;
+}
+
 /* The datapath attached or adopted. Backends in no live slot (retired by a
  * previous run, or left by an apply cut short) are retired now and reaped
- * after the grace period. An exit code, or -1 to go on. */
-static int start_datapath(struct agent *a)
+ * after the grace period. Then what needs privileges: TC (adopting its
+ * programs), the listeners, the loop's fds. An exit code, or -1 to go on. */
+static int start_privileged(struct agent *a)
 {
+	const struct sl_http_cbs cbs = {
+	    .render = agent_render_metrics,
+	    .api = agent_on_api_request,
+	    .ran = on_http_ran,
+	    .ctx = a,
+	};
 	struct sl_problem e = {0};
 	struct sl_state st;
 	uint32_t *dead = NULL;
 	size_t n_dead = 0;
+	char why[512] = "";
 	int err;
 
 	sl_log_hook_libbpf();
@@ -295,8 +400,31 @@ static int start_datapath(struct agent *a)
 		free(dead);
 		sl_state_free(&st);
 	}
-	if (!err)
-		err = agent_load_registry(a);
+	if (err) {
+		sl_error("cannot apply the config", "error=\"%s\"", strerror(-err));
+		return EXIT_CONFIG;
+	}
+	if (start_tc(a))
+		return EXIT_ENV;
+	err = sl_http_start(&a->http, &a->cfg, &cbs, why, sizeof(why));
+	if (err) {
+		sl_error("cannot start the HTTP endpoints", "error=\"%s\"", why);
+		return EXIT_ENV;
+	}
+	err = loop_setup(a);
+	if (err) {
+		sl_error("cannot set up the event loop", "error=\"%s\"", strerror(-err));
+		return EXIT_ENV;
+	}
+	return -1;
+}
+
+/* With the capabilities dropped: the registry (etcd's thread), the first
+ * apply, probes, identities. An exit code, or -1 to go on. */
+static int start_apply(struct agent *a)
+{
+	int err = agent_load_registry(a);
+
 	if (!err && a->cfg.agent.n_etcd)
 		err = agent_start_etcd(a);
 	if (!err)
@@ -305,21 +433,6 @@ static int start_datapath(struct agent *a)
 		sl_error("cannot apply the config", "error=\"%s\"", strerror(-err));
 		return EXIT_CONFIG;
 	}
-	return -1;
-}
-
-/* Probes, identities, TC, the HTTP endpoints. An exit code, or -1 to go on. */
-static int start_services(struct agent *a)
-{
-	const struct sl_http_cbs cbs = {
-	    .render = agent_render_metrics,
-	    .api = agent_on_api_request,
-	    .ran = on_http_ran,
-	    .ctx = a,
-	};
-	char why[512] = "";
-	int err;
-
 	a->health = sl_health_new(agent_on_health_change, a);
 	if (!a->health) {
 		sl_error("cannot start health checks", "error=\"%s\"", strerror(errno));
@@ -334,15 +447,13 @@ static int start_services(struct agent *a)
 	a->ident_on = 1;
 	agent_sync_identities(a);
 	a->reloads_ok++;
-	if (start_tc(a))
-		return EXIT_ENV;
-	err = sl_http_start(&a->http, &a->cfg, &cbs, why, sizeof(why));
-	if (err) {
-		sl_error("cannot start the HTTP endpoints", "error=\"%s\"", why);
-		return EXIT_ENV;
-	}
 	a->events_on = -1;
 	agent_sync_event_switch(a); /* off until a monitor attaches */
+	err = loop_sources(a);
+	if (err) {
+		sl_error("cannot set up the event loop", "error=\"%s\"", strerror(-err));
+		return EXIT_ENV;
+	}
 	return -1;
 }
 
@@ -361,18 +472,13 @@ static int start(struct agent *a)
 				"agent.cgroup set\n");
 		return EXIT_ENV;
 	}
-	rc = start_datapath(a);
+	if (check_dirs(&a->cfg))
+		return EXIT_ENV;
+	rc = start_privileged(a);
 	if (rc < 0)
-		rc = start_services(a);
+		rc = drop_privileges() ? EXIT_ENV : start_apply(a);
 	if (rc >= 0)
 		return rc;
-	rc = loop_setup(a);
-	if (rc) {
-		sl_error("cannot set up the event loop", "error=\"%s\"", strerror(-rc));
-		return EXIT_ENV;
-	}
-	if (drop_privileges())
-		return EXIT_ENV;
 	if (a->cfg.agent.metrics_on)
 		sl_format_hostport(&a->cfg.agent.metrics, hp, sizeof(hp));
 	sl_info("ready", "services=%zu metrics=%s api=%s", a->cfg.n_services, hp, a->cfg.agent.api);
@@ -487,6 +593,8 @@ int main(int argc, char **argv)
 	rc = parse_options(argc, argv, &a, &mode);
 	if (rc >= 0)
 		return rc;
+	if (mode == MODE_RUN && block_signals())
+		return EXIT_ENV;
 	if (sl_config_load(a.config_path, &a.cfg, &d)) {
 		agent_print_problems(&d, 0);
 		sl_problems_free(&d);

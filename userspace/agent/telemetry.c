@@ -34,33 +34,44 @@ void agent_publish_event(struct agent *a, const struct sluice_event *ev, const c
 	free(line);
 }
 
-/* One datapath event: to every monitor client. */
-int agent_on_ring_event(void *ctx, void *data, size_t len)
+/* One datapath event: to every monitor client (and a policy decision to
+ * the audit log). */
+static void on_ring_event(struct agent *a, void *data, size_t len)
 {
 	const struct sluice_event *ev = data;
 	struct sluice_svc_info info;
-	struct agent *a = ctx;
 	const char *service = "";
 
 	if (len < sizeof(*ev))
-		return 0;
+		return;
 	if (ev->type == SLUICE_EV_POLICY) {
 		char *line;
 
 		if (len < sizeof(struct sluice_audit_event))
-			return 0;
+			return;
 		line = sl_ident_audit(&a->ident, &a->eff, data);
 		if (line && sl_http_subscribers(a->http))
 			sl_http_publish(a->http, line, strlen(line));
 		free(line);
-		return 0;
+		return;
 	}
 	if (!bpf_map_lookup_elem(a->dp.maps.svc_info, &ev->svc_id, &info)) {
 		info.name[sizeof(info.name) - 1] = '\0';
 		service = info.name;
 	}
 	agent_publish_event(a, ev, service);
-	return 0;
+}
+
+/* ring_buffer__consume()'s callback: the record is taken whatever this
+ * returns; AGENT_RING_SPENT ends the wakeup's batch. */
+int agent_on_ring_event(void *ctx, void *data, size_t len)
+{
+	struct agent *a = ctx;
+
+	on_ring_event(a, data, len);
+	if (a->ring_left && --a->ring_left)
+		return 0;
+	return AGENT_RING_SPENT;
 }
 
 /* The datapath emits events only while someone watches `sluicectl monitor`. */
