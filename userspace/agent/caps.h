@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Least privilege (spec §8): what sluiced keeps once the datapath is up. */
+/* Least privilege (README, "Running it as a node agent", Privileges): what
+ * sluiced keeps once the datapath is up. */
 #ifndef SLUICE_CAPS_H
 #define SLUICE_CAPS_H
 

@@ -17,9 +17,24 @@
 #include "api.h"
 #include "http.h"
 #include "log.h"
+#include "maps.h"
+#include "mem.h"
 
 /* A /v1/events subscriber that reads slower than this loses events. */
 #define SUB_BUFFER_MAX (1 << 20)
+
+/* Both daemons run inside the agent's epoll loop (no thread). */
+#define DAEMON_FLAGS (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG)
+/* Connections per listener, and per client address on the metrics one. */
+#define CONN_LIMIT     64U
+#define METRICS_PER_IP 8U
+/* A connection idle this long is closed (a /v1/events stream excepted). */
+#define CONN_TIMEOUT_S 10U
+/* Rendering /metrics reads every map: scrapes in a burst get fresh pages
+ * up to METRICS_BURST, then one a second (a token bucket); the others are
+ * served the page rendered last, under a second old. */
+#define METRICS_BURST	 5ULL
+#define METRICS_EVERY_NS 1000000000ULL
 
 struct sub {
 	struct sl_http *h;
@@ -31,15 +46,24 @@ struct sub {
 	struct sub *next;
 };
 
+/* One MHD daemon and its source in the agent's loop. */
+struct listener {
+	struct sl_http *h;
+	struct MHD_Daemon *d;
+	struct sl_loop_src src;
+};
+
 struct sl_http {
-	struct MHD_Daemon *metrics;
-	struct MHD_Daemon *api;
+	struct listener metrics;
+	struct listener api;
 	char api_path[SL_API_PATH_LEN];
-	sl_render_fn render;
-	sl_api_fn api_fn;
-	void *ctx;
+	struct sl_http_cbs cbs;
 	struct sub *subs;
 	size_t n_subs;
+	char *page; /* the metrics page last rendered */
+	size_t page_len, page_cap;
+	uint64_t renders_ns; /* the bucket: renders allowed now, in ns of METRICS_EVERY_NS */
+	uint64_t filled_ns;  /* CLOCK_MONOTONIC time the bucket was last filled */
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -78,16 +102,57 @@ static enum MHD_Result json_error(struct MHD_Connection *c, unsigned int status,
 	return reply(c, status, "application/json", body);
 }
 
+/* May the page be rendered again now? Takes a token when it may. */
+static int metrics_fresh(struct sl_http *h)
+{
+	const uint64_t full = METRICS_BURST * METRICS_EVERY_NS;
+	uint64_t now = sl_mono_ns();
+
+	h->renders_ns += now - h->filled_ns;
+	if (h->renders_ns > full)
+		h->renders_ns = full;
+	h->filled_ns = now;
+	if (h->page && h->renders_ns < METRICS_EVERY_NS)
+		return 0;
+	h->renders_ns = h->renders_ns > METRICS_EVERY_NS ? h->renders_ns - METRICS_EVERY_NS : 0;
+	return 1;
+}
+
+/* The metrics page in h->page: rendered again, or the last one (see
+ * METRICS_BURST). 0 or -errno. */
+static int metrics_page(struct sl_http *h)
+{
+	struct sl_prom *p;
+	const char *data;
+	size_t len;
+	int err;
+
+	if (!metrics_fresh(h))
+		return 0;
+	p = sl_prom_new();
+	if (!p)
+		return -ENOMEM;
+	err = h->cbs.render(h->cbs.ctx, p);
+	data = sl_prom_data(p, &len);
+	if (!err && !data)
+		err = -ENOMEM;
+	if (!err && SL_ENSURE(&h->page, &h->page_cap, len + 1))
+		err = -ENOMEM;
+	if (!err) {
+		memcpy(h->page, data, len);
+		h->page_len = len;
+	}
+	sl_prom_free(p);
+	return err;
+}
+
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_len, void **req)
 {
 	struct sl_http *h = cls;
 	struct MHD_Response *r;
-	struct sl_prom *p;
-	const char *data;
 	enum MHD_Result ret;
-	size_t len;
 	int err;
 
 	(void)version, (void)upload, (void)upload_len, (void)req;
@@ -95,17 +160,13 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const cha
 		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found: try /metrics\n");
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
-	p = sl_prom_new();
-	err = h->render(h->ctx, p);
-	data = sl_prom_data(p, &len);
-	if (err || !data) {
-		sl_prom_free(p);
-		sl_warn("cannot render metrics", "error=\"%s\"", strerror(err ? -err : ENOMEM));
+	err = metrics_page(h);
+	if (err) {
+		sl_warn("cannot render metrics", "error=\"%s\"", strerror(-err));
 		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
 			     "cannot read the maps\n");
 	}
-	r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
-	sl_prom_free(p);
+	r = MHD_create_response_from_buffer(h->page_len, h->page, MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -153,9 +214,34 @@ static void sub_free(void *cls)
 /* A request body being received. */
 struct upload {
 	char *buf;
-	size_t len;
+	size_t len, cap;
 	int too_big;
 };
+
+/* The API is root's: the socket is 0600, and the peer's credentials
+ * (SO_PEERCRED, as of its connect) are checked on every request too. */
+static int peer_is_root(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (!ci) {
+		sl_warn("API request refused: no connection fd to check");
+		return 0;
+	}
+	if (getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+		sl_warn("API request refused: cannot read the peer's credentials", "error=\"%s\"",
+			strerror(errno));
+		return 0;
+	}
+	if (cred.uid == 0)
+		return 1;
+	sl_warn("API request refused: the peer is not root", "pid=%d uid=%u", (int)cred.pid,
+		(unsigned int)cred.uid);
+	return 0;
+}
 
 static enum MHD_Result on_events(struct sl_http *h, struct MHD_Connection *c, const char *method)
 {
@@ -170,6 +256,8 @@ static enum MHD_Result on_events(struct sl_http *h, struct MHD_Connection *c, co
 		return MHD_NO;
 	s->h = h;
 	s->conn = c;
+	/* A monitor may wait long for its next event: no idle timeout. */
+	MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0U);
 	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sub_read, s, sub_free);
 	if (!r) {
 		free(s);
@@ -195,6 +283,8 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 	char *out = NULL;
 
 	(void)version;
+	if (!u && !peer_is_root(c))
+		return json_error(c, MHD_HTTP_FORBIDDEN, "the API is root's only");
 	if (!strcmp(url, "/v1/events"))
 		return on_events(h, c, method);
 	if (!u) { /* headers only so far */
@@ -208,11 +298,8 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 		if (u->too_big || u->len + *upload_len > SL_API_BODY_MAX) {
 			u->too_big = 1;
 		} else {
-			char *grown = realloc(u->buf, u->len + *upload_len + 1);
-
-			if (!grown)
+			if (SL_ENSURE(&u->buf, &u->cap, u->len + *upload_len + 1))
 				return MHD_NO;
-			u->buf = grown;
 			memcpy(u->buf + u->len, upload, *upload_len);
 			u->len += *upload_len;
 			u->buf[u->len] = '\0';
@@ -226,7 +313,7 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 		snprintf(msg, sizeof(msg), "the body is over %d bytes", SL_API_BODY_MAX);
 		return json_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
 	}
-	h->api_fn(h->ctx, method, url, u->buf ? u->buf : "", u->len, &status, &out);
+	h->cbs.api(h->cbs.ctx, method, url, u->buf ? u->buf : "", u->len, &status, &out);
 	ret = reply(c, status, "application/json", out ? out : "{}\n");
 	free(out);
 	return ret;
@@ -252,19 +339,9 @@ void sl_http_publish(struct sl_http *h, const char *line, size_t len)
 			s->dropped++;
 			continue;
 		}
-		if (s->len + len > s->cap) {
-			size_t cap = s->cap ? s->cap : 4096;
-			char *grown;
-
-			while (cap < s->len + len)
-				cap *= 2;
-			grown = realloc(s->buf, cap);
-			if (!grown) {
-				s->dropped++;
-				continue;
-			}
-			s->buf = grown;
-			s->cap = cap;
+		if (SL_ENSURE(&s->buf, &s->cap, s->len + len)) {
+			s->dropped++;
+			continue;
 		}
 		memcpy(s->buf + s->len, line, len);
 		s->len += len;
@@ -309,12 +386,21 @@ static int unix_listener(const char *path, char *err, size_t err_len)
 		snprintf(err, err_len, "socket for %s: %s", path, strerror(errno));
 		return -errno;
 	}
-	/* Created 0600 from the start: no window where others may connect. */
+	/* Created 0600 from the start, by bind(2) itself (the socket's own mode,
+	 * less the umask): no window where others may connect, and no chmod of
+	 * a path that someone could have replaced meanwhile. */
+	if (fchmod(fd, 0600)) {
+		int e = errno;
+
+		snprintf(err, err_len, "fchmod 0600 socket for %s: %s", path, strerror(e));
+		close(fd);
+		return -e;
+	}
 	mode_t old = umask(0177);
 	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 
 	umask(old);
-	if (rc || chmod(path, 0600) || listen(fd, 64)) {
+	if (rc || listen(fd, 64)) {
 		int e = errno;
 
 		snprintf(err, err_len, "listen on %s: %s", path, strerror(e));
@@ -324,91 +410,145 @@ static int unix_listener(const char *path, char *err, size_t err_len)
 	return fd;
 }
 
-int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render,
-		  sl_api_fn api, void *ctx, char *err, size_t err_len)
+/* 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104. */
+static int is_loopback(const struct sl_sockaddr *a)
 {
-	const unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	static const uint8_t v6_lo[16] = {[15] = 1};
+	static const uint8_t v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+	if (a->family == SLUICE_AF_INET)
+		return a->addr.a8[0] == 127;
+	return !memcmp(a->addr.a8, v6_lo, 16) ||
+	       (!memcmp(a->addr.a8, v4_mapped, 12) && a->addr.a8[12] == 127);
+}
+
+/* GET /metrics on agent.metrics (TCP). */
+static int start_metrics(struct sl_http *h, const struct sl_config *cfg, char *err, size_t err_len)
+{
+	struct sockaddr_storage ss = {0};
+	unsigned int f = DAEMON_FLAGS;
+
+	if (cfg->agent.metrics.family == SLUICE_AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(cfg->agent.metrics.port);
+		memcpy(&s4->sin_addr, cfg->agent.metrics.addr.a8, 4);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(cfg->agent.metrics.port);
+		memcpy(&s6->sin6_addr, cfg->agent.metrics.addr.a8, 16);
+		f |= MHD_USE_IPv6;
+	}
+	/* The logger first: MHD logs about options parsed before it. */
+	h->metrics.d = MHD_start_daemon(
+	    f, cfg->agent.metrics.port, NULL, NULL, on_metrics, h, MHD_OPTION_EXTERNAL_LOGGER,
+	    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, METRICS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+	    CONN_TIMEOUT_S, MHD_OPTION_END);
+	if (!h->metrics.d) {
+		char hp[SL_HOSTPORT_LEN];
+
+		sl_format_hostport(&cfg->agent.metrics, hp, sizeof(hp));
+		snprintf(err, err_len, "cannot serve metrics on %s (address in use?)", hp);
+		return -EADDRINUSE;
+	}
+	if (!is_loopback(&cfg->agent.metrics)) {
+		char hp[SL_HOSTPORT_LEN];
+
+		sl_format_hostport(&cfg->agent.metrics, hp, sizeof(hp));
+		sl_warn("agent.metrics is not a loopback address: whoever reaches it reads every "
+			"service, backend and counter",
+			"metrics=%s", hp);
+	}
+	return 0;
+}
+
+/* The control API on the Unix socket agent.api. */
+static int start_api(struct sl_http *h, const struct sl_config *cfg, char *err, size_t err_len)
+{
+	int fd = unix_listener(cfg->agent.api, err, err_len);
+
+	if (fd < 0)
+		return fd;
+	snprintf(h->api_path, sizeof(h->api_path), "%s", cfg->agent.api);
+	h->api.d = MHD_start_daemon(
+	    DAEMON_FLAGS, 0, NULL, NULL, on_api, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT,
+	    MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, NULL, MHD_OPTION_END);
+	if (!h->api.d) {
+		close(fd);
+		snprintf(err, err_len, "cannot serve the API on %s", cfg->agent.api);
+		return -EIO;
+	}
+	return 0;
+}
+
+int sl_http_start(struct sl_http **out, const struct sl_config *cfg, const struct sl_http_cbs *cbs,
+		  char *err, size_t err_len)
+{
 	struct sl_http *h = calloc(1, sizeof(*h));
+	int rc = 0;
 
 	*out = NULL;
 	if (!h)
 		return -ENOMEM;
-	h->render = render;
-	h->api_fn = api;
-	h->ctx = ctx;
-	if (cfg->agent.metrics_on) {
-		struct sockaddr_storage ss = {0};
-		unsigned int f = flags;
-
-		if (cfg->agent.metrics.family == SLUICE_AF_INET) {
-			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-			s4->sin_family = AF_INET;
-			s4->sin_port = htons(cfg->agent.metrics.port);
-			memcpy(&s4->sin_addr, cfg->agent.metrics.addr.a8, 4);
-		} else {
-			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-			s6->sin6_family = AF_INET6;
-			s6->sin6_port = htons(cfg->agent.metrics.port);
-			memcpy(&s6->sin6_addr, cfg->agent.metrics.addr.a8, 16);
-			f |= MHD_USE_IPv6;
-		}
-		/* The logger first: MHD logs about options parsed before it. */
-		h->metrics =
-		    MHD_start_daemon(f, cfg->agent.metrics.port, NULL, NULL, on_metrics, h,
-				     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				     MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT, 64U,
-				     MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
-		if (!h->metrics) {
-			char hp[SL_HOSTPORT_LEN];
-
-			sl_format_hostport(&cfg->agent.metrics, hp, sizeof(hp));
-			snprintf(err, err_len, "cannot serve metrics on %s (address in use?)", hp);
-			sl_http_stop(h);
-			return -EADDRINUSE;
-		}
-	}
-	if (cfg->agent.api[0]) {
-		int fd = unix_listener(cfg->agent.api, err, err_len);
-
-		if (fd < 0) {
-			sl_http_stop(h);
-			return fd;
-		}
-		snprintf(h->api_path, sizeof(h->api_path), "%s", cfg->agent.api);
-		h->api = MHD_start_daemon(
-		    flags, 0, NULL, NULL, on_api, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, 64U,
-		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
-		if (!h->api) {
-			close(fd);
-			snprintf(err, err_len, "cannot serve the API on %s", cfg->agent.api);
-			sl_http_stop(h);
-			return -EIO;
-		}
+	h->cbs = *cbs;
+	h->metrics.h = h->api.h = h;
+	h->renders_ns = METRICS_BURST * METRICS_EVERY_NS;
+	h->filled_ns = sl_mono_ns();
+	if (cfg->agent.metrics_on)
+		rc = start_metrics(h, cfg, err, err_len);
+	if (!rc && cfg->agent.api[0])
+		rc = start_api(h, cfg, err, err_len);
+	if (rc) {
+		sl_http_stop(h);
+		return rc;
 	}
 	*out = h;
 	return 0;
 }
 
-size_t sl_http_fds(const struct sl_http *h, int fds[2])
+static void on_listener(void *ctx)
 {
-	size_t n = 0;
+	struct listener *l = ctx;
 
-	if (h && h->metrics)
-		fds[n++] = MHD_get_daemon_info(h->metrics, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
-	if (h && h->api)
-		fds[n++] = MHD_get_daemon_info(h->api, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
-	return n;
+	MHD_run(l->d);
+	if (l->h->cbs.ran)
+		l->h->cbs.ran(l->h->cbs.ctx);
+}
+
+static int watch_listener(struct listener *l, struct sl_loop *loop)
+{
+	const union MHD_DaemonInfo *info;
+
+	if (!l->d)
+		return 0;
+	info = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info)
+		return -EINVAL;
+	return sl_loop_add(loop, &l->src, info->epoll_fd, on_listener, l);
+}
+
+int sl_http_watch(struct sl_http *h, struct sl_loop *loop)
+{
+	int err;
+
+	if (!h)
+		return 0;
+	err = watch_listener(&h->metrics, loop);
+	return err ? err : watch_listener(&h->api, loop);
 }
 
 void sl_http_run(struct sl_http *h)
 {
-	if (h && h->metrics)
-		MHD_run(h->metrics);
-	if (h && h->api)
-		MHD_run(h->api);
+	if (h && h->metrics.d)
+		MHD_run(h->metrics.d);
+	if (h && h->api.d)
+		MHD_run(h->api.d);
 }
 
 void sl_http_stop(struct sl_http *h)
@@ -421,11 +561,12 @@ void sl_http_stop(struct sl_http *h)
 			s->suspended = 0;
 			MHD_resume_connection(s->conn);
 		}
-	if (h->metrics)
-		MHD_stop_daemon(h->metrics);
-	if (h->api) {
-		MHD_stop_daemon(h->api);
+	if (h->metrics.d)
+		MHD_stop_daemon(h->metrics.d);
+	if (h->api.d) {
+		MHD_stop_daemon(h->api.d);
 		unlink(h->api_path);
 	}
+	free(h->page);
 	free(h);
 }

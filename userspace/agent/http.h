@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "loop.h"
 #include "prom.h"
 
 struct sl_http;
@@ -23,12 +24,22 @@ typedef int (*sl_render_fn)(void *ctx, struct sl_prom *p);
 typedef void (*sl_api_fn)(void *ctx, const char *method, const char *url, const char *body,
 			  size_t len, unsigned int *status, char **out);
 
+/* What the endpoints call back; ctx is passed to each. */
+struct sl_http_cbs {
+	sl_render_fn render;
+	sl_api_fn api;
+	/* After each run of a listener (a request served, a monitor came or
+	 * went): the agent follows the number of subscribers. May be NULL. */
+	void (*ran)(void *ctx);
+	void *ctx;
+};
+
 /* Start the listeners that cfg asks for. -errno with a message in err. */
-int sl_http_start(struct sl_http **out, const struct sl_config *cfg, sl_render_fn render,
-		  sl_api_fn api, void *ctx, char *err, size_t err_len);
-/* The fds to watch for readability (up to 2); their number. */
-size_t sl_http_fds(const struct sl_http *h, int fds[2]);
-/* Let the servers do their work; call when a fd is readable and every second. */
+int sl_http_start(struct sl_http **out, const struct sl_config *cfg, const struct sl_http_cbs *cbs,
+		  char *err, size_t err_len);
+/* Add each listener to the loop, served by its own source. 0 or -errno. */
+int sl_http_watch(struct sl_http *h, struct sl_loop *loop);
+/* Let both servers do their work (their timeouts): call every second. */
 void sl_http_run(struct sl_http *h);
 /* Queue one line (with its newline) for every /v1/events subscriber. */
 void sl_http_publish(struct sl_http *h, const char *line, size_t len);

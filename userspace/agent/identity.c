@@ -14,6 +14,7 @@
 #include "events.h"
 #include "identity.h"
 #include "log.h"
+#include "mem.h"
 #include "plan.h"
 
 /* Audit log lines per second, and at once. */
@@ -65,16 +66,9 @@ static int prune(int fd, size_t key_size, const void *want, size_t n_want)
 		for (size_t i = 0; i < n_want && !keep; i++)
 			keep = !memcmp((const unsigned char *)want + i * key_size, next, key_size);
 		if (!keep) {
-			if (n == cap) {
-				size_t c = cap ? 2 * cap : 16;
-				unsigned char *g = realloc(gone, c * key_size);
-
-				if (!g) {
-					free(gone);
-					return -ENOMEM;
-				}
-				gone = g;
-				cap = c;
+			if (sl_ensure_mem((void **)&gone, &cap, key_size, n + 1)) {
+				free(gone);
+				return -ENOMEM;
 			}
 			memcpy(gone + n * key_size, next, key_size);
 			n++;
@@ -148,7 +142,7 @@ static void ipcache_key(struct sluice_ipcache_key *k, const struct sl_cidr *c)
 
 struct want_ips {
 	struct sluice_ipcache_key *v;
-	size_t n;
+	size_t n, cap;
 };
 
 static int sync_ipcache(struct sl_ident *x, const struct sl_config *cfg)
@@ -156,7 +150,8 @@ static int sync_ipcache(struct sl_ident *x, const struct sl_config *cfg)
 	struct want_ips w = {0};
 	int err = 0;
 
-	w.v = calloc(cfg->n_identities * SL_MAX_ID_ADDRS + 1, sizeof(*w.v));
+	w.cap = cfg->n_identities * SL_MAX_ID_ADDRS + 1;
+	w.v = calloc(w.cap, sizeof(*w.v));
 	if (!w.v)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_identities && !err; i++)
@@ -174,17 +169,14 @@ static int sync_ipcache(struct sl_ident *x, const struct sl_config *cfg)
 			const struct sl_backend_cfg *b = &cfg->services[i].backends[j];
 			struct sl_cidr c = {.addr = b->addr.addr, .family = b->addr.family};
 			uint32_t id = b->identity;
-			struct sluice_ipcache_key *grown;
 
 			if (!id)
 				continue;
 			c.prefix = c.family == SLUICE_AF_INET ? 32 : 128;
-			grown = realloc(w.v, (w.n + 1) * sizeof(*grown));
-			if (!grown) {
+			if (SL_ENSURE(&w.v, &w.cap, w.n + 1)) {
 				err = -ENOMEM;
 				break;
 			}
-			w.v = grown;
 			ipcache_key(&w.v[w.n], &c);
 			if (bpf_map_update_elem(x->maps->ipcache, &w.v[w.n], &id, BPF_ANY))
 				err = -errno;
@@ -313,7 +305,7 @@ static struct sl_ident *walking; /* nftw has no context argument */
 static int walk_one(const char *path, const struct stat *sb, int type, struct FTW *f)
 {
 	unsigned long long id;
-	struct cg_path *grown;
+	struct cg_path *p;
 
 	(void)sb;
 	if (type != FTW_D || f->level > SLUICE_CGROUP_DEPTH)
@@ -322,13 +314,11 @@ static int walk_one(const char *path, const struct stat *sb, int type, struct FT
 		return 1;
 	if (sl_cgroup_id(path, &id))
 		return 0;
-	grown = realloc(walking->paths, (walking->n_paths + 1) * sizeof(*grown));
-	if (!grown)
+	if (SL_ENSURE(&walking->paths, &walking->cap_paths, walking->n_paths + 1))
 		return 1;
-	walking->paths = grown;
-	grown[walking->n_paths].id = id;
-	snprintf(grown[walking->n_paths].path, sizeof(grown[0].path), "%s", path);
-	walking->n_paths++;
+	p = &walking->paths[walking->n_paths++];
+	p->id = id;
+	snprintf(p->path, sizeof(p->path), "%s", path);
 	return 0;
 }
 
@@ -380,8 +370,8 @@ char *sl_ident_audit(struct sl_ident *x, const struct sl_config *cfg,
 	struct sl_audit_record r = {0};
 	struct timespec ts;
 	json_t *o;
-	char *line, *grown;
-	size_t n;
+	char *line;
+	size_t n, cap;
 
 	if (a->identity && a->identity <= cfg->n_identities)
 		identity = cfg->identities[a->identity - 1].name;
@@ -428,12 +418,12 @@ char *sl_ident_audit(struct sl_ident *x, const struct sl_config *cfg,
 	if (!line)
 		return NULL;
 	n = strlen(line);
-	grown = realloc(line, n + 2);
-	if (!grown) {
+	cap = n + 1;
+	if (SL_ENSURE(&line, &cap, n + 2)) {
 		free(line);
 		return NULL;
 	}
-	grown[n] = '\n';
-	grown[n + 1] = '\0';
-	return grown;
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	return line;
 }

@@ -23,7 +23,7 @@ struct sl_ident {
 		uint64_t id;
 		char path[SL_CGROUP_PATH_LEN];
 	} * paths;
-	size_t n_paths;
+	size_t n_paths, cap_paths;
 	uint64_t scanned_ns; /* last walk of the cgroup tree */
 	struct sl_audit *audit;
 };

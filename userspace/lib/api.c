@@ -3,26 +3,45 @@
 #include <string.h>
 
 #include "api.h"
+#include "mem.h"
 #include "report.h"
 
 #define MAX_SEGMENTS 5
 
+static const struct {
+	const char *name;
+	int shared;
+} changes[] = {
+#define SL_CHANGE_ROW(id, text, sh) [SL_CHANGE_##id] = {.name = text, .shared = sh},
+    SL_CHANGES(SL_CHANGE_ROW)
+#undef SL_CHANGE_ROW
+};
+
+const char *sl_change_name(enum sl_change c)
+{
+	return (unsigned int)c < SL_CHANGE__MAX ? changes[c].name : "unknown change";
+}
+
+int sl_change_shared(enum sl_change c)
+{
+	return (unsigned int)c < SL_CHANGE__MAX && changes[c].shared;
+}
+
 static char *dump(json_t *o)
 {
 	char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	char *out;
-	size_t n;
+	size_t n, cap;
 
 	json_decref(o);
 	if (!text)
 		return strdup("{\"error\": \"out of memory\"}\n");
 	n = strlen(text);
-	out = realloc(text, n + 2);
-	if (!out)
+	cap = n + 1;
+	if (SL_ENSURE(&text, &cap, n + 2))
 		return text;
-	out[n] = '\n';
-	out[n + 1] = '\0';
-	return out;
+	text[n] = '\n';
+	text[n + 1] = '\0';
+	return text;
 }
 
 static void fail(unsigned int *status, char **out, unsigned int code, const char *field,
@@ -145,7 +164,7 @@ static void get_services(const struct sl_api *api, const char *only, unsigned in
 typedef int (*change_fn)(struct sl_registry *next, const struct sl_api *api, void *ctx,
 			 struct sl_problem *e);
 
-static void change(const struct sl_api *api, change_fn fn, void *ctx, const char *what,
+static void change(const struct sl_api *api, change_fn fn, void *ctx, enum sl_change what,
 		   unsigned int ok_status, json_t *ok_body, unsigned int *status, char **out)
 {
 	struct sl_registry next;
@@ -273,6 +292,79 @@ static int check_backend(const struct sl_api *api, const struct req *q, int regi
 	return 0;
 }
 
+/* /v1/services/{name}: GET, PUT, DELETE. */
+static void route_service(const struct sl_api *api, const char *method, struct req *q,
+			  unsigned int *status, char **out)
+{
+	if (!strcmp(method, "GET")) {
+		get_services(api, q->name, status, out);
+	} else if (!strcmp(method, "PUT")) {
+		int exists = find_cfg(api->effective(api->arg), q->name) != NULL;
+
+		if (find_cfg(api->file(api->arg), q->name))
+			fail(status, out, 409, "name",
+			     "this service is in the config file: change it there");
+		else
+			change(api, do_put, q, SL_CHANGE_SERVICE_PUT, exists ? 200 : 201,
+			       ok(exists ? "updated" : "created", q->name, NULL), status, out);
+	} else if (!strcmp(method, "DELETE")) {
+		if (find_cfg(api->file(api->arg), q->name))
+			fail(status, out, 409, "name",
+			     "this service is in the config file: remove it there");
+		else
+			change(api, do_delete, q, SL_CHANGE_SERVICE_DELETED, 200,
+			       ok("deleted", q->name, NULL), status, out);
+	} else {
+		fail(status, out, 405, "", "GET, PUT or DELETE");
+	}
+}
+
+/* /v1/services/{name}/backends[/{address}[/heartbeat|drain|undrain]]: seg
+ * holds the n segments after /v1/services. */
+static void route_backends(const struct sl_api *api, const char *method, struct req *q, char **seg,
+			   size_t n, unsigned int *status, char **out)
+{
+	if (n == 2) {
+		if (strcmp(method, "POST"))
+			fail(status, out, 405, "", "POST only");
+		else if (!find_cfg(api->effective(api->arg), q->name))
+			fail(status, out, 404, "service", "no such service");
+		else
+			change(api, do_register, q, SL_CHANGE_BACKEND_REGISTERED, 201,
+			       ok("registered", q->name, NULL), status, out);
+		return;
+	}
+	q->address = seg[2];
+	if (n == 3) {
+		if (strcmp(method, "DELETE"))
+			fail(status, out, 405, "", "DELETE only");
+		else if (!check_backend(api, q, 1, status, out))
+			change(api, do_deregister, q, SL_CHANGE_BACKEND_DEREGISTERED, 200,
+			       ok("deregistered", q->name, q->address), status, out);
+		return;
+	}
+	if (n == 4 && !strcmp(seg[3], "heartbeat")) {
+		if (strcmp(method, "PUT"))
+			fail(status, out, 405, "", "PUT only");
+		else if (!check_backend(api, q, 1, status, out))
+			change(api, do_heartbeat, q, SL_CHANGE_HEARTBEAT, 200,
+			       ok("refreshed", q->name, q->address), status, out);
+		return;
+	}
+	if (n == 4 && (!strcmp(seg[3], "drain") || !strcmp(seg[3], "undrain"))) {
+		q->drain = !strcmp(seg[3], "drain");
+		if (strcmp(method, "POST"))
+			fail(status, out, 405, "", "POST only");
+		else if (!check_backend(api, q, 0, status, out))
+			change(api, do_drain, q,
+			       q->drain ? SL_CHANGE_BACKEND_DRAINED : SL_CHANGE_BACKEND_UNDRAINED,
+			       200, ok(q->drain ? "draining" : "undrained", q->name, q->address),
+			       status, out);
+		return;
+	}
+	fail(status, out, 404, "", "no such endpoint");
+}
+
 void sl_api_handle(const struct sl_api *api, const char *method, const char *url, const char *body,
 		   size_t len, unsigned int *status, char **out)
 {
@@ -280,8 +372,6 @@ void sl_api_handle(const struct sl_api *api, const char *method, const char *url
 	char path[1024], *seg[MAX_SEGMENTS] = {0}, *save = NULL, *p;
 	size_t n = 0;
 	struct req q = {.body = body ? body : "", .len = len};
-	int is_get = !strcmp(method, "GET"), is_put = !strcmp(method, "PUT"),
-	    is_post = !strcmp(method, "POST"), is_del = !strcmp(method, "DELETE");
 
 	if (strncmp(url, prefix, sizeof(prefix) - 1) ||
 	    (url[sizeof(prefix) - 1] && url[sizeof(prefix) - 1] != '/') ||
@@ -299,82 +389,17 @@ void sl_api_handle(const struct sl_api *api, const char *method, const char *url
 	}
 	q.name = seg[0];
 	if (n == 0) {
-		if (!is_get)
+		if (strcmp(method, "GET"))
 			fail(status, out, 405, "", "GET only");
 		else
 			get_services(api, NULL, status, out);
-		return;
-	}
-	if (strlen(q.name) >= SLUICE_NAME_LEN) {
+	} else if (strlen(q.name) >= SLUICE_NAME_LEN) {
 		fail(status, out, 404, "name", "no such service");
-		return;
-	}
-	if (n == 1) {
-		if (is_get) {
-			get_services(api, q.name, status, out);
-		} else if (is_put) {
-			int exists = find_cfg(api->effective(api->arg), q.name) != NULL;
-
-			if (find_cfg(api->file(api->arg), q.name))
-				fail(status, out, 409, "name",
-				     "this service is in the config file: change it there");
-			else
-				change(api, do_put, &q, "service put", exists ? 200 : 201,
-				       ok(exists ? "updated" : "created", q.name, NULL), status,
-				       out);
-		} else if (is_del) {
-			if (find_cfg(api->file(api->arg), q.name))
-				fail(status, out, 409, "name",
-				     "this service is in the config file: remove it there");
-			else
-				change(api, do_delete, &q, "service deleted", 200,
-				       ok("deleted", q.name, NULL), status, out);
-		} else {
-			fail(status, out, 405, "", "GET, PUT or DELETE");
-		}
-		return;
-	}
-	if (strcmp(seg[1], "backends")) {
+	} else if (n == 1) {
+		route_service(api, method, &q, status, out);
+	} else if (strcmp(seg[1], "backends")) {
 		fail(status, out, 404, "", "no such endpoint");
-		return;
+	} else {
+		route_backends(api, method, &q, seg, n, status, out);
 	}
-	if (n == 2) {
-		if (!is_post) {
-			fail(status, out, 405, "", "POST only");
-		} else if (!find_cfg(api->effective(api->arg), q.name)) {
-			fail(status, out, 404, "service", "no such service");
-		} else {
-			change(api, do_register, &q, "backend registered", 201,
-			       ok("registered", q.name, NULL), status, out);
-		}
-		return;
-	}
-	q.address = seg[2];
-	if (n == 3) {
-		if (!is_del)
-			fail(status, out, 405, "", "DELETE only");
-		else if (!check_backend(api, &q, 1, status, out))
-			change(api, do_deregister, &q, "backend deregistered", 200,
-			       ok("deregistered", q.name, q.address), status, out);
-		return;
-	}
-	if (n == 4 && !strcmp(seg[3], "heartbeat")) {
-		if (!is_put)
-			fail(status, out, 405, "", "PUT only");
-		else if (!check_backend(api, &q, 1, status, out))
-			change(api, do_heartbeat, &q, "heartbeat", 200,
-			       ok("refreshed", q.name, q.address), status, out);
-		return;
-	}
-	if (n == 4 && (!strcmp(seg[3], "drain") || !strcmp(seg[3], "undrain"))) {
-		q.drain = !strcmp(seg[3], "drain");
-		if (!is_post)
-			fail(status, out, 405, "", "POST only");
-		else if (!check_backend(api, &q, 0, status, out))
-			change(api, do_drain, &q, q.drain ? "backend drained" : "backend undrained",
-			       200, ok(q.drain ? "draining" : "undrained", q.name, q.address),
-			       status, out);
-		return;
-	}
-	fail(status, out, 404, "", "no such endpoint");
 }

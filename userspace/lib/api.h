@@ -26,6 +26,34 @@
 /* Largest request body; more is 413. */
 #define SL_API_BODY_MAX (64 * 1024)
 
+/*
+ * The kinds of registry change, once: X(name, log text, shared). A shared
+ * change (registrations and services) is one that etcd holds when the
+ * registry is etcd; drains, expiries and snapshots are local.
+ */
+#define SL_CHANGES(X)                                                                              \
+	X(SERVICE_PUT, "service put", 1)                                                           \
+	X(SERVICE_DELETED, "service deleted", 1)                                                   \
+	X(BACKEND_REGISTERED, "backend registered", 1)                                             \
+	X(BACKEND_DEREGISTERED, "backend deregistered", 1)                                         \
+	X(HEARTBEAT, "heartbeat", 1)                                                               \
+	X(BACKEND_DRAINED, "backend drained", 0)                                                   \
+	X(BACKEND_UNDRAINED, "backend undrained", 0)                                               \
+	X(EXPIRED, "registrations expired", 0)                                                     \
+	X(ETCD_SNAPSHOT, "etcd snapshot", 0)
+
+enum sl_change {
+#define SL_CHANGE_ENUM(name, text, shared) SL_CHANGE_##name,
+	SL_CHANGES(SL_CHANGE_ENUM)
+#undef SL_CHANGE_ENUM
+	    SL_CHANGE__MAX
+};
+
+/* For the logs: "backend registered". */
+const char *sl_change_name(enum sl_change c);
+/* 1 if etcd holds this kind of change when the registry is etcd. */
+int sl_change_shared(enum sl_change c);
+
 struct sl_api {
 	void *arg;
 	const struct sl_config *(*file)(void *arg);	 /* the config file's services */
@@ -34,7 +62,8 @@ struct sl_api {
 	/* Make 'next' the registry: 0 (it took 'next' over), 1 (it took it
 	 * over, and the change is queued for the shared registry: 202), or -1
 	 * with *e (and 'next' still the caller's to free). */
-	int (*commit)(void *arg, struct sl_registry *next, const char *what, struct sl_problem *e);
+	int (*commit)(void *arg, struct sl_registry *next, enum sl_change what,
+		      struct sl_problem *e);
 	const struct sl_maps *maps; /* for states and counters; may be NULL */
 };
 

@@ -79,8 +79,10 @@ static int create_parent(const char *path)
 static int open_log(const char *path, int *fd_out, struct stat *st, char *err, size_t err_len)
 {
 	/* O_NONBLOCK: no effect on a regular file, but a FIFO named as the log must neither
-	 * block the agent's loop in open() (no reader) nor in write() (full pipe). */
-	const int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	 * block the agent's loop in open() (no reader) nor in write() (full pipe). O_NOFOLLOW:
+	 * a symlink planted at the path is refused, not followed. */
+	const int flags =
+	    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW;
 	int fd, ret;
 
 	fd = open(path, flags, 0600);

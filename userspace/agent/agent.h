@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * sluiced's state, struct agent, and what its parts call of each other:
+ * main.c (options, --check, --teardown, start), apply.c (config file ->
+ * maps), registry_sync.c (the API and etcd registry), backends.c (probes,
+ * drains, ejections), telemetry.c (events and metrics), loop.c (the epoll
+ * loop). Internal to the agent.
+ */
+#ifndef SLUICE_AGENT_AGENT_H
+#define SLUICE_AGENT_AGENT_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bpf/libbpf.h>
+
+#include "api.h"
+#include "config.h"
+#include "datapath.h"
+#include "etcd.h"
+#include "health.h"
+#include "http.h"
+#include "identity.h"
+#include "loop.h"
+#include "problem.h"
+#include "registry.h"
+#include "tc.h"
+
+/* A backend retired from the maps, deleted after a grace period. */
+struct retired {
+	uint32_t id;
+	uint64_t since_ms;
+};
+
+/* A backend of a service with outlier detection, whose ejections the agent
+ * logs: the datapath ejects on its own. */
+struct watched {
+	uint32_t be_id;
+	char service[SLUICE_NAME_LEN];
+	char addr[SL_HOSTPORT_LEN];
+	uint64_t until_ns; /* the ejection last logged */
+	int over;	   /* ... and its end logged */
+};
+
+/* A probed backend, for logs and events. */
+struct probed {
+	uint32_t be_id;
+	uint32_t svc_id;
+	char service[SLUICE_NAME_LEN];
+	char addr[SL_HOSTPORT_LEN];
+	struct sl_sockaddr sa;
+};
+
+/* The loop's sources, one each. */
+struct agent_srcs {
+	struct sl_loop_src sig, ino, tick, debounce, events, tc, health, etcd;
+};
+
+struct agent {
+	const char *config_path;
+	char config_dir[4096];
+	char config_base[256];
+	struct sl_config cfg;	/* the config file applied last */
+	struct sl_registry reg; /* API registrations and drains */
+	struct sl_config eff;	/* cfg merged with reg: what the maps hold */
+	int reg_dirty;		/* reg changed (heartbeats) and is not saved yet */
+	struct sl_dp dp;
+	struct sl_loop loop;
+	struct agent_srcs src;
+	int sigfd, inofd, tickfd, debouncefd;
+	struct retired *retired;
+	size_t n_retired, cap_retired;
+	uint64_t reloads_ok, reloads_err;
+	struct sl_http *http;
+	struct ring_buffer *events;
+	struct sl_tc *tc;
+	struct sl_health *health;
+	struct sl_ident ident;
+	int ident_on;
+	struct sl_etcd *etcd; /* registry.etcd; NULL without */
+	struct probed *probed;
+	size_t n_probed;
+	struct watched *watched;
+	size_t n_watched;
+	int events_on;	    /* what sluice_settings.events says: -1 unknown */
+	unsigned ring_left; /* records this wakeup may still take */
+};
+
+/* Ring buffer records served per wakeup of the loop; the callback returns
+ * AGENT_RING_SPENT to stop ring_buffer__consume() when they are taken. */
+#define AGENT_RING_BUDGET 512
+#define AGENT_RING_SPENT  (-EAGAIN)
+
+uint64_t agent_now_ms(void);
+
+/* apply.c: the config file and the registry into the maps. */
+void agent_print_problems(const struct sl_problems *d, int to_log);
+int agent_resolve_cgroup(struct sl_config *cfg);
+int agent_track_retired(struct agent *a, const uint32_t *ids, size_t n);
+void agent_reap(struct agent *a);
+int agent_reconcile(struct agent *a, const struct sl_config *cfg);
+void agent_reload(struct agent *a, const char *why);
+void agent_sync_identities(struct agent *a);
+
+/* registry_sync.c: API changes, TTLs and the etcd registry. */
+int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_change what,
+			  struct sl_problem *e);
+int agent_load_registry(struct agent *a);
+int agent_start_etcd(struct agent *a);
+void agent_on_etcd(void *arg);
+void agent_registry_tick(struct agent *a);
+void agent_on_api_request(void *ctx, const char *method, const char *url, const char *body,
+			  size_t len, unsigned int *status, char **out);
+
+/* backends.c: probes, drains and ejections follow the effective config. */
+int agent_sync_backends(struct agent *a, const struct sl_config *cfg);
+void agent_on_health_change(void *arg, uint32_t be_id, int healthy, const char *why);
+int agent_health_counters(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *failed);
+void agent_watch_ejections(struct agent *a);
+
+/* telemetry.c: datapath events to the monitors, and the metrics page. */
+void agent_publish_event(struct agent *a, const struct sluice_event *ev, const char *service);
+int agent_on_ring_event(void *ctx, void *data, size_t len);
+void agent_sync_event_switch(struct agent *a);
+int agent_render_metrics(void *ctx, struct sl_prom *p);
+
+#endif /* SLUICE_AGENT_AGENT_H */

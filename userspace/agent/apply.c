@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The config file into the maps: reload (load, check, merge with the
+ * registry, diff, apply), and the backends an apply retired, deleted after
+ * a grace period.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.h"
+#include "log.h"
+#include "maps.h"
+#include "mem.h"
+#include "plan.h"
+
+/* How long a retired backend stays in the maps before it is deleted. */
+#define REAP_GRACE_MS 1000
+
+uint64_t agent_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void agent_print_problems(const struct sl_problems *d, int to_log)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (to_log)
+			sl_error("invalid config", "error=\"%s\"", d->list[i].text);
+		else
+			fprintf(stderr, "%s\n", d->list[i].text);
+	}
+}
+
+int agent_resolve_cgroup(struct sl_config *cfg)
+{
+	if (cfg->agent.cgroup[0])
+		return 0;
+	return sl_find_cgroup2(cfg->agent.cgroup, sizeof(cfg->agent.cgroup));
+}
+
+int agent_track_retired(struct agent *a, const uint32_t *ids, size_t n)
+{
+	uint64_t now = agent_now_ms();
+
+	if (!n)
+		return 0;
+	if (SL_ENSURE(&a->retired, &a->cap_retired, a->n_retired + n))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		a->retired[a->n_retired++] = (struct retired){.id = ids[i], .since_ms = now};
+	return 0;
+}
+
+void agent_reap(struct agent *a)
+{
+	uint64_t now = agent_now_ms();
+	size_t keep = 0;
+
+	for (size_t i = 0; i < a->n_retired; i++) {
+		if (now - a->retired[i].since_ms < REAP_GRACE_MS) {
+			a->retired[keep++] = a->retired[i];
+			continue;
+		}
+		int err = sl_maps_reap(&a->dp.maps, &a->retired[i].id, 1);
+
+		if (err) {
+			sl_warn("cannot delete retired backend", "backend_id=%u error=\"%s\"",
+				a->retired[i].id, strerror(-err));
+			a->retired[keep++] = a->retired[i];
+		}
+	}
+	a->n_retired = keep;
+}
+
+static void log_plan(const struct sl_plan *plan)
+{
+	static const char *const verbs[] = {"service added", "service updated", "service removed"};
+
+	for (size_t i = 0; i < plan->n_ops; i++) {
+		const struct sl_svc_op *op = &plan->ops[i];
+		const char *name = op->want ? op->want->name : op->cur->name;
+		size_t n = op->want ? op->want->n_backends : 0;
+		char fe[SL_HOSTPORT_LEN];
+
+		sl_format_hostport(op->want ? &op->want->frontend : &op->cur->frontend, fe,
+				   sizeof(fe));
+		sl_info(verbs[op->kind], "service=%s frontend=%s backends=%zu removed_backends=%zu",
+			name, fe, n, op->n_gone);
+	}
+}
+
+/* Diff the maps against cfg and write the difference. */
+int agent_reconcile(struct agent *a, const struct sl_config *cfg)
+{
+	struct sl_state st;
+	struct sl_plan plan;
+	uint32_t max_svc, max_be, *dead = NULL;
+	size_t n_dead = 0;
+	int err;
+
+	err = sl_maps_id_limits(&a->dp.maps, &max_svc, &max_be);
+	if (!err)
+		err = sl_maps_read_state(&a->dp.maps, &st);
+	if (err) {
+		sl_error("cannot read the maps", "error=\"%s\"", strerror(-err));
+		return err;
+	}
+	err = sl_plan_build(&st, cfg, max_svc, max_be, &plan);
+	if (err) {
+		sl_error("cannot plan the change", "error=\"%s\"", strerror(-err));
+		sl_state_free(&st);
+		return err;
+	}
+	err = sl_maps_apply(&a->dp.maps, &plan, &dead, &n_dead);
+	if (err)
+		sl_error("applying the config failed part way; the next reload retries",
+			 "error=\"%s\"", strerror(-err));
+	else
+		log_plan(&plan);
+	if (agent_track_retired(a, dead, n_dead))
+		sl_warn("cannot track retired backends", "count=%zu", n_dead);
+	if (!err)
+		sl_info("config applied", "added=%zu updated=%zu removed=%zu services=%zu",
+			plan.n_add, plan.n_update, plan.n_remove, cfg->n_services);
+	free(dead);
+	sl_plan_free(&plan);
+	sl_state_free(&st);
+	return err;
+}
+
+/* Settings that shape the maps, links, sockets and threads are fixed for the
+ * agent's life: the whole struct sl_agent_cfg. */
+static int check_fixed(const struct sl_config *old, const struct sl_config *cfg)
+{
+	const char *why = sl_agent_cfg_diff(&old->agent, &cfg->agent);
+
+	if (!why)
+		return 0;
+	sl_error(why);
+	return -1;
+}
+
+/* After every apply: the identity maps follow the effective config. */
+void agent_sync_identities(struct agent *a)
+{
+	int err;
+
+	if (!a->ident_on)
+		return;
+	err = sl_ident_sync(&a->ident, &a->eff);
+	if (err)
+		sl_error("cannot update identities and policy maps; the next apply retries",
+			 "error=\"%s\"", strerror(-err));
+}
+
+void agent_reload(struct agent *a, const char *why)
+{
+	struct sl_config cfg, eff;
+	struct sl_problems d = {0};
+	struct sl_problem re;
+	int err;
+
+	sl_info("reloading", "reason=%s file=%s", why, a->config_path);
+	if (sl_config_load(a->config_path, &cfg, &d)) {
+		agent_print_problems(&d, 1);
+		a->reloads_err++;
+		sl_error("config rejected; the previous config keeps serving",
+			 "errors=%zu reloads_error=%llu", d.n, (unsigned long long)a->reloads_err);
+		sl_problems_free(&d);
+		return;
+	}
+	if (agent_resolve_cgroup(&cfg) || check_fixed(&a->cfg, &cfg)) {
+		sl_config_free(&cfg);
+		a->reloads_err++;
+		return;
+	}
+	if (sl_registry_merge(&cfg, &a->reg, &eff, &re)) {
+		sl_error("config rejected: it conflicts with the API registrations; the previous "
+			 "config keeps serving",
+			 "error=\"%s\"", re.msg);
+		sl_config_free(&cfg);
+		a->reloads_err++;
+		return;
+	}
+	if (agent_reconcile(a, &eff)) {
+		sl_config_free(&eff);
+		sl_config_free(&cfg);
+		a->reloads_err++;
+		return;
+	}
+	sl_config_free(&a->cfg);
+	sl_config_free(&a->eff);
+	a->cfg = cfg;
+	a->eff = eff;
+	a->reloads_ok++;
+	err = agent_sync_backends(a, &a->eff);
+	if (err)
+		sl_error("cannot update health checks; the next reload retries", "error=\"%s\"",
+			 strerror(-err));
+	agent_sync_identities(a);
+}

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The backends' bookkeeping after every apply: which ones are probed
+ * (health_check), which ones the datapath may eject (outlier_detection,
+ * logged here), and which ones are drained. See the README, "Resilience".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "agent.h"
+#include "log.h"
+#include "maps.h"
+
+static const struct probed *find_probed(const struct agent *a, uint32_t be_id)
+{
+	for (size_t i = 0; i < a->n_probed; i++)
+		if (a->probed[i].be_id == be_id)
+			return &a->probed[i];
+	return NULL;
+}
+
+/* A probe verdict changed: the datapath follows at once. A draining
+ * backend stays draining; its health is applied when it is undrained. */
+void agent_on_health_change(void *arg, uint32_t be_id, int healthy, const char *why)
+{
+	struct agent *a = arg;
+	const struct probed *p = find_probed(a, be_id);
+	struct sluice_backend be;
+	struct sluice_event ev = {0};
+	int err = 0;
+
+	if (!p)
+		return;
+	if (!bpf_map_lookup_elem(a->dp.maps.backends, &be_id, &be) &&
+	    (be.state == SLUICE_BE_HEALTHY || be.state == SLUICE_BE_UNHEALTHY))
+		err = sl_maps_set_state(&a->dp.maps, be_id,
+					healthy ? SLUICE_BE_HEALTHY : SLUICE_BE_UNHEALTHY);
+	if (err)
+		sl_error("cannot set backend state", "service=%s backend=%s error=\"%s\"",
+			 p->service, p->addr, strerror(-err));
+	if (healthy)
+		sl_info("backend healthy", "service=%s backend=%s probe=\"%s\"", p->service,
+			p->addr, why);
+	else
+		sl_warn("backend unhealthy", "service=%s backend=%s probe=\"%s\"", p->service,
+			p->addr, why);
+	ev.ts_ns = sl_mono_ns();
+	ev.type = SLUICE_EV_HEALTH;
+	ev.reason = healthy ? SLUICE_REASON_HEALTHY : SLUICE_REASON_UNHEALTHY;
+	ev.svc_id = p->svc_id;
+	ev.be_id = be_id;
+	ev.family = p->sa.family;
+	ev.proto = SLUICE_PROTO_TCP;
+	ev.dst = p->sa.addr;
+	ev.dport = p->sa.port;
+	agent_publish_event(a, &ev, p->service);
+}
+
+int agent_health_counters(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *failed)
+{
+	struct agent *a = arg;
+	struct sl_hc_stats hs;
+
+	if (!a->health || sl_health_stats(a->health, be_id, &hs))
+		return -ENOENT;
+	*ok = hs.ok;
+	*failed = hs.failed;
+	return 0;
+}
+
+/* A drained backend is draining in the maps; an undrained one gets its
+ * health back (the probes' verdict, or healthy without probes). */
+static int sync_drain(struct agent *a, const struct sl_svc_state *s, const struct sl_be_state *b)
+{
+	int drained = sl_registry_is_drained(&a->reg, s->name, &b->addr);
+	struct sl_hc_stats hs;
+	char hp[SL_HOSTPORT_LEN];
+	uint8_t to;
+	int err;
+
+	if (drained == (b->state == SLUICE_BE_DRAINING))
+		return 0;
+	to = SLUICE_BE_DRAINING;
+	if (!drained)
+		to = a->health && !sl_health_stats(a->health, b->id, &hs) && !hs.healthy
+			 ? SLUICE_BE_UNHEALTHY
+			 : SLUICE_BE_HEALTHY;
+	err = sl_maps_set_state(&a->dp.maps, b->id, to);
+	if (err)
+		return err;
+	sl_format_hostport(&b->addr, hp, sizeof(hp));
+	sl_info(drained ? "backend draining: no new connections" : "backend undrained",
+		"service=%s backend=%s", s->name, hp);
+	return 0;
+}
+
+/* What sync_backends builds: the probe targets, and who is probed and watched. */
+struct backend_sets {
+	struct sl_hc_target *targets;
+	struct probed *probed;
+	struct watched *watched;
+	size_t n_t, n_w;
+};
+
+/* A backend of a service with outlier detection: watched, with what was
+ * logged of it so far. */
+static void watch_backend(const struct agent *a, struct backend_sets *bs,
+			  const struct sl_svc_state *s, const struct sl_be_state *b)
+{
+	struct watched *x = &bs->watched[bs->n_w++];
+
+	x->be_id = b->id;
+	snprintf(x->service, sizeof(x->service), "%s", s->name);
+	sl_format_hostport(&b->addr, x->addr, sizeof(x->addr));
+	for (size_t k = 0; k < a->n_watched; k++)
+		if (a->watched[k].be_id == b->id) {
+			x->until_ns = a->watched[k].until_ns;
+			x->over = a->watched[k].over;
+		}
+}
+
+/* A backend of a service with health_check: a probe target. */
+static void probe_backend(struct backend_sets *bs, const struct sl_service_cfg *w,
+			  const struct sl_svc_state *s, const struct sl_be_state *b)
+{
+	struct sl_hc_target *t = &bs->targets[bs->n_t];
+	struct probed *p = &bs->probed[bs->n_t];
+
+	t->be_id = b->id;
+	t->addr = b->addr;
+	if (w->health.port)
+		t->addr.port = w->health.port;
+	t->cfg = w->health;
+	t->initially_healthy = b->state != SLUICE_BE_UNHEALTHY;
+	p->be_id = b->id;
+	p->svc_id = s->id;
+	p->sa = t->addr;
+	snprintf(p->service, sizeof(p->service), "%s", s->name);
+	sl_format_hostport(&b->addr, p->addr, sizeof(p->addr));
+	bs->n_t++;
+}
+
+/* One backend of one service: drain, watch, probe (or made healthy when its
+ * service no longer checks health). 0 or -errno. */
+static int sync_backend(struct agent *a, struct backend_sets *bs, const struct sl_service_cfg *w,
+			const struct sl_svc_state *s, const struct sl_be_state *b)
+{
+	int err = sync_drain(a, s, b);
+
+	if (err)
+		return err;
+	if (w->outlier.consecutive_failures)
+		watch_backend(a, bs, s, b);
+	if (w->health.type != SL_HC_NONE) {
+		probe_backend(bs, w, s, b);
+		return 0;
+	}
+	if (b->state == SLUICE_BE_UNHEALTHY && !sl_registry_is_drained(&a->reg, s->name, &b->addr))
+		return sl_maps_set_state(&a->dp.maps, b->id, SLUICE_BE_HEALTHY);
+	return 0;
+}
+
+/*
+ * After every apply: probe the backends of services with health_check (and
+ * only those), follow the ejections of services with outlier_detection, and
+ * make healthy the backends of services that no longer check health.
+ */
+int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
+{
+	struct backend_sets bs = {0};
+	size_t cap = 0;
+	struct sl_state st;
+	int err;
+
+	err = sl_maps_read_state(&a->dp.maps, &st);
+	if (err)
+		return err;
+	for (size_t i = 0; i < st.n_svcs; i++)
+		cap += st.svcs[i].n_bes;
+	bs.targets = calloc(cap ? cap : 1, sizeof(*bs.targets));
+	bs.probed = calloc(cap ? cap : 1, sizeof(*bs.probed));
+	bs.watched = calloc(cap ? cap : 1, sizeof(*bs.watched));
+	if (!bs.targets || !bs.probed || !bs.watched) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < cfg->n_services && !err; i++) {
+		const struct sl_service_cfg *w = &cfg->services[i];
+		const struct sl_svc_state *s = sl_state_find(&st, w->name);
+
+		for (size_t j = 0; s && j < s->n_bes && !err; j++)
+			err = sync_backend(a, &bs, w, s, &s->bes[j]);
+	}
+	if (!err)
+		err = sl_health_sync(a->health, bs.targets, bs.n_t);
+	if (err)
+		goto out;
+	free(a->probed);
+	a->probed = bs.probed;
+	a->n_probed = bs.n_t;
+	bs.probed = NULL;
+	free(a->watched);
+	a->watched = bs.watched;
+	a->n_watched = bs.n_w;
+	bs.watched = NULL;
+out:
+	free(bs.targets);
+	free(bs.probed);
+	free(bs.watched);
+	sl_state_free(&st);
+	return err;
+}
+
+/* Log the datapath's own ejections, and their ends (every tick). */
+void agent_watch_ejections(struct agent *a)
+{
+	uint64_t now = sl_mono_ns();
+
+	for (size_t i = 0; i < a->n_watched; i++) {
+		struct watched *w = &a->watched[i];
+		struct sluice_backend_rt rt;
+
+		if (sl_maps_backend_rt(&a->dp.maps, w->be_id, &rt))
+			continue;
+		if (rt.ejected_until_ns > now && rt.ejected_until_ns != w->until_ns) {
+			w->until_ns = rt.ejected_until_ns;
+			w->over = 0;
+			sl_warn("backend ejected", "service=%s backend=%s for_s=%.1f times=%u",
+				w->service, w->addr,
+				(double)(rt.ejected_until_ns - rt.ejected_at_ns) / 1e9,
+				rt.times_ejected);
+		} else if (w->until_ns && !w->over && now >= w->until_ns) {
+			w->over = 1;
+			sl_info("backend ejection over; half-open", "service=%s backend=%s",
+				w->service, w->addr);
+		}
+	}
+}

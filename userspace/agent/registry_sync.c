@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The registry's side of the agent: API changes are merged with the config
+ * file, applied and saved (or, with registry.etcd, written to etcd and
+ * applied when the watch brings them back); TTLs expire; etcd snapshots
+ * replace the shared part. See the README, "Registry and control API".
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "log.h"
+
+/* How long a start waits for the shared registry before it serves what it has. */
+#define ETCD_FIRST_SNAPSHOT_MS 2000
+
+static int same_backend(const struct sl_reg_backend *o, const struct sl_reg_backend *b)
+{
+	return o->weight == b->weight && !strcmp(o->subset, b->subset) && o->ttl_ms == b->ttl_ms;
+}
+
+/* One registration of 'next' that differs from what a->reg has: a put, or
+ * for a heartbeat of an etcd entry a lease refresh. 1 when the lease is not
+ * this node's (*e set). */
+static int etcd_write_backend(struct agent *a, const struct sl_reg_backend *b, struct sl_problem *e)
+{
+	const struct sl_reg_backend *o = sl_registry_find_backend(&a->reg, b->service, &b->addr);
+	char *key, *val;
+	int err;
+
+	if (o && same_backend(o, b) && o->expires_ms == b->expires_ms)
+		return 0;
+	key = sl_registry_backend_key(a->cfg.agent.etcd_prefix, b);
+	val = sl_registry_backend_value(b);
+	if (!key || !val) {
+		err = -ENOMEM;
+	} else if (o && same_backend(o, b) && o->origin == SL_REG_ETCD) {
+		/* A heartbeat: the lease lives on the node that registered it. */
+		err = sl_etcd_refresh(a->etcd, key);
+		if (err == -ENOENT) {
+			sl_problem_http(e, 409, "address",
+					"registered through another node: send its heartbeats "
+					"there");
+			err = 1;
+		}
+	} else {
+		err = sl_etcd_put(a->etcd, key, val, (unsigned int)((b->ttl_ms + 999) / 1000));
+	}
+	free(key);
+	free(val);
+	return err;
+}
+
+/*
+ * With registry.etcd, an API change of registrations or services is written
+ * to etcd (a TTL as a lease) and applied when the watch brings it back, on
+ * every node alike. The change is checked first, as if it were applied
+ * here: a request that fails writes nothing.
+ */
+static int etcd_write_through(struct agent *a, const struct sl_registry *next, struct sl_problem *e)
+{
+	const char *pfx = a->cfg.agent.etcd_prefix;
+	int err = 0;
+
+	for (size_t i = 0; i < next->n_bes && !err; i++) {
+		err = etcd_write_backend(a, &next->bes[i], e);
+		if (err > 0)
+			return -1;
+	}
+	for (size_t i = 0; i < a->reg.n_bes && !err; i++) {
+		char *key;
+
+		if (sl_registry_find_backend(next, a->reg.bes[i].service, &a->reg.bes[i].addr))
+			continue;
+		key = sl_registry_backend_key(pfx, &a->reg.bes[i]);
+		err = key ? sl_etcd_delete(a->etcd, key) : -ENOMEM;
+		free(key);
+	}
+	for (size_t i = 0; i < next->n_svcs && !err; i++) {
+		const struct sl_reg_service *o =
+		    sl_registry_find_service(&a->reg, next->svcs[i].name);
+		char *key;
+
+		if (o && !strcmp(o->json, next->svcs[i].json))
+			continue;
+		key = sl_registry_service_key(pfx, next->svcs[i].name);
+		err = key ? sl_etcd_put(a->etcd, key, next->svcs[i].json, 0) : -ENOMEM;
+		free(key);
+	}
+	for (size_t i = 0; i < a->reg.n_svcs && !err; i++) {
+		char *key;
+
+		if (sl_registry_find_service(next, a->reg.svcs[i].name))
+			continue;
+		key = sl_registry_service_key(pfx, a->reg.svcs[i].name);
+		err = key ? sl_etcd_delete(a->etcd, key) : -ENOMEM;
+		free(key);
+	}
+	if (err)
+		sl_problem_http(e, 503, "", "cannot queue the change for etcd: %s", strerror(-err));
+	return err ? -1 : 0;
+}
+
+/* Make 'next' the registry: merge, apply, save (0), or with etcd send an API
+ * change there (1). On failure (-1) nothing changed. */
+int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_change what,
+			  struct sl_problem *e)
+{
+	struct sl_config eff;
+	struct sl_problem ignored;
+	int err;
+
+	if (a->etcd && sl_change_shared(what)) {
+		if (sl_registry_merge(&a->cfg, next, &eff, e))
+			return -1;
+		sl_config_free(&eff);
+		if (etcd_write_through(a, next, e))
+			return -1;
+		sl_info("registry change sent to etcd", "change=\"%s\"", sl_change_name(what));
+		sl_registry_free(next); /* the watch brings it back */
+		return 1;
+	}
+	if (what == SL_CHANGE_HEARTBEAT) { /* only a TTL moved: saved on the next tick */
+		sl_registry_free(&a->reg);
+		a->reg = *next;
+		a->reg_dirty = 1;
+		return 0;
+	}
+	if (sl_registry_merge(&a->cfg, next, &eff, e))
+		return -1;
+	if (sl_registry_save(next, a->cfg.agent.state, e)) {
+		sl_config_free(&eff);
+		return -1;
+	}
+	if (agent_reconcile(a, &eff)) {
+		/* Back to what was: the file, then the maps (reconcile retries). */
+		sl_registry_save(&a->reg, a->cfg.agent.state, &ignored);
+		agent_reconcile(a, &a->eff);
+		sl_config_free(&eff);
+		sl_problem_http(e, 500, "", "applying the change to the maps failed");
+		return -1;
+	}
+	sl_registry_free(&a->reg);
+	a->reg = *next;
+	a->reg_dirty = 0;
+	sl_config_free(&a->eff);
+	a->eff = eff;
+	sl_info("registry changed", "change=\"%s\" services=%zu registered_backends=%zu drains=%zu",
+		sl_change_name(what), a->reg.n_svcs, a->reg.n_bes, a->reg.n_drains);
+	err = agent_sync_backends(a, &a->eff);
+	if (err)
+		sl_error("cannot update health checks and drains", "error=\"%s\"", strerror(-err));
+	return 0;
+}
+
+/*
+ * The registry with the etcd part replaced by the latest snapshot, in
+ * *next (a copy of a->reg). 1 when there was a new snapshot, 0 when not,
+ * -errno.
+ */
+static int etcd_snapshot(struct agent *a, struct sl_registry *next)
+{
+	struct sl_etcd_kv *kvs = NULL;
+	const char **keys = NULL, **vals = NULL;
+	int64_t *leases = NULL;
+	struct sl_problem e = {0};
+	size_t n = 0, bad;
+	int got, err = 0;
+
+	got = sl_etcd_take(a->etcd, &kvs, &n, NULL);
+	if (got <= 0)
+		return got;
+	keys = calloc(n + 1, sizeof(*keys));
+	vals = calloc(n + 1, sizeof(*vals));
+	leases = calloc(n + 1, sizeof(*leases));
+	if (!keys || !vals || !leases || sl_registry_copy(&a->reg, next)) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = kvs[i].key;
+		vals[i] = kvs[i].value;
+		leases[i] = kvs[i].lease;
+	}
+	bad = sl_registry_from_etcd(next, a->cfg.agent.etcd_prefix, keys, vals, leases, n, &a->cfg,
+				    &e);
+	if (bad)
+		sl_warn("etcd entries left out", "count=%zu first=\"%s\"", bad, e.msg);
+out:
+	free(keys);
+	free(vals);
+	free(leases);
+	sl_etcd_kvs_free(kvs, n);
+	return err ? err : 1;
+}
+
+/* A new snapshot of the shared registry: it replaces the previous one. */
+void agent_on_etcd(void *arg)
+{
+	struct agent *a = arg;
+	struct sl_registry next;
+	struct sl_problem e = {0};
+	int got = etcd_snapshot(a, &next);
+
+	if (got < 0)
+		sl_error("cannot take the etcd snapshot", "error=\"%s\"", strerror(-got));
+	if (got <= 0)
+		return;
+	if (agent_registry_commit(a, &next, SL_CHANGE_ETCD_SNAPSHOT, &e)) {
+		sl_error("the etcd snapshot cannot be applied; the previous state keeps serving",
+			 "error=\"%s\"", e.msg);
+		sl_registry_free(&next);
+	}
+}
+
+/* TTLs that passed, and heartbeats not yet saved (every tick). */
+void agent_registry_tick(struct agent *a)
+{
+	struct sl_registry next;
+	struct sl_problem e;
+	size_t gone;
+
+	if (a->reg.n_bes && !sl_registry_copy(&a->reg, &next)) {
+		gone = sl_registry_expire(&next, sl_registry_now_ms());
+		if (gone) {
+			sl_info("registrations expired: no heartbeat within their TTL",
+				"backends=%zu", gone);
+			if (agent_registry_commit(a, &next, SL_CHANGE_EXPIRED, &e)) {
+				sl_error("cannot remove expired registrations", "error=\"%s\"",
+					 e.msg);
+				sl_registry_free(&next);
+			}
+		} else {
+			sl_registry_free(&next);
+		}
+	}
+	if (a->reg_dirty) {
+		if (sl_registry_save(&a->reg, a->cfg.agent.state, &e))
+			sl_warn("cannot save the registry", "error=\"%s\"", e.msg);
+		else
+			a->reg_dirty = 0;
+	}
+}
+
+static const struct sl_config *api_file(void *arg)
+{
+	return &((struct agent *)arg)->cfg;
+}
+
+static const struct sl_config *api_effective(void *arg)
+{
+	return &((struct agent *)arg)->eff;
+}
+
+static const struct sl_registry *api_registry(void *arg)
+{
+	return &((struct agent *)arg)->reg;
+}
+
+static int api_commit(void *arg, struct sl_registry *next, enum sl_change what,
+		      struct sl_problem *e)
+{
+	return agent_registry_commit(arg, next, what, e);
+}
+
+void agent_on_api_request(void *ctx, const char *method, const char *url, const char *body,
+			  size_t len, unsigned int *status, char **out)
+{
+	struct agent *a = ctx;
+	struct sl_api api = {
+	    .arg = a,
+	    .file = api_file,
+	    .effective = api_effective,
+	    .registry = api_registry,
+	    .commit = api_commit,
+	    .maps = &a->dp.maps,
+	};
+
+	sl_api_handle(&api, method, url, body, len, status, out);
+	if (strcmp(method, "GET"))
+		sl_info("api request", "method=%s path=\"%s\" status=%u", method, url, *status);
+}
+
+/*
+ * registry.etcd: start the client, and give it a moment to bring the first
+ * snapshot, so that a (re)start serves the shared registrations at once.
+ * Without it in time, the agent starts from its saved copy of the last
+ * snapshot and applies the real one when it comes.
+ */
+int agent_start_etcd(struct agent *a)
+{
+	const char *eps[SL_MAX_ETCD_ENDPOINTS];
+	struct pollfd pfd = {.events = POLLIN};
+	struct sl_config eff;
+	struct sl_problem e = {0};
+	char why[256] = "";
+	uint64_t deadline = agent_now_ms() + ETCD_FIRST_SNAPSHOT_MS;
+
+	for (size_t i = 0; i < a->cfg.agent.n_etcd; i++)
+		eps[i] = a->cfg.agent.etcd_endpoints[i];
+	a->etcd =
+	    sl_etcd_open(eps, a->cfg.agent.n_etcd, a->cfg.agent.etcd_prefix, why, sizeof(why));
+	if (!a->etcd) {
+		sl_error("cannot start the etcd client", "error=\"%s\"", why);
+		return -EINVAL;
+	}
+	pfd.fd = sl_etcd_fd(a->etcd);
+	while (agent_now_ms() < deadline) {
+		struct sl_registry next;
+		int got;
+
+		if (poll(&pfd, 1, (int)(deadline - agent_now_ms())) <= 0)
+			continue;
+		got = etcd_snapshot(a, &next);
+		if (got <= 0)
+			continue;
+		if (sl_registry_merge(&a->cfg, &next, &eff, &e)) {
+			sl_error(
+			    "the etcd registry conflicts with the config file; serving without it "
+			    "until it changes",
+			    "error=\"%s\"", e.msg);
+			sl_registry_free(&next);
+			return 0;
+		}
+		sl_registry_free(&a->reg);
+		a->reg = next;
+		sl_config_free(&a->eff);
+		a->eff = eff;
+		sl_info("etcd registry loaded", "services=%zu backends=%zu", a->reg.n_svcs,
+			a->reg.n_bes);
+		return 0;
+	}
+	sl_warn("no etcd snapshot yet; serving the saved copy until it comes", "waited_ms=%d",
+		ETCD_FIRST_SNAPSHOT_MS);
+	return 0;
+}
+
+/*
+ * The registrations and drains a previous run kept in agent.state, merged
+ * with the config file into what the maps will hold. Entries that no longer
+ * check out are logged and left out; a file that cannot be used at all is
+ * moved aside (not lost) and the agent starts from the config file alone.
+ */
+int agent_load_registry(struct agent *a)
+{
+	char path[PATH_MAX + 32], aside[PATH_MAX + 64];
+	struct sl_problem e = {0};
+
+	if (sl_registry_load(a->cfg.agent.state, &a->cfg, &a->reg, &e))
+		sl_error("some saved registrations were not restored", "error=\"%s\"", e.msg);
+	if (!sl_registry_merge(&a->cfg, &a->reg, &a->eff, &e)) {
+		if (a->reg.n_svcs || a->reg.n_bes || a->reg.n_drains)
+			sl_info("registry restored", "dir=%s services=%zu backends=%zu drains=%zu",
+				a->cfg.agent.state, a->reg.n_svcs, a->reg.n_bes, a->reg.n_drains);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/registry.json", a->cfg.agent.state);
+	snprintf(aside, sizeof(aside), "%s.rejected", path);
+	sl_error("the saved registry conflicts with the config file; it is moved aside",
+		 "error=\"%s\" file=%s moved_to=%s", e.msg, path, aside);
+	if (rename(path, aside))
+		sl_warn("cannot move the registry aside", "error=\"%s\"", strerror(errno));
+	sl_registry_free(&a->reg);
+	return sl_config_clone(&a->cfg, &a->eff);
+}
