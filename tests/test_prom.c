@@ -468,7 +468,7 @@ Test(prom, failure_is_sticky)
 
 /* ---- end to end: promtool ----------------------------------------------------- */
 
-/* The families of spec §7 that matter for the format, with awkward labels. */
+/* The families of the README's metrics table that matter for the format, with awkward labels. */
 static void write_representative(struct sl_prom *p)
 {
 	const char *const web_a[] = {"service", "web", "backend", "198.18.1.2:8080", NULL};

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Least privilege (spec §8): once attached and applied, every thread of the running agent holds
+# Least privilege (README "Privileges"): once attached and applied, every thread of the running agent holds
 # exactly CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON (effective, permitted and bounding), the etcd
 # worker and libcurl's resolver threads included: the agent follows a real etcd (in the node
 # netns, on its 127.0.0.1) so that they exist; the API socket and every pin are 0600; an

@@ -567,12 +567,59 @@ static struct hc_target *hc_target_new(const struct sl_hc_target *in, uint64_t n
 	return t;
 }
 
+/* The target for 'in' in the new set: the old one when nothing changed
+ * (state, counters and schedule stay), else a new one. NULL: out of memory. */
+static struct hc_target *hc_target_next(struct sl_health *h, const struct sl_hc_target *in,
+					uint64_t now)
+{
+	struct hc_target *old = hc_find(h, in->be_id), *t;
+
+	if (old && sl_sockaddr_equal(&old->addr, &in->addr) && cfg_equal(&old->cfg, &in->cfg))
+		return old;
+	t = hc_target_new(in, now);
+	if (t && old) {
+		/* Changed: probed again from scratch, but the state and the
+		 * counters (metrics are monotonic) carry over. */
+		t->healthy = old->healthy;
+		t->ever_healthy = old->ever_healthy;
+		t->ok = old->ok;
+		t->failed = old->failed;
+		t->last_probe_ms = old->last_probe_ms;
+	}
+	return t;
+}
+
+/* Make tv (sorted by be_id) the set: drop what is not in it (gone or
+ * replaced), then heapify. */
+static void hc_commit(struct sl_health *h, struct hc_target **tv, struct hc_target **heap, size_t n)
+{
+	size_t j;
+
+	for (size_t i = 0, k = 0; i < h->n; i++) {
+		struct hc_target *old = h->tv[i];
+
+		while (k < n && tv[k]->be_id < old->be_id)
+			k++;
+		if (k < n && tv[k] == old)
+			continue;
+		hc_target_free(old);
+	}
+	free(h->tv);
+	free(h->heap);
+	h->tv = tv;
+	h->heap = heap;
+	h->n = n;
+	for (j = 0; j < n; j++)
+		heap_set(h, j, tv[j]);
+	for (j = n / 2; j-- > 0;)
+		heap_down(h, j);
+}
+
 int sl_health_sync(struct sl_health *h, const struct sl_hc_target *targets, size_t n)
 {
 	const struct sl_hc_target **in = NULL;
-	struct hc_target **tv = NULL, **heap = NULL, *old;
+	struct hc_target **tv = NULL, **heap = NULL;
 	uint64_t now = now_ms();
-	size_t j;
 	int err = -ENOMEM;
 
 	if (h->dispatching)
@@ -603,44 +650,11 @@ int sl_health_sync(struct sl_health *h, const struct sl_hc_target *targets, size
 			goto fail;
 		}
 	for (size_t i = 0; i < n; i++) {
-		old = hc_find(h, in[i]->be_id);
-		if (old && sl_sockaddr_equal(&old->addr, &in[i]->addr) &&
-		    cfg_equal(&old->cfg, &in[i]->cfg)) {
-			tv[i] = old; /* unchanged: state, counters and schedule stay */
-			continue;
-		}
-		tv[i] = hc_target_new(in[i], now);
+		tv[i] = hc_target_next(h, in[i], now);
 		if (!tv[i])
 			goto fail;
-		if (old) {
-			/* Changed: probed again from scratch, but the state and the
-			 * counters (metrics are monotonic) carry over. */
-			tv[i]->healthy = old->healthy;
-			tv[i]->ever_healthy = old->ever_healthy;
-			tv[i]->ok = old->ok;
-			tv[i]->failed = old->failed;
-			tv[i]->last_probe_ms = old->last_probe_ms;
-		}
 	}
-
-	/* Commit: drop what is not in the new set (gone or replaced). */
-	for (size_t i = 0, k = 0; i < h->n; i++) {
-		old = h->tv[i];
-		while (k < n && tv[k]->be_id < old->be_id)
-			k++;
-		if (k < n && tv[k] == old)
-			continue;
-		hc_target_free(old);
-	}
-	free(h->tv);
-	free(h->heap);
-	h->tv = tv;
-	h->heap = heap;
-	h->n = n;
-	for (j = 0; j < n; j++)
-		heap_set(h, j, tv[j]);
-	for (j = n / 2; j-- > 0;)
-		heap_down(h, j);
+	hc_commit(h, tv, heap, n);
 	free(in);
 	hc_arm(h);
 	return 0;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "prom.h"
 
 #define PROM_INITIAL_CAP 4096
@@ -74,23 +75,10 @@ static void prom_put(struct sl_prom *p, const char *s, size_t n)
 	if (p->failed)
 		return;
 	if (n >= p->cap - p->len) {
-		size_t cap = p->cap;
-		char *buf;
-
-		while (n >= cap - p->len) {
-			if (cap > SIZE_MAX / 2) {
-				p->failed = 1;
-				return;
-			}
-			cap *= 2;
-		}
-		buf = realloc(p->buf, cap);
-		if (!buf) {
+		if (n > SIZE_MAX / 2 - p->len || SL_ENSURE(&p->buf, &p->cap, p->len + n + 1)) {
 			p->failed = 1;
 			return;
 		}
-		p->buf = buf;
-		p->cap = cap;
 	}
 	memcpy(p->buf + p->len, s, n);
 	p->len += n;
@@ -309,16 +297,9 @@ void sl_prom_family(struct sl_prom *p, const char *name, const char *help, enum 
 			return;
 		}
 	}
-	if (p->n_families == p->cap_families) {
-		size_t cap = p->cap_families ? p->cap_families * 2 : 16;
-		char **families = realloc(p->families, cap * sizeof(*families));
-
-		if (!families) {
-			p->failed = 1;
-			return;
-		}
-		p->families = families;
-		p->cap_families = cap;
+	if (SL_ENSURE(&p->families, &p->cap_families, p->n_families + 1)) {
+		p->failed = 1;
+		return;
 	}
 	copy = strdup(name);
 	if (!copy) {
