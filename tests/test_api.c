@@ -75,7 +75,7 @@ static const struct sl_registry *fake_registry(void *arg)
 }
 
 /* As the agent's: merge, then take 'next' over; queued, it is dropped (etcd brings it back). */
-static int fake_commit(void *arg, struct sl_registry *next, const char *what, struct sl_reg_err *e)
+static int fake_commit(void *arg, struct sl_registry *next, const char *what, struct sl_problem *e)
 {
 	struct fake *fk = arg;
 	struct sl_config eff;
@@ -83,7 +83,7 @@ static int fake_commit(void *arg, struct sl_registry *next, const char *what, st
 	fk->commits++;
 	snprintf(fk->what, sizeof(fk->what), "%s", what);
 	if (fk->refuse) {
-		sl_reg_seterr(e, 503, "", "the fake refuses");
+		sl_problem_http(e, 503, "", "the fake refuses");
 		return -1;
 	}
 	if (sl_registry_merge(&fk->file, next, &eff, e))
@@ -93,7 +93,7 @@ static int fake_commit(void *arg, struct sl_registry *next, const char *what, st
 
 		if (test_world_apply(&w, &eff, why, sizeof(why))) {
 			sl_config_free(&eff);
-			sl_reg_seterr(e, 500, "", "%s", why);
+			sl_problem_http(e, 500, "", "%s", why);
 			return -1;
 		}
 	}
@@ -131,8 +131,8 @@ static void teardown(void)
 
 static void setup(void)
 {
-	struct sl_diag d = {0};
-	struct sl_reg_err e = {0};
+	struct sl_problems d = {0};
+	struct sl_problem e = {0};
 	int err;
 
 	memset(&f, 0, sizeof(f));
@@ -142,8 +142,8 @@ static void setup(void)
 		err = sl_registry_merge(&f.file, &f.reg, &f.eff, &e);
 	f.have_eff = f.have_file && !err;
 	if (err) {
-		cr_log_error("fixture: %s%s", d.n ? d.msgs[0] : "", e.msg);
-		sl_diag_free(&d);
+		cr_log_error("fixture: %s%s", d.n ? d.list[0].text : "", e.msg);
+		sl_problems_free(&d);
 		teardown(); /* .fini does not run when .init fails */
 		cr_assert_fail("the fixture's config does not load");
 	}

@@ -12,14 +12,14 @@
 
 int test_world_parse(const char *yaml, struct sl_config *cfg, char *why, size_t len)
 {
-	struct sl_diag d = {0};
+	struct sl_problems d = {0};
 
 	if (sl_config_parse("test.yaml", yaml, strlen(yaml), cfg, &d)) {
-		snprintf(why, len, "parse config: %s", d.n ? d.msgs[0] : "invalid");
-		sl_diag_free(&d);
+		snprintf(why, len, "parse config: %s", d.n ? d.list[0].text : "invalid");
+		sl_problems_free(&d);
 		return -EINVAL;
 	}
-	sl_diag_free(&d);
+	sl_problems_free(&d);
 	return 0;
 }
 
@@ -40,7 +40,7 @@ static int remove_cgroup(struct test_world *w, char *why, size_t len)
 /* The pins and the cgroup: the maps stay alive in dp's objects. */
 static int unlink_world(struct test_world *w, char *why, size_t len)
 {
-	struct sl_err e = {.env = 0};
+	struct sl_problem e = {.env = 0};
 	int err = 0;
 
 	if (w->bpffs[0])
@@ -70,7 +70,7 @@ void test_world_down(struct test_world *w)
 int test_world_up(struct test_world *w, char *why, size_t len)
 {
 	char cg2[PATH_MAX], yaml[3 * PATH_MAX];
-	struct sl_err e = {.env = 0};
+	struct sl_problem e = {.env = 0};
 	int err;
 
 	memset(w, 0, sizeof(*w));
