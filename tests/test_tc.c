@@ -9,7 +9,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -157,37 +159,82 @@ struct world {
 	__u32 lo;
 };
 
-static void world_up(struct world *w)
+/* The programs, loaded without pins (this test must leave nothing behind). 0, or -errno with
+ * what failed in why; on failure nothing stays loaded. No asserts: the fixture decides. */
+static int world_up(struct world *w, char *why, size_t len)
 {
 	struct bpf_map *map;
 	int err;
 
 	memset(w, 0, sizeof(*w));
-	if (geteuid() != 0)
-		cr_skip_test("needs root to load BPF programs");
 	w->skel = tc_flow__open();
-	cr_assert_not_null(w->skel, "open tc_flow: %s", strerror(errno));
-	/* No pins: this test must leave nothing behind. */
+	if (!w->skel) {
+		err = -errno;
+		snprintf(why, len, "open tc_flow: %s", strerror(-err));
+		return err;
+	}
 	bpf_object__for_each_map(map, w->skel->obj)
 	{
-		cr_assert_eq(bpf_map__set_pin_path(map, NULL), 0);
+		err = bpf_map__set_pin_path(map, NULL);
+		if (err) {
+			snprintf(why, len, "unpin map %s: %s", bpf_map__name(map), strerror(-err));
+			goto fail;
+		}
 	}
 	err = tc_flow__load(w->skel);
-	if (err == -EPERM)
-		cr_skip_test("cannot load BPF programs here (EPERM)");
-	cr_assert_eq(err, 0, "load tc_flow: %s", strerror(-err));
+	if (err) {
+		snprintf(why, len, "load tc_flow: %s", strerror(-err));
+		goto fail;
+	}
 	w->prog[SLUICE_TC_INGRESS] = bpf_program__fd(w->skel->progs.sluice_tc_ingress);
 	w->prog[SLUICE_TC_EGRESS] = bpf_program__fd(w->skel->progs.sluice_tc_egress);
 	w->if_stats = bpf_map__fd(w->skel->maps.sluice_tc_if_stats);
 	w->flows = bpf_map__fd(w->skel->maps.sluice_tc_flows);
 	w->lo = if_nametoindex("lo");
-	cr_assert_neq(w->lo, 0, "no lo in this netns");
+	if (!w->lo) {
+		err = -errno;
+		snprintf(why, len, "no lo in this netns: %s", strerror(-err));
+		goto fail;
+	}
+	return 0;
+fail:
+	tc_flow__destroy(w->skel);
+	w->skel = NULL;
+	return err;
 }
 
 static void world_down(struct world *w)
 {
 	tc_flow__destroy(w->skel);
+	w->skel = NULL;
 }
+
+/*
+ * The fixture. Criterion (2.4) runs .fini after a failed cr_assert in the test, but not when
+ * .init itself fails or skips, nor after a cr_skip_test in the test: so setup leaves nothing
+ * loaded when it gives up, and the tests never skip.
+ */
+static struct world tw;
+
+static void setup(void)
+{
+	char why[256];
+	int err;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to load BPF programs");
+	err = world_up(&tw, why, sizeof(why));
+	if (err == -EPERM)
+		cr_skip_test("cannot load BPF programs here (EPERM)");
+	cr_assert_eq(err, 0, "%s", why);
+}
+
+static void teardown(void)
+{
+	world_down(&tw);
+}
+
+TestSuite(tc_prog, .init = setup, .fini = teardown);
 
 /* Run one direction's program on a frame; returns its verdict, or a
  * negative errno when the run itself failed. */
@@ -260,24 +307,22 @@ Test(tc_prog, tcp_connection_is_one_normalised_flow)
 	struct sluice_tc_flow_key key;
 	struct sluice_tc_flow f;
 	struct sl_tc_counters in, out;
-	struct world w;
 	__u8 buf[256];
 	size_t len;
 
-	world_up(&w);
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, c4, s4, S, 0);
-	cr_expect_eq(run(&w, SLUICE_TC_EGRESS, buf, len, 0, 0), TC_ACT_UNSPEC_RET,
+	cr_expect_eq(run(&tw, SLUICE_TC_EGRESS, buf, len, 0, 0), TC_ACT_UNSPEC_RET,
 		     "programs pass the packet on (TC_ACT_UNSPEC)");
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, s4, c4, S | A, 0);
-	cr_expect_eq(run(&w, SLUICE_TC_INGRESS, buf, len, 0, 0), TC_ACT_UNSPEC_RET);
+	cr_expect_eq(run(&tw, SLUICE_TC_INGRESS, buf, len, 0, 0), TC_ACT_UNSPEC_RET);
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, c4, s4, A, 0);
-	run(&w, SLUICE_TC_EGRESS, buf, len, 0, 0);
+	run(&tw, SLUICE_TC_EGRESS, buf, len, 0, 0);
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, s4, c4, A, 100);
-	run(&w, SLUICE_TC_INGRESS, buf, len, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len, 0, 0);
 
-	cr_expect_eq(flow_count(&w), 1, "both directions share one entry");
-	key = flow_key(&w, IPPROTO_TCP, c4, s4);
-	cr_assert_eq(bpf_map_lookup_elem(w.flows, &key, &f), 0, "flow keyed local=client");
+	cr_expect_eq(flow_count(&tw), 1, "both directions share one entry");
+	key = flow_key(&tw, IPPROTO_TCP, c4, s4);
+	cr_assert_eq(bpf_map_lookup_elem(tw.flows, &key, &f), 0, "flow keyed local=client");
 	cr_expect_eq(f.dir[SLUICE_TC_EGRESS].packets, 2);
 	cr_expect_eq(f.dir[SLUICE_TC_EGRESS].bytes, 2 * HDR4_TCP);
 	cr_expect_eq(f.dir[SLUICE_TC_INGRESS].packets, 2);
@@ -288,8 +333,8 @@ Test(tc_prog, tcp_connection_is_one_normalised_flow)
 	cr_expect(f.first_ns > 0 && f.last_ns >= f.first_ns);
 	cr_expect_str_eq(sl_tc_flow_state(&key, &f), "established");
 
-	out = if_stats(&w, SLUICE_TC_EGRESS);
-	in = if_stats(&w, SLUICE_TC_INGRESS);
+	out = if_stats(&tw, SLUICE_TC_EGRESS);
+	in = if_stats(&tw, SLUICE_TC_INGRESS);
 	cr_expect_eq(out.packets, 2);
 	cr_expect_eq(out.bytes, 2 * HDR4_TCP);
 	cr_expect_eq(in.packets, 2);
@@ -298,18 +343,17 @@ Test(tc_prog, tcp_connection_is_one_normalised_flow)
 
 	/* Close both ways, then a new connection on the same 5-tuple. */
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, c4, s4, F | A, 0);
-	run(&w, SLUICE_TC_EGRESS, buf, len, 0, 0);
+	run(&tw, SLUICE_TC_EGRESS, buf, len, 0, 0);
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, s4, c4, F | A, 0);
-	run(&w, SLUICE_TC_INGRESS, buf, len, 0, 0);
-	cr_assert_eq(bpf_map_lookup_elem(w.flows, &key, &f), 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len, 0, 0);
+	cr_assert_eq(bpf_map_lookup_elem(tw.flows, &key, &f), 0);
 	cr_expect_str_eq(sl_tc_flow_state(&key, &f), "closed");
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, c4, s4, S, 0);
-	run(&w, SLUICE_TC_EGRESS, buf, len, 0, 0);
-	cr_assert_eq(bpf_map_lookup_elem(w.flows, &key, &f), 0);
+	run(&tw, SLUICE_TC_EGRESS, buf, len, 0, 0);
+	cr_assert_eq(bpf_map_lookup_elem(tw.flows, &key, &f), 0);
 	cr_expect_eq(f.dir[SLUICE_TC_EGRESS].packets, 1, "a SYN after the close starts over");
 	cr_expect_eq(f.dir[SLUICE_TC_INGRESS].packets, 0);
 	cr_expect_str_eq(sl_tc_flow_state(&key, &f), "syn_sent");
-	world_down(&w);
 }
 
 Test(tc_prog, flow_opened_by_the_remote_side)
@@ -317,68 +361,59 @@ Test(tc_prog, flow_opened_by_the_remote_side)
 	const __u8 S = SLUICE_TCP_SYN, A = SLUICE_TCP_ACK;
 	struct sluice_tc_flow_key key;
 	struct sluice_tc_flow f;
-	struct world w;
 	__u8 buf[256];
 	size_t len;
 
-	world_up(&w);
 	/* A server: the SYN comes in, the SYN-ACK goes out. */
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, c4, s4, S, 0);
-	run(&w, SLUICE_TC_INGRESS, buf, len, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len, 0, 0);
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, s4, c4, S | A, 0);
-	run(&w, SLUICE_TC_EGRESS, buf, len, 0, 0);
-	key = flow_key(&w, IPPROTO_TCP, s4, c4);
-	cr_assert_eq(bpf_map_lookup_elem(w.flows, &key, &f), 0, "flow keyed local=server");
+	run(&tw, SLUICE_TC_EGRESS, buf, len, 0, 0);
+	key = flow_key(&tw, IPPROTO_TCP, s4, c4);
+	cr_assert_eq(bpf_map_lookup_elem(tw.flows, &key, &f), 0, "flow keyed local=server");
 	cr_expect_eq(f.origin, SLUICE_TC_INGRESS);
 	cr_expect_str_eq(sl_tc_flow_state(&key, &f), "syn_recv");
-	world_down(&w);
 }
 
 Test(tc_prog, udp6_flow)
 {
 	struct sluice_tc_flow_key key;
 	struct sluice_tc_flow f;
-	struct world w;
 	__u8 buf[512];
 	size_t len;
 
-	world_up(&w);
 	len = frame(buf, sizeof(buf), IPPROTO_UDP, c6, s6, 0, 100);
-	run(&w, SLUICE_TC_EGRESS, buf, len, 0, 0);
-	key = flow_key(&w, IPPROTO_UDP, c6, s6);
-	cr_assert_eq(bpf_map_lookup_elem(w.flows, &key, &f), 0);
+	run(&tw, SLUICE_TC_EGRESS, buf, len, 0, 0);
+	key = flow_key(&tw, IPPROTO_UDP, c6, s6);
+	cr_assert_eq(bpf_map_lookup_elem(tw.flows, &key, &f), 0);
 	cr_expect_str_eq(sl_tc_flow_state(&key, &f), "unreplied");
 	len = frame(buf, sizeof(buf), IPPROTO_UDP, s6, c6, 0, 300);
-	run(&w, SLUICE_TC_INGRESS, buf, len, 0, 0);
-	cr_assert_eq(bpf_map_lookup_elem(w.flows, &key, &f), 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len, 0, 0);
+	cr_assert_eq(bpf_map_lookup_elem(tw.flows, &key, &f), 0);
 	cr_expect_eq(f.dir[SLUICE_TC_EGRESS].bytes, HDR6_UDP + 100);
 	cr_expect_eq(f.dir[SLUICE_TC_INGRESS].bytes, HDR6_UDP + 300);
 	cr_expect_eq(f.tcp_flags[0] | f.tcp_flags[1], 0);
 	cr_expect_str_eq(sl_tc_flow_state(&key, &f), "replied");
-	cr_expect_eq(flow_count(&w), 1);
-	world_down(&w);
+	cr_expect_eq(flow_count(&tw), 1);
 }
 
 Test(tc_prog, ipv4_options_are_skipped)
 {
 	struct sluice_tc_flow_key key;
 	struct sluice_tc_flow f;
-	struct world w;
 	__u8 buf[256], opt[256];
 	size_t len;
 
-	world_up(&w);
 	/* The same UDP frame with a 4-byte IPv4 option (NOP x4): ihl 6. */
 	len = frame(buf, sizeof(buf), IPPROTO_UDP, c4, s4, 0, 10);
 	memcpy(opt, buf, 14 + 20);
 	memset(opt + 34, 1, 4);
 	memcpy(opt + 38, buf + 34, len - 34);
 	opt[14] = 0x46;
-	run(&w, SLUICE_TC_EGRESS, opt, len + 4, 0, 0);
-	key = flow_key(&w, IPPROTO_UDP, c4, s4);
-	cr_assert_eq(bpf_map_lookup_elem(w.flows, &key, &f), 0, "ports read after the options");
+	run(&tw, SLUICE_TC_EGRESS, opt, len + 4, 0, 0);
+	key = flow_key(&tw, IPPROTO_UDP, c4, s4);
+	cr_assert_eq(bpf_map_lookup_elem(tw.flows, &key, &f), 0, "ports read after the options");
 	cr_expect_eq(f.dir[SLUICE_TC_EGRESS].bytes, len + 4);
-	world_down(&w);
 }
 
 Test(tc_prog, gso_counts_segments_and_their_headers)
@@ -387,57 +422,52 @@ Test(tc_prog, gso_counts_segments_and_their_headers)
 	struct sluice_tc_flow_key key;
 	struct sluice_tc_flow f;
 	struct sl_tc_counters out;
-	struct world w;
 	__u8 buf[4096];
 	size_t len;
 
-	world_up(&w);
 	/* 3000 bytes of data leaving as 3 segments of at most 1448 (test runs
 	 * take less than a page of data). */
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, c4, s4, A, 3000);
-	cr_assert_eq(run(&w, SLUICE_TC_EGRESS, buf, len, 3, 1448), TC_ACT_UNSPEC_RET);
+	cr_assert_eq(run(&tw, SLUICE_TC_EGRESS, buf, len, 3, 1448), TC_ACT_UNSPEC_RET);
 	/* gso_segs left unset by the driver: derived from gso_size. */
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, c4, s4, A, 2500);
-	cr_assert_eq(run(&w, SLUICE_TC_EGRESS, buf, len, 0, 1000), TC_ACT_UNSPEC_RET);
-	key = flow_key(&w, IPPROTO_TCP, c4, s4);
-	cr_assert_eq(bpf_map_lookup_elem(w.flows, &key, &f), 0);
+	cr_assert_eq(run(&tw, SLUICE_TC_EGRESS, buf, len, 0, 1000), TC_ACT_UNSPEC_RET);
+	key = flow_key(&tw, IPPROTO_TCP, c4, s4);
+	cr_assert_eq(bpf_map_lookup_elem(tw.flows, &key, &f), 0);
 	cr_expect_eq(f.dir[SLUICE_TC_EGRESS].packets, 3 + 3);
 	cr_expect_eq(f.dir[SLUICE_TC_EGRESS].bytes, (3000 + 3 * HDR4_TCP) + (2500 + 3 * HDR4_TCP));
-	out = if_stats(&w, SLUICE_TC_EGRESS);
+	out = if_stats(&tw, SLUICE_TC_EGRESS);
 	cr_expect_eq(out.packets, 6);
 	cr_expect_eq(out.bytes, f.dir[SLUICE_TC_EGRESS].bytes);
-	world_down(&w);
 }
 
 Test(tc_prog, untracked_packets_count_on_the_interface_only)
 {
 	struct sl_tc_counters in;
-	struct world w;
 	__u8 buf[256], v6[256];
 	size_t len, n = 0, bytes = 0;
 
-	world_up(&w);
 	/* ARP request: 14 + 28 */
 	memset(buf, 0, 42);
 	memset(buf, 0xff, 6);
 	buf[12] = 0x08;
 	buf[13] = 0x06;
-	run(&w, SLUICE_TC_INGRESS, buf, 42, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, 42, 0, 0);
 	n++, bytes += 42;
 
 	/* ICMP echo over IPv4 */
 	len = frame(buf, sizeof(buf), IPPROTO_UDP, s4, c4, 0, 20);
 	buf[14 + 9] = IPPROTO_ICMP;
-	run(&w, SLUICE_TC_INGRESS, buf, len, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len, 0, 0);
 	n++, bytes += len;
 
 	/* An IPv4 fragment, first and later */
 	len = frame(buf, sizeof(buf), IPPROTO_UDP, s4, c4, 0, 20);
 	buf[14 + 6] = 0x20; /* MF */
-	run(&w, SLUICE_TC_INGRESS, buf, len, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len, 0, 0);
 	buf[14 + 6] = 0x00;
 	buf[14 + 7] = 0x10; /* offset 16 */
-	run(&w, SLUICE_TC_INGRESS, buf, len, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len, 0, 0);
 	n += 2, bytes += 2 * len;
 
 	/* IPv6 with a hop-by-hop header before UDP */
@@ -447,7 +477,7 @@ Test(tc_prog, untracked_packets_count_on_the_interface_only)
 	memset(v6 + 54, 0, 8);
 	v6[54] = IPPROTO_UDP;
 	memcpy(v6 + 62, buf + 54, len - 54);
-	run(&w, SLUICE_TC_INGRESS, v6, len + 8, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, v6, len + 8, 0, 0);
 	n++, bytes += len + 8;
 
 	/* An 802.1Q tag in the frame */
@@ -457,24 +487,23 @@ Test(tc_prog, untracked_packets_count_on_the_interface_only)
 	buf[13] = 0x00;
 	buf[14] = 0x00;
 	buf[15] = 0x05;
-	run(&w, SLUICE_TC_INGRESS, buf, len + 4, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len + 4, 0, 0);
 	n++, bytes += len + 4;
 
 	/* TCP cut short: the IPv4 header says TCP, 10 bytes of it are there */
 	len = frame(buf, sizeof(buf), IPPROTO_TCP, s4, c4, 0, 0);
-	run(&w, SLUICE_TC_INGRESS, buf, len - 10, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len - 10, 0, 0);
 	n++, bytes += len - 10;
 
 	/* IPv4 header length below 5 */
 	len = frame(buf, sizeof(buf), IPPROTO_UDP, s4, c4, 0, 20);
 	buf[14] = 0x44;
-	run(&w, SLUICE_TC_INGRESS, buf, len, 0, 0);
+	run(&tw, SLUICE_TC_INGRESS, buf, len, 0, 0);
 	n++, bytes += len;
 
-	in = if_stats(&w, SLUICE_TC_INGRESS);
+	in = if_stats(&tw, SLUICE_TC_INGRESS);
 	cr_expect_eq(in.packets, n);
 	cr_expect_eq(in.untracked, n);
 	cr_expect_eq(in.bytes, bytes);
-	cr_expect_eq(flow_count(&w), 0, "none of them is a flow");
-	world_down(&w);
+	cr_expect_eq(flow_count(&tw), 0, "none of them is a flow");
 }
