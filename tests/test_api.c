@@ -75,13 +75,14 @@ static const struct sl_registry *fake_registry(void *arg)
 }
 
 /* As the agent's: merge, then take 'next' over; queued, it is dropped (etcd brings it back). */
-static int fake_commit(void *arg, struct sl_registry *next, const char *what, struct sl_problem *e)
+static int fake_commit(void *arg, struct sl_registry *next, enum sl_change what,
+		       struct sl_problem *e)
 {
 	struct fake *fk = arg;
 	struct sl_config eff;
 
 	fk->commits++;
-	snprintf(fk->what, sizeof(fk->what), "%s", what);
+	snprintf(fk->what, sizeof(fk->what), "%s", sl_change_name(what));
 	if (fk->refuse) {
 		sl_problem_http(e, 503, "", "the fake refuses");
 		return -1;
