@@ -30,11 +30,13 @@
 #define METRICS_PER_IP 8U
 /* A connection idle this long is closed (a /v1/events stream excepted). */
 #define CONN_TIMEOUT_S 10U
-/* Rendering /metrics reads every map: scrapes in a burst get fresh pages
- * up to METRICS_BURST, then one a second (a token bucket); the others are
- * served the page rendered last, under a second old. */
-#define METRICS_BURST	 5ULL
-#define METRICS_EVERY_NS 1000000000ULL
+/* Rendering /metrics reads every map, inside the loop (about 1 s at 10k
+ * services). A page is served again until it is METRICS_COST_X times as old
+ * as it took to render, and never past METRICS_MAX_AGE_NS: however fast
+ * scrapes come, rendering takes at most about 1/(1 + METRICS_COST_X) of the
+ * loop. A small node (a render of a millisecond) always gets fresh pages. */
+#define METRICS_COST_X	   10ULL
+#define METRICS_MAX_AGE_NS 1000000000ULL
 
 struct sub {
 	struct sl_http *h;
@@ -62,8 +64,8 @@ struct sl_http {
 	size_t n_subs;
 	char *page; /* the metrics page last rendered */
 	size_t page_len, page_cap;
-	uint64_t renders_ns; /* the bucket: renders allowed now, in ns of METRICS_EVERY_NS */
-	uint64_t filled_ns;  /* CLOCK_MONOTONIC time the bucket was last filled */
+	uint64_t rendered_ns; /* CLOCK_MONOTONIC time the page was rendered */
+	uint64_t cost_ns;     /* how long that took */
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -102,24 +104,18 @@ static enum MHD_Result json_error(struct MHD_Connection *c, unsigned int status,
 	return reply(c, status, "application/json", body);
 }
 
-/* May the page be rendered again now? Takes a token when it may. */
-static int metrics_fresh(struct sl_http *h)
+/* Must the page be rendered again now? (See METRICS_COST_X.) */
+static int metrics_stale(const struct sl_http *h, uint64_t now)
 {
-	const uint64_t full = METRICS_BURST * METRICS_EVERY_NS;
-	uint64_t now = sl_mono_ns();
+	uint64_t max_age = h->cost_ns * METRICS_COST_X;
 
-	h->renders_ns += now - h->filled_ns;
-	if (h->renders_ns > full)
-		h->renders_ns = full;
-	h->filled_ns = now;
-	if (h->page && h->renders_ns < METRICS_EVERY_NS)
-		return 0;
-	h->renders_ns = h->renders_ns > METRICS_EVERY_NS ? h->renders_ns - METRICS_EVERY_NS : 0;
-	return 1;
+	if (max_age > METRICS_MAX_AGE_NS)
+		max_age = METRICS_MAX_AGE_NS;
+	return !h->page || now - h->rendered_ns >= max_age;
 }
 
 /* The metrics page in h->page: rendered again, or the last one (see
- * METRICS_BURST). 0 or -errno. */
+ * METRICS_COST_X). 0 or -errno. */
 static int metrics_page(struct sl_http *h)
 {
 	struct sl_prom *p;
@@ -127,7 +123,9 @@ static int metrics_page(struct sl_http *h)
 	size_t len;
 	int err;
 
-	if (!metrics_fresh(h))
+	uint64_t start = sl_mono_ns();
+
+	if (!metrics_stale(h, start))
 		return 0;
 	p = sl_prom_new();
 	if (!p)
@@ -141,6 +139,8 @@ static int metrics_page(struct sl_http *h)
 	if (!err) {
 		memcpy(h->page, data, len);
 		h->page_len = len;
+		h->rendered_ns = sl_mono_ns();
+		h->cost_ns = h->rendered_ns - start;
 	}
 	sl_prom_free(p);
 	return err;
@@ -498,8 +498,6 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, const struc
 		return -ENOMEM;
 	h->cbs = *cbs;
 	h->metrics.h = h->api.h = h;
-	h->renders_ns = METRICS_BURST * METRICS_EVERY_NS;
-	h->filled_ns = sl_mono_ns();
 	if (cfg->agent.metrics_on)
 		rc = start_metrics(h, cfg, err, err_len);
 	if (!rc && cfg->agent.api[0])
