@@ -241,4 +241,26 @@ va_start "$cfg" &&
 	vt_pass "agent.metrics 198.18.0.1:9464: $(grep -m1 -oE 'msg="agent.metrics[^"]*"' "$VA_LOG")" ||
 	vt_fail "no warning for agent.metrics 198.18.0.1:9464"
 va_stop TERM
+# --- M7: a full disk does not stop TTL expiry -------------------------------------------------------
+# agent.state on a small tmpfs: the registration is saved, then the disk fills up; the TTL still
+# expires in the maps, and the failed save is logged and counted.
+full=$VT_TMP/full-state
+mkdir -m 0700 "$full" && mount -t tmpfs -o size=256k,mode=0700 tmpfs "$full" &&
+	vt_on_cleanup umount -l "$full"
+config_with "$full" "$VT_TMP/audit.log" >"$cfg"
+VA_STARTS=0
+mv "$VA_LOG" "$VT_TMP/agent-metrics.log"
+va_start "$cfg" || vt_finish
+has_be4() { va_ctl -o json services web | grep -q '198.18.1.4:8080'; }
+va_ctl register web 198.18.1.4:8080 --ttl 2s >/dev/null && has_be4 &&
+	vt_pass "a 2s-TTL registration is saved and served" || vt_fail "register --ttl 2s: $(va_ctl services web)"
+dd if=/dev/zero of="$full/fill" bs=4k 2>/dev/null
+vt_check "agent.state's disk is full" -- eval '! dd if=/dev/zero of="$full/more" bs=4k count=1 2>/dev/null'
+vt_check "with the disk full, the TTL still expires in the maps" \
+	-d 'va_ctl services web; grep -E "expired|cannot save" "$VA_LOG"' -- \
+	vt_wait_until 6 eval '! has_be4'
+vt_check "the failed save is logged" -- va_log_has 'level=warn msg="cannot save the registry'
+vt_check "and counted (sluice_state_save_failures_total > 0)" -- \
+	eval '[ "$(va_metrics | awk "/^sluice_state_save_failures_total/ {print \$2}")" -gt 0 ]'
+va_stop TERM
 vt_finish

@@ -61,10 +61,11 @@ struct agent {
 	const char *config_path;
 	char config_dir[4096];
 	char config_base[256];
-	struct sl_config cfg;	/* the config file applied last */
-	struct sl_registry reg; /* API registrations and drains */
-	struct sl_config eff;	/* cfg merged with reg: what the maps hold */
-	int reg_dirty;		/* reg changed (heartbeats) and is not saved yet */
+	struct sl_config cfg;	      /* the config file applied last */
+	struct sl_registry reg;	      /* API registrations and drains */
+	struct sl_config eff;	      /* cfg merged with reg: what the maps hold */
+	int reg_dirty;		      /* reg changed (heartbeats) and is not saved yet */
+	uint64_t state_save_failures; /* agent.state writes that failed */
 	struct sl_dp dp;
 	struct sl_loop loop;
 	struct agent_srcs src;
@@ -104,6 +105,7 @@ void agent_reload(struct agent *a, const char *why);
 void agent_sync_identities(struct agent *a);
 
 /* registry_sync.c: API changes, TTLs and the etcd registry. */
+void agent_registry_save(struct agent *a);
 int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_change what,
 			  struct sl_problem *e);
 int agent_load_registry(struct agent *a);

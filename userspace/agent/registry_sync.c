@@ -107,6 +107,23 @@ static int etcd_write_through(struct agent *a, const struct sl_registry *next, s
 
 /* Make 'next' the registry: merge, apply, save (0), or with etcd send an API
  * change there (1). On failure (-1) nothing changed. */
+/* Save the registry as best effort: a failure (a full disk) is logged and
+ * counted, and the next tick tries again. */
+void agent_registry_save(struct agent *a)
+{
+	struct sl_problem e;
+
+	if (sl_registry_save(&a->reg, a->cfg.agent.state, &e)) {
+		a->state_save_failures++;
+		a->reg_dirty = 1;
+		sl_warn("cannot save the registry; serving it, and retrying every second",
+			"error=\"%s\" failures=%llu", e.msg,
+			(unsigned long long)a->state_save_failures);
+		return;
+	}
+	a->reg_dirty = 0;
+}
+
 int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_change what,
 			  struct sl_problem *e)
 {
@@ -132,13 +149,19 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 	}
 	if (sl_registry_merge(&a->cfg, next, &eff, e))
 		return -1;
-	if (sl_registry_save(next, a->cfg.agent.state, e)) {
+	/* A client's change is saved before it is applied: it is answered only
+	 * once it would survive a restart. Expiries and etcd snapshots come from
+	 * no client and must not wait for a disk: applied first, saved as best
+	 * effort (retried every tick, logged and counted). */
+	if (sl_change_durable_first(what) && sl_registry_save(next, a->cfg.agent.state, e)) {
+		a->state_save_failures++;
 		sl_config_free(&eff);
 		return -1;
 	}
 	if (agent_reconcile(a, &eff)) {
 		/* Back to what was: the file, then the maps (reconcile retries). */
-		sl_registry_save(&a->reg, a->cfg.agent.state, &ignored);
+		if (sl_change_durable_first(what))
+			sl_registry_save(&a->reg, a->cfg.agent.state, &ignored);
 		agent_reconcile(a, &a->eff);
 		sl_config_free(&eff);
 		sl_problem_http(e, 500, "", "applying the change to the maps failed");
@@ -147,6 +170,8 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 	sl_registry_free(&a->reg);
 	a->reg = *next;
 	a->reg_dirty = 0;
+	if (!sl_change_durable_first(what))
+		agent_registry_save(a);
 	sl_config_free(&a->eff);
 	a->eff = eff;
 	sl_info("registry changed", "change=\"%s\" services=%zu registered_backends=%zu drains=%zu",
@@ -238,12 +263,8 @@ void agent_registry_tick(struct agent *a)
 			sl_registry_free(&next);
 		}
 	}
-	if (a->reg_dirty) {
-		if (sl_registry_save(&a->reg, a->cfg.agent.state, &e))
-			sl_warn("cannot save the registry", "error=\"%s\"", e.msg);
-		else
-			a->reg_dirty = 0;
-	}
+	if (a->reg_dirty)
+		agent_registry_save(a);
 }
 
 static const struct sl_config *api_file(void *arg)

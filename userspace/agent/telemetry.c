@@ -125,5 +125,11 @@ int agent_render_metrics(void *ctx, struct sl_prom *p)
 	mc.n_ifs = n;
 	err = sl_metrics_render(&a->dp.maps, &mc, p);
 	free(ifs);
+	if (!err) {
+		sl_prom_family(p, "sluice_state_save_failures_total",
+			       "Writes of agent.state that failed (the registry kept serving).",
+			       SL_PROM_COUNTER);
+		sl_prom_sample(p, NULL, (double)a->state_save_failures);
+	}
 	return err;
 }

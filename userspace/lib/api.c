@@ -10,9 +10,10 @@
 
 static const struct {
 	const char *name;
-	int shared;
+	int shared, durable_first;
 } changes[] = {
-#define SL_CHANGE_ROW(id, text, sh) [SL_CHANGE_##id] = {.name = text, .shared = sh},
+#define SL_CHANGE_ROW(id, text, sh, dur)                                                           \
+	[SL_CHANGE_##id] = {.name = text, .shared = sh, .durable_first = dur},
     SL_CHANGES(SL_CHANGE_ROW)
 #undef SL_CHANGE_ROW
 };
@@ -25,6 +26,11 @@ const char *sl_change_name(enum sl_change c)
 int sl_change_shared(enum sl_change c)
 {
 	return (unsigned int)c < SL_CHANGE__MAX && changes[c].shared;
+}
+
+int sl_change_durable_first(enum sl_change c)
+{
+	return (unsigned int)c >= SL_CHANGE__MAX || changes[c].durable_first;
 }
 
 static char *dump(json_t *o)

@@ -31,19 +31,22 @@
  * change (registrations and services) is one that etcd holds when the
  * registry is etcd; drains, expiries and snapshots are local.
  */
+/* X(name, log text, shared: goes through etcd when etcd is configured,
+ *   durable_first: saved to agent.state before it is applied; a client waits
+ *   for it. Expiries and snapshots come from no client: applied first.) */
 #define SL_CHANGES(X)                                                                              \
-	X(SERVICE_PUT, "service put", 1)                                                           \
-	X(SERVICE_DELETED, "service deleted", 1)                                                   \
-	X(BACKEND_REGISTERED, "backend registered", 1)                                             \
-	X(BACKEND_DEREGISTERED, "backend deregistered", 1)                                         \
-	X(HEARTBEAT, "heartbeat", 1)                                                               \
-	X(BACKEND_DRAINED, "backend drained", 0)                                                   \
-	X(BACKEND_UNDRAINED, "backend undrained", 0)                                               \
-	X(EXPIRED, "registrations expired", 0)                                                     \
-	X(ETCD_SNAPSHOT, "etcd snapshot", 0)
+	X(SERVICE_PUT, "service put", 1, 1)                                                        \
+	X(SERVICE_DELETED, "service deleted", 1, 1)                                                \
+	X(BACKEND_REGISTERED, "backend registered", 1, 1)                                          \
+	X(BACKEND_DEREGISTERED, "backend deregistered", 1, 1)                                      \
+	X(HEARTBEAT, "heartbeat", 1, 0)                                                            \
+	X(BACKEND_DRAINED, "backend drained", 0, 1)                                                \
+	X(BACKEND_UNDRAINED, "backend undrained", 0, 1)                                            \
+	X(EXPIRED, "registrations expired", 0, 0)                                                  \
+	X(ETCD_SNAPSHOT, "etcd snapshot", 0, 0)
 
 enum sl_change {
-#define SL_CHANGE_ENUM(name, text, shared) SL_CHANGE_##name,
+#define SL_CHANGE_ENUM(name, text, shared, durable) SL_CHANGE_##name,
 	SL_CHANGES(SL_CHANGE_ENUM)
 #undef SL_CHANGE_ENUM
 	    SL_CHANGE__MAX
@@ -53,6 +56,8 @@ enum sl_change {
 const char *sl_change_name(enum sl_change c);
 /* 1 if etcd holds this kind of change when the registry is etcd. */
 int sl_change_shared(enum sl_change c);
+/* Is it saved to agent.state before it is applied? (See SL_CHANGES.) */
+int sl_change_durable_first(enum sl_change c);
 
 struct sl_api {
 	void *arg;
