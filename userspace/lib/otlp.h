@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * OpenTelemetry span exporter: OTLP/HTTP with JSON bodies (README, "Tracing").
+ * OpenTelemetry span exporter: OTLP/HTTP with JSON bodies, one span per traced connection.
  *
  * The agent hands one struct sl_span per traced connection to sl_otlp_submit(), which only
  * copies it into a bounded lock-free queue: it never blocks, takes no lock and makes no

@@ -20,10 +20,6 @@
 #define SPAN_FLAGS_IS_REMOTE	 0x200 /* ... and bit 9: the parent is remote */
 #define SCOPE_NAME		 "sluice"
 
-#ifndef SLUICE_VERSION
-#define SLUICE_VERSION "unknown"
-#endif
-
 static void hex(const uint8_t *b, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -123,7 +119,8 @@ json_t *otlp_span_json(const struct sl_span *s)
 	hex(s->span_id, sizeof(s->span_id), sid);
 	hex(s->parent_span_id, sizeof(s->parent_span_id), pid);
 	snprintf(start, sizeof(start), "%" PRIu64, s->start_ns);
-	snprintf(end, sizeof(end), "%" PRIu64, s->end_ns);
+	/* A span cannot end before it starts. */
+	snprintf(end, sizeof(end), "%" PRIu64, s->end_ns < s->start_ns ? s->start_ns : s->end_ns);
 	o = json_pack("{s:s, s:s, s:i, s:s%, s:i, s:s, s:s, s:o}", "traceId", tid, "spanId", sid,
 		      "flags", flags, "name", s->service, strnlen(s->service, sizeof(s->service)),
 		      "kind", SPAN_KIND_CLIENT, "startTimeUnixNano", start, "endTimeUnixNano", end,
