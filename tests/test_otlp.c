@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "otlp.h"
@@ -467,6 +468,7 @@ Test(otlp, encode)
 	s[1].source[0] = '\0';
 	mk_span(&s[2], 9); /* counters beyond int64 are cut; a full-length service name */
 	s[2].bytes_sent = UINT64_MAX;
+	s[2].end_ns = s[2].start_ns - 1; /* clock skew: the span ends when it starts */
 	memset(s[2].service, 'x', sizeof(s[2].service));
 
 	text = sl_otlp_encode(s, 3, "node-1");
@@ -515,6 +517,7 @@ Test(otlp, encode)
 
 	sp = json_array_get(json_object_get(rs, "spans"), 2);
 	cr_expect_str_eq(attr_i(sp, "sluice.bytes_sent"), "9223372036854775807");
+	cr_expect_str_eq(field(sp, "endTimeUnixNano"), field(sp, "startTimeUnixNano"));
 	cr_expect_eq(strlen(field(sp, "name")), sizeof(s[2].service));
 	json_decref(req);
 
@@ -560,6 +563,96 @@ Test(otlp, bad_options)
 	}
 	ex = exporter((struct sl_otlp_opts){.endpoint = "http://127.0.0.1:4318/"});
 	cr_expect_not_null(ex, "a trailing slash was refused");
+}
+
+/* ---- the sink itself: it must refuse what is not exact OTLP JSON ---- */
+
+static size_t discard(char *d, size_t size, size_t n, void *arg)
+{
+	(void)d;
+	(void)arg;
+	return size * n;
+}
+
+/* POST body to the sink; the HTTP status, or -1. */
+static long post(const char *path, const char *ctype, const char *body)
+{
+	struct curl_slist *h = NULL, *t;
+	char url[128], hdr[128];
+	CURL *c = curl_easy_init();
+	long code = -1;
+
+	snprintf(url, sizeof(url), "%s%s", sk.url, path);
+	snprintf(hdr, sizeof(hdr), "Content-Type: %s", ctype);
+	t = curl_slist_append(h, hdr);
+	if (c && t && !curl_easy_setopt(c, CURLOPT_URL, url) &&
+	    !curl_easy_setopt(c, CURLOPT_PROXY, "") &&
+	    !curl_easy_setopt(c, CURLOPT_HTTPHEADER, t) &&
+	    !curl_easy_setopt(c, CURLOPT_POSTFIELDS, body) &&
+	    !curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L) &&
+	    !curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard) && !curl_easy_perform(c) &&
+	    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code))
+		code = -1;
+	curl_slist_free_all(t);
+	curl_easy_cleanup(c);
+	return code;
+}
+
+/* text with the first 'from' replaced by 'to' (malloc'd), or NULL if from is absent. */
+static char *replace(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	char *out;
+
+	if (!at || asprintf(&out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from)) < 0)
+		return NULL;
+	return out;
+}
+
+Test(otlp, sink_is_strict)
+{
+	static const char *const bad[][2] = {
+	    {"\"kind\":3", "\"kind\":\"3\""},
+	    {"\"kind\":3", "\"kind\":\"SPAN_KIND_CLIENT\""},
+	    {"\"spanId\":\"5a", "\"spanId\":\"5A"},
+	    {"\"traceId\":\"a0a1", "\"traceId\":\"oKGi"},
+	    {"\"traceId\":\"a0a1", "\"traceId\":\"a0"},
+	    {"\"spanId\":\"5a00000000000001\"", "\"spanId\":\"0000000000000000\""},
+	    {"\"startTimeUnixNano\":\"1700000000000000000\"",
+	     "\"startTimeUnixNano\":1700000000000000000"},
+	    {"{\"intValue\":\"80\"}", "{\"intValue\":80}"},
+	    {"\"code\":2", "\"code\":\"STATUS_CODE_ERROR\""},
+	    {"\"key\":\"sluice.source\"", "\"key\":\"sluice.src\""},
+	    {"\"key\":\"sluice.reason\"", "\"key\":\"sluice.why\""},
+	    {"\"flags\":", "\"Flags\":"},
+	    {"\"name\":\"web\"", "\"name\":\"web\",\"name\":\"web\""},
+	    {"\"stringValue\":\"sluice\"", "\"stringValue\":\"other\""},
+	};
+	struct sl_span s[2];
+	char *good, *b;
+	size_t i;
+
+	START_SINK(0, NULL);
+	mk_span(&s[0], 0);
+	mk_span(&s[1], 1);
+	s[1].error = 1;
+	snprintf(s[1].reason, sizeof(s[1].reason), "refused");
+	good = sl_otlp_encode(s, 2, "node-1");
+	cr_assert_not_null(good);
+	cr_expect_eq(post("/v1/traces", "application/json", good), 200);
+	cr_expect_eq(post("/v1/traces", "application/x-protobuf", good), 400);
+	cr_expect_eq(post("/v1/trace", "application/json", good), 400);
+	cr_expect_eq(post("/v1/traces", "application/json", "{\"resourceSpans\":[]}"), 400);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b = replace(good, bad[i][0], bad[i][1]);
+		cr_expect_not_null(b, "case %zu: %s not in the body", i, bad[i][0]);
+		if (b)
+			cr_expect_eq(post("/v1/traces", "application/json", b), 400,
+				     "case %zu (%s) accepted", i, bad[i][1]);
+		free(b);
+	}
+	free(good);
+	cr_expect_eq(count_lines(sk.out), 2, "the sink wrote spans of invalid requests");
 }
 
 /* ---- delivery ---- */
