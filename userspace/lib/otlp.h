@@ -104,14 +104,13 @@ struct sl_otlp_stats {
 	uint64_t exported;	     /* accepted by the collector: sluice_spans_exported_total */
 	uint64_t dropped;	     /* the sum of the four below: sluice_spans_dropped_total */
 	uint64_t dropped_queue_full; /* the queue was full at submit */
-	uint64_t
-	    dropped_rejected;	  /* refused: not 2xx nor retryable (400, 500...), partialSuccess */
-	uint64_t dropped_retries; /* retries exhausted */
-	uint64_t dropped_invalid; /* could not be encoded (not UTF-8, no memory) */
-	uint64_t requests_ok;	  /* requests answered 2xx */
-	uint64_t requests_failed; /* other answers and transport errors, each attempt */
-	uint64_t queued;	  /* in the queue now */
-	uint64_t in_flight;	  /* taken by the worker, not yet exported nor dropped */
+	uint64_t dropped_rejected;   /* refused: not 2xx, not retryable; partialSuccess */
+	uint64_t dropped_retries;    /* retries exhausted */
+	uint64_t dropped_invalid;    /* could not be encoded (not UTF-8, no memory) */
+	uint64_t requests_ok;	     /* requests answered 2xx */
+	uint64_t requests_failed;    /* other answers and transport errors, each attempt */
+	uint64_t queued;	     /* in the queue now */
+	uint64_t in_flight;	     /* taken by the worker, not yet exported nor dropped */
 };
 
 struct sl_otlp;
