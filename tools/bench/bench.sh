@@ -223,6 +223,11 @@ for ((REP = 1; REP <= CP_REPS; REP++)); do
 	done
 done
 
+# --- 5: mutual TLS between two nodes (its own report, linked from the main one) ----------------
+echo "bench: mTLS across two nodes (tools/bench/mtls.sh)"
+QUICK=$QUICK "$ROOT/tools/bench/mtls.sh" --out "$base-mtls.md" >/dev/null ||
+	fail "mtls bench failed"
+
 # --- report -------------------------------------------------------------------------------------
 ELAPSED=$(($(date +%s) - START))
 echo "# elapsed $ELAPSED" >>"$RAW"
@@ -230,4 +235,5 @@ echo "# elapsed $ELAPSED" >>"$RAW"
 latest=$OUT_DIR/latest$suffix
 sed "s|($(basename "$base").png)|($(basename "$latest").png)|" "$base.md" >"$latest.md" &&
 	cp -f "$base.png" "$latest.png" || fail "cannot copy to $latest.*"
-echo "bench: report $base.md (also $latest.md, $latest.png), $ELAPSED s"
+cp -f "$base-mtls.md" "$latest-mtls.md" || fail "cannot copy to $latest-mtls.md"
+echo "bench: report $base.md (also $latest.md, $latest.png; mTLS: $latest-mtls.md), $ELAPSED s"
