@@ -55,8 +55,9 @@ struct sl_mtls_status {
 	int64_t not_after;
 	char serial[SL_MTLS_SERIAL_LEN]; /* "" when the certificate could not be read */
 	char error[1024];		 /* "" when valid; else "<file>: <cause>", e.g.
-					   "/etc/sluice/mtls/frontend.pem:	        SAN URI is spiffe://x/identity/batch,
-					   want spiffe://sluice.test/identity/frontend" */
+					   "/etc/sluice/mtls/frontend.pem:	        SAN URI is
+					   spiffe://x/identity/batch,	        want spiffe://sluice.test/identity/frontend"
+					 */
 };
 
 struct sl_mtls;
