@@ -738,11 +738,42 @@ struct xfer {
 	uint64_t got; /* reply bytes received */
 };
 
+/* n more received bytes: the first reply_len of all must be stream(seed), then comes the
+ * digest. 0, or -1 with x->err. */
+static int take_reply(struct xfer *x, struct stream *si, const unsigned char *in, size_t n,
+		      uint64_t *rcvd, unsigned char *digest)
+{
+	unsigned char exp[CHUNK];
+
+	for (size_t i = 0; i < n;) {
+		size_t take = n - i;
+		if (*rcvd < x->reply_len) {
+			if (take > x->reply_len - *rcvd)
+				take = (size_t)(x->reply_len - *rcvd);
+			stream_fill(si, exp, take);
+			if (memcmp(exp, in + i, take)) {
+				snprintf(x->err, sizeof(x->err), "reply differs near %llu",
+					 (unsigned long long)*rcvd);
+				return -1;
+			}
+		} else {
+			if (*rcvd + take > x->reply_len + DIGEST_LEN) {
+				snprintf(x->err, sizeof(x->err), "too many bytes");
+				return -1;
+			}
+			memcpy(digest + (*rcvd - x->reply_len), in + i, take);
+		}
+		*rcvd += take;
+		i += take;
+	}
+	return 0;
+}
+
 /* The client half of XFER: send send_len bytes, half-close, check the reply and the
  * backend's digest of what we sent. 0, or -1 with x->err. */
 static int xfer_io(int fd, struct xfer *x)
 {
-	unsigned char out[CHUNK], in[CHUNK], exp[CHUNK], digest[DIGEST_LEN], sha_out[DIGEST_LEN];
+	unsigned char out[CHUNK], in[CHUNK], digest[DIGEST_LEN], sha_out[DIGEST_LEN];
 	uint64_t deadline = now_ms() + IO_MS, sent = 0, rcvd = 0;
 	struct stream so, si;
 	struct req q = {.reply_len = x->reply_len, .mode = MODE_XFER, .seed = x->seed};
@@ -794,29 +825,8 @@ static int xfer_io(int fd, struct xfer *x)
 				 (unsigned long long)rcvd, strerror(errno));
 			goto out;
 		}
-		for (ssize_t i = 0; i < n;) {
-			size_t take;
-			if (rcvd < x->reply_len) {
-				take = (size_t)n - (size_t)i;
-				if (take > x->reply_len - rcvd)
-					take = x->reply_len - rcvd;
-				stream_fill(&si, exp, take);
-				if (memcmp(exp, in + i, take)) {
-					snprintf(x->err, sizeof(x->err), "reply differs near %llu",
-						 (unsigned long long)rcvd);
-					goto out;
-				}
-			} else {
-				take = (size_t)n - (size_t)i;
-				if (rcvd + take > x->reply_len + DIGEST_LEN) {
-					snprintf(x->err, sizeof(x->err), "too many bytes");
-					goto out;
-				}
-				memcpy(digest + (rcvd - x->reply_len), in + i, take);
-			}
-			rcvd += take;
-			i += (ssize_t)take;
-		}
+		if (n > 0 && take_reply(x, &si, in, (size_t)n, &rcvd, digest))
+			goto out;
 	}
 	x->got = rcvd < x->reply_len ? rcvd : x->reply_len;
 	EVP_DigestFinal_ex(md, sha_out, NULL);

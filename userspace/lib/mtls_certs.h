@@ -54,10 +54,9 @@ struct sl_mtls_status {
 	int64_t not_before;	   /* UNIX seconds; 0 when the certificate could not be read */
 	int64_t not_after;
 	char serial[SL_MTLS_SERIAL_LEN]; /* "" when the certificate could not be read */
-	char error[1024];		 /* "" when valid; else "<file>: <cause>", e.g.
-					   "/etc/sluice/mtls/frontend.pem:	        SAN URI is
-					   spiffe://x/identity/batch,	        want spiffe://sluice.test/identity/frontend"
-					 */
+	/* "" when valid; else "<file>: <cause>", e.g. "/etc/sluice/mtls/frontend.pem: SAN URI is
+	 * spiffe://x/identity/batch, want spiffe://sluice.test/identity/frontend" */
+	char error[1024];
 };
 
 struct sl_mtls;

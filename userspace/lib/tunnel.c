@@ -59,40 +59,6 @@ void tun_count(uint64_t *counter, uint64_t n)
 	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
 }
 
-void tun_sockaddr_to(const struct sl_sockaddr *a, struct sockaddr_storage *ss, socklen_t *len)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (a->family == SLUICE_AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(a->port);
-		memcpy(&s6->sin6_addr, a->addr.a8, 16);
-		*len = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(a->port);
-		memcpy(&s4->sin_addr, a->addr.a8, 4);
-		*len = sizeof(*s4);
-	}
-}
-
-void tun_sockaddr_from(const struct sockaddr_storage *ss, struct sl_sockaddr *a)
-{
-	memset(a, 0, sizeof(*a));
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		a->family = SLUICE_AF_INET6;
-		a->port = ntohs(s6->sin6_port);
-		memcpy(a->addr.a8, &s6->sin6_addr, 16);
-	} else if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-		a->family = SLUICE_AF_INET;
-		a->port = ntohs(s4->sin_port);
-		memcpy(a->addr.a8, &s4->sin_addr, 4);
-	}
-}
-
 /* Why an SSL call failed, for events: the verify reason, OpenSSL's, or errno's. */
 const char *tun_ssl_why(SSL *ssl, int ret, int err)
 {
@@ -175,7 +141,7 @@ void tun_runq_add(struct tun *u)
 	u->t->runq = u;
 }
 
-static void close_fd(int *fd, int reset)
+void tun_close_fd(int *fd, int reset)
 {
 	struct linger l = {.l_onoff = 1, .l_linger = 0};
 
@@ -200,8 +166,8 @@ void tun_kill(struct tun *u, int reset_plain, int reset_tls)
 		u->ssl = NULL;
 	}
 	ERR_clear_error();
-	close_fd(&u->plain.src.fd, reset_plain);
-	close_fd(&u->tls.src.fd, reset_tls);
+	tun_close_fd(&u->plain.src.fd, reset_plain);
+	tun_close_fd(&u->tls.src.fd, reset_tls);
 	tun_relay_free(u);
 	if (u->prev)
 		u->prev->next = u->next;
@@ -304,7 +270,7 @@ int tun_add_end(struct tun *u, struct tun_end *e, int fd)
 	return epoll_ctl(u->t->ep, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
-static struct sl_mtls *certs_get(struct sl_tunnel *t)
+struct sl_mtls *tun_certs_get(struct sl_tunnel *t)
 {
 	struct sl_mtls *m;
 
@@ -331,7 +297,7 @@ void tun_handshake_done(struct tun *u)
 	hs_observe(u->t, u->dir, u->handshake_ns);
 }
 
-static struct tun *tun_new(struct sl_tunnel *t, enum sl_tunnel_dir dir)
+struct tun *tun_new(struct sl_tunnel *t, enum sl_tunnel_dir dir)
 {
 	struct tun *u = calloc(1, sizeof(*u));
 
@@ -357,103 +323,6 @@ static struct tun *tun_new(struct sl_tunnel *t, enum sl_tunnel_dir dir)
 	t->n_tunnels++;
 	tun_count(&t->st.active[dir], 1);
 	return u;
-}
-
-static int route_ok(const struct sl_tunnel_route *r)
-{
-	return (r->target.family == SLUICE_AF_INET || r->target.family == SLUICE_AF_INET6) &&
-	       r->target.port && sl_mtls_name_valid(r->service) &&
-	       sl_mtls_name_valid(r->identity) &&
-	       (!r->via.family || r->via.family == SLUICE_AF_INET ||
-		r->via.family == SLUICE_AF_INET6);
-}
-
-static void accept_outbound(struct sl_tunnel *t, int fd, const struct sl_sockaddr *caller)
-{
-	struct tun *u = tun_new(t, SL_TUNNEL_OUTBOUND);
-	struct sl_tunnel_route r = {0};
-	struct sockaddr_storage ss;
-	char host[SL_HOSTPORT_LEN];
-	socklen_t len;
-	SSL_CTX *ctx;
-	int rc, tfd;
-
-	if (!u) {
-		close_fd(&fd, 1);
-		return;
-	}
-	u->plain.src.fd = fd;
-	rc = t->o.lookup(t->o.arg, fd, caller, &r);
-	sl_format_hostport(caller, host, sizeof(host));
-	if (rc || !route_ok(&r))
-		return tun_fail(u, SL_TUNNEL_ERROR, "no route for caller %s: %s", host,
-				rc ? strerror(-rc) : "the lookup gave an invalid route");
-	memcpy(u->service, r.service, sizeof(u->service));
-	memcpy(u->identity, r.identity, sizeof(u->identity));
-	u->target = r.target;
-	u->peer = r.via.family ? r.via : r.target;
-	if (!r.via.family)
-		u->peer.port = t->o.peer_port;
-	u->certs = certs_get(t);
-	ctx = sl_mtls_client_ctx(u->certs, u->identity);
-	if (!ctx)
-		return tun_fail(u, SL_TUNNEL_ERROR, "no valid certificate for identity %s",
-				u->identity);
-	u->ssl = SSL_new(ctx);
-	tfd = socket(u->peer.family == SLUICE_AF_INET6 ? AF_INET6 : AF_INET,
-		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (!u->ssl || tfd < 0) {
-		close_fd(&tfd, 0);
-		return tun_fail(u, SL_TUNNEL_ERROR, "tunnel socket: %s",
-				u->ssl ? strerror(errno) : "SSL_new failed");
-	}
-	u->tls.src.fd = tfd;
-	if (!SSL_set_fd(u->ssl, tfd) || (rc = tun_add_end(u, &u->plain, fd)) ||
-	    (rc = tun_add_end(u, &u->tls, tfd)))
-		return tun_fail(u, SL_TUNNEL_ERROR, "tunnel setup: %s",
-				rc ? strerror(-rc) : "SSL_set_fd failed");
-	SSL_set_connect_state(u->ssl);
-	tun_sockaddr_to(&u->peer, &ss, &len);
-	if (connect(tfd, (struct sockaddr *)&ss, len) == 0) {
-		u->state = TS_HANDSHAKE;
-	} else if (errno == EINPROGRESS) {
-		u->state = TS_CONNECT;
-		u->tls_block = EPOLLOUT;
-		return;
-	} else {
-		sl_format_hostport(&u->peer, host, sizeof(host));
-		return tun_fail(u, SL_TUNNEL_ERROR, "connect to peer %s: %s", host,
-				strerror(errno));
-	}
-	u->hs_start_ns = tun_now_ns();
-	tun_step(u);
-}
-
-static void accept_inbound(struct sl_tunnel *t, int fd, const struct sl_sockaddr *peer)
-{
-	struct tun *u = tun_new(t, SL_TUNNEL_INBOUND);
-	SSL_CTX *ctx;
-	int rc;
-
-	if (!u) {
-		close_fd(&fd, 1);
-		return;
-	}
-	u->tls.src.fd = fd;
-	u->peer = *peer;
-	u->certs = certs_get(t);
-	ctx = sl_mtls_server_ctx(u->certs);
-	if (!ctx)
-		return tun_fail(u, SL_TUNNEL_HANDSHAKE_FAILED, "no valid node certificate");
-	u->ssl = SSL_new(ctx);
-	if (!u->ssl || !SSL_set_fd(u->ssl, fd))
-		return tun_fail(u, SL_TUNNEL_ERROR, "SSL_new/SSL_set_fd failed");
-	rc = tun_add_end(u, &u->tls, fd);
-	if (rc)
-		return tun_fail(u, SL_TUNNEL_ERROR, "epoll: %s", strerror(-rc));
-	SSL_set_accept_state(u->ssl);
-	u->state = TS_HANDSHAKE;
-	tun_step(u);
 }
 
 static void listener_pause(struct tun_listener *l, uint32_t events)
@@ -490,13 +359,13 @@ static void listener_event(struct tun_src *s, uint32_t events)
 		tun_sockaddr_from(&ss, &from);
 		if (t->n_tunnels >= t->o.max_tunnels) {
 			tun_count(&t->st.results[l->dir][SL_TUNNEL_ERROR], 1);
-			close_fd(&fd, 1);
+			tun_close_fd(&fd, 1);
 			continue;
 		}
 		if (l->dir == SL_TUNNEL_OUTBOUND)
-			accept_outbound(t, fd, &from);
+			tun_accept_outbound(t, fd, &from);
 		else
-			accept_inbound(t, fd, &from);
+			tun_accept_inbound(t, fd, &from);
 	}
 }
 

@@ -116,6 +116,9 @@ struct sl_tunnel {
 };
 
 /* tunnel.c */
+struct tun *tun_new(struct sl_tunnel *t, enum sl_tunnel_dir dir); /* linked, in setup */
+struct sl_mtls *tun_certs_get(struct sl_tunnel *t);		  /* a reference */
+void tun_close_fd(int *fd, int reset);				  /* reset: SO_LINGER {1, 0} */
 uint64_t tun_now_ns(void);
 void tun_count(uint64_t *counter, uint64_t n);
 void tun_result(struct tun *u, enum sl_tunnel_result r, const char *reason);
@@ -128,11 +131,13 @@ void tun_finish(struct tun *u);
 void tun_kill(struct tun *u, int reset_plain, int reset_tls); /* close now, free later */
 void tun_handshake_done(struct tun *u);			      /* time it */
 int tun_add_end(struct tun *u, struct tun_end *e, int fd);
-void tun_sockaddr_to(const struct sl_sockaddr *a, struct sockaddr_storage *ss, socklen_t *len);
-void tun_sockaddr_from(const struct sockaddr_storage *ss, struct sl_sockaddr *a);
 const char *tun_ssl_why(SSL *ssl, int ret, int err);
 
 /* tunnel_setup.c */
+void tun_accept_outbound(struct sl_tunnel *t, int fd, const struct sl_sockaddr *caller);
+void tun_accept_inbound(struct sl_tunnel *t, int fd, const struct sl_sockaddr *peer);
+void tun_sockaddr_to(const struct sl_sockaddr *a, struct sockaddr_storage *ss, socklen_t *len);
+void tun_sockaddr_from(const struct sockaddr_storage *ss, struct sl_sockaddr *a);
 void tun_step(struct tun *u);
 /* Outbound before the status, after a failure: what the peer said before it went, still
  * unread (an alert: it refused our certificate; a status byte): the result and why, or -1. */

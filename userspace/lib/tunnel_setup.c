@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,40 @@
 #include "tunnel_int.h"
 
 #define STEP_TRIES 4 /* partial reads/writes of the header within one step */
+
+void tun_sockaddr_to(const struct sl_sockaddr *a, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (a->family == SLUICE_AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(a->port);
+		memcpy(&s6->sin6_addr, a->addr.a8, 16);
+		*len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(a->port);
+		memcpy(&s4->sin_addr, a->addr.a8, 4);
+		*len = sizeof(*s4);
+	}
+}
+
+void tun_sockaddr_from(const struct sockaddr_storage *ss, struct sl_sockaddr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+		a->family = SLUICE_AF_INET6;
+		a->port = ntohs(s6->sin6_port);
+		memcpy(a->addr.a8, &s6->sin6_addr, 16);
+	} else if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+		a->family = SLUICE_AF_INET;
+		a->port = ntohs(s4->sin_port);
+		memcpy(a->addr.a8, &s4->sin_addr, 4);
+	}
+}
 
 static const char *peer_str(const struct tun *u, char *buf, size_t len)
 {
@@ -422,4 +457,101 @@ void tun_step(struct tun *u)
 		if (u->state == s)
 			return;
 	}
+}
+
+static int route_ok(const struct sl_tunnel_route *r)
+{
+	return (r->target.family == SLUICE_AF_INET || r->target.family == SLUICE_AF_INET6) &&
+	       r->target.port && sl_mtls_name_valid(r->service) &&
+	       sl_mtls_name_valid(r->identity) &&
+	       (!r->via.family || r->via.family == SLUICE_AF_INET ||
+		r->via.family == SLUICE_AF_INET6);
+}
+
+void tun_accept_outbound(struct sl_tunnel *t, int fd, const struct sl_sockaddr *caller)
+{
+	struct tun *u = tun_new(t, SL_TUNNEL_OUTBOUND);
+	struct sl_tunnel_route r = {0};
+	struct sockaddr_storage ss;
+	char host[SL_HOSTPORT_LEN];
+	socklen_t len;
+	SSL_CTX *ctx;
+	int rc, tfd;
+
+	if (!u) {
+		tun_close_fd(&fd, 1);
+		return;
+	}
+	u->plain.src.fd = fd;
+	rc = t->o.lookup(t->o.arg, fd, caller, &r);
+	sl_format_hostport(caller, host, sizeof(host));
+	if (rc || !route_ok(&r))
+		return tun_fail(u, SL_TUNNEL_ERROR, "no route for caller %s: %s", host,
+				rc ? strerror(-rc) : "the lookup gave an invalid route");
+	memcpy(u->service, r.service, sizeof(u->service));
+	memcpy(u->identity, r.identity, sizeof(u->identity));
+	u->target = r.target;
+	u->peer = r.via.family ? r.via : r.target;
+	if (!r.via.family)
+		u->peer.port = t->o.peer_port;
+	u->certs = tun_certs_get(t);
+	ctx = sl_mtls_client_ctx(u->certs, u->identity);
+	if (!ctx)
+		return tun_fail(u, SL_TUNNEL_ERROR, "no valid certificate for identity %s",
+				u->identity);
+	u->ssl = SSL_new(ctx);
+	tfd = socket(u->peer.family == SLUICE_AF_INET6 ? AF_INET6 : AF_INET,
+		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (!u->ssl || tfd < 0) {
+		tun_close_fd(&tfd, 0);
+		return tun_fail(u, SL_TUNNEL_ERROR, "tunnel socket: %s",
+				u->ssl ? strerror(errno) : "SSL_new failed");
+	}
+	u->tls.src.fd = tfd;
+	if (!SSL_set_fd(u->ssl, tfd) || (rc = tun_add_end(u, &u->plain, fd)) ||
+	    (rc = tun_add_end(u, &u->tls, tfd)))
+		return tun_fail(u, SL_TUNNEL_ERROR, "tunnel setup: %s",
+				rc ? strerror(-rc) : "SSL_set_fd failed");
+	SSL_set_connect_state(u->ssl);
+	tun_sockaddr_to(&u->peer, &ss, &len);
+	if (connect(tfd, (struct sockaddr *)&ss, len) == 0) {
+		u->state = TS_HANDSHAKE;
+	} else if (errno == EINPROGRESS) {
+		u->state = TS_CONNECT;
+		u->tls_block = EPOLLOUT;
+		return;
+	} else {
+		sl_format_hostport(&u->peer, host, sizeof(host));
+		return tun_fail(u, SL_TUNNEL_ERROR, "connect to peer %s: %s", host,
+				strerror(errno));
+	}
+	u->hs_start_ns = tun_now_ns();
+	tun_step(u);
+}
+
+void tun_accept_inbound(struct sl_tunnel *t, int fd, const struct sl_sockaddr *peer)
+{
+	struct tun *u = tun_new(t, SL_TUNNEL_INBOUND);
+	SSL_CTX *ctx;
+	int rc;
+
+	if (!u) {
+		tun_close_fd(&fd, 1);
+		return;
+	}
+	u->tls.src.fd = fd;
+	u->peer = *peer;
+	u->certs = tun_certs_get(t);
+	ctx = sl_mtls_server_ctx(u->certs);
+	if (!ctx)
+		return tun_fail(u, SL_TUNNEL_HANDSHAKE_FAILED, "no valid node certificate");
+	u->ssl = SSL_new(ctx);
+	if (!u->ssl || !SSL_set_fd(u->ssl, fd))
+		return tun_fail(u, SL_TUNNEL_ERROR, "SSL_new/SSL_set_fd failed");
+	rc = tun_add_end(u, &u->tls, fd);
+	if (rc)
+		return tun_fail(u, SL_TUNNEL_ERROR, "epoll: %s", strerror(-rc));
+	SSL_set_accept_state(u->ssl);
+	u->state = TS_HANDSHAKE;
+	tun_step(u);
 }
