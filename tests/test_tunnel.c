@@ -56,6 +56,17 @@ struct req {
 	uint32_t seed;
 };
 
+/* Timeouts stretch under valgrind (every handshake is ~50 times slower there). */
+static unsigned int slow = 1;
+
+static void detect_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+
+	if (p && strstr(p, "vgpreload"))
+		slow = 10;
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -456,7 +467,7 @@ static size_t be_accepted(void)
 /* The record of backend connection i once it is done; 0, or -1 after ms. */
 static int be_wait_rec(size_t i, int ms, struct rec *out)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = now_ms() + (uint64_t)ms * slow;
 
 	while (now_ms() < end) {
 		int done = 0;
@@ -504,7 +515,7 @@ static void on_event(void *arg, const struct sl_tunnel_event *ev)
 /* Wait until *counter (in evs) reaches want; its value then (or after ms). */
 static int wait_ev(const int *counter, int want, int ms)
 {
-	uint64_t end = now_ms() + (uint64_t)ms;
+	uint64_t end = now_ms() + (uint64_t)ms * slow;
 	int v;
 
 	for (;;) {
@@ -628,6 +639,7 @@ static int start_nodes(struct sl_mtls *sa, struct sl_mtls *sb, unsigned int hs_m
 
 	if (!sa || !sb || parse_sa("127.0.0.1:1", &lo[0]) || parse_sa("[::1]:1", &lo[1]))
 		return -1;
+	ob.handshake_timeout_ms = oa.handshake_timeout_ms = (hs_ms ? hs_ms : 5000) * slow;
 	lo[0].port = lo[1].port = 0;
 	w.b = sl_tunnel_new(&ob, err, sizeof(err));
 	if (!w.b || sl_tunnel_listen_addr(w.b, SL_TUNNEL_INBOUND, 0, &w.b_in[0]) ||
@@ -667,6 +679,7 @@ static void setup(void)
 	cr_assert_not_null(mkdtemp(w.dir), "mkdtemp: %s", strerror(errno));
 	snprintf(w.ca, sizeof(w.ca), "%s/ca.pem", w.dir);
 	cr_assert_eq(mtls_test_mkcerts(w.dir, "sluice.test --node n1 frontend batch", NULL), 0);
+	detect_valgrind();
 	be.lfd[0] = be.lfd[1] = be.dead_fd = -1;
 	cr_assert_eq(be_start(), 0, "backend: %s", strerror(errno));
 }
@@ -985,7 +998,7 @@ static int echo_open(const char *src)
 	struct req q = {.mode = MODE_ECHO};
 	int fd = dial(src, &w.a_out[0]);
 
-	if (fd >= 0 && send_all(fd, &q, sizeof(q), now_ms() + 5000)) {
+	if (fd >= 0 && send_all(fd, &q, sizeof(q), now_ms() + 5000 * slow)) {
 		close(fd);
 		return -1;
 	}
@@ -1000,8 +1013,8 @@ static int ping(int fd, uint32_t n)
 
 	stream_init(&st, n);
 	stream_fill(&st, b, sizeof(b));
-	if (send_all(fd, b, sizeof(b), now_ms() + 5000) ||
-	    recv_all(fd, e, sizeof(e), now_ms() + 5000))
+	if (send_all(fd, b, sizeof(b), now_ms() + 5000 * slow) ||
+	    recv_all(fd, e, sizeof(e), now_ms() + 5000 * slow))
 		return -1;
 	return memcmp(b, e, sizeof(b)) ? -1 : 0;
 }
@@ -1141,7 +1154,7 @@ Test(tunnel, half_close_each_way)
 	cr_assert_eq(rec.err, 0, "%s", strerror(rec.err));
 	cr_assert_eq(rec.in_bytes, 4 * CHUNK);
 	cr_assert_eq(memcmp(rec.sha, sha, DIGEST_LEN), 0);
-	cr_assert_eq(read_to_end(fd, 5000, &got), 0);
+	cr_assert_eq(read_to_end(fd, 5000 * (int)slow, &got), 0);
 	close(fd);
 	cr_assert_eq(wait_ev(&evs.closes[SL_TUNNEL_INBOUND], 2, 5000), 2);
 	cr_assert_eq(wait_ev(&evs.closes[SL_TUNNEL_OUTBOUND], 2, 5000), 2);
@@ -1173,8 +1186,9 @@ Test(tunnel, backend_reset_resets_the_caller)
 	cr_assert_eq(start_default(0), 0);
 	fd = dial(NULL, &w.a_out[0]);
 	cr_assert_geq(fd, 0);
-	cr_assert_eq(send_all(fd, &q, sizeof(q), now_ms() + 5000), 0);
-	cr_assert_eq(read_to_end(fd, 3000, &got), ECONNRESET, "the caller did not see a reset");
+	cr_assert_eq(send_all(fd, &q, sizeof(q), now_ms() + 5000 * slow), 0);
+	cr_assert_eq(read_to_end(fd, 3000 * (int)slow, &got), ECONNRESET,
+		     "the caller did not see a reset");
 	close(fd);
 	cr_assert_eq(wait_ev(&evs.aborted[SL_TUNNEL_INBOUND], 1, 3000), 1);
 	cr_assert_eq(wait_ev(&evs.aborted[SL_TUNNEL_OUTBOUND], 1, 3000), 1);
@@ -1377,13 +1391,13 @@ Test(tunnel, silent_peers_are_dropped_after_the_timeout)
 	snprintf(base, sizeof(base), "%s/frontend", w.dir);
 	quiet = raw_tls(base); /* a handshake, never a header */
 	cr_assert_not_null(quiet);
-	for (int i = 0; i < 40 && r == -ETIMEDOUT; i++) {
-		cr_assert_eq(ping(held, (uint32_t)i + 2), 0, "the held tunnel stalled");
+	for (unsigned int i = 0; i < 40 * slow && r == -ETIMEDOUT; i++) {
+		cr_assert_eq(ping(held, i + 2), 0, "the held tunnel stalled");
 		r = read_to_end(silent, 100, &got);
 	}
 	cr_assert_neq(r, -ETIMEDOUT, "the silent peer was not dropped");
-	cr_assert_geq(now_ms() - t0, 400);
-	cr_assert_leq(now_ms() - t0, 3000);
+	cr_assert_geq(now_ms() - t0, 400 * slow);
+	cr_assert_leq(now_ms() - t0, 3000 * slow);
 	cr_assert_eq(wait_ev(&evs.results[SL_TUNNEL_INBOUND][SL_TUNNEL_ERROR], 1, 3000), 1);
 	stats(w.b, &st);
 	cr_assert_eq(st.timeouts[SL_TUNNEL_INBOUND], 2);
@@ -1436,7 +1450,7 @@ Test(tunnel, rotation_keeps_held_connections_and_new_ones_use_the_new_serial)
 	sl_mtls_unref(sb2);
 	cr_assert_eq(ping(held, 3), 0);
 	shutdown(held, SHUT_WR);
-	cr_assert_eq(read_to_end(held, 3000, &got), 0);
+	cr_assert_eq(read_to_end(held, 3000 * (int)slow, &got), 0);
 	close(held);
 	cr_assert_eq(wait_ev(&evs.closes[SL_TUNNEL_INBOUND], 2, 3000), 2);
 	cr_assert_eq(evs.aborted[SL_TUNNEL_INBOUND], 0);
@@ -1460,7 +1474,7 @@ Test(tunnel, tunnels_beyond_the_cap_are_reset)
 	cr_assert_eq(ping(h2, 2), 0);
 	h3 = dial(NULL, &w.a_out[0]);
 	cr_assert_geq(h3, 0);
-	cr_assert_eq(read_to_end(h3, 3000, &got), ECONNRESET);
+	cr_assert_eq(read_to_end(h3, 3000 * (int)slow, &got), ECONNRESET);
 	close(h3);
 	stats(w.a, &st);
 	cr_assert_eq(st.results[SL_TUNNEL_OUTBOUND][SL_TUNNEL_ERROR], 1);
