@@ -46,6 +46,16 @@ static int flow_pipe(struct tun_flow *f)
 	return 0;
 }
 
+/* An empty buffer goes back to the heap while its flow waits: idle tunnels cost no buffers. */
+static void flow_idle(struct tun_flow *f)
+{
+	if (f->buf && f->off == f->len) {
+		free(f->buf);
+		f->buf = NULL;
+		f->off = f->len = 0;
+	}
+}
+
 int tun_relay_start(struct tun *u)
 {
 	struct sl_tunnel_stats *st = &u->t->st;
@@ -56,10 +66,6 @@ int tun_relay_start(struct tun *u)
 		tun_count(&st->ktls_tx[u->dir], 1);
 	if (u->down.splice)
 		tun_count(&st->ktls_rx[u->dir], 1);
-	/* down with splice still takes non-data records through SSL_read: its buffer comes
-	 * when one is needed */
-	if ((!u->up.splice && flow_buf(&u->up)) || (!u->down.splice && flow_buf(&u->down)))
-		return -ENOMEM;
 	return 0;
 }
 
@@ -94,6 +100,8 @@ static void up_read(struct tun *u, int *progress)
 		} else {
 			if (f->len >= TUN_BUF_SIZE)
 				return;
+			if (flow_buf(f))
+				return tun_abort(u, "out of memory");
 			n = recv(fd, f->buf + f->len, TUN_BUF_SIZE - f->len, 0);
 		}
 		if (n > 0) {
@@ -329,8 +337,11 @@ void tun_relay_pump(struct tun *u)
 		}
 		if (u->up.done && u->down.done)
 			return tun_finish(u);
-		if (!progress)
+		if (!progress) {
+			flow_idle(&u->up);
+			flow_idle(&u->down);
 			return;
+		}
 	}
 	tun_runq_add(u); /* more to do: after the others had their turn */
 }
