@@ -59,7 +59,9 @@
  *
  * Bounds: a tunnel must finish its setup (connect, handshake, header, status) within
  * opts.handshake_timeout_ms or it is dropped; at most opts.max_tunnels exist at once (more are
- * reset at accept and counted as errors).
+ * reset at accept and counted as errors). A tunnel holds two sockets, and two pipes (four fds)
+ * per spliced direction: RLIMIT_NOFILE must allow for max_tunnels of them. A busy tunnel holds
+ * up to 2 x 64 KiB of relay buffers plus OpenSSL's record buffers; an idle one holds neither.
  */
 #ifndef SLUICE_TUNNEL_H
 #define SLUICE_TUNNEL_H
