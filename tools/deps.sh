@@ -8,7 +8,7 @@ pkgs=(
 	clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 	libnl-3-dev libnl-route-3-dev libyaml-dev libjansson-dev
 	libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev
-	prometheus
+	prometheus libssl-dev openssl
 	iproute2 util-linux procps jq curl
 	clang-format cppcheck
 	scdoc lintian systemd man-db bsdextrautils python3 strace
