@@ -26,7 +26,7 @@ endif
 .SECONDARY:
 .SUFFIXES:
 
-PKGS         := libbpf yaml-0.1 jansson libmicrohttpd libcurl libnl-route-3.0
+PKGS         := libbpf yaml-0.1 jansson libmicrohttpd libcurl libnl-route-3.0 libssl libcrypto
 WARN         := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wno-format-zero-length
 SANITIZERS   := -fsanitize=address,undefined -fno-omit-frame-pointer
