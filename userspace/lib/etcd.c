@@ -255,21 +255,38 @@ void et_xfer_stop(struct sl_etcd *e, struct et_xfer *x)
 	x->hdrs = NULL;
 }
 
+/* A guess at the cause of a transport error that curl cannot name, or "". */
+static const char *xfer_hint(const struct sl_etcd *e, const struct et_xfer *x, CURL *h, CURLcode rc)
+{
+	curl_off_t tls_us = 0;
+
+	if (rc != CURLE_SEND_ERROR && rc != CURLE_RECV_ERROR && rc != CURLE_GOT_NOTHING &&
+	    rc != CURLE_WEIRD_SERVER_REPLY)
+		return "";
+	if (!strncmp(e->eps[x->ep], "http://", 7))
+		return rc == CURLE_SEND_ERROR ? "" : " (an https:// endpoint?)";
+	/* With TLS 1.3 the server checks the client's certificate after the client finished
+	 * the handshake: its alert may be lost when the connection is reset under the request
+	 * that followed. A new connection that broke right after its handshake is most likely
+	 * that. */
+	if (strstr(x->err, "alert") ||
+	    curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &tls_us) != CURLE_OK || tls_us <= 0)
+		return "";
+	return " (right after the TLS handshake: did etcd refuse the client certificate?)";
+}
+
 /* What went wrong with a finished transfer, for a log line; NULL if nothing (HTTP 200). curl's
  * class of error and its own words (for TLS: OpenSSL's reason, such as "unable to get local
  * issuer certificate" or "alert bad certificate"); or the HTTP status and what the body says
  * (not for the watch, whose body is the stream's). */
-static const char *xfer_error(const struct sl_etcd *e, const struct et_xfer *x, CURLcode rc,
-			      long status, char *tmp, size_t n)
+static const char *xfer_error(const struct sl_etcd *e, const struct et_xfer *x, CURL *h,
+			      CURLcode rc, long status, char *tmp, size_t n)
 {
 	char said[160];
-	int plain = !strncmp(e->eps[x->ep], "http://", 7);
 
 	if (rc != CURLE_OK) {
 		snprintf(tmp, n, "%s%s%s%s", curl_easy_strerror(rc), x->err[0] ? ": " : "", x->err,
-			 plain && (rc == CURLE_GOT_NOTHING || rc == CURLE_WEIRD_SERVER_REPLY)
-			     ? " (an https:// endpoint?)"
-			     : "");
+			 xfer_hint(e, x, h, rc));
 		return tmp;
 	}
 	if (status == 200)
@@ -306,7 +323,7 @@ static void dispatch_done(struct sl_etcd *e)
 			continue;
 		if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status))
 			status = 0;
-		why = xfer_error(e, x, rc, status, tmp, sizeof(tmp));
+		why = xfer_error(e, x, h, rc, status, tmp, sizeof(tmp));
 		if (status == 401)
 			et_auth_reject(e, x);
 		et_xfer_stop(e, x); /* m is gone from here on */
