@@ -263,8 +263,10 @@ static const char *xfer_hint(const struct sl_etcd *e, const struct et_xfer *x, C
 	if (rc != CURLE_SEND_ERROR && rc != CURLE_RECV_ERROR && rc != CURLE_GOT_NOTHING &&
 	    rc != CURLE_WEIRD_SERVER_REPLY)
 		return "";
-	if (!strncmp(e->eps[x->ep], "http://", 7))
-		return rc == CURLE_SEND_ERROR ? "" : " (an https:// endpoint?)";
+	if (!strncmp(e->eps[x->ep], "http://", 7)) /* etcd's TLS port says nothing to it */
+		return rc == CURLE_GOT_NOTHING || rc == CURLE_WEIRD_SERVER_REPLY
+			   ? " (an https:// endpoint?)"
+			   : "";
 	/* With TLS 1.3 the server checks the client's certificate after the client finished
 	 * the handshake: its alert may be lost when the connection is reset under the request
 	 * that followed. A new connection that broke right after its handshake is most likely
