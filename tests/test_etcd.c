@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The etcd client (etcd.c) against a real etcd on 127.0.0.1 (random free client and peer
- * ports, a temporary data dir; killed and removed by the fixture's .fini, pass or fail, and
+ * The etcd client (etcd.c) against a real etcd on 127.0.0.1 (etcd_fixture.c: random free
+ * client and peer ports, a temporary data dir; killed and removed by .fini, pass or fail, and
  * PR_SET_PDEATHSIG if the test process dies), with etcdctl as the other client. One test
  * uses a scripted fake gateway instead, to split and pack watch messages and to cancel a
  * watch for compaction. Tests skip when etcd or etcdctl is not installed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,338 +17,63 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 
 #include "etcd.h"
+#include "etcd_fixture.h"
 
 #define PREFIX "/sluice/"
 
-struct etcd_proc {
-	pid_t pid;
-	char dir[64];
-	char url[64];
-	int cport, pport;
-};
-
 /* Fixture state: each test runs in its own process. */
-static struct etcd_proc srv = {.pid = -1};
+static struct etf srv = {.pid = -1, .janitor_pid = -1, .janitor_fd = -1};
 static struct sl_etcd *cli;
 static int have_tools, started;
-static pid_t fake_pid = -1, janitor_pid = -1;
-static int janitor_fd = -1;
+static pid_t fake_pid = -1;
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-static int in_path(const char *name)
-{
-	const char *path = getenv("PATH");
-	char buf[4096], *save = NULL, *dir;
-
-	snprintf(buf, sizeof(buf), "%s", path ? path : "/usr/bin:/bin");
-	for (dir = strtok_r(buf, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		char file[4352];
-
-		snprintf(file, sizeof(file), "%s/%s", dir, name);
-		if (!access(file, X_OK))
-			return 1;
-	}
-	return 0;
-}
-
-/* Two distinct free TCP ports on 127.0.0.1 (both bound at once, then released). */
-static int free_ports(int *a, int *b)
-{
-	int fds[2] = {-1, -1}, *out[2] = {a, b}, i, r = -1;
-
-	for (i = 0; i < 2; i++) {
-		struct sockaddr_in sa = {.sin_family = AF_INET};
-		socklen_t len = sizeof(sa);
-
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) ||
-		    getsockname(fds[i], (struct sockaddr *)&sa, &len))
-			goto out;
-		*out[i] = ntohs(sa.sin_port);
-	}
-	r = 0;
-out:
-	for (i = 0; i < 2; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
-	return r;
-}
-
-/* Run argv with stdout/stderr to 'log' (NULL: /dev/null); die with the parent. */
-static pid_t spawn(char *const argv[], const char *log)
-{
-	pid_t pid = fork();
-
-	if (pid)
-		return pid;
-	int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-
-	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) ||
-	    getppid() == 1)
-		_exit(127);
-	execvp(argv[0], argv);
-	_exit(127);
-}
-
-static int run(char *const argv[])
-{
-	int st;
-	pid_t pid = spawn(argv, NULL);
-
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#define mono_ms	   etf_ms
+#define sleep_ms   etf_sleep_ms
+#define free_ports etf_free_ports
 
 static int etcdctl(const char *cmd, const char *a, const char *b)
 {
-	char ep[96];
-	char *argv[] = {"etcdctl",   ep,	"--dial-timeout=2s", "--command-timeout=3s",
-			(char *)cmd, (char *)a, (char *)b,	     NULL};
+	const char *args[] = {cmd, a, b, NULL};
 
-	snprintf(ep, sizeof(ep), "--endpoints=%s", srv.url);
-	return run(argv);
+	return etf_ctl(&srv, args);
 }
 
-static size_t sink(char *d, size_t size, size_t n, void *arg)
-{
-	(void)d;
-	(void)arg;
-	return size * n;
-}
-
-static int healthy(const char *url)
-{
-	char u[128];
-	long code = 0;
-	CURL *h = curl_easy_init();
-	int ok;
-
-	if (!h)
-		return 0;
-	snprintf(u, sizeof(u), "%s/health", url);
-	ok = !curl_easy_setopt(h, CURLOPT_URL, u) && !curl_easy_setopt(h, CURLOPT_PROXY, "") &&
-	     !curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 500L) &&
-	     !curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink) && !curl_easy_perform(h) &&
-	     !curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) && code == 200;
-	curl_easy_cleanup(h);
-	return ok;
-}
-
-/* Start etcd on srv's ports and dir; 0 once /health answers (within 10 s), else -1. */
 static int etcd_start(void)
 {
-	char name[] = "t", data[96], log[96], curl[64], purl[64], cluster[96];
-	char *argv[] = {"etcd",	 "--name",
-			name,	 "--data-dir",
-			data,	 "--listen-client-urls",
-			curl,	 "--advertise-client-urls",
-			curl,	 "--listen-peer-urls",
-			purl,	 "--initial-advertise-peer-urls",
-			purl,	 "--initial-cluster",
-			cluster, NULL};
-	uint64_t end = mono_ms() + 10000;
-
-	snprintf(data, sizeof(data), "%s/data", srv.dir);
-	snprintf(log, sizeof(log), "%s/etcd.log", srv.dir);
-	snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", srv.cport);
-	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", srv.pport);
-	snprintf(cluster, sizeof(cluster), "t=%s", purl);
-	srv.pid = spawn(argv, log);
-	if (srv.pid < 0)
-		return -1;
-	while (mono_ms() < end) {
-		if (waitpid(srv.pid, NULL, WNOHANG) == srv.pid) {
-			srv.pid = -1;
-			return -1;
-		}
-		if (healthy(srv.url))
-			return 0;
-		sleep_ms(50);
-	}
-	return -1;
-}
-
-static void set_client_port(int port)
-{
-	srv.cport = port;
-	snprintf(srv.url, sizeof(srv.url), "http://127.0.0.1:%d", port);
+	return etf_start(&srv);
 }
 
 static void etcd_kill(void)
 {
-	if (srv.pid > 0) {
-		kill(srv.pid, SIGKILL);
-		waitpid(srv.pid, NULL, 0);
-	}
-	srv.pid = -1;
+	etf_kill(&srv);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static void set_client_port(int port)
 {
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* A shell that removes the data dir once the test process is gone, even if it crashed
- * (.fini does not run then; etcd itself dies of PR_SET_PDEATHSIG): it waits for EOF on a
- * pipe whose only write end the test process holds. A shell, not a fork that returns, so
- * that valgrind (which skips /bin/sh) has no copy of this process to report on. */
-static void start_janitor(void)
-{
-	int p[2];
-
-	if (pipe2(p, O_CLOEXEC))
-		return;
-	janitor_pid = fork();
-	if (!janitor_pid) {
-		if (dup2(p[0], 0) == 0)
-			execl("/bin/sh", "sh", "-c", "cat >/dev/null; sleep 0.2; rm -rf -- \"$0\"",
-			      srv.dir, (char *)NULL);
-		_exit(127);
-	}
-	close(p[0]);
-	if (janitor_pid < 0)
-		close(p[1]);
-	else
-		janitor_fd = p[1];
+	etf_set_client_port(&srv, port);
 }
 
 static void setup(void)
 {
-	have_tools = in_path("etcd") && in_path("etcdctl");
-	if (!have_tools)
-		return;
-	snprintf(srv.dir, sizeof(srv.dir), "/tmp/sluice-etcd-XXXXXX");
-	if (!mkdtemp(srv.dir)) {
-		srv.dir[0] = '\0';
-		return;
-	}
-	start_janitor();
-	if (free_ports(&srv.cport, &srv.pport))
-		return;
-	set_client_port(srv.cport);
-	started = !etcd_start();
+	have_tools = etf_in_path("etcd") && etf_in_path("etcdctl");
+	if (have_tools && !etf_init(&srv, 0))
+		started = !etf_start(&srv);
 }
 
 static void teardown(void)
 {
 	sl_etcd_close(cli);
 	cli = NULL;
-	etcd_kill();
 	if (fake_pid > 0) {
 		kill(fake_pid, SIGKILL);
 		waitpid(fake_pid, NULL, 0);
 	}
-	if (srv.dir[0])
-		nftw(srv.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	if (janitor_fd >= 0)
-		close(janitor_fd);
-	if (janitor_pid > 0)
-		waitpid(janitor_pid, NULL, 0);
-}
-
-/* What the test has seen of the client: the last snapshot taken, and connectedness. */
-struct view {
-	struct sl_etcd_kv *kvs;
-	size_t n;
-	int connected;
-	int takes; /* snapshots taken */
-};
-
-static void view_free(struct view *v)
-{
-	sl_etcd_kvs_free(v->kvs, v->n);
-	v->kvs = NULL;
-	v->n = 0;
-}
-
-static const struct sl_etcd_kv *view_get(const struct view *v, const char *key)
-{
-	size_t i;
-
-	for (i = 0; i < v->n; i++)
-		if (!strcmp(v->kvs[i].key, key))
-			return &v->kvs[i];
-	return NULL;
-}
-
-/* want: "key=value" strings, NULL-terminated: the exact snapshot. */
-static int view_is(const struct view *v, const char *const *want)
-{
-	size_t i;
-
-	for (i = 0; want[i]; i++) {
-		const char *eq = strchr(want[i], '=');
-		char key[256];
-		const struct sl_etcd_kv *kv;
-
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - want[i]), want[i]);
-		kv = view_get(v, key);
-		if (!kv || strcmp(kv->value, eq + 1))
-			return 0;
-	}
-	return i == v->n;
-}
-
-static int view_take(struct view *v)
-{
-	struct sl_etcd_kv *kvs = NULL;
-	size_t n = 0;
-	int r = sl_etcd_take(cli, &kvs, &n, &v->connected);
-
-	if (r == 1) {
-		view_free(v);
-		v->kvs = kvs;
-		v->n = n;
-		v->takes++;
-	}
-	return r;
-}
-
-/* Wait (driven by the eventfd, as the agent would be) until connected == conn (unless
- * conn < 0) and the snapshot is want (unless NULL). 0, or -ETIMEDOUT. */
-static int wait_for(struct view *v, int conn, const char *const *want, int timeout_ms)
-{
-	uint64_t end = mono_ms() + (uint64_t)timeout_ms;
-	struct pollfd pfd = {.fd = sl_etcd_fd(cli), .events = POLLIN};
-
-	for (;;) {
-		uint64_t now;
-
-		if (view_take(v) < 0)
-			return -ENOMEM;
-		if ((conn < 0 || v->connected == conn) && (!want || view_is(v, want)))
-			return 0;
-		now = mono_ms();
-		if (now >= end)
-			return -ETIMEDOUT;
-		poll(&pfd, 1, (int)(end - now < 100 ? end - now : 100));
-	}
+	etf_fini(&srv);
 }
 
 /* The counters, once the worker has done at least 'watches' watches and 'writes' writes
@@ -385,9 +108,6 @@ static struct sl_etcd *open_client(const char *url, const struct sl_etcd_opts *o
 				     "etcd-client)");                                              \
 		cr_assert(started, "etcd did not start; see %s/etcd.log", srv.dir);                \
 	} while (0)
-
-#define W(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define NONE   ((const char *const[]){NULL})
 
 Test(etcd, base64)
 {
@@ -461,7 +181,7 @@ Test(etcd, unreachable_close_fast)
 	cr_expect_eq(sl_etcd_refresh(cli, PREFIX "x"), -ENOENT);
 	cr_expect_eq(sl_etcd_put(cli, "", "1", 0), -EINVAL);
 	cr_expect_lt(mono_ms() - t0, 100, "the API blocked");
-	cr_expect_eq(wait_for(&v, 1, NULL, 600), -ETIMEDOUT);
+	cr_expect_eq(wait_for(cli, &v, 1, NULL, 600), -ETIMEDOUT);
 	cr_expect_eq(v.takes, 0);
 	cr_expect_eq(v.connected, 0);
 	/* Dropped at the first failure after 300 ms: within the backoff after that. */
@@ -492,12 +212,13 @@ Test(etcd, initial_snapshot, .init = setup, .fini = teardown)
 	cr_assert_eq(etcdctl("put", "/other/k", "outside"), 0);
 	cli = open_client(srv.url, NULL);
 	cr_assert_not_null(cli);
-	cr_assert_eq(wait_for(&v, 1, W(PREFIX "svc/db=x", PREFIX "svc/web={\"port\": 80}"), 3000),
-		     0, "n=%zu connected=%d", v.n, v.connected);
+	cr_assert_eq(
+	    wait_for(cli, &v, 1, W(PREFIX "svc/db=x", PREFIX "svc/web={\"port\": 80}"), 3000), 0,
+	    "n=%zu connected=%d", v.n, v.connected);
 	cr_expect_str_eq(v.kvs[0].key, PREFIX "svc/db", "sorted by key");
 	cr_expect_gt(v.kvs[0].mod_revision, 0);
 	cr_expect_eq(v.kvs[0].lease, 0);
-	cr_expect_eq(view_take(&v), 0, "unchanged snapshot reported again");
+	cr_expect_eq(view_take(cli, &v), 0, "unchanged snapshot reported again");
 	t0 = mono_ms();
 	sl_etcd_close(cli);
 	cli = NULL;
@@ -516,23 +237,23 @@ Test(etcd, watch_put_delete, .init = setup, .fini = teardown)
 	NEED_ETCD();
 	cli = open_client(srv.url, NULL);
 	cr_assert_not_null(cli);
-	cr_assert_eq(wait_for(&v, 1, NONE, 3000), 0);
+	cr_assert_eq(wait_for(cli, &v, 1, NONE, 3000), 0);
 
 	cr_assert_eq(etcdctl("put", PREFIX "a", "1"), 0);
 	cr_assert_eq(etcdctl("put", "/other/a", "1"), 0);
-	cr_expect_eq(wait_for(&v, 1, W(PREFIX "a=1"), 1000), 0, "put not seen within 1 s");
+	cr_expect_eq(wait_for(cli, &v, 1, W(PREFIX "a=1"), 1000), 0, "put not seen within 1 s");
 	cr_assert_eq(etcdctl("put", PREFIX "a", "2"), 0);
-	cr_expect_eq(wait_for(&v, 1, W(PREFIX "a=2"), 1000), 0, "update not seen within 1 s");
+	cr_expect_eq(wait_for(cli, &v, 1, W(PREFIX "a=2"), 1000), 0, "update not seen within 1 s");
 	cr_assert_eq(etcdctl("del", PREFIX "a", NULL), 0);
-	cr_expect_eq(wait_for(&v, 1, NONE, 1000), 0, "delete not seen within 1 s");
+	cr_expect_eq(wait_for(cli, &v, 1, NONE, 1000), 0, "delete not seen within 1 s");
 
 	/* Our own writes go through the same watch. */
 	snprintf(want_odd, sizeof(want_odd), PREFIX "odd=%s", odd);
 	cr_assert_eq(sl_etcd_put(cli, PREFIX "odd", odd, 0), 0);
 	cr_assert_eq(sl_etcd_put(cli, PREFIX "b", "", 0), 0);
-	cr_expect_eq(wait_for(&v, 1, W(want_odd, PREFIX "b="), 1000), 0);
+	cr_expect_eq(wait_for(cli, &v, 1, W(want_odd, PREFIX "b="), 1000), 0);
 	cr_assert_eq(sl_etcd_delete(cli, PREFIX "odd"), 0);
-	cr_expect_eq(wait_for(&v, 1, W(PREFIX "b="), 1000), 0);
+	cr_expect_eq(wait_for(cli, &v, 1, W(PREFIX "b="), 1000), 0);
 	stats_after(&st, 1, 3);
 	cr_expect(st.ranges == 1 && st.watches == 1 && !st.read_failures,
 		  "the watch was redone: ranges=%llu watches=%llu failures=%llu",
@@ -553,7 +274,7 @@ Test(etcd, lease_expiry_and_refresh, .init = setup, .fini = teardown)
 	cr_assert_not_null(cli);
 	cr_assert_eq(sl_etcd_put(cli, PREFIX "gone", "1", 2), 0);
 	cr_assert_eq(sl_etcd_put(cli, PREFIX "kept", "1", 2), 0);
-	cr_assert_eq(wait_for(&v, 1, W(PREFIX "gone=1", PREFIX "kept=1"), 3000), 0);
+	cr_assert_eq(wait_for(cli, &v, 1, W(PREFIX "gone=1", PREFIX "kept=1"), 3000), 0);
 	kv = view_get(&v, PREFIX "gone");
 	cr_expect_neq(kv->lease, 0, "no lease on the key");
 	t0 = next = mono_ms();
@@ -563,7 +284,7 @@ Test(etcd, lease_expiry_and_refresh, .init = setup, .fini = teardown)
 			cr_assert_eq(sl_etcd_refresh(cli, PREFIX "kept"), 0);
 			next += 500;
 		}
-		wait_for(&v, -1, W(PREFIX "kept=1"), 100);
+		wait_for(cli, &v, -1, W(PREFIX "kept=1"), 100);
 	}
 	cr_expect_null(view_get(&v, PREFIX "gone"), "the lease did not expire within 5 s");
 	cr_expect_geq(mono_ms() - t0, 1500, "expired too early");
@@ -573,13 +294,13 @@ Test(etcd, lease_expiry_and_refresh, .init = setup, .fini = teardown)
 			cr_assert_eq(sl_etcd_refresh(cli, PREFIX "kept"), 0);
 			next += 500;
 		}
-		wait_for(&v, -1, NULL, 100);
+		wait_for(cli, &v, -1, NULL, 100);
 	}
 	cr_expect(view_is(&v, W(PREFIX "kept=1")), "refreshed key lost");
 	cr_expect_eq(sl_etcd_delete(cli, PREFIX "kept"), 0);
 	cr_expect_eq(sl_etcd_refresh(cli, PREFIX "kept"), -ENOENT);
 	cr_expect_eq(sl_etcd_refresh(cli, PREFIX "never"), -ENOENT);
-	cr_expect_eq(wait_for(&v, 1, NONE, 1000), 0);
+	cr_expect_eq(wait_for(cli, &v, 1, NONE, 1000), 0);
 	view_free(&v);
 }
 
@@ -594,13 +315,13 @@ Test(etcd, refresh_after_lease_lost, .init = setup, .fini = teardown)
 	cli = open_client(srv.url, NULL);
 	cr_assert_not_null(cli);
 	cr_assert_eq(sl_etcd_put(cli, PREFIX "me", "v", 30), 0);
-	cr_assert_eq(wait_for(&v, 1, W(PREFIX "me=v"), 3000), 0);
+	cr_assert_eq(wait_for(cli, &v, 1, W(PREFIX "me=v"), 3000), 0);
 	lease = view_get(&v, PREFIX "me")->lease;
 	snprintf(id, sizeof(id), "%llx", (unsigned long long)lease);
 	cr_assert_eq(etcdctl("lease", "revoke", id), 0);
-	cr_assert_eq(wait_for(&v, 1, NONE, 1000), 0);
+	cr_assert_eq(wait_for(cli, &v, 1, NONE, 1000), 0);
 	cr_assert_eq(sl_etcd_refresh(cli, PREFIX "me"), 0);
-	cr_assert_eq(wait_for(&v, 1, W(PREFIX "me=v"), 2000), 0);
+	cr_assert_eq(wait_for(cli, &v, 1, W(PREFIX "me=v"), 2000), 0);
 	cr_expect_neq(view_get(&v, PREFIX "me")->lease, lease);
 	cr_expect_neq(view_get(&v, PREFIX "me")->lease, 0);
 	view_free(&v);
@@ -620,17 +341,17 @@ Test(etcd, restart, .init = setup, .fini = teardown)
 	cr_assert_eq(etcdctl("put", PREFIX "b", "1"), 0);
 	cli = open_client(srv.url, NULL);
 	cr_assert_not_null(cli);
-	cr_assert_eq(wait_for(&v, 1, W(PREFIX "a=1", PREFIX "b=1"), 3000), 0);
+	cr_assert_eq(wait_for(cli, &v, 1, W(PREFIX "a=1", PREFIX "b=1"), 3000), 0);
 
 	etcd_kill();
 	t0 = mono_ms();
-	cr_assert_eq(wait_for(&v, 0, NULL, 2000), 0, "still connected 2 s after the kill");
+	cr_assert_eq(wait_for(cli, &v, 0, NULL, 2000), 0, "still connected 2 s after the kill");
 	cr_expect_lt(mono_ms() - t0, 1000, "disconnect seen after %llu ms",
 		     (unsigned long long)(mono_ms() - t0));
 	cr_expect(view_is(&v, W(PREFIX "a=1", PREFIX "b=1")), "snapshot not kept");
 	cr_assert_eq(sl_etcd_put(cli, PREFIX "queued", "q", 0), 0);
 	sleep_ms(700); /* a few failed reconnects and write retries */
-	cr_expect_eq(view_take(&v), 0);
+	cr_expect_eq(view_take(cli, &v), 0);
 	cr_expect_eq(v.connected, 0);
 
 	/* Changes the client cannot see as they happen: the same member and data dir, serving
@@ -642,13 +363,13 @@ Test(etcd, restart, .init = setup, .fini = teardown)
 	cr_assert_eq(etcdctl("del", PREFIX "a", NULL), 0);
 	etcd_kill();
 	set_client_port(port);
-	cr_expect_eq(view_take(&v), 0);
+	cr_expect_eq(view_take(cli, &v), 0);
 	cr_expect_eq(v.connected, 0);
 
 	cr_assert_eq(etcd_start(), 0, "restart failed; see %s/etcd.log", srv.dir);
 	t0 = mono_ms();
-	cr_expect_eq(wait_for(&v, 1, W(PREFIX "b=1", PREFIX "c=new", PREFIX "queued=q"), 8000), 0,
-		     "n=%zu connected=%d", v.n, v.connected);
+	cr_expect_eq(wait_for(cli, &v, 1, W(PREFIX "b=1", PREFIX "c=new", PREFIX "queued=q"), 8000),
+		     0, "n=%zu connected=%d", v.n, v.connected);
 	cr_log_info("reconnected and converged %llu ms after the restart",
 		    (unsigned long long)(mono_ms() - t0));
 	view_free(&v);
@@ -666,16 +387,16 @@ Test(etcd, hung_server, .init = setup, .fini = teardown)
 	cr_assert_eq(etcdctl("put", PREFIX "a", "1"), 0);
 	cli = open_client(srv.url, &o);
 	cr_assert_not_null(cli);
-	cr_assert_eq(wait_for(&v, 1, W(PREFIX "a=1"), 3000), 0);
+	cr_assert_eq(wait_for(cli, &v, 1, W(PREFIX "a=1"), 3000), 0);
 	sleep_ms(1200); /* probes of a healthy idle watch must not disconnect it */
-	cr_expect_eq(view_take(&v), 0);
+	cr_expect_eq(view_take(cli, &v), 0);
 	cr_expect_eq(v.connected, 1, "an idle healthy watch was dropped");
 	cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
 	t0 = mono_ms();
-	cr_expect_eq(wait_for(&v, 0, W(PREFIX "a=1"), 3000), 0, "hang not noticed");
+	cr_expect_eq(wait_for(cli, &v, 0, W(PREFIX "a=1"), 3000), 0, "hang not noticed");
 	cr_log_info("hang noticed after %llu ms", (unsigned long long)(mono_ms() - t0));
 	cr_assert_eq(kill(srv.pid, SIGCONT), 0);
-	cr_expect_eq(wait_for(&v, 1, W(PREFIX "a=1"), 6000), 0, "no reconnect after SIGCONT");
+	cr_expect_eq(wait_for(cli, &v, 1, W(PREFIX "a=1"), 6000), 0, "no reconnect after SIGCONT");
 	view_free(&v);
 }
 
@@ -839,10 +560,10 @@ Test(etcd, stream_framing_and_compaction, .fini = teardown)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(sa.sin_port));
 	cli = open_client(url, NULL);
 	cr_assert_not_null(cli);
-	cr_expect_eq(wait_for(&v, 1, W(PREFIX "b=2", PREFIX "c={\"x\":1}"), 2000), 0,
+	cr_expect_eq(wait_for(cli, &v, 1, W(PREFIX "b=2", PREFIX "c={\"x\":1}"), 2000), 0,
 		     "n=%zu connected=%d", v.n, v.connected);
 	cr_expect_eq(view_get(&v, PREFIX "c") ? view_get(&v, PREFIX "c")->lease : 0, 7);
-	cr_expect_eq(wait_for(&v, 1, W(PREFIX "z=26"), 2000), 0, "no resync after compaction");
+	cr_expect_eq(wait_for(cli, &v, 1, W(PREFIX "z=26"), 2000), 0, "no resync after compaction");
 	stats_after(&st, 2, 0);
 	cr_expect(st.ranges == 2 && st.watches == 2 && st.resyncs == 1 && !st.read_failures,
 		  "ranges=%llu watches=%llu resyncs=%llu failures=%llu",

@@ -346,3 +346,62 @@ Test(etcd_codec, write_replies)
 	cr_expect_eq(et_reply_parse(NULL, 0, &r), -1);
 	cr_expect_eq(REPLY("[]"), 0);
 }
+
+#define ERRTEXT(text) et_error_text(text, strlen(text), out, sizeof(out))
+
+Test(etcd_codec, error_text)
+{
+	char out[48], small[8];
+
+	cr_expect_eq(ERRTEXT("{\"error\":\"etcdserver: permission denied\",\"code\":7}"), 1);
+	cr_expect_str_eq(out, "etcdserver: permission denied");
+	cr_expect_eq(ERRTEXT("{\"error\":{\"grpc_code\":14,\"message\":\"no leader\"}}"), 1);
+	cr_expect_str_eq(out, "no leader");
+	cr_expect_eq(ERRTEXT("{\"message\":\"m\"}"), 1);
+	cr_expect_str_eq(out, "m");
+	cr_expect_eq(ERRTEXT("{\"code\":3}"), 0);
+	cr_expect_str_eq(out, "");
+	cr_expect_eq(ERRTEXT("CommonName of client sending a request\r\nsecond line"), 1);
+	cr_expect_str_eq(out, "CommonName of client sending a request");
+	cr_expect_eq(ERRTEXT("bad\x01\x7f\xc3\xa9 \n"), 1);
+	cr_expect_str_eq(out, "bad????");
+	cr_expect_eq(ERRTEXT(""), 0);
+	cr_expect_eq(et_error_text(NULL, 0, out, sizeof(out)), 0);
+	cr_expect_eq(ERRTEXT("a line longer than the buffer, cut to its size, never past it"), 1);
+	cr_expect_eq(strlen(out), sizeof(out) - 1);
+	cr_expect_eq(et_error_text("0123456789", 10, small, sizeof(small)), 1);
+	cr_expect_str_eq(small, "0123456");
+}
+
+Test(etcd_codec, login_reply)
+{
+	static const char *const bad[] = {"{\"token\":\"\"}",
+					  "{\"token\":7}",
+					  "{\"token\":\"a b\"}",
+					  "{\"token\":\"a\\r\\nX-Evil: 1\"}",
+					  "{\"token\":\"\\u00e9\"}",
+					  "{\"error\":\"x\"}",
+					  "<html>",
+					  "[]"};
+	const char good[] = "{\"header\":{},\"token\":\"AbCdEfGhIjKlMnOp.12\"}";
+	char *t = et_auth_parse(good, strlen(good)), *big;
+	size_t i;
+
+	cr_expect_str_eq(t ? t : "(null)", "AbCdEfGhIjKlMnOp.12");
+	free(t);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t = et_auth_parse(bad[i], strlen(bad[i]));
+		cr_expect_null(t, "accepted %s", bad[i]);
+		free(t);
+	}
+	cr_expect_null(et_auth_parse(NULL, 0));
+	big = malloc(ET_TOKEN_MAX + 32);
+	cr_assert_not_null(big);
+	memcpy(big, "{\"token\":\"", 10);
+	memset(big + 10, 'a', ET_TOKEN_MAX + 1);
+	memcpy(big + 10 + ET_TOKEN_MAX + 1, "\"}", 3);
+	t = et_auth_parse(big, strlen(big));
+	cr_expect_null(t, "a token over ET_TOKEN_MAX accepted");
+	free(t);
+	free(big);
+}

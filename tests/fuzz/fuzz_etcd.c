@@ -7,7 +7,9 @@
  *          whole, which must pass on the same objects and end the same way; each message is
  *          parsed and its events applied to a snapshot that keeps the rules above; a small
  *          max exercises the oversize path;
- *   write: the reply's error is a NUL-terminated string within its buffer;
+ *   write: the reply's error is a NUL-terminated string within its buffer; so is the text
+ *          of an error reply, found exactly when non-empty; a login's token, if any, is
+ *          visible ASCII within ET_TOKEN_MAX (it becomes a header);
  *   base64: what decodes encodes back to the same text (the decoder is strict).
  */
 #include <stdint.h>
@@ -124,7 +126,18 @@ static void fuzz_watch(const char *s, size_t n)
 static void fuzz_reply(const char *s, size_t n)
 {
 	struct et_reply r;
+	char said[64], *tok = et_auth_parse(s, n);
+	size_t i;
 
+	/* A login's token goes into a header: visible ASCII only. */
+	for (i = 0; tok && tok[i]; i++)
+		if (tok[i] <= 0x20 || tok[i] >= 0x7f || i >= ET_TOKEN_MAX)
+			abort();
+	free(tok);
+	memset(said, 0xa5, sizeof(said));
+	if (et_error_text(s, n, said, sizeof(said)) != (said[0] != '\0') ||
+	    !memchr(said, '\0', sizeof(said)))
+		abort();
 	memset(&r, 0xa5, sizeof(r));
 	if (et_reply_parse(s, n, &r))
 		return;

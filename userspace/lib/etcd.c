@@ -26,11 +26,16 @@
  * meanwhile. A watch canceled because of compaction resyncs at once, staying connected. The
  * snapshot is published only when its content changed, with a write to the eventfd.
  *
- * Writes failing with a transport error or HTTP 5xx/429 are retried with the same backoff,
- * rotating endpoints, until write_retry_ms after they were queued, then dropped with a
- * warning; any other HTTP error drops the write at once. A key put with a TTL is remembered
- * (key -> lease, last value); a refresh whose lease is gone grants a new one and puts the
- * value again.
+ * Writes failing with a transport error or HTTP 5xx/429/401 are retried with the same
+ * backoff, rotating endpoints, until write_retry_ms after they were queued, then dropped with a
+ * warning; any other HTTP error (403 permission denied, say) drops the write at once. A key put
+ * with a TTL is remembered (key -> lease, last value); a refresh whose lease is gone grants a new
+ * one and puts the value again.
+ *
+ * With https:// endpoints the transfers use TLS (etcd_tls.c): a failed handshake (an unknown
+ * CA, a refused client certificate) is a failure like the others, logged with the endpoint
+ * and curl's reason, and retried with backoff. With etcd auth (etcd_auth.c) each side logs in
+ * before its first request to an endpoint, and again after an HTTP 401.
  *
  * This file: the API, the worker thread and the transfers; the read side is etcd_read.c, the
  * writes etcd_write.c, the replies etcd_parse.c (etcd_int.h).
@@ -138,13 +143,12 @@ static int xfer_setopts(struct sl_etcd *e, struct et_xfer *x, CURL *h, const cha
 	long timeout_ms = (long)e->opts.request_timeout_ms;
 	int watch = x->kind == X_WATCH;
 
-	if (curl_easy_setopt(h, CURLOPT_URL, url) ||
-	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") ||
+	if (curl_easy_setopt(h, CURLOPT_URL, url) || et_tls_setopts(e, h) ||
 	    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1) ||
 	    curl_easy_setopt(h, CURLOPT_PROXY, "") || curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) ||
 	    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(text)) ||
 	    curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, text) ||
-	    curl_easy_setopt(h, CURLOPT_HTTPHEADER, watch ? e->watch_hdrs : e->hdrs) ||
+	    curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->hdrs) ||
 	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch ? et_watch_write : resp_write) ||
 	    curl_easy_setopt(h, CURLOPT_WRITEDATA, watch ? (void *)e : (void *)x) ||
 	    curl_easy_setopt(h, CURLOPT_PRIVATE, x) ||
@@ -161,6 +165,40 @@ static int xfer_setopts(struct sl_etcd *e, struct et_xfer *x, CURL *h, const cha
 	return 0;
 }
 
+/* The headers of a transfer on slot x to eps[ep]; x->gen set. NULL when out of memory. */
+static struct curl_slist *headers(const struct sl_etcd *e, struct et_xfer *x, size_t ep)
+{
+	/* "Expect:" keeps curl from waiting for a 100-continue on large bodies. With the gRPC
+	 * metadata hasleader, etcd cancels a watch when its member loses the leader. */
+	const char *h[] = {"Content-Type: application/json", "Expect:", NULL, NULL};
+	struct curl_slist *l = NULL, *t;
+	char *auth = NULL;
+	size_t i, n = 2;
+
+	if (x->kind == X_WATCH && !x->login)
+		h[n++] = "Grpc-Metadata-hasleader: true";
+	x->gen = 0;
+	if (!x->login && e->user) {
+		auth = et_auth_header(e, ep, &x->gen);
+		if (auth)
+			h[n++] = auth;
+	}
+	for (i = 0; i < n; i++) {
+		t = curl_slist_append(l, h[i]);
+		if (!t) {
+			curl_slist_free_all(l);
+			l = NULL;
+			break;
+		}
+		l = t;
+	}
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+	}
+	return l;
+}
+
 int et_xfer_start(struct sl_etcd *e, struct et_xfer *x, size_t ep, const char *path, json_t *body)
 {
 	char *text = NULL, *url = NULL;
@@ -172,6 +210,8 @@ int et_xfer_start(struct sl_etcd *e, struct et_xfer *x, size_t ep, const char *p
 		      : x->kind == X_WATCH ? ET_WATCH_MSG_MAX
 					   : ET_RESP_MAX;
 	x->err[0] = '\0';
+	x->ep = ep;
+	x->login = !strcmp(path, ET_LOGIN_PATH);
 	if (!body)
 		goto out;
 	text = json_dumps(body, JSON_COMPACT);
@@ -179,8 +219,9 @@ int et_xfer_start(struct sl_etcd *e, struct et_xfer *x, size_t ep, const char *p
 		url = NULL;
 		goto out;
 	}
+	x->hdrs = headers(e, x, ep);
 	h = curl_easy_init();
-	if (!h)
+	if (!x->hdrs || !h)
 		goto out;
 	r = -EINVAL;
 	if (xfer_setopts(e, x, h, url, text) || curl_multi_add_handle(e->multi, h))
@@ -191,7 +232,13 @@ int et_xfer_start(struct sl_etcd *e, struct et_xfer *x, size_t ep, const char *p
 out:
 	if (h)
 		curl_easy_cleanup(h);
+	if (r) {
+		curl_slist_free_all(x->hdrs);
+		x->hdrs = NULL;
+	}
 	free(url);
+	if (text && x->login) /* it holds the password (curl took a copy) */
+		explicit_bzero(text, strlen(text));
 	free(text);
 	json_decref(body);
 	return r;
@@ -204,17 +251,52 @@ void et_xfer_stop(struct sl_etcd *e, struct et_xfer *x)
 	curl_multi_remove_handle(e->multi, x->h);
 	curl_easy_cleanup(x->h);
 	x->h = NULL;
+	curl_slist_free_all(x->hdrs);
+	x->hdrs = NULL;
 }
 
-/* What went wrong with a finished transfer, for a log line; NULL if nothing (HTTP 200). */
-static const char *xfer_error(const struct et_xfer *x, CURLcode rc, long status, char *tmp,
-			      size_t n)
+/* A guess at the cause of a transport error that curl cannot name, or "". */
+static const char *xfer_hint(const struct sl_etcd *e, const struct et_xfer *x, CURL *h, CURLcode rc)
 {
-	if (rc != CURLE_OK)
-		return x->err[0] ? x->err : curl_easy_strerror(rc);
+	curl_off_t tls_us = 0;
+
+	if (rc != CURLE_SEND_ERROR && rc != CURLE_RECV_ERROR && rc != CURLE_GOT_NOTHING &&
+	    rc != CURLE_WEIRD_SERVER_REPLY)
+		return "";
+	if (!strncmp(e->eps[x->ep], "http://", 7)) /* etcd's TLS port says nothing to it */
+		return rc == CURLE_GOT_NOTHING || rc == CURLE_WEIRD_SERVER_REPLY
+			   ? " (an https:// endpoint?)"
+			   : "";
+	/* With TLS 1.3 the server checks the client's certificate after the client finished
+	 * the handshake: its alert may be lost when the connection is reset under the request
+	 * that followed. A new connection that broke right after its handshake is most likely
+	 * that. */
+	if (strstr(x->err, "alert") ||
+	    curl_easy_getinfo(h, CURLINFO_APPCONNECT_TIME_T, &tls_us) != CURLE_OK || tls_us <= 0)
+		return "";
+	return " (right after the TLS handshake: did etcd refuse the client certificate?)";
+}
+
+/* What went wrong with a finished transfer, for a log line; NULL if nothing (HTTP 200). curl's
+ * class of error and its own words (for TLS: OpenSSL's reason, such as "unable to get local
+ * issuer certificate" or "alert bad certificate"); or the HTTP status and what the body says
+ * (not for the watch, whose body is the stream's). */
+static const char *xfer_error(const struct sl_etcd *e, const struct et_xfer *x, CURL *h,
+			      CURLcode rc, long status, char *tmp, size_t n)
+{
+	char said[160];
+
+	if (rc != CURLE_OK) {
+		snprintf(tmp, n, "%s%s%s%s", curl_easy_strerror(rc), x->err[0] ? ": " : "", x->err,
+			 xfer_hint(e, x, h, rc));
+		return tmp;
+	}
 	if (status == 200)
 		return NULL;
-	snprintf(tmp, n, "HTTP %ld", status);
+	if (x->kind != X_WATCH && et_error_text(x->resp.p, x->resp.len, said, sizeof(said)))
+		snprintf(tmp, n, "HTTP %ld: %s", status, said);
+	else
+		snprintf(tmp, n, "HTTP %ld", status);
 	return tmp;
 }
 
@@ -232,7 +314,7 @@ static void dispatch_done(struct sl_etcd *e)
 		char *priv = NULL;
 		long status = 0;
 		const char *why;
-		char tmp[32];
+		char tmp[CURL_ERROR_SIZE + 128];
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
@@ -243,7 +325,9 @@ static void dispatch_done(struct sl_etcd *e)
 			continue;
 		if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status))
 			status = 0;
-		why = xfer_error(x, rc, status, tmp, sizeof(tmp));
+		why = xfer_error(e, x, h, rc, status, tmp, sizeof(tmp));
+		if (status == 401)
+			et_auth_reject(e, x);
 		et_xfer_stop(e, x); /* m is gone from here on */
 		if (x->kind == X_WRITE)
 			et_write_done(e, why, rc, status);
@@ -294,11 +378,10 @@ static void destroy(struct sl_etcd *e)
 	}
 	if (e->multi)
 		curl_multi_cleanup(e->multi);
-	curl_slist_free_all(e->hdrs);
-	curl_slist_free_all(e->watch_hdrs);
 	if (e->curl_inited)
 		curl_global_cleanup();
 	et_write_free(e);
+	et_sec_free(e);
 	et_snap_free(&e->sh.snap);
 	for (i = 0; i < e->n_eps; i++)
 		free(e->eps[i]);
@@ -314,26 +397,6 @@ void sl_etcd_close(struct sl_etcd *e)
 {
 	if (e)
 		destroy(e);
-}
-
-static struct curl_slist *headers(int watch)
-{
-	/* "Expect:" keeps curl from waiting for a 100-continue on large bodies. With the gRPC
-	 * metadata hasleader, etcd cancels a watch when its member loses the leader. */
-	static const char *const h[] = {"Content-Type: application/json",
-					"Expect:", "Grpc-Metadata-hasleader: true"};
-	struct curl_slist *l = NULL, *t;
-	size_t i;
-
-	for (i = 0; i < (watch ? 3u : 2u); i++) {
-		t = curl_slist_append(l, h[i]);
-		if (!t) {
-			curl_slist_free_all(l);
-			return NULL;
-		}
-		l = t;
-	}
-	return l;
 }
 
 static const char *url_host(const char *ep)
@@ -372,10 +435,38 @@ static int check_args(const char *const *endpoints, size_t n, const char *prefix
 	return 0;
 }
 
+static int nonempty(const char *s)
+{
+	return s && *s;
+}
+
+/* TLS and auth (etcd_tls.c, etcd_auth.c). With any of them set, only https:// endpoints: no
+ * certificate, password or token is ever sent in clear. 0, or -1 with err. */
+static int sec_open(struct sl_etcd *e, const struct sl_etcd_opts *o, char *err, size_t err_len)
+{
+	size_t i;
+
+	if (!o)
+		return 0;
+	e->https_only = nonempty(o->ca) || nonempty(o->cert) || nonempty(o->key) ||
+			nonempty(o->user) || nonempty(o->password_file);
+	for (i = 0; e->https_only && i < e->n_eps; i++) {
+		if (strncmp(e->eps[i], "https://", 8)) {
+			snprintf(err, err_len,
+				 "etcd endpoint %zu \"%s\": ca, cert, key and user need https://",
+				 i, e->eps[i]);
+			return -1;
+		}
+	}
+	return et_tls_open(e, o, err, err_len) || et_auth_open(e, o, err, err_len) ? -1 : 0;
+}
+
 static void opts_fill(struct sl_etcd_opts *o, const struct sl_etcd_opts *given)
 {
 	if (given)
 		*o = *given;
+	/* The strings are copied by sec_open; none of the caller's is kept. */
+	o->ca = o->cert = o->key = o->user = o->password_file = NULL;
 	if (!o->request_timeout_ms)
 		o->request_timeout_ms = ET_DEF_REQUEST_MS;
 	if (!o->connect_timeout_ms)
@@ -441,9 +532,7 @@ static int start(struct sl_etcd *e, char *err, size_t err_len)
 	}
 	e->curl_inited = 1;
 	e->multi = curl_multi_init();
-	e->hdrs = headers(0);
-	e->watch_hdrs = headers(1);
-	if (!e->multi || !e->hdrs || !e->watch_hdrs) {
+	if (!e->multi) {
 		snprintf(err, err_len, "etcd: %s", strerror(ENOMEM));
 		return -1;
 	}
@@ -487,6 +576,10 @@ struct sl_etcd *sl_etcd_open_opts(const char *const *endpoints, size_t n, const 
 	e->rd.backoff = e->wr.backoff = ET_BACKOFF_MIN;
 	if (copy_args(e, endpoints, n, prefix)) {
 		snprintf(err, err_len, "etcd: %s", strerror(ENOMEM));
+		destroy(e);
+		return NULL;
+	}
+	if (sec_open(e, opts, err, err_len)) {
 		destroy(e);
 		return NULL;
 	}

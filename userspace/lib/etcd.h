@@ -21,20 +21,40 @@ struct sl_etcd_kv {
 
 struct sl_etcd;
 
-/* Tuning, mostly for tests; a zero field takes the default. */
+/*
+ * Options; a zero or NULL field takes the default. Strings are copied by open.
+ *
+ * TLS: with any of ca, cert, key set, every endpoint must be https://; an https:// endpoint
+ * without ca is checked against the system's trust store. The server's certificate and host
+ * name are always verified, TLS 1.2 at least. cert and key (PEM, the key unencrypted) come
+ * together; open reads them, and fails when one is unreadable or the key does not match the
+ * certificate. curl reads the files again for each new connection, so renewed files are
+ * taken without a restart.
+ *
+ * etcd auth: etcd's JSON gateway never takes the user from the client certificate's Common
+ * Name (etcd refuses, with HTTP 400, a certificate that has a CN once auth is enabled), so
+ * the user logs in with a password: user and password_file (its first line), https://
+ * only. The token is kept per endpoint and renewed when etcd no longer knows it (HTTP 401).
+ * Neither the password, the token nor the key is ever logged.
+ */
 struct sl_etcd_opts {
 	unsigned int request_timeout_ms; /* non-watch requests, total (default 5000) */
 	unsigned int connect_timeout_ms; /* every request (default 2000) */
 	unsigned int probe_idle_ms;	 /* a silent watch is checked after this (default 10000) */
 	unsigned int write_retry_ms;	 /* a write is retried this long, then dropped (60000) */
+	const char *ca;			 /* PEM roots for the server's certificate */
+	const char *cert;		 /* PEM client certificate (chain), presented to etcd */
+	const char *key;		 /* PEM private key of cert, unencrypted */
+	const char *user;		 /* etcd user; NULL or "": no etcd auth */
+	const char *password_file;	 /* the user's password, on the file's first line */
 };
 
-/* endpoints: "http://127.0.0.1:2379" ...; prefix e.g. "/sluice/" ("" = every key). Starts
- * a worker thread. Never blocks the caller on the network. NULL + message in err on bad
- * arguments or when out of resources. */
+/* endpoints: "http://127.0.0.1:2379" or "https://..." ...; prefix e.g. "/sluice/" ("" = every
+ * key). Starts a worker thread. Never blocks the caller on the network. NULL + message in err
+ * on bad arguments (TLS and auth files included) or when out of resources. */
 struct sl_etcd *sl_etcd_open(const char *const *endpoints, size_t n, const char *prefix, char *err,
 			     size_t err_len);
-/* The same, with tuning (opts may be NULL). */
+/* The same, with options: TLS, auth, tuning (opts may be NULL). */
 struct sl_etcd *sl_etcd_open_opts(const char *const *endpoints, size_t n, const char *prefix,
 				  const struct sl_etcd_opts *opts, char *err, size_t err_len);
 
@@ -71,6 +91,7 @@ struct sl_etcd_stats {
 	uint64_t writes;	 /* writes done */
 	uint64_t writes_dropped; /* writes given up */
 	uint64_t queued;	 /* writes waiting now */
+	uint64_t auths;		 /* etcd auth tokens obtained */
 };
 void sl_etcd_get_stats(struct sl_etcd *e, struct sl_etcd_stats *out);
 

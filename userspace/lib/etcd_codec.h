@@ -3,7 +3,8 @@
  * The etcd client's pure part, without libcurl or threads (so that the fuzz targets and unit
  * tests take it alone): a growing byte buffer, the splitter that finds JSON objects in the
  * watch stream, and the parsers of the gateway's replies (range, watch messages, writes) into
- * values and a sorted snapshot. Base64 is public, in etcd.h.
+ * values and a sorted snapshot, the token of a login, the text of an error reply. Base64 is
+ * public, in etcd.h.
  */
 #ifndef SLUICE_ETCD_CODEC_H
 #define SLUICE_ETCD_CODEC_H
@@ -108,5 +109,17 @@ struct et_reply {
 
 /* 0, or -1 when the body is not a JSON object or array. */
 int et_reply_parse(const char *s, size_t n, struct et_reply *r);
+
+/* What an error reply says, for a log line: the gateway's "error" (a string, or an object's
+ * "message") or "message"; for a body that is not JSON (etcd's own HTTP errors), its first
+ * line with anything but printable ASCII replaced by '?'. Cut to out_len. 1 if found, else 0
+ * (out ""). */
+int et_error_text(const char *s, size_t n, char *out, size_t out_len);
+
+#define ET_TOKEN_MAX 4096 /* bytes of an auth token (simple or JWT) */
+
+/* The token of a /v3/auth/authenticate reply, malloc'd; NULL when there is none, or it is
+ * longer than ET_TOKEN_MAX or holds anything but visible ASCII (it goes into a header). */
+char *et_auth_parse(const char *s, size_t n);
 
 #endif /* SLUICE_ETCD_CODEC_H */

@@ -4,6 +4,8 @@
  *   etcd.c        the API, the worker thread, the transfers (libcurl);
  *   etcd_read.c   the read side: range, then watch, and the probe of a silent watch;
  *   etcd_write.c  the write queue, the lease table, and the requests of each write;
+ *   etcd_tls.c    the TLS options: checked at open, set on each transfer;
+ *   etcd_auth.c   etcd auth: the password, a token per endpoint, the login;
  *   etcd_codec.c, etcd_parse.c: bytes and replies, pure (etcd_codec.h).
  */
 #ifndef SLUICE_ETCD_INT_H
@@ -28,6 +30,7 @@
 #define ET_RESP_MAX	 (1u << 20)  /* bytes of any other response */
 #define ET_BACKOFF_MIN	 100	     /* ms */
 #define ET_BACKOFF_MAX	 5000	     /* ms */
+#define ET_LOGIN_PATH	 "/v3/auth/authenticate"
 
 /* The logger writes a line in several stdio calls; hold the stream so that a line of the
  * worker is not cut by another thread's output. */
@@ -45,6 +48,10 @@ struct et_xfer {
 	enum xkind kind;
 	CURL *h;	    /* NULL: idle */
 	struct et_buf resp; /* the body (not for X_WATCH: the splitter takes it) */
+	struct curl_slist *hdrs;
+	size_t ep;	  /* the endpoint it went to */
+	unsigned int gen; /* the generation of the endpoint's token it carried */
+	int login;	  /* it is a login (/v3/auth/authenticate), whatever its kind */
 	char err[CURL_ERROR_SIZE];
 };
 
@@ -123,15 +130,23 @@ struct et_write {
 	uint64_t due; /* the next request at */
 };
 
+/* etcd auth's token for one endpoint (simple tokens are known to one member only). */
+struct et_token {
+	char *tok;	  /* NULL: none (yet, or etcd no longer knew it) */
+	unsigned int gen; /* bumped on each new token */
+};
+
 struct sl_etcd {
 	/* Set by open, then read-only. */
 	char **eps; /* without a trailing '/' */
 	size_t n_eps;
-	char *key_b64, *end_b64; /* the prefix's range */
-	struct sl_etcd_opts opts;
+	char *key_b64, *end_b64;  /* the prefix's range */
+	struct sl_etcd_opts opts; /* its strings: NULL (copies below) */
+	char *ca, *cert, *key;	  /* NULL: none */
+	char *user, *password;	  /* NULL: no etcd auth */
+	int https_only;		  /* TLS or auth set: every endpoint is https:// */
 	int efd;
 	CURLM *multi;
-	struct curl_slist *hdrs, *watch_hdrs;
 	pthread_t thread;
 	int thread_started;
 	int curl_inited;
@@ -140,7 +155,8 @@ struct sl_etcd {
 	struct et_shared sh;
 	struct et_read rd;
 	struct et_write wr;
-	uint64_t rng; /* the worker's */
+	struct et_token *toks; /* [n_eps], the worker's */
+	uint64_t rng;	       /* the worker's */
 };
 
 /* etcd.c */
@@ -152,9 +168,34 @@ void et_notify(struct sl_etcd *e);
 void et_set_connected(struct sl_etcd *e, int c);
 /* (*counter)++ under mu. */
 void et_count(struct sl_etcd *e, uint64_t *counter);
-/* Start a POST of body (consumed) to eps[ep] + path on slot x. 0 or -errno. */
+/* Start a POST of body (consumed) to eps[ep] + path on slot x, with the endpoint's token if
+ * there is one. 0 or -errno. */
 int et_xfer_start(struct sl_etcd *e, struct et_xfer *x, size_t ep, const char *path, json_t *body);
 void et_xfer_stop(struct sl_etcd *e, struct et_xfer *x);
+
+/* etcd_tls.c */
+/* Copy opts' TLS files and check them (at open): 0, or -1 with err. */
+int et_tls_open(struct sl_etcd *e, const struct sl_etcd_opts *o, char *err, size_t err_len);
+/* The TLS options of a transfer. 0, or -1. */
+int et_tls_setopts(const struct sl_etcd *e, CURL *h);
+
+/* etcd_auth.c */
+/* Copy the user and read the password file (at open): 0, or -1 with err. */
+int et_auth_open(struct sl_etcd *e, const struct sl_etcd_opts *o, char *err, size_t err_len);
+/* Free TLS and auth state (the worker is gone); the password is wiped. */
+void et_sec_free(struct sl_etcd *e);
+/* 1 if a request to eps[ep] needs a login first (auth is on and there is no token). */
+int et_auth_needed(const struct sl_etcd *e, size_t ep);
+/* Start a login to eps[ep] on slot x (x->login set). 0 or -errno. */
+int et_auth_start(struct sl_etcd *e, struct et_xfer *x, size_t ep);
+/* A login on x ended; why as for et_read_done. NULL when the endpoint has a token now, else
+ * what went wrong (in buf, or why). */
+const char *et_auth_done(struct sl_etcd *e, struct et_xfer *x, const char *why, char *buf,
+			 size_t len);
+/* etcd answered x with HTTP 401: forget the token it carried, unless a newer one came. */
+void et_auth_reject(struct sl_etcd *e, const struct et_xfer *x);
+/* The header line carrying eps[ep]'s token, or NULL (none, or no memory). */
+char *et_auth_header(const struct sl_etcd *e, size_t ep, unsigned int *gen);
 
 /* etcd_read.c */
 /* Start a range, or a probe of a silent watch, when it is time. */

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The etcd gateway's replies, parsed (jansson) into values and the sorted snapshot: the range
- * reply, the messages of the watch stream and their events, and the replies to writes
- * (etcd_codec.h). Pure functions: no I/O, no locks, no logging.
+ * reply, the messages of the watch stream and their events, the replies to writes and to a
+ * login, and the text of error replies (etcd_codec.h). Pure functions: no I/O, no locks, no
+ * logging.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -365,4 +366,53 @@ int et_reply_parse(const char *s, size_t n, struct et_reply *r)
 	snprintf(r->error, sizeof(r->error), "%s", err ? err : "");
 	json_decref(root);
 	return 0;
+}
+
+int et_error_text(const char *s, size_t n, char *out, size_t out_len)
+{
+	const char *m = NULL;
+	json_error_t jerr;
+	json_t *root, *err;
+	size_t i, o = 0;
+
+	if (!out_len)
+		return 0;
+	out[0] = '\0';
+	root = s && n ? json_loadb(s, n, 0, &jerr) : NULL;
+	if (root) {
+		err = json_object_get(root, "error");
+		m = json_string_value(err);
+		if (!m)
+			m = json_string_value(json_object_get(err, "message"));
+		if (!m)
+			m = json_string_value(json_object_get(root, "message"));
+		if (m)
+			snprintf(out, out_len, "%s", m);
+		json_decref(root);
+		return m && *out ? 1 : 0;
+	}
+	/* Text (etcd's own HTTP errors): its first line, printable ASCII only. */
+	for (i = 0; s && i < n && s[i] != '\n' && s[i] != '\r' && o + 1 < out_len; i++)
+		out[o++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	while (o && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	return o ? 1 : 0;
+}
+
+char *et_auth_parse(const char *s, size_t n)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(s ? s : "", n, 0, &jerr);
+	const char *t = json_string_value(json_object_get(root, "token"));
+	char *out = NULL;
+	size_t i, len = t ? strlen(t) : 0;
+
+	/* It becomes a header line: visible ASCII only, so that it can add no other. */
+	for (i = 0; i < len && t[i] > 0x20 && t[i] < 0x7f; i++)
+		;
+	if (len && i == len && len <= ET_TOKEN_MAX)
+		out = strdup(t);
+	json_decref(root);
+	return out;
 }

@@ -4,6 +4,8 @@
  * snapshot, then a watch from the range's revision + 1 whose events change it; a probe when
  * the watch has been silent for probe_idle_ms (etcd.c says why). Any failure backs off, moves
  * to the next endpoint and starts again with a range; a cancel for compaction ranges at once.
+ * With etcd auth, a login comes first when the endpoint has no token (etcd_auth.c): on the
+ * read slot before the range, or on the probe's slot, where an answered login is a good probe.
  */
 #include <errno.h>
 #include <string.h>
@@ -36,13 +38,18 @@ static void read_fail(struct sl_etcd *e, const char *what, const char *why)
 
 static void range_start(struct sl_etcd *e)
 {
-	json_t *body = json_pack("{s:s, s:s}", "key", e->key_b64, "range_end", e->end_b64);
+	int login = et_auth_needed(e, e->rd.ep);
 	int r;
 
 	e->rd.x.kind = X_RANGE;
-	r = et_xfer_start(e, &e->rd.x, e->rd.ep, "/v3/kv/range", body);
+	if (login)
+		r = et_auth_start(e, &e->rd.x, e->rd.ep);
+	else
+		r = et_xfer_start(
+		    e, &e->rd.x, e->rd.ep, "/v3/kv/range",
+		    json_pack("{s:s, s:s}", "key", e->key_b64, "range_end", e->end_b64));
 	if (r) {
-		read_fail(e, "range", strerror(-r));
+		read_fail(e, login ? "login" : "range", strerror(-r));
 		return;
 	}
 	e->rd.state = R_RANGE;
@@ -214,10 +221,14 @@ static void watch_done(struct sl_etcd *e, const char *why)
 
 static void probe_start(struct sl_etcd *e)
 {
-	json_t *body =
-	    json_pack("{s:s, s:I, s:b}", "key", e->key_b64, "limit", (json_int_t)1, "keys_only", 1);
-	int r = et_xfer_start(e, &e->rd.probe, e->rd.ep, "/v3/kv/range", body);
+	int r;
 
+	if (et_auth_needed(e, e->rd.ep))
+		r = et_auth_start(e, &e->rd.probe, e->rd.ep);
+	else
+		r = et_xfer_start(e, &e->rd.probe, e->rd.ep, "/v3/kv/range",
+				  json_pack("{s:s, s:I, s:b}", "key", e->key_b64, "limit",
+					    (json_int_t)1, "keys_only", 1));
 	if (r)
 		read_fail(e, "probe", strerror(-r)); /* rather than spin on it */
 }
@@ -256,8 +267,28 @@ uint64_t et_read_due(const struct sl_etcd *e, uint64_t due)
 	return due;
 }
 
+/* A login on the read slot (then the range) or on the probe's (then it was a good probe). */
+static void login_done(struct sl_etcd *e, struct et_xfer *x, const char *why)
+{
+	char buf[64];
+
+	why = et_auth_done(e, x, why, buf, sizeof(buf));
+	if (x == &e->rd.probe) {
+		probe_done(e, why);
+		return;
+	}
+	if (why)
+		read_fail(e, "login", why);
+	else
+		range_start(e);
+}
+
 void et_read_done(struct sl_etcd *e, struct et_xfer *x, const char *why)
 {
+	if (x->login) {
+		login_done(e, x, why);
+		return;
+	}
 	switch (x->kind) {
 	case X_RANGE:
 		range_done(e, why);

@@ -3,9 +3,11 @@
  * The etcd client's writes: the caller queues them (sl_etcd_put, _refresh, _delete); the worker
  * does the head of the queue, one request at a time, so writes stay in order. A put with a TTL
  * is a lease grant, then the put; a refresh is a keepalive of the key's lease, or (the lease is
- * gone) a grant and a put of the key's last value. Transport errors, HTTP 5xx and 429 are
- * retried with backoff, rotating endpoints, until write_retry_ms after the write was queued;
- * any other HTTP error drops it at once.
+ * gone) a grant and a put of the key's last value. Transport errors, HTTP 5xx, 429 and 401 (the
+ * token was no longer known: log in again) are retried with backoff, rotating endpoints, until
+ * write_retry_ms after the write was queued; any other HTTP error (403: the user may not write
+ * there) drops it at once. With etcd auth, a step to an endpoint without a token is preceded
+ * by a login (etcd_auth.c), which fails or is retried like the step.
  *
  * The lease table (key -> lease, last value and TTL, under mu) follows the queued writes for
  * what the caller may refresh, and the writes done for the lease IDs.
@@ -323,9 +325,15 @@ static json_t *step_body(const struct et_write *w, const char **path)
 static void write_start(struct sl_etcd *e)
 {
 	const char *path = "";
-	json_t *body = step_body(&e->wr, &path);
-	int r = et_xfer_start(e, &e->wr.x, e->wr.ep, path, body);
+	json_t *body;
+	int r;
 
+	if (et_auth_needed(e, e->wr.ep)) {
+		r = et_auth_start(e, &e->wr.x, e->wr.ep);
+	} else {
+		body = step_body(&e->wr, &path);
+		r = et_xfer_start(e, &e->wr.x, e->wr.ep, path, body);
+	}
 	if (r)
 		write_drop(e, strerror(-r));
 }
@@ -452,13 +460,24 @@ void et_write_done(struct sl_etcd *e, const char *why, CURLcode rc, long status)
 	struct et_write *w = &e->wr;
 	uint64_t now = et_now_ms();
 	struct et_reply rep;
+	char buf[64];
 
-	if (!why && et_reply_parse(w->x.resp.p, w->x.resp.len, &rep)) {
+	if (w->x.login) {
+		const char *err = et_auth_done(e, &w->x, why, buf, sizeof(buf));
+
+		if (!err) { /* the step itself, at once */
+			w->due = now;
+			return;
+		}
+		if (!why)
+			status = 502; /* 200 without a token: retry */
+		why = err;
+	} else if (!why && et_reply_parse(w->x.resp.p, w->x.resp.len, &rep)) {
 		why = "bad JSON in response";
 		status = 502; /* retry */
 	}
 	et_buf_reset(&w->x.resp);
-	if (why && rc == CURLE_OK && status != 429 && status < 500) {
+	if (why && rc == CURLE_OK && status != 429 && status != 401 && status < 500) {
 		/* The lease expired between grant and put: grant again. */
 		if (status == 404 && w->step == W_PUT && w->cur->ttl) {
 			w->step = W_GRANT;
