@@ -141,7 +141,8 @@ if command -v "$cc" >/dev/null; then
 		echo "PASS: userspace/ui/embed.sh turns the page into a C array that compiles and round-trips"
 		passed=$((passed + 1))
 	else
-		fail "userspace/ui/embed.sh: the page does not round-trip: $(head -n 3 "$dir/emb.err" | tr '\n' ' ')"
+		fail "userspace/ui/embed.sh: the compiled array is not the page byte for byte" \
+			"$(head -n 3 "$dir/emb.err" | tr '\n' ' ')"
 	fi
 else
 	echo "NOTE: no C compiler ($cc): embed.sh not checked"
