@@ -74,9 +74,15 @@ bw_wait_listen() {
 # bw_nginx N: nginx (one worker) on :80 in ${VT_ID}-beN. GET /s answers "beN\n", GET /big a
 # 1 MiB file (sendfile). No logs but errors; keep-alive without a request limit.
 bw_nginx() {
-	local i=$1 d=$VT_TMP/nginx-be$1 pid
+	bw_nginx_in "$VT_ID-be$1" "$VT_TMP/nginx-be$1" "be$1"
+}
+
+# bw_nginx_in NS DIR NAME: the same nginx in netns NS, its files in DIR; GET /s answers
+# "NAME\n". Shared by the two-node mTLS bench (tools/bench/mtls/world.sh).
+bw_nginx_in() {
+	local ns=$1 d=$2 name=$3 pid
 	mkdir -p "$d" || return 1
-	[ -f "$VT_TMP/big.bin" ] || head -c 1048576 /dev/zero >"$VT_TMP/big.bin"
+	[ -f "$VT_TMP/big.bin" ] || head -c 1048576 /dev/urandom >"$VT_TMP/big.bin" || return 1
 	cat >"$d/nginx.conf" <<EOF
 user root root;
 worker_processes 1;
@@ -97,17 +103,17 @@ http {
 	default_type application/octet-stream;
 	server {
 		listen 80 backlog=8192;
-		location = /s { return 200 "be$i\n"; }
+		location = /s { return 200 "$name\n"; }
 		location = /big { alias $VT_TMP/big.bin; }
 	}
 }
 EOF
-	ip netns exec "$VT_ID-be$i" nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' \
-		>>"$VT_TMP/nginx-be$i.log" 2>&1 &
+	ip netns exec "$ns" nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' \
+		>>"$d.log" 2>&1 &
 	pid=$!
 	vt_track_pid "$pid"
-	bw_wait_listen "$VT_ID-be$i" "0.0.0.0:80" 5 || {
-		bw_log "nginx in be$i did not start: $(tail -n 3 "$d/error.log" "$VT_TMP/nginx-be$i.log" 2>/dev/null)"
+	bw_wait_listen "$ns" "0.0.0.0:80" 5 || {
+		bw_log "nginx in $ns did not start: $(tail -n 3 "$d/error.log" "$d.log" 2>/dev/null)"
 		return 1
 	}
 }

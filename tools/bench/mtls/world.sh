@@ -186,43 +186,7 @@ mb_cgroups() {
 # mb_nginx: nginx (one worker) on node B, :80 on every address. GET /s answers "nodeb\n",
 # GET /big a 1 MiB file (sendfile); keep-alive without a request limit; no access log.
 mb_nginx() {
-	local d=$VT_TMP/nginx pid
-	mkdir -p "$d" || return 1
-	[ -f "$VT_TMP/big.bin" ] || head -c 1048576 /dev/urandom >"$VT_TMP/big.bin" || return 1
-	cat >"$d/nginx.conf" <<EOF
-user root root;
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 8192; }
-http {
-	access_log off;
-	client_body_temp_path $d/body;
-	proxy_temp_path $d/proxy;
-	fastcgi_temp_path $d/fastcgi;
-	uwsgi_temp_path $d/uwsgi;
-	scgi_temp_path $d/scgi;
-	keepalive_requests 100000000;
-	keepalive_timeout 60s;
-	sendfile on;
-	tcp_nopush on;
-	default_type application/octet-stream;
-	server {
-		listen 80 backlog=8192;
-		location = /s { return 200 "nodeb\n"; }
-		location = /big { alias $VT_TMP/big.bin; }
-	}
-}
-EOF
-	ip netns exec "$(mb_ns b)" nginx -p "$d" -c "$d/nginx.conf" -g 'daemon off;' \
-		>>"$VT_TMP/nginx.log" 2>&1 &
-	pid=$!
-	vt_track_pid "$pid"
-	bw_wait_listen "$(mb_ns b)" "0.0.0.0:80" 5 || {
-		bw_log "nginx on node B did not start:" \
-			"$(tail -n 3 "$d/error.log" "$VT_TMP/nginx.log" 2>/dev/null)"
-		return 1
-	}
+	bw_nginx_in "$(mb_ns b)" "$VT_TMP/nginx" nodeb
 }
 
 # --- HAProxy pair ---------------------------------------------------------------------------------
