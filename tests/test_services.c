@@ -312,7 +312,7 @@ static double time_snapshot(const struct sl_config *cfg, const struct big *b, in
 }
 
 /* M3: 10x the keys cost about 10x the time (n log n), not 100x (pairwise). */
-Test(etcd_snapshot, scales_n_log_n, .timeout = 120)
+Test(etcd_snapshot, scales_n_log_n)
 {
 	static const char yaml[] = "agent: {limits: {services: 1024, backends: 65536}}\n";
 	struct sl_problems d = {0};
@@ -336,7 +336,7 @@ Test(etcd_snapshot, scales_n_log_n, .timeout = 120)
 
 /* M3: a snapshot of more keys than sluice indexes is refused whole, and the previous one
  * keeps serving. */
-Test(etcd_snapshot, too_many_keys_refused_whole, .timeout = 60)
+Test(etcd_snapshot, too_many_keys_refused_whole)
 {
 	const size_t n = 200001;
 	const char **keys = calloc(n, sizeof(*keys)), **vals = calloc(n, sizeof(*vals));
