@@ -62,8 +62,7 @@ static void check_merge(const struct sl_registry *r, int snapshot)
 }
 
 /* Lines of "KEY VALUE" as an etcd snapshot under /sluice/. */
-static int from_snapshot(struct sl_registry *r, const char *text, size_t len,
-			 struct sl_problem *e)
+static int from_snapshot(struct sl_registry *r, const char *text, size_t len, struct sl_problem *e)
 {
 	char *copy = strndup(text, len), *line, *save = NULL;
 	const char *keys[64], *vals[64];
@@ -74,7 +73,8 @@ static int from_snapshot(struct sl_registry *r, const char *text, size_t len,
 
 	if (!copy)
 		return 0;
-	for (line = strtok_r(copy, "\n", &save); line && n < 64; line = strtok_r(NULL, "\n", &save)) {
+	for (line = strtok_r(copy, "\n", &save); line && n < 64;
+	     line = strtok_r(NULL, "\n", &save)) {
 		char *sp = strchr(line, ' ');
 
 		if (!sp)
