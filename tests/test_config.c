@@ -721,6 +721,8 @@ Test(config_valid, feature_limits)
 	    "      - {address: 198.18.1.3:8080, subset: v2}\n"
 /* Lines 1-4 of a udp service; a case adds from line 5 (keys at column 5). */
 #define SVC_UDP SVC "    protocol: udp\n"
+/* A service with frontend F: its value at line 3, column 15. */
+#define FE(f) "services:\n  - name: web\n    frontend: " f "\n"
 /* A 129-character path. */
 #define S16	"abcdefghijklmnop"
 #define PATH129 "/" S16 S16 S16 S16 S16 S16 S16 S16
@@ -1147,6 +1149,97 @@ static const struct bad_case bad_cases[] = {
 	"'timeouts.idle': a duration needs a unit"),
     BAD("timeouts of udp", SVC_UDP "    timeouts: {idle: 30s}\n", 5, 15,
 	"timeouts needs protocol tcp: they are TCP socket options"),
+    /* frontends a service may not take: without agent.frontends, the refused ranges */
+    BAD("frontend loopback v4", FE("127.0.0.1:80"), 3, 15,
+	"frontend 127.0.0.1:80 is a loopback address (127.0.0.0/8)"),
+    BAD("frontend loopback v4, top", FE("127.255.255.254:5432"), 3, 15, "is a loopback address"),
+    BAD("frontend loopback v6", FE("'[::1]:80'"), 3, 15,
+	"frontend [::1]:80 is a loopback address (::1/128)"),
+    BAD("frontend link-local v4", FE("169.254.169.254:80"), 3, 15,
+	"frontend 169.254.169.254:80 is a link-local address (169.254.0.0/16)"),
+    BAD("frontend link-local v6", FE("'[febf::1]:80'"), 3, 15,
+	"is a link-local address (fe80::/10)"),
+    BAD("frontend unspecified v4", FE("0.0.0.0:80"), 3, 15,
+	"frontend 0.0.0.0:80 is the unspecified address"),
+    BAD("frontend unspecified v6", FE("'[::]:80'"), 3, 15, "is the unspecified address"),
+    BAD("frontend multicast v4", FE("224.0.0.1:80"), 3, 15, "is a multicast address (224.0.0.0/4)"),
+    BAD("frontend multicast v4, top", FE("239.255.255.250:1900"), 3, 15, "is a multicast address"),
+    BAD("frontend multicast v6", FE("'[ff02::1]:80'"), 3, 15, "is a multicast address (ff00::/8)"),
+    BAD("frontend v4-mapped", FE("'[::ffff:10.96.0.10]:80'"), 3, 15,
+	"frontend [::ffff:10.96.0.10]:80 is an IPv4-mapped IPv6 address: write it as "
+	"10.96.0.10:80"),
+    BAD("frontend the etcd endpoint's address",
+	"registry: {etcd: {endpoints: [http://10.96.0.99:2379]}}\n" FE("10.96.0.99:80"), 4, 15,
+	"frontend 10.96.0.99:80 is the address of etcd endpoint http://10.96.0.99:2379"),
+    BAD("frontend the etcd endpoint's v6 address",
+	"registry: {etcd: {endpoints: ['http://[fd00::99]:2379']}}\n" FE("'[fd00::99]:443'"), 4, 15,
+	"is the address of etcd endpoint http://[fd00::99]:2379"),
+    /* with agent.frontends: inside one of them, never an etcd endpoint, never v4-mapped */
+    BAD("frontend outside agent.frontends",
+	"agent: {frontends: [10.96.0.0/16]}\n" FE("10.97.0.1:80"), 4, 15,
+	"frontend 10.97.0.1:80 is outside agent.frontends"),
+    BAD("frontend outside agent.frontends given after the services",
+	FE("10.97.0.1:80") "agent: {frontends: [10.96.0.0/16, 'fd00::/64']}\n", 3, 15,
+	"frontend 10.97.0.1:80 is outside agent.frontends"),
+    BAD("frontend v6 outside v4 agent.frontends",
+	"agent: {frontends: [10.96.0.0/16]}\n" FE("'[fd00::10]:80'"), 4, 15,
+	"is outside agent.frontends"),
+    BAD("frontend in agent.frontends but etcd's",
+	"agent: {frontends: [10.96.0.0/16]}\n"
+	"registry: {etcd: {endpoints: [http://10.96.0.99:2379]}}\n" FE("10.96.0.99:80"),
+	5, 15, "is the address of etcd endpoint"),
+    BAD("frontend v4-mapped though agent.frontends has it",
+	"agent: {frontends: ['::ffff:0:0/96']}\n" FE("'[::ffff:10.96.0.10]:80'"), 4, 15,
+	"write it as 10.96.0.10:80"),
+    BAD("agent.frontends not a list", "agent: {frontends: 10.96.0.0/16}\n", 1, 20,
+	"'frontends' must be a list of CIDRs"),
+    BAD("agent.frontends host bits", "agent: {frontends: [10.96.0.1/8]}\n", 1, 21,
+	"agent.frontends '10.96.0.1/8': has address bits set beyond its prefix length"),
+    BAD("agent.frontends not an address", "agent: {frontends: [web]}\n", 1, 21,
+	"agent.frontends 'web': not an IPv4 or IPv6 address"),
+    /* v4-mapped backends */
+    BAD("backend v4-mapped in v6 service",
+	"services:\n  - name: web\n    frontend: '[fd00::1]:80'\n    backends:\n"
+	"      - address: '[::ffff:198.18.1.2]:80'\n",
+	5, 9,
+	"backend [::ffff:198.18.1.2]:80 is an IPv4-mapped IPv6 address: write it as "
+	"198.18.1.2:80"),
+    BAD("backend v4-mapped in v4 service",
+	SVC "    backends:\n      - address: '[::ffff:198.18.1.2]:80'\n", 5, 9,
+	"write it as 198.18.1.2:80"),
+    /* identity labels: only inside a CIDR the identity has, and its longest match */
+    BAD("backend identity outside its addresses",
+	"identities: [{name: fe, addresses: [198.18.2.0/24]}]\n" SVC_BE "        identity: fe\n", 7,
+	19,
+	"backend 198.18.1.2:8080 cannot have identity 'fe': no address of 'fe' in "
+	"identities[].addresses holds it"),
+    BAD("backend identity without addresses",
+	"identities: [{name: fe, cgroups: [/x]}]\n" SVC_BE "        identity: fe\n", 7, 19,
+	"no address of 'fe' in identities[].addresses holds it"),
+    BAD("backend identity, another's longer prefix",
+	"identities: [{name: a, addresses: [198.18.0.0/16]}, {name: b, addresses: "
+	"[198.18.1.0/24]}]\n" SVC_BE "        identity: a\n",
+	7, 19,
+	"backend 198.18.1.2:8080 cannot have identity 'a': identity 'b' holds it by a longer "
+	"prefix (198.18.1.0/24)"),
+    /* registry.etcd TLS: ca, cert and key together, and https:// with them only */
+    BAD("registry.etcd cert without key",
+	"registry:\n  etcd: {endpoints: ['https://10.0.0.5:2379'], ca: /c.pem, cert: /d.pem}\n", 2,
+	9, "registry.etcd: ca, cert and key come together; 'key' is missing"),
+    BAD("registry.etcd key alone",
+	"registry:\n  etcd: {endpoints: ['http://10.0.0.5:2379'], key: /k.pem}\n", 2, 9,
+	"registry.etcd: ca, cert and key come together; 'ca' is missing"),
+    BAD("registry.etcd https without TLS",
+	"registry:\n  etcd: {endpoints: ['https://10.0.0.5:2379']}\n", 2, 22,
+	"etcd endpoint 'https://10.0.0.5:2379': https:// needs registry.etcd.ca, cert and key"),
+    BAD("registry.etcd http with TLS",
+	"registry:\n  etcd: {endpoints: ['http://10.0.0.5:2379'], ca: /c, cert: /d, key: /k}\n", 2,
+	22,
+	"etcd endpoint 'http://10.0.0.5:2379': with registry.etcd.ca, cert and key, want "
+	"https://HOST:PORT"),
+    BAD("registry.etcd relative ca",
+	"registry:\n  etcd: {endpoints: ['https://10.0.0.5:2379'], ca: c.pem, cert: /d, key: /k}\n",
+	2, 52, "'registry.etcd.ca' must be an absolute path"),
 };
 
 ParameterizedTestParameters(config_invalid, table)
@@ -1658,7 +1751,8 @@ Test(config_valid, redirect)
 
 Test(config, backend_identity_label)
 {
-	static const char yaml[] = "identities: [{name: peers}, {name: batch}]\n"
+	static const char yaml[] = "identities: [{name: peers}, {name: batch, addresses: "
+				   "[198.18.1.0/24]}]\n"
 				   "services:\n"
 				   "  - name: web\n"
 				   "    frontend: 198.19.0.10:80\n"
@@ -1690,6 +1784,10 @@ Test(config_fixed, compared_whole)
 	    {"agent: {limits: {services: 100}}\n", "agent.limits"},
 	    {"registry: {etcd: {endpoints: [\"http://127.0.0.1:2379\"]}}\n", "registry.etcd"},
 	    {"agent: {redirect: \"off\"}\n", "agent.redirect"},
+	    {"agent: {frontends: [198.19.0.0/16]}\n", "agent.frontends"},
+	    {"registry: {etcd: {endpoints: [\"https://10.0.0.5:2379\"], ca: /c.pem, cert: /d.pem, "
+	     "key: /k.pem}}\n",
+	     "registry.etcd"},
 	};
 	struct sl_config base, cfg;
 	struct sl_problems d = {0};
@@ -1713,4 +1811,127 @@ Test(config_fixed, compared_whole)
 		sl_config_free(&cfg);
 	}
 	sl_config_free(&base);
+}
+
+/* Frontends: anything but the refused ranges by default, only agent.frontends when it is
+ * set. The neighbours of each refused range are accepted. */
+Test(config_valid, frontends)
+{
+	static const char *const ok[] = {
+	    "10.96.0.10:80",	  "198.19.0.10:80",	 "126.255.255.255:80",
+	    "128.0.0.1:80",	  "169.253.255.255:80",	 "169.255.0.1:80",
+	    "0.0.0.1:80",	  "223.255.255.255:80",	 "240.0.0.1:80",
+	    "'[fec0::1]:80'",	  "'[fe7f::1]:80'",	 "'[::2]:80'",
+	    "'[2001:db8::1]:80'", "'[feff:ffff::1]:80'", "'[::fffe:a00:1]:80'",
+	};
+	char yaml[256];
+	struct sl_config cfg;
+	struct sl_problems d = {0};
+
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		snprintf(yaml, sizeof(yaml), "services:\n  - {name: web, frontend: %s}\n", ok[i]);
+		cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s:%s", ok[i], diag_text(&d));
+		sl_config_free(&cfg);
+	}
+	/* Listed, a refused range is allowed; the list is kept. */
+	cr_assert_eq(parse("agent: {frontends: [127.0.0.0/8, '::1', 10.96.0.0/12]}\n"
+			   "registry: {etcd: {endpoints: [http://localhost:2379]}}\n"
+			   "services:\n"
+			   "  - {name: a, frontend: 127.0.0.5:80}\n"
+			   "  - {name: b, frontend: '[::1]:80'}\n"
+			   "  - {name: c, frontend: 10.111.0.1:80}\n",
+			   &cfg, &d),
+		     0, "%s", diag_text(&d));
+	cr_assert_eq(cfg.agent.n_frontends, 3);
+	cr_expect_eq(cfg.agent.frontends[0].family, SLUICE_AF_INET);
+	cr_expect_eq(cfg.agent.frontends[0].prefix, 8);
+	cr_expect_eq(cfg.agent.frontends[1].family, SLUICE_AF_INET6);
+	cr_expect_eq(cfg.agent.frontends[1].prefix, 128);
+	cr_expect_eq(cfg.agent.frontends[2].prefix, 12);
+	sl_config_free(&cfg);
+	sl_problems_free(&d);
+}
+
+/* registry.etcd ca, cert and key: absolute paths, all three, with https:// endpoints. */
+Test(config_valid, etcd_tls)
+{
+	struct sl_config cfg;
+	struct sl_problems d = {0};
+
+	cr_assert_eq(parse("registry:\n"
+			   "  etcd:\n"
+			   "    endpoints: ['https://10.0.0.5:2379', 'https://etcd.example:2379']\n"
+			   "    ca: /etc/sluice/etcd/ca.pem\n"
+			   "    cert: /etc/sluice/etcd/node.pem\n"
+			   "    key: /etc/sluice/etcd/node.key\n",
+			   &cfg, &d),
+		     0, "%s", diag_text(&d));
+	cr_expect_eq(cfg.agent.n_etcd, 2);
+	cr_expect_str_eq(cfg.agent.etcd_ca, "/etc/sluice/etcd/ca.pem");
+	cr_expect_str_eq(cfg.agent.etcd_cert, "/etc/sluice/etcd/node.pem");
+	cr_expect_str_eq(cfg.agent.etcd_key, "/etc/sluice/etcd/node.key");
+	sl_config_free(&cfg);
+	cr_assert_eq(parse("registry: {etcd: {endpoints: ['http://10.0.0.5:2379']}}\n", &cfg, &d),
+		     0, "%s", diag_text(&d));
+	cr_expect_str_eq(cfg.agent.etcd_ca, "", "none: plain http://");
+	sl_config_free(&cfg);
+	sl_problems_free(&d);
+}
+
+/* A label inside the identity's own CIDR, and its longest match, is kept. */
+Test(config_valid, backend_identity_inside_its_cidr)
+{
+	static const char yaml[] = "identities:\n"
+				   "  - {name: a, addresses: [198.18.0.0/16]}\n"
+				   "  - {name: b, addresses: [198.18.1.0/24, '2001:db8:1::/64']}\n"
+				   "services:\n"
+				   "  - name: web\n"
+				   "    frontend: 198.19.0.10:80\n"
+				   "    backends:\n"
+				   "      - {address: 198.18.1.2:8080, identity: b}\n"
+				   "      - {address: 198.18.2.2:8080, identity: a}\n"
+				   "  - name: web6\n"
+				   "    frontend: '[2001:db8:f::10]:80'\n"
+				   "    backends:\n"
+				   "      - {address: '[2001:db8:1::2]:8080', identity: b}\n";
+	struct sl_config cfg;
+	struct sl_problems d = {0};
+
+	cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s", diag_text(&d));
+	cr_expect_eq(cfg.services[0].backends[0].identity, 2);
+	cr_expect_eq(cfg.services[0].backends[1].identity, 1);
+	cr_expect_eq(cfg.services[1].backends[0].identity, 2);
+	sl_config_free(&cfg);
+	sl_problems_free(&d);
+}
+
+/* Each of registry.etcd's TLS files is fixed, and named when it changes. */
+Test(config_fixed, etcd_tls_files)
+{
+#define ETCD_TLS(ca, cert, key)                                                                    \
+	"registry: {etcd: {endpoints: [\"https://10.0.0.5:2379\"], ca: " ca ", cert: " cert        \
+	", key: " key "}}\n"
+	static const struct {
+		const char *yaml, *why;
+	} cases[] = {
+	    {ETCD_TLS("/ca2.pem", "/c.pem", "/k.pem"), "registry.etcd.ca cannot change"},
+	    {ETCD_TLS("/ca.pem", "/c2.pem", "/k.pem"), "registry.etcd.cert cannot change"},
+	    {ETCD_TLS("/ca.pem", "/c.pem", "/k2.pem"), "registry.etcd.key cannot change"},
+	};
+	struct sl_config base, cfg;
+	struct sl_problems d = {0};
+
+	cr_assert_eq(parse(ETCD_TLS("/ca.pem", "/c.pem", "/k.pem"), &base, &d), 0, "%s",
+		     diag_text(&d));
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		const char *why;
+
+		cr_assert_eq(parse(cases[i].yaml, &cfg, &d), 0, "%s", diag_text(&d));
+		why = sl_agent_cfg_diff(&base.agent, &cfg.agent);
+		cr_assert_not_null(why);
+		cr_expect(strstr(why, cases[i].why), "%s: %s", cases[i].yaml, why);
+		sl_config_free(&cfg);
+	}
+	sl_config_free(&base);
+#undef ETCD_TLS
 }

@@ -323,3 +323,132 @@ Test(parse_uint, ranges)
 	cr_assert_eq(sl_parse_uint(NULL, 0, 1, &(uint64_t){0}, &(const char *){NULL}), -1,
 		     "NULL input must fail");
 }
+
+/* ---- CIDRs, v4-mapped addresses, URL hosts ------------------------------ */
+
+Test(parse_cidr, contains)
+{
+	static const struct {
+		const char *cidr, *addr;
+		int in;
+	} cases[] = {
+	    {"10.0.0.0/8", "10.255.255.255:1", 1},
+	    {"10.0.0.0/8", "11.0.0.0:1", 0},
+	    {"169.254.0.0/16", "169.254.1.1:1", 1},
+	    {"169.254.0.0/16", "169.255.0.0:1", 0},
+	    {"224.0.0.0/4", "239.255.255.255:1", 1},
+	    {"224.0.0.0/4", "240.0.0.0:1", 0},
+	    {"224.0.0.0/4", "223.255.255.255:1", 0},
+	    {"0.0.0.0/0", "1.2.3.4:1", 1},
+	    {"0.0.0.0/0", "[::1]:1", 0},
+	    {"198.18.1.2", "198.18.1.2:1", 1},
+	    {"198.18.1.2", "198.18.1.3:1", 0},
+	    {"fe80::/10", "[febf:ffff::1]:1", 1},
+	    {"fe80::/10", "[fec0::1]:1", 0},
+	    {"::/0", "[2001:db8::1]:1", 1},
+	    {"::1", "[::1]:1", 1},
+	    {"::1", "[::2]:1", 0},
+	    {"10.0.0.0/8", "[::ffff:10.0.0.1]:1", 0},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct sl_cidr c;
+		struct sl_sockaddr a;
+		const char *why = NULL;
+
+		cr_assert_eq(sl_parse_cidr(cases[i].cidr, &c, &why), 0, "%s: %s", cases[i].cidr,
+			     why);
+		cr_assert_eq(sl_parse_hostport(cases[i].addr, &a, &why), 0, "%s", cases[i].addr);
+		cr_expect_eq(sl_cidr_contains(&c, a.family, &a.addr), cases[i].in, "%s in %s",
+			     cases[i].addr, cases[i].cidr);
+	}
+}
+
+Test(parse_cidr, invalid_and_format)
+{
+	static const char *const bad[] = {"10.0.0.1/8", "10.0.0.0/33", "::1/129",     "web",
+					  "",		"10.0.0.0/",   "10.0.0.0/-1", "fe80::1/10"};
+	char buf[64];
+	struct sl_cidr c;
+	const char *why;
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		cr_expect_eq(sl_parse_cidr(bad[i], &c, &why), -1, "%s was accepted", bad[i]);
+	cr_assert_eq(sl_parse_cidr("fe80::/10", &c, &why), 0);
+	sl_format_cidr(&c, buf, sizeof(buf));
+	cr_expect_str_eq(buf, "fe80::/10");
+	cr_assert_eq(sl_parse_cidr("198.18.1.2", &c, &why), 0);
+	sl_format_cidr(&c, buf, sizeof(buf));
+	cr_expect_str_eq(buf, "198.18.1.2/32");
+}
+
+Test(parse_hostport, v4_mapped)
+{
+	struct sl_sockaddr a, v4;
+	char buf[SL_HOSTPORT_LEN];
+	const char *why;
+
+	cr_assert_eq(sl_parse_hostport("[::ffff:198.18.1.2]:8080", &a, &why), 0);
+	cr_assert(sl_sockaddr_v4mapped(&a, &v4));
+	sl_format_hostport(&v4, buf, sizeof(buf));
+	cr_expect_str_eq(buf, "198.18.1.2:8080");
+	cr_assert_eq(sl_parse_hostport("[::ffff:c612:102]:80", &a, &why), 0);
+	cr_expect(sl_sockaddr_v4mapped(&a, NULL), "the same, in hex");
+	cr_assert_eq(sl_parse_hostport("[::fffe:c612:102]:80", &a, &why), 0);
+	cr_expect_not(sl_sockaddr_v4mapped(&a, NULL));
+	cr_assert_eq(sl_parse_hostport("[::198.18.1.2]:80", &a, &why), 0);
+	cr_expect_not(sl_sockaddr_v4mapped(&a, NULL), "v4-compatible is another thing");
+	cr_assert_eq(sl_parse_hostport("198.18.1.2:80", &a, &why), 0);
+	cr_expect_not(sl_sockaddr_v4mapped(&a, NULL));
+}
+
+Test(parse_hostport, order)
+{
+	struct sl_sockaddr a, b;
+	const char *why;
+
+	cr_assert_eq(sl_parse_hostport("198.18.1.2:80", &a, &why), 0);
+	cr_assert_eq(sl_parse_hostport("198.18.1.2:80", &b, &why), 0);
+	cr_expect_eq(sl_sockaddr_cmp(&a, &b), 0);
+	cr_assert_eq(sl_parse_hostport("198.18.1.3:80", &b, &why), 0);
+	cr_expect_lt(sl_sockaddr_cmp(&a, &b), 0);
+	cr_expect_gt(sl_sockaddr_cmp(&b, &a), 0);
+	cr_assert_eq(sl_parse_hostport("198.18.1.2:81", &b, &why), 0);
+	cr_expect_neq(sl_sockaddr_cmp(&a, &b), 0);
+	cr_assert_eq(sl_parse_hostport("[::1]:80", &b, &why), 0);
+	cr_expect_neq(sl_sockaddr_cmp(&a, &b), 0);
+}
+
+Test(parse_url, host_addr)
+{
+	static const struct {
+		const char *url, *host; /* host NULL: not an address literal */
+	} cases[] = {
+	    {"http://127.0.0.1:2379", "127.0.0.1:1"},
+	    {"https://10.0.0.5:2379/", "10.0.0.5:1"},
+	    {"http://10.0.0.5", "10.0.0.5:1"},
+	    {"https://[fd00::99]:2379", "[fd00::99]:1"},
+	    {"http://[::1]", "[::1]:1"},
+	    {"http://localhost:2379", NULL},
+	    {"http://etcd.example", NULL},
+	    {"http://[fd00::99:2379", NULL},
+	    {"ftp://10.0.0.5:21", NULL},
+	    {"http://", NULL},
+	    {"http://:2379", NULL},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct sl_sockaddr got, want;
+		const char *why;
+		int rc = sl_url_host_addr(cases[i].url, &got);
+
+		if (!cases[i].host) {
+			cr_expect_eq(rc, -1, "%s", cases[i].url);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s", cases[i].url);
+		cr_assert_eq(sl_parse_hostport(cases[i].host, &want, &why), 0);
+		want.port = 0;
+		cr_expect(sl_sockaddr_equal(&got, &want), "%s", cases[i].url);
+	}
+}

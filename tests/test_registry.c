@@ -178,7 +178,7 @@ Test(registry, state_file_round_trip)
 
 Test(registry, identity_label_must_be_defined)
 {
-	static const char id_yaml[] = "identities: [{name: peers}]\n"
+	static const char id_yaml[] = "identities: [{name: peers, addresses: [198.18.1.0/24]}]\n"
 				      "services:\n"
 				      "  - name: web\n"
 				      "    frontend: 198.19.0.10:80\n";
@@ -284,4 +284,245 @@ Test(registry, merge_keeps_the_rules)
 	cr_expect_str_eq(e.msg, "backend [2001:db8::5]:80 is not of the family of web's frontend");
 	sl_registry_free(&r);
 	sl_config_free(&cfg);
+}
+
+/* A service put through the API takes no frontend the file could not: the refused ranges,
+ * v4-mapped addresses, and outside agent.frontends when it is set (400, field "frontend"). */
+Test(registry, put_service_frontend_rules)
+{
+	static const char *const bad[] = {
+	    "{\"frontend\": \"127.0.0.1:5432\"}",
+	    "{\"frontend\": \"169.254.169.254:80\"}",
+	    "{\"frontend\": \"0.0.0.0:80\"}",
+	    "{\"frontend\": \"224.0.0.251:5353\", \"protocol\": \"udp\"}",
+	    "{\"frontend\": \"[::1]:80\"}",
+	    "{\"frontend\": \"[fe80::1]:80\"}",
+	    "{\"frontend\": \"[ff02::fb]:5353\", \"protocol\": \"udp\"}",
+	    "{\"frontend\": \"[::]:80\"}",
+	    "{\"frontend\": \"[::ffff:198.19.0.11]:80\"}",
+	};
+	static const char yaml[] = "agent: {frontends: [198.19.0.0/16]}\n"
+				   "services: [{name: web, frontend: 198.19.0.10:80}]\n";
+	struct sl_registry r = {0};
+	struct sl_problem e = {0};
+	struct sl_problems d = {0};
+	struct sl_config cfg;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_expect_eq(sl_registry_put_service(&r, &file, "api", bad[i], strlen(bad[i]),
+						     SL_REG_LOCAL, &e),
+			     -1, "%s was accepted", bad[i]);
+		cr_expect_eq(e.status, 400, "%s", bad[i]);
+		cr_expect_str_eq(e.field, "frontend", "%s: %s", bad[i], e.msg);
+	}
+	cr_expect(strstr(e.msg, "write it as 198.19.0.11:80"), "%s", e.msg);
+	cr_expect_eq(r.n_svcs, 0);
+	cr_assert_eq(sl_config_parse("t.yaml", yaml, strlen(yaml), &cfg, &d), 0, "%s",
+		     d.n ? d.list[0].text : "");
+	cr_expect_eq(sl_registry_put_service(&r, &cfg, "api", "{\"frontend\": \"10.96.0.1:80\"}",
+					     28, SL_REG_LOCAL, &e),
+		     -1, "outside agent.frontends");
+	cr_expect_str_eq(e.field, "frontend");
+	cr_expect(strstr(e.msg, "outside agent.frontends"), "%s", e.msg);
+	cr_expect_eq(sl_registry_put_service(&r, &cfg, "api", "{\"frontend\": \"198.19.7.1:80\"}",
+					     29, SL_REG_LOCAL, &e),
+		     0, "%s", e.msg);
+	sl_registry_free(&r);
+	sl_config_free(&cfg);
+}
+
+/* A registration's identity label holds only inside a CIDR of that identity (and its longest
+ * match): no one who can register can claim to be 'frontend'. 400, field "identity". */
+Test(registry, identity_label_only_inside_its_cidr)
+{
+	static const char yaml[] = "identities:\n"
+				   "  - {name: frontend, addresses: [198.18.2.0/24]}\n"
+				   "  - {name: peers, addresses: [198.18.0.0/16]}\n"
+				   "services: [{name: web, frontend: 198.19.0.10:80}]\n";
+	static const char claim[] = "{\"address\": \"198.18.1.3:80\", \"identity\": \"frontend\"}";
+	static const char wider[] = "{\"address\": \"198.18.2.7:80\", \"identity\": \"peers\"}";
+	static const char own[] = "{\"address\": \"198.18.2.8:80\", \"identity\": \"frontend\"}";
+	struct sl_registry r = {0};
+	struct sl_problem e = {0};
+	struct sl_problems d = {0};
+	struct sl_config cfg, eff;
+
+	cr_assert_eq(sl_config_parse("t.yaml", yaml, strlen(yaml), &cfg, &d), 0, "%s",
+		     d.n ? d.list[0].text : "");
+	cr_assert_eq(REG(&r, claim, 0), 0, "alone it checks out");
+	cr_expect_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1, "198.18.1.3 is not frontend's");
+	cr_expect_eq(e.status, 400);
+	cr_expect_str_eq(e.field, "identity");
+	cr_expect(strstr(e.msg, "198.18.1.3:80"), "%s", e.msg);
+	cr_assert_eq(sl_registry_deregister(&r, "web", "198.18.1.3:80", &e), 0);
+	cr_assert_eq(REG(&r, wider, 0), 0);
+	cr_expect_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1,
+		     "198.18.2.7 is frontend's by its longer prefix, not peers'");
+	cr_expect_str_eq(e.field, "identity");
+	cr_assert_eq(sl_registry_deregister(&r, "web", "198.18.2.7:80", &e), 0);
+	cr_assert_eq(REG(&r, own, 0), 0);
+	cr_assert_eq(sl_registry_merge(&cfg, &r, &eff, &e), 0, "%s", e.msg);
+	cr_expect_eq(eff.services[0].backends[0].identity, 1);
+	sl_config_free(&eff);
+	sl_registry_free(&r);
+	sl_config_free(&cfg);
+}
+
+/* A registration at a v4-mapped address is refused at once: it names the IPv4 form. */
+Test(registry, v4_mapped_registration)
+{
+	static const char body[] = "{\"address\": \"[::ffff:198.18.1.3]:80\"}";
+	struct sl_registry r = {0};
+	struct sl_problem e = {0};
+
+	cr_expect_eq(REG(&r, body, 0), -1);
+	cr_expect_eq(e.status, 400);
+	cr_expect_str_eq(e.field, "address");
+	cr_expect(strstr(e.msg, "write it as 198.18.1.3:80"), "%s", e.msg);
+	cr_expect_eq(r.n_bes, 0);
+	sl_registry_free(&r);
+}
+
+/* The server-side policy entry of a backend (sluice_policy_backends: address, port and
+ * protocol -> the service whose policy guards it) is not taken over: an address:port of a
+ * service with a policy is a backend of no other service, unless both are the file's. */
+Test(registry, no_policy_takeover)
+{
+	static const char yaml[] = "identities: [{name: fe, cgroups: [/fe]}]\n"
+				   "services:\n"
+				   "  - name: db\n"
+				   "    frontend: 198.19.0.20:5432\n"
+				   "    backends: [{address: 198.18.1.2:5432}]\n"
+				   "    policy: {default: deny, allow_from: [fe]}\n"
+				   "  - name: db-ro\n"
+				   "    frontend: 198.19.0.21:5432\n"
+				   "    backends: [{address: 198.18.1.2:5432}]\n"
+				   "  - name: web\n"
+				   "    frontend: 198.19.0.10:80\n"
+				   "    backends: [{address: 198.18.1.3:80}]\n";
+	static const char steal[] = "{\"frontend\": \"198.19.0.22:5432\", \"backends\": "
+				    "[{\"address\": \"198.18.1.2:5432\"}]}";
+	static const char guard[] = "{\"frontend\": \"198.19.0.23:80\", \"policy\": {\"default\": "
+				    "\"deny\"}, \"backends\": [{\"address\": \"198.18.1.3:80\"}]}";
+	static const char udp[] = "{\"frontend\": \"198.19.0.24:5432\", \"protocol\": \"udp\", "
+				  "\"backends\": [{\"address\": \"198.18.1.2:5432\"}]}";
+	static const char open[] = "{\"frontend\": \"198.19.0.25:80\", \"backends\": "
+				   "[{\"address\": \"198.18.1.3:80\"}]}";
+	struct sl_registry r = {0};
+	struct sl_problem e = {0};
+	struct sl_problems d = {0};
+	struct sl_config cfg, eff;
+
+	cr_assert_eq(sl_config_parse("t.yaml", yaml, strlen(yaml), &cfg, &d), 0,
+		     "two services of the file may share a guarded backend: %s",
+		     d.n ? d.list[0].text : "");
+	/* An API service with a guarded backend of the file. */
+	cr_assert_eq(
+	    sl_registry_put_service(&r, &cfg, "steal", steal, strlen(steal), SL_REG_LOCAL, &e), 0,
+	    "%s", e.msg);
+	cr_expect_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1,
+		     "steal shares db's guarded backend");
+	cr_expect_eq(e.status, 409);
+	cr_expect(strstr(e.msg, "'db'"), "%s", e.msg);
+	cr_expect(strstr(e.msg, "198.18.1.2:5432"), "%s", e.msg);
+	cr_assert_eq(sl_registry_delete_service(&r, "steal", &e), 0);
+	/* An API service with a policy over a backend of the file's web. */
+	cr_assert_eq(
+	    sl_registry_put_service(&r, &cfg, "guard", guard, strlen(guard), SL_REG_LOCAL, &e), 0,
+	    "%s", e.msg);
+	cr_expect_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1);
+	cr_expect_eq(e.status, 409);
+	cr_expect(strstr(e.msg, "'web'"), "%s", e.msg);
+	cr_assert_eq(sl_registry_delete_service(&r, "guard", &e), 0);
+	/* A registration of the guarded address into another service. */
+	cr_assert_eq(
+	    sl_registry_register(&r, "web", "{\"address\": \"198.18.1.2:5432\"}", 30, 0, &e), 0);
+	cr_expect_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1);
+	cr_expect_eq(e.status, 409);
+	cr_expect(strstr(e.msg, "'db'"), "%s", e.msg);
+	cr_assert_eq(sl_registry_deregister(&r, "web", "198.18.1.2:5432", &e), 0);
+	/* Other protocol, or no policy on either side: no entry to take over. A registration
+	 * into the guarded service itself is its own. */
+	cr_assert_eq(sl_registry_put_service(&r, &cfg, "udp", udp, strlen(udp), SL_REG_LOCAL, &e),
+		     0);
+	cr_assert_eq(
+	    sl_registry_put_service(&r, &cfg, "open", open, strlen(open), SL_REG_LOCAL, &e), 0);
+	cr_assert_eq(
+	    sl_registry_register(&r, "db", "{\"address\": \"198.18.1.4:5432\"}", 30, 0, &e), 0);
+	cr_assert_eq(sl_registry_merge(&cfg, &r, &eff, &e), 0, "%s", e.msg);
+	sl_config_free(&eff);
+	/* ... but not into another one then. */
+	cr_assert_eq(
+	    sl_registry_register(&r, "db-ro", "{\"address\": \"198.18.1.4:5432\"}", 30, 0, &e), 0);
+	cr_expect_eq(sl_registry_merge(&cfg, &r, &eff, &e), -1);
+	cr_expect_eq(e.status, 409);
+	sl_registry_free(&r);
+	sl_config_free(&cfg);
+}
+
+/* write_state DIR TEXT: agent.state/registry.json with that text. */
+static void write_state(const char *dir, const char *text)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/registry.json", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* An expires_ms that is negative or absurd (never expiring) drops that entry with a
+ * problem; the rest of the file loads. */
+Test(registry, state_file_bad_expiry)
+{
+	static const char *const bad[] = {
+	    "{\"service\": \"web\", \"address\": \"198.18.1.3:80\", \"ttl\": \"30s\", "
+	    "\"expires_ms\": -5}",
+	    "{\"service\": \"web\", \"address\": \"198.18.1.3:80\", \"ttl\": \"30s\", "
+	    "\"expires_ms\": 9000000000000000}",
+	    "{\"service\": \"web\", \"address\": \"198.18.1.3:80\", \"ttl\": \"30s\", "
+	    "\"expires_ms\": 0}",
+	    "{\"service\": \"web\", \"address\": \"198.18.1.3:80\", \"expires_ms\": 5000}",
+	    "{\"service\": \"web\", \"address\": \"198.18.1.3:80\", \"ttl\": \"30s\"}",
+	};
+	char dir[] = "/tmp/sl-registry-XXXXXX", text[512], path[64];
+	struct sl_registry back = {0};
+	struct sl_problem e = {0};
+
+	cr_assert_not_null(mkdtemp(dir));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+			 "{\"version\": 1, \"backends\": [%s, {\"service\": \"web\", \"address\": "
+			 "\"198.18.1.4:80\"}]}",
+			 bad[i]);
+		write_state(dir, text);
+		cr_expect_eq(sl_registry_load(dir, &file, &back, &e), -1, "%s was loaded", bad[i]);
+		cr_expect(strstr(e.msg, "expires_ms"), "%s: %s", bad[i], e.msg);
+		cr_expect_eq(back.n_bes, 1, "%s: the good entry loads", bad[i]);
+		cr_expect(back.n_bes < 1 || back.bes[0].addr.port == 80);
+		sl_registry_free(&back);
+	}
+	/* In the near future, or past (it expires at the next tick): kept. */
+	snprintf(
+	    text, sizeof(text),
+	    "{\"version\": 1, \"backends\": [{\"service\": \"web\", \"address\": "
+	    "\"198.18.1.3:80\", \"ttl\": \"30s\", \"expires_ms\": %llu}, {\"service\": \"web\", "
+	    "\"address\": \"198.18.1.5:80\", \"ttl\": \"30s\", \"expires_ms\": 1000}]}",
+	    (unsigned long long)sl_registry_now_ms() + 20000);
+	write_state(dir, text);
+	cr_expect_eq(sl_registry_load(dir, &file, &back, &e), 0, "%s", e.msg);
+	cr_expect_eq(back.n_bes, 2);
+	sl_registry_free(&back);
+	/* The cached etcd snapshot: a leased registration is "ttl 1ms", never expiring here. */
+	write_state(dir, "{\"version\": 1, \"backends\": [{\"service\": \"web\", \"address\": "
+			 "\"198.18.1.3:80\", \"ttl\": \"1ms\", \"origin\": \"etcd\", "
+			 "\"expires_ms\": 0}]}");
+	cr_expect_eq(sl_registry_load(dir, &file, &back, &e), 0, "%s", e.msg);
+	cr_expect_eq(back.n_bes, 1);
+	sl_registry_free(&back);
+	snprintf(path, sizeof(path), "%s/registry.json", dir);
+	unlink(path);
+	rmdir(dir);
 }

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * libFuzzer target: sl_config_parse() on arbitrary bytes. A config is either
- * refused with diagnostics and nothing kept, or accepted within its limits.
+ * refused with diagnostics and nothing kept, or accepted within its limits and
+ * the rules of services.h: frontends inside agent.frontends or outside the
+ * refused ranges, no v4-mapped address, identity labels inside their CIDRs.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "services.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,12 +30,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	for (size_t i = 0; i < cfg.n_services; i++) {
 		const struct sl_service_cfg *s = &cfg.services[i];
+		struct sl_problem p;
 
-		if (!s->name[0] || memchr(s->name, '\0', sizeof(s->name)) == NULL)
+		if (!s->name[0] || memchr(s->name, '\0', sizeof(s->name)) == NULL ||
+		    sl_frontend_check(&cfg.agent, &s->frontend, &p))
 			abort();
 		for (size_t j = 0; j < s->n_backends; j++)
 			if (s->backends[j].addr.family != s->frontend.family ||
-			    !s->backends[j].weight || s->backends[j].weight > 1000)
+			    !s->backends[j].weight || s->backends[j].weight > 1000 ||
+			    sl_sockaddr_v4mapped(&s->backends[j].addr, NULL) ||
+			    sl_identity_check(cfg.identities, cfg.n_identities,
+					      s->backends[j].identity, &s->backends[j].addr, &p))
 				abort();
 		total += s->n_backends;
 	}

@@ -42,9 +42,14 @@ static const struct {
     AGENT_FIELD(redirect_local, "agent.redirect"),
     {"agent.limits cannot change while running; run sluiced --teardown and restart",
      offsetof(struct sl_agent_cfg, limits), sizeof(struct sl_limits)},
+    AGENT_FIELD(frontends, "agent.frontends"),
+    AGENT_FIELD(n_frontends, "agent.frontends"),
     AGENT_FIELD(etcd_endpoints, "registry.etcd"),
     AGENT_FIELD(n_etcd, "registry.etcd"),
     AGENT_FIELD(etcd_prefix, "registry.etcd"),
+    AGENT_FIELD(etcd_ca, "registry.etcd.ca"),
+    AGENT_FIELD(etcd_cert, "registry.etcd.cert"),
+    AGENT_FIELD(etcd_key, "registry.etcd.key"),
     AGENT_FIELD(audit_log, "agent.audit_log"),
 };
 
@@ -130,9 +135,10 @@ static void check_end(yaml_parser_t *parser, const char *file, struct sl_problem
 	}
 }
 
-/* sl_config_parse, with the first 'skip' characters of each problem's key path left out. */
+/* sl_config_parse, with the first 'skip' characters of each problem's key path left out, and
+ * frontends checked under the agent settings 'rules' (NULL: the text's own). */
 static int config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
-			struct sl_problems *d, size_t skip)
+			struct sl_problems *d, size_t skip, const struct sl_agent_cfg *rules)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -141,6 +147,13 @@ static int config_parse(const char *file, const char *text, size_t len, struct s
 	size_t before = d->n;
 
 	config_defaults(cfg);
+	if (rules) {
+		memcpy(cfg->agent.frontends, rules->frontends, sizeof(rules->frontends));
+		cfg->agent.n_frontends = rules->n_frontends;
+		memcpy(cfg->agent.etcd_endpoints, rules->etcd_endpoints,
+		       sizeof(rules->etcd_endpoints));
+		cfg->agent.n_etcd = rules->n_etcd;
+	}
 	if (!yaml_parser_initialize(&parser)) {
 		sl_problems_add(d, file, 1, 1, "cannot initialise the YAML parser");
 		return -1;
@@ -158,7 +171,7 @@ static int config_parse(const char *file, const char *text, size_t len, struct s
 	if (!root) {
 		sl_problems_add(d, file, 1, 1, "the configuration is empty");
 	} else {
-		cfg_parse_limits_first(&w, root, cfg);
+		cfg_parse_agent_first(&w, root, cfg);
 		cfg_parse_identities_first(&w, root, cfg);
 		if (yw_walk(&w, root, &root_schema, cfg, cfg, NULL) == 0)
 			check_end(&parser, file, d);
@@ -175,7 +188,7 @@ static int config_parse(const char *file, const char *text, size_t len, struct s
 int sl_config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
 		    struct sl_problems *d)
 {
-	return config_parse(file, text, len, cfg, d, 0);
+	return config_parse(file, text, len, cfg, d, 0, NULL);
 }
 
 int sl_config_load(const char *path, struct sl_config *cfg, struct sl_problems *d)
@@ -288,7 +301,8 @@ int sl_config_parse_service(const char *what, const char *text, size_t len,
 	memcpy(doc + sizeof(head) - 1, text, len);
 	memcpy(doc + sizeof(head) - 1 + len, "]\n", 3);
 	/* Problems name their key in the service: "backends[0].weight", not "services[0]...". */
-	err = config_parse(what, doc, sizeof(head) - 1 + len + 2, &cfg, d, strlen("services[0]."));
+	err = config_parse(what, doc, sizeof(head) - 1 + len + 2, &cfg, d, strlen("services[0]."),
+			   agent ? &agent->agent : NULL);
 	free(doc);
 	if (err)
 		return -1;

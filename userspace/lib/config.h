@@ -86,13 +86,6 @@ struct sl_service_cfg {
 #define SL_MAX_ID_ADDRS	   64
 #define SL_CGROUP_PATH_LEN 256
 
-/* An address prefix of either family. */
-struct sl_cidr {
-	union sluice_addr addr;
-	uint8_t family;
-	uint8_t prefix; /* 0..32 or 0..128 */
-};
-
 /* identities[]: a name for callers in these cgroups (with their subtrees)
  * or from these addresses. Its id is its index + 1. */
 struct sl_identity_cfg {
@@ -114,6 +107,8 @@ struct sl_limits {
 #define SL_MAX_INTERFACES     32
 #define SL_INTERFACE_GLOB_LEN 64
 
+#define SL_MAX_FRONTEND_CIDRS 64
+
 #define SL_MAX_ETCD_ENDPOINTS 8
 #define SL_ETCD_URL_LEN	      256
 #define SL_ETCD_PREFIX_LEN    128
@@ -133,10 +128,18 @@ struct sl_agent_cfg {
 	size_t n_interfaces;
 	int redirect_local; /* agent.redirect: local */
 	struct sl_limits limits;
+	/* agent.frontends: the CIDRs frontends must lie in; none = any but the refused ranges */
+	struct sl_cidr frontends[SL_MAX_FRONTEND_CIDRS];
+	size_t n_frontends;
 	/* registry.etcd; no endpoints = no etcd */
 	char etcd_endpoints[SL_MAX_ETCD_ENDPOINTS][SL_ETCD_URL_LEN];
 	size_t n_etcd;
 	char etcd_prefix[SL_ETCD_PREFIX_LEN];
+	/* registry.etcd.ca, cert, key: PEM files for TLS with a client certificate; all three
+	 * ("" = none, and then the endpoints are http://) */
+	char etcd_ca[PATH_MAX];
+	char etcd_cert[PATH_MAX];
+	char etcd_key[PATH_MAX];
 	char audit_log[PATH_MAX]; /* agent.audit_log */
 };
 
@@ -167,7 +170,8 @@ void sl_config_free(struct sl_config *cfg);
 int sl_config_clone(const struct sl_config *src, struct sl_config *dst);
 
 /* One service from JSON (or YAML) text, checked by the same rules as a
- * service of the config file, under agent settings 'agent' (limits).
+ * service of the config file, under agent settings 'agent' (limits, and
+ * agent.frontends and the etcd endpoints for its frontend).
  * 0, or -1 with the problems in *d, each "what:LINE:COL: message" with
  * its key in the service in field ("backends[0].weight", "lb"). */
 int sl_config_parse_service(const char *what, const char *text, size_t len,

@@ -86,6 +86,37 @@ static void agent_interfaces(struct walker *w, const char *label, yaml_node_t *v
 	}
 }
 
+/* agent.frontends: the CIDRs every frontend must lie in. Read twice (cfg_parse_agent_first,
+ * then the walk of agent), so the list starts afresh each time. */
+static void agent_frontends(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	struct sl_config *cfg = ctx;
+	yaml_node_item_t *it;
+
+	cfg->agent.n_frontends = 0;
+	if (v->type != YAML_SEQUENCE_NODE) {
+		yw_err(w, v, "'frontends' must be a list of CIDRs");
+		return;
+	}
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+		yaml_node_t *e = yw_node(w, *it);
+		size_t mark = yw_push_index(w, (size_t)(it - v->data.sequence.items.start));
+		const char *s = e ? yw_want_scalar(w, e, label) : NULL, *why;
+		struct sl_cidr c;
+		int full = cfg->agent.n_frontends == SL_MAX_FRONTEND_CIDRS;
+
+		if (s && full)
+			yw_err(w, e, "agent.frontends: at most %d CIDRs", SL_MAX_FRONTEND_CIDRS);
+		else if (s && sl_parse_cidr(s, &c, &why))
+			yw_err(w, e, "agent.frontends '%s': %s", s, why);
+		else if (s)
+			cfg->agent.frontends[cfg->agent.n_frontends++] = c;
+		yw_pop(w, mark);
+		if (s && full)
+			return;
+	}
+}
+
 /* YAML 1.1 reads a bare off as a boolean: its spelling false is accepted too. */
 static const struct yw_enum redirect_values[] = {
     {"off", 0, 0}, {"false", 0, 1}, {"local", 1, 0}, {NULL, 0, 0}};
@@ -98,6 +129,7 @@ static const struct yw_key agent_keys[] = {
     YW_KEY_FN("metrics", agent_metrics),
     YW_KEY_FN("api", agent_api),
     YW_KEY_FN("interfaces", agent_interfaces),
+    YW_KEY_FN("frontends", agent_frontends),
     YW_KEY_ENUM("redirect", struct sl_config, agent.redirect_local, redirect_values),
     YW_KEY_PATH("state", struct sl_config, agent.state),
     YW_KEY_PATH("audit_log", struct sl_config, agent.audit_log),
@@ -131,9 +163,13 @@ static int etcd_endpoint(struct walker *w, yaml_node_t *e, struct sl_config *cfg
 		yw_err(w, e, "registry.etcd.endpoints: at most %d", SL_MAX_ETCD_ENDPOINTS);
 		return -1;
 	}
-	if (strncmp(s, "http://", 7) || !s[7] || strlen(s) >= SL_ETCD_URL_LEN ||
-	    strpbrk(s, " \t\"'")) {
-		yw_err(w, e, "etcd endpoint '%s': want http://HOST:PORT", s);
+	if ((strncmp(s, "http://", 7) || !s[7]) && (strncmp(s, "https://", 8) || !s[8])) {
+		yw_err(w, e, "etcd endpoint '%s': want http://HOST:PORT or https://HOST:PORT", s);
+		return 0;
+	}
+	if (strlen(s) >= SL_ETCD_URL_LEN || strpbrk(s, " \t\"'")) {
+		yw_err(w, e, "etcd endpoint '%s': want http://HOST:PORT, under %d characters", s,
+		       SL_ETCD_URL_LEN);
 		return 0;
 	}
 	strcpy(cfg->agent.etcd_endpoints[cfg->agent.n_etcd++], s);
@@ -146,6 +182,7 @@ static void etcd_endpoints(struct walker *w, const char *label, yaml_node_t *v, 
 	int full = 0;
 
 	(void)label;
+	((struct sl_config *)ctx)->agent.n_etcd = 0; /* read twice, as agent.frontends */
 	if (v->type != YAML_SEQUENCE_NODE) {
 		yw_err(w, v, "registry.etcd.endpoints must be a list of URLs");
 		return;
@@ -161,36 +198,103 @@ static void etcd_endpoints(struct walker *w, const char *label, yaml_node_t *v, 
 	}
 }
 
-static const struct yw_key etcd_keys[] = {
-    YW_KEY_NEED("endpoints", etcd_endpoints),
-    YW_KEY_FN("prefix", etcd_prefix),
+enum { EK_ENDPOINTS, EK_PREFIX, EK_CA, EK_CERT, EK_KEY, EK__N };
+static const struct yw_key etcd_keys[EK__N] = {
+    [EK_ENDPOINTS] = YW_KEY_NEED("endpoints", etcd_endpoints),
+    [EK_PREFIX] = YW_KEY_FN("prefix", etcd_prefix),
+    [EK_CA] = YW_KEY_PATH("ca", struct sl_config, agent.etcd_ca),
+    [EK_CERT] = YW_KEY_PATH("cert", struct sl_config, agent.etcd_cert),
+    [EK_KEY] = YW_KEY_PATH("key", struct sl_config, agent.etcd_key),
 };
 static const struct yw_schema etcd_schema =
     YW_SCHEMA("registry.etcd", 1, "registry.etcd needs '%s'", etcd_keys);
 
+/* ca, cert and key come together, and then every endpoint is https://; without them every
+ * endpoint is http://. Each endpoint of the wrong scheme is reported. */
+static void etcd_tls(struct walker *w, yaml_node_t *v, yaml_node_t **vals, struct sl_config *cfg)
+{
+	static const char *const names[] = {"ca", "cert", "key"};
+	const char *files[] = {cfg->agent.etcd_ca, cfg->agent.etcd_cert, cfg->agent.etcd_key};
+	yaml_node_t *eps = vals[EK_ENDPOINTS];
+	int given = 0, tls;
+
+	for (size_t i = 0; i < 3; i++)
+		given += vals[EK_CA + i] != NULL;
+	for (size_t i = 0; i < 3 && given && given < 3; i++)
+		if (!vals[EK_CA + i]) {
+			yw_err(w, v,
+			       "registry.etcd: ca, cert and key come together; '%s' is missing",
+			       names[i]);
+			return;
+		}
+	tls = given == 3 && files[0][0] && files[1][0] && files[2][0];
+	if (!eps || eps->type != YAML_SEQUENCE_NODE || (given && !tls))
+		return;
+	for (yaml_node_item_t *it = eps->data.sequence.items.start;
+	     it < eps->data.sequence.items.top; it++) {
+		yaml_node_t *e = yw_node(w, *it);
+		const char *s = e ? yw_scalar(e) : NULL;
+		size_t mark;
+
+		if (!s || (tls ? !strncmp(s, "https://", 8) : !!strncmp(s, "https://", 8)))
+			continue;
+		mark = yw_push_key(w, "endpoints");
+		yw_push_index(w, (size_t)(it - eps->data.sequence.items.start));
+		if (tls)
+			yw_err(w, e,
+			       "etcd endpoint '%s': with registry.etcd.ca, cert and key, want "
+			       "https://HOST:PORT",
+			       s);
+		else
+			yw_err(w, e,
+			       "etcd endpoint '%s': https:// needs registry.etcd.ca, cert and key",
+			       s);
+		yw_pop(w, mark);
+	}
+}
+
 static void registry_etcd(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
 {
+	yaml_node_t *vals[EK__N] = {0};
+	size_t before = w->d->n;
+
 	(void)label;
-	yw_walk(w, v, &etcd_schema, ctx, ctx, NULL);
+	if (!yw_walk(w, v, &etcd_schema, ctx, ctx, vals) && w->d->n == before)
+		etcd_tls(w, v, vals, ctx);
 }
 
 static const struct yw_key registry_keys[] = {YW_KEY_FN("etcd", registry_etcd)};
 const struct yw_schema cfg_registry_schema = YW_SCHEMA("registry", 0, NULL, registry_keys);
 
-/* The limits must be known before services are counted against them: every agent.limits
- * is read first, quietly (the walk of agent reports its problems in file order). */
-void cfg_parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg)
+/* The limits must be known before services are counted against them, and the frontends and
+ * etcd endpoints before frontends are checked: every agent.limits, agent.frontends and
+ * registry.etcd.endpoints is read first, quietly (the walks of agent and registry report
+ * their problems in file order). */
+void cfg_parse_agent_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg)
 {
 	struct sl_problems scratch = {0};
 	struct walker quiet = *w;
 	yaml_node_pair_t *a = NULL, *l;
-	yaml_node_t *agent, *limits;
+	yaml_node_t *agent, *v, *reg, *etcd;
 
 	quiet.d = &scratch;
 	while ((agent = yw_get(w, root, "agent", &a))) {
 		l = NULL;
-		while ((limits = yw_get(w, agent, "limits", &l)))
-			yw_walk(&quiet, limits, &limits_schema, &cfg->agent.limits, NULL, NULL);
+		while ((v = yw_get(w, agent, "limits", &l)))
+			yw_walk(&quiet, v, &limits_schema, &cfg->agent.limits, NULL, NULL);
+		l = NULL;
+		while ((v = yw_get(w, agent, "frontends", &l)))
+			agent_frontends(&quiet, "frontends", v, cfg);
+	}
+	a = NULL;
+	while ((reg = yw_get(w, root, "registry", &a))) {
+		yaml_node_pair_t *r = NULL;
+
+		while ((etcd = yw_get(w, reg, "etcd", &r))) {
+			l = NULL;
+			while ((v = yw_get(w, etcd, "endpoints", &l)))
+				etcd_endpoints(&quiet, "endpoints", v, cfg);
+		}
 	}
 	sl_problems_free(&scratch);
 }

@@ -1,51 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* identities: of the config, sluice.yaml(5) IDENTITIES. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config_yaml.h"
 #include "services.h"
-
-/* "198.18.1.0/24", "2001:db8:1::/64", or an address alone (/32, /128). */
-static int parse_cidr(const char *s, struct sl_cidr *c, const char **why)
-{
-	char buf[INET6_ADDRSTRLEN + 8];
-	const char *slash = strchr(s, '/');
-	uint64_t prefix;
-	unsigned int max, bits;
-
-	memset(c, 0, sizeof(*c));
-	if (strlen(s) >= sizeof(buf)) {
-		*why = "too long";
-		return -1;
-	}
-	snprintf(buf, sizeof(buf), "%s", s);
-	if (slash)
-		buf[slash - s] = '\0';
-	if (inet_pton(AF_INET, buf, c->addr.a8) == 1) {
-		c->family = SLUICE_AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, buf, c->addr.a8) == 1) {
-		c->family = SLUICE_AF_INET6;
-		max = 128;
-	} else {
-		*why = "not an IPv4 or IPv6 address";
-		return -1;
-	}
-	prefix = max;
-	if (slash && sl_parse_uint(slash + 1, 0, max, &prefix, why))
-		return -1;
-	c->prefix = (uint8_t)prefix;
-	/* No bits beyond the prefix: "198.18.1.5/24" is most likely a mistake. */
-	for (bits = (unsigned int)prefix; bits < max; bits++)
-		if (c->addr.a8[bits / 8] & (0x80 >> (bits % 8))) {
-			*why = "has address bits set beyond its prefix length";
-			return -1;
-		}
-	return 0;
-}
 
 static void identity_name(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
 {
@@ -89,7 +49,7 @@ static int identity_addr(struct walker *w, yaml_node_t *e, const char *s,
 		yw_err(w, e, "an identity has at most %d addresses", SL_MAX_ID_ADDRS);
 		return -1;
 	}
-	if (parse_cidr(s, &id->addrs[id->n_addrs], &why))
+	if (sl_parse_cidr(s, &id->addrs[id->n_addrs], &why))
 		yw_err(w, e, "address '%s': %s", s, why);
 	else
 		id->n_addrs++;

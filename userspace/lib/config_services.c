@@ -37,11 +37,14 @@ static void service_frontend(struct walker *w, const char *label, yaml_node_t *v
 {
 	struct service_ctx *sc = ctx;
 	const char *s = yw_want_scalar(w, v, label), *why;
+	struct sl_problem p;
 
 	if (!s)
 		return;
 	if (sl_parse_hostport(s, &sc->svc->frontend, &why))
 		yw_err(w, v, "frontend '%s': %s", s, why);
+	else if (sl_frontend_check(&sc->cfg->agent, &sc->svc->frontend, &p))
+		yw_err(w, v, "%s", p.msg);
 	else
 		sc->frontend_ok = 1;
 }
@@ -482,11 +485,12 @@ static void backend_subset(struct walker *w, const char *label, yaml_node_t *v, 
 		strcpy(bc->be->subset, s);
 }
 
-static const struct yw_key backend_keys[] = {
-    YW_KEY_NEED("address", backend_address),
-    YW_KEY_UINT("weight", struct sl_backend_cfg, weight, 1, 1000),
-    YW_KEY_FN("subset", backend_subset),
-    YW_KEY_FN("identity", backend_identity),
+enum { BK_ADDRESS, BK_WEIGHT, BK_SUBSET, BK_IDENTITY, BK__N };
+static const struct yw_key backend_keys[BK__N] = {
+    [BK_ADDRESS] = YW_KEY_NEED("address", backend_address),
+    [BK_WEIGHT] = YW_KEY_UINT("weight", struct sl_backend_cfg, weight, 1, 1000),
+    [BK_SUBSET] = YW_KEY_FN("subset", backend_subset),
+    [BK_IDENTITY] = YW_KEY_FN("identity", backend_identity),
 };
 static const struct yw_schema backend_schema =
     YW_SCHEMA("backend", 0, "backend has no '%s'", backend_keys);
@@ -497,14 +501,20 @@ static void parse_backend(struct walker *w, yaml_node_t *bn, struct service_ctx 
 	struct sl_service_cfg *svc = sc->svc;
 	struct sl_backend_cfg *be = &svc->backends[svc->n_backends];
 	struct backend_ctx bc = {.be = be, .cfg = sc->cfg};
+	yaml_node_t *vals[BK__N] = {0};
 	struct sl_problem p;
 
 	memset(be, 0, sizeof(*be));
 	be->weight = 1;
-	if (yw_walk(w, bn, &backend_schema, be, &bc, NULL) || !bc.address_ok)
+	if (yw_walk(w, bn, &backend_schema, be, &bc, vals) || !bc.address_ok)
 		return;
 	if (sl_service_check_backend(svc, &be->addr, sc->frontend_ok, SL_SVC_FILE, &p)) {
 		yw_err_problem(w, bn, &p);
+		return;
+	}
+	if (sl_identity_check(sc->cfg->identities, sc->cfg->n_identities, be->identity, &be->addr,
+			      &p)) {
+		yw_err_problem(w, vals[BK_IDENTITY], &p);
 		return;
 	}
 	svc->n_backends++;

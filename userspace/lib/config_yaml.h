@@ -162,9 +162,10 @@ yaml_node_t *yw_get(struct walker *w, yaml_node_t *n, const char *key, yaml_node
 extern const struct yw_schema cfg_agent_schema;	   /* agent:, base and ctx the sl_config */
 extern const struct yw_schema cfg_registry_schema; /* registry:, ditto */
 
-/* agent.limits before anything else: services are counted against them. Quietly, as the
- * walk of agent reports its problems. */
-void cfg_parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg);
+/* agent.limits, agent.frontends and registry.etcd.endpoints before anything else: services
+ * are counted against the limits and their frontends checked against the others. Quietly, as
+ * the walks of agent and registry report their problems. */
+void cfg_parse_agent_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg);
 /* identities: before the services, whose policies and backends name them. */
 void cfg_parse_identities_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg);
 /* services: (YW_FN of the root schema; ctx the sl_config) */

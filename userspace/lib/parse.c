@@ -141,3 +141,119 @@ int sl_sockaddr_equal(const struct sl_sockaddr *a, const struct sl_sockaddr *b)
 	return a->family == b->family && a->port == b->port &&
 	       !memcmp(a->addr.a8, b->addr.a8, sizeof(a->addr.a8));
 }
+
+int sl_sockaddr_cmp(const struct sl_sockaddr *a, const struct sl_sockaddr *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	if (a->port != b->port)
+		return a->port < b->port ? -1 : 1;
+	return memcmp(a->addr.a8, b->addr.a8, sizeof(a->addr.a8));
+}
+
+int sl_parse_cidr(const char *s, struct sl_cidr *c, const char **why)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash = strchr(s, '/');
+	uint64_t prefix;
+	unsigned int max, bits;
+
+	memset(c, 0, sizeof(*c));
+	if (strlen(s) >= sizeof(buf)) {
+		*why = "too long";
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s", s);
+	if (slash)
+		buf[slash - s] = '\0';
+	if (inet_pton(AF_INET, buf, c->addr.a8) == 1) {
+		c->family = SLUICE_AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, c->addr.a8) == 1) {
+		c->family = SLUICE_AF_INET6;
+		max = 128;
+	} else {
+		*why = "not an IPv4 or IPv6 address";
+		return -1;
+	}
+	prefix = max;
+	if (slash && sl_parse_uint(slash + 1, 0, max, &prefix, why))
+		return -1;
+	c->prefix = (uint8_t)prefix;
+	/* No bits beyond the prefix: "198.18.1.5/24" is most likely a mistake. */
+	for (bits = (unsigned int)prefix; bits < max; bits++)
+		if (c->addr.a8[bits / 8] & (0x80 >> (bits % 8))) {
+			*why = "has address bits set beyond its prefix length";
+			return -1;
+		}
+	return 0;
+}
+
+void sl_format_cidr(const struct sl_cidr *c, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (!inet_ntop(c->family == SLUICE_AF_INET ? AF_INET : AF_INET6, c->addr.a8, host,
+		       sizeof(host)))
+		snprintf(host, sizeof(host), "?");
+	snprintf(buf, len, "%s/%u", host, c->prefix);
+}
+
+int sl_cidr_contains(const struct sl_cidr *c, uint8_t family, const union sluice_addr *a)
+{
+	unsigned int whole = c->prefix / 8, rest = c->prefix % 8;
+
+	if (c->family != family)
+		return 0;
+	if (memcmp(c->addr.a8, a->a8, whole))
+		return 0;
+	return !rest || !((c->addr.a8[whole] ^ a->a8[whole]) & (0xff00 >> rest));
+}
+
+int sl_sockaddr_v4mapped(const struct sl_sockaddr *a, struct sl_sockaddr *v4)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (a->family != SLUICE_AF_INET6 || memcmp(a->addr.a8, mapped, sizeof(mapped)))
+		return 0;
+	if (v4) {
+		memset(v4, 0, sizeof(*v4));
+		v4->family = SLUICE_AF_INET;
+		v4->port = a->port;
+		memcpy(v4->addr.a8, &a->addr.a8[12], 4);
+	}
+	return 1;
+}
+
+int sl_url_host_addr(const char *url, struct sl_sockaddr *out)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *h, *end;
+	size_t len;
+
+	memset(out, 0, sizeof(*out));
+	if (!strncmp(url, "http://", 7))
+		h = url + 7;
+	else if (!strncmp(url, "https://", 8))
+		h = url + 8;
+	else
+		return -1;
+	if (*h == '[') {
+		end = strchr(++h, ']');
+		out->family = SLUICE_AF_INET6;
+	} else {
+		end = h + strcspn(h, ":/");
+		out->family = SLUICE_AF_INET;
+	}
+	if (!end)
+		return -1;
+	len = (size_t)(end - h);
+	if (!len || len >= sizeof(host))
+		return -1;
+	memcpy(host, h, len);
+	host[len] = '\0';
+	return inet_pton(out->family == SLUICE_AF_INET ? AF_INET : AF_INET6, host, out->addr.a8) ==
+		       1
+		   ? 0
+		   : -1;
+}

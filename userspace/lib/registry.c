@@ -8,11 +8,8 @@
 #include <time.h>
 
 #include "mem.h"
-#include "registry.h"
+#include "registry_int.h"
 #include "services.h"
-
-/* Longest TTL a registration may ask for. */
-#define MAX_TTL_MS (24ULL * 3600 * 1000)
 
 uint64_t sl_registry_now_ms(void)
 {
@@ -173,7 +170,13 @@ static int check_service(const struct sl_config *agent, const char *name, const 
 int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent, const char *name,
 			    const char *body, size_t len, uint8_t origin, struct sl_problem *e)
 {
-	ssize_t i = find_service(r, name);
+	return sl_reg_put_service_at(r, agent, find_service(r, name), name, body, len, origin, e);
+}
+
+int sl_reg_put_service_at(struct sl_registry *r, const struct sl_config *agent, ssize_t i,
+			  const char *name, const char *body, size_t len, uint8_t origin,
+			  struct sl_problem *e)
+{
 	char *json;
 
 	if (check_service(agent, name, body, len, &json, e))
@@ -240,7 +243,7 @@ static int parse_ttl(json_t *v, uint64_t *ms, struct sl_problem *e)
 		sl_problem_http(e, 400, "ttl", "ttl must be a duration such as \"30s\"");
 		return -1;
 	}
-	if (*ms > MAX_TTL_MS) {
+	if (*ms > SL_REG_MAX_TTL_MS) {
 		sl_problem_http(e, 400, "ttl", "ttl is longer than 24h");
 		return -1;
 	}
@@ -249,6 +252,8 @@ static int parse_ttl(json_t *v, uint64_t *ms, struct sl_problem *e)
 
 int sl_registry_backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_problem *e)
 {
+	char hp[SL_HOSTPORT_LEN];
+	struct sl_sockaddr v4;
 	const char *key;
 	json_t *v;
 
@@ -270,6 +275,13 @@ int sl_registry_backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl
 	}
 	if (parse_address(json_string_value(v), &b->addr, e, 400))
 		return -1;
+	if (sl_sockaddr_v4mapped(&b->addr, &v4)) {
+		sl_format_hostport(&v4, hp, sizeof(hp));
+		sl_problem_http(e, 400, "address",
+				"address '%s' is an IPv4-mapped IPv6 address: write it as %s",
+				json_string_value(v), hp);
+		return -1;
+	}
 	b->weight = 1;
 	v = json_object_get(o, "weight");
 	if (v) {
@@ -435,129 +447,4 @@ size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms)
 	gone = r->n_bes - k;
 	r->n_bes = k;
 	return gone;
-}
-
-/* The registry's services after the file's: a name of the file's is not taken over, and each
- * is checked as it would be in the file. 0, or -1 with *e. */
-static int merge_services(const struct sl_config *file, const struct sl_registry *r,
-			  struct sl_config *out, struct sl_problem *e)
-{
-	size_t cap = out->n_services;
-
-	for (size_t i = 0; i < r->n_svcs; i++) {
-		const struct sl_reg_service *rs = &r->svcs[i];
-		struct sl_problems d = {0};
-		struct sl_service_cfg svc;
-
-		if (sl_services_check_name(out->services, out->n_services, rs->name,
-					   SL_SVC_REGISTRY, e))
-			return -1;
-		if (sl_config_parse_service("registry", rs->json, strlen(rs->json), file, &svc,
-					    &d)) {
-			sl_problem_http(e, 400, "", "service '%s': %s", rs->name,
-					d.n ? d.list[0].msg : "invalid");
-			sl_problems_free(&d);
-			return -1;
-		}
-		if (sl_services_check_frontend(out->services, out->n_services, &svc,
-					       SL_SVC_REGISTRY, e)) {
-			free(svc.backends);
-			return -1;
-		}
-		if (SL_ENSURE(&out->services, &cap, out->n_services + 1)) {
-			free(svc.backends);
-			sl_problem_http(e, 500, "", "out of memory");
-			return -1;
-		}
-		out->services[out->n_services++] = svc;
-	}
-	return 0;
-}
-
-/* Room in each service of out for the registrations that name it. */
-static int reserve_backends(const struct sl_registry *r, struct sl_config *out)
-{
-	size_t *extra = calloc(out->n_services + 1, sizeof(*extra));
-	int err = 0;
-
-	if (!extra)
-		return -ENOMEM;
-	for (size_t i = 0; i < r->n_bes; i++) {
-		const struct sl_service_cfg *svc =
-		    sl_service_find(out->services, out->n_services, r->bes[i].service);
-
-		if (svc)
-			extra[svc - out->services]++;
-	}
-	for (size_t i = 0; i < out->n_services && !err; i++) {
-		struct sl_service_cfg *svc = &out->services[i];
-		size_t cap = svc->n_backends;
-
-		if (extra[i])
-			err = SL_ENSURE(&svc->backends, &cap, svc->n_backends + extra[i]);
-	}
-	free(extra);
-	return err;
-}
-
-/* The registrations into their services, each checked as a backend of the file would be.
- * 0, or -1 with *e. */
-static int merge_backends(const struct sl_registry *r, struct sl_config *out, struct sl_problem *e)
-{
-	if (reserve_backends(r, out)) {
-		sl_problem_http(e, 500, "", "out of memory");
-		return -1;
-	}
-	for (size_t i = 0; i < r->n_bes; i++) {
-		const struct sl_reg_backend *b = &r->bes[i];
-		struct sl_service_cfg *svc =
-		    sl_service_find(out->services, out->n_services, b->service);
-		struct sl_backend_cfg *be;
-		char hp[SL_HOSTPORT_LEN];
-
-		sl_format_hostport(&b->addr, hp, sizeof(hp));
-		if (!svc) {
-			sl_problem_http(e, 404, "service", "no service '%s' for backend %s",
-					b->service, hp);
-			return -1;
-		}
-		if (sl_service_check_backend(svc, &b->addr, 1, SL_SVC_REGISTRY, e) ||
-		    sl_service_check_room(svc->name, svc->n_backends + 1, SL_SVC_REGISTRY, e))
-			return -1;
-		be = &svc->backends[svc->n_backends];
-		memset(be, 0, sizeof(*be));
-		if (b->identity[0]) {
-			be->identity =
-			    sl_identity_id(out->identities, out->n_identities, b->identity);
-			if (!be->identity) {
-				sl_problem_http(
-				    e, 400, "identity",
-				    "identity '%s' of backend %s is not defined in 'identities'",
-				    b->identity, hp);
-				return -1;
-			}
-		}
-		be->addr = b->addr;
-		be->weight = b->weight;
-		memcpy(be->subset, b->subset, sizeof(b->subset));
-		svc->n_backends++;
-	}
-	return 0;
-}
-
-int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
-		      struct sl_config *out, struct sl_problem *e)
-{
-	if (sl_config_clone(file, out)) {
-		sl_problem_http(e, 500, "", "out of memory");
-		return -1;
-	}
-	if (merge_services(file, r, out, e) || merge_backends(r, out, e) ||
-	    sl_services_check_limits(&out->agent.limits, out->n_services,
-				     sl_services_backends(out->services, out->n_services), NULL,
-				     e)) {
-		sl_config_free(out);
-		return -1;
-	}
-	return 0;
 }

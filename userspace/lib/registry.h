@@ -58,10 +58,37 @@ struct sl_registry {
 void sl_registry_free(struct sl_registry *r);
 int sl_registry_copy(const struct sl_registry *src, struct sl_registry *dst);
 
-/* The effective config: a copy of 'file' with the registry's services and
- * backends added. 0, or -1 with *e (400/404/409) and *out empty. */
+/* The keys of an etcd snapshot left out, each with why, for the log: the first
+ * SL_REG_SKIPS_KEPT of them, and how many in all. */
+#define SL_REG_SKIPS_KEPT 100
+struct sl_reg_skip {
+	char key[256];
+	char why[384];
+};
+struct sl_reg_skips {
+	struct sl_reg_skip *v;
+	size_t n, cap;
+	size_t total;
+};
+void sl_reg_skips_free(struct sl_reg_skips *s);
+
+/*
+ * The effective config: a copy of 'file' with the registry's services and backends added,
+ * each checked by the rules of the file's (services.h): names, frontends (agent.frontends and
+ * the refused ranges), backends, identity labels inside their identity's CIDRs, no backend
+ * policy taken over, agent.limits. In order: the etcd entries (services, then registrations),
+ * then the local ones (the API's), so a request is checked against what etcd already has.
+ *
+ * A local entry that breaks a rule fails the merge: 0, or -1 with *e (400/404/409) and *out
+ * empty. An etcd entry that breaks one is left out on its own, and the rest applies (one bad
+ * key never stops a node); sl_registry_merge_skips also lists them in *skips (keys under
+ * file->agent.etcd_prefix).
+ */
 int sl_registry_merge(const struct sl_config *file, const struct sl_registry *r,
 		      struct sl_config *out, struct sl_problem *e);
+int sl_registry_merge_skips(const struct sl_config *file, const struct sl_registry *r,
+			    struct sl_config *out, struct sl_reg_skips *skips,
+			    struct sl_problem *e);
 
 /* Operations. Each checks what it can alone; the merge checks the rest.
  * 0, or -1 with *e. */
@@ -102,13 +129,22 @@ size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms);
  * The shared registry in etcd. Under 'prefix':
  *   services/<name>              a service, the same JSON as PUT /v1/services/<name>
  *   backends/<service>/<address> {"address": "IP:PORT", "weight": N, "subset": "S",
- *                                "identity": "NAME"},
+ *                                "identity": "NAME"} (the same address as the key's),
  *                                attached to a lease when registered with a TTL
- * Replace every etcd-origin entry of r with those of a snapshot (keys and
- * values and lease ids in parallel arrays; a registration with a lease has
- * ttl_ms 1: "some TTL, kept by etcd"). Entries that do not check out are skipped:
- * their number is returned, and the first one's reason is in *e.
+ * Replace every etcd-origin entry of r with those of a snapshot (keys and values and lease
+ * ids in parallel arrays; a registration with a lease has ttl_ms 1: "some TTL, kept by
+ * etcd"). A key that does not check out alone (or is registered here too, or twice) is
+ * skipped and listed in *skips; the checks between keys and the file are the merge's. Keys
+ * are indexed: n log n. A snapshot of more than SL_ETCD_MAX_KEYS keys is refused whole: -1
+ * with *e, r unchanged (the previous snapshot keeps serving); else 0.
  */
+#define SL_ETCD_MAX_KEYS 200000
+int sl_registry_etcd_load(struct sl_registry *r, const char *prefix, const char *const *keys,
+			  const char *const *values, const int64_t *leases, size_t n,
+			  const struct sl_config *agent, struct sl_reg_skips *skips,
+			  struct sl_problem *e);
+/* The same, returning how many keys were skipped (all n when refused whole) and the first
+ * reason in *e. */
 size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const char *const *keys,
 			     const char *const *values, const int64_t *leases, size_t n,
 			     const struct sl_config *agent, struct sl_problem *e);
@@ -125,7 +161,8 @@ uint64_t sl_registry_now_ms(void);
 /* As JSON, and back: the local entries, and the last etcd snapshot as a
  * cache (marked with their origin) so that a restart while etcd is away
  * still serves it. from_json keeps every entry that checks out and reports
- * the first that does not. */
+ * the first that does not (an expires_ms that is negative, or far beyond now
+ * and its TTL, or a TTL without one, included). */
 json_t *sl_registry_to_json(const struct sl_registry *r);
 int sl_registry_from_json(const json_t *o, const struct sl_config *agent, struct sl_registry *r,
 			  struct sl_problem *e);
