@@ -221,17 +221,21 @@ hold=$VT_TMP/hold.out
 in_cg "$FE" python3 "$VT_ROOT/vmtests/tools/rt_hold.py" 198.19.0.63 7000 3 4 100 >"$hold" 2>"$VT_TMP/hold.err" &
 hp=$!
 vt_wait_until 5 grep -q 'ready 3' "$hold" || vt_fail "holder: $(cat "$VT_TMP/hold.err")"
+# A label that gives an address an identity its CIDRs do not (be3 is not peers') is refused
+# with FILE:LINE:COL, and the previous config keeps serving.
 policy_cfg batch ", identity: peers" | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
+vt_wait_until 5 va_log_has "cannot have identity 'peers': no address of 'peers'" &&
+	vt_pass "an identity label outside the identity's CIDRs is refused with FILE:LINE:COL" ||
+	vt_fail "label outside peers' CIDRs not refused"
+be_conn 3
+[ "$(vt_value "$out" 'errno ETIMEDOUT')" -eq 1 ] &&
+	vt_pass "be3 (unlabelled, unknown) still gets the default, deny" ||
+	vt_fail "be3 after the refused label: $(tr '\n' ' ' <"$out")"
+policy_cfg batch "" | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
 vt_wait_until 5 va_log_count_ge 'msg="service updated" service=echo' 1 || vt_fail "policy change not applied"
 in_cg "$FE" "$VT_BIN/sl_client" refused 198.19.0.63:7000 >"$out"
 eperm_fast "$out" && vt_pass "after the change, new connections from frontend are refused" ||
 	vt_fail "after change: $(cat "$out")"
-# The same reload labelled backend be3 (of 'open') with identity peers: the ipcache now
-# names its address, so its direct connect to the node's guarded server is allowed.
-be_conn 3
-[ "$(vt_value "$out" ok)" -eq 1 ] &&
-	vt_pass "a backend's identity label puts its address in the ipcache: be3 (peers) connects now" ||
-	vt_fail "be3 labelled: $(tr '\n' ' ' <"$out")"
 wait "$hp"
 [ $? -eq 0 ] && vt_pass "established connections kept their round trips through the change ($(tr '\n' ' ' <"$hold"))" ||
 	vt_fail "holder: $(tr '\n' ' ' <"$hold") $(cat "$VT_TMP/hold.err")"
