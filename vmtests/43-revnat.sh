@@ -2,9 +2,9 @@
 # Reverse translation cannot be taken away by another process: a long-lived connected UDP socket
 # and a long-lived TCP socket to VIPs keep seeing the VIP in getpeername() and recvmsg() while
 # another process in the same cgroup churns 100 000 short UDP sockets through a VIP (each
-# connect() is a translation to store). Both run on CPU 0: a translation table shared by all
-# sockets (an LRU, as before) was emptied of the long-lived sockets' entries that way, since a
-# CPU's newest entries are only handed to the shared lists, and evicted, by that CPU. Translations live in the socket itself, so none is ever
+# connect() is a translation to store). Both run on CPU 0: with the translations in one LRU
+# shared by all sockets (before), that evicted the long-lived sockets' entries; an attacker can
+# as well run one churner per CPU. Translations live in the socket itself, so none is ever
 # evicted, and none failed to be stored (sluice_revnat_update_failures_total stays 0).
 set -u
 . "$(dirname "$0")/lib.sh"

@@ -13,7 +13,8 @@
  * keyed by its generation, and the agent only ever writes the generation that
  * is NOT live:
  *
- *   1. backends: new ones are written (state healthy, counters zeroed);
+ *   1. backends: new ones are written (state healthy, counters zeroed, a
+ *      new generation of the id's run-time state: backend_rt_reset);
  *      changed ones are rewritten in place, keeping their state;
  *   2. slots of the idle generation: 0..n-1 written, stale ones above deleted;
  *   3. tables: a new one per view is built, filled and inserted at
