@@ -55,59 +55,123 @@ static __always_inline void sl_req_v6(struct sl_req *req, struct bpf_sock_addr *
 	}
 }
 
-/* Remember which frontend this socket asked for, for recvmsg/getpeername.
- * Written only when it changes: an unconnected UDP socket sends to the same
- * frontend datagram after datagram. 0 or a negative errno. */
-static __always_inline int sl_revnat_store(const struct sl_req *req,
-					   const struct sluice_backend *be)
+/* A failed translation store: the socket will see the backend's address. */
+static __always_inline void sl_count_revnat_failure(void)
 {
-	const struct sluice_revnat *old;
-	struct sluice_revnat_key key = {};
-	struct sluice_revnat val = {};
+	struct sluice_global_stats *gs;
+	__u32 zero = 0;
 
-	key.cookie = req->cookie;
-	key.addr = be->addr;
-	key.port = be->port;
-	key.family = be->family;
-	val.addr = req->fe.addr;
-	val.port = req->fe.port;
-	old = bpf_map_lookup_elem(&sluice_revnat, &key);
-	if (old && old->port == val.port && sl_addr_eq(&old->addr, &val.addr))
-		return 0;
-	return (int)bpf_map_update_elem(&sluice_revnat, &key, &val, BPF_ANY);
+	gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
+	if (gs)
+		sl_add(&gs->revnat_failures, 1);
 }
 
-/* The frontend a socket asked for, given the peer address the hook sees. A
+static __always_inline int sl_revnat_is(const struct sluice_revnat *rn, const union sluice_addr *a,
+					__u16 port, __u8 family)
+{
+	return rn->family == family && rn->be_port == port && sl_addr_eq(&rn->be_addr, a);
+}
+
+/* Point a translation at the frontend the request asked for. A reader on
+ * another CPU may see the entry half-written only when the same socket
+ * sends to a new frontend at that moment; 'family', set last, makes it whole. */
+static __always_inline void sl_revnat_set(struct sluice_revnat *rn, const struct sl_req *req,
+					  const struct sluice_backend *be)
+{
+	if (sl_revnat_is(rn, &be->addr, be->port, be->family) && rn->fe_port == req->fe.port &&
+	    sl_addr_eq(&rn->fe_addr, &req->fe.addr))
+		return; /* written only when it changes */
+	rn->family = 0;
+	asm volatile("" ::: "memory");
+	rn->be_addr = be->addr;
+	rn->be_port = be->port;
+	rn->fe_addr = req->fe.addr;
+	rn->fe_port = req->fe.port;
+	asm volatile("" ::: "memory");
+	rn->family = be->family;
+}
+
+/*
+ * Remember which frontend a UDP socket asked for, for recvmsg/getpeername,
+ * in the socket's own storage: it goes with the socket, and no other socket
+ * can push it out. An unconnected socket keeps up to SLUICE_REVNAT_SLOTS
+ * backends; past that it replaces its own oldest.
+ */
+static __always_inline void sl_revnat_store_udp(struct bpf_sock_addr *ctx, const struct sl_req *req,
+						const struct sluice_backend *be)
+{
+	struct sluice_sk_revnat *r = NULL;
+	struct bpf_sock *sk = ctx->sk;
+	__u32 i, pick = SLUICE_REVNAT_SLOTS;
+
+	if (sk)
+		r = bpf_sk_storage_get(&sluice_revnat, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!r) {
+		sl_count_revnat_failure();
+		return;
+	}
+#pragma unroll
+	for (i = 0; i < SLUICE_REVNAT_SLOTS; i++) {
+		if (sl_revnat_is(&r->slot[i], &be->addr, be->port, be->family)) {
+			sl_revnat_set(&r->slot[i], req, be);
+			return;
+		}
+		if (!r->slot[i].family && pick == SLUICE_REVNAT_SLOTS)
+			pick = i;
+	}
+	if (pick == SLUICE_REVNAT_SLOTS)
+		pick = r->next++ % SLUICE_REVNAT_SLOTS;
+	if (pick < SLUICE_REVNAT_SLOTS)
+		sl_revnat_set(&r->slot[pick], req, be);
+}
+
+/* The translation of a socket's peer, given the peer address the hook sees:
+ * a TCP socket's is in its tag, a UDP socket's in its revnat storage. A
  * v4-mapped peer of an IPv6 socket is looked up as IPv4. */
 static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_sock_addr *ctx,
 								  __u8 family, int *v4mapped)
 {
-	struct sluice_revnat_key key = {};
+	const struct sluice_sk_backend *sb;
+	const struct sluice_sk_revnat *r;
+	union sluice_addr a = {};
+	__u16 port = (__u16)ctx->user_port;
+	__u32 i;
 
-	key.cookie = bpf_get_socket_cookie(ctx);
-	key.family = family;
-	key.port = (__u16)ctx->user_port;
 	*v4mapped = 0;
 	if (family == SLUICE_AF_INET) {
-		key.addr.a32[0] = ctx->user_ip4;
+		a.a32[0] = ctx->user_ip4;
 	} else {
-		key.addr.a32[0] = ctx->user_ip6[0];
-		key.addr.a32[1] = ctx->user_ip6[1];
-		key.addr.a32[2] = ctx->user_ip6[2];
-		key.addr.a32[3] = ctx->user_ip6[3];
-		*v4mapped = sl_unmap(&key.family, key.addr.a32);
+		a.a32[0] = ctx->user_ip6[0];
+		a.a32[1] = ctx->user_ip6[1];
+		a.a32[2] = ctx->user_ip6[2];
+		a.a32[3] = ctx->user_ip6[3];
+		*v4mapped = sl_unmap(&family, a.a32);
 	}
-	return bpf_map_lookup_elem(&sluice_revnat, &key);
+	if (ctx->protocol == SLUICE_PROTO_TCP) {
+		sb = bpf_sk_storage_get(&sluice_sk_backend, ctx->sk, 0, 0);
+		if (sb && sl_revnat_is(&sb->revnat, &a, port, family))
+			return &sb->revnat;
+		return NULL;
+	}
+	r = bpf_sk_storage_get(&sluice_revnat, ctx->sk, 0, 0);
+	if (!r)
+		return NULL;
+#pragma unroll
+	for (i = 0; i < SLUICE_REVNAT_SLOTS; i++)
+		if (sl_revnat_is(&r->slot[i], &a, port, family))
+			return &r->slot[i];
+	return NULL;
 }
 
 /*
- * Tag a TCP socket with its backend, for sockops to follow it. The tag
- * carries the active-connection reservation made by sl_select: whoever sees
- * the socket end (sockops at its close, or sock_release when it never sent a
- * SYN) gives it back. No tag, no reservation.
+ * Tag a TCP socket with its backend, for sockops to follow it, and with its
+ * translation, for getpeername(). The tag carries the active-connection
+ * reservation made by sl_select, in the generations it was made in: whoever
+ * sees the socket end (sockops at its close, or sock_release when it never
+ * sent a SYN) gives it back. No tag, no reservation.
  */
 static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const struct sl_req *req,
-					   __u32 be_id)
+					   const struct sluice_backend *be, __u32 be_id)
 {
 	struct sluice_sk_backend *sb = NULL;
 	struct bpf_sock *sk = ctx->sk;
@@ -115,20 +179,24 @@ static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const stru
 	if (sk)
 		sb = bpf_sk_storage_get(&sluice_sk_backend, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!sb) {
+		sl_count_revnat_failure();
 		if (req->reserved)
-			sl_release(req->svc_id, be_id);
+			sl_release(req->svc_id, req->svc_gen, be_id, req->be_gen);
 		return;
 	}
 	/* A connect() that failed before its SYN, tried again. */
 	if ((sb->flags & (SLUICE_SK_F_RESERVED | SLUICE_SK_F_SYN)) == SLUICE_SK_F_RESERVED)
-		sl_release(sb->svc_id, sb->be_id);
+		sl_release(sb->svc_id, sb->svc_gen, sb->be_id, sb->be_gen);
 	sb->be_id = be_id;
 	sb->svc_id = req->svc_id;
+	sb->be_gen = req->be_gen;
+	sb->svc_gen = req->svc_gen;
 	sb->start_ns = bpf_ktime_get_ns();
 	sb->flags = req->reserved ? SLUICE_SK_F_RESERVED : 0;
 	sb->user_timeout = 0;
 	sb->connect_timeout_ms = req->connect_timeout_ms;
 	sb->idle_timeout_s = req->idle_timeout_s;
+	sl_revnat_set(&sb->revnat, req, be);
 }
 
 /* Select a backend and rewrite the destination. 0 or a negative errno. */
@@ -146,7 +214,7 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	 * v4 hook may not touch the v6 fields, so branch on the hook's. */
 	if (be->family != req->fe.family) {
 		if (req->reserved)
-			sl_release(req->svc_id, be_id);
+			sl_release(req->svc_id, req->svc_gen, be_id, req->be_gen);
 		return -ECONNREFUSED;
 	}
 	if (family == SLUICE_AF_INET) {
@@ -165,9 +233,10 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	ctx->user_port = be->port;
 	/* Should the store fail, only this socket's replies keep the backend's
 	 * address: the call itself goes on. */
-	sl_revnat_store(req, be);
 	if (req->fe.proto == SLUICE_PROTO_TCP)
-		sl_sk_remember(ctx, req, be_id);
+		sl_sk_remember(ctx, req, be, be_id);
+	else
+		sl_revnat_store_udp(ctx, req, be);
 	return 0;
 }
 
@@ -222,16 +291,16 @@ static __always_inline int sl_reverse(struct bpf_sock_addr *ctx, __u8 family)
 	if (!rn)
 		return SL_VERDICT_PASS;
 	if (family == SLUICE_AF_INET) {
-		ctx->user_ip4 = rn->addr.a32[0];
+		ctx->user_ip4 = rn->fe_addr.a32[0];
 	} else if (v4mapped) {
-		ctx->user_ip6[3] = rn->addr.a32[0];
+		ctx->user_ip6[3] = rn->fe_addr.a32[0];
 	} else {
-		ctx->user_ip6[0] = rn->addr.a32[0];
-		ctx->user_ip6[1] = rn->addr.a32[1];
-		ctx->user_ip6[2] = rn->addr.a32[2];
-		ctx->user_ip6[3] = rn->addr.a32[3];
+		ctx->user_ip6[0] = rn->fe_addr.a32[0];
+		ctx->user_ip6[1] = rn->fe_addr.a32[1];
+		ctx->user_ip6[2] = rn->fe_addr.a32[2];
+		ctx->user_ip6[3] = rn->fe_addr.a32[3];
 	}
-	ctx->user_port = rn->port;
+	ctx->user_port = rn->fe_port;
 	return SL_VERDICT_PASS;
 }
 
@@ -272,7 +341,7 @@ int sluice_sock_release(struct bpf_sock *sk)
 	sb = bpf_sk_storage_get(&sluice_sk_backend, sk, 0, 0);
 	if (sb && (sb->flags & (SLUICE_SK_F_RESERVED | SLUICE_SK_F_SYN)) == SLUICE_SK_F_RESERVED) {
 		sb->flags &= ~SLUICE_SK_F_RESERVED;
-		sl_release(sb->svc_id, sb->be_id);
+		sl_release(sb->svc_id, sb->svc_gen, sb->be_id, sb->be_gen);
 	}
 	return SL_VERDICT_PASS;
 }

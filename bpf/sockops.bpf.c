@@ -50,14 +50,15 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Keepalive probes sent before an idle connection is declared dead. */
 #define SL_KEEPALIVE_PROBES 3
 
+/* Counters of a tag's ids; NULL for id 0 (forgotten by sl_tag_check). */
 static __always_inline struct sluice_backend_stats *sl_be_stats(__u32 be_id)
 {
-	return bpf_map_lookup_elem(&sluice_backend_stats, &be_id);
+	return be_id ? bpf_map_lookup_elem(&sluice_backend_stats, &be_id) : NULL;
 }
 
 static __always_inline struct sluice_svc_hist *sl_svc_hist(__u32 svc_id)
 {
-	return bpf_map_lookup_elem(&sluice_svc_hist, &svc_id);
+	return svc_id ? bpf_map_lookup_elem(&sluice_svc_hist, &svc_id) : NULL;
 }
 
 /* The socket's own address and the backend's, from the sockops context. */
@@ -146,7 +147,7 @@ static __always_inline void sl_release_sk(struct sluice_sk_backend *sb)
 	if (!(sb->flags & SLUICE_SK_F_RESERVED))
 		return;
 	sb->flags &= ~SLUICE_SK_F_RESERVED;
-	sl_release(sb->svc_id, sb->be_id);
+	sl_release(sb->svc_id, sb->svc_gen, sb->be_id, sb->be_gen);
 }
 
 /* Established: the SYN-phase timeout makes way for the socket's own, and
@@ -181,7 +182,8 @@ static __always_inline void sl_set_timeouts(struct bpf_sock_ops *skops,
  * starts again from one. */
 static __always_inline void sl_outlier_success(__u32 be_id, __u64 now)
 {
-	struct sluice_backend_rt *rt = bpf_map_lookup_elem(&sluice_backend_rt, &be_id);
+	struct sluice_backend_rt *rt =
+	    be_id ? bpf_map_lookup_elem(&sluice_backend_rt, &be_id) : NULL;
 
 	if (!rt)
 		return;
@@ -235,6 +237,8 @@ static __always_inline void sl_outlier_failure(struct bpf_sock_ops *skops,
 	__u32 id = sb->svc_id, failures, times;
 	__u64 now, dur;
 
+	if (!sb->svc_id || !sb->be_id)
+		return; /* an id that went to another since (sl_tag_check) */
 	svc = bpf_map_lookup_elem(&sluice_services, &id);
 	if (!svc || !(svc->flags & SLUICE_SVC_F_OUTLIER) || !svc->ejection_failures)
 		return;
@@ -378,6 +382,8 @@ static __always_inline int sl_on_state(struct bpf_sock_ops *skops)
 
 	if (!sb || !sk)
 		return 0;
+	if (new_state == BPF_TCP_CLOSE || new_state == BPF_TCP_ESTABLISHED)
+		sl_tag_check(sb);
 	if (new_state == BPF_TCP_CLOSE)
 		sl_release_sk(sb);
 	if (new_state == BPF_TCP_ESTABLISHED && old_state == BPF_TCP_SYN_SENT)

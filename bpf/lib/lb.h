@@ -37,6 +37,8 @@ struct sl_req {
 	__u32 connect;		  /* connect(), not sendmsg(): limits apply */
 	__u32 svc_id;		  /* out: the service the frontend belongs to */
 	__u32 reserved;		  /* out: counted in the service's and backend's active */
+	__u32 svc_gen;		  /* out: the generations of the service's and the */
+	__u32 be_gen;		  /* backend's ids (SLUICE_RT_ONE) */
 	__u32 reason;		  /* out: enum sluice_drop_reason of a refusal */
 	__u32 connect_timeout_ms; /* out: the service's timeouts */
 	__u32 idle_timeout_s;
@@ -141,7 +143,9 @@ static __always_inline __s64 sl_active(__u32 be_id)
 {
 	struct sluice_backend_rt *rt = bpf_map_lookup_elem(&sluice_backend_rt, &be_id);
 
-	return rt && rt->active > 0 ? rt->active : 0;
+	__s64 a = rt ? sluice_rt_active(rt->active_gen) : 0;
+
+	return a > 0 ? a : 0;
 }
 
 /* Scan step: the first usable backend from 'first' on, wrapping. */
@@ -550,7 +554,7 @@ static __always_inline int sl_select(struct sl_req *req, const struct sluice_bac
 	struct sluice_svc_rt *rt = NULL;
 	__u32 svc_id, be_id;
 	__u64 now;
-	__s64 old;
+	__u64 old;
 
 	fe = bpf_map_lookup_elem(&sluice_frontends, &req->fe);
 	if (!fe)
@@ -566,17 +570,19 @@ static __always_inline int sl_select(struct sl_req *req, const struct sluice_bac
 	if (req->connect) {
 		rt = bpf_map_lookup_elem(&sluice_svc_rt, &svc_id);
 		if (rt && req->fe.proto == SLUICE_PROTO_TCP) {
-			old = sl_add(&rt->active, 1);
+			old = sl_add(&rt->active_gen, SLUICE_RT_ONE);
+			req->svc_gen = sluice_rt_gen(old);
 			req->reserved = 1;
-			if (svc->max_connections && old >= (__s64)svc->max_connections) {
-				sl_release(svc_id, 0);
+			if (svc->max_connections &&
+			    sluice_rt_active(old) >= (__s64)svc->max_connections) {
+				sl_release(svc_id, req->svc_gen, 0, 0);
 				req->reserved = 0;
 				return sl_refuse(req, svc_id, SLUICE_DROP_CIRCUIT_BREAKER);
 			}
 		}
 		if (rt && svc->rate_per_sec && !sl_rate_admit(rt, svc, now)) {
 			if (req->reserved)
-				sl_release(svc_id, 0);
+				sl_release(svc_id, req->svc_gen, 0, 0);
 			req->reserved = 0;
 			return sl_refuse(req, svc_id, SLUICE_DROP_RATE_LIMIT);
 		}
@@ -585,14 +591,14 @@ static __always_inline int sl_select(struct sl_req *req, const struct sluice_bac
 	be = be_id ? bpf_map_lookup_elem(&sluice_backends, &be_id) : NULL;
 	if (!be) {
 		if (req->reserved)
-			sl_release(svc_id, 0);
+			sl_release(svc_id, req->svc_gen, 0, 0);
 		req->reserved = 0;
 		return sl_refuse(req, svc_id, SLUICE_DROP_NO_BACKEND);
 	}
 	if (req->reserved) {
 		brt = bpf_map_lookup_elem(&sluice_backend_rt, &be_id);
 		if (brt)
-			sl_add(&brt->active, 1);
+			req->be_gen = sl_active_get(&brt->active_gen);
 	}
 	req->connect_timeout_ms = svc->connect_timeout_ms;
 	req->idle_timeout_s = svc->idle_timeout_s;

@@ -133,16 +133,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_rr SEC(".maps");
 
-/* (socket cookie, backend) -> the frontend that socket addressed */
+/* UDP socket -> its translations: backend -> the frontend it asked for */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, SLUICE_DEFAULT_REVNAT);
-	__type(key, struct sluice_revnat_key);
-	__type(value, struct sluice_revnat);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sluice_sk_revnat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_revnat SEC(".maps");
 
-/* TCP socket -> the backend its connect() was given */
+/* TCP socket -> the backend its connect() was given, and its translation */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

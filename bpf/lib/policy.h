@@ -43,9 +43,40 @@ static __always_inline __u32 sl_addr_identity(const union sluice_addr *a, __u8 f
 	return id ? *id : 0;
 }
 
-/* Emit a policy decision: always for a denial, for an allowed connection
- * only with agent.audit: all. Never waits: a full ring buffer counts the
- * event as lost. */
+/*
+ * May this CPU emit one more audit event? A token bucket per CPU, written as
+ * GCRA like rate_limit: SLUICE_AUDIT_BURST events at once, then
+ * SLUICE_AUDIT_RATE a second. What is over is counted in audit_suppressed.
+ * Per CPU, so no lock and no atomics: a softirq (TC ingress) that interrupts
+ * a connect() on the same CPU between the read and the write can at worst
+ * let one event more through.
+ */
+static __always_inline int sl_audit_admit(void)
+{
+	const __u64 interval = 1000000000ULL / SLUICE_AUDIT_RATE;
+	struct sluice_audit_budget *b;
+	struct sluice_global_stats *gs;
+	__u32 zero = 0;
+	__u64 now, tat;
+
+	b = bpf_map_lookup_elem(&sluice_audit_budget, &zero);
+	if (!b)
+		return 0;
+	now = bpf_ktime_get_ns();
+	tat = b->tat_ns > now ? b->tat_ns : now;
+	if (tat + interval - now <= interval * SLUICE_AUDIT_BURST) {
+		b->tat_ns = tat + interval;
+		return 1;
+	}
+	gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
+	if (gs)
+		sl_add(&gs->audit_suppressed, 1);
+	return 0;
+}
+
+/* Emit a policy decision: for a denial, and for an allowed connection only
+ * with agent.audit: all, within this CPU's audit budget. Never waits: a full
+ * ring buffer counts the event as lost. */
 static __always_inline struct sluice_audit_event *sl_audit_reserve(int denied)
 {
 	struct sluice_settings *set;
@@ -57,6 +88,8 @@ static __always_inline struct sluice_audit_event *sl_audit_reserve(int denied)
 		if (!set || !set->audit_all)
 			return NULL;
 	}
+	if (!sl_audit_admit())
+		return NULL;
 	a = bpf_ringbuf_reserve(&sluice_events, sizeof(*a), 0);
 	if (!a) {
 		sl_count_lost();

@@ -53,6 +53,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_settings SEC(".maps");
 
+/* 0 -> this CPU's audit-event budget (a token bucket) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_audit_budget);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_audit_budget SEC(".maps");
+
 /* address prefix -> identity id: peers on other nodes (the "ipcache") */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

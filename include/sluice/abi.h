@@ -31,6 +31,8 @@
 #ifndef SLUICE_DEFAULT_BACKENDS
 #define SLUICE_DEFAULT_BACKENDS 16384
 #endif
+/* agent.limits.revnat's default. Unused since translations moved into the
+ * sockets (sluice_revnat is socket storage); the key is still accepted. */
 #ifndef SLUICE_DEFAULT_REVNAT
 #define SLUICE_DEFAULT_REVNAT 65536
 #endif
@@ -238,14 +240,43 @@ struct sluice_backend_stats {
 _Static_assert(sizeof(struct sluice_backend_stats) == 40, "backend stats size");
 
 /*
+ * Ids are reused: a backend or service id freed by a removal goes to the
+ * next one added. Sockets outlive that: a connection tagged with the old
+ * backend's id can close, fail or succeed long after its id went to another
+ * backend. So each id's run-time state carries a generation, which the agent
+ * bumps whenever it (re)assigns the id, resetting the rest of that state.
+ * The generation and the active-connection count share one 64-bit word, so
+ * one atomic add both counts a connection and says which generation it was
+ * counted in: the tag keeps that generation, and a later -1 that lands on
+ * another generation is undone at once (see bpf/lib/active.h). A tag whose
+ * generation is no longer the id's charges nothing: no count, no failure,
+ * no ejection, no bytes.
+ *
+ * The word: active connections in the high 32 bits (signed), the
+ * generation in the low 32 bits. A count going below 0 borrows from nothing
+ * (the carry leaves the top), so the generation is never disturbed.
+ */
+#define SLUICE_RT_ONE (1ULL << 32) /* one connection, in an active_gen word */
+
+static inline __s64 sluice_rt_active(__u64 active_gen)
+{
+	return (__s32)(active_gen >> 32);
+}
+
+static inline __u32 sluice_rt_gen(__u64 active_gen)
+{
+	return (__u32)active_gen;
+}
+
+/*
  * sluice_backend_rt value (shared array, atomics), keyed by backend id: what
  * the datapath decides with, as opposed to what it counts.
  */
 struct sluice_backend_rt {
-	/* Open TCP connections: +1 when connect() is given this backend, -1
-	 * when that socket closes by any path (or is released before its SYN).
-	 * Read by least_conn. */
-	__s64 active;
+	/* Open TCP connections (+1 when connect() is given this backend, -1
+	 * when that socket closes by any path, or is released before its SYN)
+	 * and the id's generation: see SLUICE_RT_ONE. Read by least_conn. */
+	__u64 active_gen;
 	__u64 ejected_until_ns; /* outlier ejection ends (bpf_ktime_get_ns); 0 = never ejected */
 	__u64 ejected_at_ns;	/* when the last ejection began */
 	__u32 failures;		/* consecutive failed connects; a success resets it */
@@ -263,7 +294,9 @@ struct sluice_svc_rt {
 	/* rate_limit as GCRA: the theoretical arrival time of the next
 	 * connection; one is admitted while tat_ns - now <= burst intervals. */
 	__u64 tat_ns;
-	__s64 active; /* open TCP connections of the service (atomic) */
+	/* Open TCP connections of the service and the id's generation
+	 * (atomic; see SLUICE_RT_ONE). */
+	__u64 active_gen;
 };
 _Static_assert(sizeof(struct sluice_svc_rt) == 24, "svc rt size");
 
@@ -286,18 +319,53 @@ struct sluice_svc_hist {
 _Static_assert(sizeof(struct sluice_svc_hist) == 2 * 8 * (SLUICE_HIST_BUCKETS + 2),
 	       "svc hist size");
 
+/* One socket's translation: the backend it was sent to, and the frontend it
+ * asked for, which getpeername() and recvmsg() show instead. The addresses
+ * are of 'family' (a v4-mapped frontend of an IPv6 socket is kept as IPv4). */
+struct sluice_revnat {
+	union sluice_addr be_addr;
+	union sluice_addr fe_addr;
+	__u16 be_port; /* network order */
+	__u16 fe_port; /* network order */
+	__u8 family;   /* 0: the entry is free */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct sluice_revnat) == 40, "revnat size");
+
+/* Translations a UDP socket keeps (an unconnected one may talk to several
+ * frontends); past that, the socket's own oldest is replaced. */
+#ifndef SLUICE_REVNAT_SLOTS
+#define SLUICE_REVNAT_SLOTS 4
+#endif
+
+/*
+ * sluice_revnat value (socket storage): a UDP socket's translations. Kept
+ * in the socket, not in a shared table: it is freed with the socket, and
+ * no other socket can push it out. (A TCP socket has one backend; its
+ * translation is in its sluice_sk_backend tag.)
+ */
+struct sluice_sk_revnat {
+	struct sluice_revnat slot[SLUICE_REVNAT_SLOTS];
+	__u32 next; /* the slot the next new translation takes, modulo SLUICE_REVNAT_SLOTS */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct sluice_sk_revnat) == 40 * SLUICE_REVNAT_SLOTS + 8, "sk revnat size");
+
 /* sluice_sk_backend value (socket storage): the backend a TCP socket's
  * connect() was given, and where its lifecycle is. */
 struct sluice_sk_backend {
 	__u32 be_id;
 	__u32 svc_id;
+	__u32 be_gen;		  /* the generations of be_id and svc_id the connection */
+	__u32 svc_gen;		  /* was counted in: see SLUICE_RT_ONE */
 	__u64 start_ns;		  /* SYN sent; then established */
 	__u32 flags;		  /* SLUICE_SK_F_* */
 	__u32 user_timeout;	  /* the socket's own TCP_USER_TIMEOUT, put back once established */
 	__u32 connect_timeout_ms; /* the service's timeouts, copied at connect() */
 	__u32 idle_timeout_s;
+	struct sluice_revnat revnat; /* for getpeername() */
 };
-_Static_assert(sizeof(struct sluice_sk_backend) == 32, "sk backend size");
+_Static_assert(sizeof(struct sluice_sk_backend) == 80, "sk backend size");
 
 #define SLUICE_SK_F_ESTABLISHED 0x1
 #define SLUICE_SK_F_RESERVED	0x2 /* counted in the service's and backend's active */
@@ -393,8 +461,32 @@ struct sluice_global_stats {
 	__u64 events_lost;	/* ring buffer full: the event was dropped */
 	__u64 redirected_bytes; /* sent socket to socket by sk_msg */
 	__u64 redirected_conns; /* connections whose two ends were paired */
+	__u64 audit_suppressed; /* audit events over this CPU's budget (sluice_audit_budget) */
+	__u64 revnat_failures;	/* a translation could not be stored (no memory for the
+				 * socket's storage): that socket sees the backend's address */
 };
-_Static_assert(sizeof(struct sluice_global_stats) == 24, "global stats size");
+_Static_assert(sizeof(struct sluice_global_stats) == 40, "global stats size");
+
+/*
+ * Audit events are a budget per CPU: denials are caused by unprivileged
+ * callers, who must not be able to flood the ring buffer and keep the agent
+ * busy draining it. A token bucket (GCRA, like rate_limit) lets
+ * SLUICE_AUDIT_BURST events through at once and SLUICE_AUDIT_RATE a second
+ * after that, on each CPU; what is over is counted in audit_suppressed. The
+ * verdict itself never depends on it.
+ */
+#ifndef SLUICE_AUDIT_RATE
+#define SLUICE_AUDIT_RATE 200
+#endif
+#ifndef SLUICE_AUDIT_BURST
+#define SLUICE_AUDIT_BURST 400
+#endif
+
+/* sluice_audit_budget value (per-CPU, one entry). */
+struct sluice_audit_budget {
+	__u64 tat_ns; /* theoretical arrival time of the next event */
+};
+_Static_assert(sizeof(struct sluice_audit_budget) == 8, "audit budget size");
 
 /* sluice_sockhash key: one established TCP socket of this node, as seen from
  * itself. The netns cookie keeps apart sockets whose addresses repeat in
@@ -448,24 +540,6 @@ _Static_assert(sizeof(struct sluice_affinity) == 16, "affinity size");
 #define SLUICE_DEFAULT_AFFINITY 65536
 #endif
 
-/* sluice_revnat key (LRU): one socket talking to one backend. */
-struct sluice_revnat_key {
-	__u64 cookie; /* bpf_get_socket_cookie() */
-	union sluice_addr addr;
-	__u16 port;
-	__u8 family;
-	__u8 pad[5];
-};
-_Static_assert(sizeof(struct sluice_revnat_key) == 32, "revnat key size");
-
-/* sluice_revnat value: the frontend that socket asked for. */
-struct sluice_revnat {
-	union sluice_addr addr;
-	__u16 port;
-	__u16 pad;
-};
-_Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
-
 /* Every pinned map, by id; the list is maps.def. */
 enum sluice_map {
 #define SLUICE_MAP(id, ...) id,
@@ -482,7 +556,7 @@ enum sluice_map {
  * whenever a key, value, map type or map meaning changes, or a map is added
  * or removed.
  */
-#define SLUICE_ABI_VERSION 1
+#define SLUICE_ABI_VERSION 2
 
 /* TC flow metrics
  *

@@ -60,7 +60,7 @@ int sl_find_cgroup2(char *out, size_t len)
 unsigned int sl_dp_capacity(const struct sl_limits *l, enum sluice_map map)
 {
 	/* The names the capacity column of maps.def is written in. */
-	const unsigned int services = l->services, backends = l->backends, revnat = l->revnat;
+	const unsigned int services = l->services, backends = l->backends;
 
 	switch (map) {
 #define SLUICE_MAP(id, name, field, objects, fd, capacity)                                         \

@@ -319,13 +319,16 @@ int sl_maps_global_stats(const struct sl_maps *m, struct sluice_global_stats *ou
 	return percpu_sum(m->global_stats, 0, out, sizeof(*out));
 }
 
+int64_t sl_active_count(uint64_t active_gen)
+{
+	int64_t a = sluice_rt_active(active_gen);
+
+	return a > 0 ? a : 0;
+}
+
 int sl_maps_backend_rt(const struct sl_maps *m, uint32_t be_id, struct sluice_backend_rt *out)
 {
-	if (bpf_map_lookup_elem(m->backend_rt, &be_id, out))
-		return -errno;
-	if (out->active < 0)
-		out->active = 0;
-	return 0;
+	return bpf_map_lookup_elem(m->backend_rt, &be_id, out) ? -errno : 0;
 }
 
 int sl_maps_service_active(const struct sl_maps *m, uint32_t svc_id, int64_t *out)
@@ -334,7 +337,7 @@ int sl_maps_service_active(const struct sl_maps *m, uint32_t svc_id, int64_t *ou
 
 	if (bpf_map_lookup_elem(m->svc_rt, &svc_id, &rt))
 		return -errno;
-	*out = rt.active > 0 ? rt.active : 0;
+	*out = sl_active_count(rt.active_gen);
 	return 0;
 }
 

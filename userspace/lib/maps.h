@@ -80,9 +80,12 @@ int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id,
 			  struct sluice_backend_stats *out);
 int sl_maps_service_hist(const struct sl_maps *m, uint32_t svc_id, struct sluice_svc_hist *out);
 int sl_maps_global_stats(const struct sl_maps *m, struct sluice_global_stats *out);
-/* A backend's active connections and outlier state; a service's active
- * connections. Negative active counts (a transient of concurrent updates)
- * read as 0. */
+/* The active connections an active_gen word holds (SLUICE_RT_ONE in abi.h);
+ * a negative count (a transient of concurrent updates) reads as 0. */
+int64_t sl_active_count(uint64_t active_gen);
+
+/* A backend's run-time state as stored (sl_active_count() reads its
+ * active_gen); a service's active connections. */
 int sl_maps_backend_rt(const struct sl_maps *m, uint32_t be_id, struct sluice_backend_rt *out);
 int sl_maps_service_active(const struct sl_maps *m, uint32_t svc_id, int64_t *out);
 

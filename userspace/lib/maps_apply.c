@@ -13,7 +13,8 @@
  * keyed by its generation, and the agent only ever writes the generation that
  * is NOT live:
  *
- *   1. backends: new ones are written (state healthy, counters zeroed);
+ *   1. backends: new ones are written (state healthy, counters zeroed, a
+ *      new generation of the id's run-time state: backend_rt_reset);
  *      changed ones are rewritten in place, keeping their state;
  *   2. slots of the idle generation: 0..n-1 written, stale ones above deleted;
  *   3. tables: a new one per view is built, filled and inserted at
@@ -64,35 +65,6 @@ static int percpu_zero(int fd, uint32_t id, size_t value_size)
 	return err;
 }
 
-/*
- * A backend id that is reused starts with no connections counted, but keeps
- * its active count: sockets still open to the backend that held the id
- * before will decrement it when they close.
- */
-static int backend_counters_reset(int fd, uint32_t id)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	struct sluice_backend_stats *vals;
-	int err = 0;
-
-	if (ncpu < 0)
-		return ncpu;
-	vals = calloc((size_t)ncpu, sizeof(*vals));
-	if (!vals)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &id, vals)) {
-		err = -errno;
-		goto out;
-	}
-	for (int c = 0; c < ncpu; c++)
-		vals[c].connections = 0;
-	if (bpf_map_update_elem(fd, &id, vals, BPF_ANY))
-		err = -errno;
-out:
-	free(vals);
-	return err;
-}
-
 static void fe_key(struct sluice_frontend_key *k, const struct sl_sockaddr *sa, uint8_t proto)
 {
 	memset(k, 0, sizeof(*k));
@@ -115,18 +87,42 @@ static void be_value(struct sluice_backend *v, const struct sl_backend_cfg *c, u
 	memcpy(v->subset, c->subset, sizeof(v->subset));
 }
 
-/* A new backend starts with no outlier history. Its active count stays:
- * sockets to the backend that held the id before still give theirs back. */
+/*
+ * Ids are reused (plan.c hands out the lowest free one), and sockets tagged
+ * with an id's previous holder can live on for as long as their
+ * connections do. Rather than keep an id out of use until the last of them
+ * closes (a long-lived connection would hold it for days, and the retired
+ * entries would fill sluice_backends), each (re)assignment starts a new
+ * generation of the id's run-time state: the count at 0 in a new
+ * generation, no outlier history, no rate-limiter debt, counters at 0. The
+ * datapath charges nothing to a generation a socket was not counted in
+ * (SLUICE_RT_ONE in abi.h, bpf/lib/active.h). The new generation is written
+ * before anything can pick the id: backends before their slots, a service
+ * before its frontend.
+ */
+static uint64_t next_generation(uint64_t active_gen)
+{
+	return (uint64_t)(uint32_t)(sluice_rt_gen(active_gen) + 1);
+}
+
 static int backend_rt_reset(int fd, uint32_t id)
 {
 	struct sluice_backend_rt rt;
 
 	if (bpf_map_lookup_elem(fd, &id, &rt))
 		return -errno;
-	rt.ejected_until_ns = 0;
-	rt.ejected_at_ns = 0;
-	rt.failures = 0;
-	rt.times_ejected = 0;
+	rt = (struct sluice_backend_rt){.active_gen = next_generation(rt.active_gen)};
+	return bpf_map_update_elem(fd, &id, &rt, BPF_ANY) ? -errno : 0;
+}
+
+/* The kernel leaves the value's bpf_spin_lock alone on a write from here. */
+static int service_rt_reset(int fd, uint32_t id)
+{
+	struct sluice_svc_rt rt;
+
+	if (bpf_map_lookup_elem(fd, &id, &rt))
+		return -errno;
+	rt = (struct sluice_svc_rt){.active_gen = next_generation(rt.active_gen)};
 	return bpf_map_update_elem(fd, &id, &rt, BPF_ANY) ? -errno : 0;
 }
 
@@ -143,7 +139,8 @@ static int apply_backends(const struct sl_maps *m, const struct sl_svc_op *op)
 		int err;
 
 		if (op->be_new[i]) {
-			err = backend_counters_reset(m->backend_stats, op->be_ids[i]);
+			err = percpu_zero(m->backend_stats, op->be_ids[i],
+					  sizeof(struct sluice_backend_stats));
 			if (!err)
 				err = backend_rt_reset(m->backend_rt, op->be_ids[i]);
 			if (err)
@@ -353,6 +350,8 @@ static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uin
 			err = percpu_zero(m->rr, op->svc_id, sizeof(__u32));
 		if (!err)
 			err = percpu_zero(m->svc_hist, op->svc_id, sizeof(struct sluice_svc_hist));
+		if (!err)
+			err = service_rt_reset(m->svc_rt, op->svc_id);
 		if (err)
 			return err;
 	}

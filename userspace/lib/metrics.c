@@ -13,6 +13,9 @@
 #include "metrics.h"
 #include "report.h"
 
+#define SL_STR_(x) #x
+#define SL_STR(x)  SL_STR_(x)
+
 /* Bucket i holds whole microseconds in [2^i, 2^(i+1) - 1] (bucket 0 from 0):
  * its inclusive upper bound is 2^(i+1) - 1 us. */
 double sl_hist_bound_seconds(unsigned int i)
@@ -46,7 +49,7 @@ static double be_value(const struct be_row *r, enum be_field f)
 	case BE_CONNECTIONS:
 		return (double)st->connections;
 	case BE_ACTIVE:
-		return (double)r->rt.active;
+		return (double)sl_active_count(r->rt.active_gen);
 	case BE_FAILURES:
 		return (double)st->connect_failures;
 	case BE_SENT:
@@ -276,6 +279,15 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 		       "Same-node connections whose two ends were paired for redirection.",
 		       SL_PROM_COUNTER);
 	sl_prom_sample(p, NULL, (double)gs.redirected_conns);
+	sl_prom_family(p, "sluice_audit_events_suppressed_total",
+		       "Audit events the datapath did not emit: over a CPU's budget "
+		       "(" SL_STR(SLUICE_AUDIT_RATE) "/s, burst " SL_STR(SLUICE_AUDIT_BURST) ").",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.audit_suppressed);
+	sl_prom_family(p, "sluice_revnat_update_failures_total",
+		       "Translations a socket could not store: it sees the backend's address.",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.revnat_failures);
 	map_families(p, (struct sl_maps *)m);
 
 	free(rows);
