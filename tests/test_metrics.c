@@ -208,6 +208,8 @@ static const char *const families[] = {
     "sluice_events_lost_total counter",
     "sluice_redirected_bytes_total counter",
     "sluice_redirected_connections_total counter",
+    "sluice_audit_events_suppressed_total counter",
+    "sluice_revnat_update_failures_total counter",
     "sluice_map_entries gauge",
     "sluice_map_capacity gauge",
 };
@@ -281,12 +283,17 @@ Test(metrics, known_state_renders_exactly)
 	/* .2 healthy with counters; .3 draining, its active count a negative transient; .4
 	 * ejected for another minute; .5 unhealthy. */
 	cr_assert_eq(percpu_put(w.maps->backend_stats, be2, &bs, sizeof(bs)), 0);
-	rt.active = 3;
+	/* The active count is the high half of active_gen (SLUICE_RT_ONE); keep the id's
+	 * generation the agent gave it. */
+	cr_assert_eq(bpf_map_lookup_elem(w.maps->backend_rt, &be2, &rt), 0);
+	rt.active_gen = 3 * SLUICE_RT_ONE + sluice_rt_gen(rt.active_gen);
 	cr_assert_eq(bpf_map_update_elem(w.maps->backend_rt, &be2, &rt, BPF_ANY), 0);
-	rt.active = -2;
+	cr_assert_eq(bpf_map_lookup_elem(w.maps->backend_rt, &be3, &rt), 0);
+	rt.active_gen = (uint64_t)(-2LL * (int64_t)SLUICE_RT_ONE) + sluice_rt_gen(rt.active_gen);
 	cr_assert_eq(bpf_map_update_elem(w.maps->backend_rt, &be3, &rt, BPF_ANY), 0);
 	cr_assert_eq(sl_maps_set_state(w.maps, be3, SLUICE_BE_DRAINING), 0);
-	rt.active = 0;
+	cr_assert_eq(bpf_map_lookup_elem(w.maps->backend_rt, &be4, &rt), 0);
+	rt.active_gen = sluice_rt_gen(rt.active_gen);
 	rt.ejected_until_ns = sl_mono_ns() + 60ULL * 1000000000ULL;
 	cr_assert_eq(bpf_map_update_elem(w.maps->backend_rt, &be4, &rt, BPF_ANY), 0);
 	cr_assert_eq(sl_maps_set_state(w.maps, be5, SLUICE_BE_UNHEALTHY), 0);
