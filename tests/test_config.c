@@ -1227,8 +1227,8 @@ Test(config_mtls, registered_service_needs_the_agents_block)
 	sl_config_free(&agent);
 	cr_assert_eq(parse("mtls: {trust_domain: a.b}\nservices: []\n", &agent, &d), 0, "%s",
 		     diag_text(&d));
-	cr_assert_eq(sl_config_parse_service("body", body, strlen(body), &agent, &svc, &d), 0,
-		     "%s", diag_text(&d));
+	cr_assert_eq(sl_config_parse_service("body", body, strlen(body), &agent, &svc, &d), 0, "%s",
+		     diag_text(&d));
 	cr_expect_eq(svc.mtls, SL_MTLS_STRICT);
 	free(svc.backends);
 	sl_config_free(&agent);
