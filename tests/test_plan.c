@@ -406,18 +406,16 @@ Test(plan, mtls_marks_remote_backends_and_follows_the_nodes_addresses)
 	struct sl_state empty = {0}, st, st2;
 	struct sl_plan plan;
 	struct sl_config cfg;
-	const struct sl_svc_op *web = NULL, *plain = NULL;
+	const struct sl_svc_op *web, *plain;
 
 	mine[0].addr.a8[0] = 198, mine[0].addr.a8[1] = 18, mine[0].addr.a8[3] = 1; /* 198.18.0.1 */
 	parse(yaml, &cfg);
 	cr_assert_eq(sl_plan_build_at(&empty, &cfg, &local, 100, 1000, &plan), 0);
-	for (size_t i = 0; i < plan.n_ops; i++) {
-		if (!strcmp(plan.ops[i].want->name, "web"))
-			web = &plan.ops[i];
-		else
-			plain = &plan.ops[i];
-	}
-	cr_assert(web && plain);
+	cr_assert_eq(plan.n_ops, 2);
+	web = &plan.ops[0]; /* config order */
+	plain = &plan.ops[1];
+	cr_assert_str_eq(web->want->name, "web");
+	cr_assert_str_eq(plain->want->name, "plain");
 	cr_expect_eq(web->be_flags[0], SLUICE_BE_F_REMOTE, "198.18.1.2 is on another node");
 	cr_expect_eq(web->be_flags[1], 0, "198.18.0.1 is this node's");
 	cr_expect_eq(plain->be_flags[0], 0, "mtls off: never remote");
