@@ -77,11 +77,18 @@ int agent_on_ring_event(void *ctx, void *data, size_t len)
 /* The datapath emits events only while someone watches `sluicectl monitor`. */
 void agent_sync_event_switch(struct agent *a)
 {
-	struct sluice_settings set = {.events = sl_http_subscribers(a->http) > 0};
+	int on = sl_http_subscribers(a->http) > 0;
+	struct sluice_settings set;
 	__u32 zero = 0;
 
-	if ((int)set.events == a->events_on)
+	if (on == a->events_on)
 		return;
+	/* Read, change, write: the other settings (audit_all, mtls) are not ours. */
+	if (bpf_map_lookup_elem(a->dp.settings_fd, &zero, &set)) {
+		sl_warn("cannot read the datapath settings", "error=\"%s\"", strerror(errno));
+		return;
+	}
+	set.events = (__u32)on;
 	if (bpf_map_update_elem(a->dp.settings_fd, &zero, &set, BPF_ANY)) {
 		sl_warn("cannot switch datapath events", "error=\"%s\"", strerror(errno));
 		return;
