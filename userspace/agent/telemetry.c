@@ -74,14 +74,21 @@ int agent_on_ring_event(void *ctx, void *data, size_t len)
 	return AGENT_RING_SPENT;
 }
 
-/* The datapath emits events only while someone watches `sluicectl monitor`. */
+/* The datapath emits events only while someone watches `sluicectl monitor`. The other
+ * settings (audit, mtls) are read and written back as they are. */
 void agent_sync_event_switch(struct agent *a)
 {
-	struct sluice_settings set = {.events = sl_http_subscribers(a->http) > 0};
+	int on = sl_http_subscribers(a->http) > 0;
+	struct sluice_settings set;
 	__u32 zero = 0;
 
-	if ((int)set.events == a->events_on)
+	if (on == a->events_on)
 		return;
+	if (bpf_map_lookup_elem(a->dp.settings_fd, &zero, &set)) {
+		sl_warn("cannot read the datapath settings", "error=\"%s\"", strerror(errno));
+		return;
+	}
+	set.events = (__u32)on;
 	if (bpf_map_update_elem(a->dp.settings_fd, &zero, &set, BPF_ANY)) {
 		sl_warn("cannot switch datapath events", "error=\"%s\"", strerror(errno));
 		return;
@@ -130,6 +137,7 @@ int agent_render_metrics(void *ctx, struct sl_prom *p)
 			       "Writes of agent.state that failed (the registry kept serving).",
 			       SL_PROM_COUNTER);
 		sl_prom_sample(p, NULL, (double)a->state_save_failures);
+		agent_mtls_render(a, p);
 	}
 	return err;
 }
