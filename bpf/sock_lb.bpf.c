@@ -9,6 +9,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "lib/lb.h"
+#include "lib/mtls.h"
 #include "lib/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -107,7 +108,7 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
  * SYN) gives it back. No tag, no reservation.
  */
 static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const struct sl_req *req,
-					   __u32 be_id)
+					   __u32 be_id, __u32 flags)
 {
 	struct sluice_sk_backend *sb = NULL;
 	struct bpf_sock *sk = ctx->sk;
@@ -125,19 +126,69 @@ static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const stru
 	sb->be_id = be_id;
 	sb->svc_id = req->svc_id;
 	sb->start_ns = bpf_ktime_get_ns();
-	sb->flags = req->reserved ? SLUICE_SK_F_RESERVED : 0;
+	sb->flags = (req->reserved ? SLUICE_SK_F_RESERVED : 0) | flags;
 	sb->user_timeout = 0;
 	sb->connect_timeout_ms = req->connect_timeout_ms;
 	sb->idle_timeout_s = req->idle_timeout_s;
+}
+
+/* Rewrite the destination to the backend, or to the mtls outbound listener
+ * (127.0.0.1, ::1 or ::ffff:127.0.0.1 at lo_port; 0 = the backend). */
+static __always_inline void sl_rewrite(struct bpf_sock_addr *ctx, const struct sl_req *req,
+				       const struct sluice_backend *be, __u16 lo_port,
+				       const __u8 family)
+{
+	__u32 lo4 = bpf_htonl(0x7f000001);
+
+	if (family == SLUICE_AF_INET) {
+		ctx->user_ip4 = lo_port ? lo4 : be->addr.a32[0];
+	} else if (req->v4mapped) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
+		ctx->user_ip6[3] = lo_port ? lo4 : be->addr.a32[0];
+	} else if (lo_port) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+	} else {
+		ctx->user_ip6[0] = be->addr.a32[0];
+		ctx->user_ip6[1] = be->addr.a32[1];
+		ctx->user_ip6[2] = be->addr.a32[2];
+		ctx->user_ip6[3] = be->addr.a32[3];
+	}
+	ctx->user_port = lo_port ? bpf_htons(lo_port) : be->port;
+}
+
+/* mtls: the outbound listener's port for a connection that goes through the
+ * tunnel (its original destination remembered), 0 for plaintext, or -EPERM.
+ * Only TCP connect()s to remote backends of mtls services are looked at. */
+static __always_inline int sl_mtls_outbound(struct bpf_sock_addr *ctx, struct sl_req *req,
+					    const struct sluice_backend *be, __u32 be_id)
+{
+	__u16 port = 0;
+	int verdict;
+
+	if (!req->connect || req->fe.proto != SLUICE_PROTO_TCP || req->mtls == SLUICE_MTLS_OFF ||
+	    !(be->flags & SLUICE_BE_F_REMOTE))
+		return 0;
+	verdict = sl_mtls_decide(req, &port);
+	if (verdict > 0 && !sl_mtls_remember(ctx->sk, req, be, be_id))
+		return port;
+	if (req->mtls == SLUICE_MTLS_STRICT)
+		return sl_mtls_refuse(req);
+	return 0;
 }
 
 /* Select a backend and rewrite the destination. 0 or a negative errno. */
 static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req *req,
 					const __u8 family)
 {
+	struct sluice_backend lo = {};
 	const struct sluice_backend *be;
 	__u32 be_id;
-	int err;
+	int err, lo_port;
 
 	err = sl_select(req, &be, &be_id);
 	if (err)
@@ -149,25 +200,29 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 			sl_release(req->svc_id, be_id);
 		return -ECONNREFUSED;
 	}
-	if (family == SLUICE_AF_INET) {
-		ctx->user_ip4 = be->addr.a32[0];
-	} else if (req->v4mapped) {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = bpf_htonl(0x0000ffff);
-		ctx->user_ip6[3] = be->addr.a32[0];
-	} else {
-		ctx->user_ip6[0] = be->addr.a32[0];
-		ctx->user_ip6[1] = be->addr.a32[1];
-		ctx->user_ip6[2] = be->addr.a32[2];
-		ctx->user_ip6[3] = be->addr.a32[3];
+	lo_port = sl_mtls_outbound(ctx, req, be, be_id);
+	if (lo_port < 0) {
+		if (req->reserved)
+			sl_release(req->svc_id, be_id);
+		return lo_port;
 	}
-	ctx->user_port = be->port;
+	sl_rewrite(ctx, req, be, (__u16)lo_port, family);
 	/* Should the store fail, only this socket's replies keep the backend's
-	 * address: the call itself goes on. */
-	sl_revnat_store(req, be);
+	 * address: the call itself goes on. Tunnelled, the socket's peer is the
+	 * listener: that is what translates back to the frontend. */
+	if (lo_port) {
+		lo.family = req->fe.family;
+		lo.port = bpf_htons((__u16)lo_port);
+		if (lo.family == SLUICE_AF_INET)
+			lo.addr.a32[0] = bpf_htonl(0x7f000001);
+		else
+			lo.addr.a32[3] = bpf_htonl(1);
+		sl_revnat_store(req, &lo);
+	} else {
+		sl_revnat_store(req, be);
+	}
 	if (req->fe.proto == SLUICE_PROTO_TCP)
-		sl_sk_remember(ctx, req, be_id);
+		sl_sk_remember(ctx, req, be_id, lo_port ? SLUICE_SK_F_MTLS : 0);
 	return 0;
 }
 

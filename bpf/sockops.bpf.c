@@ -111,6 +111,8 @@ static __always_inline struct sluice_sk_backend *sl_sk_tag(struct bpf_sock *sk)
 	return sk ? bpf_sk_storage_get(&sluice_sk_backend, sk, 0, 0) : NULL;
 }
 
+static __always_inline void sl_mtls_on_connect(struct bpf_sock_ops *skops);
+
 /* SYN about to be sent: the first callback of an active connection. */
 static __always_inline int sl_on_connect(struct bpf_sock_ops *skops)
 {
@@ -120,6 +122,8 @@ static __always_inline int sl_on_connect(struct bpf_sock_ops *skops)
 
 	if (!sb)
 		return 0; /* not balanced: no further callbacks */
+	if (sb->flags & SLUICE_SK_F_MTLS)
+		sl_mtls_on_connect(skops);
 	sb->start_ns = bpf_ktime_get_ns();
 	/* timeouts.connect: TCP_USER_TIMEOUT bounds the SYN retransmissions
 	 * too (tcp_write_timeout). The socket's own value comes back at
@@ -482,6 +486,29 @@ static __always_inline void sl_on_established_local(struct bpf_sock_ops *skops, 
 	gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
 	if (gs)
 		sl_add(&gs->redirected_conns, 1);
+}
+
+/* mtls: a socket sent to the agent's outbound listener has its source port
+ * now. Its record moves from socket storage to sluice_mtls_conn, keyed by
+ * that end as the agent's accepted socket sees its peer. */
+static __always_inline void sl_mtls_on_connect(struct bpf_sock_ops *skops)
+{
+	struct sluice_mtls_conn_key k = {};
+	struct bpf_sock *sk = skops->sk;
+	struct sluice_mtls_orig *o;
+	struct sl_tuple t;
+
+	if (!sk)
+		return;
+	o = bpf_sk_storage_get(&sluice_mtls_sk, sk, 0, 0);
+	if (!o)
+		return;
+	sl_tuple(&t, skops);
+	k.family = t.family;
+	__builtin_memcpy(k.addr.a32, t.l, sizeof(t.l));
+	k.port = bpf_htons(t.lport);
+	bpf_map_update_elem(&sluice_mtls_conn, &k, o, BPF_ANY);
+	bpf_sk_storage_delete(&sluice_mtls_sk, sk);
 }
 
 SEC("sockops")

@@ -5,7 +5,8 @@
  * and never change or redirect it. The ingress program drops one kind of
  * packet: a SYN or a UDP datagram to a backend on this node whose service's
  * policy refuses the sender's identity (from sluice_ipcache by source
- * address), and audits it.
+ * address), or a plaintext SYN from another node to a backend of an mtls
+ * strict service, and audits it.
  *
  * What is parsed: Ethernet frames without an 802.1Q/802.1ad tag in the frame
  * (a tag the NIC or the kernel keeps in skb metadata, the usual case at tc,
@@ -294,6 +295,21 @@ static __always_inline int sl_tc_count(struct __sk_buff *skb, enum sluice_tc_dir
 
 #define SL_TC_DROP 2 /* TC_ACT_SHOT */
 
+#define SL_LOOPBACK_IFINDEX 1 /* lo, in every network namespace */
+
+/*
+ * mtls strict: a plaintext SYN from another node to a local backend. A packet
+ * from this node to one of its own addresses crosses lo, so one that arrives
+ * on any other interface came from another host, whatever its source says.
+ * Tunnels arrive on mtls.port, which is no backend's: they never get here.
+ */
+static __always_inline int
+sl_tc_strict_plain(struct __sk_buff *skb, const struct sluice_service *svc, const struct sl_pkt *p)
+{
+	return svc->mtls == SLUICE_MTLS_STRICT && p->key.proto == SLUICE_PROTO_TCP &&
+	       skb->ifindex != SL_LOOPBACK_IFINDEX;
+}
+
 /*
  * Server-side policy: a new connection (a SYN without ACK) or a UDP datagram
  * to a local backend of a service with a policy, from an identity that
@@ -307,7 +323,7 @@ static __always_inline int sl_tc_policy(struct __sk_buff *skb)
 	struct sluice_audit_event *a;
 	struct sl_pkt p = {};
 	__u32 *svc_id, identity;
-	int denied;
+	int denied, plain;
 
 	if (sl_parse(skb, SLUICE_TC_INGRESS, &p))
 		return SL_TC_PASS;
@@ -322,10 +338,13 @@ static __always_inline int sl_tc_policy(struct __sk_buff *skb)
 	if (!svc_id)
 		return SL_TC_PASS;
 	svc = bpf_map_lookup_elem(&sluice_services, svc_id);
-	if (!svc || !(svc->flags & SLUICE_SVC_F_POLICY))
+	if (!svc)
+		return SL_TC_PASS;
+	plain = sl_tc_strict_plain(skb, svc, &p);
+	if (!plain && !(svc->flags & SLUICE_SVC_F_POLICY))
 		return SL_TC_PASS;
 	identity = sl_addr_identity(&p.key.remote, p.key.family);
-	denied = sl_policy_denies(svc, identity);
+	denied = plain || sl_policy_denies(svc, identity);
 	a = sl_audit_reserve(denied);
 	if (a) {
 		a->ev.svc_id = *svc_id;

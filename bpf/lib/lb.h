@@ -40,6 +40,9 @@ struct sl_req {
 	__u32 reason;		  /* out: enum sluice_drop_reason of a refusal */
 	__u32 connect_timeout_ms; /* out: the service's timeouts */
 	__u32 idle_timeout_s;
+	__u32 identity;	      /* out: the caller's identity, when identity_known */
+	__u32 identity_known; /* out: identity was looked up (by the policy check) */
+	__u32 mtls;	      /* out: the service's enum sluice_mtls */
 };
 
 static __always_inline void sl_count_reject(__u32 svc_id, enum sluice_drop_reason reason)
@@ -512,6 +515,8 @@ static __always_inline int sl_policy_check(struct sl_req *req, __u32 svc_id,
 	int denied = sl_policy_denies(svc, identity);
 	__u64 ug;
 
+	req->identity = identity;
+	req->identity_known = 1;
 	a = sl_audit_reserve(denied);
 	if (a) {
 		sl_event_req(&a->ev, req, svc_id);
@@ -596,6 +601,7 @@ static __always_inline int sl_select(struct sl_req *req, const struct sluice_bac
 	}
 	req->connect_timeout_ms = svc->connect_timeout_ms;
 	req->idle_timeout_s = svc->idle_timeout_s;
+	req->mtls = svc->mtls;
 	sl_count_pick(be_id);
 	*out = be;
 	*out_id = be_id;

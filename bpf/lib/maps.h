@@ -179,6 +179,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_redir_pending SEC(".maps");
 
+/* TCP socket sent to the agent's outbound listener (mtls) -> its original
+ * destination and caller, until sockops moves it to sluice_mtls_conn */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sluice_mtls_orig);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_mtls_sk SEC(".maps");
+
+/* the caller's end (loopback address, port) of a tunnelled connection ->
+ * its original destination and caller; the agent deletes it at accept()
+ * (LRU: one the agent never accepted ages out) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_MTLS_CONNS);
+	__type(key, struct sluice_mtls_conn_key);
+	__type(value, struct sluice_mtls_orig);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_mtls_conn SEC(".maps");
+
 /* Every map that include/sluice/maps.def gives these objects is defined above
  * or in shared_maps.h: one listed there but not defined fails the build here.
  * (One defined here but not listed there, the agent refuses to load.) */

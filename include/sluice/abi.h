@@ -158,8 +158,17 @@ struct sluice_service {
 	__u64 allow_mask;
 	__u64 deny_mask;
 	struct sluice_view views[SLUICE_MAX_SPLIT];
+	__u8 mtls; /* enum sluice_mtls */
+	__u8 pad_mtls[7];
 };
-_Static_assert(sizeof(struct sluice_service) == 56 + 12 * SLUICE_MAX_SPLIT, "service size");
+_Static_assert(sizeof(struct sluice_service) == 64 + 12 * SLUICE_MAX_SPLIT, "service size");
+
+/* A service's mtls (sluice.yaml(5) MTLS). */
+enum sluice_mtls {
+	SLUICE_MTLS_OFF = 0,
+	SLUICE_MTLS_PERMISSIVE = 1, /* tunnel callers with a certificate, plaintext the others */
+	SLUICE_MTLS_STRICT = 2,	    /* tunnel, or refuse at connect(); drop plaintext at TC */
+};
 
 /* Identities: ids 1..SLUICE_MAX_IDENTITIES, 0 = unknown. */
 #define SLUICE_MAX_IDENTITIES 64
@@ -224,8 +233,14 @@ struct sluice_backend {
 	__u16 pad;
 	__u32 svc_id;
 	char subset[SLUICE_SUBSET_LEN];
+	__u32 flags; /* SLUICE_BE_F_* */
 };
-_Static_assert(sizeof(struct sluice_backend) == 60, "backend size");
+_Static_assert(sizeof(struct sluice_backend) == 64, "backend size");
+
+/* The backend's address is none of this node's (read at each apply): a
+ * connection to it goes through the mtls tunnel. Set only for backends of
+ * services whose mtls is not off. */
+#define SLUICE_BE_F_REMOTE 0x1
 
 /* sluice_backend_stats value (per-CPU), keyed by backend id. */
 struct sluice_backend_stats {
@@ -302,6 +317,7 @@ _Static_assert(sizeof(struct sluice_sk_backend) == 32, "sk backend size");
 #define SLUICE_SK_F_ESTABLISHED 0x1
 #define SLUICE_SK_F_RESERVED	0x2 /* counted in the service's and backend's active */
 #define SLUICE_SK_F_SYN		0x4 /* TCP_CONNECT_CB seen: the close will be reported */
+#define SLUICE_SK_F_MTLS	0x8 /* sent to the mtls outbound listener (sluice_mtls_sk) */
 
 /* Datapath events, carried by the sluice_events ring buffer. */
 enum sluice_event_type {
@@ -385,8 +401,19 @@ struct sluice_settings {
 	__u32 lc_scan_max;
 	__u32 audit_all; /* non-zero: audit allowed connections too (agent.audit: all) */
 	__u32 pad;
+	/* mtls: identity id i is bit i - 1 when the agent holds a valid
+	 * certificate for it; 0 = none. */
+	__u64 mtls_valid_ids;
+	/* mtls.outbound_port (host order): tunnelled connections are sent to
+	 * 127.0.0.1 or ::1 at it; 0 = no tunnel (strict refuses, permissive
+	 * sends plaintext). */
+	__u16 mtls_outbound_port;
+	__u16 pad_mtls[3];
+	/* The agent's network namespace (its cookie): only callers in it reach
+	 * its loopback listener, so only they are tunnelled; 0 = any. */
+	__u64 mtls_netns;
 };
-_Static_assert(sizeof(struct sluice_settings) == 16, "settings size");
+_Static_assert(sizeof(struct sluice_settings) == 40, "settings size");
 
 /* sluice_global_stats value (per-CPU, one entry). */
 struct sluice_global_stats {
@@ -466,6 +493,37 @@ struct sluice_revnat {
 };
 _Static_assert(sizeof(struct sluice_revnat) == 20, "revnat size");
 
+/* The original destination of a connection sent to the agent's outbound
+ * listener (struct sluice_mtls_orig), and who made it. */
+struct sluice_mtls_orig {
+	union sluice_addr addr;	   /* the backend chosen */
+	union sluice_addr fe_addr; /* the frontend the caller asked for */
+	__u16 port;		   /* the backend's, network order */
+	__u16 fe_port;		   /* network order */
+	__u8 family;		   /* of addr and fe_addr (a v4-mapped caller: IPv4) */
+	__u8 pad[3];
+	__u32 svc_id;
+	__u32 be_id;
+	__u32 identity; /* the caller's identity id (1..64) */
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct sluice_mtls_orig) == 56, "mtls orig size");
+
+/* sluice_mtls_conn key (LRU): the caller's end of a tunnelled connection, as
+ * the agent sees it from the accepted socket (getpeername): 127.0.0.1 or
+ * ::1 (a v4-mapped caller: 127.0.0.1) and its port. */
+struct sluice_mtls_conn_key {
+	union sluice_addr addr;
+	__u16 port; /* network order */
+	__u8 family;
+	__u8 pad;
+};
+_Static_assert(sizeof(struct sluice_mtls_conn_key) == 20, "mtls conn key size");
+
+#ifndef SLUICE_DEFAULT_MTLS_CONNS
+#define SLUICE_DEFAULT_MTLS_CONNS 65536
+#endif
+
 /* Every pinned map, by id; the list is maps.def. */
 enum sluice_map {
 #define SLUICE_MAP(id, ...) id,
@@ -482,7 +540,7 @@ enum sluice_map {
  * whenever a key, value, map type or map meaning changes, or a map is added
  * or removed.
  */
-#define SLUICE_ABI_VERSION 1
+#define SLUICE_ABI_VERSION 2
 
 /* TC flow metrics
  *

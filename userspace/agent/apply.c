@@ -100,6 +100,7 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 {
 	struct sl_state st;
 	struct sl_plan plan;
+	struct sl_addrs local = {0};
 	uint32_t max_svc, max_be, *dead = NULL;
 	size_t n_dead = 0;
 	int err;
@@ -111,7 +112,13 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 		sl_error("cannot read the maps", "error=\"%s\"", strerror(-err));
 		return err;
 	}
-	err = sl_plan_build(&st, cfg, max_svc, max_be, &plan);
+	/* mtls: a backend at none of this node's addresses, read now, is remote. */
+	err = cfg->agent.mtls.on ? sl_local_addrs(&local) : -ENOENT;
+	if (err && err != -ENOENT)
+		sl_warn("cannot read this node's addresses: every backend counts as local",
+			"error=\"%s\"", strerror(-err));
+	err = sl_plan_build_at(&st, cfg, err ? NULL : &local, max_svc, max_be, &plan);
+	sl_addrs_free(&local);
 	if (err) {
 		sl_error("cannot plan the change", "error=\"%s\"", strerror(-err));
 		sl_state_free(&st);

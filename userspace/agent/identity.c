@@ -216,7 +216,7 @@ static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 		const struct sl_service_cfg *svc = &cfg->services[i];
 		const struct sl_svc_state *s = sl_state_find(&st, svc->name);
 
-		if (!svc->policy.on || !s)
+		if ((!svc->policy.on && svc->mtls != SL_MTLS_STRICT) || !s)
 			continue;
 		for (size_t j = 0; j < svc->n_backends && !err; j++) {
 			struct sluice_frontend_key *k = &w.v[w.n++];

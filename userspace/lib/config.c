@@ -46,6 +46,12 @@ static const struct {
     AGENT_FIELD(n_etcd, "registry.etcd"),
     AGENT_FIELD(etcd_prefix, "registry.etcd"),
     AGENT_FIELD(audit_log, "agent.audit_log"),
+    AGENT_FIELD(mtls.on, "mtls"),
+    AGENT_FIELD(mtls.trust_domain, "mtls.trust_domain"),
+    AGENT_FIELD(mtls.ca, "mtls.ca"),
+    AGENT_FIELD(mtls.certs, "mtls.certs"),
+    AGENT_FIELD(mtls.port, "mtls.port"),
+    AGENT_FIELD(mtls.outbound_port, "mtls.outbound_port"),
 };
 
 const char *sl_agent_cfg_diff(const struct sl_agent_cfg *a, const struct sl_agent_cfg *b)
@@ -88,9 +94,11 @@ static void root_registry(struct walker *w, const char *label, yaml_node_t *v, v
 }
 
 static const struct yw_key root_keys[] = {
-    YW_KEY_FN("agent", root_agent), YW_KEY_FN("services", cfg_parse_services),
+    YW_KEY_FN("agent", root_agent),
+    YW_KEY_FN("services", cfg_parse_services),
     YW_KEY_FN("registry", root_registry),
     YW_KEY_NODE("identities"), /* cfg_parse_identities_first */
+    YW_KEY_NODE("mtls"),       /* cfg_parse_mtls_first */
 };
 static const struct yw_schema root_schema = YW_SCHEMA("configuration", 0, NULL, root_keys);
 
@@ -110,6 +118,10 @@ static void config_defaults(struct sl_config *cfg)
 	cfg->agent.limits.services = SLUICE_DEFAULT_SERVICES;
 	cfg->agent.limits.backends = SLUICE_DEFAULT_BACKENDS;
 	cfg->agent.limits.revnat = SLUICE_DEFAULT_REVNAT;
+	strcpy(cfg->agent.mtls.ca, SL_MTLS_CA_DEFAULT);
+	strcpy(cfg->agent.mtls.certs, SL_MTLS_CERTS_DEFAULT);
+	cfg->agent.mtls.port = SL_MTLS_PORT_DEFAULT;
+	cfg->agent.mtls.outbound_port = SL_MTLS_OUTBOUND_DEFAULT;
 }
 
 /* Only one document per file: what follows the first is a problem. */
@@ -130,9 +142,10 @@ static void check_end(yaml_parser_t *parser, const char *file, struct sl_problem
 	}
 }
 
-/* sl_config_parse, with the first 'skip' characters of each problem's key path left out. */
+/* sl_config_parse, with the first 'skip' characters of each problem's key path left out, and
+ * the mtls: block of 'mtls' (NULL: the text's own). */
 static int config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
-			struct sl_problems *d, size_t skip)
+			struct sl_problems *d, size_t skip, const struct sl_mtls_cfg *mtls)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -141,6 +154,8 @@ static int config_parse(const char *file, const char *text, size_t len, struct s
 	size_t before = d->n;
 
 	config_defaults(cfg);
+	if (mtls)
+		cfg->agent.mtls = *mtls;
 	if (!yaml_parser_initialize(&parser)) {
 		sl_problems_add(d, file, 1, 1, "cannot initialise the YAML parser");
 		return -1;
@@ -160,6 +175,7 @@ static int config_parse(const char *file, const char *text, size_t len, struct s
 	} else {
 		cfg_parse_limits_first(&w, root, cfg);
 		cfg_parse_identities_first(&w, root, cfg);
+		cfg_parse_mtls_first(&w, root, cfg);
 		if (yw_walk(&w, root, &root_schema, cfg, cfg, NULL) == 0)
 			check_end(&parser, file, d);
 	}
@@ -175,7 +191,7 @@ static int config_parse(const char *file, const char *text, size_t len, struct s
 int sl_config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
 		    struct sl_problems *d)
 {
-	return config_parse(file, text, len, cfg, d, 0);
+	return config_parse(file, text, len, cfg, d, 0, NULL);
 }
 
 int sl_config_load(const char *path, struct sl_config *cfg, struct sl_problems *d)
@@ -288,7 +304,9 @@ int sl_config_parse_service(const char *what, const char *text, size_t len,
 	memcpy(doc + sizeof(head) - 1, text, len);
 	memcpy(doc + sizeof(head) - 1 + len, "]\n", 3);
 	/* Problems name their key in the service: "backends[0].weight", not "services[0]...". */
-	err = config_parse(what, doc, sizeof(head) - 1 + len + 2, &cfg, d, strlen("services[0]."));
+	/* The service's mtls is checked against the agent's mtls: block. */
+	err = config_parse(what, doc, sizeof(head) - 1 + len + 2, &cfg, d, strlen("services[0]."),
+			   agent ? &agent->agent.mtls : NULL);
 	free(doc);
 	if (err)
 		return -1;

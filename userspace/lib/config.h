@@ -79,6 +79,7 @@ struct sl_service_cfg {
 	uint32_t connect_timeout_ms; /* timeouts.connect; 0 = kernel default */
 	uint32_t idle_timeout_ms;    /* timeouts.idle; 0 = off; whole seconds */
 	struct sl_policy_cfg policy;
+	uint8_t mtls; /* enum sl_mtls_mode; SL_MTLS_OFF needs no mtls: block */
 };
 
 #define SL_MAX_IDENTITIES  64 /* identity ids are bits of a 64-bit mask */
@@ -118,6 +119,29 @@ struct sl_limits {
 #define SL_ETCD_URL_LEN	      256
 #define SL_ETCD_PREFIX_LEN    128
 
+/* A service's mtls: what a caller's connection to a backend on another node does. */
+enum sl_mtls_mode {
+	SL_MTLS_OFF = 0,	/* plaintext, as without mtls: */
+	SL_MTLS_PERMISSIVE = 1, /* through the tunnel where the caller has a certificate */
+	SL_MTLS_STRICT = 2, /* through the tunnel, or refused; plaintext from other nodes dropped */
+};
+
+#define SL_TRUST_DOMAIN_LEN	 254 /* a DNS name: at most 253 characters */
+#define SL_MTLS_PORT_DEFAULT	 15008
+#define SL_MTLS_OUTBOUND_DEFAULT 15001
+#define SL_MTLS_CA_DEFAULT	 "/etc/sluice/mtls/ca.pem"
+#define SL_MTLS_CERTS_DEFAULT	 "/etc/sluice/mtls"
+
+/* mtls: zero-trust transport between nodes (sluice.yaml(5) MTLS). */
+struct sl_mtls_cfg {
+	int on;					/* the block is present */
+	char trust_domain[SL_TRUST_DOMAIN_LEN]; /* required with the block */
+	char ca[PATH_MAX];			/* PEM roots peers must chain to */
+	char certs[PATH_MAX];			/* <identity>.pem/.key, node.pem/.key */
+	uint16_t port;				/* inbound tunnels, every address */
+	uint16_t outbound_port;			/* the agent's outbound listener, loopback */
+};
+
 /* The agent's own settings (agent.* but agent.audit, and registry.*): they shape the maps,
  * links, sockets and threads, so they are fixed for the agent's life. A reload compares this
  * struct whole (sl_agent_cfg_diff), so a key added here is fixed without further code. The
@@ -138,6 +162,7 @@ struct sl_agent_cfg {
 	size_t n_etcd;
 	char etcd_prefix[SL_ETCD_PREFIX_LEN];
 	char audit_log[PATH_MAX]; /* agent.audit_log */
+	struct sl_mtls_cfg mtls;  /* mtls: */
 };
 
 /* The config: the fixed agent settings, and what a reload may change (services, identities,

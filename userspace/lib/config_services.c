@@ -363,8 +363,15 @@ enum {
 	SK_RATE,
 	SK_TIMEOUTS,
 	SK_POLICY,
+	SK_MTLS,
 	SK__N
 };
+/* YAML 1.1 reads a bare off as a boolean: its spelling false is accepted too. */
+static const struct yw_enum mtls_modes[] = {{"off", SL_MTLS_OFF, 0},
+					    {"false", SL_MTLS_OFF, 1},
+					    {"permissive", SL_MTLS_PERMISSIVE, 0},
+					    {"strict", SL_MTLS_STRICT, 0},
+					    {NULL, 0, 0}};
 static const struct yw_key service_keys[SK__N] = {
     [SK_NAME] = YW_KEY_NEED("name", service_name),
     [SK_FRONTEND] = YW_KEY_NEED("frontend", service_frontend),
@@ -379,6 +386,7 @@ static const struct yw_key service_keys[SK__N] = {
     [SK_RATE] = YW_KEY_FN("rate_limit", service_rate),
     [SK_TIMEOUTS] = YW_KEY_FN("timeouts", service_timeouts),
     [SK_POLICY] = YW_KEY_FN("policy", service_policy),
+    [SK_MTLS] = YW_KEY_ENUM("mtls", struct sl_service_cfg, mtls, mtls_modes),
 };
 static const struct yw_schema service_schema =
     YW_SCHEMA("service", 0, "service has no '%s'", service_keys);
@@ -434,6 +442,23 @@ static void check_service(struct walker *w, struct service_ctx *sc, int backends
 	if (sc->timeouts && (svc->connect_timeout_ms || svc->idle_timeout_ms))
 		yw_err_key(w, sc->timeouts, "timeouts",
 			   "timeouts needs protocol tcp: they are TCP socket options");
+}
+
+/* mtls other than off needs the mtls: block, and TCP: UDP is never tunnelled. */
+static void check_mtls(struct walker *w, const struct service_ctx *sc, yaml_node_t *v)
+{
+	const struct sl_service_cfg *svc = sc->svc;
+	const char *name = svc->name[0] ? svc->name : "?";
+
+	if (!v || svc->mtls == SL_MTLS_OFF)
+		return;
+	if (!sc->cfg->agent.mtls.on)
+		yw_err_key(w, v, "mtls",
+			   "mtls of service '%s' needs the top-level mtls: block (trust_domain, "
+			   "ca, certs)",
+			   name);
+	else if (svc->proto == SLUICE_PROTO_UDP)
+		yw_err_key(w, v, "mtls", "mtls needs protocol tcp: UDP is never tunnelled");
 }
 
 /* ---- backends --------------------------------------------------------------------------- */
@@ -591,6 +616,7 @@ static void parse_service(struct walker *w, yaml_node_t *sn, struct sl_config *c
 		yw_pop(w, mark);
 	}
 	check_service(w, &sc, w->d->n == before);
+	check_mtls(w, &sc, vals[SK_MTLS]);
 	if (rc || !svc->name[0] || !sc.frontend_ok ||
 	    check_unique(w, cfg, svc, sn, vals[SK_FRONTEND]))
 		goto drop;

@@ -167,6 +167,8 @@ extern const struct yw_schema cfg_registry_schema; /* registry:, ditto */
 void cfg_parse_limits_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg);
 /* identities: before the services, whose policies and backends name them. */
 void cfg_parse_identities_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg);
+/* mtls: before the services, whose mtls key needs it (config_mtls.c). */
+void cfg_parse_mtls_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg);
 /* services: (YW_FN of the root schema; ctx the sl_config) */
 void cfg_parse_services(struct walker *w, const char *label, yaml_node_t *v, void *ctx);
 

@@ -155,6 +155,7 @@ static void be_from_map(struct sl_be_state *b, uint32_t id, const struct sluice_
 	b->addr.family = v->family;
 	b->weight = v->weight;
 	b->state = v->state;
+	b->flags = v->flags;
 	memcpy(b->subset, v->subset, sizeof(b->subset));
 	b->subset[sizeof(b->subset) - 1] = '\0';
 }

@@ -103,7 +103,7 @@ static void fe_key(struct sluice_frontend_key *k, const struct sl_sockaddr *sa, 
 }
 
 static void be_value(struct sluice_backend *v, const struct sl_backend_cfg *c, uint32_t svc_id,
-		     uint8_t state)
+		     uint8_t state, uint32_t flags)
 {
 	memset(v, 0, sizeof(*v));
 	v->addr = c->addr.addr;
@@ -113,6 +113,7 @@ static void be_value(struct sluice_backend *v, const struct sl_backend_cfg *c, u
 	v->weight = c->weight;
 	v->svc_id = svc_id;
 	memcpy(v->subset, c->subset, sizeof(v->subset));
+	v->flags = flags;
 }
 
 /* A new backend starts with no outlier history. Its active count stays:
@@ -150,11 +151,11 @@ static int apply_backends(const struct sl_maps *m, const struct sl_svc_op *op)
 				return err;
 		} else if (!bpf_map_lookup_elem(m->backends, &op->be_ids[i], &old)) {
 			state = old.state;
-			be_value(&v, &w->backends[i], op->svc_id, state);
+			be_value(&v, &w->backends[i], op->svc_id, state, op->be_flags[i]);
 			if (!memcmp(&v, &old, sizeof(v)))
 				continue;
 		}
-		be_value(&v, &w->backends[i], op->svc_id, state);
+		be_value(&v, &w->backends[i], op->svc_id, state, op->be_flags[i]);
 		if (bpf_map_update_elem(m->backends, &op->be_ids[i], &v, BPF_ANY))
 			return -errno;
 	}

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "plan.h"
 
 void sl_state_free(struct sl_state *st)
@@ -64,9 +65,18 @@ static const struct sl_be_state *find_be(const struct sl_svc_state *cur,
 	return NULL;
 }
 
-static int backend_differs(const struct sl_be_state *b, const struct sl_backend_cfg *c)
+uint32_t sl_backend_flags(const struct sl_service_cfg *w, const struct sl_backend_cfg *b,
+			  const struct sl_addrs *local)
 {
-	return b->weight != c->weight || strcmp(b->subset, c->subset);
+	if (w->mtls == SL_MTLS_OFF || !local || sl_addrs_has(local, &b->addr))
+		return 0;
+	return SLUICE_BE_F_REMOTE;
+}
+
+static int backend_differs(const struct sl_be_state *b, const struct sl_backend_cfg *c,
+			   uint32_t flags)
+{
+	return b->weight != c->weight || strcmp(b->subset, c->subset) || b->flags != flags;
 }
 
 void sl_slot_order(const struct sl_service_cfg *w, size_t *order)
@@ -111,6 +121,7 @@ void sl_service_value(const struct sl_service_cfg *w, struct sluice_service *sv)
 	sv->connect_timeout_ms = w->connect_timeout_ms;
 	sv->idle_timeout_s = w->idle_timeout_ms / 1000;
 	sv->affinity_ms = w->affinity_ms;
+	sv->mtls = w->mtls;
 	if (w->policy.on) {
 		sv->flags |= SLUICE_SVC_F_POLICY;
 		if (w->policy.default_deny)
@@ -148,7 +159,8 @@ static void value_settings(const struct sluice_service *in, struct sluice_servic
 }
 
 /* Does the service need a new slot generation or any backend write? */
-static int service_differs(const struct sl_svc_state *cur, const struct sl_service_cfg *want)
+static int service_differs(const struct sl_svc_state *cur, const struct sl_service_cfg *want,
+			   const struct sl_addrs *local)
 {
 	struct sluice_service have, want_v, tmp;
 	size_t *order;
@@ -171,7 +183,8 @@ static int service_differs(const struct sl_svc_state *cur, const struct sl_servi
 		const struct sl_backend_cfg *w = &want->backends[order[i]];
 
 		/* Slot order follows config order: a reorder is a change too. */
-		differs = !sl_sockaddr_equal(&b->addr, &w->addr) || backend_differs(b, w);
+		differs = !sl_sockaddr_equal(&b->addr, &w->addr) ||
+			  backend_differs(b, w, sl_backend_flags(want, w, local));
 	}
 	free(order);
 	return differs;
@@ -179,16 +192,13 @@ static int service_differs(const struct sl_svc_state *cur, const struct sl_servi
 
 static struct sl_svc_op *plan_push(struct sl_plan *plan)
 {
-	struct sl_svc_op *ops = realloc(plan->ops, (plan->n_ops + 1) * sizeof(*ops));
-
-	if (!ops)
+	if (SL_ENSURE(&plan->ops, &plan->cap_ops, plan->n_ops + 1))
 		return NULL;
-	plan->ops = ops;
-	memset(&ops[plan->n_ops], 0, sizeof(*ops));
-	return &ops[plan->n_ops++];
+	memset(&plan->ops[plan->n_ops], 0, sizeof(*plan->ops));
+	return &plan->ops[plan->n_ops++];
 }
 
-static int plan_backends(struct sl_svc_op *op, struct idset *be_ids)
+static int plan_backends(struct sl_svc_op *op, struct idset *be_ids, const struct sl_addrs *local)
 {
 	const struct sl_service_cfg *want = op->want;
 	const struct sl_svc_state *cur = op->cur;
@@ -197,11 +207,13 @@ static int plan_backends(struct sl_svc_op *op, struct idset *be_ids)
 	op->be_ids = calloc(n ? n : 1, sizeof(*op->be_ids));
 	op->be_new = calloc(n ? n : 1, sizeof(*op->be_new));
 	op->gone_ids = calloc(cur && cur->n_bes ? cur->n_bes : 1, sizeof(*op->gone_ids));
-	if (!op->be_ids || !op->be_new || !op->gone_ids)
+	op->be_flags = calloc(n ? n : 1, sizeof(*op->be_flags));
+	if (!op->be_ids || !op->be_new || !op->gone_ids || !op->be_flags)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const struct sl_be_state *b = find_be(cur, &want->backends[i].addr);
 
+		op->be_flags[i] = sl_backend_flags(want, &want->backends[i], local);
 		if (b) {
 			op->be_ids[i] = b->id;
 			continue;
@@ -225,6 +237,13 @@ static int plan_backends(struct sl_svc_op *op, struct idset *be_ids)
 int sl_plan_build(const struct sl_state *cur, const struct sl_config *want, uint32_t max_svc_id,
 		  uint32_t max_be_id, struct sl_plan *plan)
 {
+	return sl_plan_build_at(cur, want, NULL, max_svc_id, max_be_id, plan);
+}
+
+int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
+		     const struct sl_addrs *local, uint32_t max_svc_id, uint32_t max_be_id,
+		     struct sl_plan *plan)
+{
 	struct idset svc_ids, be_ids;
 	int err;
 
@@ -246,7 +265,7 @@ int sl_plan_build(const struct sl_state *cur, const struct sl_config *want, uint
 		const struct sl_svc_state *c = sl_state_find(cur, w->name);
 		struct sl_svc_op *op;
 
-		if (c && !service_differs(c, w))
+		if (c && !service_differs(c, w, local))
 			continue;
 		op = plan_push(plan);
 		if (!op) {
@@ -271,7 +290,7 @@ int sl_plan_build(const struct sl_state *cur, const struct sl_config *want, uint
 				goto fail;
 			}
 		}
-		err = plan_backends(op, &be_ids);
+		err = plan_backends(op, &be_ids, local);
 		if (err)
 			goto fail;
 	}
@@ -317,6 +336,7 @@ void sl_plan_free(struct sl_plan *plan)
 		free(plan->ops[i].be_ids);
 		free(plan->ops[i].be_new);
 		free(plan->ops[i].gone_ids);
+		free(plan->ops[i].be_flags);
 	}
 	free(plan->ops);
 	memset(plan, 0, sizeof(*plan));

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "localaddr.h"
 
 struct sl_be_state {
 	uint32_t id;
@@ -18,6 +19,7 @@ struct sl_be_state {
 	uint16_t weight;
 	uint8_t state; /* enum sluice_backend_state */
 	char subset[SLUICE_SUBSET_LEN];
+	uint32_t flags; /* SLUICE_BE_F_* */
 };
 
 struct sl_svc_state {
@@ -61,12 +63,15 @@ struct sl_svc_op {
 	uint32_t *gone_ids;
 	size_t n_gone;
 	unsigned int frontend_changed : 1;
+	/* ADD/UPDATE: the SLUICE_BE_F_* of each of want's backends. */
+	uint32_t *be_flags;
 };
 
 struct sl_plan {
 	struct sl_svc_op *ops;
 	size_t n_ops;
 	size_t n_add, n_update, n_remove;
+	size_t cap_ops;
 };
 
 /* The order of a service's backends in its slots, as indices into
@@ -80,9 +85,20 @@ void sl_slot_order(const struct sl_service_cfg *w, size_t *order);
  * each view's table_m. */
 void sl_service_value(const struct sl_service_cfg *w, struct sluice_service *sv);
 
+/* A backend's SLUICE_BE_F_* in service w, given this node's addresses:
+ * SLUICE_BE_F_REMOTE when w's mtls is not off and b is at none of them
+ * (local NULL: every backend is local). */
+uint32_t sl_backend_flags(const struct sl_service_cfg *w, const struct sl_backend_cfg *b,
+			  const struct sl_addrs *local);
+
 /* Build the plan from cur to want. Ids come from [1, max_svc_id] and
  * [1, max_be_id] and never reuse one that cur still holds. 0 or -errno
- * (-ENOSPC when ids ran out, -ENOMEM). */
+ * (-ENOSPC when ids ran out, -ENOMEM). Backends are marked by
+ * sl_backend_flags against 'local', this node's addresses (sl_local_addrs;
+ * sl_plan_build: none known, so no backend is remote). */
+int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
+		     const struct sl_addrs *local, uint32_t max_svc_id, uint32_t max_be_id,
+		     struct sl_plan *plan);
 int sl_plan_build(const struct sl_state *cur, const struct sl_config *want, uint32_t max_svc_id,
 		  uint32_t max_be_id, struct sl_plan *plan);
 void sl_plan_free(struct sl_plan *plan);
