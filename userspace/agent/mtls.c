@@ -33,7 +33,6 @@
 #include "metrics.h"
 #include "mtls.h"
 #include "mtls_certs.h"
-#include "mtls_map.h"
 #include "plan.h"
 #include "tunnel.h"
 
@@ -165,6 +164,21 @@ static struct snap *snap_build(const struct sl_config *cfg)
 }
 
 /* --- the engine's callbacks (relay thread) ------------------------------------------------- */
+
+/* Where a redirected caller was going: sluice_mtls_conn by the caller's end (the accepted
+ * socket's peer), taken out of the map. TODO: sl_mtls_lookup() (mtls_map.h) once merged. */
+static int sl_mtls_lookup(const struct sl_maps *maps, const struct sl_sockaddr *caller,
+			  struct sluice_mtls_orig *o)
+{
+	struct sluice_mtls_conn_key k = {.addr = caller->addr,
+					 .port = htons(caller->port),
+					 .family = caller->family};
+
+	if (bpf_map_lookup_elem(maps->mtls_conn, &k, o))
+		return -errno;
+	bpf_map_delete_elem(maps->mtls_conn, &k);
+	return 0;
+}
 
 static int on_lookup(void *arg, int fd, const struct sl_sockaddr *caller,
 		     struct sl_tunnel_route *out)
@@ -683,8 +697,11 @@ void agent_mtls_render(struct agent *a, struct sl_prom *p)
 		       SL_PROM_HISTOGRAM);
 	for (int d = 0; d < SL_TUNNEL_DIRS; d++) {
 		const char *lv[] = {"direction", sl_tunnel_dir_name(d), NULL};
+		uint64_t counts[SLUICE_HIST_BUCKETS];
 
-		sl_prom_histogram(p, lv, bounds, st.handshake[d].buckets, SLUICE_HIST_BUCKETS,
+		for (unsigned int b = 0; b < SLUICE_HIST_BUCKETS; b++)
+			counts[b] = st.handshake[d].buckets[b];
+		sl_prom_histogram(p, lv, bounds, counts, SLUICE_HIST_BUCKETS,
 				  st.handshake[d].overflow, (double)st.handshake[d].sum_us / 1e6);
 	}
 }
