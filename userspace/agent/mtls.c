@@ -170,9 +170,8 @@ static struct snap *snap_build(const struct sl_config *cfg)
 static int sl_mtls_lookup(const struct sl_maps *maps, const struct sl_sockaddr *caller,
 			  struct sluice_mtls_orig *o)
 {
-	struct sluice_mtls_conn_key k = {.addr = caller->addr,
-					 .port = htons(caller->port),
-					 .family = caller->family};
+	struct sluice_mtls_conn_key k = {
+	    .addr = caller->addr, .port = htons(caller->port), .family = caller->family};
 
 	if (bpf_map_lookup_elem(maps->mtls_conn, &k, o))
 		return -errno;
@@ -341,11 +340,11 @@ static void on_notes(void *arg)
 		if (n.result == SL_TUNNEL_DENIED && n.dir == SL_TUNNEL_INBOUND)
 			audit_denial(m, &n);
 		sl_log(n.result == SL_TUNNEL_OK ? SL_LOG_DEBUG : SL_LOG_INFO, "mtls tunnel",
-		    "direction=%s result=%s service=%s identity=%s peer=%s target=%s "
-		    "peer_serial=%s handshake_us=%llu reason=\"%s\"",
-		    sl_tunnel_dir_name(n.dir), sl_tunnel_result_name(n.result), n.service,
-		    n.identity, peer, target, n.serial,
-		    (unsigned long long)(n.handshake_ns / 1000), n.reason);
+		       "direction=%s result=%s service=%s identity=%s peer=%s target=%s "
+		       "peer_serial=%s handshake_us=%llu reason=\"%s\"",
+		       sl_tunnel_dir_name(n.dir), sl_tunnel_result_name(n.result), n.service,
+		       n.identity, peer, target, n.serial,
+		       (unsigned long long)(n.handshake_ns / 1000), n.reason);
 	}
 }
 
@@ -682,9 +681,10 @@ void agent_mtls_render(struct agent *a, struct sl_prom *p)
 	for (size_t i = 0; i < m->n_series; i++)
 		for (int d = 0; d < SL_TUNNEL_DIRS; d++)
 			for (int r = 0; r < SL_TUNNEL_RESULTS; r++) {
-				const char *lv[] = {"service", m->series[i].service, "direction",
-						    sl_tunnel_dir_name(d), "result",
-						    sl_tunnel_result_name(r), NULL};
+				const char *lv[] = {"service",	 m->series[i].service,
+						    "direction", sl_tunnel_dir_name(d),
+						    "result",	 sl_tunnel_result_name(r),
+						    NULL};
 
 				if (m->series[i].n[d][r] || (i && r == SL_TUNNEL_OK))
 					sl_prom_sample(p, lv, (double)m->series[i].n[d][r]);
