@@ -511,8 +511,21 @@ void agent_raise_nofile(void)
 		sl_warn("cannot raise RLIMIT_NOFILE", "want=%llu error=\"%s\"",
 			(unsigned long long)want, strerror(errno));
 	else if (r.rlim_cur < want)
-		sl_warn("RLIMIT_NOFILE below what 4096 mtls tunnels need", "limit=%llu want=%llu",
-			(unsigned long long)r.rlim_cur, (unsigned long long)want);
+		sl_info("RLIMIT_NOFILE below what 4096 mtls tunnels need: fewer are allowed",
+			"limit=%llu want=%llu", (unsigned long long)r.rlim_cur,
+			(unsigned long long)want);
+}
+
+/* Tunnels that fit RLIMIT_NOFILE (6 fds each, 1024 kept for the agent), at most 4096. */
+static unsigned int max_tunnels(void)
+{
+	struct rlimit r;
+	rlim_t n;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur == RLIM_INFINITY)
+		return 4096;
+	n = r.rlim_cur > 1024 + 6 * 16 ? (r.rlim_cur - 1024) / 6 : 16;
+	return n < 4096 ? (unsigned int)n : 4096;
 }
 
 static int watch_certs(struct agent_mtls *m)
@@ -551,6 +564,7 @@ static int start_engine(struct agent_mtls *m)
 				   .n_inbound = 1,
 				   .peer_port = mc->port,
 				   .certs = m->certs,
+				   .max_tunnels = max_tunnels(),
 				   .lookup = on_lookup,
 				   .authorize = on_authorize,
 				   .on_event = on_event,
