@@ -85,8 +85,8 @@ struct agent {
 	size_t n_probed;
 	struct watched *watched;
 	size_t n_watched;
-	int events_on;	    /* what sluice_settings.events says: -1 unknown */
-	unsigned ring_left; /* records this wakeup may still take */
+	int events_on;		 /* what sluice_settings.events says: -1 unknown */
+	unsigned ring_left;	 /* records this wakeup may still take */
 	struct agent_mtls *mtls; /* mtls: (mtls.c); NULL without */
 };
 

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -43,8 +42,6 @@
 #define CERTS_DEBOUNCE_MS 200
 /* Distinct service labels of sluice_mtls_connections_total; more share service="". */
 #define MTLS_SERIES_MAX 256
-/* File descriptors wanted: the engine's 4096 tunnels at 6 fds each, and the agent's own. */
-#define NOFILE_WANT (4096 * 6 + 4096)
 
 /* One service as authorize() sees it: policy masks as the datapath has them, local backends. */
 struct snap_svc {
@@ -350,64 +347,6 @@ static void on_notes(void *arg)
 
 /* --- certificates -------------------------------------------------------------------------- */
 
-static void fmt_time(int64_t t, char *buf, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (!t || !gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
-		snprintf(buf, len, "unknown");
-}
-
-/* The node's name: the host name (agent.node, when the config has it). */
-static void node_name(char *buf, size_t len)
-{
-	if (gethostname(buf, len) || !buf[0])
-		snprintf(buf, len, "localhost");
-	buf[len - 1] = '\0';
-}
-
-/* Load the set for cfg's identities; log each certificate. NULL after logging why. */
-static struct sl_mtls *certs_load(const struct sl_config *cfg, uint64_t *valid_ids)
-{
-	const struct sl_mtls_cfg *mc = &cfg->agent.mtls;
-	const char *names[SL_MAX_IDENTITIES];
-	char node[SLUICE_NAME_LEN], err[512] = "", exp[32];
-	struct sl_mtls_opts o = {.trust_domain = mc->trust_domain,
-				 .ca = mc->ca,
-				 .certs = mc->certs,
-				 .node = node,
-				 .identities = names};
-	struct sl_mtls *set;
-
-	node_name(node, sizeof(node));
-	for (size_t i = 0; i < cfg->n_identities && i < SL_MAX_IDENTITIES; i++)
-		names[o.n_identities++] = cfg->identities[i].name;
-	set = sl_mtls_load(&o, err, sizeof(err));
-	if (!set) {
-		sl_error("cannot load the mtls certificates", "ca=%s certs=%s error=\"%s\"", mc->ca,
-			 mc->certs, err);
-		return NULL;
-	}
-	*valid_ids = 0;
-	for (size_t i = 0; i < sl_mtls_count(set); i++) {
-		const struct sl_mtls_status *st = sl_mtls_status_at(set, i);
-
-		fmt_time(st->not_after, exp, sizeof(exp));
-		if (st->valid)
-			sl_info("mtls certificate valid", "%s=%s serial=%s expires=%s",
-				st->is_node ? "node" : "identity", st->name, st->serial, exp);
-		else
-			sl_warn("mtls certificate invalid: its connections to strict services are "
-				"refused",
-				"%s=%s expires=%s error=\"%s\"", st->is_node ? "node" : "identity",
-				st->name, exp, st->error);
-		if (st->valid && !st->is_node && i < SLUICE_MAX_IDENTITIES)
-			*valid_ids |= 1ULL << i; /* entry i is identity id i + 1 */
-	}
-	return set;
-}
-
 static uint64_t netns_cookie(void)
 {
 	uint64_t cookie = 0;
@@ -446,7 +385,7 @@ static void settings_write(struct agent *a, uint64_t valid_ids, uint16_t port)
 static void certs_swap(struct agent_mtls *m, const char *why)
 {
 	uint64_t valid = 0;
-	struct sl_mtls *set = certs_load(&m->a->cfg, &valid);
+	struct sl_mtls *set = agent_mtls_load(&m->a->cfg, &valid);
 
 	if (!set) {
 		sl_warn("mtls certificates kept as they were", "why=%s", why);
@@ -489,45 +428,6 @@ static void on_certs_debounce(void *arg)
 
 /* --- start, apply, stop -------------------------------------------------------------------- */
 
-void agent_raise_nofile(void)
-{
-	struct rlimit r;
-	rlim_t want = NOFILE_WANT;
-
-	if (getrlimit(RLIMIT_NOFILE, &r)) {
-		sl_warn("cannot read RLIMIT_NOFILE", "error=\"%s\"", strerror(errno));
-		return;
-	}
-	if (r.rlim_cur >= want)
-		return;
-	if (r.rlim_max < want) {
-		struct rlimit up = {want, want};
-
-		if (!setrlimit(RLIMIT_NOFILE, &up))
-			r = up;
-	}
-	r.rlim_cur = r.rlim_max < want ? r.rlim_max : want;
-	if (setrlimit(RLIMIT_NOFILE, &r))
-		sl_warn("cannot raise RLIMIT_NOFILE", "want=%llu error=\"%s\"",
-			(unsigned long long)want, strerror(errno));
-	else if (r.rlim_cur < want)
-		sl_info("RLIMIT_NOFILE below what 4096 mtls tunnels need: fewer are allowed",
-			"limit=%llu want=%llu", (unsigned long long)r.rlim_cur,
-			(unsigned long long)want);
-}
-
-/* Tunnels that fit RLIMIT_NOFILE (6 fds each, 1024 kept for the agent), at most 4096. */
-static unsigned int max_tunnels(void)
-{
-	struct rlimit r;
-	rlim_t n;
-
-	if (getrlimit(RLIMIT_NOFILE, &r) || r.rlim_cur == RLIM_INFINITY)
-		return 4096;
-	n = r.rlim_cur > 1024 + 6 * 16 ? (r.rlim_cur - 1024) / 6 : 16;
-	return n < 4096 ? (unsigned int)n : 4096;
-}
-
 static int watch_certs(struct agent_mtls *m)
 {
 	struct sl_loop *l = &m->a->loop;
@@ -564,7 +464,7 @@ static int start_engine(struct agent_mtls *m)
 				   .n_inbound = 1,
 				   .peer_port = mc->port,
 				   .certs = m->certs,
-				   .max_tunnels = max_tunnels(),
+				   .max_tunnels = agent_mtls_max_tunnels(),
 				   .lookup = on_lookup,
 				   .authorize = on_authorize,
 				   .on_event = on_event,
@@ -602,7 +502,7 @@ int agent_mtls_start(struct agent *a)
 	m->cap_series = m->series ? 1 : 0;
 	m->n_series = m->cap_series;
 	m->snap = snap_build(&a->eff);
-	m->certs = certs_load(&a->cfg, &m->valid_ids);
+	m->certs = agent_mtls_load(&a->cfg, &m->valid_ids);
 	if (!m->series || !m->snap || !m->certs)
 		return m->certs ? -ENOMEM : -EINVAL;
 	err = watch_certs(m);
@@ -724,8 +624,8 @@ static json_t *cert_json(const struct sl_mtls_status *st)
 {
 	char nb[32], na[32];
 
-	fmt_time(st->not_before, nb, sizeof(nb));
-	fmt_time(st->not_after, na, sizeof(na));
+	agent_mtls_fmt_time(st->not_before, nb, sizeof(nb));
+	agent_mtls_fmt_time(st->not_after, na, sizeof(na));
 	return json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:s, s:s}", "name", st->name, "kind",
 			 st->is_node ? "node" : "identity", "valid", st->valid, "uri", st->uri,
 			 "serial", st->serial, "not_before", nb, "not_after", na, "error",

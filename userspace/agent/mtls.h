@@ -10,6 +10,9 @@
 #ifndef SLUICE_AGENT_MTLS_H
 #define SLUICE_AGENT_MTLS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <jansson.h>
 
 #include "prom.h"
@@ -42,5 +45,13 @@ void agent_mtls_render(struct agent *a, struct sl_prom *p);
 
 /* GET /v1/mtls: each certificate's status, kTLS, the last peer serials; NULL without mtls:. */
 json_t *agent_mtls_json(struct agent *a);
+
+/* mtls_load.c, for mtls.c: the set for cfg's identities and node, each certificate logged,
+ * *valid_ids the identity ids (bit id - 1) whose certificate is valid; NULL after logging
+ * why. A UNIX time as RFC 3339 ("unknown" for 0). Tunnels that fit RLIMIT_NOFILE. */
+struct sl_config;
+struct sl_mtls *agent_mtls_load(const struct sl_config *cfg, uint64_t *valid_ids);
+void agent_mtls_fmt_time(int64_t t, char *buf, size_t len);
+unsigned int agent_mtls_max_tunnels(void);
 
 #endif /* SLUICE_AGENT_MTLS_H */
