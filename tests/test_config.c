@@ -1147,7 +1147,93 @@ static const struct bad_case bad_cases[] = {
 	"'timeouts.idle': a duration needs a unit"),
     BAD("timeouts of udp", SVC_UDP "    timeouts: {idle: 30s}\n", 5, 15,
 	"timeouts needs protocol tcp: they are TCP socket options"),
+    /* mtls */
+    BAD("mtls without trust_domain", "mtls: {port: 1}\n", 1, 7, "mtls needs 'trust_domain'"),
+    BAD("mtls trust_domain not a DNS name", "mtls: {trust_domain: Sluice_Test}\n", 1, 22,
+	"mtls.trust_domain 'Sluice_Test' must be a DNS name"),
+    BAD("mtls trust_domain empty label", "mtls: {trust_domain: a..b}\n", 1, 22,
+	"must be a DNS name"),
+    BAD("mtls trust_domain trailing dash", "mtls: {trust_domain: a-.b}\n", 1, 22,
+	"must be a DNS name"),
+    BAD("mtls port 0", "mtls: {trust_domain: a.b, port: 0}\n", 1, 33, "port"),
+    BAD("mtls outbound_port is port", "mtls: {trust_domain: a.b, outbound_port: 15008}\n", 1, 7,
+	"mtls.outbound_port 15008 is mtls.port too"),
+    BAD("mtls ca relative", "mtls: {trust_domain: a.b, ca: ca.pem}\n", 1, 31,
+	"must be an absolute path"),
+    BAD("mtls unknown key", "mtls: {trust_domain: a.b, cert: /x}\n", 1, 27,
+	"mtls: unknown key 'cert'"),
+    BAD("service mtls without the block", SVC "    mtls: strict\n", 4, 11,
+	"mtls of service 'web' needs the top-level mtls: block"),
+    BAD("service mtls bad value", SVC "    mtls: loose\nmtls: {trust_domain: a.b}\n", 4, 11,
+	"mtls 'loose': want off, permissive or strict"),
+    BAD("service mtls on udp", SVC_UDP "    mtls: permissive\nmtls: {trust_domain: a.b}\n", 5, 11,
+	"mtls needs protocol tcp: UDP is never tunnelled"),
 };
+
+Test(config_mtls, block_defaults_and_service_modes)
+{
+	static const char yaml[] = "services:\n"
+				   "  - {name: a, frontend: \"10.96.0.1:80\", mtls: strict}\n"
+				   "  - {name: b, frontend: \"10.96.0.2:80\", mtls: permissive}\n"
+				   "  - {name: c, frontend: \"10.96.0.3:80\", mtls: off}\n"
+				   "  - {name: d, frontend: \"10.96.0.4:80\"}\n"
+				   "mtls:\n"
+				   "  trust_domain: sluice.test\n";
+	struct sl_problems d = {0};
+	struct sl_config cfg;
+
+	cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s", diag_text(&d));
+	cr_expect_eq(cfg.agent.mtls.on, 1);
+	cr_expect_str_eq(cfg.agent.mtls.trust_domain, "sluice.test");
+	cr_expect_str_eq(cfg.agent.mtls.ca, "/etc/sluice/mtls/ca.pem");
+	cr_expect_str_eq(cfg.agent.mtls.certs, "/etc/sluice/mtls");
+	cr_expect_eq(cfg.agent.mtls.port, 15008);
+	cr_expect_eq(cfg.agent.mtls.outbound_port, 15001);
+	cr_expect_eq(find_svc(&cfg, "a")->mtls, SL_MTLS_STRICT);
+	cr_expect_eq(find_svc(&cfg, "b")->mtls, SL_MTLS_PERMISSIVE);
+	cr_expect_eq(find_svc(&cfg, "c")->mtls, SL_MTLS_OFF);
+	cr_expect_eq(find_svc(&cfg, "d")->mtls, SL_MTLS_OFF);
+	sl_config_free(&cfg);
+
+	cr_assert_eq(parse("mtls: {trust_domain: x.y, ca: /c/ca.pem, certs: /c, port: 443, "
+			   "outbound_port: 8443}\nservices: []\n",
+			   &cfg, &d),
+		     0, "%s", diag_text(&d));
+	cr_expect_str_eq(cfg.agent.mtls.ca, "/c/ca.pem");
+	cr_expect_str_eq(cfg.agent.mtls.certs, "/c");
+	cr_expect_eq(cfg.agent.mtls.port, 443);
+	cr_expect_eq(cfg.agent.mtls.outbound_port, 8443);
+	sl_config_free(&cfg);
+
+	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_expect_eq(cfg.agent.mtls.on, 0, "no block, no mtls");
+	sl_config_free(&cfg);
+	sl_problems_free(&d);
+}
+
+/* A service from the API or etcd: its mtls is checked against the agent's block. */
+Test(config_mtls, registered_service_needs_the_agents_block)
+{
+	static const char body[] = "{name: a, frontend: \"10.96.0.1:80\", mtls: strict}";
+	struct sl_problems d = {0};
+	struct sl_config agent;
+	struct sl_service_cfg svc;
+
+	cr_assert_eq(parse("services: []\n", &agent, &d), 0, "%s", diag_text(&d));
+	cr_expect_neq(sl_config_parse_service("body", body, strlen(body), &agent, &svc, &d), 0);
+	cr_expect(d.n && strstr(d.list[0].text, "needs the top-level mtls: block"), "%s",
+		  diag_text(&d));
+	sl_problems_free(&d);
+	sl_config_free(&agent);
+	cr_assert_eq(parse("mtls: {trust_domain: a.b}\nservices: []\n", &agent, &d), 0, "%s",
+		     diag_text(&d));
+	cr_assert_eq(sl_config_parse_service("body", body, strlen(body), &agent, &svc, &d), 0, "%s",
+		     diag_text(&d));
+	cr_expect_eq(svc.mtls, SL_MTLS_STRICT);
+	free(svc.backends);
+	sl_config_free(&agent);
+	sl_problems_free(&d);
+}
 
 ParameterizedTestParameters(config_invalid, table)
 {
@@ -1690,6 +1776,7 @@ Test(config_fixed, compared_whole)
 	    {"agent: {limits: {services: 100}}\n", "agent.limits"},
 	    {"registry: {etcd: {endpoints: [\"http://127.0.0.1:2379\"]}}\n", "registry.etcd"},
 	    {"agent: {redirect: \"off\"}\n", "agent.redirect"},
+	    {"mtls: {trust_domain: a.test}\n", "mtls cannot change"},
 	};
 	struct sl_config base, cfg;
 	struct sl_problems d = {0};

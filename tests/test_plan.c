@@ -67,6 +67,7 @@ static void apply_model(const struct sl_state *cur, const struct sl_plan *plan,
 			s->bes[k].addr = op->want->backends[order[k]].addr;
 			s->bes[k].weight = op->want->backends[order[k]].weight;
 			strcpy(s->bes[k].subset, op->want->backends[order[k]].subset);
+			s->bes[k].flags = op->be_flags[order[k]];
 		}
 	}
 }
@@ -381,6 +382,65 @@ Test(plan, split_config_again_is_no_op_and_a_setting_change_is_an_update)
 	cr_expect_eq(plan.ops[0].n_gone, 0, "and keeps every backend");
 	sl_plan_free(&plan);
 	sl_config_free(&next);
+	sl_state_free(&st);
+	sl_config_free(&cfg);
+}
+
+/* mtls: a backend at none of this node's addresses is remote; the service carries its mode. */
+Test(plan, mtls_marks_remote_backends_and_follows_the_nodes_addresses)
+{
+	static const char yaml[] = "mtls: {trust_domain: a.b}\n"
+				   "services:\n"
+				   "  - name: web\n"
+				   "    frontend: 198.19.0.10:80\n"
+				   "    mtls: strict\n"
+				   "    backends:\n"
+				   "      - address: 198.18.1.2:8080\n"
+				   "      - address: 198.18.0.1:8080\n"
+				   "  - name: plain\n"
+				   "    frontend: 198.19.0.11:80\n"
+				   "    backends:\n"
+				   "      - address: 198.18.1.3:8080\n";
+	struct sl_sockaddr mine[2] = {{.family = SLUICE_AF_INET}, {.family = SLUICE_AF_INET}};
+	struct sl_addrs local = {.v = mine, .n = 1};
+	struct sl_state empty = {0}, st, st2;
+	struct sl_plan plan;
+	struct sl_config cfg;
+	const struct sl_svc_op *web, *plain;
+
+	mine[0].addr.a8[0] = 198, mine[0].addr.a8[1] = 18, mine[0].addr.a8[3] = 1; /* 198.18.0.1 */
+	parse(yaml, &cfg);
+	cr_assert_eq(sl_plan_build_at(&empty, &cfg, &local, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.n_ops, 2);
+	web = &plan.ops[0]; /* config order */
+	plain = &plan.ops[1];
+	cr_assert_str_eq(web->want->name, "web");
+	cr_assert_str_eq(plain->want->name, "plain");
+	cr_expect_eq(web->be_flags[0], SLUICE_BE_F_REMOTE, "198.18.1.2 is on another node");
+	cr_expect_eq(web->be_flags[1], 0, "198.18.0.1 is this node's");
+	cr_expect_eq(plain->be_flags[0], 0, "mtls off: never remote");
+	apply_model(&empty, &plan, &st);
+	sl_plan_free(&plan);
+	cr_expect_eq(sl_state_find(&st, "web")->value.mtls, SLUICE_MTLS_STRICT);
+	cr_expect_eq(sl_state_find(&st, "plain")->value.mtls, SLUICE_MTLS_OFF);
+
+	/* Same addresses: nothing to do. */
+	cr_assert_eq(sl_plan_build_at(&st, &cfg, &local, 100, 1000, &plan), 0);
+	cr_expect_eq(plan.n_ops, 0);
+	sl_plan_free(&plan);
+
+	/* The node gained 198.18.1.2: web's first backend is local now. */
+	mine[1] = mine[0];
+	mine[1].addr.a8[2] = 1, mine[1].addr.a8[3] = 2;
+	local.n = 2;
+	cr_assert_eq(sl_plan_build_at(&st, &cfg, &local, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.n_ops, 1);
+	cr_expect_str_eq(plan.ops[0].want->name, "web");
+	cr_expect_eq(plan.ops[0].kind, SL_OP_UPDATE);
+	cr_expect_eq(plan.ops[0].be_flags[0], 0);
+	apply_model(&st, &plan, &st2);
+	sl_plan_free(&plan);
+	sl_state_free(&st2);
 	sl_state_free(&st);
 	sl_config_free(&cfg);
 }
