@@ -9,7 +9,7 @@ pkgs=(
 	libnl-3-dev libnl-route-3-dev libyaml-dev libjansson-dev
 	libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev
 	prometheus libssl-dev openssl
-	iproute2 util-linux procps jq curl
+	iproute2 util-linux procps jq curl tcpdump
 	clang-format cppcheck
 	scdoc lintian systemd man-db bsdextrautils python3 strace
 	nginx haproxy iptables nftables gnuplot-nox

@@ -23,6 +23,7 @@
 #include "http.h"
 #include "identity.h"
 #include "loop.h"
+#include "mtls.h"
 #include "problem.h"
 #include "registry.h"
 #include "tc.h"
@@ -84,8 +85,9 @@ struct agent {
 	size_t n_probed;
 	struct watched *watched;
 	size_t n_watched;
-	int events_on;	    /* what sluice_settings.events says: -1 unknown */
-	unsigned ring_left; /* records this wakeup may still take */
+	int events_on;		 /* what sluice_settings.events says: -1 unknown */
+	unsigned ring_left;	 /* records this wakeup may still take */
+	struct agent_mtls *mtls; /* mtls: (mtls.c); NULL without */
 };
 
 /* Ring buffer records served per wakeup of the loop; the callback returns

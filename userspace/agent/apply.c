@@ -153,7 +153,8 @@ static int check_fixed(const struct sl_config *old, const struct sl_config *cfg)
 	return -1;
 }
 
-/* After every apply: the identity maps follow the effective config. */
+/* After every apply: the identity maps and the mtls policy snapshot follow the effective
+ * config. */
 void agent_sync_identities(struct agent *a)
 {
 	int err;
@@ -164,6 +165,7 @@ void agent_sync_identities(struct agent *a)
 	if (err)
 		sl_error("cannot update identities and policy maps; the next apply retries",
 			 "error=\"%s\"", strerror(-err));
+	agent_mtls_apply(a);
 }
 
 void agent_reload(struct agent *a, const char *why)

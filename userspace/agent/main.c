@@ -88,6 +88,7 @@ static void on_signal(void *arg)
 	while (read(a->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			agent_reload(a, "SIGHUP");
+			agent_mtls_reload(a, "SIGHUP");
 		} else if (si.ssi_signo == SIGUSR1) {
 			if (a->ident.audit && !sl_audit_reopen(a->ident.audit))
 				sl_info("audit log reopened", "path=%s", a->cfg.agent.audit_log);
@@ -248,6 +249,7 @@ static void agent_close(struct agent *a)
 	sl_http_stop(a->http);
 	sl_tc_close(a->tc);
 	sl_etcd_close(a->etcd);
+	agent_mtls_stop(a); /* before the maps and the audit log its thread uses */
 	sl_health_free(a->health);
 	if (a->ident_on)
 		sl_ident_close(&a->ident);
@@ -446,6 +448,9 @@ static int start_apply(struct agent *a)
 	sl_ident_init(&a->ident, &a->dp.maps, a->dp.settings_fd, &a->cfg);
 	a->ident_on = 1;
 	agent_sync_identities(a);
+	/* The engine's thread inherits the capabilities, so it starts after the drop. */
+	if (a->cfg.agent.mtls.on && agent_mtls_start(a))
+		return EXIT_ENV;
 	a->reloads_ok++;
 	a->events_on = -1;
 	agent_sync_event_switch(a); /* off until a monitor attaches */
@@ -474,6 +479,8 @@ static int start(struct agent *a)
 	}
 	if (check_dirs(&a->cfg))
 		return EXIT_ENV;
+	if (a->cfg.agent.mtls.on)
+		agent_raise_nofile(); /* while CAP_SYS_RESOURCE may raise the hard limit */
 	rc = start_privileged(a);
 	if (rc < 0)
 		rc = drop_privileges() ? EXIT_ENV : start_apply(a);

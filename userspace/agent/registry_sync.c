@@ -179,6 +179,7 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 	err = agent_sync_backends(a, &a->eff);
 	if (err)
 		sl_error("cannot update health checks and drains", "error=\"%s\"", strerror(-err));
+	agent_mtls_apply(a); /* registered backends may be local ones of mtls services */
 	return 0;
 }
 
@@ -288,6 +289,20 @@ static int api_commit(void *arg, struct sl_registry *next, enum sl_change what,
 	return agent_registry_commit(arg, next, what, e);
 }
 
+/* GET /v1/mtls: the certificates' status (sluicectl status), from the agent's loaded set. */
+static void api_mtls(struct agent *a, unsigned int *status, char **out)
+{
+	json_t *o = agent_mtls_json(a);
+
+	*status = o ? 200 : 404;
+	if (!o)
+		o = json_pack("{s:s}", "error", "mtls is not configured");
+	*out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!*out)
+		*status = 500;
+}
+
 void agent_on_api_request(void *ctx, const char *method, const char *url, const char *body,
 			  size_t len, unsigned int *status, char **out)
 {
@@ -301,6 +316,10 @@ void agent_on_api_request(void *ctx, const char *method, const char *url, const 
 	    .maps = &a->dp.maps,
 	};
 
+	if (!strcmp(url, "/v1/mtls") && !strcmp(method, "GET")) {
+		api_mtls(a, status, out);
+		return;
+	}
 	sl_api_handle(&api, method, url, body, len, status, out);
 	if (strcmp(method, "GET"))
 		sl_info("api request", "method=%s path=\"%s\" status=%u", method, url, *status);

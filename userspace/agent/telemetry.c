@@ -74,7 +74,8 @@ int agent_on_ring_event(void *ctx, void *data, size_t len)
 	return AGENT_RING_SPENT;
 }
 
-/* The datapath emits events only while someone watches `sluicectl monitor`. */
+/* The datapath emits events only while someone watches `sluicectl monitor`. The other
+ * settings (audit, mtls) are read and written back as they are. */
 void agent_sync_event_switch(struct agent *a)
 {
 	int on = sl_http_subscribers(a->http) > 0;
@@ -83,7 +84,6 @@ void agent_sync_event_switch(struct agent *a)
 
 	if (on == a->events_on)
 		return;
-	/* Read, change, write: the other settings (audit_all, mtls) are not ours. */
 	if (bpf_map_lookup_elem(a->dp.settings_fd, &zero, &set)) {
 		sl_warn("cannot read the datapath settings", "error=\"%s\"", strerror(errno));
 		return;
@@ -137,6 +137,7 @@ int agent_render_metrics(void *ctx, struct sl_prom *p)
 			       "Writes of agent.state that failed (the registry kept serving).",
 			       SL_PROM_COUNTER);
 		sl_prom_sample(p, NULL, (double)a->state_save_failures);
+		agent_mtls_render(a, p);
 	}
 	return err;
 }

@@ -4,12 +4,16 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "cli.h"
+#include "mem.h"
 
 #define MAX_LINKS 16
 
@@ -115,6 +119,77 @@ static json_t *map_fill(struct sl_maps *m)
 	return maps;
 }
 
+/* A reply body as it arrives (at most 1 MiB). */
+struct body {
+	char *p;
+	size_t len, cap;
+};
+
+static size_t body_collect(char *data, size_t size, size_t n, void *cls)
+{
+	struct body *b = cls;
+	size_t total = size * n;
+
+	if (b->len + total > 1 << 20 || SL_ENSURE(&b->p, &b->cap, b->len + total + 1))
+		return 0;
+	memcpy(b->p + b->len, data, total);
+	b->len += total;
+	b->p[b->len] = '\0';
+	return total;
+}
+
+/*
+ * The certificates' status: only the running agent knows which set it loaded and what it
+ * found wrong, so it is asked (GET /v1/mtls on --api). NULL when the agent has no mtls: or
+ * cannot be asked; status goes on without the lines.
+ */
+static json_t *mtls_status(const struct cli *c)
+{
+	struct body b = {0};
+	long code = 0;
+	json_t *o = NULL;
+	CURL *curl;
+
+	if (curl_global_init(CURL_GLOBAL_NOTHING))
+		return NULL;
+	curl = curl_easy_init();
+	if (curl) {
+		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->api);
+		curl_easy_setopt(curl, CURLOPT_URL, "http://localhost/v1/mtls");
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_collect);
+		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT, 3L);
+		if (curl_easy_perform(curl) == CURLE_OK &&
+		    !curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code) && code == 200 && b.p)
+			o = json_loads(b.p, 0, NULL);
+		curl_easy_cleanup(curl);
+	}
+	curl_global_cleanup();
+	free(b.p);
+	return o;
+}
+
+static void mtls_table(const json_t *m)
+{
+	json_t *certs = json_object_get(m, "certificates");
+
+	printf("mtls:     trust domain %s, port %lld, crypto in the kernel (ktls): %s\n",
+	       json_string_value(json_object_get(m, "trust_domain")),
+	       json_integer_value(json_object_get(m, "port")),
+	       json_is_true(json_object_get(m, "ktls")) ? "yes" : "no (OpenSSL)");
+	for (size_t i = 0; i < json_array_size(certs); i++) {
+		json_t *e = json_array_get(certs, i);
+		int valid = json_is_true(json_object_get(e, "valid"));
+
+		printf("  %-8s %-20s %-7s expires %-20s serial %s%s%s\n",
+		       json_string_value(json_object_get(e, "kind")),
+		       json_string_value(json_object_get(e, "name")), valid ? "valid" : "INVALID",
+		       json_string_value(json_object_get(e, "not_after")),
+		       json_string_value(json_object_get(e, "serial")), valid ? "" : "\n    ",
+		       valid ? "" : json_string_value(json_object_get(e, "error")));
+	}
+}
+
 /* The table, from the same objects that -o json prints. */
 static void status_table(const struct cli *c, int pid, const json_t *progs, const json_t *maps)
 {
@@ -153,7 +228,7 @@ static void status_table(const struct cli *c, int pid, const json_t *progs, cons
 int do_status(struct cli *c, int argc, char **argv)
 {
 	uint32_t link_ids[MAX_LINKS];
-	json_t *progs, *maps, *o;
+	json_t *progs, *maps, *o, *mtls;
 	struct sl_maps m;
 	size_t n_links;
 	int err, pid;
@@ -168,11 +243,15 @@ int do_status(struct cli *c, int argc, char **argv)
 	maps = map_fill(&m);
 	sl_maps_close(&m);
 	pid = find_agent(link_ids, n_links);
-	o = json_pack("{s:s, s:{s:b, s:i}, s:o, s:o}", "bpffs", c->bpffs, "agent", "running",
-		      pid > 0, "pid", pid, "programs", progs, "maps", maps);
+	mtls = pid > 0 ? mtls_status(c) : NULL;
+	o = json_pack("{s:s, s:{s:b, s:i}, s:o, s:o, s:o}", "bpffs", c->bpffs, "agent", "running",
+		      pid > 0, "pid", pid, "programs", progs, "maps", maps, "mtls",
+		      mtls ? mtls : json_null());
 	if (c->json)
 		return emit(o);
 	status_table(c, pid, progs, maps);
+	if (mtls)
+		mtls_table(mtls);
 	json_decref(o);
 	return EXIT_OK;
 }

@@ -24,7 +24,7 @@ struct sl_feature {
 	enum sl_feat_state state;
 };
 
-#define SL_FEATURES_MAX 8
+#define SL_FEATURES_MAX 12
 
 struct sl_features {
 	char kernel[128];  /* uname -r */
