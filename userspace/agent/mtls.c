@@ -31,6 +31,7 @@
 #include "mem.h"
 #include "metrics.h"
 #include "mtls.h"
+#include "mtls_map.h"
 #include "mtls_certs.h"
 #include "plan.h"
 #include "tunnel.h"
@@ -162,41 +163,29 @@ static struct snap *snap_build(const struct sl_config *cfg)
 
 /* --- the engine's callbacks (relay thread) ------------------------------------------------- */
 
-/* Where a redirected caller was going: sluice_mtls_conn by the caller's end (the accepted
- * socket's peer), taken out of the map. TODO: sl_mtls_lookup() (mtls_map.h) once merged. */
-static int sl_mtls_lookup(const struct sl_maps *maps, const struct sl_sockaddr *caller,
-			  struct sluice_mtls_orig *o)
-{
-	struct sluice_mtls_conn_key k = {
-	    .addr = caller->addr, .port = htons(caller->port), .family = caller->family};
-
-	if (bpf_map_lookup_elem(maps->mtls_conn, &k, o))
-		return -errno;
-	bpf_map_delete_elem(maps->mtls_conn, &k);
-	return 0;
-}
-
 static int on_lookup(void *arg, int fd, const struct sl_sockaddr *caller,
 		     struct sl_tunnel_route *out)
 {
 	struct agent_mtls *m = arg;
 	const struct sl_maps *maps = &m->a->dp.maps;
-	struct sluice_mtls_orig o;
+	struct sockaddr_storage peer;
+	socklen_t peer_len = sizeof(peer);
+	struct sl_mtls_orig o;
 	struct sluice_svc_info svc;
 	struct sluice_identity_info id;
 	int err;
 
-	(void)fd;
-	err = sl_mtls_lookup(maps, caller, &o);
+	(void)caller; /* the same address, as the engine parsed it */
+	if (getpeername(fd, (struct sockaddr *)&peer, &peer_len))
+		return -errno;
+	err = sl_mtls_lookup(maps, (const struct sockaddr *)&peer, &o);
 	if (err)
 		return err;
 	if (bpf_map_lookup_elem(maps->svc_info, &o.svc_id, &svc) ||
 	    bpf_map_lookup_elem(maps->identities, &o.identity, &id))
 		return -ENOENT;
 	memset(out, 0, sizeof(*out));
-	out->target.addr = o.addr;
-	out->target.port = ntohs(o.port);
-	out->target.family = o.family;
+	out->target = o.backend;
 	out->via = out->target; /* the backend's node, at mtls.port */
 	out->via.port = m->a->cfg.agent.mtls.port;
 	memcpy(out->service, svc.name, sizeof(out->service) - 1);
