@@ -164,37 +164,128 @@ static void interface_families(struct sl_prom *p, const struct sl_metrics_ctx *c
 		}
 }
 
-int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx, struct sl_prom *p)
+/* One row per backend of st, with its counters and state. *out: calloc'd. */
+static int backend_rows(const struct sl_maps *m, const struct sl_state *st, struct be_row **out,
+			size_t *n_out)
 {
-	struct sluice_global_stats gs = {0};
-	struct be_row *rows = NULL;
-	struct sl_state st;
-	size_t n = 0, cap = 0;
 	uint64_t now = sl_mono_ns();
-	int err;
+	struct be_row *rows;
+	size_t n = 0, cap = 0;
 
-	err = sl_maps_read_state(m, &st);
-	if (err)
-		return err;
-	for (size_t i = 0; i < st.n_svcs; i++)
-		cap += st.svcs[i].n_bes;
+	for (size_t i = 0; i < st->n_svcs; i++)
+		cap += st->svcs[i].n_bes;
 	rows = calloc(cap ? cap : 1, sizeof(*rows));
-	if (!rows) {
-		sl_state_free(&st);
+	if (!rows)
 		return -ENOMEM;
-	}
-	for (size_t i = 0; i < st.n_svcs; i++)
-		for (size_t j = 0; j < st.svcs[i].n_bes; j++) {
+	for (size_t i = 0; i < st->n_svcs; i++)
+		for (size_t j = 0; j < st->svcs[i].n_bes; j++) {
 			struct be_row *r = &rows[n++];
 
-			r->svc = &st.svcs[i];
-			r->be = &st.svcs[i].bes[j];
+			r->svc = &st->svcs[i];
+			r->be = &st->svcs[i].bes[j];
 			sl_format_hostport(&r->be->addr, r->addr, sizeof(r->addr));
 			sl_maps_backend_stats(m, r->be->id, &r->st);
 			sl_maps_backend_rt(m, r->be->id, &r->rt);
 			r->state = sl_backend_state(r->be->state, &r->rt, now);
 		}
+	*out = rows;
+	*n_out = n;
+	return 0;
+}
 
+/* sluice_backend_state, and the probes' counters when there are any. */
+static void state_families(struct sl_prom *p, const struct sl_metrics_ctx *ctx,
+			   const struct be_row *rows, size_t n)
+{
+	sl_prom_family(p, "sluice_backend_state", "1 on the backend's current state.",
+		       SL_PROM_GAUGE);
+	for (size_t i = 0; i < n; i++)
+		for (unsigned int s = 0; s < SLUICE_BE_REMOVED; s++) {
+			const char *labels[] = {
+			    "service", rows[i].svc->name,	  "backend", rows[i].addr,
+			    "state",   sl_state_name((uint8_t)s), NULL};
+
+			sl_prom_sample(p, labels, rows[i].state == s);
+		}
+	if (!ctx->health_stats)
+		return;
+	sl_prom_family(p, "sluice_health_checks_total",
+		       "Active health probes of the backend, by result.", SL_PROM_COUNTER);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t ok, failed;
+		const char *l_ok[] = {
+		    "service", rows[i].svc->name, "backend", rows[i].addr, "result", "ok", NULL};
+		const char *l_fail[] = {"service", rows[i].svc->name, "backend", rows[i].addr,
+					"result",  "failed",	      NULL};
+
+		if (ctx->health_stats(ctx->health_arg, rows[i].be->id, &ok, &failed))
+			continue;
+		sl_prom_sample(p, l_ok, (double)ok);
+		sl_prom_sample(p, l_fail, (double)failed);
+	}
+}
+
+static void rejected_family(struct sl_prom *p, const struct sl_maps *m, const struct sl_state *st)
+{
+	sl_prom_family(p, "sluice_rejected_connections_total",
+		       "connect()/sendmsg() to a frontend refused, by reason.", SL_PROM_COUNTER);
+	for (size_t i = 0; i < st->n_svcs; i++) {
+		uint64_t rej[SLUICE_DROP__MAX] = {0};
+
+		sl_maps_service_rejected(m, st->svcs[i].id, rej);
+		for (unsigned int r = 0; r < SLUICE_DROP__MAX; r++) {
+			const char *labels[] = {"service", st->svcs[i].name, "reason",
+						sl_drop_name(r), NULL};
+
+			sl_prom_sample(p, labels, (double)rej[r]);
+		}
+	}
+}
+
+/* The node-wide counters of sluice_global_stats. */
+static void global_families(struct sl_prom *p, const struct sl_maps *m)
+{
+	struct sluice_global_stats gs = {0};
+
+	sl_maps_global_stats(m, &gs);
+	sl_prom_family(p, "sluice_events_lost_total",
+		       "Datapath events dropped because the ring buffer was full.",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.events_lost);
+	sl_prom_family(p, "sluice_redirected_bytes_total",
+		       "Bytes sent socket to socket between same-node peers (sk_msg).",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.redirected_bytes);
+	sl_prom_family(p, "sluice_redirected_connections_total",
+		       "Same-node connections whose two ends were paired for redirection.",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.redirected_conns);
+	sl_prom_family(p, "sluice_audit_events_suppressed_total",
+		       "Audit events the datapath did not emit: over a CPU's budget "
+		       "(" SL_STR(SLUICE_AUDIT_RATE) "/s, burst " SL_STR(SLUICE_AUDIT_BURST) ").",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.audit_suppressed);
+	sl_prom_family(p, "sluice_revnat_update_failures_total",
+		       "Translations a socket could not store: it sees the backend's address.",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)gs.revnat_failures);
+}
+
+int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx, struct sl_prom *p)
+{
+	struct be_row *rows = NULL;
+	struct sl_state st;
+	size_t n = 0;
+	int err;
+
+	err = sl_maps_read_state(m, &st);
+	if (err)
+		return err;
+	err = backend_rows(m, &st, &rows, &n);
+	if (err) {
+		sl_state_free(&st);
+		return err;
+	}
 	sl_prom_family(p, "sluice_build_info", "Version of the running sluiced.", SL_PROM_GAUGE);
 	sl_prom_sample(p, (const char *const[]){"version", ctx->version, NULL}, 1);
 	sl_prom_family(p, "sluice_config_reloads_total",
@@ -219,75 +310,11 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 	backend_family(p, rows, n, "sluice_received_bytes_total",
 		       "Bytes received from the backend, counted at close.", SL_PROM_COUNTER,
 		       BE_RECEIVED);
-
-	sl_prom_family(p, "sluice_backend_state", "1 on the backend's current state.",
-		       SL_PROM_GAUGE);
-	for (size_t i = 0; i < n; i++)
-		for (unsigned int s = 0; s < SLUICE_BE_REMOVED; s++) {
-			const char *labels[] = {
-			    "service", rows[i].svc->name,	  "backend", rows[i].addr,
-			    "state",   sl_state_name((uint8_t)s), NULL};
-
-			sl_prom_sample(p, labels, rows[i].state == s);
-		}
-	if (ctx->health_stats) {
-		sl_prom_family(p, "sluice_health_checks_total",
-			       "Active health probes of the backend, by result.", SL_PROM_COUNTER);
-		for (size_t i = 0; i < n; i++) {
-			uint64_t ok, failed;
-			const char *l_ok[] = {"service",    rows[i].svc->name, "backend",
-					      rows[i].addr, "result",	       "ok",
-					      NULL};
-			const char *l_fail[] = {"service",    rows[i].svc->name, "backend",
-						rows[i].addr, "result",		 "failed",
-						NULL};
-
-			if (ctx->health_stats(ctx->health_arg, rows[i].be->id, &ok, &failed))
-				continue;
-			sl_prom_sample(p, l_ok, (double)ok);
-			sl_prom_sample(p, l_fail, (double)failed);
-		}
-	}
-
-	sl_prom_family(p, "sluice_rejected_connections_total",
-		       "connect()/sendmsg() to a frontend refused, by reason.", SL_PROM_COUNTER);
-	for (size_t i = 0; i < st.n_svcs; i++) {
-		uint64_t rej[SLUICE_DROP__MAX] = {0};
-
-		sl_maps_service_rejected(m, st.svcs[i].id, rej);
-		for (unsigned int r = 0; r < SLUICE_DROP__MAX; r++) {
-			const char *labels[] = {"service", st.svcs[i].name, "reason",
-						sl_drop_name(r), NULL};
-
-			sl_prom_sample(p, labels, (double)rej[r]);
-		}
-	}
-
+	state_families(p, ctx, rows, n);
+	rejected_family(p, m, &st);
 	err = histograms(p, m, &st);
 	interface_families(p, ctx);
-
-	sl_maps_global_stats(m, &gs);
-	sl_prom_family(p, "sluice_events_lost_total",
-		       "Datapath events dropped because the ring buffer was full.",
-		       SL_PROM_COUNTER);
-	sl_prom_sample(p, NULL, (double)gs.events_lost);
-	sl_prom_family(p, "sluice_redirected_bytes_total",
-		       "Bytes sent socket to socket between same-node peers (sk_msg).",
-		       SL_PROM_COUNTER);
-	sl_prom_sample(p, NULL, (double)gs.redirected_bytes);
-	sl_prom_family(p, "sluice_redirected_connections_total",
-		       "Same-node connections whose two ends were paired for redirection.",
-		       SL_PROM_COUNTER);
-	sl_prom_sample(p, NULL, (double)gs.redirected_conns);
-	sl_prom_family(p, "sluice_audit_events_suppressed_total",
-		       "Audit events the datapath did not emit: over a CPU's budget "
-		       "(" SL_STR(SLUICE_AUDIT_RATE) "/s, burst " SL_STR(SLUICE_AUDIT_BURST) ").",
-		       SL_PROM_COUNTER);
-	sl_prom_sample(p, NULL, (double)gs.audit_suppressed);
-	sl_prom_family(p, "sluice_revnat_update_failures_total",
-		       "Translations a socket could not store: it sees the backend's address.",
-		       SL_PROM_COUNTER);
-	sl_prom_sample(p, NULL, (double)gs.revnat_failures);
+	global_families(p, m);
 	map_families(p, (struct sl_maps *)m);
 
 	free(rows);
