@@ -6,7 +6,9 @@
 # included) and log it, even across a restart of B's agent, and an API write on node B answers without hanging; changes made with
 # etcdctl while etcd is out of the nodes' reach (deregister be3, register be2) converge on both
 # nodes once it is reachable again, and so does B's write; a 3s TTL registration without
-# heartbeats disappears from both nodes when its lease expires.
+# heartbeats disappears from both nodes when its lease expires; bad keys in etcd (a value that
+# is not JSON, a backend of a service no node has) are skipped and logged on both nodes while a
+# good key written after them applies.
 #
 #   ${VT_ID}-node  198.18.0.1/30 <-> rtr 198.18.0.2    (node A: va_* agent, vt_client)
 #   ${VT_ID}-nodeb 198.18.0.5/30 <-> rtr 198.18.0.6    (node B: vb_* agent, vb_client)
