@@ -1240,6 +1240,25 @@ static const struct bad_case bad_cases[] = {
     BAD("registry.etcd relative ca",
 	"registry:\n  etcd: {endpoints: ['https://10.0.0.5:2379'], ca: c.pem, cert: /d, key: /k}\n",
 	2, 52, "'registry.etcd.ca' must be an absolute path"),
+    /* registry.etcd auth: user and password_file together, with TLS only */
+    BAD("registry.etcd user without password_file",
+	"registry:\n  etcd: {endpoints: ['https://10.0.0.5:2379'], ca: /c, cert: /d, key: /k, "
+	"user: node}\n",
+	2, 9, "registry.etcd: user and password_file come together; 'password_file' is missing"),
+    BAD("registry.etcd password_file without user",
+	"registry:\n  etcd: {endpoints: ['http://10.0.0.5:2379'], password_file: /p}\n", 2, 9,
+	"registry.etcd: user and password_file come together; 'user' is missing"),
+    BAD("registry.etcd user without TLS",
+	"registry:\n  etcd: {endpoints: ['http://10.0.0.5:2379'], user: node, password_file: /p}\n",
+	2, 53, "registry.etcd.user needs TLS (registry.etcd.ca, cert and key)"),
+    BAD("registry.etcd relative password_file",
+	"registry:\n  etcd: {endpoints: ['https://10.0.0.5:2379'], ca: /c, cert: /d, key: /k, "
+	"user: node, password_file: p}\n",
+	2, 102, "'registry.etcd.password_file' must be an absolute path"),
+    BAD("registry.etcd empty user",
+	"registry:\n  etcd: {endpoints: ['https://10.0.0.5:2379'], ca: /c, cert: /d, key: /k, "
+	"user: '', password_file: /p}\n",
+	2, 81, "registry.etcd.user must be a name under 128 characters"),
     /* mtls */
     BAD("mtls without trust_domain", "mtls: {port: 1}\n", 1, 7, "mtls needs 'trust_domain'"),
     BAD("mtls trust_domain not a DNS name", "mtls: {trust_domain: Sluice_Test}\n", 1, 22,
@@ -1957,6 +1976,21 @@ Test(config_valid, etcd_tls)
 	cr_expect_str_eq(cfg.agent.etcd_ca, "/etc/sluice/etcd/ca.pem");
 	cr_expect_str_eq(cfg.agent.etcd_cert, "/etc/sluice/etcd/node.pem");
 	cr_expect_str_eq(cfg.agent.etcd_key, "/etc/sluice/etcd/node.key");
+	cr_expect_str_eq(cfg.agent.etcd_user, "", "no etcd auth");
+	cr_expect_str_eq(cfg.agent.etcd_password_file, "");
+	sl_config_free(&cfg);
+	cr_assert_eq(parse("registry:\n"
+			   "  etcd:\n"
+			   "    endpoints: ['https://10.0.0.5:2379']\n"
+			   "    ca: /etc/sluice/etcd/ca.pem\n"
+			   "    cert: /etc/sluice/etcd/node.pem\n"
+			   "    key: /etc/sluice/etcd/node.key\n"
+			   "    user: node-1\n"
+			   "    password_file: /etc/sluice/etcd/password\n",
+			   &cfg, &d),
+		     0, "%s", diag_text(&d));
+	cr_expect_str_eq(cfg.agent.etcd_user, "node-1");
+	cr_expect_str_eq(cfg.agent.etcd_password_file, "/etc/sluice/etcd/password");
 	sl_config_free(&cfg);
 	cr_assert_eq(parse("registry: {etcd: {endpoints: ['http://10.0.0.5:2379']}}\n", &cfg, &d),
 		     0, "%s", diag_text(&d));

@@ -6,7 +6,9 @@
 # included) and log it, even across a restart of B's agent, and an API write on node B answers without hanging; changes made with
 # etcdctl while etcd is out of the nodes' reach (deregister be3, register be2) converge on both
 # nodes once it is reachable again, and so does B's write; a 3s TTL registration without
-# heartbeats disappears from both nodes when its lease expires.
+# heartbeats disappears from both nodes when its lease expires; bad keys in etcd (a value that
+# is not JSON, a backend of a service no node has) are skipped and logged on both nodes while a
+# good key written after them applies.
 #
 #   ${VT_ID}-node  198.18.0.1/30 <-> rtr 198.18.0.2    (node A: va_* agent, vt_client)
 #   ${VT_ID}-nodeb 198.18.0.5/30 <-> rtr 198.18.0.6    (node B: vb_* agent, vb_client)
@@ -405,6 +407,32 @@ else
 fi
 ectl get --prefix "${P}backends/web/198.18.1.4" >"$VT_TMP/out" 2>&1
 [ ! -s "$VT_TMP/out" ] && vt_pass "and its etcd key is gone" || vt_fail "key still in etcd: $(tr '\n' ' ' <"$VT_TMP/out")"
+
+# --- 6. a bad etcd key is skipped and logged; a good key written after it applies -------------
+# One key the snapshot load refuses (its value is not JSON), one the merge refuses (a service
+# neither node has), then be3 again.
+BAD_LOAD=${P}backends/web/198.18.1.9:8080
+BAD_MERGE=${P}backends/nosuch/198.18.1.4:8080
+ectl put "$BAD_LOAD" 'not json' >"$VT_TMP/out" 2>&1 &&
+	ectl put "$BAD_MERGE" '{"address":"198.18.1.4:8080","weight":1}' >>"$VT_TMP/out" 2>&1 &&
+	ectl put "${P}backends/web/198.18.1.4:8080" '{"address":"198.18.1.4:8080","weight":1}' \
+		>>"$VT_TMP/out" 2>&1 || vt_fail "etcdctl put of the bad and good keys: $(cat "$VT_TMP/out")"
+vt_check "a good key written after two bad ones is served on both nodes within 2 s" \
+	-d 'echo "A $(reach A be3 4), B $(reach B be3 4)"' -- vt_wait_until 2 both_be3
+skipped() { # NODE-LOG KEY: the agent logged the key as skipped
+	grep -F 'msg="etcd key skipped' "$1" 2>/dev/null | grep -qF "key=\"$2\""
+}
+logged() {
+	skipped "$VA_LOG" "$BAD_LOAD" && skipped "$VA_LOG" "$BAD_MERGE" &&
+		skipped "$VB_LOG" "$BAD_LOAD" && skipped "$VB_LOG" "$BAD_MERGE"
+}
+vt_check "both nodes log each bad key as skipped, with why" \
+	-d 'echo "A: $(grep -cF "etcd key skipped" "$VA_LOG") lines, B: $(grep -cF "etcd key skipped" "$VB_LOG") lines"' -- \
+	vt_wait_until 2 logged &&
+	vt_log "A: $(grep -F "$BAD_MERGE" "$VA_LOG" | head -n 1 | grep -oE 'why=.*')"
+ectl del "$BAD_LOAD" >/dev/null 2>&1
+ectl del "$BAD_MERGE" >/dev/null 2>&1
+ectl del "${P}backends/web/198.18.1.4:8080" >/dev/null 2>&1
 
 vb_stop
 va_stop

@@ -105,8 +105,33 @@ static int etcd_write_through(struct agent *a, const struct sl_registry *next, s
 	return err ? -1 : 0;
 }
 
-/* Make 'next' the registry: merge, apply, save (0), or with etcd send an API
- * change there (1). On failure (-1) nothing changed. */
+/* The etcd keys a snapshot left out: one warning each (the first SL_REG_SKIPS_KEPT), and
+ * how many more; then *s is freed. */
+static void log_skips(struct sl_reg_skips *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		sl_warn("etcd key skipped; the rest of the snapshot applies",
+			"key=\"%s\" why=\"%s\"", s->v[i].key, s->v[i].why);
+	if (s->total > s->n)
+		sl_warn("more etcd keys skipped", "count=%zu", s->total - s->n);
+	sl_reg_skips_free(s);
+}
+
+/* The effective config of 'next'. An etcd snapshot logs the keys it leaves out; an API
+ * change is checked strictly (sl_registry_merge). */
+static int registry_merge(struct agent *a, const struct sl_registry *next, enum sl_change what,
+			  struct sl_config *eff, struct sl_problem *e)
+{
+	struct sl_reg_skips skips = {0};
+	int err;
+
+	if (what != SL_CHANGE_ETCD_SNAPSHOT)
+		return sl_registry_merge(&a->cfg, next, eff, e);
+	err = sl_registry_merge_skips(&a->cfg, next, eff, &skips, e);
+	log_skips(&skips);
+	return err;
+}
+
 /* Save the registry as best effort: a failure (a full disk) is logged and
  * counted, and the next tick tries again. */
 void agent_registry_save(struct agent *a)
@@ -147,7 +172,7 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 		a->reg_dirty = 1;
 		return 0;
 	}
-	if (sl_registry_merge(&a->cfg, next, &eff, e))
+	if (registry_merge(a, next, what, &eff, e))
 		return -1;
 	/* A client's change is saved before it is applied: it is answered only
 	 * once it would survive a restart. Expiries and etcd snapshots come from
@@ -193,8 +218,9 @@ static int etcd_snapshot(struct agent *a, struct sl_registry *next)
 	struct sl_etcd_kv *kvs = NULL;
 	const char **keys = NULL, **vals = NULL;
 	int64_t *leases = NULL;
+	struct sl_reg_skips skips = {0};
 	struct sl_problem e = {0};
-	size_t n = 0, bad;
+	size_t n = 0;
 	int got, err = 0;
 
 	got = sl_etcd_take(a->etcd, &kvs, &n, NULL);
@@ -212,16 +238,20 @@ static int etcd_snapshot(struct agent *a, struct sl_registry *next)
 		vals[i] = kvs[i].value;
 		leases[i] = kvs[i].lease;
 	}
-	bad = sl_registry_from_etcd(next, a->cfg.agent.etcd_prefix, keys, vals, leases, n, &a->cfg,
-				    &e);
-	if (bad)
-		sl_warn("etcd entries left out", "count=%zu first=\"%s\"", bad, e.msg);
+	if (sl_registry_etcd_load(next, a->cfg.agent.etcd_prefix, keys, vals, leases, n, &a->cfg,
+				  &skips, &e)) {
+		sl_error("the etcd snapshot cannot be loaded; the previous state keeps serving",
+			 "error=\"%s\"", e.msg);
+		sl_registry_free(next);
+		got = 0;
+	}
+	log_skips(&skips);
 out:
 	free(keys);
 	free(vals);
 	free(leases);
 	sl_etcd_kvs_free(kvs, n);
-	return err ? err : 1;
+	return err ? err : got;
 }
 
 /* A new snapshot of the shared registry: it replaces the previous one. */
@@ -325,6 +355,12 @@ void agent_on_api_request(void *ctx, const char *method, const char *url, const 
 		sl_info("api request", "method=%s path=\"%s\" status=%u", method, url, *status);
 }
 
+/* "" is NULL: the option is not set. */
+static const char *opt(const char *s)
+{
+	return s[0] ? s : NULL;
+}
+
 /*
  * registry.etcd: start the client, and give it a moment to bring the first
  * snapshot, so that a (re)start serves the shared registrations at once.
@@ -333,17 +369,31 @@ void agent_on_api_request(void *ctx, const char *method, const char *url, const 
  */
 int agent_start_etcd(struct agent *a)
 {
+	const struct sl_agent_cfg *c = &a->cfg.agent;
+	const struct sl_etcd_opts opts = {
+	    .ca = opt(c->etcd_ca),
+	    .cert = opt(c->etcd_cert),
+	    .key = opt(c->etcd_key),
+	    .user = opt(c->etcd_user),
+	    .password_file = opt(c->etcd_password_file),
+	};
 	const char *eps[SL_MAX_ETCD_ENDPOINTS];
 	struct pollfd pfd = {.events = POLLIN};
 	struct sl_config eff;
 	struct sl_problem e = {0};
 	char why[256] = "";
 	uint64_t deadline = agent_now_ms() + ETCD_FIRST_SNAPSHOT_MS;
+	size_t plain = 0;
 
-	for (size_t i = 0; i < a->cfg.agent.n_etcd; i++)
-		eps[i] = a->cfg.agent.etcd_endpoints[i];
-	a->etcd =
-	    sl_etcd_open(eps, a->cfg.agent.n_etcd, a->cfg.agent.etcd_prefix, why, sizeof(why));
+	for (size_t i = 0; i < c->n_etcd; i++) {
+		eps[i] = c->etcd_endpoints[i];
+		plain += !strncmp(eps[i], "http://", 7);
+	}
+	if (plain)
+		sl_warn("etcd is reached without TLS: anyone on the path can read and write the "
+			"registry",
+			"plain_endpoints=%zu first=%s", plain, eps[0]);
+	a->etcd = sl_etcd_open_opts(eps, c->n_etcd, c->etcd_prefix, &opts, why, sizeof(why));
 	if (!a->etcd) {
 		sl_error("cannot start the etcd client", "error=\"%s\"", why);
 		return -EINVAL;
@@ -358,7 +408,7 @@ int agent_start_etcd(struct agent *a)
 		got = etcd_snapshot(a, &next);
 		if (got <= 0)
 			continue;
-		if (sl_registry_merge(&a->cfg, &next, &eff, &e)) {
+		if (registry_merge(a, &next, SL_CHANGE_ETCD_SNAPSHOT, &eff, &e)) {
 			sl_error(
 			    "the etcd registry conflicts with the config file; serving without it "
 			    "until it changes",

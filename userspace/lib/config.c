@@ -50,6 +50,8 @@ static const struct {
     AGENT_FIELD(etcd_ca, "registry.etcd.ca"),
     AGENT_FIELD(etcd_cert, "registry.etcd.cert"),
     AGENT_FIELD(etcd_key, "registry.etcd.key"),
+    AGENT_FIELD(etcd_user, "registry.etcd.user"),
+    AGENT_FIELD(etcd_password_file, "registry.etcd.password_file"),
     AGENT_FIELD(audit_log, "agent.audit_log"),
     AGENT_FIELD(mtls.on, "mtls"),
     AGENT_FIELD(mtls.trust_domain, "mtls.trust_domain"),

@@ -113,6 +113,7 @@ struct sl_limits {
 #define SL_MAX_ETCD_ENDPOINTS 8
 #define SL_ETCD_URL_LEN	      256
 #define SL_ETCD_PREFIX_LEN    128
+#define SL_ETCD_USER_LEN      128
 
 /* A service's mtls: what a caller's connection to a backend on another node does. */
 enum sl_mtls_mode {
@@ -164,6 +165,10 @@ struct sl_agent_cfg {
 	char etcd_ca[PATH_MAX];
 	char etcd_cert[PATH_MAX];
 	char etcd_key[PATH_MAX];
+	/* registry.etcd.user, password_file: etcd auth (a password login); both or neither
+	 * ("" = none), and only with TLS */
+	char etcd_user[SL_ETCD_USER_LEN];
+	char etcd_password_file[PATH_MAX];
 	char audit_log[PATH_MAX]; /* agent.audit_log */
 	struct sl_mtls_cfg mtls;  /* mtls: */
 };

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* agent: and registry: of the config, sluice.yaml(5) AGENT and REGISTRY. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -152,6 +153,28 @@ static void etcd_prefix(struct walker *w, const char *label, yaml_node_t *v, voi
 		strcpy(cfg->agent.etcd_prefix, s);
 }
 
+/* An etcd user name: no control characters (it goes into a JSON request, never a log line). */
+static void etcd_user(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	struct sl_config *cfg = ctx;
+	const char *s = yw_want_scalar(w, v, label);
+	size_t len;
+
+	if (!s)
+		return;
+	len = strlen(s);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			len = SIZE_MAX;
+	if (!len || len >= SL_ETCD_USER_LEN)
+		yw_err(w, v,
+		       "registry.etcd.user must be a name under %d characters, without control "
+		       "characters",
+		       SL_ETCD_USER_LEN);
+	else
+		strcpy(cfg->agent.etcd_user, s);
+}
+
 /* One URL of registry.etcd.endpoints: 0, or -1 when the list is full. */
 static int etcd_endpoint(struct walker *w, yaml_node_t *e, struct sl_config *cfg)
 {
@@ -198,13 +221,15 @@ static void etcd_endpoints(struct walker *w, const char *label, yaml_node_t *v, 
 	}
 }
 
-enum { EK_ENDPOINTS, EK_PREFIX, EK_CA, EK_CERT, EK_KEY, EK__N };
+enum { EK_ENDPOINTS, EK_PREFIX, EK_CA, EK_CERT, EK_KEY, EK_USER, EK_PASSWORD_FILE, EK__N };
 static const struct yw_key etcd_keys[EK__N] = {
     [EK_ENDPOINTS] = YW_KEY_NEED("endpoints", etcd_endpoints),
     [EK_PREFIX] = YW_KEY_FN("prefix", etcd_prefix),
     [EK_CA] = YW_KEY_PATH("ca", struct sl_config, agent.etcd_ca),
     [EK_CERT] = YW_KEY_PATH("cert", struct sl_config, agent.etcd_cert),
     [EK_KEY] = YW_KEY_PATH("key", struct sl_config, agent.etcd_key),
+    [EK_USER] = YW_KEY_FN("user", etcd_user),
+    [EK_PASSWORD_FILE] = YW_KEY_PATH("password_file", struct sl_config, agent.etcd_password_file),
 };
 static const struct yw_schema etcd_schema =
     YW_SCHEMA("registry.etcd", 1, "registry.etcd needs '%s'", etcd_keys);
@@ -253,6 +278,33 @@ static void etcd_tls(struct walker *w, yaml_node_t *v, yaml_node_t **vals, struc
 	}
 }
 
+/* user and password_file come together, and only with TLS: etcd's JSON gateway takes the
+ * user from a password login, never from the client certificate, and the password must not
+ * cross the network in clear. 0, or -1 when reported. */
+static int etcd_auth(struct walker *w, yaml_node_t *v, yaml_node_t **vals)
+{
+	yaml_node_t *user = vals[EK_USER], *pw = vals[EK_PASSWORD_FILE];
+
+	if (!user && !pw)
+		return 0;
+	if (!user || !pw) {
+		yw_err(w, v, "registry.etcd: user and password_file come together; '%s' is missing",
+		       user ? "password_file" : "user");
+		return -1;
+	}
+	if (!vals[EK_CA]) {
+		size_t mark = yw_push_key(w, "user");
+
+		yw_err(
+		    w, user,
+		    "registry.etcd.user needs TLS (registry.etcd.ca, cert and key): the password "
+		    "must not cross the network in clear");
+		yw_pop(w, mark);
+		return -1;
+	}
+	return 0;
+}
+
 static void registry_etcd(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
 {
 	yaml_node_t *vals[EK__N] = {0};
@@ -260,7 +312,8 @@ static void registry_etcd(struct walker *w, const char *label, yaml_node_t *v, v
 
 	(void)label;
 	if (!yw_walk(w, v, &etcd_schema, ctx, ctx, vals) && w->d->n == before)
-		etcd_tls(w, v, vals, ctx);
+		if (!etcd_auth(w, v, vals))
+			etcd_tls(w, v, vals, ctx);
 }
 
 static const struct yw_key registry_keys[] = {YW_KEY_FN("etcd", registry_etcd)};
