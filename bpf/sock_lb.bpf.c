@@ -172,7 +172,8 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
  * sent a SYN) gives it back. No tag, no reservation.
  */
 static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const struct sl_req *req,
-					   const struct sluice_backend *be, __u32 be_id, __u32 flags)
+					   const struct sluice_backend *be, __u32 be_id,
+					   __u32 flags)
 {
 	struct sluice_sk_backend *sb = NULL;
 	struct bpf_sock *sk = ctx->sk;
