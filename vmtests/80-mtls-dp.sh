@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# mtls datapath (the agent's tunnel is not wired yet): with `mtls:` configured, a TCP connect()
+# mtls datapath alone (the agent runs without a CA here, so its tunnel engine stays down and a fake
+# outbound listener stands in for it; 80-mtls runs the real one): with `mtls:` configured, a TCP connect()
 # of a caller whose identity has a valid certificate (the bit the test sets in sluice_settings)
 # to a backend on another node goes to the agent's outbound listener on loopback, and
 # sluice_mtls_conn, keyed by the caller's end, names the original backend, the service and the

@@ -370,7 +370,10 @@ static void settings_write(struct agent *a, uint64_t valid_ids, uint16_t port)
 			strerror(errno));
 }
 
-/* A new set for the engine and the datapath (the old one goes with its last tunnel). */
+static int start_engine(struct agent_mtls *m);
+
+/* A new set for the engine and the datapath (the old one goes with its last tunnel); the
+ * engine starts with the first set that loads. */
 static void certs_swap(struct agent_mtls *m, const char *why)
 {
 	uint64_t valid = 0;
@@ -385,6 +388,8 @@ static void certs_swap(struct agent_mtls *m, const char *why)
 	sl_mtls_unref(m->certs);
 	m->certs = set;
 	m->valid_ids = valid;
+	if (!m->t && start_engine(m))
+		valid = 0; /* no tunnels: nothing is sent to the listener */
 	settings_write(m->a, valid, m->t ? m->a->cfg.agent.mtls.outbound_port : 0);
 	sl_info("mtls certificates loaded", "why=%s valid_identities=%d", why,
 		__builtin_popcountll(valid));
@@ -427,14 +432,11 @@ static int watch_certs(struct agent_mtls *m)
 	m->debfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (m->inofd < 0 || m->debfd < 0 || pipe2(m->pipefd, O_CLOEXEC | O_NONBLOCK))
 		return -errno;
+	/* A directory that is not there yet is not fatal: SIGHUP still reloads. */
 	if (inotify_add_watch(m->inofd, dir,
-			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB) <
-	    0) {
-		err = -errno;
-		sl_error("cannot watch the mtls certificates", "dir=%s error=\"%s\"", dir,
-			 strerror(-err));
-		return err;
-	}
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB) < 0)
+		sl_warn("cannot watch the mtls certificates; SIGHUP reloads them",
+			"dir=%s error=\"%s\"", dir, strerror(errno));
 	err = sl_loop_add(l, &m->ino_src, m->inofd, on_certs_changed, m);
 	if (!err)
 		err = sl_loop_add(l, &m->deb_src, m->debfd, on_certs_debounce, m);
@@ -491,12 +493,22 @@ int agent_mtls_start(struct agent *a)
 	m->cap_series = m->series ? 1 : 0;
 	m->n_series = m->cap_series;
 	m->snap = snap_build(&a->eff);
+	if (!m->series || !m->snap)
+		return -ENOMEM;
 	m->certs = agent_mtls_load(&a->cfg, &m->valid_ids);
-	if (!m->series || !m->snap || !m->certs)
-		return m->certs ? -ENOMEM : -EINVAL;
 	err = watch_certs(m);
-	if (!err)
-		err = start_engine(m);
+	if (err)
+		return err;
+	if (!m->certs) {
+		/* The agent keeps serving: no identity has a certificate, so strict
+		 * services refuse at connect() and permissive ones go plaintext, until a
+		 * SIGHUP or a change in mtls.certs loads a set. */
+		settings_write(a, 0, 0);
+		sl_warn("mtls tunnels down until the certificates load: strict services refuse, "
+			"permissive ones send plaintext");
+		return 0;
+	}
+	err = start_engine(m);
 	if (err)
 		return err;
 	settings_write(a, m->valid_ids, a->cfg.agent.mtls.outbound_port);
