@@ -177,7 +177,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -D_GNU_SOURCE -Iinclude -Iuserspace/lib \
                 $(shell pkg-config --cflags yaml-0.1 jansson 2>/dev/null)
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_LIB     := $(patsubst %,$(BUILD)/fuzz/lib/%.o,config config_yaml config_agent config_services \
+FUZZ_LIB     := $(patsubst %,$(BUILD)/fuzz/lib/%.o,config config_yaml config_agent config_services config_mtls \
                 config_identities services parse prom events registry registry_store problem mem \
                 etcd_codec etcd_parse registry_merge)
 $(BUILD)/fuzz/lib/%.o: userspace/lib/%.c
