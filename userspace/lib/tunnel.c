@@ -263,7 +263,12 @@ static void end_event(struct tun_src *s, uint32_t events)
 int tun_add_end(struct tun *u, struct tun_end *e, int fd)
 {
 	struct epoll_event ev = {.events = END_EVENTS, .data.ptr = &e->src};
+	int one = 1;
 
+	/* The relay already writes what it has in one go: Nagle would only hold a
+	 * small write (the header, a request) for the peer's delayed ACK, 40 ms. */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+		return -errno;
 	e->src.fd = fd;
 	e->src.fn = end_event;
 	e->tun = u;
