@@ -43,6 +43,7 @@ root=${FRESH_ROOT:-$(mktemp -d /var/tmp/sluice-fresh.XXXXXX)}
 chmod 0755 "$root" # mktemp made it 0700: the root of a system is world-readable
 cleanup() {
 	local rc=$?
+	set +e # a cleanup step that finds nothing to do must not change the exit status
 	# The mounts live in the private namespace below and went with it; this is for safety.
 	grep -o " $root/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	if [ "${FRESH_KEEP:-0}" = 1 ]; then
