@@ -740,8 +740,8 @@ Test(health, scale_500_targets_keep_their_interval)
 	/* One at once, then one every 200 ms +-10%: 10 or 11 in 2 s. */
 	cr_expect(lo >= 10 - 3 && hi <= 11 + 3, "probes per target in [%lu, %lu]",
 		  (unsigned long)lo, (unsigned long)hi);
-	/* A probe the loop ran late is followed by one on schedule: a gap can be short by the lateness
-	 * (load), but never near 0 (a target probed twice). */
+	/* A probe the loop ran late is followed by one on schedule: a gap can be short by the
+	 * lateness (load), but never near 0 (a target probed twice). */
 	cr_expect_geq(w.min_gap, SCALE_INTERVAL / 4, "two probes %lu ms apart",
 		      (unsigned long)w.min_gap);
 	cr_assert_gt(w.gaps, 0);
