@@ -344,7 +344,7 @@ static __always_inline int sl_tc_policy(struct __sk_buff *skb)
 	if (!plain && !(svc->flags & SLUICE_SVC_F_POLICY))
 		return SL_TC_PASS;
 	identity = sl_addr_identity(&p.key.remote, p.key.family);
-	denied = plain || sl_policy_denies(svc, identity);
+	denied = plain || sluice_policy_denies(svc, identity);
 	a = sl_audit_reserve(denied);
 	if (a) {
 		a->ev.svc_id = *svc_id;

@@ -516,7 +516,7 @@ static __always_inline int sl_policy_check(struct sl_req *req, __u32 svc_id,
 {
 	struct sluice_audit_event *a;
 	__u32 identity = sl_caller_identity();
-	int denied = sl_policy_denies(svc, identity);
+	int denied = sluice_policy_denies(svc, identity);
 	__u64 ug;
 
 	req->identity = identity;

@@ -12,18 +12,6 @@
 #include "events.h"
 #include "shared_maps.h"
 
-/* Does the service's policy refuse this identity (0: unknown)? */
-static __always_inline int sl_policy_denies(const struct sluice_service *svc, __u32 identity)
-{
-	__u64 bit = identity && identity <= SLUICE_MAX_IDENTITIES ? 1ULL << (identity - 1) : 0;
-
-	if (bit & svc->deny_mask)
-		return 1;
-	if (bit & svc->allow_mask)
-		return 0;
-	return !!(svc->flags & SLUICE_SVC_F_DEFAULT_DENY);
-}
-
 /* The identity of an address, from the ipcache; 0 when none covers it. */
 static __always_inline __u32 sl_addr_identity(const union sluice_addr *a, __u8 family)
 {

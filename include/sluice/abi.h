@@ -177,6 +177,20 @@ enum sluice_mtls {
 /* Cgroup levels below the root that are searched for an identity. */
 #define SLUICE_CGROUP_DEPTH 16
 
+/* Does svc's policy refuse the caller with this identity (0 = unknown)? Deny
+ * wins, then allow, then the default. One rule for the connect hooks, TC and
+ * the agent's mtls inbound check. */
+static inline int sluice_policy_denies(const struct sluice_service *svc, __u32 identity)
+{
+	__u64 bit = identity && identity <= SLUICE_MAX_IDENTITIES ? 1ULL << (identity - 1) : 0;
+
+	if (bit & svc->deny_mask)
+		return 1;
+	if (bit & svc->allow_mask)
+		return 0;
+	return !!(svc->flags & SLUICE_SVC_F_DEFAULT_DENY);
+}
+
 /* sluice_ipcache key (LPM trie): an address prefix; IPv4 as ::ffff:a.b.c.d
  * with the prefix length + 96. */
 struct sluice_ipcache_key {

@@ -95,19 +95,6 @@ struct agent_mtls {
 
 /* --- the policy snapshot ------------------------------------------------------------------- */
 
-/* The datapath's sl_policy_denies (bpf/lib/policy.h), bit for bit: deny wins, then allow,
- * then the default. identity 0 is unknown. */
-static int policy_denies(const struct sluice_service *svc, uint32_t identity)
-{
-	uint64_t bit = identity && identity <= SLUICE_MAX_IDENTITIES ? 1ULL << (identity - 1) : 0;
-
-	if (bit & svc->deny_mask)
-		return 1;
-	if (bit & svc->allow_mask)
-		return 0;
-	return !!(svc->flags & SLUICE_SVC_F_DEFAULT_DENY);
-}
-
 static void snap_free(struct snap *s)
 {
 	if (!s)
@@ -228,7 +215,7 @@ static void on_authorize(void *arg, const char *identity, const char *service,
 	} else if (!local) {
 		out->verdict = SL_TUNNEL_NO_TARGET;
 		snprintf(out->reason, sizeof(out->reason), "not a local backend of %s", service);
-	} else if (policy_denies(&s->sv, snap_identity(m->snap, identity))) {
+	} else if (sluice_policy_denies(&s->sv, snap_identity(m->snap, identity))) {
 		out->verdict = SL_TUNNEL_DENY;
 		snprintf(out->reason, sizeof(out->reason), "the policy of %s denies %s", service,
 			 identity);
