@@ -87,7 +87,7 @@ Test(maplist, plain_fd_maps_in_order)
 	    "sluice_svc_hist",	    "sluice_global_stats", "sluice_sockhash",
 	    "sluice_backend_rt",    "sluice_svc_rt",	   "sluice_affinity",
 	    "sluice_cgroup_ids",    "sluice_ipcache",	   "sluice_policy_backends",
-	    "sluice_identities",    "sluice_mtls_conn"};
+	    "sluice_identities",    "sluice_mtls_conn",	   "sluice_edges"};
 	struct sl_maps m;
 
 	cr_assert_eq(SL_MAPS_COUNT, sizeof(want) / sizeof(want[0]));

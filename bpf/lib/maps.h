@@ -200,6 +200,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_mtls_conn SEC(".maps");
 
+/* (caller identity, service id) -> per-CPU edge counters (the service map) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, SLUICE_DEFAULT_EDGES);
+	__type(key, struct sluice_edge_key);
+	__type(value, struct sluice_edge_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_edges SEC(".maps");
+
+/* traced connections' records (struct sluice_span_rec) for the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SLUICE_SPANS_RINGBUF_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_spans SEC(".maps");
+
 /* Every map that include/sluice/maps.def gives these objects is defined above
  * or in shared_maps.h: one listed there but not defined fails the build here.
  * (One defined here but not listed there, the agent refuses to load.) */

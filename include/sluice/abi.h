@@ -494,8 +494,17 @@ struct sluice_settings {
 	/* The agent's network namespace (its cookie): only callers in it reach
 	 * its loopback listener, so only they are tunnelled; 0 = any. */
 	__u64 mtls_netns;
+	/* tracing: non-zero when a tracing block is configured (the datapath
+	 * looks at the first payload of balanced TCP sockets only then). */
+	__u32 trace_on;
+	/* tracing.sample for connections without a traceparent: traced when
+	 * bpf_get_prandom_u32() < trace_sample, always when it is 0xffffffff. */
+	__u32 trace_sample;
+	/* agent.zone's id (the zone ids the agent gave backends' zones); 0 = none. */
+	__u32 zone;
+	__u32 pad_zone;
 };
-_Static_assert(sizeof(struct sluice_settings) == 40, "settings size");
+_Static_assert(sizeof(struct sluice_settings) == 56, "settings size");
 
 /* sluice_global_stats value (per-CPU, one entry). */
 struct sluice_global_stats {
@@ -612,6 +621,66 @@ _Static_assert(sizeof(struct sluice_mtls_conn_key) == 20, "mtls conn key size");
 #define SLUICE_DEFAULT_MTLS_CONNS 65536
 #endif
 
+/* sluice_edges key (per-CPU hash): one caller identity calling one service. */
+struct sluice_edge_key {
+	__u32 identity; /* sluice_identities id of the caller's cgroup (1..64); 0 = unknown */
+	__u32 svc_id;
+};
+_Static_assert(sizeof(struct sluice_edge_key) == 8, "edge key size");
+
+/* sluice_edges value (per-CPU). */
+struct sluice_edge_stats {
+	__u64 connections;		  /* connect()/sendmsg() given a backend */
+	__u64 failures;			  /* TCP connects never established (sockops) */
+	__u64 rejected[SLUICE_DROP__MAX]; /* refused, by enum sluice_drop_reason */
+};
+_Static_assert(sizeof(struct sluice_edge_stats) == 8 * (2 + SLUICE_DROP__MAX), "edge stats size");
+
+#ifndef SLUICE_DEFAULT_EDGES
+#define SLUICE_DEFAULT_EDGES 65536
+#endif
+
+/*
+ * Tracing. A traced connection ends in one struct sluice_span_rec on the
+ * sluice_spans ring buffer: at its close, or when its connect() failed or
+ * was refused. The agent turns it into an OTLP span.
+ */
+struct sluice_span_rec {
+	__u8 trace_id[16]; /* the caller's (traceparent), or a new random one */
+	__u8 parent_id[8]; /* traceparent's parent-id; all zero: a root span */
+	__u64 start_ns;	   /* bpf_ktime_get_ns() at connect() */
+	__u64 end_ns;	   /* ... at the close or the failure */
+	__u64 connect_ns;  /* SYN sent -> established; 0: never established */
+	__u64 cookie;	   /* socket cookie */
+	__u64 bytes_sent;  /* payload bytes the caller sent (bytes_acked) */
+	__u64 bytes_received;
+	union sluice_addr src;	   /* the caller's address, if known */
+	union sluice_addr fe_addr; /* the frontend it asked for */
+	union sluice_addr be_addr; /* the backend (all zero: none was given) */
+	__u32 svc_id;
+	__u32 be_id;	/* 0: no backend was given */
+	__u32 identity; /* the caller's identity id; 0 = unknown */
+	__u32 retrans;	/* segments retransmitted */
+	__u16 sport;	/* host order */
+	__u16 fe_port;	/* host order */
+	__u16 be_port;	/* host order */
+	__u8 family;
+	__u8 proto;
+	__u8 reason; /* enum sluice_event_reason of the end: FIN, RESET, REFUSED, TIMEOUT, OTHER */
+	__u8 drop;   /* refused at connect(): enum sluice_drop_reason + 1; 0 = not refused */
+	__u8 flags;  /* SLUICE_SPAN_F_* */
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct sluice_span_rec) == 152, "span rec size");
+
+#define SLUICE_SPAN_F_SAMPLED	 0x1 /* the trace flags' sampled bit */
+#define SLUICE_SPAN_F_PARENT	 0x2 /* trace_id/parent_id came from a traceparent */
+#define SLUICE_SPAN_F_REDIRECTED 0x4 /* same-node, sent socket to socket by sk_msg */
+
+#ifndef SLUICE_SPANS_RINGBUF_BYTES
+#define SLUICE_SPANS_RINGBUF_BYTES (1 << 20)
+#endif
+
 /* Every pinned map, by id; the list is maps.def. */
 enum sluice_map {
 #define SLUICE_MAP(id, ...) id,
@@ -628,7 +697,7 @@ enum sluice_map {
  * whenever a key, value, map type or map meaning changes, or a map is added
  * or removed.
  */
-#define SLUICE_ABI_VERSION 2
+#define SLUICE_ABI_VERSION 3
 
 /* TC flow metrics
  *
