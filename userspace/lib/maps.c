@@ -302,6 +302,41 @@ static int percpu_sum(int fd, uint32_t id, void *out, size_t size)
 	return sl_percpu_sum(fd, &id, out, size);
 }
 
+int sl_maps_edges(const struct sl_maps *m, struct sl_edge **out, size_t *n)
+{
+	struct sluice_edge_key key, next;
+	struct sl_edge *v = NULL;
+	size_t cap = 0, len = 0;
+	int err = 0;
+
+	_Static_assert(sizeof(struct sluice_edge_stats) % sizeof(uint64_t) == 0,
+		       "64-bit counters only");
+	for (const void *prev = NULL; !bpf_map_get_next_key(m->edges, prev, &next); prev = &key) {
+		key = next;
+		err = SL_ENSURE(&v, &cap, len + 1);
+		if (err)
+			break;
+		v[len].key = key;
+		err = sl_percpu_sum(m->edges, &key, &v[len].st, sizeof(v[len].st));
+		if (err)
+			break;
+		len++;
+	}
+	if (!err && errno != ENOENT)
+		err = -errno;
+	/* Deleted under the walk: continuing from it would start over, so the
+	 * walk ends there (edges go only with their service). */
+	if (err == -ENOENT)
+		err = 0;
+	if (err) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
 int sl_maps_backend_stats(const struct sl_maps *m, uint32_t be_id, struct sluice_backend_stats *out)
 {
 	_Static_assert(sizeof(*out) % sizeof(uint64_t) == 0, "64-bit counters only");

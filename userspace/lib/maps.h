@@ -103,6 +103,16 @@ int sl_maps_set_state(const struct sl_maps *m, uint32_t be_id, uint8_t state);
 int sl_maps_service_rejected(const struct sl_maps *m, uint32_t svc_id,
 			     uint64_t out[SLUICE_DROP__MAX]);
 
+/* One (caller identity, service) edge of the service map, summed over CPUs. */
+struct sl_edge {
+	struct sluice_edge_key key;
+	struct sluice_edge_stats st;
+};
+
+/* Every edge in sluice_edges, in the walk's order: *out (free() it) holds
+ * *n of them. An edge deleted during the walk ends it early. 0 or -errno. */
+int sl_maps_edges(const struct sl_maps *m, struct sl_edge **out, size_t *n);
+
 /* Entries and capacity of one map (by walking its keys). Returns 1 for an
  * array, whose every index exists (*entries is then not set). */
 int sl_maps_fill(int fd, uint32_t *entries, uint32_t *capacity);
