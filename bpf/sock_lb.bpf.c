@@ -171,7 +171,7 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
  * sees the socket end (sockops at its close, or sock_release when it never
  * sent a SYN) gives it back. No tag, no reservation.
  */
-static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const struct sl_req *req,
+static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, struct sl_req *req,
 					   const struct sluice_backend *be, __u32 be_id,
 					   __u32 flags)
 {
@@ -198,6 +198,7 @@ static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const stru
 	sb->user_timeout = 0;
 	sb->connect_timeout_ms = req->connect_timeout_ms;
 	sb->idle_timeout_s = req->idle_timeout_s;
+	sb->identity = sl_req_identity(req); /* a failed connect counts on its edge */
 	sl_revnat_set(&sb->revnat, req, be);
 }
 
@@ -251,8 +252,8 @@ static __always_inline int sl_mtls_outbound(struct bpf_sock_addr *ctx, struct sl
 }
 
 /* Select a backend and rewrite the destination. 0 or a negative errno. */
-static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req *req,
-					const __u8 family)
+static __always_inline int sl_translate_one(struct bpf_sock_addr *ctx, struct sl_req *req,
+					    const __u8 family)
 {
 	struct sluice_backend lo = {};
 	const struct sluice_backend *be;
@@ -293,6 +294,16 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	else
 		sl_revnat_store_udp(ctx, req, be);
 	return 0;
+}
+
+/* ... and count the outcome on the caller's edge of the service map. */
+static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req *req,
+					const __u8 family)
+{
+	int err = sl_translate_one(ctx, req, family);
+
+	sl_count_edge(req, err);
+	return err;
 }
 
 SEC("cgroup/connect4")

@@ -393,8 +393,10 @@ struct sluice_sk_backend {
 	__u32 connect_timeout_ms; /* the service's timeouts, copied at connect() */
 	__u32 idle_timeout_s;
 	struct sluice_revnat revnat; /* for getpeername() */
+	__u32 identity; /* the caller's identity (0 = unknown): its edge counts a failed connect */
+	__u32 pad;
 };
-_Static_assert(sizeof(struct sluice_sk_backend) == 80, "sk backend size");
+_Static_assert(sizeof(struct sluice_sk_backend) == 88, "sk backend size");
 
 #define SLUICE_SK_F_ESTABLISHED 0x1
 #define SLUICE_SK_F_RESERVED	0x2 /* counted in the service's and backend's active */
