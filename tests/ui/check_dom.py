@@ -270,6 +270,15 @@ def check_main(c, root, d, interval):
                 wrong.append(f"{f}->{t} {cls} {s.get(cls)!r}, want {want:.1f}/s")
     c.ok(not wrong, "rate labels are the counter steps per second", "; ".join(wrong))
 
+    wrong = []
+    for (f, t) in MAIN_EDGES:
+        e = edges.get((f, t), Elem("g", {}, None))
+        m = re.search(r"connections: (\d+) total", child_title(e) or "")
+        got = spans(e).get("count")
+        if not m or got != f"({m.group(1)})":
+            wrong.append(f"{f}->{t} count {got!r}, title {child_title(e)!r}")
+    c.ok(not wrong, "edge labels show the connections total beside the rate", "; ".join(wrong))
+
     e = edges.get(("identity/batch", "service/web"), Elem("g", {}, None))
     title = child_title(e) or ""
     m = re.search(r"connections: (\d+) total", title)
