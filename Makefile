@@ -81,6 +81,12 @@ $(BUILD)/%.o: %.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The service map page (GET /ui), embedded in sluiced as a C array.
+$(BUILD)/ui_html.h: userspace/ui/graph.html userspace/ui/embed.sh | $(BUILD)
+	$(call msg,GEN,$@)
+	$(Q)userspace/ui/embed.sh $< $@ sl_ui_html && touch $@
+$(BUILD)/userspace/agent/http.o: $(BUILD)/ui_html.h
+
 # The commit the binaries report (`sluiced --version`); "unknown" outside git.
 # commit.h is rewritten only when the commit changes, so only kfeatures.o rebuilds.
 COMMIT       ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -280,6 +280,13 @@ indent <"$JSON"
 total=$(jq '[.[0].backends[].connections_total] | add' "$JSON" 2>/dev/null)
 check "the JSON parses, and the kernel counted 300 connections for web" \
 	'[ "$rc" -eq 0 ] && [ "${total:-x}" = 300 ]'
+say "The service map: who called which service (callers without an identity are 'unknown'),"
+say "and where each service sent its connections, busiest first (-o json, -o dot for Graphviz):"
+show "$VA_SLUICECTL" --bpffs "$VT_BPFFS" graph || bad "sluicectl graph failed"
+GRAPH=$VT_TMP/graph.json
+timeout -k 2 20 "$VA_SLUICECTL" --bpffs "$VT_BPFFS" -o json graph >"$GRAPH"
+gtotal=$(jq '[.edges[] | select(.from == "service/web") | .connections] | add' "$GRAPH" 2>/dev/null)
+check "sluicectl graph -o json: web sent its 300 connections to its backends" '[ "${gtotal:-x}" = 300 ]'
 
 step "What the kernel sees (bpftool)"
 say "Nine programs on the cgroup: connect, sendmsg, recvmsg, getpeername (v4 and v6), sockops."
@@ -349,6 +356,13 @@ if "$VA_SLUICED" -c "$probe" --check >/dev/null 2>&1; then
 	grep -E '^sluice_(connections_total|rejected_connections_total|config_reloads_total)' \
 		"$METRICS" | head -n 12 | indent
 	check "/metrics serves sluice_connections_total" 'grep -q "^sluice_connections_total" "$METRICS"'
+	say "The same listener serves the service map: GET /graph (JSON) and GET /ui, a page that"
+	say "draws it live. Here it is in the node netns; on a host, open http://127.0.0.1:9464/ui."
+	timeout -k 2 5 ip netns exec "$NODE" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464 &&
+		printf "GET /graph HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 && cat <&3' \
+		>"$VT_TMP/graph.http" 2>&1
+	check "/graph serves the service map" \
+		'sed "1,/^\r\?$/d" "$VT_TMP/graph.http" | jq -e ".nodes | length > 0" >/dev/null'
 else
 	say "(not shown: this build of sluiced does not serve /metrics yet)"
 fi

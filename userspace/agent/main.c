@@ -378,6 +378,7 @@ static int start_privileged(struct agent *a)
 	    .api = agent_on_api_request,
 	    .ran = on_http_ran,
 	    .ctx = a,
+	    .maps = &a->dp.maps,
 	};
 	struct sl_problem e = {0};
 	struct sl_state st;
