@@ -184,7 +184,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -D_GNU_SOURCE -Iinclude -I
                 $(shell pkg-config --cflags yaml-0.1 jansson 2>/dev/null)
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIB     := $(patsubst %,$(BUILD)/fuzz/lib/%.o,config config_yaml config_agent config_services config_mtls \
-                config_identities services parse prom events registry registry_store problem mem \
+                config_tracing config_identities services parse prom events registry registry_store problem mem \
                 etcd_codec etcd_parse registry_merge)
 $(BUILD)/fuzz/lib/%.o: userspace/lib/%.c
 	@mkdir -p $(@D)
@@ -193,7 +193,7 @@ $(BUILD)/fuzz/lib/%.o: userspace/lib/%.c
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	$(call msg,FUZZ-LD,$@)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP $(filter %.c %.o,$^) \
-		$(shell pkg-config --libs yaml-0.1 jansson 2>/dev/null) -lm -o $@
+		$(shell pkg-config --libs yaml-0.1 jansson libcurl 2>/dev/null) -lm -o $@
 .PHONY: fuzz $(addprefix fuzz-,$(FUZZ_NAMES))
 fuzz: $(addprefix fuzz-,$(FUZZ_NAMES))
 $(addprefix fuzz-,$(FUZZ_NAMES)): fuzz-%: $(BUILD)/fuzz/fuzz_%

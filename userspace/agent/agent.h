@@ -88,6 +88,8 @@ struct agent {
 	int events_on;		 /* what sluice_settings.events says: -1 unknown */
 	unsigned ring_left;	 /* records this wakeup may still take */
 	struct agent_mtls *mtls; /* mtls: (mtls.c); NULL without */
+	/* tracing: (tracing.c); NULL without */
+	struct agent_tracing *tracing;
 };
 
 /* Ring buffer records served per wakeup of the loop; the callback returns
@@ -128,5 +130,13 @@ void agent_publish_event(struct agent *a, const struct sluice_event *ev, const c
 int agent_on_ring_event(void *ctx, void *data, size_t len);
 void agent_sync_event_switch(struct agent *a);
 int agent_render_metrics(void *ctx, struct sl_prom *p);
+
+/* tracing.c: traced connections' records to the OTLP exporter. start: after the capability
+ * drop, with the loop open (0 or -errno, logged); sync: the datapath's settings after a
+ * reload; stop: at exit, a bounded flush; render: the sluice_spans_* metrics. */
+int agent_tracing_start(struct agent *a);
+void agent_tracing_sync(struct agent *a);
+void agent_tracing_stop(struct agent *a);
+void agent_tracing_render(struct agent *a, struct sl_prom *p);
 
 #endif /* SLUICE_AGENT_AGENT_H */

@@ -380,6 +380,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem 
 	dp->cgroup_fd = -1;
 	dp->events_fd = -1;
 	dp->settings_fd = -1;
+	dp->spans_fd = -1;
 	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++)
 		*sl_maps_fd(&dp->maps, i) = -1;
 	snprintf(dp->bpffs, sizeof(dp->bpffs), "%s", cfg->agent.bpffs);
@@ -426,6 +427,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem 
 #undef SLUICE_MAP
 	dp->events_fd = bpf_map__fd(dp->sock_lb->maps.sluice_events);
 	dp->settings_fd = bpf_map__fd(dp->sock_lb->maps.sluice_settings);
+	dp->spans_fd = bpf_map__fd(dp->sock_lb->maps.sluice_spans);
 	return 0;
 fail:
 	sl_dp_close(dp);

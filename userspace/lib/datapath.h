@@ -35,6 +35,7 @@ struct sl_dp {
 	struct sl_maps maps; /* owned by sock_lb */
 	int events_fd;	     /* the sluice_events ring buffer, owned by sock_lb */
 	int settings_fd;     /* sluice_settings, owned by sock_lb */
+	int spans_fd;	     /* the sluice_spans ring buffer (traced connections), ditto */
 };
 
 /* The cgroup2 mount point, from /proc/mounts. */
