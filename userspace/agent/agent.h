@@ -42,6 +42,21 @@ struct watched {
 	char addr[SL_HOSTPORT_LEN];
 	uint64_t until_ns; /* the ejection last logged */
 	int over;	   /* ... and its end logged */
+	uint8_t proto;	   /* the service's: a UDP one's connected sockets are closed */
+};
+
+/* sluice_sockets_closed_total: sockets closed on dead backends. */
+struct closed_count {
+	char service[SLUICE_NAME_LEN];
+	uint8_t proto;
+	uint64_t n;
+};
+
+/* Why sockets on a backend are closed (backends.c). */
+enum agent_close_why {
+	AGENT_CLOSE_REMOVED,   /* UDP, and TCP with close_on_removal */
+	AGENT_CLOSE_UNHEALTHY, /* UDP */
+	AGENT_CLOSE_EJECTED,   /* UDP */
 };
 
 /* A probed backend, for logs and events. */
@@ -56,6 +71,7 @@ struct probed {
 /* The loop's sources, one each. */
 struct agent_srcs {
 	struct sl_loop_src sig, ino, tick, debounce, events, tc, health, etcd;
+	struct sl_loop_src eject; /* polls UDP backends' ejections (backends.c); .ready NULL: none */
 };
 
 struct agent {
@@ -88,6 +104,8 @@ struct agent {
 	int events_on;		 /* what sluice_settings.events says: -1 unknown */
 	unsigned ring_left;	 /* records this wakeup may still take */
 	struct agent_mtls *mtls; /* mtls: (mtls.c); NULL without */
+	struct closed_count *closed;
+	size_t n_closed, cap_closed;
 };
 
 /* Ring buffer records served per wakeup of the loop; the callback returns
@@ -122,6 +140,11 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg);
 void agent_on_health_change(void *arg, uint32_t be_id, int healthy, const char *why);
 int agent_health_counters(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *failed);
 void agent_watch_ejections(struct agent *a);
+void agent_close_sockets(struct agent *a, const struct sl_config *cfg, const struct sl_state *st,
+			 const uint32_t *be_ids, size_t n, enum agent_close_why why);
+void agent_render_sockets_closed(struct agent *a, struct sl_prom *p);
+void agent_eject_poll_sync(struct agent *a);
+void agent_backends_free(struct agent *a);
 
 /* telemetry.c: datapath events to the monitors, and the metrics page. */
 void agent_publish_event(struct agent *a, const struct sluice_event *ev, const char *service);
