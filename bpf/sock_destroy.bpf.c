@@ -110,14 +110,16 @@ static __always_inline void sd_key(struct sluice_dead_key *k, const struct sluic
 	k->proto = proto;
 }
 
-/* Close the socket if its key is listed and it is served; count it. */
-static __always_inline void sd_close(struct sock *sk, const struct sluice_dead_key *k)
+/* Close the socket if its key is listed and it is served; count it. skc is
+ * the iterator's own pointer to it: the kfunc takes only a trusted one. */
+static __always_inline void sd_close(struct sock_common *skc, struct sock *sk,
+				     const struct sluice_dead_key *k)
 {
 	__u64 *closed = bpf_map_lookup_elem(&sluice_dead, k);
 
 	if (!closed || !sd_served(sk))
 		return;
-	if (!bpf_sock_destroy((struct sock_common *)sk))
+	if (!bpf_sock_destroy(skc))
 		__sync_fetch_and_add(closed, 1);
 }
 
@@ -152,7 +154,7 @@ int sluice_sd_udp(struct bpf_iter__udp *ctx)
 
 		if (rn->family == family && rn->be_port == port && sd_addr_eq(&rn->be_addr, &peer)) {
 			sd_key(&k, rn, SLUICE_PROTO_UDP);
-			sd_close(sk, &k);
+			sd_close((struct sock_common *)sk, sk, &k);
 			return 0;
 		}
 	}
@@ -182,6 +184,6 @@ int sluice_sd_tcp(struct bpf_iter__tcp *ctx)
 	if (!sb || !sb->revnat.family || (sb->flags & SLUICE_SK_F_MTLS))
 		return 0;
 	sd_key(&k, &sb->revnat, SLUICE_PROTO_TCP);
-	sd_close(sk, &k);
+	sd_close(skc, sk, &k);
 	return 0;
 }

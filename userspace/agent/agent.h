@@ -42,7 +42,6 @@ struct watched {
 	char addr[SL_HOSTPORT_LEN];
 	uint64_t until_ns; /* the ejection last logged */
 	int over;	   /* ... and its end logged */
-	uint8_t proto;	   /* the service's: a UDP one's connected sockets are closed */
 };
 
 /* sluice_sockets_closed_total: sockets closed on dead backends. */
@@ -52,11 +51,11 @@ struct closed_count {
 	uint64_t n;
 };
 
-/* Why sockets on a backend are closed (backends.c). */
+/* Why sockets on a backend are closed (sockclose.c). No UDP backend is
+ * ever ejected: outlier_detection is for TCP services only. */
 enum agent_close_why {
 	AGENT_CLOSE_REMOVED,   /* UDP, and TCP with close_on_removal */
 	AGENT_CLOSE_UNHEALTHY, /* UDP */
-	AGENT_CLOSE_EJECTED,   /* UDP */
 };
 
 /* A probed backend, for logs and events. */
@@ -71,7 +70,6 @@ struct probed {
 /* The loop's sources, one each. */
 struct agent_srcs {
 	struct sl_loop_src sig, ino, tick, debounce, events, tc, health, etcd;
-	struct sl_loop_src eject; /* polls UDP backends' ejections (backends.c); .ready NULL: none */
 };
 
 struct agent {
@@ -143,7 +141,6 @@ void agent_watch_ejections(struct agent *a);
 void agent_close_sockets(struct agent *a, const struct sl_config *cfg, const struct sl_state *st,
 			 const uint32_t *be_ids, size_t n, enum agent_close_why why);
 void agent_render_sockets_closed(struct agent *a, struct sl_prom *p);
-void agent_eject_poll_sync(struct agent *a);
 void agent_backends_free(struct agent *a);
 
 /* telemetry.c: datapath events to the monitors, and the metrics page. */

@@ -116,7 +116,6 @@ static void watch_backend(const struct agent *a, struct backend_sets *bs,
 	struct watched *x = &bs->watched[bs->n_w++];
 
 	x->be_id = b->id;
-	x->proto = s->proto;
 	snprintf(x->service, sizeof(x->service), "%s", s->name);
 	sl_format_hostport(&b->addr, x->addr, sizeof(x->addr));
 	for (size_t k = 0; k < a->n_watched; k++)
@@ -210,7 +209,6 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 	a->watched = bs.watched;
 	a->n_watched = bs.n_w;
 	bs.watched = NULL;
-	agent_eject_poll_sync(a);
 out:
 	free(bs.targets);
 	free(bs.probed);
@@ -237,9 +235,6 @@ void agent_watch_ejections(struct agent *a)
 				w->service, w->addr,
 				(double)(rt.ejected_until_ns - rt.ejected_at_ns) / 1e9,
 				rt.times_ejected);
-			if (w->proto == SLUICE_PROTO_UDP)
-				agent_close_sockets(a, NULL, NULL, &w->be_id, 1,
-						    AGENT_CLOSE_EJECTED);
 		} else if (w->until_ns && !w->over && now >= w->until_ns) {
 			w->over = 1;
 			sl_info("backend ejection over; half-open", "service=%s backend=%s",

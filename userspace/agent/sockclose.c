@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Closing the sockets stuck on dead backends (README, "Resilience"): a
- * connected UDP socket whose backend was removed, turned unhealthy or was
- * ejected, and with close_on_removal a TCP connection to a removed backend,
+ * connected UDP socket whose backend was removed or turned unhealthy, and
+ * with close_on_removal a TCP connection to a removed backend,
  * is closed through the socket iterators (sockdestroy.h), so that the
  * application sees an error and reconnects to a live backend. Draining
  * closes nothing. Counted in sluice_sockets_closed_total.
@@ -11,8 +11,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 #include <bpf/bpf.h>
 
@@ -24,14 +22,9 @@
 #include "prom.h"
 #include "sockdestroy.h"
 
-/* How often the ejections of UDP backends are looked at: the kernel ejects
- * on its own, and their sockets must be closed within a second. */
-#define EJECT_POLL_MS 200
-
 static const char *const why_names[] = {
     [AGENT_CLOSE_REMOVED] = "removed",
     [AGENT_CLOSE_UNHEALTHY] = "unhealthy",
-    [AGENT_CLOSE_EJECTED] = "ejected",
 };
 
 /* The targets of one run, and whose each is. */
@@ -179,41 +172,6 @@ out:
 	free(cs.service);
 }
 
-static void on_eject_poll(void *arg)
-{
-	struct agent *a = arg;
-
-	sl_timer_drain(a->src.eject.fd);
-	agent_watch_ejections(a);
-}
-
-/* Poll ejections every EJECT_POLL_MS while a UDP backend may be ejected
- * (its service has outlier_detection) and sockets can be closed. */
-void agent_eject_poll_sync(struct agent *a)
-{
-	int want = 0, fd, err;
-
-	for (size_t i = 0; a->dp.sd && i < a->n_watched; i++)
-		want |= a->watched[i].proto == SLUICE_PROTO_UDP;
-	if (!a->src.eject.ready) {
-		if (!want)
-			return;
-		fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-		err = fd < 0 ? -errno : sl_loop_add(&a->loop, &a->src.eject, fd, on_eject_poll, a);
-		if (err) {
-			sl_warn("cannot poll ejections: sockets on ejected backends stay",
-				"error=\"%s\"", strerror(-err));
-			if (fd >= 0)
-				close(fd);
-			return;
-		}
-	}
-	err = sl_timer_arm(a->src.eject.fd, want ? EJECT_POLL_MS : 0, want ? EJECT_POLL_MS : 0);
-	if (err)
-		sl_warn("cannot poll ejections: sockets on ejected backends stay", "error=\"%s\"",
-			strerror(-err));
-}
-
 static uint64_t closed_of(const struct agent *a, const char *service, uint8_t proto)
 {
 	for (size_t i = 0; i < a->n_closed; i++)
@@ -227,7 +185,7 @@ static uint64_t closed_of(const struct agent *a, const char *service, uint8_t pr
 void agent_render_sockets_closed(struct agent *a, struct sl_prom *p)
 {
 	sl_prom_family(p, "sluice_sockets_closed_total",
-		       "Sockets closed because their backend was removed, unhealthy or ejected.",
+		       "Sockets closed because their backend was removed or unhealthy.",
 		       SL_PROM_COUNTER);
 	for (size_t i = 0; i < a->eff.n_services; i++) {
 		const struct sl_service_cfg *s = &a->eff.services[i];
@@ -250,9 +208,6 @@ void agent_render_sockets_closed(struct agent *a, struct sl_prom *p)
 
 void agent_backends_free(struct agent *a)
 {
-	if (a->src.eject.ready)
-		close(a->src.eject.fd);
-	a->src.eject.ready = NULL;
 	free(a->closed);
 	a->closed = NULL;
 	a->n_closed = a->cap_closed = 0;
