@@ -152,7 +152,8 @@ int sluice_sd_udp(struct bpf_iter__udp *ctx)
 	for (i = 0; i < SLUICE_REVNAT_SLOTS; i++) {
 		const struct sluice_revnat *rn = &r->slot[i];
 
-		if (rn->family == family && rn->be_port == port && sd_addr_eq(&rn->be_addr, &peer)) {
+		if (rn->family == family && rn->be_port == port &&
+		    sd_addr_eq(&rn->be_addr, &peer)) {
 			sd_key(&k, rn, SLUICE_PROTO_UDP);
 			sd_close((struct sock_common *)sk, sk, &k);
 			return 0;

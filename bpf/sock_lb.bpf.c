@@ -143,8 +143,8 @@ static long sl_rn_scan_slot(__u32 i, void *data)
 	__u32 id = sl_slot_id(s->svc_id, (__u8)s->gen, i);
 	const struct sluice_backend *be = id ? bpf_map_lookup_elem(&sluice_backends, &id) : NULL;
 
-	s->found = be && be->family == s->family && be->port == s->port &&
-		   sl_addr_eq(&be->addr, &s->addr);
+	s->found =
+	    be && be->family == s->family && be->port == s->port && sl_addr_eq(&be->addr, &s->addr);
 	return s->found;
 }
 
@@ -155,9 +155,9 @@ static long sl_rn_scan_slot(__u32 i, void *data)
  * reply is the frontend's when a service the socket sent to (a frontend in
  * its slots) has that backend now: its live slots are searched.
  */
-static __always_inline const struct sluice_revnat *
-sl_revnat_scan(const struct sluice_sk_revnat *r, const union sluice_addr *a, __u16 port,
-	       __u8 family)
+static __always_inline const struct sluice_revnat *sl_revnat_scan(const struct sluice_sk_revnat *r,
+								  const union sluice_addr *a,
+								  __u16 port, __u8 family)
 {
 	struct sluice_frontend_key fk;
 	const struct sluice_frontend *fe;

@@ -195,7 +195,8 @@ void agent_render_sockets_closed(struct agent *a, struct sl_prom *p)
 	}
 	for (size_t i = 0; i < a->n_closed; i++) {
 		const struct closed_count *c = &a->closed[i];
-		const char *lv[] = {"service", c->service, "protocol", sl_proto_name(c->proto), NULL};
+		const char *lv[] = {"service", c->service, "protocol", sl_proto_name(c->proto),
+				    NULL};
 		int listed = 0;
 
 		for (size_t j = 0; j < a->eff.n_services && !listed; j++)

@@ -38,8 +38,7 @@ void sl_sd_free(struct sl_sd *sd)
 	free(sd);
 }
 
-static int sd_load(struct sl_sd *sd, int revnat_fd, int sk_backend_fd,
-		   unsigned long long cgroup_id)
+static int sd_load(struct sl_sd *sd, int revnat_fd, int sk_backend_fd, unsigned long long cgroup_id)
 {
 	int err;
 
@@ -83,8 +82,8 @@ int sl_sd_open(struct sl_sd **out, int revnat_fd, int sk_backend_fd, unsigned lo
 		sl_sd_free(sd);
 		return err;
 	}
-	sl_info("sockets on dead backends are closed with bpf_sock_destroy",
-		"cgroup_id=%llu", cgroup_id);
+	sl_info("sockets on dead backends are closed with bpf_sock_destroy", "cgroup_id=%llu",
+		cgroup_id);
 	*out = sd;
 	return 0;
 }

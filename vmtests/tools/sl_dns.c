@@ -334,10 +334,11 @@ static int do_hold(const struct target *t, double seconds)
 
 static int usage(void)
 {
-	fprintf(stderr,
-		"usage: sl_dns connected HOST:PORT --seconds S [--interval-ms MS] [--timeout-ms MS]\n"
-		"       sl_dns unconnected HOST:PORT -n COUNT [--timeout-ms MS]\n"
-		"       sl_dns hold HOST:PORT --seconds S\n");
+	fprintf(
+	    stderr,
+	    "usage: sl_dns connected HOST:PORT --seconds S [--interval-ms MS] [--timeout-ms MS]\n"
+	    "       sl_dns unconnected HOST:PORT -n COUNT [--timeout-ms MS]\n"
+	    "       sl_dns hold HOST:PORT --seconds S\n");
 	return 2;
 }
 
