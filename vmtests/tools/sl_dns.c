@@ -3,7 +3,7 @@
  * sl_dns - a DNS-like client for sluice vmtests (sl_server answers "NAME\n").
  *
  *   sl_dns connected   HOST:PORT --seconds S [--interval-ms MS] [--timeout-ms MS]
- *   sl_dns unconnected HOST:PORT -n COUNT [--timeout-ms MS]
+ *   sl_dns unconnected HOST:PORT -n COUNT [--burst B] [--timeout-ms MS]
  *   sl_dns hold        HOST:PORT --seconds S
  *
  * connected: one connected UDP socket asks every MS ms (default 20) and waits for the
@@ -15,8 +15,8 @@
  *   MS error ENAME       send/recv failed: reconnected
  * then a summary: "NAME COUNT" per backend, "ok N", "errors N", "timeouts N".
  *
- * unconnected: one unconnected socket sends COUNT datagrams (sendto the frontend), each
- * answer read with recvfrom before the next; prints "NAME COUNT" per backend, "ok N",
+ * unconnected: one unconnected socket sends COUNT datagrams (sendto the frontend), B at a
+ * time (default 1) before their answers are read with recvfrom; prints "NAME COUNT" per backend, "ok N",
  * "fail N", "peer_mismatch N" (an answer whose source was not HOST:PORT).
  *
  * hold: one TCP connection; reads the "NAME\n" greeting ("MS connected NAME"), then waits
@@ -248,9 +248,30 @@ static int same_addr(const struct target *t, const struct sockaddr_storage *from
 	return a->sin6_port == b->sin6_port && !memcmp(&a->sin6_addr, &b->sin6_addr, 16);
 }
 
-static int do_unconnected(const struct target *t, unsigned long count, int timeout_ms)
+/* One answer on an unconnected socket: 0 (its NAME in buf, its source in from), or an errno. */
+static int answer(int fd, int timeout_ms, char *buf, struct sockaddr_storage *from)
 {
-	unsigned long ok = 0, fail = 0, mismatch = 0;
+	double deadline = mono_ms() + timeout_ms;
+	socklen_t flen = sizeof(*from);
+	ssize_t n;
+	int r;
+
+	while (!(r = wait_in(fd, deadline))) {
+		n = recvfrom(fd, buf, NAME_LEN + 1, MSG_DONTWAIT, (struct sockaddr *)from, &flen);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 0)
+			return errno;
+		return reply_name(buf, n) ? EBADMSG : 0;
+	}
+	return r;
+}
+
+/* COUNT datagrams, BURST sent before their answers are read. */
+static int do_unconnected(const struct target *t, unsigned long count, unsigned long burst,
+			  int timeout_ms)
+{
+	unsigned long ok = 0, fail = 0, mismatch = 0, sent;
 	struct tally tl = {0};
 	int fd = socket(t->family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
@@ -258,31 +279,23 @@ static int do_unconnected(const struct target *t, unsigned long count, int timeo
 		perror("socket");
 		return 1;
 	}
-	for (unsigned long i = 0; i < count; i++) {
-		struct sockaddr_storage from;
-		socklen_t flen = sizeof(from);
-		char buf[NAME_LEN + 1];
-		double deadline = mono_ms() + timeout_ms;
-		ssize_t n = -1;
+	for (unsigned long i = 0; i < count; i += sent) {
+		for (sent = 0; sent < burst && i + sent < count; sent++)
+			if (sendto(fd, "ping\n", 5, 0, (const struct sockaddr *)&t->ss, t->len) < 0)
+				fail++;
+		for (unsigned long j = 0; j < sent; j++) {
+			struct sockaddr_storage from;
+			char buf[NAME_LEN + 1];
 
-		if (sendto(fd, "ping\n", 5, 0, (const struct sockaddr *)&t->ss, t->len) < 0) {
-			fail++;
-			continue;
-		}
-		while (!wait_in(fd, deadline)) {
-			n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
-				     &flen);
-			if (n >= 0 || (errno != EAGAIN && errno != EINTR))
-				break;
-		}
-		if (n < 0 || reply_name(buf, n)) {
-			fail++;
-		} else if (!same_addr(t, &from)) {
-			mismatch++;
-			fail++;
-		} else {
-			tally_add(&tl, buf);
-			ok++;
+			if (answer(fd, timeout_ms, buf, &from)) {
+				fail++;
+			} else if (!same_addr(t, &from)) {
+				mismatch++;
+				fail++;
+			} else {
+				tally_add(&tl, buf);
+				ok++;
+			}
 		}
 	}
 	close(fd);
@@ -345,7 +358,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
 	double seconds = 0;
-	long count = 0, interval = 20, timeout = 300;
+	long count = 0, burst = 1, interval = 20, timeout = 300;
 	struct target t;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -356,6 +369,8 @@ int main(int argc, char **argv)
 			seconds = strtod(argv[i + 1], NULL);
 		else if (!strcmp(argv[i], "-n"))
 			count = strtol(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--burst"))
+			burst = strtol(argv[i + 1], NULL, 10);
 		else if (!strcmp(argv[i], "--interval-ms"))
 			interval = strtol(argv[i + 1], NULL, 10);
 		else if (!strcmp(argv[i], "--timeout-ms"))
@@ -364,12 +379,12 @@ int main(int argc, char **argv)
 			return usage();
 	}
 	if (interval < 1 || interval > 10000 || timeout < 1 || timeout > 10000 || seconds > 600 ||
-	    count > 1000000)
+	    count > 1000000 || burst < 1 || burst > 64)
 		return usage();
 	if (!strcmp(argv[1], "connected") && seconds > 0)
 		return do_connected(&t, seconds, (int)interval, (int)timeout);
 	if (!strcmp(argv[1], "unconnected") && count > 0)
-		return do_unconnected(&t, (unsigned long)count, (int)timeout);
+		return do_unconnected(&t, (unsigned long)count, (unsigned long)burst, (int)timeout);
 	if (!strcmp(argv[1], "hold") && seconds > 0)
 		return do_hold(&t, seconds);
 	return usage();
