@@ -68,8 +68,8 @@ int sl_sd_open(struct sl_sd **out, int revnat_fd, int sk_backend_fd, unsigned lo
 	*out = NULL;
 	if (sl_kfunc_exists("bpf_sock_destroy") <= 0) {
 		sl_warn("the kernel lacks bpf_sock_destroy (6.5+): connected UDP sockets stay on "
-			"a removed, unhealthy or ejected backend until the application reconnects, "
-			"and close_on_removal closes nothing");
+			"a removed or unhealthy backend until the application reconnects, and "
+			"close_on_removal closes nothing");
 		return -EOPNOTSUPP;
 	}
 	sd = calloc(1, sizeof(*sd));
