@@ -16,8 +16,8 @@
  * then a summary: "NAME COUNT" per backend, "ok N", "errors N", "timeouts N".
  *
  * unconnected: one unconnected socket sends COUNT datagrams (sendto the frontend), B at a
- * time (default 1) before their answers are read with recvfrom; prints "NAME COUNT" per backend, "ok N",
- * "fail N", "peer_mismatch N" (an answer whose source was not HOST:PORT).
+ * time (default 1) before their answers are read with recvfrom; prints "NAME COUNT" per backend,
+ * "ok N", "fail N", "peer_mismatch N" (an answer whose source was not HOST:PORT).
  *
  * hold: one TCP connection; reads the "NAME\n" greeting ("MS connected NAME"), then waits
  * up to S s for the end: "MS eof" (the server closed) or "MS error ENAME".
