@@ -683,6 +683,30 @@ _Static_assert(sizeof(struct sluice_span_rec) == 152, "span rec size");
 #define SLUICE_SPANS_RINGBUF_BYTES (1 << 20)
 #endif
 
+/*
+ * Closing sockets stuck on dead backends (bpf/sock_destroy.bpf.c). The
+ * agent lists the dead backends in that object's own map, sluice_dead (not
+ * pinned, so no part of the pinned ABI), runs its socket iterators once,
+ * and reads back how many sockets each entry closed (a __u64 value). A key
+ * is a backend as a socket's translation records it: the backend and the
+ * frontend it was given for, of 'family' (a v4-mapped frontend is IPv4).
+ */
+struct sluice_dead_key {
+	union sluice_addr be_addr;
+	union sluice_addr fe_addr;
+	__u16 be_port; /* network order */
+	__u16 fe_port; /* network order */
+	__u8 family;
+	__u8 proto; /* enum sluice_proto */
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct sluice_dead_key) == 40, "dead key size");
+
+/* Dead backends one iterator run looks for; more are done in several runs. */
+#ifndef SLUICE_DEAD_MAX
+#define SLUICE_DEAD_MAX 1024
+#endif
+
 /* Every pinned map, by id; the list is maps.def. */
 enum sluice_map {
 #define SLUICE_MAP(id, ...) id,

@@ -258,6 +258,7 @@ static void agent_close(struct agent *a)
 		sl_ident_close(&a->ident);
 	free(a->probed);
 	free(a->watched);
+	agent_backends_free(a);
 	sl_dp_close(&a->dp);
 	sl_config_free(&a->cfg);
 	sl_config_free(&a->eff);

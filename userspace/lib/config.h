@@ -80,6 +80,8 @@ struct sl_service_cfg {
 	uint32_t idle_timeout_ms;    /* timeouts.idle; 0 = off; whole seconds */
 	struct sl_policy_cfg policy;
 	uint8_t mtls; /* enum sl_mtls_mode; SL_MTLS_OFF needs no mtls: block */
+	/* close_on_removal: also close TCP connections to a removed backend */
+	uint8_t close_on_removal;
 };
 
 #define SL_MAX_IDENTITIES  64 /* identity ids are bits of a 64-bit mask */
