@@ -300,6 +300,8 @@ void tun_handshake_done(struct tun *u)
 {
 	u->handshake_ns = tun_now_ns() - u->hs_start_ns;
 	hs_observe(u->t, u->dir, u->handshake_ns);
+	if (SSL_session_reused(u->ssl))
+		tun_count(&u->t->st.resumed[u->dir], 1);
 }
 
 struct tun *tun_new(struct sl_tunnel *t, enum sl_tunnel_dir dir)

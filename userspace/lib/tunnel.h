@@ -202,6 +202,7 @@ struct sl_tunnel_stats {
 	uint64_t ktls_tx[SL_TUNNEL_DIRS];  /* tunnels relayed with kTLS send + splice */
 	uint64_t ktls_rx[SL_TUNNEL_DIRS];  /* ... with kTLS receive + splice */
 	uint64_t timeouts[SL_TUNNEL_DIRS]; /* setups dropped by handshake_timeout_ms */
+	uint64_t resumed[SL_TUNNEL_DIRS];  /* handshakes that resumed a TLS session (a ticket) */
 	uint64_t aborted[SL_TUNNEL_DIRS];  /* relays ended by a reset */
 	struct sluice_hist handshake[SL_TUNNEL_DIRS]; /* handshake durations, log2 us as in abi.h
 							 (sluice_mtls_handshake_seconds) */
