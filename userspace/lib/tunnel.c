@@ -605,6 +605,8 @@ void sl_tunnel_free(struct sl_tunnel *t)
 		close(t->stop.fd);
 	if (t->ep >= 0)
 		close(t->ep);
+	while (t->n_spare)
+		free(t->spare[--t->n_spare]);
 	sl_mtls_unref(t->certs);
 	pthread_mutex_destroy(&t->certs_lock);
 	free(t);
