@@ -485,6 +485,12 @@ static SSL_CTX *make_ctx(struct sl_mtls *m, struct sl_mtls_status *st, const str
 		return NULL;
 	}
 	SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+#if OPENSSL_VERSION_NUMBER < 0x30200000L
+	/* One read() per buffer of records, not two per record (header, body). Before 3.2 OpenSSL
+	 * never gives a TLS 1.3 receive key to the kernel, so no direction that reads through
+	 * OpenSSL ever switches to splice() with records left in OpenSSL's buffer. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+#endif
 	/* RELEASE_BUFFERS: an idle connection keeps no OpenSSL record buffers (~34 KiB) */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				  SSL_MODE_RELEASE_BUFFERS);
