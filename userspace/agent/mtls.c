@@ -593,6 +593,14 @@ void agent_mtls_render(struct agent *a, struct sl_prom *p)
 			}
 	pthread_mutex_unlock(&m->cnt_lock);
 	sl_tunnel_get_stats(m->t, &st);
+	sl_prom_family(p, "sluice_mtls_resumed_total",
+		       "mTLS tunnel handshakes that resumed a TLS session (no certificates sent).",
+		       SL_PROM_COUNTER);
+	for (int d = 0; d < SL_TUNNEL_DIRS; d++) {
+		const char *lv[] = {"direction", sl_tunnel_dir_name(d), NULL};
+
+		sl_prom_sample(p, lv, (double)st.resumed[d]);
+	}
 	for (unsigned int i = 0; i < SLUICE_HIST_BUCKETS; i++)
 		bounds[i] = sl_hist_bound_seconds(i);
 	sl_prom_family(p, "sluice_mtls_handshake_seconds", "TLS handshakes of mTLS tunnels.",
