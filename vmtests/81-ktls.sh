@@ -212,8 +212,8 @@ vt_check "sluicectl status: crypto in the kernel (ktls): yes" -o "$VT_TMP/status
 
 # --- integrity ---------------------------------------------------------------------------------
 # Sizes stay modest: the guest is emulated (TCG: KVM does not run guests here), where crypto,
-# copies and handshakes run many times slower than on the host (the 12 transfers below take
-# 30-50 s there, 1 s on the host). 4 MiB is still hundreds of 16 KiB records and many full
+# copies and handshakes run many times slower than on the host (the 12 transfers below took
+# 7 s there on a quiet machine, 30-50 s on a busy one, 1 s on the host). 4 MiB is still hundreds of 16 KiB records and many full
 # pipes and socket buffers in each direction: what the splice path has to get right.
 SIZES=(0 1 65536 4194304)
 for s in "${SIZES[@]}"; do
