@@ -644,5 +644,16 @@ json_t *agent_mtls_json(struct agent *a)
 		      (int)a->cfg.agent.mtls.outbound_port, "certificates", certs,
 		      "last_peer_serial", "outbound", m->last_serial[SL_TUNNEL_OUTBOUND], "inbound",
 		      m->last_serial[SL_TUNNEL_INBOUND]);
+	if (o && m->t) { /* tunnels relayed with kTLS send / receive (splice), per direction */
+		struct sl_tunnel_stats st;
+		json_t *k = json_object();
+
+		sl_tunnel_get_stats(m->t, &st);
+		for (int d = 0; k && d < SL_TUNNEL_DIRS; d++)
+			json_object_set_new(k, sl_tunnel_dir_name(d),
+					    json_pack("{s:I, s:I}", "tx", (json_int_t)st.ktls_tx[d],
+						      "rx", (json_int_t)st.ktls_rx[d]));
+		json_object_set_new(o, "ktls_tunnels", k);
+	}
 	return o;
 }
