@@ -307,6 +307,27 @@ static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sl_req 
 	return s->be_id;
 }
 
+/* locality: prefer_zone: the view's zone view first (its first zone_count
+ * slots, with their own table at SLUICE_MAX_SPLIT + view), so the lb and
+ * Maglev's consistency hold within it; the whole view only when nothing
+ * there is usable. Without locality, one test of zone_count. */
+static __always_inline __u32 sl_pick_local(struct sl_sel *s, const struct sl_req *req,
+					   const struct sluice_view *v, __u32 view, __u32 base)
+{
+	struct sluice_view zv = {};
+	__u32 id;
+
+	if (v->zone_count) {
+		zv.slot_start = v->slot_start;
+		zv.slot_count = v->zone_count;
+		zv.table_m = v->zone_table_m;
+		id = sl_pick_view(s, req, &zv, SLUICE_MAX_SPLIT + view, base);
+		if (id)
+			return id;
+	}
+	return sl_pick_view(s, req, v, view, base);
+}
+
 /* Which view takes this connection: by the split's percentages. */
 static __always_inline __u32 sl_pick_view_index(const struct sluice_service *svc)
 {
@@ -401,7 +422,7 @@ static __always_inline __u32 sl_choose(__u32 svc_id, const struct sluice_service
 	view = sl_pick_view_index(svc);
 	if (view < SLUICE_MAX_SPLIT)
 		be_id =
-		    sl_pick_view(&s, req, &svc->views[view], view, sl_lb_base(svc_id, svc, req));
+		    sl_pick_local(&s, req, &svc->views[view], view, sl_lb_base(svc_id, svc, req));
 	if (!be_id && svc->n_views > 1) {
 		/* Nothing usable in that subset: any usable backend of the split. */
 		last = svc->n_views - 1;
