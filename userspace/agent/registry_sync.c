@@ -20,7 +20,8 @@
 
 static int same_backend(const struct sl_reg_backend *o, const struct sl_reg_backend *b)
 {
-	return o->weight == b->weight && !strcmp(o->subset, b->subset) && o->ttl_ms == b->ttl_ms;
+	return o->weight == b->weight && !strcmp(o->subset, b->subset) && o->ttl_ms == b->ttl_ms &&
+	       !strcmp(o->zone, b->zone);
 }
 
 /* One registration of 'next' that differs from what a->reg has: a put, or

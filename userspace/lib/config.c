@@ -59,6 +59,8 @@ static const struct {
     AGENT_FIELD(mtls.certs, "mtls.certs"),
     AGENT_FIELD(mtls.port, "mtls.port"),
     AGENT_FIELD(mtls.outbound_port, "mtls.outbound_port"),
+    AGENT_FIELD(node, "agent.node"),
+    AGENT_FIELD(zone, "agent.zone"),
 };
 
 const char *sl_agent_cfg_diff(const struct sl_agent_cfg *a, const struct sl_agent_cfg *b)

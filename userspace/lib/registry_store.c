@@ -50,6 +50,8 @@ json_t *sl_registry_to_json(const struct sl_registry *r)
 			json_object_set_new(jb, "subset", json_string(b->subset));
 		if (b->identity[0])
 			json_object_set_new(jb, "identity", json_string(b->identity));
+		if (b->zone[0])
+			json_object_set_new(jb, "zone", json_string(b->zone));
 		if (b->origin == SL_REG_ETCD)
 			json_object_set_new(jb, "origin", json_string("etcd"));
 		if (b->ttl_ms) {
@@ -390,6 +392,8 @@ char *sl_registry_backend_value(const struct sl_reg_backend *b)
 		json_object_set_new(o, "subset", json_string(b->subset));
 	if (o && b->identity[0])
 		json_object_set_new(o, "identity", json_string(b->identity));
+	if (o && b->zone[0])
+		json_object_set_new(o, "zone", json_string(b->zone));
 	text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(o);
 	return text;

@@ -35,11 +35,11 @@ static json_t *backend_json(const struct sl_maps *m, const struct sl_be_state *b
 	sl_maps_backend_rt(m, b->id, &rt);
 	state = sl_backend_state(b->state, &rt, now);
 	sl_format_hostport(&b->addr, addr, sizeof(addr));
-	o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:I}", "address", addr, "weight",
-		      (int)b->weight, "subset", b->subset, "state", sl_state_name(state),
-		      "active_connections", (json_int_t)sl_active_count(rt.active_gen),
-		      "connections_total", (json_int_t)bs.connections, "connect_failures_total",
-		      (json_int_t)bs.connect_failures);
+	o = json_pack(
+	    "{s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:I}", "address", addr, "weight", (int)b->weight,
+	    "subset", b->subset, "zone", b->zone, "state", sl_state_name(state),
+	    "active_connections", (json_int_t)sl_active_count(rt.active_gen), "connections_total",
+	    (json_int_t)bs.connections, "connect_failures_total", (json_int_t)bs.connect_failures);
 	if (o && rt.ejected_until_ns > now)
 		json_object_set_new(o, "ejected_remaining_s",
 				    json_real((double)(rt.ejected_until_ns - now) / 1e9));
@@ -62,8 +62,9 @@ json_t *sl_report_service(const struct sl_maps *m, const struct sl_svc_state *s)
 		json_object_set_new(rej, sl_drop_name(r), json_integer((json_int_t)rejected[r]));
 	sl_maps_service_active(m, s->id, &active);
 	sl_format_hostport(&s->frontend, addr, sizeof(addr));
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "name", s->name, "frontend", addr,
-			 "protocol", sl_proto_name(s->proto), "lb", sl_lb_name(s->lb),
-			 "active_connections", (json_int_t)active, "rejected", rej, "backends",
-			 bes);
+	return json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "name", s->name, "frontend", addr,
+	    "protocol", sl_proto_name(s->proto), "lb", sl_lb_name(s->lb), "locality",
+	    s->value.flags & SLUICE_SVC_F_PREFER_ZONE ? "prefer_zone" : "none",
+	    "active_connections", (json_int_t)active, "rejected", rej, "backends", bes);
 }
