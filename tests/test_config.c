@@ -2070,3 +2070,38 @@ Test(config_fixed, etcd_tls_files)
 	sl_config_free(&base);
 #undef ETCD_TLS
 }
+
+/* agent.node and agent.zone, a backend's zone, a service's locality; node defaults to the
+ * hostname. */
+Test(config, node_zone_and_locality)
+{
+	struct sl_problems d = {0};
+	struct sl_config cfg;
+	char host[256] = "";
+
+	cr_assert_eq(parse("agent: {node: node-7.example, zone: eu-west-1a}\n"
+			   "services:\n"
+			   "  - name: web\n"
+			   "    frontend: 10.96.0.10:80\n"
+			   "    locality: prefer_zone\n"
+			   "    backends:\n"
+			   "      - {address: 198.18.1.2:8080, zone: eu-west-1a}\n"
+			   "      - {address: 198.18.1.3:8080}\n",
+			   &cfg, &d),
+		     0, "%s", diag_text(&d));
+	cr_expect_str_eq(cfg.agent.node, "node-7.example");
+	cr_expect_str_eq(sl_agent_node(&cfg.agent), "node-7.example");
+	cr_expect_str_eq(cfg.agent.zone, "eu-west-1a");
+	cr_expect_eq(cfg.services[0].locality, SL_LOCALITY_PREFER_ZONE);
+	cr_expect_str_eq(cfg.services[0].backends[0].zone, "eu-west-1a");
+	cr_expect_str_eq(cfg.services[0].backends[1].zone, "");
+	sl_config_free(&cfg);
+
+	cr_assert_eq(parse("services: []\n", &cfg, &d), 0);
+	cr_assert_eq(gethostname(host, sizeof(host) - 1), 0);
+	if (strlen(host) < SL_NODE_LEN && !strchr(host, '/'))
+		cr_expect_str_eq(cfg.agent.node, host, "agent.node defaults to the hostname");
+	cr_expect_str_eq(cfg.agent.zone, "");
+	sl_config_free(&cfg);
+	sl_problems_free(&d);
+}
