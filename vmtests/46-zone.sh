@@ -137,5 +137,33 @@ out=$VT_TMP/zmg-undrained.out
 vt_check "zmg: z1 undrained: 300 connects, all to z1" -d "show $out" -- \
 	eval "vt_client tcp 198.19.0.11:80 -n 300 >$out; only_z1 $out 300"
 
+# --- agent.node in etcd: a lease-bound nodes/<node> key ----------------------------------------
+if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
+	va_stop
+	# etcd in the node netns, on its own 127.0.0.1
+	(exec ip netns exec "$VT_ID-node" etcd --name s1 --data-dir "$VT_TMP/etcd" \
+		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+		--initial-cluster s1=http://127.0.0.1:2380 --initial-cluster-token "$VT_ID" \
+		--initial-cluster-state new >>"$VT_TMP/etcd.log" 2>&1) &
+	vt_track_pid $!
+	ectl() { ip netns exec "$VT_ID-node" etcdctl --endpoints http://127.0.0.1:2379 "$@"; }
+	vt_wait_until 10 ectl endpoint health >/dev/null 2>&1 || vt_fail "etcd did not start"
+	printf 'registry:\n  etcd: {endpoints: ["http://127.0.0.1:2379"], prefix: /sluice/}\n' >>"$cfg"
+	va_start "$cfg" || vt_finish
+	node_key() { ectl get /sluice/nodes/vt-node-1 --print-value-only | grep -q .; }
+	vt_check "etcd: the node's key appears" -- vt_wait_until 5 node_key
+	vt_check "etcd: nodes/vt-node-1 names the node and its zone, on a lease" \
+		-d 'ectl get /sluice/nodes/vt-node-1 -w json' -- \
+		eval '[ "$(ectl get /sluice/nodes/vt-node-1 --print-value-only | jq -r ".node + \" \" + .zone")" = "vt-node-1 z1" ] &&
+			[ "$(ectl get /sluice/nodes/vt-node-1 -w json | jq ".kvs[0].lease // 0")" != 0 ]'
+	vt_check "etcd: the snapshot loader leaves nodes/ keys alone" -- ! va_log_has 'etcd key skipped'
+	out=$VT_TMP/zmg-etcd.out
+	vt_check "with etcd: zmg still all to z1" -d "show $out" -- \
+		eval "vt_client tcp 198.19.0.11:80 -n 200 >$out; only_z1 $out 200"
+else
+	vt_log "etcd is missing: the nodes/ key is not checked"
+fi
+
 va_stop
 vt_finish

@@ -155,6 +155,10 @@ size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const ch
 char *sl_registry_backend_key(const char *prefix, const struct sl_reg_backend *b);
 char *sl_registry_backend_value(const struct sl_reg_backend *b);
 char *sl_registry_service_key(const char *prefix, const char *name);
+/* This node in etcd: <prefix>nodes/<node>, {"node": N, "zone": Z, "version": V}, on a lease
+ * the agent keeps alive. The snapshot loader leaves nodes/ keys alone. */
+char *sl_registry_node_key(const char *prefix, const char *node);
+char *sl_registry_node_value(const char *node, const char *zone, const char *version);
 
 /* CLOCK_REALTIME in ms: TTLs outlive the agent. */
 uint64_t sl_registry_now_ms(void);

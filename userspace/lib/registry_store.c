@@ -399,6 +399,24 @@ char *sl_registry_backend_value(const struct sl_reg_backend *b)
 	return text;
 }
 
+char *sl_registry_node_key(const char *prefix, const char *node)
+{
+	char *key;
+
+	if (asprintf(&key, "%snodes/%s", prefix, node) < 0)
+		return NULL;
+	return key;
+}
+
+char *sl_registry_node_value(const char *node, const char *zone, const char *version)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s}", "node", node, "zone", zone, "version", version);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(o);
+	return text;
+}
+
 char *sl_registry_service_key(const char *prefix, const char *name)
 {
 	char *key;
@@ -596,6 +614,8 @@ int sl_registry_etcd_load(struct sl_registry *r, const char *prefix, const char 
 			bad = etcd_service(r, &tree, rest + 9, values[i], agent, &p);
 		} else if (!strncmp(rest, "backends/", 9)) {
 			bad = etcd_backend(r, &tree, rest + 9, values[i], leases[i], &p);
+		} else if (!strncmp(rest, "nodes/", 6)) {
+			continue; /* who is there (sl_registry_node_key), not what to serve */
 		} else {
 			sl_problem_http(&p, 400, "", "not services/... or backends/...");
 			bad = 1;
