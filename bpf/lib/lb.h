@@ -328,21 +328,21 @@ static __always_inline __u32 sl_pick_local(struct sl_sel *s, const struct sl_req
 	return sl_pick_view(s, req, v, view, base);
 }
 
-/* Which view takes this connection: by the split's percentages. */
+/* Which view takes this connection: by the split's percentages, the first
+ * view whose pct_end is above r. Counted without branches (views in use
+ * have rising pct_end up to 100, unused ones 0): the verifier sees one
+ * index of unknown value instead of one constant per view, and checks
+ * what follows once rather than once per view. */
 static __always_inline __u32 sl_pick_view_index(const struct sluice_service *svc)
 {
-	__u32 r, i;
+	__u32 r, i, above = 0;
 
 	if (svc->n_views <= 1)
 		return 0;
 	r = bpf_get_prandom_u32() % 100;
-	for (i = 0; i < SLUICE_MAX_SPLIT; i++) {
-		if (i >= svc->n_views)
-			break;
-		if (r < svc->views[i].pct_end)
-			return i;
-	}
-	return 0;
+	for (i = 0; i < SLUICE_MAX_SPLIT; i++)
+		above += (r - (__u32)svc->views[i].pct_end) >> 31; /* r < pct_end */
+	return svc->n_views - above;
 }
 
 /* The position the lb starts from. */

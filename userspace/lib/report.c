@@ -62,9 +62,8 @@ json_t *sl_report_service(const struct sl_maps *m, const struct sl_svc_state *s)
 		json_object_set_new(rej, sl_drop_name(r), json_integer((json_int_t)rejected[r]));
 	sl_maps_service_active(m, s->id, &active);
 	sl_format_hostport(&s->frontend, addr, sizeof(addr));
-	return json_pack(
-	    "{s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "name", s->name, "frontend", addr,
-	    "protocol", sl_proto_name(s->proto), "lb", sl_lb_name(s->lb), "locality",
-	    s->value.flags & SLUICE_SVC_F_PREFER_ZONE ? "prefer_zone" : "none",
-	    "active_connections", (json_int_t)active, "rejected", rej, "backends", bes);
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "name", s->name, "frontend", addr,
+			 "protocol", sl_proto_name(s->proto), "lb", sl_lb_name(s->lb),
+			 "active_connections", (json_int_t)active, "rejected", rej, "backends",
+			 bes);
 }
