@@ -768,7 +768,21 @@ static const struct bad_case bad_cases[] = {
 	"registry.etcd.prefix must start with '/'"),
     BAD("registry unknown key", "registry:\n  consul: {}\n", 2, 3,
 	"registry: unknown key 'consul'"),
-    BAD("nyi agent.node", "agent:\n  node: n1\n", 2, 3, "agent: 'node' is not implemented"),
+    BAD("agent.node starts with a dash", "agent:\n  node: -n1\n", 2, 9,
+	"agent.node '-n1' must start with a letter or digit"),
+    BAD("agent.node with a slash", "agent:\n  node: a/b\n", 2, 9,
+	"agent.node 'a/b' may hold only letters, digits"),
+    BAD("agent.node too long",
+	"agent:\n  node: "
+	"n123456789012345678901234567890123456789012345678901234567890123\n",
+	2, 9, "must be 1..63 characters"),
+    BAD("agent.zone with a space", "agent:\n  zone: 'z 1'\n", 2, 9,
+	"agent.zone 'z 1' must be 1..31 characters of [A-Za-z0-9_.-]"),
+    BAD("agent.zone a list", "agent:\n  zone: [z1]\n", 2, 9, "zone"),
+    BAD("backend zone too long", SVC_BE "        zone: z1234567890123456789012345678901\n", 6, 15,
+	"zone 'z1234567890123456789012345678901' must be 1..31 characters"),
+    BAD("backend zone empty", SVC_BE "        zone: ''\n", 6, 15, "zone '' must be 1..31"),
+    BAD("unknown locality", SVC "    locality: nearest\n", 4, 15, "locality"),
     BAD("bad agent.metrics", "agent:\n  metrics: localhost:9464\n", 2, 12,
 	"metrics 'localhost:9464': bad IPv4 address"),
     BAD("relative agent.api", "agent:\n  api: run/s.sock\n", 2, 8,
@@ -2055,4 +2069,39 @@ Test(config_fixed, etcd_tls_files)
 	}
 	sl_config_free(&base);
 #undef ETCD_TLS
+}
+
+/* agent.node and agent.zone, a backend's zone, a service's locality; node defaults to the
+ * hostname. */
+Test(config, node_zone_and_locality)
+{
+	struct sl_problems d = {0};
+	struct sl_config cfg;
+	char host[256] = "";
+
+	cr_assert_eq(parse("agent: {node: node-7.example, zone: eu-west-1a}\n"
+			   "services:\n"
+			   "  - name: web\n"
+			   "    frontend: 10.96.0.10:80\n"
+			   "    locality: prefer_zone\n"
+			   "    backends:\n"
+			   "      - {address: 198.18.1.2:8080, zone: eu-west-1a}\n"
+			   "      - {address: 198.18.1.3:8080}\n",
+			   &cfg, &d),
+		     0, "%s", diag_text(&d));
+	cr_expect_str_eq(cfg.agent.node, "node-7.example");
+	cr_expect_str_eq(sl_agent_node(&cfg.agent), "node-7.example");
+	cr_expect_str_eq(cfg.agent.zone, "eu-west-1a");
+	cr_expect_eq(cfg.services[0].locality, SL_LOCALITY_PREFER_ZONE);
+	cr_expect_str_eq(cfg.services[0].backends[0].zone, "eu-west-1a");
+	cr_expect_str_eq(cfg.services[0].backends[1].zone, "");
+	sl_config_free(&cfg);
+
+	cr_assert_eq(parse("services: []\n", &cfg, &d), 0);
+	cr_assert_eq(gethostname(host, sizeof(host) - 1), 0);
+	if (strlen(host) < SL_NODE_LEN && !strchr(host, '/'))
+		cr_expect_str_eq(cfg.agent.node, host, "agent.node defaults to the hostname");
+	cr_expect_str_eq(cfg.agent.zone, "");
+	sl_config_free(&cfg);
+	sl_problems_free(&d);
 }

@@ -54,20 +54,22 @@ static void apply_model(const struct sl_state *cur, const struct sl_plan *plan,
 		s->proto = op->want->proto;
 		s->lb = op->want->lb;
 		s->gen = op->cur ? !op->cur->gen : 0;
-		sl_service_value(op->want, &s->value);
+		sl_service_value_zone(op->want, op->zone, &s->value);
 		s->value.gen = s->gen;
 		s->n_bes = op->want->n_backends;
 		s->bes = calloc(s->n_bes + 1, sizeof(*s->bes));
 		size_t order[64];
 
 		cr_assert(s->n_bes <= 64);
-		sl_slot_order(op->want, order); /* the maps hold backends in slot order */
+		/* the maps hold backends in slot order */
+		sl_slot_order_zone(op->want, op->zone, order);
 		for (size_t k = 0; k < s->n_bes; k++) {
 			s->bes[k].id = op->be_ids[order[k]];
 			s->bes[k].addr = op->want->backends[order[k]].addr;
 			s->bes[k].weight = op->want->backends[order[k]].weight;
 			strcpy(s->bes[k].subset, op->want->backends[order[k]].subset);
 			s->bes[k].flags = op->be_flags[order[k]];
+			strcpy(s->bes[k].zone, op->want->backends[order[k]].zone);
 		}
 	}
 }
@@ -443,4 +445,129 @@ Test(plan, mtls_marks_remote_backends_and_follows_the_nodes_addresses)
 	sl_state_free(&st2);
 	sl_state_free(&st);
 	sl_config_free(&cfg);
+}
+
+/* locality: prefer_zone with agent.zone z1: within each view, z1's backends first. */
+static const char *zone_service = "agent: {zone: z1}\n"
+				  "services:\n"
+				  "  - name: web\n"
+				  "    frontend: 198.19.0.10:80\n"
+				  "    locality: prefer_zone\n"
+				  "    backends:\n"
+				  "      - {address: 198.18.1.2:8080, subset: v1, zone: z2}\n"
+				  "      - {address: 198.18.1.3:8080, subset: v1, zone: z1}\n"
+				  "      - {address: 198.18.1.4:8080, subset: v2, zone: z2}\n"
+				  "      - {address: 198.18.1.5:8080, subset: v1}\n"
+				  "      - {address: 198.18.1.6:8080, subset: v2, zone: z1}\n"
+				  "      - {address: 198.18.1.7:8080, subset: v1, zone: z1}\n"
+				  "    split: {v1: 60, v2: 40}\n";
+
+Test(plan, prefer_zone_puts_the_zone_first_in_each_view)
+{
+	static const size_t want[] = {1, 5, 0, 3, 4, 2};
+	const char *zone;
+	struct sluice_service sv;
+	struct sl_config cfg;
+	size_t order[6];
+
+	parse(zone_service, &cfg);
+	zone = sl_locality_zone(&cfg.services[0], cfg.agent.zone);
+	cr_assert_str_eq(zone, "z1");
+	sl_slot_order_zone(&cfg.services[0], zone, order);
+	for (size_t i = 0; i < 6; i++)
+		cr_expect_eq(order[i], want[i], "slot %zu: backend %zu, want %zu", i, order[i],
+			     want[i]);
+	sl_service_value_zone(&cfg.services[0], zone, &sv);
+	cr_expect(sv.flags & SLUICE_SVC_F_PREFER_ZONE);
+	cr_expect_eq(sv.views[0].slot_count, 4);
+	cr_expect_eq(sv.views[0].zone_count, 2, "v1: two of its four in z1");
+	cr_expect_eq(sv.views[1].slot_start, 4);
+	cr_expect_eq(sv.views[1].zone_count, 1, "v2: one of its two in z1");
+	sl_config_free(&cfg);
+}
+
+Test(plan, without_locality_or_zone_there_is_no_zone_view)
+{
+	struct sluice_service sv;
+	struct sl_config cfg;
+	size_t order[6];
+	char *text = strdup(zone_service);
+
+	/* agent.zone unset: locality has nothing to prefer */
+	memcpy(strstr(text, "zone: z1}"), "node: n1}", 9);
+	parse(text, &cfg);
+	cr_expect_null(sl_locality_zone(&cfg.services[0], cfg.agent.zone));
+	cr_expect_str_eq(cfg.agent.node, "n1");
+	sl_config_free(&cfg);
+	/* locality none: config order in each view, no zone view */
+	parse(zone_service, &cfg);
+	cfg.services[0].locality = SL_LOCALITY_NONE;
+	cr_expect_null(sl_locality_zone(&cfg.services[0], cfg.agent.zone));
+	sl_slot_order_zone(&cfg.services[0], NULL, order);
+	cr_expect_eq(order[0], 0);
+	cr_expect_eq(order[1], 1);
+	sl_service_value_zone(&cfg.services[0], NULL, &sv);
+	cr_expect_eq(sv.views[0].zone_count, 0);
+	cr_expect_eq(sv.views[1].zone_count, 0);
+	cr_expect_eq(sv.flags & SLUICE_SVC_F_PREFER_ZONE, 0);
+	sl_config_free(&cfg);
+	free(text);
+}
+
+Test(plan, a_view_all_in_the_zone_needs_no_zone_view)
+{
+	struct sluice_service sv;
+	struct sl_config cfg;
+
+	parse("agent: {zone: a}\n"
+	      "services:\n"
+	      "  - name: web\n"
+	      "    frontend: 198.19.0.10:80\n"
+	      "    locality: prefer_zone\n"
+	      "    backends:\n"
+	      "      - {address: 198.18.1.2:8080, zone: a}\n"
+	      "      - {address: 198.18.1.3:8080, zone: a}\n",
+	      &cfg);
+	sl_service_value_zone(&cfg.services[0], "a", &sv);
+	cr_expect_eq(sv.views[0].slot_count, 2);
+	cr_expect_eq(sv.views[0].zone_count, 0);
+	cr_expect(sv.flags & SLUICE_SVC_F_PREFER_ZONE);
+	sl_config_free(&cfg);
+}
+
+Test(plan, zone_config_again_is_no_op_and_a_zone_change_is_an_update)
+{
+	struct sl_config cfg, next;
+	struct sl_state st;
+	struct sl_plan plan;
+	char *text = strdup(zone_service), *z;
+
+	bootstrap(zone_service, &cfg, &st);
+	cr_expect_eq(st.svcs[0].value.views[0].zone_count, 2);
+	parse(zone_service, &next);
+	cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
+	cr_expect_eq(plan.n_ops, 0, "the same config with locality changes nothing");
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+	/* backend .2 moves from z2 to z1: its view's zone view grows */
+	z = strstr(text, "zone: z2}");
+	memcpy(z, "zone: z1}", 9);
+	parse(text, &next);
+	cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
+	cr_assert_eq(plan.n_update, 1);
+	cr_expect_str_eq(plan.ops[0].zone, "z1");
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+	/* a zone label alone, with locality none, is an update too (sluicectl shows it) */
+	memcpy(strstr(text, "locality: prefer_zone"), "locality: none       ", 21);
+	parse(text, &next);
+	next.services[0].backends[5].zone[0] = '\0';
+	cr_assert_eq(sl_plan_build(&st, &next, 100, 1000, &plan), 0);
+	cr_expect_eq(plan.n_update, 1);
+	cr_expect_null(plan.ops[0].zone);
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+	sl_state_free(&st);
+	sl_config_free(&cfg);
+	free(text);
 }

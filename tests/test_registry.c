@@ -66,7 +66,9 @@ Test(registry, bad_registrations_name_the_field)
 	    {"{\"address\": \"198.18.1.3:80\", \"weight\": 0}", "weight"},
 	    {"{\"address\": \"198.18.1.3:80\", \"ttl\": \"later\"}", "ttl"},
 	    {"{\"address\": \"198.18.1.3:80\", \"ttl\": \"25h\"}", "ttl"},
-	    {"{\"address\": \"198.18.1.3:80\", \"zone\": \"a\"}", "zone"},
+	    {"{\"address\": \"198.18.1.3:80\", \"zone\": 7}", "zone"},
+	    {"{\"address\": \"198.18.1.3:80\", \"zone\": \"a b\"}", "zone"},
+	    {"{\"address\": \"198.18.1.3:80\", \"zone\": \"-a\"}", "zone"},
 	    {"{\"address\": \"198.18.1.3:80\", \"subset\": 7}", "subset"},
 	};
 	struct sl_registry r = {0};

@@ -470,3 +470,39 @@ Test(services, frontend_check)
 	cr_expect_eq(sl_frontend_check(&a, &fe, &p), -1);
 	cr_expect(strstr(p.msg, "https://[fd00::99]:2379/"), "%s", p.msg);
 }
+
+/* A backend's zone comes through etcd (and is checked there, key by key); nodes/ keys are
+ * agents announcing themselves, neither served nor skipped. */
+Test(etcd_snapshot, zones_apply_and_node_keys_are_left_alone)
+{
+	const char *keys[] = {PFX "backends/web/198.18.1.3:8080",
+			      PFX "backends/web/198.18.1.4:8080", PFX "nodes/node-1"};
+	const char *vals[] = {"{\"address\": \"198.18.1.3:8080\", \"zone\": \"z2\"}",
+			      "{\"address\": \"198.18.1.4:8080\", \"zone\": \"z 2\"}",
+			      "{\"node\": \"node-1\", \"zone\": \"z1\", \"version\": \"0\"}"};
+	int64_t leases[ARRAY_SIZE(keys)] = {0};
+	struct sl_reg_skips skips = {0};
+	struct sl_registry r = {0};
+	struct sl_problem e = {0};
+	struct sl_config eff;
+	const struct sl_backend_cfg *b;
+	char *value;
+
+	cr_assert_eq(
+	    sl_registry_etcd_load(&r, PFX, keys, vals, leases, ARRAY_SIZE(keys), &file, &skips, &e),
+	    0, "%s", e.msg);
+	cr_assert_eq(skips.n, 1, "only the bad zone is skipped (%zu)", skips.n);
+	cr_expect_str_eq(skips.v[0].key, keys[1]);
+	cr_expect(strstr(skips.v[0].why, "zone 'z 2'"), "%s", skips.v[0].why);
+	cr_assert_eq(sl_registry_merge(&file, &r, &eff, &e), 0, "%s", e.msg);
+	b = sl_service_backend(sl_service_find(eff.services, eff.n_services, "web"),
+			       &r.bes[0].addr);
+	cr_assert_not_null(b);
+	cr_expect_str_eq(b->zone, "z2");
+	value = sl_registry_backend_value(&r.bes[0]);
+	cr_expect(value && strstr(value, "\"zone\":\"z2\""), "%s", value ? value : "NULL");
+	free(value);
+	sl_config_free(&eff);
+	sl_reg_skips_free(&skips);
+	sl_registry_free(&r);
+}

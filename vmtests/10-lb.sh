@@ -96,7 +96,7 @@ if va_ctl -o json services web-maglev >"$json"; then
 		vt_fail "sluicectl: web-maglev counted $total connections, want 360"
 	[ "$keys" = '["active_connections","backends","frontend","lb","name","protocol","rejected"]' ] &&
 		vt_pass "sluicectl: service keys $keys" || vt_fail "sluicectl: service keys $keys"
-	[ "$bkeys" = '["active_connections","address","connect_failures_total","connections_total","state","subset","weight"]' ] &&
+	[ "$bkeys" = '["active_connections","address","connect_failures_total","connections_total","state","subset","weight","zone"]' ] &&
 		vt_pass "sluicectl: backend keys $bkeys" || vt_fail "sluicectl: backend keys $bkeys"
 else
 	vt_fail "sluicectl services web-maglev: $(cat "$json")"

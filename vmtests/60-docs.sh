@@ -78,8 +78,8 @@ refused() { # refused KEY YAML: the parser refuses KEY as not implemented
 }
 svc=$'services:\n  - name: a\n    frontend: 198.19.0.1:80\n'
 later=$(section "$VT_TMP/yaml.txt" "NOT YET IMPLEMENTED" | tr '\n' ' ')
-for k in agent.node; do
-	grep -q "$k" <<<"$later" || vt_fail "sluice.yaml(5) no longer lists $k"
+# The agent keys the page lists there (none since agent.node was implemented).
+for k in $(grep -oE 'agent\.[a-z_]+' <<<"$later"); do
 	refused "$k" "$(printf 'agent:\n  %s: x\n' "${k#agent.}")"
 done
 

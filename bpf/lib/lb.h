@@ -307,21 +307,42 @@ static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sl_req 
 	return s->be_id;
 }
 
-/* Which view takes this connection: by the split's percentages. */
+/* locality: prefer_zone: the view's zone view first (its first zone_count
+ * slots, with their own table at SLUICE_MAX_SPLIT + view), so the lb and
+ * Maglev's consistency hold within it; the whole view only when nothing
+ * there is usable. Without locality, one test of zone_count. */
+static __always_inline __u32 sl_pick_local(struct sl_sel *s, const struct sl_req *req,
+					   const struct sluice_view *v, __u32 view, __u32 base)
+{
+	struct sluice_view zv = {};
+	__u32 id;
+
+	if (v->zone_count) {
+		zv.slot_start = v->slot_start;
+		zv.slot_count = v->zone_count;
+		zv.table_m = v->zone_table_m;
+		id = sl_pick_view(s, req, &zv, SLUICE_MAX_SPLIT + view, base);
+		if (id)
+			return id;
+	}
+	return sl_pick_view(s, req, v, view, base);
+}
+
+/* Which view takes this connection: by the split's percentages, the first
+ * view whose pct_end is above r. Counted without branches (views in use
+ * have rising pct_end up to 100, unused ones 0): the verifier sees one
+ * index of unknown value instead of one constant per view, and checks
+ * what follows once rather than once per view. */
 static __always_inline __u32 sl_pick_view_index(const struct sluice_service *svc)
 {
-	__u32 r, i;
+	__u32 r, i, above = 0;
 
 	if (svc->n_views <= 1)
 		return 0;
 	r = bpf_get_prandom_u32() % 100;
-	for (i = 0; i < SLUICE_MAX_SPLIT; i++) {
-		if (i >= svc->n_views)
-			break;
-		if (r < svc->views[i].pct_end)
-			return i;
-	}
-	return 0;
+	for (i = 0; i < SLUICE_MAX_SPLIT; i++)
+		above += (r - (__u32)svc->views[i].pct_end) >> 31; /* r < pct_end */
+	return svc->n_views - above;
 }
 
 /* The position the lb starts from. */
@@ -401,7 +422,7 @@ static __always_inline __u32 sl_choose(__u32 svc_id, const struct sluice_service
 	view = sl_pick_view_index(svc);
 	if (view < SLUICE_MAX_SPLIT)
 		be_id =
-		    sl_pick_view(&s, req, &svc->views[view], view, sl_lb_base(svc_id, svc, req));
+		    sl_pick_local(&s, req, &svc->views[view], view, sl_lb_base(svc_id, svc, req));
 	if (!be_id && svc->n_views > 1) {
 		/* Nothing usable in that subset: any usable backend of the split. */
 		last = svc->n_views - 1;

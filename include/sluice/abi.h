@@ -51,6 +51,7 @@
 
 #define SLUICE_NAME_LEN	  64
 #define SLUICE_SUBSET_LEN 32
+#define SLUICE_ZONE_LEN	  32
 /* Subsets a service's split can name. */
 #define SLUICE_MAX_SPLIT 8
 
@@ -124,14 +125,21 @@ struct sluice_view {
 	 * table: slots are picked directly). */
 	__u32 table_m;
 	__u8 pct_end; /* split: views take new connections with r in [prev pct_end, pct_end) */
-	__u8 pad[3];
+	__u8 pad;
+	/* locality: prefer_zone: the view's first zone_count slots are the
+	 * backends in agent.zone, its zone view, tried first; its table (the
+	 * view's lb over those slots alone) is sluice_tables at view index
+	 * SLUICE_MAX_SPLIT + the view's, with zone_table_m entries. 0 = none. */
+	__u16 zone_count;
+	__u32 zone_table_m;
 };
-_Static_assert(sizeof(struct sluice_view) == 12, "view size");
+_Static_assert(sizeof(struct sluice_view) == 16, "view size");
 
 /* Service flags. */
 #define SLUICE_SVC_F_OUTLIER	  0x1 /* outlier_detection is on */
 #define SLUICE_SVC_F_POLICY	  0x2 /* the service has a policy: check callers */
 #define SLUICE_SVC_F_DEFAULT_DENY 0x4 /* ... and refuses those it does not name */
+#define SLUICE_SVC_F_PREFER_ZONE  0x8 /* locality: prefer_zone (the views' zone_count) */
 
 /*
  * sluice_services value. Replaced whole with one update (a no-prealloc hash,
@@ -163,7 +171,7 @@ struct sluice_service {
 	__u8 mtls; /* enum sluice_mtls */
 	__u8 pad_mtls[7];
 };
-_Static_assert(sizeof(struct sluice_service) == 64 + 12 * SLUICE_MAX_SPLIT, "service size");
+_Static_assert(sizeof(struct sluice_service) == 64 + 16 * SLUICE_MAX_SPLIT, "service size");
 
 /* A service's mtls (sluice.yaml(5) MTLS). */
 enum sluice_mtls {
@@ -249,9 +257,10 @@ struct sluice_backend {
 	__u16 pad;
 	__u32 svc_id;
 	char subset[SLUICE_SUBSET_LEN];
-	__u32 flags; /* SLUICE_BE_F_* */
+	__u32 flags;		    /* SLUICE_BE_F_* */
+	char zone[SLUICE_ZONE_LEN]; /* its zone label, for the CLI; the datapath reads the views */
 };
-_Static_assert(sizeof(struct sluice_backend) == 64, "backend size");
+_Static_assert(sizeof(struct sluice_backend) == 96, "backend size");
 
 /* The backend's address is none of this node's (read at each apply): a
  * connection to it goes through the mtls tunnel. Set only for backends of

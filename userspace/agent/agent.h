@@ -94,7 +94,8 @@ struct agent {
 	struct sl_health *health;
 	struct sl_ident ident;
 	int ident_on;
-	struct sl_etcd *etcd; /* registry.etcd; NULL without */
+	struct sl_etcd *etcd;  /* registry.etcd; NULL without */
+	uint64_t etcd_node_ms; /* when this node's key (nodes/<agent.node>) was last kept alive */
 	struct probed *probed;
 	size_t n_probed;
 	struct watched *watched;

@@ -495,7 +495,9 @@ static int start(struct agent *a)
 		return rc;
 	if (a->cfg.agent.metrics_on)
 		sl_format_hostport(&a->cfg.agent.metrics, hp, sizeof(hp));
-	sl_info("ready", "services=%zu metrics=%s api=%s", a->cfg.n_services, hp, a->cfg.agent.api);
+	sl_info("ready", "services=%zu metrics=%s api=%s node=%s zone=%s", a->cfg.n_services, hp,
+		a->cfg.agent.api, sl_agent_node(&a->cfg.agent),
+		a->cfg.agent.zone[0] ? a->cfg.agent.zone : "none");
 	/* systemd (Type=notify): the datapath is attached, the config applied. */
 	rc = sl_notifyf("READY=1\nSTATUS=serving %zu services", a->cfg.n_services);
 	if (rc)

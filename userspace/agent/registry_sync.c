@@ -20,7 +20,8 @@
 
 static int same_backend(const struct sl_reg_backend *o, const struct sl_reg_backend *b)
 {
-	return o->weight == b->weight && !strcmp(o->subset, b->subset) && o->ttl_ms == b->ttl_ms;
+	return o->weight == b->weight && !strcmp(o->subset, b->subset) && o->ttl_ms == b->ttl_ms &&
+	       !strcmp(o->zone, b->zone);
 }
 
 /* One registration of 'next' that differs from what a->reg has: a put, or
@@ -273,7 +274,40 @@ void agent_on_etcd(void *arg)
 	}
 }
 
-/* TTLs that passed, and heartbeats not yet saved (every tick). */
+/* This node's key in etcd: a lease of NODE_TTL_S kept alive every NODE_REFRESH_MS from the
+ * tick, so it is gone within NODE_TTL_S of the agent (README "Locality"). */
+#define NODE_TTL_S	30
+#define NODE_REFRESH_MS 10000
+
+static void etcd_node(struct agent *a)
+{
+	const struct sl_agent_cfg *c = &a->cfg.agent;
+	char *key = sl_registry_node_key(c->etcd_prefix, sl_agent_node(c)), *value = NULL;
+	uint64_t now = agent_now_ms();
+	int err;
+
+	if (a->etcd_node_ms && now - a->etcd_node_ms < NODE_REFRESH_MS) {
+		free(key);
+		return;
+	}
+	if (!key) {
+		err = -ENOMEM;
+	} else if (a->etcd_node_ms) {
+		err = sl_etcd_refresh(a->etcd, key);
+	} else {
+		value = sl_registry_node_value(sl_agent_node(c), c->zone, SLUICE_VERSION);
+		err = value ? sl_etcd_put(a->etcd, key, value, NODE_TTL_S) : -ENOMEM;
+	}
+	if (err)
+		sl_warn("cannot keep this node's etcd key", "key=%s error=\"%s\"", key ? key : "?",
+			strerror(-err));
+	else
+		a->etcd_node_ms = now;
+	free(key);
+	free(value);
+}
+
+/* TTLs that passed, heartbeats not yet saved, this node's etcd key (every tick). */
 void agent_registry_tick(struct agent *a)
 {
 	struct sl_registry next;
@@ -296,6 +330,8 @@ void agent_registry_tick(struct agent *a)
 	}
 	if (a->reg_dirty)
 		agent_registry_save(a);
+	if (a->etcd)
+		etcd_node(a);
 }
 
 static const struct sl_config *api_file(void *arg)
@@ -398,6 +434,7 @@ int agent_start_etcd(struct agent *a)
 		sl_error("cannot start the etcd client", "error=\"%s\"", why);
 		return -EINVAL;
 	}
+	etcd_node(a);
 	pfd.fd = sl_etcd_fd(a->etcd);
 	while (agent_now_ms() < deadline) {
 		struct sl_registry next;

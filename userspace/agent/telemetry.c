@@ -103,6 +103,8 @@ int agent_render_metrics(void *ctx, struct sl_prom *p)
 	struct agent *a = ctx;
 	struct sl_metrics_ctx mc = {
 	    .version = SLUICE_VERSION,
+	    .node = sl_agent_node(&a->cfg.agent),
+	    .zone = a->cfg.agent.zone,
 	    .reloads_ok = a->reloads_ok,
 	    .reloads_error = a->reloads_err,
 	    .health_stats = agent_health_counters,

@@ -31,16 +31,10 @@ struct agent_tracing {
 	char host[256];
 };
 
-/* The resource's host.name: agent.node once the config has it; the hostname until then. */
+/* host.name: agent.node (the hostname by default). */
 static const char *trace_host_name(const struct agent *a, char *buf, size_t len)
 {
-	(void)a;
-	if (gethostname(buf, len)) {
-		sl_warn("cannot read the hostname for spans' host.name", "error=\"%s\"",
-			strerror(errno));
-		snprintf(buf, len, "unknown");
-	}
-	buf[len - 1] = '\0';
+	snprintf(buf, len, "%s", sl_agent_node(&a->cfg.agent));
 	return buf;
 }
 

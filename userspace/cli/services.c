@@ -28,6 +28,7 @@ static void service_table(const struct sl_svc_state *s, json_t *o)
 	json_array_foreach(bes, i, b)
 	{
 		const char *subset = json_string_value(json_object_get(b, "subset"));
+		const char *zone = json_string_value(json_object_get(b, "zone"));
 		json_t *left = json_object_get(b, "ejected_remaining_s");
 		char state[48];
 
@@ -37,11 +38,12 @@ static void service_table(const struct sl_svc_state *s, json_t *o)
 		else
 			snprintf(state, sizeof(state), "%s",
 				 json_string_value(json_object_get(b, "state")));
-		printf("  %-44s weight=%-4lld subset=%-10s %-18s active=%-6lld "
+		printf("  %-44s weight=%-4lld subset=%-10s zone=%-10s %-18s active=%-6lld "
 		       "connections_total=%lld failures=%lld\n",
 		       json_string_value(json_object_get(b, "address")),
 		       json_integer_value(json_object_get(b, "weight")), *subset ? subset : "-",
-		       state, json_integer_value(json_object_get(b, "active_connections")),
+		       zone && *zone ? zone : "-", state,
+		       json_integer_value(json_object_get(b, "active_connections")),
 		       json_integer_value(json_object_get(b, "connections_total")),
 		       json_integer_value(json_object_get(b, "connect_failures_total")));
 	}

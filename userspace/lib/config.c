@@ -65,6 +65,8 @@ static const struct {
     AGENT_FIELD(tracing.batch_size, "tracing.batch_size"),
     AGENT_FIELD(tracing.batch_delay_ms, "tracing.batch_delay"),
     AGENT_FIELD(tracing.timeout_ms, "tracing.timeout"),
+    AGENT_FIELD(node, "agent.node"),
+    AGENT_FIELD(zone, "agent.zone"),
 };
 
 const char *sl_agent_cfg_diff(const struct sl_agent_cfg *a, const struct sl_agent_cfg *b)

@@ -16,7 +16,14 @@ struct sl_backend_cfg {
 	struct sl_sockaddr addr;
 	uint16_t weight;
 	char subset[SLUICE_SUBSET_LEN];
-	uint8_t identity; /* the identity its address has (id = index + 1); 0 = none */
+	uint8_t identity;	    /* the identity its address has (id = index + 1); 0 = none */
+	char zone[SLUICE_ZONE_LEN]; /* its zone label (locality); "" = none */
+};
+
+/* A service's locality. */
+enum sl_locality {
+	SL_LOCALITY_NONE = 0,
+	SL_LOCALITY_PREFER_ZONE = 1, /* usable backends in agent.zone first */
 };
 
 /* health_check.type */
@@ -79,7 +86,8 @@ struct sl_service_cfg {
 	uint32_t connect_timeout_ms; /* timeouts.connect; 0 = kernel default */
 	uint32_t idle_timeout_ms;    /* timeouts.idle; 0 = off; whole seconds */
 	struct sl_policy_cfg policy;
-	uint8_t mtls; /* enum sl_mtls_mode; SL_MTLS_OFF needs no mtls: block */
+	uint8_t mtls;	  /* enum sl_mtls_mode; SL_MTLS_OFF needs no mtls: block */
+	uint8_t locality; /* enum sl_locality */
 	/* close_on_removal: also close TCP connections to a removed backend */
 	uint8_t close_on_removal;
 };
@@ -107,6 +115,7 @@ struct sl_limits {
 };
 
 #define SL_API_PATH_LEN	      108 /* sizeof(sun_path) */
+#define SL_NODE_LEN	      64  /* agent.node: a host name (HOST_NAME_MAX) */
 #define SL_MAX_INTERFACES     32
 #define SL_INTERFACE_GLOB_LEN 64
 
@@ -185,11 +194,17 @@ struct sl_agent_cfg {
 	 * ("" = none), and only with TLS */
 	char etcd_user[SL_ETCD_USER_LEN];
 	char etcd_password_file[PATH_MAX];
-	char audit_log[PATH_MAX]; /* agent.audit_log */
-	struct sl_mtls_cfg mtls;  /* mtls: */
+	char audit_log[PATH_MAX];   /* agent.audit_log */
+	struct sl_mtls_cfg mtls;    /* mtls: */
+	char node[SL_NODE_LEN];	    /* agent.node; default: the hostname */
+	char zone[SLUICE_ZONE_LEN]; /* agent.zone; "" = none (locality does nothing) */
 	/* tracing: but its sample */
 	struct sl_tracing_cfg tracing;
 };
+
+/* agent.node: this node's name in logs, metrics (sluice_node_info), etcd and
+ * traces (host.name). */
+const char *sl_agent_node(const struct sl_agent_cfg *a);
 
 /* The config: the fixed agent settings, and what a reload may change (services, identities,
  * agent.audit). */

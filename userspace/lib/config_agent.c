@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* agent: and registry: of the config, sluice.yaml(5) AGENT and REGISTRY. */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config_yaml.h"
+#include "services.h"
 
 static const struct yw_key limits_keys[] = {
     YW_KEY_UINT("services", struct sl_limits, services, 1, SLUICE_MAX_SERVICES),
@@ -118,6 +121,70 @@ static void agent_frontends(struct walker *w, const char *label, yaml_node_t *v,
 	}
 }
 
+/* A node name: a host name's characters, so that it reads the same in a log line, a label
+ * value and an etcd key. NULL when valid, else why not. */
+static const char *node_invalid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (!len || len >= SL_NODE_LEN)
+		return "must be 1..63 characters";
+	if (!isalnum((unsigned char)s[0]))
+		return "must start with a letter or digit";
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+			return "may hold only letters, digits, '_', '.' and '-'";
+	return NULL;
+}
+
+static void agent_node(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	struct sl_config *cfg = ctx;
+	const char *s = yw_want_scalar(w, v, label), *why;
+
+	if (!s)
+		return;
+	if (!*s)
+		return; /* "": the hostname, as without the key */
+	why = node_invalid(s);
+	if (why)
+		yw_err(w, v, "agent.node '%.*s' %s", SL_NODE_LEN * 2, s, why);
+	else
+		strcpy(cfg->agent.node, s);
+}
+
+static void agent_zone(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	struct sl_config *cfg = ctx;
+	const char *s = yw_want_scalar(w, v, label);
+	struct sl_problem p;
+
+	if (!s || !*s) /* "": no zone */
+		return;
+	if (sl_zone_check(s, &p))
+		yw_err(w, v, "agent.%s", p.msg);
+	else
+		strcpy(cfg->agent.zone, s);
+}
+
+const char *sl_agent_node(const struct sl_agent_cfg *a)
+{
+	return a->node[0] ? a->node : "unknown";
+}
+
+/* agent.node's default: the hostname, when it makes a valid node name (else "", which
+ * sl_agent_node names "unknown"). */
+static void agent_node_default(struct sl_config *cfg)
+{
+	char host[256];
+
+	if (cfg->agent.node[0] || gethostname(host, sizeof(host)))
+		return;
+	host[sizeof(host) - 1] = '\0';
+	if (!node_invalid(host))
+		strcpy(cfg->agent.node, host);
+}
+
 /* YAML 1.1 reads a bare off as a boolean: its spelling false is accepted too. */
 static const struct yw_enum redirect_values[] = {
     {"off", 0, 0}, {"false", 0, 1}, {"local", 1, 0}, {NULL, 0, 0}};
@@ -135,7 +202,8 @@ static const struct yw_key agent_keys[] = {
     YW_KEY_PATH("state", struct sl_config, agent.state),
     YW_KEY_PATH("audit_log", struct sl_config, agent.audit_log),
     YW_KEY_ENUM("audit", struct sl_config, audit_all, audit_values),
-    YW_KEY_LATER("node"),
+    YW_KEY_FN("node", agent_node),
+    YW_KEY_FN("zone", agent_zone),
 };
 const struct yw_schema cfg_agent_schema = YW_SCHEMA("agent", 0, NULL, agent_keys);
 
@@ -331,6 +399,7 @@ void cfg_parse_agent_first(struct walker *w, yaml_node_t *root, struct sl_config
 	yaml_node_t *agent, *v, *reg, *etcd;
 
 	quiet.d = &scratch;
+	agent_node_default(cfg);
 	while ((agent = yw_get(w, root, "agent", &a))) {
 		l = NULL;
 		while ((v = yw_get(w, agent, "limits", &l)))

@@ -368,6 +368,7 @@ enum {
 	SK_POLICY,
 	SK_MTLS,
 	SK_CLOSE,
+	SK_LOCALITY,
 	SK__N
 };
 /* YAML 1.1 reads a bare off as a boolean: its spelling false is accepted too. */
@@ -377,6 +378,8 @@ static const struct yw_enum mtls_modes[] = {{"off", SL_MTLS_OFF, 0},
 					    {"strict", SL_MTLS_STRICT, 0},
 					    {NULL, 0, 0}};
 static const struct yw_enum booleans[] = {{"false", 0, 0}, {"true", 1, 0}, {NULL, 0, 0}};
+static const struct yw_enum localities[] = {
+    {"none", SL_LOCALITY_NONE, 0}, {"prefer_zone", SL_LOCALITY_PREFER_ZONE, 0}, {NULL, 0, 0}};
 static const struct yw_key service_keys[SK__N] = {
     [SK_NAME] = YW_KEY_NEED("name", service_name),
     [SK_FRONTEND] = YW_KEY_NEED("frontend", service_frontend),
@@ -393,6 +396,7 @@ static const struct yw_key service_keys[SK__N] = {
     [SK_POLICY] = YW_KEY_FN("policy", service_policy),
     [SK_MTLS] = YW_KEY_ENUM("mtls", struct sl_service_cfg, mtls, mtls_modes),
     [SK_CLOSE] = YW_KEY_ENUM("close_on_removal", struct sl_service_cfg, close_on_removal, booleans),
+    [SK_LOCALITY] = YW_KEY_ENUM("locality", struct sl_service_cfg, locality, localities),
 };
 static const struct yw_schema service_schema =
     YW_SCHEMA("service", 0, "service has no '%s'", service_keys);
@@ -513,12 +517,25 @@ static void backend_subset(struct walker *w, const char *label, yaml_node_t *v, 
 		strcpy(bc->be->subset, s);
 }
 
-enum { BK_ADDRESS, BK_WEIGHT, BK_SUBSET, BK_IDENTITY, BK__N };
+static void backend_zone(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
+{
+	struct backend_ctx *bc = ctx;
+	const char *s = yw_want_scalar(w, v, label);
+	struct sl_problem p;
+
+	if (s && sl_zone_check(s, &p))
+		yw_err(w, v, "%s", p.msg);
+	else if (s)
+		strcpy(bc->be->zone, s);
+}
+
+enum { BK_ADDRESS, BK_WEIGHT, BK_SUBSET, BK_IDENTITY, BK_ZONE, BK__N };
 static const struct yw_key backend_keys[BK__N] = {
     [BK_ADDRESS] = YW_KEY_NEED("address", backend_address),
     [BK_WEIGHT] = YW_KEY_UINT("weight", struct sl_backend_cfg, weight, 1, 1000),
     [BK_SUBSET] = YW_KEY_FN("subset", backend_subset),
     [BK_IDENTITY] = YW_KEY_FN("identity", backend_identity),
+    [BK_ZONE] = YW_KEY_FN("zone", backend_zone),
 };
 static const struct yw_schema backend_schema =
     YW_SCHEMA("backend", 0, "backend has no '%s'", backend_keys);

@@ -158,6 +158,8 @@ static void be_from_map(struct sl_be_state *b, uint32_t id, const struct sluice_
 	b->flags = v->flags;
 	memcpy(b->subset, v->subset, sizeof(b->subset));
 	b->subset[sizeof(b->subset) - 1] = '\0';
+	memcpy(b->zone, v->zone, sizeof(b->zone));
+	b->zone[sizeof(b->zone) - 1] = '\0';
 }
 
 static void sa_from_key(struct sl_sockaddr *sa, const struct sluice_frontend_key *k)

@@ -18,7 +18,8 @@
  *      changed ones are rewritten in place, keeping their state;
  *   2. slots of the idle generation: 0..n-1 written, stale ones above deleted;
  *   3. tables: a new one per view is built, filled and inserted at
- *      (id, idle gen, view);
+ *      (id, idle gen, view), and one per zone view (locality: prefer_zone)
+ *      at (id, idle gen, SLUICE_MAX_SPLIT + view);
  *   4. the service value is replaced, flipping gen: the switch-over;
  *   5. the frontend is written last for a new service (the service is
  *      complete before it can be found), or moved for a changed frontend;
@@ -87,6 +88,7 @@ static void be_value(struct sluice_backend *v, const struct sl_backend_cfg *c, u
 	v->svc_id = svc_id;
 	memcpy(v->subset, c->subset, sizeof(v->subset));
 	v->flags = flags;
+	memcpy(v->zone, c->zone, sizeof(v->zone));
 }
 
 /*
@@ -260,7 +262,33 @@ static int table_insert(const struct sl_maps *m, const struct sluice_table_key *
 	return err;
 }
 
-/* Step 3: the tables of the idle generation; each view's size goes into sv. */
+/* One table of the idle generation: over slots [start, start + n) of 'order', at view index
+ * 'idx' (a view, or SLUICE_MAX_SPLIT + a view for its zone view); none when n is 0 or the
+ * lb needs none. Its size goes into *m_out. */
+static int apply_table(const struct sl_maps *m, const struct sl_svc_op *op, const size_t *order,
+		       struct sluice_table_key *tk, uint32_t idx, size_t start, size_t n,
+		       __u32 *m_out)
+{
+	uint32_t *table = NULL, size = 0;
+	int err;
+
+	tk->view = (__u8)idx;
+	err = view_table(op->want, order + start, n, &table, &size);
+	if (err)
+		return err;
+	if (!size)
+		return bpf_map_delete_elem(m->tables, tk) && errno != ENOENT ? -errno : 0;
+	for (uint32_t j = 0; j < size; j++)
+		table[j] = op->be_ids[order[start + table[j]]];
+	err = table_insert(m, tk, table, size);
+	free(table);
+	if (!err)
+		*m_out = size;
+	return err;
+}
+
+/* Step 3: the tables of the idle generation, each view's and each zone view's (locality);
+ * their sizes go into sv. */
 static int apply_tables(const struct sl_maps *m, const struct sl_svc_op *op, const size_t *order,
 			uint8_t gen, struct sluice_service *sv)
 {
@@ -268,27 +296,16 @@ static int apply_tables(const struct sl_maps *m, const struct sl_svc_op *op, con
 
 	for (uint32_t v = 0; v < SLUICE_MAX_SPLIT; v++) {
 		struct sluice_view *view = &sv->views[v];
-		uint32_t *table = NULL, size = 0;
-		int err = 0;
+		int live = v < sv->n_views;
+		int err;
 
-		tk.view = (__u8)v;
-		if (v < sv->n_views)
-			err = view_table(op->want, order + view->slot_start, view->slot_count,
-					 &table, &size);
+		err = apply_table(m, op, order, &tk, v, view->slot_start,
+				  live ? view->slot_count : 0, &view->table_m);
+		if (!err)
+			err = apply_table(m, op, order, &tk, SLUICE_MAX_SPLIT + v, view->slot_start,
+					  live ? view->zone_count : 0, &view->zone_table_m);
 		if (err)
 			return err;
-		if (!size) {
-			if (bpf_map_delete_elem(m->tables, &tk) && errno != ENOENT)
-				return -errno;
-			continue;
-		}
-		for (uint32_t j = 0; j < size; j++)
-			table[j] = op->be_ids[order[view->slot_start + table[j]]];
-		err = table_insert(m, &tk, table, size);
-		free(table);
-		if (err)
-			return err;
-		view->table_m = size;
 	}
 	return 0;
 }
@@ -360,8 +377,8 @@ static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uin
 	order = calloc(w->n_backends ? w->n_backends : 1, sizeof(*order));
 	if (!order)
 		return -ENOMEM;
-	sl_slot_order(w, order);
-	sl_service_value(w, &sv);
+	sl_slot_order_zone(w, op->zone, order);
+	sl_service_value_zone(w, op->zone, &sv);
 	sv.gen = gen;
 	err = apply_backends(m, op);
 	if (!err)
@@ -406,7 +423,7 @@ static int apply_remove(const struct sl_maps *m, const struct sl_svc_op *op, uin
 	for (uint8_t gen = 0; gen < 2; gen++) {
 		struct sluice_slot_key sk = {.svc_id = op->svc_id, .gen = gen};
 
-		for (uint8_t v = 0; v < SLUICE_MAX_SPLIT; v++) {
+		for (uint8_t v = 0; v < 2 * SLUICE_MAX_SPLIT; v++) { /* views and zone views */
 			struct sluice_table_key tk = {.svc_id = op->svc_id, .gen = gen, .view = v};
 
 			if (bpf_map_delete_elem(m->tables, &tk) && errno != ENOENT)

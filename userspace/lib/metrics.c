@@ -289,6 +289,15 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 	}
 	sl_prom_family(p, "sluice_build_info", "Version of the running sluiced.", SL_PROM_GAUGE);
 	sl_prom_sample(p, (const char *const[]){"version", ctx->version, NULL}, 1);
+	if (ctx->node) {
+		/* An info metric: who this agent is, joined on the scrape's labels. */
+		sl_prom_family(p, "sluice_node_info", "This node: agent.node and agent.zone.",
+			       SL_PROM_GAUGE);
+		sl_prom_sample(p,
+			       (const char *const[]){"node", ctx->node, "zone",
+						     ctx->zone ? ctx->zone : "", NULL},
+			       1);
+	}
 	sl_prom_family(p, "sluice_config_reloads_total",
 		       "Config loads and reloads, by result; a rejected config changes nothing.",
 		       SL_PROM_COUNTER);

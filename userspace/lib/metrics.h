@@ -18,6 +18,7 @@ struct sl_if_counters {
 /* What the agent knows that the maps do not. */
 struct sl_metrics_ctx {
 	const char *version;
+	const char *node, *zone; /* sluice_node_info; NULL node: none */
 	uint64_t reloads_ok, reloads_error;
 	const struct sl_if_counters *ifs;
 	size_t n_ifs;

@@ -76,22 +76,44 @@ uint32_t sl_backend_flags(const struct sl_service_cfg *w, const struct sl_backen
 static int backend_differs(const struct sl_be_state *b, const struct sl_backend_cfg *c,
 			   uint32_t flags)
 {
-	return b->weight != c->weight || strcmp(b->subset, c->subset) || b->flags != flags;
+	return b->weight != c->weight || strcmp(b->subset, c->subset) || b->flags != flags ||
+	       strcmp(b->zone, c->zone);
+}
+
+const char *sl_locality_zone(const struct sl_service_cfg *w, const char *node_zone)
+{
+	if (w->locality != SL_LOCALITY_PREFER_ZONE || !node_zone || !*node_zone)
+		return NULL;
+	return node_zone;
+}
+
+/* Backend i is in view v (without a split, every backend is in view 0). */
+static int in_view(const struct sl_service_cfg *w, size_t v, size_t i)
+{
+	return !w->n_split || !strcmp(w->backends[i].subset, w->split[v].subset);
+}
+
+static int in_zone(const struct sl_service_cfg *w, const char *zone, size_t i)
+{
+	return zone && !strcmp(w->backends[i].zone, zone);
 }
 
 void sl_slot_order(const struct sl_service_cfg *w, size_t *order)
 {
-	size_t k = 0;
+	sl_slot_order_zone(w, NULL, order);
+}
 
-	if (!w->n_split) {
-		for (size_t i = 0; i < w->n_backends; i++)
-			order[i] = i;
+void sl_slot_order_zone(const struct sl_service_cfg *w, const char *zone, size_t *order)
+{
+	size_t k = 0, n_views = w->n_split ? w->n_split : 1;
+
+	for (size_t v = 0; v < n_views; v++)
+		for (int pass = zone ? 0 : 1; pass < 2; pass++)
+			for (size_t i = 0; i < w->n_backends; i++)
+				if (in_view(w, v, i) && in_zone(w, zone, i) == !pass)
+					order[k++] = i;
+	if (!w->n_split)
 		return;
-	}
-	for (size_t v = 0; v < w->n_split; v++)
-		for (size_t i = 0; i < w->n_backends; i++)
-			if (!strcmp(w->backends[i].subset, w->split[v].subset))
-				order[k++] = i;
 	for (size_t i = 0; i < w->n_backends; i++) {
 		int in_split = 0;
 
@@ -103,6 +125,27 @@ void sl_slot_order(const struct sl_service_cfg *w, size_t *order)
 }
 
 void sl_service_value(const struct sl_service_cfg *w, struct sluice_service *sv)
+{
+	sl_service_value_zone(w, NULL, sv);
+}
+
+/* Each view's zone view: how many of its backends are in 'zone'. */
+static void zone_counts(const struct sl_service_cfg *w, const char *zone, struct sluice_service *sv)
+{
+	if (w->locality == SL_LOCALITY_PREFER_ZONE)
+		sv->flags |= SLUICE_SVC_F_PREFER_ZONE;
+	for (size_t v = 0; zone && v < sv->n_views; v++) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < w->n_backends; i++)
+			n += in_view(w, v, i) && in_zone(w, zone, i);
+		/* All or none of the view: the view itself, without a zone view. */
+		sv->views[v].zone_count = n < sv->views[v].slot_count ? (__u16)n : 0;
+	}
+}
+
+void sl_service_value_zone(const struct sl_service_cfg *w, const char *zone,
+			   struct sluice_service *sv)
 {
 	unsigned int pct = 0;
 
@@ -133,6 +176,7 @@ void sl_service_value(const struct sl_service_cfg *w, struct sluice_service *sv)
 		sv->n_views = 1;
 		sv->views[0].slot_count = (__u16)w->n_backends;
 		sv->views[0].pct_end = 100;
+		zone_counts(w, zone, sv);
 		return;
 	}
 	sv->n_views = (__u8)w->n_split;
@@ -147,6 +191,7 @@ void sl_service_value(const struct sl_service_cfg *w, struct sluice_service *sv)
 		sv->views[v].pct_end = (__u8)pct;
 		start += n;
 	}
+	zone_counts(w, zone, sv);
 }
 
 /* The value without what an apply fills in, for comparing. */
@@ -154,13 +199,15 @@ static void value_settings(const struct sluice_service *in, struct sluice_servic
 {
 	*out = *in;
 	out->gen = 0;
-	for (size_t v = 0; v < SLUICE_MAX_SPLIT; v++)
+	for (size_t v = 0; v < SLUICE_MAX_SPLIT; v++) {
 		out->views[v].table_m = 0;
+		out->views[v].zone_table_m = 0;
+	}
 }
 
 /* Does the service need a new slot generation or any backend write? */
 static int service_differs(const struct sl_svc_state *cur, const struct sl_service_cfg *want,
-			   const struct sl_addrs *local)
+			   const char *zone, const struct sl_addrs *local)
 {
 	struct sluice_service have, want_v, tmp;
 	size_t *order;
@@ -170,14 +217,14 @@ static int service_differs(const struct sl_svc_state *cur, const struct sl_servi
 	    !sl_sockaddr_equal(&cur->frontend, &want->frontend) || cur->n_bes != want->n_backends)
 		return 1;
 	value_settings(&cur->value, &have);
-	sl_service_value(want, &tmp);
+	sl_service_value_zone(want, zone, &tmp);
 	value_settings(&tmp, &want_v);
 	if (memcmp(&have, &want_v, sizeof(have)))
 		return 1;
 	order = calloc(want->n_backends ? want->n_backends : 1, sizeof(*order));
 	if (!order)
 		return 1; /* rewriting is always correct */
-	sl_slot_order(want, order);
+	sl_slot_order_zone(want, zone, order);
 	for (size_t i = 0; i < want->n_backends && !differs; i++) {
 		const struct sl_be_state *b = &cur->bes[i];
 		const struct sl_backend_cfg *w = &want->backends[order[i]];
@@ -263,9 +310,10 @@ int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
 	for (size_t i = 0; i < want->n_services; i++) {
 		const struct sl_service_cfg *w = &want->services[i];
 		const struct sl_svc_state *c = sl_state_find(cur, w->name);
+		const char *zone = sl_locality_zone(w, want->agent.zone);
 		struct sl_svc_op *op;
 
-		if (c && !service_differs(c, w, local))
+		if (c && !service_differs(c, w, zone, local))
 			continue;
 		op = plan_push(plan);
 		if (!op) {
@@ -274,6 +322,7 @@ int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
 		}
 		op->want = w;
 		op->cur = c;
+		op->zone = zone;
 		if (c) {
 			op->kind = SL_OP_UPDATE;
 			op->svc_id = c->id;

@@ -20,6 +20,7 @@ struct sl_be_state {
 	uint8_t state; /* enum sluice_backend_state */
 	char subset[SLUICE_SUBSET_LEN];
 	uint32_t flags; /* SLUICE_BE_F_* */
+	char zone[SLUICE_ZONE_LEN];
 };
 
 struct sl_svc_state {
@@ -65,6 +66,9 @@ struct sl_svc_op {
 	unsigned int frontend_changed : 1;
 	/* ADD/UPDATE: the SLUICE_BE_F_* of each of want's backends. */
 	uint32_t *be_flags;
+	/* ADD/UPDATE: the zone whose backends want's views take first
+	 * (sl_locality_zone), or NULL. */
+	const char *zone;
 };
 
 struct sl_plan {
@@ -84,6 +88,17 @@ void sl_slot_order(const struct sl_service_cfg *w, size_t *order);
 /* The service's datapath value but for what an apply fills in: gen, and
  * each view's table_m. */
 void sl_service_value(const struct sl_service_cfg *w, struct sluice_service *sv);
+
+/* The zone whose backends service w takes first: node_zone (agent.zone) when w's locality
+ * is prefer_zone and node_zone is not "", else NULL. */
+const char *sl_locality_zone(const struct sl_service_cfg *w, const char *node_zone);
+
+/* The same two with locality: within each view, the backends in 'zone' (sl_locality_zone;
+ * NULL: none) first, each group in config order; the value's views say how many
+ * (zone_count; 0 when they are none or all of the view: no zone view is needed). */
+void sl_slot_order_zone(const struct sl_service_cfg *w, const char *zone, size_t *order);
+void sl_service_value_zone(const struct sl_service_cfg *w, const char *zone,
+			   struct sluice_service *sv);
 
 /* A backend's SLUICE_BE_F_* in service w, given this node's addresses:
  * SLUICE_BE_F_REMOTE when w's mtls is not off and b is at none of them

@@ -250,6 +250,21 @@ static int parse_ttl(json_t *v, uint64_t *ms, struct sl_problem *e)
 	return 0;
 }
 
+/* "zone": a zone label (services.h); "" or none: no zone. */
+static int backend_zone(json_t *v, struct sl_reg_backend *b, struct sl_problem *e)
+{
+	if (!v || (json_is_string(v) && !json_string_length(v)))
+		return 0;
+	if (!json_is_string(v)) {
+		sl_problem_http(e, 400, "zone", "zone must be a string");
+		return -1;
+	}
+	if (sl_zone_check(json_string_value(v), e))
+		return -1;
+	snprintf(b->zone, sizeof(b->zone), "%s", json_string_value(v));
+	return 0;
+}
+
 int sl_registry_backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_problem *e)
 {
 	char hp[SL_HOSTPORT_LEN];
@@ -261,7 +276,7 @@ int sl_registry_backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl
 	{
 		if (strcmp(key, "address") && strcmp(key, "weight") && strcmp(key, "subset") &&
 		    strcmp(key, "ttl") && strcmp(key, "service") && strcmp(key, "expires_ms") &&
-		    strcmp(key, "identity")) {
+		    strcmp(key, "identity") && strcmp(key, "zone")) {
 			sl_problem_http(e, 400, key, "unknown field '%s'", key);
 			return -1;
 		}
@@ -315,6 +330,8 @@ int sl_registry_backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl
 		}
 		snprintf(b->identity, sizeof(b->identity), "%s", json_string_value(v));
 	}
+	if (backend_zone(json_object_get(o, "zone"), b, e))
+		return -1;
 	return parse_ttl(json_object_get(o, "ttl"), &b->ttl_ms, e);
 }
 

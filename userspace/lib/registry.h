@@ -32,6 +32,7 @@ struct sl_reg_backend {
 	uint64_t expires_ms;		/* CLOCK_REALTIME ms; 0: never */
 	uint8_t origin;			/* enum sl_reg_origin */
 	char identity[SLUICE_NAME_LEN]; /* the identity its address has; "" = none */
+	char zone[SLUICE_ZONE_LEN];	/* its zone (locality); "" = none */
 };
 
 struct sl_reg_service {
@@ -96,7 +97,7 @@ int sl_registry_put_service(struct sl_registry *r, const struct sl_config *agent
 			    const char *body, size_t len, uint8_t origin, struct sl_problem *e);
 int sl_registry_delete_service(struct sl_registry *r, const char *name, struct sl_problem *e);
 /* body: {"address": "IP:PORT", "weight": N, "subset": "S", "ttl": "30s",
- * "identity": "NAME"} */
+ * "identity": "NAME", "zone": "Z"} */
 int sl_registry_register(struct sl_registry *r, const char *service, const char *body, size_t len,
 			 uint64_t now_ms, struct sl_problem *e);
 int sl_registry_deregister(struct sl_registry *r, const char *service, const char *address,
@@ -118,7 +119,7 @@ int sl_registry_is_drained(const struct sl_registry *r, const char *service,
 /* A JSON object from a request body or a stored value: NULL with *e (400) when the text is
  * not JSON or not an object. */
 json_t *sl_registry_load_object(const char *body, size_t len, struct sl_problem *e);
-/* A registration's fields from a JSON object (address, weight, subset, identity, ttl; service
+/* A registration's fields from a JSON object (address, weight, subset, identity, zone, ttl; service
  * and expires_ms are allowed and left to the caller). 0, or -1 with *e naming the field. */
 int sl_registry_backend_from_json(json_t *o, struct sl_reg_backend *b, struct sl_problem *e);
 
@@ -129,7 +130,7 @@ size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms);
  * The shared registry in etcd. Under 'prefix':
  *   services/<name>              a service, the same JSON as PUT /v1/services/<name>
  *   backends/<service>/<address> {"address": "IP:PORT", "weight": N, "subset": "S",
- *                                "identity": "NAME"} (the same address as the key's),
+ *                                "identity": "NAME", "zone": "Z"} (the same address as the key's),
  *                                attached to a lease when registered with a TTL
  * Replace every etcd-origin entry of r with those of a snapshot (keys and values and lease
  * ids in parallel arrays; a registration with a lease has ttl_ms 1: "some TTL, kept by
@@ -154,6 +155,10 @@ size_t sl_registry_from_etcd(struct sl_registry *r, const char *prefix, const ch
 char *sl_registry_backend_key(const char *prefix, const struct sl_reg_backend *b);
 char *sl_registry_backend_value(const struct sl_reg_backend *b);
 char *sl_registry_service_key(const char *prefix, const char *name);
+/* This node in etcd: <prefix>nodes/<node>, {"node": N, "zone": Z, "version": V}, on a lease
+ * the agent keeps alive. The snapshot loader leaves nodes/ keys alone. */
+char *sl_registry_node_key(const char *prefix, const char *node);
+char *sl_registry_node_value(const char *node, const char *zone, const char *version);
 
 /* CLOCK_REALTIME in ms: TTLs outlive the agent. */
 uint64_t sl_registry_now_ms(void);

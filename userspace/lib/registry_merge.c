@@ -279,6 +279,7 @@ static int add_registration(struct merge *m, const struct sl_reg_backend *b, str
 	be->addr = b->addr;
 	be->weight = b->weight;
 	memcpy(be->subset, b->subset, sizeof(b->subset));
+	memcpy(be->zone, b->zone, sizeof(b->zone));
 	if (b->identity[0])
 		be->identity = sl_identity_id(out->identities, out->n_identities, b->identity);
 	m->n_backends++;

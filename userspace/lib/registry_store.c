@@ -50,6 +50,8 @@ json_t *sl_registry_to_json(const struct sl_registry *r)
 			json_object_set_new(jb, "subset", json_string(b->subset));
 		if (b->identity[0])
 			json_object_set_new(jb, "identity", json_string(b->identity));
+		if (b->zone[0])
+			json_object_set_new(jb, "zone", json_string(b->zone));
 		if (b->origin == SL_REG_ETCD)
 			json_object_set_new(jb, "origin", json_string("etcd"));
 		if (b->ttl_ms) {
@@ -390,7 +392,27 @@ char *sl_registry_backend_value(const struct sl_reg_backend *b)
 		json_object_set_new(o, "subset", json_string(b->subset));
 	if (o && b->identity[0])
 		json_object_set_new(o, "identity", json_string(b->identity));
+	if (o && b->zone[0])
+		json_object_set_new(o, "zone", json_string(b->zone));
 	text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	return text;
+}
+
+char *sl_registry_node_key(const char *prefix, const char *node)
+{
+	char *key;
+
+	if (asprintf(&key, "%snodes/%s", prefix, node) < 0)
+		return NULL;
+	return key;
+}
+
+char *sl_registry_node_value(const char *node, const char *zone, const char *version)
+{
+	json_t *o = json_pack("{s:s, s:s, s:s}", "node", node, "zone", zone, "version", version);
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
 	json_decref(o);
 	return text;
 }
@@ -592,6 +614,8 @@ int sl_registry_etcd_load(struct sl_registry *r, const char *prefix, const char 
 			bad = etcd_service(r, &tree, rest + 9, values[i], agent, &p);
 		} else if (!strncmp(rest, "backends/", 9)) {
 			bad = etcd_backend(r, &tree, rest + 9, values[i], leases[i], &p);
+		} else if (!strncmp(rest, "nodes/", 6)) {
+			continue; /* who is there (sl_registry_node_key), not what to serve */
 		} else {
 			sl_problem_http(&p, 400, "", "not services/... or backends/...");
 			bad = 1;

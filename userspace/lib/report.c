@@ -35,11 +35,11 @@ static json_t *backend_json(const struct sl_maps *m, const struct sl_be_state *b
 	sl_maps_backend_rt(m, b->id, &rt);
 	state = sl_backend_state(b->state, &rt, now);
 	sl_format_hostport(&b->addr, addr, sizeof(addr));
-	o = json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:I}", "address", addr, "weight",
-		      (int)b->weight, "subset", b->subset, "state", sl_state_name(state),
-		      "active_connections", (json_int_t)sl_active_count(rt.active_gen),
-		      "connections_total", (json_int_t)bs.connections, "connect_failures_total",
-		      (json_int_t)bs.connect_failures);
+	o = json_pack(
+	    "{s:s, s:i, s:s, s:s, s:s, s:I, s:I, s:I}", "address", addr, "weight", (int)b->weight,
+	    "subset", b->subset, "zone", b->zone, "state", sl_state_name(state),
+	    "active_connections", (json_int_t)sl_active_count(rt.active_gen), "connections_total",
+	    (json_int_t)bs.connections, "connect_failures_total", (json_int_t)bs.connect_failures);
 	if (o && rt.ejected_until_ns > now)
 		json_object_set_new(o, "ejected_remaining_s",
 				    json_real((double)(rt.ejected_until_ns - now) / 1e9));

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "services.h"
 
+#include <ctype.h>
 #include <string.h>
 
 struct sl_service_cfg *sl_service_find(const struct sl_service_cfg *svcs, size_t n,
@@ -174,6 +175,22 @@ int sl_services_check_limits(const struct sl_limits *l, size_t n_services, size_
 		return -1;
 	}
 	return 0;
+}
+
+int sl_zone_check(const char *zone, struct sl_problem *p)
+{
+	size_t len = strlen(zone);
+	int ok = len && len < SLUICE_ZONE_LEN && isalnum((unsigned char)zone[0]);
+
+	for (size_t i = 0; ok && i < len; i++)
+		ok = isalnum((unsigned char)zone[i]) || strchr("_.-", zone[i]);
+	if (ok)
+		return 0;
+	sl_problem_http(p, 400, "zone",
+			"zone '%.*s' must be 1..%d characters of [A-Za-z0-9_.-], starting with a "
+			"letter or digit",
+			SLUICE_ZONE_LEN * 2, zone, SLUICE_ZONE_LEN - 1);
+	return -1;
 }
 
 size_t sl_services_backends(const struct sl_service_cfg *svcs, size_t n)

@@ -74,6 +74,10 @@ void sl_service_dup_problem(const struct sl_service_cfg *svc, const struct sl_so
 int sl_services_check_limits(const struct sl_limits *l, size_t n_services, size_t n_backends,
 			     const char *adding, struct sl_problem *p);
 
+/* A zone label (a backend's zone, agent.zone): 1..SLUICE_ZONE_LEN - 1 characters of
+ * [A-Za-z0-9_.-], starting with a letter or digit. 0, or -1 with *p (400, "zone"). */
+int sl_zone_check(const char *zone, struct sl_problem *p);
+
 /* The backends of svcs[0..n) together. */
 size_t sl_services_backends(const struct sl_service_cfg *svcs, size_t n);
 
