@@ -6,6 +6,9 @@
 #   scale-profile.sh reload N        one backend replaced (file + SIGHUP) under perf
 #   scale-profile.sh api    N        POST /v1/services/{name}/backends x REGS under perf
 #   scale-profile.sh conn4  N        run_time_ns/run_cnt of connect4: fresh socket vs retried one
+#   scale-profile.sh cost   N        run_time_ns/run_cnt of every program in sl_bench conn (c=1, 8)
+# PERF=1 (reload, api: perf record -g of sluiced; conn4: of the client), PERF=probe (reload, api:
+# perf record -e 'sprof:*', uprobes added beforehand, see SCALE-PROFILE.md), PERF=0: neither.
 # Output in $OUT (default /tmp/scaleprof-out). Every run is bounded (timeouts) and cleans up.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
