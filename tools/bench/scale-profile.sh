@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/bench/scale-profile.sh - measurements for issue #17 (performance at scale); see
-# SCALE-PROFILE.md. Run as root after `make`. One phase per run:
+# bench/scale-profile.md. Run as root after `make`. One phase per run:
 #   scale-profile.sh start  N MODE   sluiced start to ready, N services x 10 backends, lb: maglev
 #                                    (MODE plain|strace|perf) [LB=random to compare]
 #   scale-profile.sh reload N        one backend replaced (file + SIGHUP) under perf
@@ -8,7 +8,7 @@
 #   scale-profile.sh conn4  N        run_time_ns/run_cnt of connect4: fresh socket vs retried one
 #   scale-profile.sh cost   N        run_time_ns/run_cnt of every program in sl_bench conn (c=1, 8)
 # PERF=1 (reload, api: perf record -g of sluiced; conn4: of the client), PERF=probe (reload, api:
-# perf record -e 'sprof:*', uprobes added beforehand, see SCALE-PROFILE.md), PERF=0: neither.
+# perf record -e 'sprof:*', uprobes added beforehand, see bench/scale-profile.md), PERF=0: neither.
 # Output in $OUT (default /tmp/scaleprof-out). Every run is bounded (timeouts) and cleans up.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
