@@ -278,7 +278,7 @@ static __always_inline void sl_trace_msg_redirected(struct sk_msg_md *msg,
 	t->key.remote = peer->local;
 	t->key.local_port = peer->remote_port;
 	t->key.remote_port = peer->local_port;
-	if (!bpf_map_update_elem(&sluice_trace_redir, &t->key, &zero, BPF_NOEXIST))
+	if (!bpf_map_update_elem(&sluice_trace_redir, &t->key, &zero, BPF_ANY))
 		t->linked = 1;
 }
 
