@@ -147,33 +147,40 @@ static __always_inline void sl_scratch_put(struct sluice_trace_scratch *s)
 #define SL_ETH_P_IP   0x0800
 #define SL_ETH_P_IPV6 0x86DD
 
-/* Where a TCP segment's payload starts in an egress skb (at the network
- * header), or 0 when it is not IPv4/IPv6 TCP. */
+/* Where a TCP segment's payload starts in an egress skb (its data is at
+ * the network header; the headers are in the linear part), or 0 when it is
+ * not IPv4/IPv6 TCP. Direct reads, no helper: every packet of the cgroup
+ * passes here while tracing is on. */
 static __always_inline __u32 sl_skb_payload_off(struct __sk_buff *skb)
 {
-	__u8 b = 0, proto = 0;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	const __u8 *ip = data, *tcp;
 	__u32 off;
 
 	if (skb->protocol == bpf_htons(SL_ETH_P_IP)) {
-		if (bpf_skb_load_bytes(skb, 0, &b, 1) || bpf_skb_load_bytes(skb, 9, &proto, 1))
+		if (data + 20 > end || ip[9] != SLUICE_PROTO_TCP)
 			return 0;
-		off = (b & 0xf) * 4;
+		off = (ip[0] & 0xf) * 4;
 	} else if (skb->protocol == bpf_htons(SL_ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, 6, &proto, 1))
+		if (data + 40 > end || ip[6] != SLUICE_PROTO_TCP)
 			return 0;
 		off = 40;
 	} else {
 		return 0;
 	}
-	if (proto != SLUICE_PROTO_TCP || bpf_skb_load_bytes(skb, off + 12, &b, 1))
+	if (off < 20 || off > 60)
 		return 0;
-	return off + (b >> 4) * 4;
+	tcp = data + off;
+	if ((void *)(tcp + 20) > end)
+		return 0;
+	return off + (tcp[12] >> 4) * 4;
 }
 
 /*
  * cgroup_skb/egress: the first segment with payload of a pending balanced
  * socket is its first payload. Every other packet costs the settings
- * lookup (tracing off), or that and one socket-storage lookup (on).
+ * lookup (tracing off); while tracing is on, also a look at its headers,
+ * and when it carries payload, one socket-storage lookup.
  */
 static __always_inline void sl_trace_skb(struct __sk_buff *skb)
 {
@@ -188,18 +195,18 @@ static __always_inline void sl_trace_skb(struct __sk_buff *skb)
 
 	if (!sl_trace_settings())
 		return;
+	off = sl_skb_payload_off(skb);
+	if (!off || skb->len <= off)
+		return; /* not TCP, or no payload (SYN, ACK, FIN) */
 	sk = skb->sk;
 	if (!sk)
 		return;
 	sk = bpf_sk_fullsock(sk);
-	if (!sk || sk->protocol != SLUICE_PROTO_TCP)
+	if (!sk)
 		return;
 	sb = bpf_sk_storage_get(&sluice_sk_backend, sk, 0, 0);
 	if (!sb || !(sb->flags & SLUICE_SK_F_TRACE_PENDING))
 		return;
-	off = sl_skb_payload_off(skb);
-	if (!off || skb->len <= off)
-		return; /* a bare ACK: not yet */
 	n = skb->len - off;
 	if (n > SLUICE_TRACE_SCAN_BYTES)
 		n = SLUICE_TRACE_SCAN_BYTES;
