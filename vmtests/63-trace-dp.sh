@@ -41,8 +41,11 @@ in_cgroup_bg "$X" serve --port 7001 --mode echo --seconds 280
 echo hello >"$VT_TMP/index.html"
 
 cfg=$VT_TMP/sluice.yaml
-va_config "$cfg" <<'YAML'
+va_config "$cfg" <<YAML
   redirect: local
+identities:
+  - name: client
+    cgroups: [$VT_CGROUP]
 services:
   - name: http
     frontend: 198.19.0.20:80
@@ -87,8 +90,8 @@ set_trace() {
 }
 # drain FILE: the records now on the ring, one JSON line each, into FILE.
 drain() {
-	sleep 0.3
-	vt_node "$D" --pin "$VT_BPFFS/sluice_spans" --seconds 5 --idle-ms 400 >"$1"
+	sleep 0.5
+	vt_node "$D" --pin "$VT_BPFFS/sluice_spans" --seconds 10 --idle-ms 1000 >"$1"
 }
 lines() { wc -l <"$1" | tr -d ' '; }
 # request FILE BYTES [HEADER]: an HTTP/1.1 request head of exactly BYTES bytes.
@@ -131,11 +134,11 @@ vt_check "exactly one record, in the caller's trace, its parent, sampled+parent 
 	-d 'cat "$VT_TMP/r1.json"' -- eval '[ "$(lines "$VT_TMP/r1.json")" -eq 1 ] &&
 	jq -e --arg t "$TID" --arg p "$PID" ".trace_id == \$t and .parent_id == \$p and .flags == 3
 		and .drop == 0 and .reason == 1" "$VT_TMP/r1.json" >/dev/null'
-vt_check "its addresses: 198.19.0.20:80 -> 198.18.1.2:8081, from 198.18.0.1" \
+vt_check "its addresses: 198.19.0.20:80 -> 198.18.1.2:8081, from 198.18.0.1; identity client" \
 	-d 'cat "$VT_TMP/r1.json"' -- jq -e '.fe == "198.19.0.20" and .fe_port == 80 and
 	.be == "198.18.1.2" and .be_port == 8081 and .src == "198.18.0.1" and .sport > 0 and
 	.family == 2 and .svc_id > 0 and .be_id > 0 and .connect_ns > 0 and
-	.start_ns + .connect_ns <= .end_ns and .cookie > 0 and .identity == 0' "$VT_TMP/r1.json"
+	.start_ns + .connect_ns <= .end_ns and .cookie > 0 and .identity == 1' "$VT_TMP/r1.json"
 vt_check "its bytes: sent $req (curl's request), received $((hdr + body)) (head + body)" \
 	-d 'cat "$VT_TMP/r1.json"' -- jq -e --argjson s "$req" --argjson r "$((hdr + body))" \
 	'.bytes_sent == $s and .bytes_received == $r' "$VT_TMP/r1.json"
@@ -164,10 +167,11 @@ vt_check "sample 1: 100 records, 100 distinct trace ids, no parent, 1000 bytes e
 	eval '[ "$(lines "$VT_TMP/r4.json")" -eq 100 ] &&
 	[ "$(jq -r .trace_id "$VT_TMP/r4.json" | sort -u | wc -l)" -eq 100 ] &&
 	jq -se "all(.parent_id == \"0000000000000000\" and .flags == 1 and .bytes_sent == 1000
-		and .bytes_received == 1000 and .fe == \"198.19.0.21\" and .drop == 0)" "$VT_TMP/r4.json" >/dev/null'
+		and .bytes_received == 1000 and .fe == \"198.19.0.21\" and .drop == 0 and .identity == 1)" "$VT_TMP/r4.json" >/dev/null'
 vt_check "100 connections without payload" -- eval 'vt_client tcp 198.19.0.22:80 -n 100 >/dev/null'
 drain "$VT_TMP/r4b.json"
-vt_check "... decided at their close: 100 records, no bytes sent" -d 'head -2 "$VT_TMP/r4b.json"' -- \
+vt_check "... decided at their close: 100 records, no bytes sent" \
+	-d 'echo "$(lines "$VT_TMP/r4b.json") records; $(head -2 "$VT_TMP/r4b.json")"' -- \
 	eval '[ "$(lines "$VT_TMP/r4b.json")" -eq 100 ] && jq -se "all(.bytes_sent == 0 and .bytes_received == 4)" "$VT_TMP/r4b.json" >/dev/null'
 
 # 5. Refused at connect(): no backend.
@@ -175,7 +179,7 @@ vt_check "connect to a service without backends is refused" -o /dev/null -- vt_c
 drain "$VT_TMP/r5.json"
 vt_check "the refusal is a record with drop = no_backend + 1 and no backend" -d 'cat "$VT_TMP/r5.json"' -- \
 	eval '[ "$(lines "$VT_TMP/r5.json")" -eq 1 ] && jq -e ".drop == 1 and .be_id == 0 and .be == \"0.0.0.0\"
-		and .fe == \"198.19.0.99\" and .fe_port == 80 and .svc_id > 0" "$VT_TMP/r5.json" >/dev/null'
+		and .fe == \"198.19.0.99\" and .fe_port == 80 and .svc_id > 0 and .identity == 1" "$VT_TMP/r5.json" >/dev/null'
 
 # 6. IPv6, the header in upper case without a blank.
 vt_check "sample 0" -- set_trace 1 0
@@ -197,7 +201,7 @@ drain "$VT_TMP/r7.json"
 vt_check "redirected: one record, its trace, redirected flag, $big bytes each way" -d 'cat "$VT_TMP/r7.json"' -- \
 	eval '[ "$(lines "$VT_TMP/r7.json")" -eq 1 ] && jq -e --arg t "$TID" --argjson n "$big" ".trace_id == \$t
 		and .flags == 7 and .be == \"127.0.0.1\" and .be_port == 7001 and .bytes_sent == \$n
-		and .bytes_received == \$n" "$VT_TMP/r7.json" >/dev/null'
+		and .bytes_received == \$n and .identity == 1" "$VT_TMP/r7.json" >/dev/null'
 
 # 8. Tracing off: nothing, whatever the header says.
 vt_check "tracing off" -- set_trace 0 4294967295

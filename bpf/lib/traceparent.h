@@ -176,6 +176,30 @@ static __always_inline __u32 sl_skb_payload_off(struct __sk_buff *skb)
 	return off + (tcp[12] >> 4) * 4;
 }
 
+/* n (1..SLUICE_TRACE_SCAN_BYTES) payload bytes from off into buf: 0 or -1.
+ * The bound is checked at the call, on a 64-bit value: 6.1's verifier
+ * forgets the bounds of a 32-bit value the compiler spilled to the stack. */
+static __always_inline int sl_skb_copy(struct __sk_buff *skb, __u32 off, __u8 *buf, __u64 n)
+{
+	if (!buf)
+		return -1;
+	asm volatile("" : "+r"(n));
+	if (n < 1 || n > SLUICE_TRACE_SCAN_BYTES)
+		return -1;
+	return bpf_skb_load_bytes(skb, off, buf, (__u32)n) ? -1 : 0;
+}
+
+/* The same from an sk_msg's first scatterlist element. */
+static __always_inline int sl_msg_copy(struct sk_msg_md *msg, __u8 *buf, __u64 n)
+{
+	if (!buf)
+		return -1;
+	asm volatile("" : "+r"(n));
+	if (n < 1 || n > SLUICE_TRACE_SCAN_BYTES)
+		return -1;
+	return bpf_probe_read_kernel(buf, (__u32)n, msg->data) ? -1 : 0;
+}
+
 /*
  * cgroup_skb/egress: the first segment with payload of a pending balanced
  * socket is its first payload. Every other packet costs the settings
@@ -189,7 +213,8 @@ static __always_inline void sl_trace_skb(struct __sk_buff *skb)
 	struct sluice_sk_backend *sb;
 	struct sluice_sk_trace *t;
 	struct bpf_sock *sk;
-	__u32 off, n;
+	__u32 off;
+	__u64 n;
 	__u8 *buf;
 	int found;
 
@@ -211,7 +236,7 @@ static __always_inline void sl_trace_skb(struct __sk_buff *skb)
 	if (n > SLUICE_TRACE_SCAN_BYTES)
 		n = SLUICE_TRACE_SCAN_BYTES;
 	buf = sl_scratch_get(&s);
-	found = buf && n >= 1 && !bpf_skb_load_bytes(skb, off, buf, n) && !sl_tp_parse(buf, n, &tp);
+	found = !sl_skb_copy(skb, off, buf, n) && !sl_tp_parse(buf, (__u32)n, &tp);
 	sl_scratch_put(s);
 	t = sl_trace_decide(sk, sb, found ? &tp : NULL);
 	if (t)
@@ -244,8 +269,7 @@ static __always_inline void sl_trace_msg_first(struct sk_msg_md *msg)
 	if (n > SLUICE_TRACE_SCAN_BYTES)
 		n = SLUICE_TRACE_SCAN_BYTES;
 	buf = sl_scratch_get(&s);
-	found = buf && n >= 1 && !bpf_probe_read_kernel(buf, (__u32)n, msg->data) &&
-		!sl_tp_parse(buf, (__u32)n, &tp);
+	found = !sl_msg_copy(msg, buf, n) && !sl_tp_parse(buf, (__u32)n, &tp);
 	sl_scratch_put(s);
 	t = sl_trace_decide(sk, sb, found ? &tp : NULL);
 	if (t)
