@@ -12,6 +12,9 @@
 
 #include "trace.h"
 
+_Static_assert((SLUICE_TRACE_SCAN_BYTES & (SLUICE_TRACE_SCAN_BYTES - 1)) == 0,
+	       "SLUICE_TRACE_SCAN_BYTES is a power of two (the copies mask with it)");
+
 #define SL_TP_NAME_LEN	12 /* "traceparent:" */
 #define SL_TP_VALUE_LEN 55 /* 00-<32>-<16>-<2> */
 #define SL_TP_OWS_MAX	4  /* blanks allowed between the colon and the value */
@@ -177,15 +180,18 @@ static __always_inline __u32 sl_skb_payload_off(struct __sk_buff *skb)
 }
 
 /* n (1..SLUICE_TRACE_SCAN_BYTES) payload bytes from off into buf: 0 or -1.
- * The bound is checked at the call, on a 64-bit value: 6.1's verifier
- * forgets the bounds of a 32-bit value the compiler spilled to the stack. */
+ * The bound is made at the call, on a 64-bit value: 6.1's verifier forgets
+ * the bounds of a 32-bit value the compiler spilled to the stack. */
 static __always_inline int sl_skb_copy(struct __sk_buff *skb, __u32 off, __u8 *buf, __u64 n)
 {
 	if (!buf)
 		return -1;
-	asm volatile("" : "+r"(n));
 	if (n < 1 || n > SLUICE_TRACE_SCAN_BYTES)
 		return -1;
+	/* The same range again as arithmetic: 6.1 learns no lower bound
+	 * from n != 0, and the size must not be 0. */
+	asm volatile("" : "+r"(n));
+	n = ((n - 1) & (SLUICE_TRACE_SCAN_BYTES - 1)) + 1;
 	return bpf_skb_load_bytes(skb, off, buf, (__u32)n) ? -1 : 0;
 }
 
@@ -194,9 +200,10 @@ static __always_inline int sl_msg_copy(struct sk_msg_md *msg, __u8 *buf, __u64 n
 {
 	if (!buf)
 		return -1;
-	asm volatile("" : "+r"(n));
 	if (n < 1 || n > SLUICE_TRACE_SCAN_BYTES)
 		return -1;
+	asm volatile("" : "+r"(n));
+	n = ((n - 1) & (SLUICE_TRACE_SCAN_BYTES - 1)) + 1;
 	return bpf_probe_read_kernel(buf, (__u32)n, msg->data) ? -1 : 0;
 }
 
