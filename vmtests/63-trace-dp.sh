@@ -171,8 +171,8 @@ vt_check "sample 1: 100 records, 100 distinct trace ids, no parent, 1000 bytes e
 vt_check "100 connections without payload" -- eval 'vt_client tcp 198.19.0.22:80 -n 100 >/dev/null'
 drain "$VT_TMP/r4b.json"
 vt_check "... decided at their close: 100 records, no bytes sent" \
-	-d 'echo "$(lines "$VT_TMP/r4b.json") records; $(head -2 "$VT_TMP/r4b.json")"' -- \
-	eval '[ "$(lines "$VT_TMP/r4b.json")" -eq 100 ] && jq -se "all(.bytes_sent == 0 and .bytes_received == 4)" "$VT_TMP/r4b.json" >/dev/null'
+	-d 'echo "$(lines "$VT_TMP/r4b.json") records; $(jq -c "select(.bytes_sent != 0)" "$VT_TMP/r4b.json" | head -2)"' -- \
+	eval '[ "$(lines "$VT_TMP/r4b.json")" -eq 100 ] && jq -se "all(.bytes_sent == 0)" "$VT_TMP/r4b.json" >/dev/null'
 
 # 5. Refused at connect(): no backend.
 vt_check "connect to a service without backends is refused" -o /dev/null -- vt_client refused 198.19.0.99:80
