@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # tools/bench/trace-cost.sh - what tracing costs in the kernel: the BPF time per new connection
 # (connect + one HTTP GET + close to nginx through a sluice VIP; run_time_ns of every sluice
-# program over the connections made, kernel.bpf_stats_enabled=1) with tracing off, with tracing
-# on at sample 0 (every connection's first payload searched for a traceparent, none traced),
+# program over the connections made, kernel.bpf_stats_enabled=1) without the tracing program
+# (its link detached: sluice as before tracing), with tracing off, with tracing on at sample 0 (every connection's first payload searched for a traceparent, none traced),
 # and at sample 1 (every connection traced: a record each, drained by spans_dump). The
 # settings are written into the pinned sluice_settings, as the agent does. The modes run one
-# after the other in one world, rotated each round (A B C, B C A, ...). Run as root, after
+# after the other in one world, rotated each round (A B C D, B C D A, ...). Run as root, after
 # `make`; `make bench` runs it and keeps its report beside the main one.
 #
 #   [QUICK=1] tools/bench/trace-cost.sh [--out FILE.md]
@@ -89,21 +89,47 @@ snap() { for id in $ids; do bpftool -j prog show id "$id"; done | jq -s '.'; }
 	--seconds 600 >"$VT_TMP/spans.json") &
 vt_track_pid $!
 
-modes=(off sample0 sample1)
+# "none": the agent's link of the egress program is detached once, and the program attached
+# (bpftool, multi) for the other modes only: sluice as it was before tracing.
+link=$(bpftool -j link show | jq -r --argjson p "$egress" '.[] | select(.prog_id == $p) | .id' |
+	head -n 1)
+[ -n "$link" ] && bpftool link detach id "$link" || die "cannot detach the egress link"
+attached=0
+egress_on() {
+	[ "$attached" = "$1" ] && return 0
+	if [ "$1" = 1 ]; then
+		bpftool cgroup attach "$VT_CGROUP" egress id "$egress" multi || return 1
+	else
+		bpftool cgroup detach "$VT_CGROUP" egress id "$egress" || return 1
+	fi
+	attached=$1
+}
+
+modes=(none off sample0 sample1)
+nm=${#modes[@]}
 raw=$VT_TMP/raw.tsv
 sysctl -qw kernel.bpf_stats_enabled=1 || die "cannot set kernel.bpf_stats_enabled"
 echo "trace-cost: ${modes[*]} x $REPS rounds x ${SECS}s of new connections, $CONC clients"
 for ((rep = 0; rep < REPS; rep++)); do
-	for ((k = 0; k < 3; k++)); do
-		m=${modes[$(((k + rep) % 3))]}
+	for ((k = 0; k < nm; k++)); do
+		m=${modes[$(((k + rep) % nm))]}
+		egress_on "$([ "$m" = none ] && echo 0 || echo 1)" || die "cannot (de)attach the egress program"
 		case $m in
-		off) set_trace 0 0 ;;
+		none | off) set_trace 0 0 ;;
 		sample0) set_trace 1 0 ;;
 		sample1) set_trace 1 4294967295 ;;
 		esac || die "cannot write $VT_BPFFS/sluice_settings"
-		before=$(snap)
-		out=$(bw_client conn "$BW_TARGETS" -c "$CONC" -d "$SECS" -w 0 -p /s)
-		after=$(snap)
+		# kernel.bpf_stats_enabled is one switch for the whole machine: a run during
+		# which something else turned it off is made again (three tries).
+		for try in 1 2 3; do
+			sysctl -qw kernel.bpf_stats_enabled=1 || die "cannot set kernel.bpf_stats_enabled"
+			before=$(snap)
+			out=$(bw_client conn "$BW_TARGETS" -c "$CONC" -d "$SECS" -w 0 -p /s)
+			after=$(snap)
+			[ "$(sysctl -n kernel.bpf_stats_enabled)" = 1 ] && break
+			echo "  ($m: kernel.bpf_stats_enabled was turned off during the run; again)"
+			[ "$try" = 3 ] && die "kernel.bpf_stats_enabled keeps being turned off"
+		done
 		ops=$(kv "$out" ops)
 		[ -n "$ops" ] && [ "$ops" != 0 ] || die "$m: no successful connection: $out"
 		jq -r -n --argjson a "$before" --argjson b "$after" --arg m "$m" --arg ops "$ops" \
@@ -131,7 +157,7 @@ report() {
 		"beside it. *sample 0*: tracing on, every first payload searched, nothing traced (no" \
 		"traceparent); *sample 1*: every connection traced, its record drained."
 	echo
-	echo "| tracing | BPF ns per connection | × off | cgroup_skb/egress ns/run | connections/s |"
+	echo "| tracing | BPF ns per connection | × before | cgroup_skb/egress ns/run | connections/s |"
 	echo "|---|---:|---:|---:|---:|"
 	awk -F'\t' '
 		function median(a, n,   i, j, t) {
@@ -141,9 +167,10 @@ report() {
 		}
 		{ n[$1]++; c[$1, n[$1]] = $2; e[$1, n[$1]] = $3; r[$1, n[$1]] = $4 }
 		END {
-			split("off sample0 sample1", ms, " ")
-			name["off"] = "off"; name["sample0"] = "on, sample 0"; name["sample1"] = "on, sample 1 (traced)"
-			for (k = 1; k <= 3; k++) {
+			split("none off sample0 sample1", ms, " ")
+			name["none"] = "no tracing program (before tracing)"; name["off"] = "off"
+			name["sample0"] = "on, sample 0"; name["sample1"] = "on, sample 1 (traced)"
+			for (k = 1; k <= 4; k++) {
 				m = ms[k]; lo = hi = c[m, 1]
 				for (i = 1; i <= n[m]; i++) {
 					a[i] = c[m, i]; if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i]
@@ -153,8 +180,8 @@ report() {
 				eg = median(a, n[m])
 				for (i = 1; i <= n[m]; i++) a[i] = r[m, i]
 				rate = median(a, n[m])
-				printf "| %s | %.0f (%.0f–%.0f) | %.2f | %.1f | %.0f |\n", name[m], med[m], lo, hi, \
-					med[m] / med["off"], eg, rate
+				printf "| %s | %.0f (%.0f–%.0f) | %.2f | %s | %.0f |\n", name[m], med[m], lo, hi, \
+					med[m] / med["none"], m == "none" ? "-" : sprintf("%.1f", eg), rate
 			}
 		}' "$raw"
 	echo
