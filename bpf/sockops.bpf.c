@@ -550,8 +550,12 @@ int sluice_sockops(struct bpf_sock_ops *skops)
  * path (trace.h). An egress skb hook rather than a probe on tcp_sendmsg: it
  * runs only for the served cgroup's sockets, sees the bytes as they leave
  * whatever the send call, and needs no kernel-version-specific struct
- * walking; sockops cannot read payload. Its cost, measured with
- * tools/bench/trace-cost.sh, is in bench/results.
+ * walking; sockops cannot read payload. Measured with
+ * tools/bench/trace-cost.sh (2 CPUs, kernel 6.18, connect + GET + close):
+ * BPF time per connection 1721 ns without this program, 1922 ns with it and
+ * tracing off (one more run per packet, most of it bpf_stats' own clock
+ * reads), 2069 ns at sample 0, 3813 ns traced; the connection rate is the
+ * same within noise, traced aside.
  */
 SEC("cgroup_skb/egress")
 int sluice_trace_egress(struct __sk_buff *skb)
