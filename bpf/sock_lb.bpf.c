@@ -127,6 +127,71 @@ static __always_inline void sl_revnat_store_udp(struct bpf_sock_addr *ctx, const
 		sl_revnat_set(&r->slot[pick], req, be);
 }
 
+/* sl_revnat_scan's search of one service's live slots for a backend. */
+struct sl_rn_scan {
+	union sluice_addr addr;
+	__u32 svc_id;
+	__u32 gen;
+	__u32 found;
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+};
+
+static long sl_rn_scan_slot(__u32 i, void *data)
+{
+	struct sl_rn_scan *s = data;
+	__u32 id = sl_slot_id(s->svc_id, (__u8)s->gen, i);
+	const struct sluice_backend *be = id ? bpf_map_lookup_elem(&sluice_backends, &id) : NULL;
+
+	s->found =
+	    be && be->family == s->family && be->port == s->port && sl_addr_eq(&be->addr, &s->addr);
+	return s->found;
+}
+
+/*
+ * A reply from a backend that has no slot: an unconnected socket's datagrams
+ * go to a backend each (by the service's lb), so it may hear from more
+ * backends than it keeps translations, and its oldest were replaced. The
+ * reply is the frontend's when a service the socket sent to (a frontend in
+ * its slots) has that backend now: its live slots are searched.
+ */
+static __always_inline const struct sluice_revnat *sl_revnat_scan(const struct sluice_sk_revnat *r,
+								  const union sluice_addr *a,
+								  __u16 port, __u8 family)
+{
+	struct sluice_frontend_key fk;
+	const struct sluice_frontend *fe;
+	const struct sluice_service *svc;
+	struct sl_rn_scan s;
+	__u32 i;
+
+#pragma unroll
+	for (i = 0; i < SLUICE_REVNAT_SLOTS; i++) {
+		if (r->slot[i].family != family)
+			continue;
+		__builtin_memset(&fk, 0, sizeof(fk));
+		fk.addr = r->slot[i].fe_addr;
+		fk.port = r->slot[i].fe_port;
+		fk.proto = SLUICE_PROTO_UDP;
+		fk.family = family;
+		fe = bpf_map_lookup_elem(&sluice_frontends, &fk);
+		svc = fe ? bpf_map_lookup_elem(&sluice_services, &fe->svc_id) : NULL;
+		if (!svc || svc->count > SLUICE_MAX_BACKENDS_PER_SERVICE)
+			continue;
+		__builtin_memset(&s, 0, sizeof(s));
+		s.addr = *a;
+		s.svc_id = fe->svc_id;
+		s.gen = svc->gen;
+		s.port = port;
+		s.family = family;
+		bpf_loop(svc->count, sl_rn_scan_slot, &s, 0);
+		if (s.found)
+			return &r->slot[i];
+	}
+	return NULL;
+}
+
 /* The translation of a socket's peer, given the peer address the hook sees:
  * a TCP socket's is in its tag, a UDP socket's in its revnat storage. A
  * v4-mapped peer of an IPv6 socket is looked up as IPv4. */
@@ -162,7 +227,7 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
 	for (i = 0; i < SLUICE_REVNAT_SLOTS; i++)
 		if (sl_revnat_is(&r->slot[i], &a, port, family))
 			return &r->slot[i];
-	return NULL;
+	return sl_revnat_scan(r, &a, port, family);
 }
 
 /*
@@ -172,7 +237,7 @@ static __always_inline const struct sluice_revnat *sl_revnat_find(struct bpf_soc
  * sees the socket end (sockops at its close, or sock_release when it never
  * sent a SYN) gives it back. No tag, no reservation.
  */
-static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const struct sl_req *req,
+static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, struct sl_req *req,
 					   const struct sluice_backend *be, __u32 be_id,
 					   __u32 flags)
 {
@@ -199,6 +264,7 @@ static __always_inline void sl_sk_remember(struct bpf_sock_addr *ctx, const stru
 	sb->user_timeout = 0;
 	sb->connect_timeout_ms = req->connect_timeout_ms;
 	sb->idle_timeout_s = req->idle_timeout_s;
+	sb->identity = sl_req_identity(req); /* a failed connect counts on its edge */
 	sl_revnat_set(&sb->revnat, req, be);
 }
 
@@ -252,8 +318,8 @@ static __always_inline int sl_mtls_outbound(struct bpf_sock_addr *ctx, struct sl
 }
 
 /* Select a backend and rewrite the destination. 0 or a negative errno. */
-static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req *req,
-					const __u8 family)
+static __always_inline int sl_translate_one(struct bpf_sock_addr *ctx, struct sl_req *req,
+					    const __u8 family)
 {
 	struct sluice_backend lo = {};
 	const struct sluice_backend *be;
@@ -296,6 +362,16 @@ static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req
 	return 0;
 }
 
+/* ... and count the outcome on the caller's edge of the service map. */
+static __always_inline int sl_translate(struct bpf_sock_addr *ctx, struct sl_req *req,
+					const __u8 family)
+{
+	int err = sl_translate_one(ctx, req, family);
+
+	sl_count_edge(req, err);
+	return err;
+}
+
 SEC("cgroup/connect4")
 int sluice_sock4_connect(struct bpf_sock_addr *ctx)
 {
@@ -322,14 +398,16 @@ int sluice_sock6_connect(struct bpf_sock_addr *ctx)
 	return sl_connect_verdict(err);
 }
 
-/* sendmsg() with a destination: unconnected UDP. */
+/* sendmsg() with a destination: unconnected UDP. Each datagram gets a
+ * backend by the service's lb and weights (maglev: by the flow, which for a
+ * bound socket is its address and port); replies translate back through the
+ * socket's slots, or sl_revnat_scan. */
 SEC("cgroup/sendmsg4")
 int sluice_sock4_sendmsg(struct bpf_sock_addr *ctx)
 {
 	struct sl_req req;
 
 	sl_req_v4(&req, ctx);
-	req.hash = sl_flow_hash(&req, 0);
 	return sl_sendmsg_verdict(sl_translate(ctx, &req, SLUICE_AF_INET));
 }
 
@@ -339,7 +417,6 @@ int sluice_sock6_sendmsg(struct bpf_sock_addr *ctx)
 	struct sl_req req;
 
 	sl_req_v6(&req, ctx);
-	req.hash = sl_flow_hash(&req, 0);
 	return sl_sendmsg_verdict(sl_translate(ctx, &req, SLUICE_AF_INET6));
 }
 

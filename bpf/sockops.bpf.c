@@ -358,6 +358,17 @@ static __always_inline void sl_on_closed(struct bpf_sock_ops *skops, struct bpf_
 	sl_event_submit(ev);
 }
 
+/* A failed connect, on the caller's edge of the service map: the edge its
+ * connect() made, never a new one (its service may be gone since). */
+static __always_inline void sl_edge_failure(const struct sluice_sk_backend *sb)
+{
+	struct sluice_edge_key k = {.identity = sb->identity, .svc_id = sb->svc_id};
+	struct sluice_edge_stats *st = sb->svc_id ? bpf_map_lookup_elem(&sluice_edges, &k) : NULL;
+
+	if (st)
+		sl_add(&st->failures, 1);
+}
+
 static __always_inline void sl_on_failed(struct bpf_sock_ops *skops, struct bpf_sock *sk,
 					 struct sluice_sk_backend *sb)
 {
@@ -374,6 +385,7 @@ static __always_inline void sl_on_failed(struct bpf_sock_ops *skops, struct bpf_
 		reason = SLUICE_REASON_TIMEOUT;
 	if (st)
 		sl_add(&st->connect_failures, 1);
+	sl_edge_failure(sb);
 	sl_trace_failed(skops, sb, reason);
 	sl_emit(skops, sb, SLUICE_EV_CONNECT_FAIL, reason, bpf_ktime_get_ns() - sb->start_ns);
 	/* The owner closing a socket still in its SYN phase leaves no error:

@@ -1456,6 +1456,98 @@ Test(tunnel, rotation_keeps_held_connections_and_new_ones_use_the_new_serial)
 	cr_assert_eq(evs.aborted[SL_TUNNEL_INBOUND], 0);
 }
 
+/* Both engines' resumed handshakes: outbound (A) and inbound (B) must agree. */
+static uint64_t resumed(void)
+{
+	struct sl_tunnel_stats sa, sb;
+
+	stats(w.a, &sa);
+	stats(w.b, &sb);
+	if (sa.resumed[SL_TUNNEL_OUTBOUND] != sb.resumed[SL_TUNNEL_INBOUND])
+		return UINT64_MAX;
+	return sa.resumed[SL_TUNNEL_OUTBOUND];
+}
+
+/* One tunnel from caller src (NULL: frontend); its inbound identity must be id, its result
+ * ok (or denied when deny): 0, or -1 with why printed. */
+static int tunnel_once(const char *src, const char *id, int deny)
+{
+	struct xfer x = {.src = src, .send_len = 5000, .reply_len = 5000, .seed = 12};
+	int *res = &evs.results[SL_TUNNEL_INBOUND][deny ? SL_TUNNEL_DENIED : SL_TUNNEL_OK];
+	int before = wait_ev(res, 0, 0), r = xfer_run(&x);
+
+	if ((r != 0) != deny || wait_ev(res, before + 1, 3000) != before + 1) {
+		fprintf(stderr, "tunnel_once %s: xfer %d (%s)\n", id, r, x.err);
+		return -1;
+	}
+	pthread_mutex_lock(&evs.lock);
+	r = strcmp(evs.identity[SL_TUNNEL_INBOUND], id);
+	pthread_mutex_unlock(&evs.lock);
+	if (r) {
+		fprintf(stderr, "tunnel_once: inbound identity %s, want %s\n",
+			evs.identity[SL_TUNNEL_INBOUND], id);
+		return -1;
+	}
+	return 0;
+}
+
+Test(tunnel, resumption_keeps_identity_and_policy_and_ends_with_rotation)
+{
+	char dir2[PATH_MAX], args[PATH_MAX + 64], s[SL_MTLS_SERIAL_LEN];
+	struct sl_mtls *sa2, *sb2;
+	uint64_t n;
+
+	/* the rotated certificates, made before the engines run: system() forks, and a child
+	 * holding a copy of a socket the relay thread closes keeps its epoll events coming */
+	subdir(dir2, sizeof(dir2), "new");
+	snprintf(args, sizeof(args), "sluice.test --node n1 --ca-from '%s' frontend batch", w.dir);
+	cr_assert_eq(mtls_test_mkcerts(dir2, args, NULL), 0);
+	cr_assert_eq(start_default(0), 0);
+	/* the first tunnel of an identity to a peer: full handshake; the next resume */
+	cr_assert_eq(tunnel_once(NULL, "frontend", 0), 0);
+	cr_assert_eq(resumed(), 0);
+	cr_assert_eq(tunnel_once(NULL, "frontend", 0), 0);
+	cr_assert_eq(resumed(), 1);
+	/* another identity resumes only its own sessions, and the policy still applies */
+	cr_assert_eq(tunnel_once("127.0.0.2:1", "batch", 1), 0);
+	cr_assert_eq(resumed(), 1);
+	cr_assert_eq(tunnel_once("127.0.0.2:1", "batch", 1), 0);
+	cr_assert_eq(resumed(), 2);
+	cr_assert_eq(be_accepted(), 2, "a denied tunnel reached the backend");
+	cr_assert_eq(tunnel_once(NULL, "frontend", 0), 0);
+	cr_assert_eq(resumed(), 3);
+
+	/* the node's certificate rotates: the old ticket is refused, a full handshake shows the
+	 * new certificate, and the next tunnel resumes the new session */
+	sb2 = load_set("sluice.test", NULL, dir2, 0);
+	cr_assert(sb2 && sl_mtls_server_ctx(sb2));
+	sl_tunnel_set_certs(w.b, sb2);
+	cr_assert_eq(tunnel_once(NULL, "frontend", 0), 0);
+	cr_assert_eq(resumed(), 3);
+	ev_serial(SL_TUNNEL_OUTBOUND, s, sizeof(s));
+	cr_assert_str_eq(s, sl_mtls_node_status(sb2)->serial);
+	cr_assert_eq(tunnel_once(NULL, "frontend", 0), 0);
+	cr_assert_eq(resumed(), 4);
+	ev_serial(SL_TUNNEL_OUTBOUND, s, sizeof(s));
+	cr_assert_str_eq(s, sl_mtls_node_status(sb2)->serial);
+
+	/* the identity's certificate rotates: the caller's cache went with its old set */
+	sa2 = load_set("sluice.test", NULL, dir2, 1);
+	cr_assert(sa2 && sl_mtls_client_ctx(sa2, "frontend"));
+	sl_tunnel_set_certs(w.a, sa2);
+	cr_assert_eq(tunnel_once(NULL, "frontend", 0), 0);
+	n = resumed();
+	cr_assert_eq(n, 4);
+	ev_serial(SL_TUNNEL_INBOUND, s, sizeof(s));
+	cr_assert_str_eq(s, sl_mtls_identity_status(sa2, "frontend")->serial);
+	cr_assert_eq(tunnel_once(NULL, "frontend", 0), 0);
+	cr_assert_eq(resumed(), 5);
+	ev_serial(SL_TUNNEL_INBOUND, s, sizeof(s));
+	cr_assert_str_eq(s, sl_mtls_identity_status(sa2, "frontend")->serial);
+	sl_mtls_unref(sa2);
+	sl_mtls_unref(sb2);
+}
+
 Test(tunnel, tunnels_beyond_the_cap_are_reset)
 {
 	struct sl_mtls *sa = load_set("sluice.test", NULL, NULL, 1);

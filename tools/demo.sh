@@ -280,6 +280,13 @@ indent <"$JSON"
 total=$(jq '[.[0].backends[].connections_total] | add' "$JSON" 2>/dev/null)
 check "the JSON parses, and the kernel counted 300 connections for web" \
 	'[ "$rc" -eq 0 ] && [ "${total:-x}" = 300 ]'
+say "The service map: who called which service (callers without an identity are 'unknown'),"
+say "and where each service sent its connections, busiest first (-o json, -o dot for Graphviz):"
+show "$VA_SLUICECTL" --bpffs "$VT_BPFFS" graph || bad "sluicectl graph failed"
+GRAPH=$VT_TMP/graph.json
+timeout -k 2 20 "$VA_SLUICECTL" --bpffs "$VT_BPFFS" -o json graph >"$GRAPH"
+gtotal=$(jq '[.edges[] | select(.from == "service/web") | .connections] | add' "$GRAPH" 2>/dev/null)
+check "sluicectl graph -o json: web sent its 300 connections to its backends" '[ "${gtotal:-x}" = 300 ]'
 
 step "What the kernel sees (bpftool)"
 say "Nine programs on the cgroup: connect, sendmsg, recvmsg, getpeername (v4 and v6), sockops."
@@ -349,6 +356,13 @@ if "$VA_SLUICED" -c "$probe" --check >/dev/null 2>&1; then
 	grep -E '^sluice_(connections_total|rejected_connections_total|config_reloads_total)' \
 		"$METRICS" | head -n 12 | indent
 	check "/metrics serves sluice_connections_total" 'grep -q "^sluice_connections_total" "$METRICS"'
+	say "The same listener serves the service map: GET /graph (JSON) and GET /ui, a page that"
+	say "draws it live. Here it is in the node netns; on a host, open http://127.0.0.1:9464/ui."
+	timeout -k 2 5 ip netns exec "$NODE" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464 &&
+		printf "GET /graph HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3 && cat <&3' \
+		>"$VT_TMP/graph.http" 2>&1
+	check "/graph serves the service map" \
+		'sed "1,/^\r\?$/d" "$VT_TMP/graph.http" | jq -e ".nodes | length > 0" >/dev/null'
 else
 	say "(not shown: this build of sluiced does not serve /metrics yet)"
 fi
@@ -378,6 +392,68 @@ client tcp 198.19.0.10:80 -n 1 --timeout-ms 500
 say "-> $(oneline "$OUT")"
 check "the VIP is no longer translated ($(grep -m1 '^errno' "$OUT"))" \
 	'[ "$RC" -ne 0 ] && [ "$(n_of ok)" -eq 0 ]'
+
+# --- tracing ---------------------------------------------------------------------------------
+# A request with a W3C traceparent header becomes one OTLP span at a receiver in the node
+# netns (vmtests/tools/otlp_sink.py, which checks the encoding strictly). The agent runs again
+# for this, with a tracing: block; it is stopped and torn down at the end.
+# spans_used: a loaded sluice program writes the sluice_spans ring buffer (its map id is in a
+# program's map_ids); a datapath that does not record traced connections yet is said so.
+spans_used() {
+	local id
+	id=$(bpftool map show pinned "$VT_BPFFS/sluice_spans" -j 2>/dev/null | jq -r .id)
+	[ -n "$id" ] && bpftool prog show -j 2>/dev/null |
+		jq -e --argjson m "$id" 'any(.[]; (.map_ids // []) | index($m))' >/dev/null
+}
+if command -v python3 >/dev/null 2>&1; then
+	step "Tracing: a request with a traceparent header becomes a span"
+	say "With a tracing: block, traced connections are sent as OpenTelemetry spans"
+	say "(OTLP/HTTP, JSON) to a collector; here a strict test receiver on 127.0.0.1:4318."
+	SPANS=$VT_TMP/spans.jsonl
+	(exec nsenter --net="/run/netns/$NODE" python3 "$DEMO_ROOT/vmtests/tools/otlp_sink.py" \
+		--out "$SPANS" --port 4318 --port-file "$VT_TMP/sink.port" --max-seconds 120 \
+		>"$VT_TMP/sink.log" 2>&1) &
+	vt_track_pid $!
+	vt_wait_until 5 test -s "$VT_TMP/sink.port" || abort "the OTLP receiver did not start"
+	TCFG=$VT_TMP/tracing.yaml
+	va_config "$TCFG" <<'YAML'
+tracing:
+  endpoint: http://127.0.0.1:4318
+  sample: 0                 # only requests that carry a sampled traceparent
+  batch_delay: 100ms
+services:
+  - name: web
+    frontend: 198.19.0.10:80
+    backends: [{address: 198.18.1.2:8080}]
+YAML
+	sed -n '/^tracing:/,$p' "$TCFG" | indent
+	va_start "$TCFG" || abort "sluiced did not start with tracing"
+	check "the agent started its span exporter" 'va_log_has "span exporter started"'
+	TP=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+	cmdline "printf 'GET / HTTP/1.1\\r\\nHost: web\\r\\ntraceparent: $TP\\r\\n\\r\\n' >/dev/tcp/198.19.0.10/80"
+	vt_in_cgroup bash -c 'exec 3<>/dev/tcp/198.19.0.10/80 &&
+		printf "GET / HTTP/1.1\r\nHost: web\r\ntraceparent: %s\r\n\r\n" "$1" >&3 &&
+		read -r line <&3 && echo "reply: $line"' _ "$TP" 2>&1 | indent
+	if spans_used; then
+		vt_wait_until 5 grep -q 4bf92f3577b34da6a3ce929d0e0e4736 "$SPANS"
+		cmdline "jq . $SPANS   # the span the receiver got (attributes flattened)"
+		jq '{traceId, parentSpanId, spanId, name, kind, startTimeUnixNano, endTimeUnixNano,
+			attributes: (.attributes | map({(.key): (.value.stringValue // .value.intValue)}) | add)}' \
+			"$SPANS" 2>/dev/null | indent
+		check "one span: the request's trace id, its parent id, kind CLIENT, name web" \
+			'[ "$(jq -c "select(.traceId == \"4bf92f3577b34da6a3ce929d0e0e4736\" and
+			.parentSpanId == \"00f067aa0ba902b7\" and .kind == 3 and .name == \"web\")" \
+			"$SPANS" | wc -l)" = 1 ]'
+	else
+		say "(no span: this build's datapath does not record traced connections yet)"
+	fi
+	va_stop TERM
+	check "sluiced stopped, flushed its spans, and tore down" \
+		'[ "${VA_RC:-1}" -eq 0 ] && va_log_has "span exporter stopped" &&
+		"$VA_SLUICED" -c "$TCFG" --teardown >/dev/null 2>&1'
+else
+	say "(tracing not shown: python3, for the test receiver, is missing)"
+fi
 
 step "Clean up"
 say "On exit: the backends are stopped; the namespaces, the cgroup and the scratch"

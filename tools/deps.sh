@@ -13,7 +13,7 @@ pkgs=(
 	clang-format cppcheck
 	scdoc lintian systemd man-db bsdextrautils python3 strace
 	nginx haproxy iptables nftables gnuplot-nox
-	chromium
+	chromium graphviz
 	qemu-system-x86 busybox-static kmod
 	etcd-server etcd-client
 )

@@ -3,7 +3,8 @@
 # (panel targets and template variables) is a sample name on a live /metrics page; the queries
 # (Grafana variables filled in) pass `promtool check rules` as a generated recording-rule file;
 # and a real Prometheus scraping a live agent under traffic (connections, failures, rejections,
-# TC counters) answers every query with data.
+# TC counters; callers in a "frontend" identity's cgroup and without one) answers every query with
+# data. The service map panel (nodeGraph) gets its edges and nodes from the edge metrics.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
@@ -27,7 +28,8 @@ fill <"$VT_TMP/exprs.raw" >"$VT_TMP/exprs"
 jq -r '.templating.list[] | select(.type == "query") | .definition' "$dash" >"$VT_TMP/templating"
 n=$(wc -l <"$VT_TMP/exprs")
 [ "$n" -ge 15 ] && vt_pass "$n PromQL expressions in the panels" || vt_fail "only $n expressions"
-left=$(grep -o '\$[A-Za-z_{]*' "$VT_TMP/exprs" | sort -u | tr '\n' ' ')
+# (A $ and a digit is label_replace's reference to its regex group, not a variable.)
+left=$(grep -o '\$[A-Za-z_{]*' "$VT_TMP/exprs" | grep -vx '\$' | sort -u | tr '\n' ' ')
 [ -z "$left" ] && vt_pass "only the variables \$__rate_interval, \$__range, \$instance, \$service are used" ||
 	vt_fail "unknown Grafana variables in queries: $left"
 used=$(cat "$VT_TMP/exprs" "$VT_TMP/templating" | grep -oE '\bsluice_[a-z0-9_]+' | sort -u)
@@ -40,8 +42,12 @@ vt_backends 8080
 vt_cgroup
 vt_bpffs
 cfg=$VT_TMP/sluice.yaml
-va_config "$cfg" <<'YAML'
+mkdir "$VT_CGROUP/frontend" || vt_fail "mkdir $VT_CGROUP/frontend"
+va_config "$cfg" <<YAML
   interfaces: [vt-rtr]
+identities:
+  - name: frontend
+    cgroups: [$VT_CGROUP/frontend]
 services:
   - name: web
     frontend: 198.19.0.10:80
@@ -63,6 +69,12 @@ for vip in 198.19.0.10:80 198.19.0.20:80 198.19.0.30:80; do
 	vt_client loop "$vip" --seconds 60 --interval-ms 50 --timeout-ms 500 >/dev/null 2>&1 &
 	vt_track_pid $!
 done
+(
+	echo "$BASHPID" >"$VT_CGROUP/frontend/cgroup.procs" || exit 2
+	exec timeout -k 2 60 ip netns exec "$VT_ID-node" "$VT_BIN/sl_client" loop 198.19.0.10:80 \
+		--seconds 60 --interval-ms 50 --timeout-ms 500
+) >/dev/null 2>&1 &
+vt_track_pid $!
 scraped() {
 	va_metrics >"$VT_TMP/metrics" &&
 		grep -q '^sluice_connect_failures_total{service="dead".* [1-9]' "$VT_TMP/metrics" &&
@@ -124,6 +136,30 @@ while IFS= read -r e; do
 	fi
 done <"$VT_TMP/exprs"
 [ "$empty" -eq 0 ] && vt_pass "Prometheus answers all $n dashboard queries with data"
+# The service map panel: its edge query names both callers of web, its node queries both callers
+# and the services, with ids that the edges point at.
+map_q() { jq -r --arg r "$1" '.panels[] | select(.type == "nodeGraph") | .targets[] | select(.refId == $r) | .expr' "$dash" | fill; }
+vt_check "the dashboard has one service map (nodeGraph) panel with edge and node queries" -o /dev/null -- \
+	jq -e '[.panels[] | select(.type == "nodeGraph")] | length == 1 and
+	(.[0].targets | map(.refId) | sort == ["callers", "edges", "failures", "rejected", "services"])' "$dash"
+map_edges() {
+	query "$(map_q edges)" | jq -e '[.data.result[].metric | select(.target == "service/web") | .source] |
+		index("identity/frontend") != null and index("identity/unknown") != null' >/dev/null
+}
+vt_wait_until 15 map_edges && vt_pass "service map edges: identity/frontend and identity/unknown -> service/web" ||
+	vt_fail "service map edges: $(query "$(map_q edges)" | jq -c '[.data.result[].metric]' 2>/dev/null | head -c 400)"
+map_nodes() {
+	local ids
+	ids=$({ query "$(map_q callers)"; query "$(map_q services)"; } | jq -r '.data.result[].metric.id' | sort -u)
+	for want in identity/frontend identity/unknown service/web service/dead; do
+		grep -qx "$want" <<<"$ids" || return 1
+	done
+	# Every edge's ends are nodes.
+	query "$(map_q edges)" | jq -r '.data.result[].metric | .source, .target' | sort -u |
+		while read -r id; do grep -qx "$id" <<<"$ids" || exit 1; done
+}
+vt_wait_until 15 map_nodes && vt_pass "service map nodes: both callers and every service called, each edge's ends among them" ||
+	vt_fail "service map nodes: $({ query "$(map_q callers)"; query "$(map_q services)"; } | jq -c '[.data.result[].metric.id]' 2>/dev/null | tr '\n' ' ')"
 recorded() {
 	rec=$(query '{__name__=~"sluice_dashboard:.*"}' | jq '[.data.result[].metric.__name__] | unique | length')
 	[ "${rec:-0}" -eq "$n" ]

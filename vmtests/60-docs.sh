@@ -181,7 +181,7 @@ cmds=$(echo "$help_cmds" | sort | tr '\n' ' ')
 expect "$cmds" "$S" ""
 expect "services status " "$S" s
 expect "services " "$S" se
-expect "json table " "$S" -o ""
+expect "dot json table " "$S" -o ""
 expect "json " "$S" --output = j
 expect "bash " "$S" completion ""
 expect "--service " "$S" flows --

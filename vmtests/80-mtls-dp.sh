@@ -180,7 +180,7 @@ YAML
 va_start "$cfg" || vt_finish
 
 # The agent does not manage certificates yet: the test says that frontend (id 1) has a valid one,
-# and where the outbound listener is (struct sluice_settings, 40 bytes, little endian).
+# and where the outbound listener is (struct sluice_settings, 56 bytes, little endian; tracing and zone stay 0).
 hexle() { # hexle VALUE BYTES
 	local v=$1 n=$2 i out=""
 	for ((i = 0; i < n; i++)); do
@@ -192,7 +192,7 @@ set_settings() { # set_settings VALID_MASK OUTBOUND_PORT
 	# shellcheck disable=SC2046 # one hex byte per word
 	nsenter --net="/run/netns/$NODE" bpftool map update pinned "$VT_BPFFS/sluice_settings" \
 		key hex 00 00 00 00 value hex $(hexle 0 16) $(hexle "$1" 8) $(hexle "$2" 2) \
-		$(hexle 0 6) $(hexle 0 8)
+		$(hexle 0 6) $(hexle 0 8) $(hexle 0 16)
 }
 vt_check "settings: frontend has a certificate, outbound listener at :$OUT_PORT" -- \
 	set_settings 1 "$OUT_PORT"

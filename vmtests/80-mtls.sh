@@ -11,7 +11,8 @@
 # frontend, batch, and evil, whose certificate comes from another CA (A trusts it, B does not).
 #
 # (a) the wire, (b) integrity, (c) identity, (d) trust, (e) strict vs permissive,
-# (f) rotation, (g) agent restart. Each step is bounded in time; the trap cleans up.
+# (f) rotation, (g) agent restart; TLS session resumption in (b) and (f). Each step is bounded
+# in time; the trap cleans up.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/agent.sh"
 
@@ -221,6 +222,19 @@ conc() {
 }
 vt_check "(b) 100 concurrent 64 KiB transfers, sha256-exact" -o "$VT_TMP/conc.txt" -v -- conc
 
+# resumed NODE DIR: sluice_mtls_resumed_total{direction=DIR} on NODE's agent, 0 if none.
+resumed() {
+	metrics "$1" | awk -v d="$2" '$1 ~ /^sluice_mtls_resumed_total\{/ &&
+		index($1, "direction=\"" d "\"") { n += $2 } END { print n + 0 }'
+}
+# Tickets from the tunnels above are kept per peer: three more in a row all resume.
+ra=$(resumed a outbound)
+rb=$(resumed b inbound)
+for k in 1 2 3; do xfer 1 "resume-$k" || vt_fail "(b) transfer resume-$k failed"; done
+vt_check "(b) tunnels in a row resume a TLS session: A and B count 3 more" \
+	-d 'echo "A outbound $ra -> $(resumed a outbound), B inbound $rb -> $(resumed b inbound)"' -- \
+	eval '[ "$(resumed a outbound)" -ge $((ra + 3)) ] && [ "$(resumed b inbound)" -ge $((rb + 3)) ]'
+
 # --- (c) identity -----------------------------------------------------------------------------
 vt_check "(c) frontend is allowed by B's policy" -- xfer 1 ok-frontend
 batch() { in_id batch "$XFER" send 198.19.0.10:80 --file "$VT_TMP/in-65536.bin" >"$VT_TMP/batch.out" 2>&1; }
@@ -286,6 +300,13 @@ xfer 1 after-rotation
 vt_check "(f) a new connection presents the new serial (B saw frontend's, A saw B's node's)" \
 	-d 'echo "want $new_fe/$new_nb, got $(api_mtls b | jq -c .last_peer_serial) $(api_mtls a | jq -c .last_peer_serial)"' -- \
 	eval '[ "$(api_mtls b | jq -r .last_peer_serial.inbound)" = "$new_fe" ] && [ "$(api_mtls a | jq -r .last_peer_serial.outbound)" = "$new_nb" ]'
+
+r0=$(resumed b inbound)
+xfer 1 after-rotation-2
+xfer 1 after-rotation-3
+vt_check "(f) after the rotation tunnels resume again, with the new certificates" \
+	-d 'echo "resumed $r0 -> $(resumed b inbound); $(api_mtls b | jq -c .last_peer_serial) $(api_mtls a | jq -c .last_peer_serial)"' -- \
+	eval '[ "$(resumed b inbound)" -gt "$r0" ] && [ "$(api_mtls b | jq -r .last_peer_serial.inbound)" = "$new_fe" ] && [ "$(api_mtls a | jq -r .last_peer_serial.outbound)" = "$new_nb" ]'
 
 # --- (g) agent restart ------------------------------------------------------------------------
 # Open tunnels are held by agent A's relay thread: kill -9 takes their sockets with it, so the

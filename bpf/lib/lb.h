@@ -509,18 +509,53 @@ static __always_inline __u32 sl_caller_identity(void)
 	return identity;
 }
 
+/* The caller's identity, looked up once per request. */
+static __always_inline __u32 sl_req_identity(struct sl_req *req)
+{
+	if (!req->identity_known) {
+		req->identity = sl_caller_identity();
+		req->identity_known = 1;
+	}
+	return req->identity;
+}
+
+/*
+ * Count a request to a service on its edge of the service map (the caller's
+ * identity, 0 for none, x the service): given a backend (err 0) or refused
+ * (req->reason says why). Not a frontend: nothing. One per-CPU lookup; a
+ * new edge is made once, zeroed, and looked up again.
+ */
+static __always_inline void sl_count_edge(struct sl_req *req, int err)
+{
+	struct sluice_edge_key k = {.svc_id = req->svc_id};
+	struct sluice_edge_stats *st, zero = {};
+
+	if (err && err != -ECONNREFUSED && err != -EPERM)
+		return;
+	k.identity = sl_req_identity(req);
+	st = bpf_map_lookup_elem(&sluice_edges, &k);
+	if (!st) {
+		bpf_map_update_elem(&sluice_edges, &k, &zero, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&sluice_edges, &k);
+		if (!st)
+			return;
+	}
+	if (!err)
+		sl_add(&st->connections, 1);
+	else if (req->reason < SLUICE_DROP__MAX)
+		sl_add(&st->rejected[req->reason], 1);
+}
+
 /* Check the caller against the service's policy; audit the decision. 0 to
  * go on, -EPERM when it is refused. */
 static __always_inline int sl_policy_check(struct sl_req *req, __u32 svc_id,
 					   const struct sluice_service *svc)
 {
 	struct sluice_audit_event *a;
-	__u32 identity = sl_caller_identity();
+	__u32 identity = sl_req_identity(req);
 	int denied = sluice_policy_denies(svc, identity);
 	__u64 ug;
 
-	req->identity = identity;
-	req->identity_known = 1;
 	a = sl_audit_reserve(denied);
 	if (a) {
 		sl_event_req(&a->ev, req, svc_id);

@@ -86,8 +86,7 @@ static __always_inline struct sluice_span_rec *sl_span_reserve(void)
 /*
  * The first payload of a pending socket was seen: decide. tp is its
  * traceparent, or NULL. A traced socket gets its sluice_sk_trace; every
- * socket leaves the pending state, whatever the outcome. The caller fills
- * in the identity, which only a traced socket needs.
+ * socket leaves the pending state, whatever the outcome.
  */
 static __always_inline struct sluice_sk_trace *
 sl_trace_decide(void *sk, struct sluice_sk_backend *sb, const struct sl_traceparent *tp)
@@ -113,43 +112,6 @@ sl_trace_decide(void *sk, struct sluice_sk_backend *sb, const struct sl_tracepar
 	}
 	sb->flags |= SLUICE_SK_F_TRACED;
 	return t;
-}
-
-/* The caller's identity from its socket's cgroup: the deepest ancestor
- * (itself included) that an identity names. */
-static __always_inline __u32 sl_trace_identity_skb(struct __sk_buff *skb)
-{
-	__u32 identity = 0, *v;
-	__u64 id;
-	int i;
-
-	for (i = 1; i <= SLUICE_CGROUP_DEPTH; i++) {
-		id = bpf_skb_ancestor_cgroup_id(skb, i);
-		if (!id)
-			break;
-		v = bpf_map_lookup_elem(&sluice_cgroup_ids, &id);
-		if (v)
-			identity = *v;
-	}
-	return identity;
-}
-
-/* The same from the sending task's cgroup (sk_msg runs in its sendmsg()). */
-static __always_inline __u32 sl_trace_identity_current(void)
-{
-	__u32 identity = 0, *v;
-	__u64 id;
-	int i;
-
-	for (i = 1; i <= SLUICE_CGROUP_DEPTH; i++) {
-		id = bpf_get_current_ancestor_cgroup_id(i);
-		if (!id)
-			break;
-		v = bpf_map_lookup_elem(&sluice_cgroup_ids, &id);
-		if (v)
-			identity = *v;
-	}
-	return identity;
 }
 
 /* Established while tracing is on: the first payload is to be looked at. */
@@ -189,6 +151,7 @@ static __always_inline void sl_span_addrs(struct sluice_span_rec *r, struct bpf_
 	r->cookie = bpf_get_socket_cookie(skops);
 	r->svc_id = sb->svc_id;
 	r->be_id = sb->be_id;
+	r->identity = sb->identity;
 	r->retrans = skops->total_retrans;
 }
 
@@ -243,7 +206,6 @@ static __always_inline void sl_trace_closed(struct bpf_sock_ops *skops, struct b
 	if (t) {
 		__builtin_memcpy(r->trace_id, t->trace_id, sizeof(r->trace_id));
 		__builtin_memcpy(r->parent_id, t->parent_id, sizeof(r->parent_id));
-		r->identity = t->identity;
 		r->flags = t->flags;
 		r->bytes_sent += t->redir_sent;
 		r->bytes_received += sl_trace_unlink(t);
@@ -278,7 +240,7 @@ static __always_inline void sl_trace_failed(struct bpf_sock_ops *skops,
 #ifdef SLUICE_BPF_LB_H
 /* A TCP connect() refused by the connect hook (err: sl_translate's): no
  * backend, a limit or the policy. Decided by sample; drop says why. */
-static __always_inline void sl_trace_refused(const struct sl_req *req, int err)
+static __always_inline void sl_trace_refused(struct sl_req *req, int err)
 {
 	const struct sluice_settings *set;
 	struct sluice_span_rec *r;
@@ -302,7 +264,7 @@ static __always_inline void sl_trace_refused(const struct sl_req *req, int err)
 	r->fe_addr = req->fe.addr;
 	r->fe_port = bpf_ntohs(req->fe.port);
 	r->svc_id = req->svc_id;
-	r->identity = req->identity_known ? req->identity : sl_caller_identity();
+	r->identity = sl_req_identity(req);
 	r->drop = (__u8)(req->reason + 1);
 	sl_trace_new_id(r->trace_id);
 	r->flags = SLUICE_SPAN_F_SAMPLED;

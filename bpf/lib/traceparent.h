@@ -218,7 +218,6 @@ static __always_inline void sl_trace_skb(struct __sk_buff *skb)
 	struct sl_traceparent tp;
 	struct sluice_trace_scratch *s;
 	struct sluice_sk_backend *sb;
-	struct sluice_sk_trace *t;
 	struct bpf_sock *sk;
 	__u32 off;
 	__u64 n;
@@ -245,9 +244,7 @@ static __always_inline void sl_trace_skb(struct __sk_buff *skb)
 	buf = sl_scratch_get(&s);
 	found = !sl_skb_copy(skb, off, buf, n) && !sl_tp_parse(buf, (__u32)n, &tp);
 	sl_scratch_put(s);
-	t = sl_trace_decide(sk, sb, found ? &tp : NULL);
-	if (t)
-		t->identity = sl_trace_identity_skb(skb);
+	sl_trace_decide(sk, sb, found ? &tp : NULL);
 }
 
 /* sk_msg, before the redirect: the first payload of a pending socket (the
@@ -258,7 +255,6 @@ static __always_inline void sl_trace_msg_first(struct sk_msg_md *msg)
 	struct sl_traceparent tp;
 	struct sluice_trace_scratch *s;
 	struct sluice_sk_backend *sb;
-	struct sluice_sk_trace *t;
 	struct bpf_sock *sk;
 	__u64 n;
 	__u8 *buf;
@@ -278,9 +274,7 @@ static __always_inline void sl_trace_msg_first(struct sk_msg_md *msg)
 	buf = sl_scratch_get(&s);
 	found = !sl_msg_copy(msg, buf, n) && !sl_tp_parse(buf, (__u32)n, &tp);
 	sl_scratch_put(s);
-	t = sl_trace_decide(sk, sb, found ? &tp : NULL);
-	if (t)
-		t->identity = sl_trace_identity_current();
+	sl_trace_decide(sk, sb, found ? &tp : NULL);
 }
 
 /*

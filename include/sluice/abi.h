@@ -393,9 +393,11 @@ struct sluice_sk_backend {
 	__u32 connect_timeout_ms; /* the service's timeouts, copied at connect() */
 	__u32 idle_timeout_s;
 	struct sluice_revnat revnat; /* for getpeername() */
-	__u64 connect_ns;	     /* SYN sent -> established (a traced span's connect time) */
+	__u32 identity; /* the caller's identity (0 = unknown): its edge counts a failed connect */
+	__u32 pad;
+	__u64 connect_ns; /* SYN sent -> established (a traced span's connect time) */
 };
-_Static_assert(sizeof(struct sluice_sk_backend) == 88, "sk backend size");
+_Static_assert(sizeof(struct sluice_sk_backend) == 96, "sk backend size");
 
 #define SLUICE_SK_F_ESTABLISHED 0x1
 #define SLUICE_SK_F_RESERVED	0x2 /* counted in the service's and backend's active */
@@ -694,10 +696,9 @@ struct sluice_sk_trace {
 	/* Its own key in sluice_sockhash, once it is in sluice_trace_redir
 	 * (linked): where its peer counts the bytes it redirects to it. */
 	struct sluice_sock_key key;
-	__u32 identity; /* the caller's identity id; 0 = unknown */
-	__u8 flags;	/* SLUICE_SPAN_F_* */
+	__u8 flags; /* SLUICE_SPAN_F_* */
 	__u8 linked;
-	__u8 pad[2];
+	__u8 pad[6];
 };
 _Static_assert(sizeof(struct sluice_sk_trace) == 88, "sk trace size");
 
@@ -726,6 +727,30 @@ _Static_assert(sizeof(struct sluice_trace_scratch) == 2 * SLUICE_TRACE_SCAN_BYTE
 
 #ifndef SLUICE_SPANS_RINGBUF_BYTES
 #define SLUICE_SPANS_RINGBUF_BYTES (1 << 20)
+#endif
+
+/*
+ * Closing sockets stuck on dead backends (bpf/sock_destroy.bpf.c). The
+ * agent lists the dead backends in that object's own map, sluice_dead (not
+ * pinned, so no part of the pinned ABI), runs its socket iterators once,
+ * and reads back how many sockets each entry closed (a __u64 value). A key
+ * is a backend as a socket's translation records it: the backend and the
+ * frontend it was given for, of 'family' (a v4-mapped frontend is IPv4).
+ */
+struct sluice_dead_key {
+	union sluice_addr be_addr;
+	union sluice_addr fe_addr;
+	__u16 be_port; /* network order */
+	__u16 fe_port; /* network order */
+	__u8 family;
+	__u8 proto; /* enum sluice_proto */
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct sluice_dead_key) == 40, "dead key size");
+
+/* Dead backends one iterator run looks for; more are done in several runs. */
+#ifndef SLUICE_DEAD_MAX
+#define SLUICE_DEAD_MAX 1024
 #endif
 
 /* Every pinned map, by id; the list is maps.def. */

@@ -6,6 +6,11 @@
   check_dom.py check SCENARIO DIR INTERVAL   read DIR/SCENARIO.dom (chromium --dump-dom) and
                                              DIR/SCENARIO.log (the fake server's requests), print
                                              PASS:/FAIL: lines, exit 1 if any check failed
+  check_dom.py live DOM GRAPH                the live agent's page (vmtests/61-ui.sh): the DOM
+                                             draws exactly the nodes and edges of the /graph
+                                             document GRAPH, each once
+  check_dom.py state DOM NODE-ID STATE       exit 0 if that node is drawn in that state (its
+                                             state-STATE class, and the badge unless healthy)
 
 Every sequence grows its counters by the same amounts at each step, so that whatever the
 number of refreshes (two or more), the rates the page shows are step / interval.
@@ -265,6 +270,15 @@ def check_main(c, root, d, interval):
                 wrong.append(f"{f}->{t} {cls} {s.get(cls)!r}, want {want:.1f}/s")
     c.ok(not wrong, "rate labels are the counter steps per second", "; ".join(wrong))
 
+    wrong = []
+    for (f, t) in MAIN_EDGES:
+        e = edges.get((f, t), Elem("g", {}, None))
+        m = re.search(r"connections: (\d+) total", child_title(e) or "")
+        got = spans(e).get("count")
+        if not m or got != f"({m.group(1)})":
+            wrong.append(f"{f}->{t} count {got!r}, title {child_title(e)!r}")
+    c.ok(not wrong, "edge labels show the connections total beside the rate", "; ".join(wrong))
+
     e = edges.get(("identity/batch", "service/web"), Elem("g", {}, None))
     title = child_title(e) or ""
     m = re.search(r"connections: (\d+) total", title)
@@ -373,7 +387,39 @@ def check_big(c, root, d, name):
          f"height {h}, lowest label {max(ys, default=0)}")
 
 
+def parse_dom(path):
+    tree = Tree()
+    with open(path, encoding="utf-8") as f:
+        tree.feed(f.read())
+    return tree.root
+
+
+def live(dom, graph):
+    c = Checks("live")
+    with open(graph, encoding="utf-8") as f:
+        doc = json.load(f)
+    _, nodes, edges = drawn(parse_dom(dom))
+    check_drawn(c, doc, nodes, edges)
+    return 1 if c.failed else 0
+
+
+def state(dom, nid, want):
+    _, nodes, _ = drawn(parse_dom(dom))
+    n = nodes.get(nid)
+    if n is None:
+        print(f"{nid}: not drawn")
+        return 1
+    badges = [b.all_text() for b in n.find(lambda e: "badge" in e.classes())]
+    print(f"{nid}: classes {sorted(n.classes())}, badges {badges}")
+    return 0 if f"state-{want}" in n.classes() and badges == ([BADGE[want]] if want in BADGE
+                                                               else []) else 1
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "live":
+        return live(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 5 and sys.argv[1] == "state":
+        return state(sys.argv[2], sys.argv[3], sys.argv[4])
     if len(sys.argv) == 3 and sys.argv[1] == "gen":
         gen(sys.argv[2])
         return 0

@@ -106,11 +106,13 @@ prog=$(va_ctl -o json status |
 settings=$VT_BPFFS/sluice_settings
 [ -e "$settings" ] || die "$settings is not pinned"
 
-# set_lc_scan_max V: sluice_settings[0] = {events 0, lc_scan_max V}, read back to check.
+# set_lc_scan_max V: sluice_settings[0] = {events 0, lc_scan_max V, the rest 0} (56 bytes), read
+# back to check.
 set_lc_scan_max() {
 	local v=$1 got
 	bpftool map update pinned "$settings" key 0 0 0 0 value 0 0 0 0 \
-		$((v & 255)) $(((v >> 8) & 255)) $(((v >> 16) & 255)) $(((v >> 24) & 255)) ||
+		$((v & 255)) $(((v >> 8) & 255)) $(((v >> 16) & 255)) $(((v >> 24) & 255)) \
+		$(printf '0 %.0s' {1..48}) ||
 		die "cannot write $settings"
 	got=$(bpftool -j map lookup pinned "$settings" key 0 0 0 0 |
 		jq -r '.formatted.value // .value | if type == "object"

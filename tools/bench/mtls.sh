@@ -20,7 +20,7 @@
 # they are skipped and the report says so.
 #
 # Besides: the CPU time of each system's own processes (HAProxy, sluiced) per operation, and
-# the share of TLS sessions node B's HAProxy resumed.
+# the share of TLS sessions node B's HAProxy (or sluiced) resumed.
 #
 # Per system, in one fresh world (new namespaces, processes and agents) per round:
 #   ka     small GETs on KA_CONC kept-alive connections: requests/s, p50 and p99 latency
@@ -287,6 +287,8 @@ for ((REP = 1; REP <= REPS; REP++)); do
 		done
 		if [[ "$SYS" == haproxy* ]]; then
 			printf 'reuse\t%s\t%s\t%s\n' "$SYS" "$REP" "$(mb_haproxy_reuse)" >>"$RAW"
+		elif [ "$SYS" = sluice-strict ]; then
+			printf 'reuse\t%s\t%s\t%s\n' "$SYS" "$REP" "$(mb_sluice_resumed)" >>"$RAW"
 		fi
 		mb_down
 	done

@@ -44,6 +44,20 @@ struct watched {
 	int over;	   /* ... and its end logged */
 };
 
+/* sluice_sockets_closed_total: sockets closed on dead backends. */
+struct closed_count {
+	char service[SLUICE_NAME_LEN];
+	uint8_t proto;
+	uint64_t n;
+};
+
+/* Why sockets on a backend are closed (sockclose.c). No UDP backend is
+ * ever ejected: outlier_detection is for TCP services only. */
+enum agent_close_why {
+	AGENT_CLOSE_REMOVED,   /* UDP, and TCP with close_on_removal */
+	AGENT_CLOSE_UNHEALTHY, /* UDP */
+};
+
 /* A probed backend, for logs and events. */
 struct probed {
 	uint32_t be_id;
@@ -88,6 +102,10 @@ struct agent {
 	int events_on;		 /* what sluice_settings.events says: -1 unknown */
 	unsigned ring_left;	 /* records this wakeup may still take */
 	struct agent_mtls *mtls; /* mtls: (mtls.c); NULL without */
+	/* tracing: (tracing.c); NULL without */
+	struct agent_tracing *tracing;
+	struct closed_count *closed;
+	size_t n_closed, cap_closed;
 };
 
 /* Ring buffer records served per wakeup of the loop; the callback returns
@@ -122,11 +140,23 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg);
 void agent_on_health_change(void *arg, uint32_t be_id, int healthy, const char *why);
 int agent_health_counters(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *failed);
 void agent_watch_ejections(struct agent *a);
+void agent_close_sockets(struct agent *a, const struct sl_config *cfg, const struct sl_state *st,
+			 const uint32_t *be_ids, size_t n, enum agent_close_why why);
+void agent_render_sockets_closed(struct agent *a, struct sl_prom *p);
+void agent_backends_free(struct agent *a);
 
 /* telemetry.c: datapath events to the monitors, and the metrics page. */
 void agent_publish_event(struct agent *a, const struct sluice_event *ev, const char *service);
 int agent_on_ring_event(void *ctx, void *data, size_t len);
 void agent_sync_event_switch(struct agent *a);
 int agent_render_metrics(void *ctx, struct sl_prom *p);
+
+/* tracing.c: traced connections' records to the OTLP exporter. start: after the capability
+ * drop, with the loop open (0 or -errno, logged); sync: the datapath's settings after a
+ * reload; stop: at exit, a bounded flush; render: the sluice_spans_* metrics. */
+int agent_tracing_start(struct agent *a);
+void agent_tracing_sync(struct agent *a);
+void agent_tracing_stop(struct agent *a);
+void agent_tracing_render(struct agent *a, struct sl_prom *p);
 
 #endif /* SLUICE_AGENT_AGENT_H */

@@ -130,6 +130,8 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 			 "error=\"%s\"", strerror(-err));
 	else
 		log_plan(&plan);
+	if (!err)
+		agent_close_sockets(a, cfg, &st, dead, n_dead, AGENT_CLOSE_REMOVED);
 	if (agent_track_retired(a, dead, n_dead))
 		sl_warn("cannot track retired backends", "count=%zu", n_dead);
 	if (!err)

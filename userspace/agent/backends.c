@@ -42,6 +42,8 @@ void agent_on_health_change(void *arg, uint32_t be_id, int healthy, const char *
 	if (err)
 		sl_error("cannot set backend state", "service=%s backend=%s error=\"%s\"",
 			 p->service, p->addr, strerror(-err));
+	else if (!healthy && (be.state == SLUICE_BE_HEALTHY || be.state == SLUICE_BE_UNHEALTHY))
+		agent_close_sockets(a, NULL, NULL, &be_id, 1, AGENT_CLOSE_UNHEALTHY);
 	if (healthy)
 		sl_info("backend healthy", "service=%s backend=%s probe=\"%s\"", p->service,
 			p->addr, why);

@@ -15,10 +15,12 @@
 #include <microhttpd.h>
 
 #include "api.h"
+#include "graph.h"
 #include "http.h"
 #include "log.h"
 #include "maps.h"
 #include "mem.h"
+#include "ui_html.h"
 
 /* A /v1/events subscriber that reads slower than this loses events. */
 #define SUB_BUFFER_MAX (1 << 20)
@@ -66,6 +68,9 @@ struct sl_http {
 	size_t page_len, page_cap;
 	uint64_t rendered_ns; /* CLOCK_MONOTONIC time the page was rendered */
 	uint64_t cost_ns;     /* how long that took */
+	char *graph;	      /* the /graph document last made (NUL-terminated) */
+	size_t graph_len;
+	uint64_t graph_ns, graph_cost_ns; /* as rendered_ns and cost_ns */
 };
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -104,14 +109,20 @@ static enum MHD_Result json_error(struct MHD_Connection *c, unsigned int status,
 	return reply(c, status, "application/json", body);
 }
 
-/* Must the page be rendered again now? (See METRICS_COST_X.) */
-static int metrics_stale(const struct sl_http *h, uint64_t now)
+/* Must a page made at 'made' in 'cost' ns be made again now? (See
+ * METRICS_COST_X; /graph follows the same rule.) */
+static int page_stale(const void *page, uint64_t made, uint64_t cost, uint64_t now)
 {
-	uint64_t max_age = h->cost_ns * METRICS_COST_X;
+	uint64_t max_age = cost * METRICS_COST_X;
 
 	if (max_age > METRICS_MAX_AGE_NS)
 		max_age = METRICS_MAX_AGE_NS;
-	return !h->page || now - h->rendered_ns >= max_age;
+	return !page || now - made >= max_age;
+}
+
+static int metrics_stale(const struct sl_http *h, uint64_t now)
+{
+	return page_stale(h->page, h->rendered_ns, h->cost_ns, now);
 }
 
 /* The metrics page in h->page: rendered again, or the last one (see
@@ -146,6 +157,67 @@ static int metrics_page(struct sl_http *h)
 	return err;
 }
 
+/* The service map in h->graph: made again, or the last one, by the rule
+ * of /metrics (it reads about as much). 0 or -errno. */
+static int graph_page(struct sl_http *h)
+{
+	uint64_t start = sl_mono_ns();
+	struct sl_graph g;
+	json_t *doc;
+	char *out;
+	int err;
+
+	if (!page_stale(h->graph, h->graph_ns, h->graph_cost_ns, start))
+		return 0;
+	err = sl_graph_read(h->cbs.maps, &g);
+	if (err)
+		return err;
+	doc = sl_graph_json(&g);
+	sl_graph_free(&g);
+	out = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(doc);
+	if (!out)
+		return -ENOMEM;
+	free(h->graph);
+	h->graph = out;
+	h->graph_len = strlen(out);
+	h->graph_ns = sl_mono_ns();
+	h->graph_cost_ns = h->graph_ns - start;
+	return 0;
+}
+
+/* GET /graph: the service map as JSON; GET /ui: the page that draws it. */
+static enum MHD_Result on_graph(struct sl_http *h, struct MHD_Connection *c, const char *url)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	int err;
+
+	if (!strcmp(url, "/ui")) {
+		r = MHD_create_response_from_buffer(SL_UI_HTML_LEN, (void *)sl_ui_html,
+						    MHD_RESPMEM_PERSISTENT);
+		if (!r)
+			return MHD_NO;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+					"text/html; charset=utf-8");
+	} else {
+		err = h->cbs.maps ? graph_page(h) : -ENOENT;
+		if (err) {
+			sl_warn("cannot read the service map", "error=\"%s\"", strerror(-err));
+			return json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					  "cannot read the maps");
+		}
+		r = MHD_create_response_from_buffer(h->graph_len, h->graph, MHD_RESPMEM_MUST_COPY);
+		if (!r)
+			return MHD_NO;
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_len, void **req)
@@ -156,10 +228,13 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const cha
 	int err;
 
 	(void)version, (void)upload, (void)upload_len, (void)req;
-	if (strcmp(url, "/metrics"))
-		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", "not found: try /metrics\n");
+	if (strcmp(url, "/metrics") && strcmp(url, "/graph") && strcmp(url, "/ui"))
+		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain",
+			     "not found: try /metrics, /graph or /ui\n");
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+	if (strcmp(url, "/metrics"))
+		return on_graph(h, c, url);
 	err = metrics_page(h);
 	if (err) {
 		sl_warn("cannot render metrics", "error=\"%s\"", strerror(-err));
@@ -566,5 +641,6 @@ void sl_http_stop(struct sl_http *h)
 		unlink(h->api_path);
 	}
 	free(h->page);
+	free(h->graph);
 	free(h);
 }

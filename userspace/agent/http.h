@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The agent's HTTP endpoints, both run by libmicrohttpd inside the agent's
- * own epoll loop (no thread): GET /metrics on agent.metrics, and the
+ * own epoll loop (no thread): GET /metrics, GET /graph (the service map as
+ * JSON) and GET /ui (the page that draws it) on agent.metrics, and the
  * control API on the Unix socket agent.api (GET /v1/events streams datapath
  * events as JSON lines).
  */
@@ -12,6 +13,7 @@
 
 #include "config.h"
 #include "loop.h"
+#include "maps.h"
 #include "prom.h"
 
 struct sl_http;
@@ -32,6 +34,8 @@ struct sl_http_cbs {
 	 * went): the agent follows the number of subscribers. May be NULL. */
 	void (*ran)(void *ctx);
 	void *ctx;
+	/* The maps GET /graph reads (the service map); NULL: none yet. */
+	const struct sl_maps *maps;
 };
 
 /* Start the listeners that cfg asks for. -errno with a message in err. */

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "datapath.h"
+#include "edges.h"
 #include "events.h"
 #include "identity.h"
 #include "log.h"
@@ -237,13 +238,18 @@ static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 	return err;
 }
 
-static int sync_names(struct sl_ident *x, const struct sl_config *cfg)
+/* Identity ids are positions in the config: *changed gets the ids whose
+ * name changes (the identity removed, renamed or moved: see sl_ident_sync). */
+static int sync_names(struct sl_ident *x, const struct sl_config *cfg, uint64_t *changed)
 {
 	for (uint32_t id = 1; id <= SLUICE_MAX_IDENTITIES; id++) {
-		struct sluice_identity_info info = {0};
+		struct sluice_identity_info info = {0}, old;
 
 		if (id <= cfg->n_identities)
 			snprintf(info.name, sizeof(info.name), "%s", cfg->identities[id - 1].name);
+		if (!bpf_map_lookup_elem(x->maps->identities, &id, &old) &&
+		    memcmp(&old, &info, sizeof(old)))
+			*changed |= 1ULL << (id - 1);
 		if (bpf_map_update_elem(x->maps->identities, &id, &info, BPF_ANY))
 			return -errno;
 	}
@@ -265,7 +271,8 @@ static int sync_settings(struct sl_ident *x, const struct sl_config *cfg)
 
 int sl_ident_sync(struct sl_ident *x, const struct sl_config *cfg)
 {
-	int err = sync_names(x, cfg);
+	uint64_t renamed = 0;
+	int err = sync_names(x, cfg, &renamed);
 
 	if (!err)
 		err = sync_cgroups(x, cfg);
@@ -275,6 +282,10 @@ int sl_ident_sync(struct sl_ident *x, const struct sl_config *cfg)
 		err = sync_policy_backends(x, cfg);
 	if (!err)
 		err = sync_settings(x, cfg);
+	/* Once the cgroups say who is who: an id that changed hands loses its
+	 * edges of the service map. */
+	if (!err)
+		err = sl_edges_forget(x->maps, NULL, 0, renamed);
 	return err;
 }
 

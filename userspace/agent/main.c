@@ -88,6 +88,7 @@ static void on_signal(void *arg)
 	while (read(a->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			agent_reload(a, "SIGHUP");
+			agent_tracing_sync(a);
 			agent_mtls_reload(a, "SIGHUP");
 		} else if (si.ssi_signo == SIGUSR1) {
 			if (a->ident.audit && !sl_audit_reopen(a->ident.audit))
@@ -106,6 +107,7 @@ static void on_debounce(void *arg)
 
 	sl_timer_drain(a->debouncefd);
 	agent_reload(a, "file-changed");
+	agent_tracing_sync(a);
 }
 
 /* Every second. */
@@ -246,6 +248,7 @@ static void agent_close(struct agent *a)
 			close(*fds[i]);
 	sl_loop_close(&a->loop);
 	ring_buffer__free(a->events);
+	agent_tracing_stop(a); /* before the maps it reads */
 	sl_http_stop(a->http);
 	sl_tc_close(a->tc);
 	sl_etcd_close(a->etcd);
@@ -255,6 +258,7 @@ static void agent_close(struct agent *a)
 		sl_ident_close(&a->ident);
 	free(a->probed);
 	free(a->watched);
+	agent_backends_free(a);
 	sl_dp_close(&a->dp);
 	sl_config_free(&a->cfg);
 	sl_config_free(&a->eff);
@@ -378,6 +382,7 @@ static int start_privileged(struct agent *a)
 	    .api = agent_on_api_request,
 	    .ran = on_http_ran,
 	    .ctx = a,
+	    .maps = &a->dp.maps,
 	};
 	struct sl_problem e = {0};
 	struct sl_state st;
@@ -450,6 +455,8 @@ static int start_apply(struct agent *a)
 	agent_sync_identities(a);
 	/* The engine's thread inherits the capabilities, so it starts after the drop. */
 	if (a->cfg.agent.mtls.on && agent_mtls_start(a))
+		return EXIT_ENV;
+	if (agent_tracing_start(a)) /* its exporter's thread too */
 		return EXIT_ENV;
 	a->reloads_ok++;
 	a->events_on = -1;

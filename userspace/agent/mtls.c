@@ -593,6 +593,14 @@ void agent_mtls_render(struct agent *a, struct sl_prom *p)
 			}
 	pthread_mutex_unlock(&m->cnt_lock);
 	sl_tunnel_get_stats(m->t, &st);
+	sl_prom_family(p, "sluice_mtls_resumed_total",
+		       "mTLS tunnel handshakes that resumed a TLS session (no certificates sent).",
+		       SL_PROM_COUNTER);
+	for (int d = 0; d < SL_TUNNEL_DIRS; d++) {
+		const char *lv[] = {"direction", sl_tunnel_dir_name(d), NULL};
+
+		sl_prom_sample(p, lv, (double)st.resumed[d]);
+	}
 	for (unsigned int i = 0; i < SLUICE_HIST_BUCKETS; i++)
 		bounds[i] = sl_hist_bound_seconds(i);
 	sl_prom_family(p, "sluice_mtls_handshake_seconds", "TLS handshakes of mTLS tunnels.",
@@ -636,5 +644,16 @@ json_t *agent_mtls_json(struct agent *a)
 		      (int)a->cfg.agent.mtls.outbound_port, "certificates", certs,
 		      "last_peer_serial", "outbound", m->last_serial[SL_TUNNEL_OUTBOUND], "inbound",
 		      m->last_serial[SL_TUNNEL_INBOUND]);
+	if (o && m->t) { /* tunnels relayed with kTLS send / receive (splice), per direction */
+		struct sl_tunnel_stats st;
+		json_t *k = json_object();
+
+		sl_tunnel_get_stats(m->t, &st);
+		for (int d = 0; k && d < SL_TUNNEL_DIRS; d++)
+			json_object_set_new(k, sl_tunnel_dir_name(d),
+					    json_pack("{s:I, s:I}", "tx", (json_int_t)st.ktls_tx[d],
+						      "rx", (json_int_t)st.ktls_rx[d]));
+		json_object_set_new(o, "ktls_tunnels", k);
+	}
 	return o;
 }

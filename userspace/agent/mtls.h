@@ -40,7 +40,7 @@ void agent_mtls_reload(struct agent *a, const char *why);
 /* Stop the engine (held tunnels are reset), tell the datapath there is no listener. */
 void agent_mtls_stop(struct agent *a);
 
-/* sluice_mtls_connections_total and sluice_mtls_handshake_seconds. */
+/* sluice_mtls_connections_total, sluice_mtls_resumed_total and sluice_mtls_handshake_seconds. */
 void agent_mtls_render(struct agent *a, struct sl_prom *p);
 
 /* GET /v1/mtls: each certificate's status, kTLS, the last peer serials; NULL without mtls:. */

@@ -138,6 +138,8 @@ int agent_render_metrics(void *ctx, struct sl_prom *p)
 			       SL_PROM_COUNTER);
 		sl_prom_sample(p, NULL, (double)a->state_save_failures);
 		agent_mtls_render(a, p);
+		agent_tracing_render(a, p);
+		agent_render_sockets_closed(a, p);
 	}
 	return err;
 }

@@ -28,6 +28,7 @@ struct cli {
 	const char *bpffs;
 	const char *api;
 	int json; /* -o json */
+	int dot;  /* -o dot (graph only) */
 };
 
 /* An error: {"error": ...} on stdout for -o json, a line on stderr else. Returns code. */
@@ -58,5 +59,7 @@ int do_register(struct cli *c, int argc, char **argv);
 int do_deregister(struct cli *c, int argc, char **argv);
 int do_drain(struct cli *c, int argc, char **argv);
 int do_undrain(struct cli *c, int argc, char **argv);
+/* graph.c */
+int do_graph(struct cli *c, int argc, char **argv);
 
 #endif /* SLUICE_CLI_H */

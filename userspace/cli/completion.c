@@ -68,7 +68,7 @@ static const char prelude[] =
     "\t\t\treturn 0\n"
     "\t\t\t;;\n"
     "\t\t-o | --output)\n"
-    "\t\t\tCOMPREPLY=($(compgen -W 'table json' -- \"$cur\"))\n"
+    "\t\t\tCOMPREPLY=($(compgen -W 'table json dot' -- \"$cur\"))\n"
     "\t\t\treturn 0\n"
     "\t\t\t;;\n"
     "\t\tesac\n"

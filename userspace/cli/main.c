@@ -49,6 +49,8 @@ static const struct cmd commands[] = {
     {"register", "SERVICE ADDRESS [--weight N] [--subset S] [--ttl DUR]",
      "add a backend through the agent's API", do_register},
     {"deregister", "SERVICE ADDRESS", "remove a registered backend", do_deregister},
+    {"graph", "", "the service map: identities -> services -> backends (-o dot: Graphviz)",
+     do_graph},
     {"version", "", "version, commit, libbpf and kernel features", do_version},
     {"completion", "bash", "print a bash completion script", do_completion},
 };
@@ -73,7 +75,7 @@ static void usage(FILE *f)
 		   "options:\n"
 		   "  --bpffs DIR        where the datapath is pinned (default " DEFAULT_BPFFS ")\n"
 		   "  --api SOCK         the agent's API socket (default " DEFAULT_API ")\n"
-		   "  -o, --output FMT   table (default) or json\n"
+		   "  -o, --output FMT   table (default) or json; dot for graph\n"
 		   "  -h, --help         this help\n"
 		   "commands (any unique prefix):\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
@@ -121,10 +123,11 @@ int main(int argc, char **argv)
 			c.api = optarg;
 			break;
 		case 'o':
-			if (!strcmp(optarg, "json")) {
-				c.json = 1;
-			} else if (strcmp(optarg, "table")) {
-				fprintf(stderr, "sluicectl: -o: want table or json, not '%s'\n",
+			c.json = !strcmp(optarg, "json");
+			c.dot = !strcmp(optarg, "dot");
+			if (!c.json && !c.dot && strcmp(optarg, "table")) {
+				fprintf(stderr,
+					"sluicectl: -o: want table, json or dot, not '%s'\n",
 					optarg);
 				return EXIT_USAGE;
 			}
@@ -148,5 +151,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (c.dot && cmd->fn != do_graph)
+		return fail(&c, EXIT_USAGE, "-o dot is for graph only");
 	return cmd->fn(&c, argc - optind, argv + optind);
 }

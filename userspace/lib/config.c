@@ -59,6 +59,12 @@ static const struct {
     AGENT_FIELD(mtls.certs, "mtls.certs"),
     AGENT_FIELD(mtls.port, "mtls.port"),
     AGENT_FIELD(mtls.outbound_port, "mtls.outbound_port"),
+    AGENT_FIELD(tracing.on, "tracing"),
+    AGENT_FIELD(tracing.endpoint, "tracing.endpoint"),
+    AGENT_FIELD(tracing.queue_size, "tracing.queue_size"),
+    AGENT_FIELD(tracing.batch_size, "tracing.batch_size"),
+    AGENT_FIELD(tracing.batch_delay_ms, "tracing.batch_delay"),
+    AGENT_FIELD(tracing.timeout_ms, "tracing.timeout"),
 };
 
 const char *sl_agent_cfg_diff(const struct sl_agent_cfg *a, const struct sl_agent_cfg *b)
@@ -106,6 +112,7 @@ static const struct yw_key root_keys[] = {
     YW_KEY_FN("registry", root_registry),
     YW_KEY_NODE("identities"), /* cfg_parse_identities_first */
     YW_KEY_NODE("mtls"),       /* cfg_parse_mtls_first */
+    YW_KEY_FN("tracing", cfg_parse_tracing),
 };
 static const struct yw_schema root_schema = YW_SCHEMA("configuration", 0, NULL, root_keys);
 

@@ -80,6 +80,8 @@ struct sl_service_cfg {
 	uint32_t idle_timeout_ms;    /* timeouts.idle; 0 = off; whole seconds */
 	struct sl_policy_cfg policy;
 	uint8_t mtls; /* enum sl_mtls_mode; SL_MTLS_OFF needs no mtls: block */
+	/* close_on_removal: also close TCP connections to a removed backend */
+	uint8_t close_on_removal;
 };
 
 #define SL_MAX_IDENTITIES  64 /* identity ids are bits of a 64-bit mask */
@@ -138,6 +140,20 @@ struct sl_mtls_cfg {
 	uint16_t outbound_port;			/* the agent's outbound listener, loopback */
 };
 
+#define SL_TRACE_URL_LEN	  1000 /* tracing.endpoint, without "/v1/traces" */
+#define SL_TRACE_ENDPOINT_DEFAULT "http://127.0.0.1:4318"
+
+/* tracing: OpenTelemetry connection spans (README "Tracing"). The exporter's settings; they
+ * are fixed for the agent's life. tracing.sample is not: it is sl_config.trace_sample. */
+struct sl_tracing_cfg {
+	int on;				 /* the block is present */
+	char endpoint[SL_TRACE_URL_LEN]; /* http(s)://host[:port][/prefix] */
+	uint32_t queue_size;		 /* spans waiting for export, at most */
+	uint32_t batch_size;		 /* spans per request, at most */
+	uint32_t batch_delay_ms;	 /* the longest a span waits for its batch */
+	uint32_t timeout_ms;		 /* one request */
+};
+
 /* The agent's own settings (agent.* but agent.audit, and registry.*): they shape the maps,
  * links, sockets and threads, so they are fixed for the agent's life. A reload compares this
  * struct whole (sl_agent_cfg_diff), so a key added here is fixed without further code. The
@@ -171,6 +187,8 @@ struct sl_agent_cfg {
 	char etcd_password_file[PATH_MAX];
 	char audit_log[PATH_MAX]; /* agent.audit_log */
 	struct sl_mtls_cfg mtls;  /* mtls: */
+	/* tracing: but its sample */
+	struct sl_tracing_cfg tracing;
 };
 
 /* The config: the fixed agent settings, and what a reload may change (services, identities,
@@ -182,7 +200,14 @@ struct sl_config {
 	struct sl_identity_cfg *identities;
 	size_t n_identities;
 	int audit_all; /* agent.audit: all (allowed connections too); reloadable */
+	/* tracing.sample, 0..1; reloadable */
+	double trace_sample;
 };
+
+/* The datapath's sluice_settings.trace_sample for a tracing.sample in [0, 1]: a connection
+ * without a traceparent is traced when bpf_get_prandom_u32() is below it, always at
+ * 0xffffffff (sample 1), never at 0; any sample above 0 gives at least 1. */
+uint32_t sl_trace_threshold(double sample);
 
 /* NULL when two configs have the same fixed settings, else why a reload
  * cannot go ahead ("agent.bpffs cannot change while running; ..."). */

@@ -367,6 +367,7 @@ enum {
 	SK_TIMEOUTS,
 	SK_POLICY,
 	SK_MTLS,
+	SK_CLOSE,
 	SK__N
 };
 /* YAML 1.1 reads a bare off as a boolean: its spelling false is accepted too. */
@@ -375,6 +376,7 @@ static const struct yw_enum mtls_modes[] = {{"off", SL_MTLS_OFF, 0},
 					    {"permissive", SL_MTLS_PERMISSIVE, 0},
 					    {"strict", SL_MTLS_STRICT, 0},
 					    {NULL, 0, 0}};
+static const struct yw_enum booleans[] = {{"false", 0, 0}, {"true", 1, 0}, {NULL, 0, 0}};
 static const struct yw_key service_keys[SK__N] = {
     [SK_NAME] = YW_KEY_NEED("name", service_name),
     [SK_FRONTEND] = YW_KEY_NEED("frontend", service_frontend),
@@ -390,6 +392,7 @@ static const struct yw_key service_keys[SK__N] = {
     [SK_TIMEOUTS] = YW_KEY_FN("timeouts", service_timeouts),
     [SK_POLICY] = YW_KEY_FN("policy", service_policy),
     [SK_MTLS] = YW_KEY_ENUM("mtls", struct sl_service_cfg, mtls, mtls_modes),
+    [SK_CLOSE] = YW_KEY_ENUM("close_on_removal", struct sl_service_cfg, close_on_removal, booleans),
 };
 static const struct yw_schema service_schema =
     YW_SCHEMA("service", 0, "service has no '%s'", service_keys);

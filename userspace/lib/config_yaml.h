@@ -170,6 +170,8 @@ void cfg_parse_agent_first(struct walker *w, yaml_node_t *root, struct sl_config
 void cfg_parse_identities_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg);
 /* mtls: before the services, whose mtls key needs it (config_mtls.c). */
 void cfg_parse_mtls_first(struct walker *w, yaml_node_t *root, struct sl_config *cfg);
+/* tracing: (YW_FN of the root schema; ctx the sl_config; config_tracing.c) */
+void cfg_parse_tracing(struct walker *w, const char *label, yaml_node_t *v, void *ctx);
 /* services: (YW_FN of the root schema; ctx the sl_config) */
 void cfg_parse_services(struct walker *w, const char *label, yaml_node_t *v, void *ctx);
 

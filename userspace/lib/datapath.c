@@ -33,6 +33,7 @@
 #include "sockops.skel.h"
 
 #include "datapath.h"
+#include "sockdestroy.h"
 
 int sl_find_cgroup2(char *out, size_t len)
 {
@@ -380,6 +381,7 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem 
 	dp->cgroup_fd = -1;
 	dp->events_fd = -1;
 	dp->settings_fd = -1;
+	dp->spans_fd = -1;
 	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++)
 		*sl_maps_fd(&dp->maps, i) = -1;
 	snprintf(dp->bpffs, sizeof(dp->bpffs), "%s", cfg->agent.bpffs);
@@ -426,6 +428,10 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem 
 #undef SLUICE_MAP
 	dp->events_fd = bpf_map__fd(dp->sock_lb->maps.sluice_events);
 	dp->settings_fd = bpf_map__fd(dp->sock_lb->maps.sluice_settings);
+	dp->spans_fd = bpf_map__fd(dp->sock_lb->maps.sluice_spans);
+	/* Optional (kernel 6.5+): without it, sockets on dead backends stay. */
+	sl_sd_open(&dp->sd, bpf_map__fd(dp->sock_lb->maps.sluice_revnat),
+		   bpf_map__fd(dp->sock_lb->maps.sluice_sk_backend), cg_id);
 	return 0;
 fail:
 	sl_dp_close(dp);
@@ -437,6 +443,8 @@ void sl_dp_close(struct sl_dp *dp)
 	/* Links are pinned: destroying our handle does not detach them. */
 	while (dp->n_links)
 		bpf_link__destroy(dp->links[--dp->n_links]);
+	sl_sd_free(dp->sd);
+	dp->sd = NULL;
 	redirect__destroy(dp->redirect);
 	sockops__destroy(dp->sockops);
 	sock_lb__destroy(dp->sock_lb);

@@ -21,6 +21,7 @@ struct bpf_link;
 struct sock_lb;
 struct sockops;
 struct redirect;
+struct sl_sd;
 
 struct sl_dp {
 	struct sock_lb *sock_lb; /* loaded first: creates and pins the shared maps */
@@ -35,6 +36,8 @@ struct sl_dp {
 	struct sl_maps maps; /* owned by sock_lb */
 	int events_fd;	     /* the sluice_events ring buffer, owned by sock_lb */
 	int settings_fd;     /* sluice_settings, owned by sock_lb */
+	int spans_fd;	     /* the sluice_spans ring buffer (traced connections), ditto */
+	struct sl_sd *sd;    /* socket iterators (sockdestroy.h); NULL: the kernel lacks them */
 };
 
 /* The cgroup2 mount point, from /proc/mounts. */

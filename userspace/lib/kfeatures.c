@@ -52,7 +52,8 @@ static const struct sl_feature feature_table[FEAT__COUNT] = {
     [FEAT_SK_STORAGE] = {"sk_storage", "per-connection telemetry (sockops)", 1},
     [FEAT_SET_RETVAL] = {"bpf_set_retval", "ECONNREFUSED when a service has no backend", 1},
     [FEAT_TCX] = {"tcx", "TCX links, 6.6+ (not used: TC attaches via clsact)", 0},
-    [FEAT_SOCK_DESTROY] = {"bpf_sock_destroy", "kfunc, 6.5+ (not used yet)", 0},
+    [FEAT_SOCK_DESTROY] = {"bpf_sock_destroy",
+			   "kfunc, 6.5+: close sockets on dead backends (else they stay)", 0},
     [FEAT_KTLS] = {"ktls", "mTLS tunnels encrypt in the kernel (CONFIG_TLS); else OpenSSL", 0},
     [FEAT_MTLS] = {"mtls", "mutual TLS tunnels between nodes (this build)", 0},
 };
@@ -127,7 +128,7 @@ static int probe_tcx(void)
 	return errno == EINVAL ? 0 : -errno;
 }
 
-static int probe_kfunc(const char *name)
+int sl_kfunc_exists(const char *name)
 {
 	struct btf *btf = btf__load_vmlinux_btf();
 	int rc;
@@ -165,7 +166,7 @@ void sl_features_probe(struct sl_features *f)
 	f->f[FEAT_BTF].state = access("/sys/kernel/btf/vmlinux", R_OK) ? SL_FEAT_NO : SL_FEAT_YES;
 	f->f[FEAT_CGROUP2].state = sl_find_cgroup2(cg, sizeof(cg)) ? SL_FEAT_NO : SL_FEAT_YES;
 	f->f[FEAT_SOCK_DESTROY].state = f->f[FEAT_BTF].state == SL_FEAT_YES
-					    ? state_of(probe_kfunc("bpf_sock_destroy"))
+					    ? state_of(sl_kfunc_exists("bpf_sock_destroy"))
 					    : SL_FEAT_UNKNOWN;
 
 	/* A loopback TCP pair in this netns, no privilege needed. */

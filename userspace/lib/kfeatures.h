@@ -37,6 +37,9 @@ struct sl_features {
 /* The git commit this binary was built from, or "unknown". */
 const char *sl_build_commit(void);
 
+/* Does the kernel's BTF declare this kfunc? 1 yes, 0 no, -ENOENT without BTF. */
+int sl_kfunc_exists(const char *name);
+
 /* Probe the kernel. Never fails: what cannot be probed is SL_FEAT_UNKNOWN. */
 void sl_features_probe(struct sl_features *f);
 

@@ -42,6 +42,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "edges.h"
 #include "maglev.h"
 #include "maps.h"
 #include "mem.h"
@@ -420,11 +421,32 @@ static int apply_remove(const struct sl_maps *m, const struct sl_svc_op *op, uin
 	return sl_maps_retire(m, op->gone_ids, op->n_gone, dead, n_dead);
 }
 
+/* The service map's edges of the services the plan adds (a reused id starts
+ * from nothing; before their frontends exist) or removes (after their
+ * frontends are gone). */
+static int forget_edges(const struct sl_maps *m, const struct sl_plan *plan, int removed)
+{
+	uint32_t *ids = calloc(plan->n_ops ? plan->n_ops : 1, sizeof(*ids));
+	size_t n = 0;
+	int err;
+
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < plan->n_ops; i++)
+		if (plan->ops[i].kind == (removed ? SL_OP_REMOVE : SL_OP_ADD))
+			ids[n++] = plan->ops[i].svc_id;
+	err = sl_edges_forget(m, ids, n, 0);
+	free(ids);
+	return err;
+}
+
 int sl_maps_apply(const struct sl_maps *m, const struct sl_plan *plan, uint32_t **dead,
 		  size_t *n_dead)
 {
-	int err;
+	int err = forget_edges(m, plan, 0);
 
+	if (err)
+		return err;
 	for (size_t i = 0; i < plan->n_ops; i++) {
 		if (plan->ops[i].kind == SL_OP_REMOVE)
 			continue;
@@ -439,7 +461,7 @@ int sl_maps_apply(const struct sl_maps *m, const struct sl_plan *plan, uint32_t 
 		if (err)
 			return err;
 	}
-	return 0;
+	return forget_edges(m, plan, 1);
 }
 
 int sl_maps_reap(const struct sl_maps *m, const uint32_t *ids, size_t n)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "edges.h"
 #include "metrics.h"
 #include "report.h"
 
@@ -312,7 +313,9 @@ int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx,
 		       BE_RECEIVED);
 	state_families(p, ctx, rows, n);
 	rejected_family(p, m, &st);
-	err = histograms(p, m, &st);
+	err = sl_metrics_edges(p, m, &st);
+	if (!err)
+		err = histograms(p, m, &st);
 	interface_families(p, ctx);
 	global_families(p, m);
 	map_families(p, (struct sl_maps *)m);

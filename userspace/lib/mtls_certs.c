@@ -14,10 +14,15 @@
 #include <openssl/x509v3.h>
 
 #include "mtls_certs.h"
+#include "mtls_sess.h"
 
 #define SUITES	   "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"
 #define MAX_CHAIN  8 /* intermediates after the leaf in a certificate file */
 #define VERIFY_MAX 8 /* chain depth a peer may present */
+/* Resumption (mtls_certs.h): how long a session may be resumed, and how many the server keeps */
+#define SESS_LIFETIME_S 300
+#define SESS_CACHE_MAX	4096
+#define SESS_ID_CTX	"sluice-mtls-1"
 
 struct entry {
 	struct sl_mtls_status st;
@@ -37,10 +42,17 @@ struct sl_mtls {
 struct ctx_info {
 	char td[SL_MTLS_TD_LEN];
 	enum sl_mtls_kind want;
+	struct sl_mtls_sess *sess; /* a client's sessions per peer; NULL on the server */
+};
+
+/* The peer an outbound SSL talks to: where its new session goes (ex_data, freed with it). */
+struct peer_key {
+	size_t len;
+	uint8_t key[SL_MTLS_PEER_KEY_LEN];
 };
 
 /* ex_data indexes: process-wide, allocated once (OpenSSL hands them out per class). */
-static int ctx_idx = -1, ssl_idx = -1;
+static int ctx_idx = -1, ssl_idx = -1, peer_idx = -1;
 static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 
 static void ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
@@ -49,10 +61,23 @@ static void ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long a
 	free(ptr);
 }
 
+static void ctx_info_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			  void *argp)
+{
+	struct ctx_info *ci = ptr;
+
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	if (ci)
+		sl_mtls_sess_free(ci->sess);
+	free(ci);
+}
+
 static void idx_init(void)
 {
-	ctx_idx = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, ex_free);
+	ctx_idx =
+	    CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, ctx_info_free);
 	ssl_idx = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, ex_free);
+	peer_idx = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, NULL, NULL, NULL, ex_free);
 }
 
 static const char *kind_word(enum sl_mtls_kind k)
@@ -392,12 +417,51 @@ static int check_cert(struct sl_mtls *m, struct sl_mtls_status *st, const struct
 		    X509_verify_cert_error_string(e));
 }
 
+/* A client's new session (a ticket from the server, read after the handshake): keep it for
+ * the next tunnel to the same peer. 1: the cache took it. */
+static int new_session(SSL *ssl, SSL_SESSION *s)
+{
+	const struct ctx_info *ci = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_idx);
+	const struct peer_key *pk = SSL_get_ex_data(ssl, peer_idx);
+
+	if (!ci || !ci->sess || !pk || !SSL_SESSION_is_resumable(s))
+		return 0;
+	return sl_mtls_sess_put(ci->sess, pk->key, pk->len, s);
+}
+
+/* TLS 1.3 resumption (mtls_certs.h): the server keeps its sessions in its own cache (stateful
+ * tickets: a ticket is a session id, no ticket key to manage), the client its tickets per peer
+ * in mtls_sess.c. Both live and die with the context, so with the certificate set. */
+static int set_resumption(SSL_CTX *ctx, int server)
+{
+	SSL_CTX_set_timeout(ctx, SESS_LIFETIME_S);
+	if (!server) {
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+							SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, new_session);
+		return SSL_CTX_set_num_tickets(ctx, 0);
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET); /* TLS 1.3: stateful tickets */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_sess_set_cache_size(ctx, SESS_CACHE_MAX);
+	return SSL_CTX_set_num_tickets(ctx, 1) &&
+	       SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SESS_ID_CTX,
+					      sizeof(SESS_ID_CTX) - 1);
+}
+
+static void ctx_info_drop(struct ctx_info *ci)
+{
+	if (ci)
+		sl_mtls_sess_free(ci->sess);
+	free(ci);
+}
+
 /* A TLS 1.3-only context presenting l, verifying peers against m's CA bundle. */
 static SSL_CTX *make_ctx(struct sl_mtls *m, struct sl_mtls_status *st, const struct loaded *l)
 {
 	SSL_CTX *ctx = SSL_CTX_new(st->is_node ? TLS_server_method() : TLS_client_method());
 	struct ctx_info *ci = calloc(1, sizeof(*ci));
-	int ok = ctx && ci;
+	int ok = ctx && ci && (st->is_node || (ci->sess = sl_mtls_sess_new()));
 
 	if (ok) {
 		snprintf(ci->td, sizeof(ci->td), "%s", m->td);
@@ -411,17 +475,22 @@ static SSL_CTX *make_ctx(struct sl_mtls *m, struct sl_mtls_status *st, const str
 	     SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) &&
 	     SSL_CTX_set_ciphersuites(ctx, SUITES) && SSL_CTX_use_certificate(ctx, l->leaf) &&
 	     SSL_CTX_use_PrivateKey(ctx, l->key) && SSL_CTX_check_private_key(ctx) &&
-	     SSL_CTX_set1_verify_cert_store(ctx, m->store) && SSL_CTX_set_num_tickets(ctx, 0);
+	     SSL_CTX_set1_verify_cert_store(ctx, m->store) && set_resumption(ctx, st->is_node);
 	for (int i = 0; ok && i < sk_X509_num(l->chain); i++)
 		ok = SSL_CTX_add1_chain_cert(ctx, sk_X509_value(l->chain, i));
-	free(ci);
+	ctx_info_drop(ci);
 	if (!ok) {
 		fail(st, "%s: TLS context: %s", st->path, ctx ? ossl_why() : "out of memory");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS | SSL_OP_NO_TICKET);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+#if OPENSSL_VERSION_NUMBER < 0x30200000L
+	/* One read() per buffer of records, not two per record (header, body). Before 3.2 OpenSSL
+	 * never gives a TLS 1.3 receive key to the kernel, so no direction that reads through
+	 * OpenSSL ever switches to splice() with records left in OpenSSL's buffer. */
+	SSL_CTX_set_read_ahead(ctx, 1);
+#endif
 	/* RELEASE_BUFFERS: an idle connection keeps no OpenSSL record buffers (~34 KiB) */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 				  SSL_MODE_RELEASE_BUFFERS);
@@ -475,7 +544,7 @@ struct sl_mtls *sl_mtls_load(const struct sl_mtls_opts *o, char *err, size_t err
 	struct sl_mtls *m;
 
 	pthread_once(&idx_once, idx_init);
-	if (ctx_idx < 0 || ssl_idx < 0) {
+	if (ctx_idx < 0 || ssl_idx < 0 || peer_idx < 0) {
 		snprintf(err, errlen, "OpenSSL ex_data index: %s", ossl_why());
 		return NULL;
 	}
@@ -568,4 +637,31 @@ SSL_CTX *sl_mtls_client_ctx(const struct sl_mtls *m, const char *identity)
 SSL_CTX *sl_mtls_server_ctx(const struct sl_mtls *m)
 {
 	return m->e[m->n - 1].ctx;
+}
+
+SSL *sl_mtls_client_ssl(const struct sl_mtls *m, const char *identity, const void *peer,
+			size_t peerlen)
+{
+	SSL_CTX *ctx = sl_mtls_client_ctx(m, identity);
+	const struct ctx_info *ci = ctx ? SSL_CTX_get_ex_data(ctx, ctx_idx) : NULL;
+	struct peer_key *pk = NULL;
+	SSL_SESSION *s;
+	SSL *ssl;
+
+	if (!ci || peerlen > sizeof(pk->key))
+		return NULL;
+	ssl = SSL_new(ctx);
+	pk = malloc(sizeof(*pk));
+	if (!ssl || !pk || !SSL_set_ex_data(ssl, peer_idx, pk)) {
+		free(pk);
+		SSL_free(ssl);
+		return NULL;
+	}
+	pk->len = peerlen;
+	memcpy(pk->key, peer, peerlen);
+	s = sl_mtls_sess_take(ci->sess, peer, peerlen);
+	if (s && !SSL_set_session(ssl, s))
+		ERR_clear_error(); /* then a full handshake */
+	SSL_SESSION_free(s);
+	return ssl;
 }

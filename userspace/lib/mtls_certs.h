@@ -13,11 +13,23 @@
  *
  * Both kinds of context speak TLS 1.3 only, with the AES-GCM suites only (the ones the kernel's
  * TLS offers: TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384), ask OpenSSL for kTLS
- * (SSL_OP_ENABLE_KTLS), issue no session tickets and keep no session cache (a ticket arriving
- * after the handshake would be a non-data record in a spliced kTLS stream). Each verifies its
- * peer's chain against the CA bundle, then the peer's SAN URI during the handshake: a client
- * wants a node of the same trust domain, the server an identity of the same trust domain, so a
- * wrong peer fails the handshake itself, with a TLS alert.
+ * (SSL_OP_ENABLE_KTLS). Each verifies its peer's chain against the CA bundle, then the peer's
+ * SAN URI during the handshake: a client wants a node of the same trust domain, the server an
+ * identity of the same trust domain, so a wrong peer fails the handshake itself, with a TLS
+ * alert.
+ *
+ * Resumption (TLS 1.3 PSK with a fresh ECDHE, psk_dhe_ke). A full handshake costs each side a
+ * signature, two ECDSA verifications and the decoding of the peer's certificates; a resumed
+ * one none of them. The server context keeps the sessions it made in its own cache (stateful
+ * tickets: the ticket is a session id, single use, 300 s; there is no ticket key to leak or
+ * rotate) and sends one ticket per handshake, right after it, before any payload (the client
+ * reads it with the status byte, before a kTLS receive key could be installed). A client
+ * context keeps the tickets per peer (mtls_sess.h) and sl_mtls_client_ssl() offers one. A
+ * session is only ever resumed with the context that made it: the same CA bundle, trust
+ * domain, certificate and identity. It carries the peer certificate that was verified when it
+ * was made, so sl_mtls_peer_name() names the same peer on a resumed connection, and the policy
+ * is applied to it as to any other. A reload makes new contexts with empty caches: after a
+ * certificate rotates, the next tunnel makes a full handshake with the new certificate.
  */
 #ifndef SLUICE_MTLS_CERTS_H
 #define SLUICE_MTLS_CERTS_H
@@ -92,6 +104,13 @@ const struct sl_mtls_status *sl_mtls_node_status(const struct sl_mtls *m);
  * certificate is not valid or the identity was not asked for. */
 SSL_CTX *sl_mtls_client_ctx(const struct sl_mtls *m, const char *identity);
 SSL_CTX *sl_mtls_server_ctx(const struct sl_mtls *m);
+
+/* A new client SSL of an identity for a tunnel to peer (a key naming it, at most 32 bytes: its
+ * sockaddr), offering a ticket from an earlier tunnel to that peer when one is kept; the
+ * ticket the peer sends afterwards is kept for the next. SSL_session_reused() says whether it
+ * resumed. NULL when the identity has no valid certificate, peerlen is too long, or no memory. */
+SSL *sl_mtls_client_ssl(const struct sl_mtls *m, const char *identity, const void *peer,
+			size_t peerlen);
 
 enum sl_mtls_kind {
 	SL_MTLS_IDENTITY = 0, /* spiffe://<td>/identity/<name> */

@@ -300,6 +300,8 @@ void tun_handshake_done(struct tun *u)
 {
 	u->handshake_ns = tun_now_ns() - u->hs_start_ns;
 	hs_observe(u->t, u->dir, u->handshake_ns);
+	if (SSL_session_reused(u->ssl))
+		tun_count(&u->t->st.resumed[u->dir], 1);
 }
 
 struct tun *tun_new(struct sl_tunnel *t, enum sl_tunnel_dir dir)
@@ -603,6 +605,8 @@ void sl_tunnel_free(struct sl_tunnel *t)
 		close(t->stop.fd);
 	if (t->ep >= 0)
 		close(t->ep);
+	while (t->n_spare)
+		free(t->spare[--t->n_spare]);
 	sl_mtls_unref(t->certs);
 	pthread_mutex_destroy(&t->certs_lock);
 	free(t);

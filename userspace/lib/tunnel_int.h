@@ -20,6 +20,7 @@
 #define TUN_ACCEPT_BURST  64	      /* accepts per listener wakeup */
 #define TUN_DEFAULT_HS_MS 5000
 #define TUN_DEFAULT_MAX	  4096
+#define TUN_SPARE_BUFS	  16 /* idle relay buffers the engine keeps for the next (1 MiB) */
 
 /* An epoll source: epoll_event.data.ptr points at one; fn handles its events. */
 struct tun_src {
@@ -112,6 +113,9 @@ struct sl_tunnel {
 	struct tun *setup_head, *setup_tail;
 	struct tun *runq, *dead;
 	size_t n_tunnels;
+	char *spare[TUN_SPARE_BUFS]; /* relay buffers no flow uses: malloc/free of 64 KiB per
+					burst cost more than the copy */
+	size_t n_spare;
 	struct sl_tunnel_stats st; /* __atomic */
 };
 

@@ -31,11 +31,22 @@ static const char *plain_name(const struct tun *u)
 	return u->dir == SL_TUNNEL_OUTBOUND ? "caller" : "backend";
 }
 
-static int flow_buf(struct tun_flow *f)
+static int flow_buf(struct sl_tunnel *t, struct tun_flow *f)
 {
 	if (!f->buf)
-		f->buf = malloc(TUN_BUF_SIZE);
+		f->buf = t->n_spare ? t->spare[--t->n_spare] : malloc(TUN_BUF_SIZE);
 	return f->buf ? 0 : -ENOMEM;
+}
+
+/* f's buffer back to the engine's spares, or to the heap when there are enough. */
+static void flow_buf_put(struct sl_tunnel *t, struct tun_flow *f)
+{
+	if (f->buf && t->n_spare < TUN_SPARE_BUFS)
+		t->spare[t->n_spare++] = f->buf;
+	else
+		free(f->buf);
+	f->buf = NULL;
+	f->off = f->len = 0;
 }
 
 /* kTLS in this direction: a pipe to splice through (0), or -errno (then use a buffer). */
@@ -46,14 +57,11 @@ static int flow_pipe(struct tun_flow *f)
 	return 0;
 }
 
-/* An empty buffer goes back to the heap while its flow waits: idle tunnels cost no buffers. */
-static void flow_idle(struct tun_flow *f)
+/* An empty buffer goes back while its flow waits: idle tunnels cost no buffers. */
+static void flow_idle(struct sl_tunnel *t, struct tun_flow *f)
 {
-	if (f->buf && f->off == f->len) {
-		free(f->buf);
-		f->buf = NULL;
-		f->off = f->len = 0;
-	}
+	if (f->buf && f->off == f->len)
+		flow_buf_put(t, f);
 }
 
 int tun_relay_start(struct tun *u)
@@ -74,8 +82,7 @@ void tun_relay_free(struct tun *u)
 	struct tun_flow *fl[2] = {&u->up, &u->down};
 
 	for (int i = 0; i < 2; i++) {
-		free(fl[i]->buf);
-		fl[i]->buf = NULL;
+		flow_buf_put(u->t, fl[i]);
 		for (int j = 0; j < 2; j++)
 			if (fl[i]->pipe[j] >= 0) {
 				close(fl[i]->pipe[j]);
@@ -100,7 +107,7 @@ static void up_read(struct tun *u, int *progress)
 		} else {
 			if (f->len >= TUN_BUF_SIZE)
 				return;
-			if (flow_buf(f))
+			if (flow_buf(u->t, f))
 				return tun_abort(u, "out of memory");
 			n = recv(fd, f->buf + f->len, TUN_BUF_SIZE - f->len, 0);
 		}
@@ -244,7 +251,7 @@ static void down_read(struct tun *u, int *progress)
 			continue;
 		if (s == SPL_STOP || f->in_pipe) /* SSL_read's bytes must not overtake the pipe's */
 			return;
-		if (flow_buf(f))
+		if (flow_buf(u->t, f))
 			return tun_abort(u, "out of memory");
 		if (f->len >= TUN_BUF_SIZE)
 			return;
@@ -338,8 +345,8 @@ void tun_relay_pump(struct tun *u)
 		if (u->up.done && u->down.done)
 			return tun_finish(u);
 		if (!progress) {
-			flow_idle(&u->up);
-			flow_idle(&u->down);
+			flow_idle(u->t, &u->up);
+			flow_idle(u->t, &u->down);
 			return;
 		}
 	}

@@ -475,7 +475,6 @@ void tun_accept_outbound(struct sl_tunnel *t, int fd, const struct sl_sockaddr *
 	struct sockaddr_storage ss;
 	char host[SL_HOSTPORT_LEN];
 	socklen_t len;
-	SSL_CTX *ctx;
 	int rc, tfd;
 
 	if (!u) {
@@ -495,11 +494,11 @@ void tun_accept_outbound(struct sl_tunnel *t, int fd, const struct sl_sockaddr *
 	if (!r.via.family)
 		u->peer.port = t->o.peer_port;
 	u->certs = tun_certs_get(t);
-	ctx = sl_mtls_client_ctx(u->certs, u->identity);
-	if (!ctx)
+	if (!sl_mtls_client_ctx(u->certs, u->identity))
 		return tun_fail(u, SL_TUNNEL_ERROR, "no valid certificate for identity %s",
 				u->identity);
-	u->ssl = SSL_new(ctx);
+	tun_sockaddr_to(&u->peer, &ss, &len); /* also the key of the peer's tickets */
+	u->ssl = sl_mtls_client_ssl(u->certs, u->identity, &ss, len);
 	tfd = socket(u->peer.family == SLUICE_AF_INET6 ? AF_INET6 : AF_INET,
 		     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (!u->ssl || tfd < 0) {
@@ -513,7 +512,6 @@ void tun_accept_outbound(struct sl_tunnel *t, int fd, const struct sl_sockaddr *
 		return tun_fail(u, SL_TUNNEL_ERROR, "tunnel setup: %s",
 				rc ? strerror(-rc) : "SSL_set_fd failed");
 	SSL_set_connect_state(u->ssl);
-	tun_sockaddr_to(&u->peer, &ss, &len);
 	if (connect(tfd, (struct sockaddr *)&ss, len) == 0) {
 		u->state = TS_HANDSHAKE;
 	} else if (errno == EINPROGRESS) {

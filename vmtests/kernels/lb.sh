@@ -40,11 +40,18 @@ if ! va_start "$cfg"; then
 fi
 vt_pass "sluiced started and became ready on $(uname -r)"
 
-# Every program in bpf/*.bpf.c is loaded (bpftool shows the BTF name, or the kernel's, cut to 15).
+# Every program in bpf/*.bpf.c is loaded (bpftool shows the BTF name, or the kernel's, cut to 15);
+# bpf/sock_destroy.bpf.c only where the kernel has bpf_sock_destroy (6.5+).
 want=()
+srcs=()
+for f in "$VT_ROOT"/bpf/*.bpf.c; do
+	[ "${f##*/}" = sock_destroy.bpf.c ] &&
+		! grep -qw bpf_sock_destroy < <(bpftool btf dump file /sys/kernel/btf/vmlinux) && continue
+	srcs+=("$f")
+done
 mapfile -t want < <(awk '/^SEC\("/ && !/license|\.maps/ { s = 1; next }
 	s && match($0, /[a-z_0-9]+\(/) { print substr($0, RSTART, RLENGTH - 1); s = 0 }' \
-	"$VT_ROOT"/bpf/*.bpf.c | sort -u)
+	"${srcs[@]}" | sort -u)
 bpftool -j prog show >"$VT_TMP/progs.json" 2>"$VT_TMP/bpftool.err" ||
 	vt_fail "bpftool prog show: $(cat "$VT_TMP/bpftool.err")"
 missing=()

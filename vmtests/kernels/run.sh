@@ -163,6 +163,9 @@ chmod 0755 "$IRD/init"
 boot() {
 	local accel=$1 secs=$2 cpu=()
 	shift 2
+	# TCG's default CPU (qemu64) has no AES-NI or PCLMULQDQ: AES-GCM (the mTLS tunnels, in
+	# the kernel and in OpenSSL) would run in generic C, many times slower. max emulates them.
+	cpu=(-cpu max)
 	[ "$accel" = kvm ] && cpu=(-cpu host)
 	rm -f "$TMP/qemu.pid"
 	: >"$TMP/console.log" # exists before `tail -f` opens it

@@ -47,7 +47,7 @@ BEGIN {
 	desc["haproxy-full"] = "the same pair with `no-ssl-reuse`: a full handshake (certificates, signatures) per connection"
 	desc["sluice-plain"] = "sluiced on both nodes without any mtls key (a sluiced without mtls; tests this harness)"
 	desc["sluice-off"] = "sluiced on both nodes with `mtls:` configured, the service `mtls: off`: the client connects to the VIP 198.19.0.10:80, rewritten at `connect()` to node B"
-	desc["sluice-strict"] = "the same with `mtls: strict`: node A'"'"'s agent carries each connection through a TLS 1.3 tunnel to node B'"'"'s agent on :15008, which connects to nginx"
+	desc["sluice-strict"] = "the same with `mtls: strict`: node A'"'"'s agent carries each connection through a TLS 1.3 tunnel to node B'"'"'s agent on :15008, which connects to nginx; TLS sessions resumed (tickets per node pair and identity), as HAProxy does by default"
 }
 /^#/ { next }
 $1 == "ka" || $1 == "bulk" || $1 == "conn" {
@@ -86,7 +86,7 @@ END {
 	}
 	if (reuse) {
 		print ""
-		print "TLS sessions resumed by node B'"'"'s HAProxy at the end of the new-connection run (its `SslFrontendSessionReuse_pct`, over the last second; median and min–max): " reuse "."
+		print "TLS sessions resumed on node B (median and min–max; HAProxy: its `SslFrontendSessionReuse_pct` over the last second of the new-connection run; sluice: `sluice_mtls_resumed_total` over all the inbound tunnels of the world): " reuse "."
 	}
 	print ""
 	print "## Results"

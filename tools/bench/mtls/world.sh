@@ -363,6 +363,16 @@ mb_mtls_count() {
 			index($0, "result=\"ok\"") { s += $NF } END { printf "%d\n", s }'
 }
 
+# mb_sluice_resumed: the share (%) of the tunnels node B's agent accepted in this world whose
+# TLS handshake resumed a session (sluice_mtls_resumed_total{direction="inbound"} over
+# sluice_mtls_connections_total{direction="inbound"}), or empty.
+mb_sluice_resumed() {
+	mb_in b curl -sf --max-time 5 http://127.0.0.1:9464/metrics |
+		awk '/^sluice_mtls_connections_total\{/ && index($0, "direction=\"inbound\"") { n += $NF }
+			/^sluice_mtls_resumed_total\{/ && index($0, "direction=\"inbound\"") { r += $NF }
+			END { if (n > 0) printf "%.0f\n", 100 * r / n }'
+}
+
 _mb_mtls_count_ge() { [ "$(mb_mtls_count "$1" "$2")" -ge "$3" ]; }
 
 # Both agents' teardown, pass or fail (vt_cleanup calls this after killing their processes).
