@@ -16,6 +16,8 @@
 #          largest of SIZES
 #   cp     the control plane: CP_SERVICES services x CP_BACKENDS backends applied from nothing,
 #          then one backend changed, for sluice, iptables-restore and nft -f
+#   trace  BPF time per connection with tracing off, on at sample 0, and traced
+#          (tools/bench/trace-cost.sh; its own report, <base>-trace.md)
 #
 # Writes bench/results/<date>-<host>.{md,tsv,png} and copies the .md and .png to latest.md and
 # latest.png (QUICK=1: <date>-<host>-quick.* and latest-quick.*, so that a quick run never
@@ -228,6 +230,11 @@ echo "bench: mTLS across two nodes (tools/bench/mtls.sh)"
 QUICK=$QUICK "$ROOT/tools/bench/mtls.sh" --out "$base-mtls.md" >/dev/null ||
 	fail "mtls bench failed"
 
+# --- 6: tracing's in-kernel cost: off, on at sample 0, traced (its own report too) ------------
+echo "bench: tracing's in-kernel cost (tools/bench/trace-cost.sh)"
+QUICK=$QUICK "$ROOT/tools/bench/trace-cost.sh" --out "$base-trace.md" >/dev/null ||
+	fail "trace cost bench failed"
+
 # --- report -------------------------------------------------------------------------------------
 ELAPSED=$(($(date +%s) - START))
 echo "# elapsed $ELAPSED" >>"$RAW"
@@ -236,4 +243,6 @@ latest=$OUT_DIR/latest$suffix
 sed "s|($(basename "$base").png)|($(basename "$latest").png)|" "$base.md" >"$latest.md" &&
 	cp -f "$base.png" "$latest.png" || fail "cannot copy to $latest.*"
 cp -f "$base-mtls.md" "$latest-mtls.md" || fail "cannot copy to $latest-mtls.md"
-echo "bench: report $base.md (also $latest.md, $latest.png; mTLS: $latest-mtls.md), $ELAPSED s"
+cp -f "$base-trace.md" "$latest-trace.md" || fail "cannot copy to $latest-trace.md"
+echo "bench: report $base.md (also $latest.md, $latest.png; mTLS: $latest-mtls.md;" \
+	"tracing: $latest-trace.md), $ELAPSED s"
