@@ -74,6 +74,22 @@ services:
 YAML
 va_start "$cfg" || vt_finish
 
+# Without a tracing: block the agent leaves the egress program unattached (it costs nothing
+# then); this test drives the datapath alone, so it attaches this agent's program itself
+# (found by the pinned settings map it uses). Removing the cgroup at cleanup detaches it.
+egress_of_agent() {
+	local sid
+	sid=$(bpftool -j map show pinned "$VT_BPFFS/sluice_settings" | jq -r .id) || return 1
+	bpftool -j prog show | jq -r --argjson m "$sid" \
+		'.[] | select(.name == "sluice_trace_egress" and ((.map_ids // []) | index($m))) | .id' |
+		head -n 1
+}
+vt_check "no tracing: block: the egress program is loaded but not attached" -- \
+	eval '[ -n "$(egress_of_agent)" ] &&
+	! va_ctl -o json status | jq -e ".programs[] | select(.name == \"sluice_trace_egress\")" >/dev/null'
+vt_check "attach it for the datapath test" -- \
+	eval 'bpftool cgroup attach "$VT_CGROUP" egress id "$(egress_of_agent)" multi'
+
 # set_trace ON SAMPLE: write trace_on and trace_sample (offsets 40 and 44 of struct
 # sluice_settings, host order) into the pinned settings, keeping the other fields.
 set_trace() {

@@ -2,7 +2,7 @@
 # tools/bench/trace-cost.sh - what tracing costs in the kernel: the BPF time per new connection
 # (connect + one HTTP GET + close to nginx through a sluice VIP; run_time_ns of every sluice
 # program over the connections made, kernel.bpf_stats_enabled=1) without the tracing program
-# (its link detached: sluice as before tracing), with tracing off, with tracing on at sample 0 (every connection's first payload searched for a traceparent, none traced),
+# (no tracing: block, so the program is not attached: sluice as before tracing), with tracing off, with tracing on at sample 0 (every connection's first payload searched for a traceparent, none traced),
 # and at sample 1 (every connection traced: a record each, drained by spans_dump). The
 # settings are written into the pinned sluice_settings, as the agent does. The modes run one
 # after the other in one world, rotated each round (A B C D, B C D A, ...). Run as root, after
@@ -62,9 +62,13 @@ trap 'sysctl -qw kernel.bpf_stats_enabled="$old_stats"; _vt_exit_trap' EXIT
 START=$(date +%s)
 bw_up sluice 1 || die "sluice setup failed"
 ids=$(va_ctl -o json status | jq -r '.programs[].prog_id') || die "sluicectl status failed"
-egress=$(bpftool -j prog show | jq -r '.[] | select(.name == "sluice_trace_egress") | .id' |
-	grep -Fx -f <(tr ' ' '\n' <<<"$ids") | head -n 1)
-[ -n "$egress" ] || die "no sluice_trace_egress program among the agent's"
+# Without a tracing: block the agent loads the egress program but does not attach it: find
+# this agent's by the pinned settings map it uses.
+sid=$(bpftool -j map show pinned "$VT_BPFFS/sluice_settings" | jq -r .id) || die "no settings map"
+egress=$(bpftool -j prog show | jq -r --argjson m "$sid" \
+	'.[] | select(.name == "sluice_trace_egress" and ((.map_ids // []) | index($m))) | .id' |
+	head -n 1)
+[ -n "$egress" ] || die "no sluice_trace_egress program of this agent"
 
 # set_trace ON SAMPLE: trace_on and trace_sample (offsets 40 and 44 of struct sluice_settings,
 # host order) in the pinned settings, the other fields kept.
@@ -89,11 +93,11 @@ snap() { for id in $ids; do bpftool -j prog show id "$id"; done | jq -s '.'; }
 	--seconds 600 >"$VT_TMP/spans.json") &
 vt_track_pid $!
 
-# "none": the agent's link of the egress program is detached once, and the program attached
-# (bpftool, multi) for the other modes only: sluice as it was before tracing.
+# "none" is sluice without a tracing: block, as the agent runs here: the egress program is not
+# attached. The other modes attach it (bpftool, multi), as a tracing: block makes the agent do.
 link=$(bpftool -j link show | jq -r --argjson p "$egress" '.[] | select(.prog_id == $p) | .id' |
 	head -n 1)
-[ -n "$link" ] && bpftool link detach id "$link" || die "cannot detach the egress link"
+[ -z "$link" ] || die "the egress program is attached without a tracing: block"
 attached=0
 egress_on() {
 	[ "$attached" = "$1" ] && return 0
@@ -168,7 +172,7 @@ report() {
 		{ n[$1]++; c[$1, n[$1]] = $2; e[$1, n[$1]] = $3; r[$1, n[$1]] = $4 }
 		END {
 			split("none off sample0 sample1", ms, " ")
-			name["none"] = "no tracing program (before tracing)"; name["off"] = "off"
+			name["none"] = "no tracing: block (program not attached)"; name["off"] = "attached, trace_on 0"
 			name["sample0"] = "on, sample 0"; name["sample1"] = "on, sample 1 (traced)"
 			for (k = 1; k <= 4; k++) {
 				m = ms[k]; lo = hi = c[m, 1]
