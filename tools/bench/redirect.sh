@@ -31,6 +31,9 @@ done
 [[ "$REPS" =~ ^[0-9]+$ && "$REPS" -ge 1 && "$REPS" -le 50 ]] || { echo "REPS: 1..50" >&2; exit 2; }
 [[ "$SECS" =~ ^[0-9]+$ && "$SECS" -ge 1 && "$SECS" -le 60 ]] || { echo "SECONDS: 1..60" >&2; exit 2; }
 [ "$COST" = 0 ] || [ "$COST" = 1 ] || { echo "COST: 0 or 1" >&2; exit 2; }
+# The client's context switches and migrations come from perf stat when it is there (linux-perf).
+PERF=()
+command -v perf >/dev/null && PERF=(perf stat "-x," -e "context-switches,cpu-migrations")
 for p in $PLACES; do
 	case $p in
 	same | free) ;;
@@ -86,12 +89,21 @@ services: []
 YAML
 done
 
-# pp PLACE SIZE -> "p50 p99" in microseconds
+# ctxsw PID -> voluntary + involuntary context switches of PID so far
+ctxsw() { awk '/ctxt_switches/ { n += $2 } END { print n + 0 }' "/proc/$1/status"; }
+# pp PLACE SIZE -> "p50 p99 msgs srv_cs cli_cs cli_migrations": p50 and p99 in microseconds,
+# the round trips, the context switches of each end and the client's CPU migrations (perf stat)
 pp() {
+	local s0 out
+	s0=$(ctxsw "${SRV[0]}")
 	# shellcheck disable=SC2046
-	vt_in_cgroup $(pin "$1" c) sockperf pp --tcp -i 127.0.0.1 -p 11111 -m "$2" -t "$SECS" 2>&1 |
-		awk '/percentile 50.000/ { p50 = $NF } /percentile 99.000/ { p99 = $NF }
-		     END { if (p50 == "" || p99 == "") exit 1; print p50, p99 }'
+	out=$(vt_in_cgroup $(pin "$1" c) ${PERF[@]+"${PERF[@]}"} \
+		sockperf pp --tcp -i 127.0.0.1 -p 11111 -m "$2" -t "$SECS" 2>&1)
+	awk -v s="$(($(ctxsw "${SRV[0]}") - s0))" '
+		/percentile 50.000/ { p50 = $NF } /percentile 99.000/ { p99 = $NF }
+		/ReceivedMessages=/ { m = $0; sub(/.*ReceivedMessages=/, "", m); sub(/[^0-9].*/, "", m) }
+		/,context-switches/ { split($0, f, ","); cs = f[1] } /,cpu-migrations/ { split($0, f, ","); mig = f[1] }
+		END { if (p50 == "" || p99 == "") exit 1; print p50, p99, m + 0, s, cs + 0, mig + 0 }' <<<"$out"
 }
 # bulk PLACE -> Gbit/s
 bulk() {
@@ -132,11 +144,14 @@ for place in $PLACES; do
 		[ $((rep % 2)) -eq 0 ] && order="off local"
 		for mode in $order; do
 			va_start "$VT_TMP/$mode.yaml" >/dev/null || exit 1
-			read -r a50 a99 < <(pp "$place" 64) || { echo "sockperf 64 B failed" >&2; exit 1; }
-			read -r b50 b99 < <(pp "$place" 4096) || { echo "sockperf 4 KiB failed" >&2; exit 1; }
+			read -r a50 a99 msgs scs ccs cmig < <(pp "$place" 64) || { echo "sockperf 64 B failed" >&2; exit 1; }
+			read -r b50 b99 _ < <(pp "$place" 4096) || { echo "sockperf 4 KiB failed" >&2; exit 1; }
 			g=$(bulk "$place") || { echo "iperf3 failed" >&2; exit 1; }
-			echo "$place $mode $a50 $a99 $b50 $b99 $g" >>"$res"
-			echo "# $place rep $rep $mode: 64B p50 $a50 p99 $a99 us, 4KiB p50 $b50 p99 $b99 us, bulk $g Gbit/s" >&2
+			sched=$(awk -v m="$msgs" -v s="$scs" -v c="$ccs" -v g="$cmig" \
+				'BEGIN { if (m < 1) m = 1; printf "%.3f %.3f %.0f", s / m, c / m, g }')
+			echo "$place $mode $a50 $a99 $b50 $b99 $g $sched" >>"$res"
+			echo "# $place rep $rep $mode: 64B p50 $a50 p99 $a99 us, 4KiB p50 $b50 p99 $b99 us," \
+				"bulk $g Gbit/s; 64B run: $msgs msgs, ctx switches/msg server+client, client migrations: $sched" >&2
 			if [ "$COST" = 1 ] && [ "$mode" = local ] && [ "$rep" = 1 ]; then
 				costs[$place]=$(cost "$place") || { echo "cost run failed" >&2; exit 1; }
 				echo "# $place cost (ns/run runs, sk_msg then sockops): ${costs[$place]}" >&2
@@ -177,6 +192,23 @@ for place in $PLACES; do
 		read -r rlo rhi < <(ratios "$place" "$i")
 		ratio=$(awk -v a="$lm" -v b="$om" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
 		echo "| $name | $om ($omin–$omax) | $lm ($lmin–$lmax) | $ratio ($rlo–$rhi) |"
+		i=$((i + 1))
+	done
+	echo
+	echo "Scheduling during the 64 B runs (medians; context switches per round trip, server and client;"
+	echo "the client's CPU migrations, perf stat):"
+	echo
+	echo "| | redirect off | redirect local |"
+	echo "|---|---:|---:|"
+	i=8
+	for name in "server switches / round trip" "client switches / round trip" "client migrations"; do
+		read -r om omin omax < <(stat "$place" off "$i")
+		read -r lm lmin lmax < <(stat "$place" local "$i")
+		if [ "$i" -gt 8 ] && [ "${#PERF[@]}" -eq 0 ]; then
+			echo "| $name | n/a (no perf) | n/a (no perf) |"
+		else
+			echo "| $name | $om ($omin–$omax) | $lm ($lmin–$lmax) |"
+		fi
 		i=$((i + 1))
 	done
 	if [ -n "${costs[$place]:-}" ]; then
