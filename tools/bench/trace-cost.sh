@@ -69,6 +69,7 @@ egress=$(bpftool -j prog show | jq -r --argjson m "$sid" \
 	'.[] | select(.name == "sluice_trace_egress" and ((.map_ids // []) | index($m))) | .id' |
 	head -n 1)
 [ -n "$egress" ] || die "no sluice_trace_egress program of this agent"
+ids="$ids $egress" # counted in every mode; it runs only where attached
 
 # set_trace ON SAMPLE: trace_on and trace_sample (offsets 40 and 44 of struct sluice_settings,
 # host order) in the pinned settings, the other fields kept.
