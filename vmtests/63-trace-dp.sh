@@ -75,35 +75,14 @@ YAML
 va_start "$cfg" || vt_finish
 
 # Without a tracing: block the agent leaves the egress program unattached (it costs nothing
-# then); this test drives the datapath alone, so it attaches this agent's program itself
-# (found by the pinned settings map it uses). Removing the cgroup at cleanup detaches it.
-egress_of_agent() {
-	local sid
-	sid=$(bpftool -j map show pinned "$VT_BPFFS/sluice_settings" | jq -r .id) || return 1
-	bpftool -j prog show | jq -r --argjson m "$sid" \
-		'.[] | select(.name == "sluice_trace_egress" and ((.map_ids // []) | index($m))) | .id' |
-		head -n 1
-}
+# then); this test drives the datapath alone, so it attaches the program itself. Removing
+# the cgroup at cleanup detaches it.
 vt_check "no tracing: block: the egress program is loaded but not attached" -- \
-	eval '[ -n "$(egress_of_agent)" ] &&
+	eval '[ -n "$(va_trace_egress)" ] &&
 	! va_ctl -o json status | jq -e ".programs[] | select(.name == \"sluice_trace_egress\")" >/dev/null'
 vt_check "attach it for the datapath test" -- \
-	eval 'bpftool cgroup attach "$VT_CGROUP" egress id "$(egress_of_agent)" multi'
+	eval 'bpftool cgroup attach "$VT_CGROUP" egress id "$(va_trace_egress)" multi'
 
-# set_trace ON SAMPLE: write trace_on and trace_sample (offsets 40 and 44 of struct
-# sluice_settings, host order) into the pinned settings, keeping the other fields.
-set_trace() {
-	local cur bytes
-	cur=$(bpftool -j map lookup pinned "$VT_BPFFS/sluice_settings" key 0 0 0 0) || return 1
-	bytes=$(jq -r --argjson on "$1" --argjson s "$2" '
-		def le32(v): [range(4)] | map(((v / pow(2; 8 * .)) | floor) % 256);
-		[.value[] | if type == "string" then ltrimstr("0x") | explode |
-			map(if . >= 97 then . - 87 else . - 48 end) | .[0] * 16 + .[1] else . end]
-		| .[0:40] + le32($on) + le32($s) + .[48:] | map(tostring) | join(" ")' <<<"$cur") ||
-		return 1
-	# shellcheck disable=SC2086
-	bpftool map update pinned "$VT_BPFFS/sluice_settings" key 0 0 0 0 value $bytes
-}
 # drain FILE: the records now on the ring, one JSON line each, into FILE.
 drain() {
 	sleep 0.5
@@ -137,7 +116,7 @@ request "$VT_TMP/req6" 700 "TRACEPARENT:00-0af7651916cd43dd8448eb211c80319c-b7ad
 head -c 65536 /dev/urandom | tr -d '\n' | head -c 60000 >"$VT_TMP/pad"
 { cat "$VT_TMP/req-01" "$VT_TMP/pad"; } >"$VT_TMP/req-big"
 
-vt_check "tracing on, sample 0 (bpftool on the pinned settings)" -- set_trace 1 0
+vt_check "tracing on, sample 0 (bpftool on the pinned settings)" -- va_set_trace 1 0
 drain "$VT_TMP/r0.json"
 
 # 1. curl with a sampled traceparent: one record, that trace, exact bytes.
@@ -161,13 +140,13 @@ vt_check "its bytes: sent $req (curl's request), received $((hdr + body)) (head 
 	'.bytes_sent == $s and .bytes_received == $r' "$VT_TMP/r1.json"
 
 # 2. The sampled flag unset: not traced, even with sample 1.
-vt_check "sample 1" -- set_trace 1 4294967295
+vt_check "sample 1" -- va_set_trace 1 4294967295
 vt_check "100 connections with traceparent -00 (name in mixed case)" -- sends 100 "$VT_TMP/req-00" 198.19.0.21:7000
 drain "$VT_TMP/r2.json"
 vt_check "-00 at sample 1: no record" -d 'head -3 "$VT_TMP/r2.json"' -- [ "$(lines "$VT_TMP/r2.json")" -eq 0 ]
 
 # 3. No header, sample 0: nothing, with a payload or without one.
-vt_check "sample 0" -- set_trace 1 0
+vt_check "sample 0" -- va_set_trace 1 0
 vt_check "100 connections without traceparent, 100 without payload" -- eval 'sends 100 \
 	"$VT_TMP/req-none" 198.19.0.21:7000 && vt_client tcp 198.19.0.22:80 -n 100 >/dev/null'
 drain "$VT_TMP/r3.json"
@@ -182,7 +161,7 @@ vt_check "a header split across writes is not found: sample 0, no record" \
 	-d 'head -3 "$VT_TMP/r3b.json"' -- [ "$(lines "$VT_TMP/r3b.json")" -eq 0 ]
 
 # 4. No header, sample 1: one record each, each a new trace, exact bytes.
-vt_check "sample 1" -- set_trace 1 4294967295
+vt_check "sample 1" -- va_set_trace 1 4294967295
 vt_check "100 connections without traceparent (1000 bytes each way)" -- \
 	sends 100 "$VT_TMP/req-none" 198.19.0.21:7000
 drain "$VT_TMP/r4.json"
@@ -206,7 +185,7 @@ vt_check "the refusal is a record with drop = no_backend + 1 and no backend" -d 
 		and .fe == \"198.19.0.99\" and .fe_port == 80 and .svc_id > 0 and .identity == 1" "$VT_TMP/r5.json" >/dev/null'
 
 # 6. IPv6, the header in upper case without a blank.
-vt_check "sample 0" -- set_trace 1 0
+vt_check "sample 0" -- va_set_trace 1 0
 vt_check "an IPv6 connection with a sampled traceparent" -- sends 1 "$VT_TMP/req6" "[2001:db8:f::21]:7000"
 drain "$VT_TMP/r6.json"
 vt_check "IPv6: one record, its trace, 700 bytes each way, [2001:db8:1::3]:7000" -d 'cat "$VT_TMP/r6.json"' -- \
@@ -228,7 +207,7 @@ vt_check "redirected: one record, its trace, redirected flag, $big bytes each wa
 		and .bytes_received == \$n and .identity == 1" "$VT_TMP/r7.json" >/dev/null'
 
 # 8. Tracing off: nothing, whatever the header says.
-vt_check "tracing off" -- set_trace 0 4294967295
+vt_check "tracing off" -- va_set_trace 0 4294967295
 vt_check "10 connections with traceparent -01, 10 without" -- eval 'sends 10 "$VT_TMP/req-01" \
 	198.19.0.21:7000 && sends 10 "$VT_TMP/req-none" 198.19.0.21:7000'
 drain "$VT_TMP/r8.json"

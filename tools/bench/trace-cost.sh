@@ -62,29 +62,11 @@ trap 'sysctl -qw kernel.bpf_stats_enabled="$old_stats"; _vt_exit_trap' EXIT
 START=$(date +%s)
 bw_up sluice 1 || die "sluice setup failed"
 ids=$(va_ctl -o json status | jq -r '.programs[].prog_id') || die "sluicectl status failed"
-# Without a tracing: block the agent loads the egress program but does not attach it: find
-# this agent's by the pinned settings map it uses.
-sid=$(bpftool -j map show pinned "$VT_BPFFS/sluice_settings" | jq -r .id) || die "no settings map"
-egress=$(bpftool -j prog show | jq -r --argjson m "$sid" \
-	'.[] | select(.name == "sluice_trace_egress" and ((.map_ids // []) | index($m))) | .id' |
-	head -n 1)
+# Without a tracing: block the agent loads the egress program but does not attach it.
+egress=$(va_trace_egress)
 [ -n "$egress" ] || die "no sluice_trace_egress program of this agent"
 ids="$ids $egress" # counted in every mode; it runs only where attached
 
-# set_trace ON SAMPLE: trace_on and trace_sample (offsets 40 and 44 of struct sluice_settings,
-# host order) in the pinned settings, the other fields kept.
-set_trace() {
-	local cur bytes
-	cur=$(bpftool -j map lookup pinned "$VT_BPFFS/sluice_settings" key 0 0 0 0) || return 1
-	bytes=$(jq -r --argjson on "$1" --argjson s "$2" '
-		def le32(v): [range(4)] | map(((v / pow(2; 8 * .)) | floor) % 256);
-		[.value[] | if type == "string" then ltrimstr("0x") | explode |
-			map(if . >= 97 then . - 87 else . - 48 end) | .[0] * 16 + .[1] else . end]
-		| .[0:40] + le32($on) + le32($s) + .[48:] | map(tostring) | join(" ")' <<<"$cur") ||
-		return 1
-	# shellcheck disable=SC2086
-	bpftool map update pinned "$VT_BPFFS/sluice_settings" key 0 0 0 0 value $bytes
-}
 kv() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 snap() { for id in $ids; do bpftool -j prog show id "$id"; done | jq -s '.'; }
 
@@ -120,9 +102,9 @@ for ((rep = 0; rep < REPS; rep++)); do
 		m=${modes[$(((k + rep) % nm))]}
 		egress_on "$([ "$m" = none ] && echo 0 || echo 1)" || die "cannot (de)attach the egress program"
 		case $m in
-		none | off) set_trace 0 0 ;;
-		sample0) set_trace 1 0 ;;
-		sample1) set_trace 1 4294967295 ;;
+		none | off) va_set_trace 0 0 ;;
+		sample0) va_set_trace 1 0 ;;
+		sample1) va_set_trace 1 4294967295 ;;
 		esac || die "cannot write $VT_BPFFS/sluice_settings"
 		# kernel.bpf_stats_enabled is one switch for the whole machine: a run during
 		# which something else turned it off is made again (three tries).
@@ -150,7 +132,7 @@ for ((rep = 0; rep < REPS; rep++)); do
 	done
 done
 sysctl -qw kernel.bpf_stats_enabled="$old_stats"
-set_trace 0 0
+va_set_trace 0 0
 sleep 0.5
 spans=$(wc -l <"$VT_TMP/spans.json")
 
