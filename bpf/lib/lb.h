@@ -310,13 +310,18 @@ static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sluice_
  * slots, with their own table at SLUICE_MAX_SPLIT + view), so the lb and
  * Maglev's consistency hold within it; the whole view only when nothing
  * there is usable. Without locality, one test of zone_count. */
+/* agent.zone is set (fixed for the agent's life; set before load). Without it no
+ * view has a zone view, and the verifier drops the zone pick: on Debian's 6.1 the
+ * connect program with both picks exceeds the verifier's 1M-instruction budget. */
+const volatile __u32 sl_zone_on = 0;
+
 static __always_inline __u32 sl_pick_local(struct sl_sel *s, const struct sluice_view *v,
 					   __u32 view, __u32 base)
 {
 	struct sluice_view zv = {};
 	__u32 id;
 
-	if (v->zone_count) {
+	if (sl_zone_on && v->zone_count) {
 		zv.slot_start = v->slot_start;
 		zv.slot_count = v->zone_count;
 		zv.table_m = v->zone_table_m;

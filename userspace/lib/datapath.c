@@ -327,6 +327,7 @@ static int load_objs(struct sl_dp *dp, const struct sl_config *cfg, struct sl_pr
 	dp->sock_lb = sock_lb__open_opts(&opts);
 	if (!dp->sock_lb)
 		return open_failed("sock_lb", e);
+	dp->sock_lb->rodata->sl_zone_on = cfg->agent.zone[0] != '\0';
 	dp_obj_sock_lb(&o, dp->sock_lb);
 	err = load_obj(dp, &o, cfg, e);
 	if (!err)
