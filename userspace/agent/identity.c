@@ -13,6 +13,7 @@
 #include "datapath.h"
 #include "edges.h"
 #include "events.h"
+#include "hidx.h"
 #include "identity.h"
 #include "log.h"
 #include "mem.h"
@@ -199,6 +200,7 @@ struct want_bes {
 static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 {
 	struct want_bes w = {0};
+	struct sl_state_idx sx = {0};
 	struct sl_state st;
 	size_t cap = 1;
 	int err;
@@ -209,13 +211,14 @@ static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 	for (size_t i = 0; i < cfg->n_services; i++)
 		cap += cfg->services[i].n_backends;
 	w.v = calloc(cap, sizeof(*w.v));
-	if (!w.v) {
+	if (!w.v || sl_state_idx_init(&sx, &st)) {
+		free(w.v);
 		sl_state_free(&st);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < cfg->n_services && !err; i++) {
 		const struct sl_service_cfg *svc = &cfg->services[i];
-		const struct sl_svc_state *s = sl_state_find(&st, svc->name);
+		const struct sl_svc_state *s = sl_state_idx_find(&sx, svc->name);
 
 		if ((!svc->policy.on && svc->mtls != SL_MTLS_STRICT) || !s)
 			continue;
@@ -234,6 +237,7 @@ static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 	if (!err)
 		err = prune(x->maps->policy_bes, sizeof(*w.v), w.v, w.n);
 	free(w.v);
+	sl_state_idx_free(&sx);
 	sl_state_free(&st);
 	return err;
 }
