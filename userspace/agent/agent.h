@@ -76,7 +76,9 @@ struct agent {
 	const char *config_path;
 	char config_dir[4096];
 	char config_base[256];
-	struct sl_config cfg;	      /* the config file applied last */
+	struct sl_config cfg; /* the config file applied last */
+	char *cfg_text;	      /* its bytes (the watcher skips a file that still has them) */
+	size_t cfg_len;
 	struct sl_registry reg;	      /* API registrations and drains */
 	struct sl_config eff;	      /* cfg merged with reg: what the maps hold */
 	int reg_dirty;		      /* reg changed (heartbeats) and is not saved yet */

@@ -175,10 +175,13 @@ void agent_reload(struct agent *a, const char *why)
 	struct sl_config cfg, eff;
 	struct sl_problems d = {0};
 	struct sl_problem re;
+	char *text;
+	size_t len;
 	int err;
 
 	sl_info("reloading", "reason=%s file=%s", why, a->config_path);
-	if (sl_config_load(a->config_path, &cfg, &d)) {
+	if (sl_config_load_text(a->config_path, &cfg, &d, &text, &len)) {
+		free(text);
 		agent_print_problems(&d, 1);
 		a->reloads_err++;
 		sl_error("config rejected; the previous config keeps serving",
@@ -188,6 +191,7 @@ void agent_reload(struct agent *a, const char *why)
 	}
 	if (agent_resolve_cgroup(&cfg) || check_fixed(&a->cfg, &cfg)) {
 		sl_config_free(&cfg);
+		free(text);
 		a->reloads_err++;
 		return;
 	}
@@ -196,19 +200,24 @@ void agent_reload(struct agent *a, const char *why)
 			 "config keeps serving",
 			 "error=\"%s\"", re.msg);
 		sl_config_free(&cfg);
+		free(text);
 		a->reloads_err++;
 		return;
 	}
 	if (agent_reconcile(a, &eff)) {
 		sl_config_free(&eff);
 		sl_config_free(&cfg);
+		free(text);
 		a->reloads_err++;
 		return;
 	}
 	sl_config_free(&a->cfg);
 	sl_config_free(&a->eff);
+	free(a->cfg_text);
 	a->cfg = cfg;
 	a->eff = eff;
+	a->cfg_text = text;
+	a->cfg_len = len;
 	a->reloads_ok++;
 	err = agent_sync_backends(a, &a->eff);
 	if (err)
