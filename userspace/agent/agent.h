@@ -90,6 +90,10 @@ struct agent {
 	struct retired *retired;
 	size_t n_retired, cap_retired;
 	uint64_t reloads_ok, reloads_err;
+	/* The last apply's counts, logged as "config applied" once its follow-up work (health
+	 * checks, identities) is done too: agent_log_applied. */
+	size_t applied_add, applied_update, applied_remove, applied_services;
+	int applied_pending;
 	struct sl_http *http;
 	struct ring_buffer *events;
 	struct sl_tc *tc;
@@ -125,6 +129,7 @@ int agent_track_retired(struct agent *a, const uint32_t *ids, size_t n);
 void agent_reap(struct agent *a);
 int agent_reconcile(struct agent *a, const struct sl_config *cfg);
 void agent_reload(struct agent *a, const char *why);
+void agent_log_applied(struct agent *a);
 void agent_sync_identities(struct agent *a);
 
 /* registry_sync.c: API changes, TTLs and the etcd registry. */

@@ -477,6 +477,7 @@ static int start_apply(struct agent *a)
 	sl_ident_init(&a->ident, &a->dp.maps, a->dp.settings_fd, &a->cfg);
 	a->ident_on = 1;
 	agent_sync_identities(a);
+	agent_log_applied(a);
 	/* The engine's thread inherits the capabilities, so it starts after the drop. */
 	if (a->cfg.agent.mtls.on && agent_mtls_start(a))
 		return EXIT_ENV;
