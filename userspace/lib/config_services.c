@@ -599,56 +599,14 @@ static void parse_backends(struct walker *w, yaml_node_t *seq, struct service_ct
 
 /* ---- the list ----------------------------------------------------------------------------- */
 
-/* The services kept so far, indexed by name and by (protocol, frontend): each lookup is one
- * probe, not a pass over the list (10 000 services made that quadratic). The kept services'
- * names and frontends are unique, so each index holds at most one match. */
-struct uniq {
-	struct sl_hidx names;
-	struct sl_hidx fes;
-};
-
-struct uniq_key {
-	const struct sl_config *cfg;
-	const struct sl_service_cfg *svc;
-};
-
-static uint64_t fe_hash(const struct sl_service_cfg *svc)
-{
-	uint64_t hv = sl_hash_bytes(SL_HASH_INIT, &svc->proto, sizeof(svc->proto));
-
-	hv = sl_hash_bytes(hv, &svc->frontend.family, sizeof(svc->frontend.family));
-	hv = sl_hash_bytes(hv, &svc->frontend.port, sizeof(svc->frontend.port));
-	return sl_hash_bytes(hv, svc->frontend.addr.a8, sizeof(svc->frontend.addr.a8));
-}
-
-static int name_eq(const void *ctx, size_t pos)
-{
-	const struct uniq_key *k = ctx;
-
-	return !strcmp(k->cfg->services[pos].name, k->svc->name);
-}
-
-/* As sl_service_frontend_user: same protocol and frontend, another name. */
-static int fe_eq(const void *ctx, size_t pos)
-{
-	const struct uniq_key *k = ctx;
-	const struct sl_service_cfg *o = &k->cfg->services[pos];
-
-	return o->proto == k->svc->proto && sl_sockaddr_equal(&o->frontend, &k->svc->frontend) &&
-	       strcmp(o->name, k->svc->name);
-}
-
 /* svc against the services read before it: name and frontend, each problem reported in the
  * order of the service it clashes with. 0, or -1 after a problem. */
-static int check_unique(struct walker *w, const struct sl_config *cfg, const struct uniq *u,
+static int check_unique(struct walker *w, const struct sl_config *cfg, const struct sl_svc_idx *u,
 			const struct sl_service_cfg *svc, yaml_node_t *sn, yaml_node_t *fe_node)
 {
 	const struct sl_service_cfg *prev = cfg->services;
-	struct uniq_key k = {.cfg = cfg, .svc = svc};
-	long name_pos = sl_hidx_find(&u->names, sl_hash_str(svc->name), name_eq, &k);
-	long fe_pos = sl_hidx_find(&u->fes, fe_hash(svc), fe_eq, &k);
-	const struct sl_service_cfg *same_name = name_pos < 0 ? NULL : &prev[name_pos];
-	const struct sl_service_cfg *same_fe = fe_pos < 0 ? NULL : &prev[fe_pos];
+	const struct sl_service_cfg *same_name = sl_svc_idx_name(u, svc->name);
+	const struct sl_service_cfg *same_fe = sl_svc_idx_frontend_user(u, svc);
 	struct sl_problem pn, pf;
 
 	if (same_fe && (!same_name || same_fe < same_name)) {
@@ -668,8 +626,8 @@ static int check_unique(struct walker *w, const struct sl_config *cfg, const str
 
 /* One service: kept (cfg->n_services grows, and *total by its backends) when valid, new and
  * within agent.limits. */
-static void parse_service(struct walker *w, yaml_node_t *sn, struct sl_config *cfg, struct uniq *u,
-			  size_t *total)
+static void parse_service(struct walker *w, yaml_node_t *sn, struct sl_config *cfg,
+			  struct sl_svc_idx *u, size_t *total)
 {
 	struct sl_service_cfg *svc = &cfg->services[cfg->n_services];
 	struct service_ctx sc = {.svc = svc, .cfg = cfg};
@@ -700,8 +658,7 @@ static void parse_service(struct walker *w, yaml_node_t *sn, struct sl_config *c
 		goto drop;
 	}
 	*total += svc->n_backends;
-	sl_hidx_add(&u->names, sl_hash_str(svc->name), cfg->n_services);
-	sl_hidx_add(&u->fes, fe_hash(svc), cfg->n_services);
+	sl_svc_idx_add(u, cfg->n_services);
 	cfg->n_services++;
 	return;
 drop:
@@ -712,7 +669,7 @@ drop:
 void cfg_parse_services(struct walker *w, const char *label, yaml_node_t *seq, void *ctx)
 {
 	struct sl_config *cfg = ctx;
-	struct uniq u = {0};
+	struct sl_svc_idx u = {0};
 	yaml_node_item_t *it;
 	size_t n, total = 0;
 
@@ -723,9 +680,8 @@ void cfg_parse_services(struct walker *w, const char *label, yaml_node_t *seq, v
 	}
 	n = yw_len(seq);
 	cfg->services = calloc(n ? n : 1, sizeof(*cfg->services));
-	if (!cfg->services || sl_hidx_init(&u.names, n) || sl_hidx_init(&u.fes, n)) {
+	if (!cfg->services || sl_svc_idx_init(&u, cfg->services, n)) {
 		yw_err(w, seq, "out of memory");
-		sl_hidx_free(&u.names);
 		return;
 	}
 	for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
@@ -736,6 +692,5 @@ void cfg_parse_services(struct walker *w, const char *label, yaml_node_t *seq, v
 			parse_service(w, sn, cfg, &u, &total);
 		yw_pop(w, mark);
 	}
-	sl_hidx_free(&u.names);
-	sl_hidx_free(&u.fes);
+	sl_svc_idx_free(&u);
 }

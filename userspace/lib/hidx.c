@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "plan.h"
+#include "services.h"
 
 int sl_hidx_init(struct sl_hidx *h, size_t n)
 {
@@ -97,4 +98,76 @@ const struct sl_svc_state *sl_state_idx_find(const struct sl_state_idx *x, const
 	long pos = sl_hidx_find(&x->h, sl_hash_str(name), state_name_eq, &k);
 
 	return pos < 0 ? NULL : &x->st->svcs[pos];
+}
+
+struct svc_key {
+	const struct sl_service_cfg *svcs;
+	const struct sl_service_cfg *svc;
+	const char *name;
+};
+
+static uint64_t fe_hash(const struct sl_service_cfg *svc)
+{
+	uint64_t hv = sl_hash_bytes(SL_HASH_INIT, &svc->proto, sizeof(svc->proto));
+
+	hv = sl_hash_bytes(hv, &svc->frontend.family, sizeof(svc->frontend.family));
+	hv = sl_hash_bytes(hv, &svc->frontend.port, sizeof(svc->frontend.port));
+	return sl_hash_bytes(hv, svc->frontend.addr.a8, sizeof(svc->frontend.addr.a8));
+}
+
+static int svc_name_eq(const void *ctx, size_t pos)
+{
+	const struct svc_key *k = ctx;
+
+	return !strcmp(k->svcs[pos].name, k->name);
+}
+
+/* As sl_service_frontend_user: same protocol and frontend, another name. */
+static int svc_fe_eq(const void *ctx, size_t pos)
+{
+	const struct svc_key *k = ctx;
+	const struct sl_service_cfg *o = &k->svcs[pos];
+
+	return o->proto == k->svc->proto && sl_sockaddr_equal(&o->frontend, &k->svc->frontend) &&
+	       strcmp(o->name, k->svc->name);
+}
+
+int sl_svc_idx_init(struct sl_svc_idx *x, const struct sl_service_cfg *svcs, size_t n)
+{
+	memset(x, 0, sizeof(*x));
+	x->svcs = svcs;
+	if (sl_hidx_init(&x->names, n) || sl_hidx_init(&x->fes, n)) {
+		sl_svc_idx_free(x);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void sl_svc_idx_free(struct sl_svc_idx *x)
+{
+	sl_hidx_free(&x->names);
+	sl_hidx_free(&x->fes);
+}
+
+void sl_svc_idx_add(struct sl_svc_idx *x, size_t pos)
+{
+	sl_hidx_add(&x->names, sl_hash_str(x->svcs[pos].name), pos);
+	sl_hidx_add(&x->fes, fe_hash(&x->svcs[pos]), pos);
+}
+
+const struct sl_service_cfg *sl_svc_idx_name(const struct sl_svc_idx *x, const char *name)
+{
+	struct svc_key k = {.svcs = x->svcs, .name = name};
+	long pos = sl_hidx_find(&x->names, sl_hash_str(name), svc_name_eq, &k);
+
+	return pos < 0 ? NULL : &x->svcs[pos];
+}
+
+const struct sl_service_cfg *sl_svc_idx_frontend_user(const struct sl_svc_idx *x,
+						      const struct sl_service_cfg *svc)
+{
+	struct svc_key k = {.svcs = x->svcs, .svc = svc};
+	long pos = sl_hidx_find(&x->fes, fe_hash(svc), svc_fe_eq, &k);
+
+	return pos < 0 ? NULL : &x->svcs[pos];
 }

@@ -10,6 +10,7 @@
 
 struct sl_state;
 struct sl_svc_state;
+struct sl_service_cfg;
 
 struct sl_hidx {
 	uint32_t *slots; /* position + 1; 0 = empty */
@@ -42,5 +43,24 @@ struct sl_state_idx {
 int sl_state_idx_init(struct sl_state_idx *x, const struct sl_state *st);
 void sl_state_idx_free(struct sl_state_idx *x);
 const struct sl_svc_state *sl_state_idx_find(const struct sl_state_idx *x, const char *name);
+
+/* An index over an array of services (the config check's "is this name or frontend already
+ * used"), by name and by (protocol, frontend). The indexed services' names and frontends must
+ * be unique (the check keeps only such), so each lookup has at most one match. */
+struct sl_svc_idx {
+	const struct sl_service_cfg *svcs;
+	struct sl_hidx names;
+	struct sl_hidx fes;
+};
+
+/* Room for n services of svcs. 0, or -ENOMEM. */
+int sl_svc_idx_init(struct sl_svc_idx *x, const struct sl_service_cfg *svcs, size_t n);
+void sl_svc_idx_free(struct sl_svc_idx *x);
+/* Indexes svcs[pos]. */
+void sl_svc_idx_add(struct sl_svc_idx *x, size_t pos);
+/* As sl_service_find and sl_service_frontend_user over the indexed services. */
+const struct sl_service_cfg *sl_svc_idx_name(const struct sl_svc_idx *x, const char *name);
+const struct sl_service_cfg *sl_svc_idx_frontend_user(const struct sl_svc_idx *x,
+						      const struct sl_service_cfg *svc);
 
 #endif /* SLUICE_HIDX_H */
