@@ -127,6 +127,13 @@ $(BUILD)/vmtests/%: vmtests/tools/%.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -std=gnu11 $(CFLAGS) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -MMD -MP $< -o $@
 
+# spans_dump reads the pinned sluice_spans ring buffer: libbpf, the ABI header, jansson.
+$(BUILD)/vmtests/spans_dump: vmtests/tools/spans_dump.c | $(BUILD)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -std=gnu11 $(CFLAGS) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -MMD -MP -Iinclude $< \
+		-lbpf -ljansson -o $@
+
 $(BUILD)/unit-tests: $(TEST_OBJS) $(BUILD)/libsluice.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) $^ $(LDLIBS) -lcriterion -lm -o $@

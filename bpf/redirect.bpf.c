@@ -12,6 +12,7 @@
 #include "lib/addr.h"
 #include "lib/events.h"
 #include "lib/maps.h"
+#include "lib/traceparent.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -47,8 +48,10 @@ int sluice_sk_msg(struct sk_msg_md *msg)
 	__u32 zero = 0, size = msg->size;
 
 	sl_peer_key(&peer, msg);
+	sl_trace_msg_first(msg);
 	if (bpf_msg_redirect_hash(msg, &sluice_sockhash, &peer, BPF_F_INGRESS) != SK_PASS)
 		return SK_PASS; /* no peer here: the normal stack */
+	sl_trace_msg_redirected(msg, &peer, size);
 	gs = bpf_map_lookup_elem(&sluice_global_stats, &zero);
 	if (gs)
 		sl_add(&gs->redirected_bytes, size);

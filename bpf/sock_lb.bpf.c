@@ -10,6 +10,7 @@
 
 #include "lib/lb.h"
 #include "lib/mtls.h"
+#include "lib/trace.h"
 #include "lib/verdict.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -375,20 +376,26 @@ SEC("cgroup/connect4")
 int sluice_sock4_connect(struct bpf_sock_addr *ctx)
 {
 	struct sl_req req;
+	int err;
 
 	sl_req_v4(&req, ctx);
 	req.connect = 1;
-	return sl_connect_verdict(sl_translate(ctx, &req, SLUICE_AF_INET));
+	err = sl_translate(ctx, &req, SLUICE_AF_INET);
+	sl_trace_refused(&req, err);
+	return sl_connect_verdict(err);
 }
 
 SEC("cgroup/connect6")
 int sluice_sock6_connect(struct bpf_sock_addr *ctx)
 {
 	struct sl_req req;
+	int err;
 
 	sl_req_v6(&req, ctx);
 	req.connect = 1;
-	return sl_connect_verdict(sl_translate(ctx, &req, SLUICE_AF_INET6));
+	err = sl_translate(ctx, &req, SLUICE_AF_INET6);
+	sl_trace_refused(&req, err);
+	return sl_connect_verdict(err);
 }
 
 /* sendmsg() with a destination: unconnected UDP. Each datagram gets a

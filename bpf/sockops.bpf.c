@@ -20,6 +20,7 @@
 #include "lib/addr.h"
 #include "lib/events.h"
 #include "lib/maps.h"
+#include "lib/traceparent.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -286,6 +287,7 @@ static __always_inline void sl_on_established(struct bpf_sock_ops *skops,
 	sb->start_ns = now;
 	sl_set_timeouts(skops, sb);
 	sl_outlier_success(sb->be_id, now);
+	sl_trace_established(sb, took);
 	if (h)
 		sl_hist_observe(&h->connect, took / 1000);
 	sl_emit(skops, sb, SLUICE_EV_OPEN, SLUICE_REASON_NONE, took);
@@ -344,6 +346,7 @@ static __always_inline void sl_on_closed(struct bpf_sock_ops *skops, struct bpf_
 			 err == ECONNRESET || err == EPIPE
 		     ? SLUICE_REASON_RESET
 		     : SLUICE_REASON_FIN;
+	sl_trace_closed(skops, sk, sb, sent, received, reason);
 	ev = sl_event_reserve(SLUICE_EV_CLOSE);
 	if (!ev)
 		return;
@@ -383,6 +386,7 @@ static __always_inline void sl_on_failed(struct bpf_sock_ops *skops, struct bpf_
 	if (st)
 		sl_add(&st->connect_failures, 1);
 	sl_edge_failure(sb);
+	sl_trace_failed(skops, sb, reason);
 	sl_emit(skops, sb, SLUICE_EV_CONNECT_FAIL, reason, bpf_ktime_get_ns() - sb->start_ns);
 	/* The owner closing a socket still in its SYN phase leaves no error:
 	 * that is no fault of the backend's. */
@@ -551,4 +555,23 @@ int sluice_sockops(struct bpf_sock_ops *skops)
 		break;
 	}
 	return SL_SOCKOPS_OK;
+}
+
+/*
+ * Tracing's look at the first payload of balanced sockets on the normal
+ * path (trace.h). An egress skb hook rather than a probe on tcp_sendmsg: it
+ * runs only for the served cgroup's sockets, sees the bytes as they leave
+ * whatever the send call, and needs no kernel-version-specific struct
+ * walking; sockops cannot read payload. Measured with
+ * tools/bench/trace-cost.sh (2 CPUs, kernel 6.18, connect + GET + close):
+ * BPF time per connection 1721 ns without this program, 1922 ns with it and
+ * tracing off (one more run per packet, most of it bpf_stats' own clock
+ * reads), 2069 ns at sample 0, 3813 ns traced; the connection rate is the
+ * same within noise, traced aside.
+ */
+SEC("cgroup_skb/egress")
+int sluice_trace_egress(struct __sk_buff *skb)
+{
+	sl_trace_skb(skb);
+	return 1;
 }

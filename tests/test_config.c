@@ -798,6 +798,9 @@ static const struct bad_case bad_cases[] = {
 	"identity has no 'name'"),
     BAD("identity bad name", "identities:\n  - {name: Front}\n", 2, 12,
 	"identity name 'Front' must match"),
+    BAD("identity named unknown", "identities:\n  - {name: unknown}\n", 2, 12,
+	"identities[0].name: identity name 'unknown' is reserved: the service map shows callers "
+	"without an identity as 'unknown'"),
     BAD("identity duplicate", "identities:\n  - {name: a}\n  - {name: a}\n", 3, 5,
 	"duplicate identity 'a'"),
     BAD("identity unknown key", "identities:\n  - {name: a, pods: []}\n", 2, 15,

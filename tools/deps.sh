@@ -12,7 +12,7 @@ pkgs=(
 	iproute2 util-linux procps jq curl tcpdump
 	clang-format cppcheck
 	scdoc lintian systemd man-db bsdextrautils python3 strace
-	nginx haproxy iptables nftables gnuplot-nox
+	nginx haproxy iptables nftables gnuplot-nox sockperf iperf3
 	chromium graphviz
 	qemu-system-x86 busybox-static kmod
 	etcd-server etcd-client

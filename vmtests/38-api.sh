@@ -55,8 +55,17 @@ state() {
 }
 
 # --- register / deregister with sluicectl -------------------------------------------------------
-va_ctl register web 198.18.1.4:8080 --weight 2 >"$VT_TMP/out" &&
+va_ctl register web 198.18.1.4:8080 --weight 2 --zone z2 >"$VT_TMP/out" &&
 	vt_pass "sluicectl register: $(cat "$VT_TMP/out")" || vt_fail "register: $(cat "$VT_TMP/out")"
+va_ctl services web | grep -E '^ +198\.18\.1\.4:8080 .* zone=z2 ' >/dev/null &&
+	vt_pass "register --zone z2: sluicectl services shows zone=z2" ||
+	vt_fail "register --zone: $(va_ctl services web 2>&1 | grep 198.18.1.4)"
+va_ctl register web 198.18.1.5:8080 --zone 'z 2' >"$VT_TMP/out" 2>&1
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "zone 'z 2' must be" "$VT_TMP/out" &&
+	! va_ctl -o json services web | jq -e '.[0].backends[] | select(.address == "198.18.1.5:8080")' >/dev/null &&
+	vt_pass "register --zone 'z 2': refused, exit 2, named ($(cat "$VT_TMP/out"))" ||
+	vt_fail "register --zone 'z 2': exit $rc $(cat "$VT_TMP/out")"
 n=$(reaches 198.19.0.40 be3 30)
 [ "$n" -ge 10 ] && vt_pass "the registered backend takes connections ($n of 30, weight 2 of 4)" ||
 	vt_fail "registered backend got $n of 30"

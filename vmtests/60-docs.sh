@@ -64,7 +64,7 @@ render sluice.yaml.5 >"$VT_TMP/yaml.txt"
 section "$VT_TMP/yaml.txt" EXAMPLE | sed 's/^ \{11\}//' >"$VT_TMP/example.yaml"
 vt_check "sluice.yaml(5): the EXAMPLE passes sluiced --check" -O "$VT_TMP/check.out" -- \
 	"$VA_SLUICED" -c "$VT_TMP/example.yaml" --check
-documented=$(section "$VT_TMP/yaml.txt" AGENT SERVICES | grep -oE '^ +[a-z_]+:' | tr -d ' :' | sort -u)
+documented=$(section "$VT_TMP/yaml.txt" AGENT SERVICES TRACING | grep -oE '^ +[a-z_]+:' | tr -d ' :' | sort -u)
 unused=$(for k in $documented; do grep -qE "(^|[ {,])$k:" "$VT_TMP/example.yaml" || echo "$k"; done)
 [ -n "$documented" ] && [ -z "$unused" ] &&
 	vt_pass "sluice.yaml(5): the EXAMPLE uses every documented key ($(echo $documented))" ||

@@ -78,6 +78,32 @@ va_metrics() {
 	vt_node curl -q -sf --max-time 5 http://127.0.0.1:9464/metrics
 }
 
+# va_set_trace ON SAMPLE: write sluice_settings.trace_on and trace_sample (offsets 40 and 44,
+# host order) into the pinned settings, keeping the other fields, as the agent does for a
+# tracing: block; for tests and benches of the datapath alone.
+va_set_trace() {
+	local cur bytes
+	cur=$(bpftool -j map lookup pinned "$VT_BPFFS/sluice_settings" key 0 0 0 0) || return 1
+	bytes=$(jq -r --argjson on "$1" --argjson s "$2" '
+		def le32(v): [range(4)] | map(((v / pow(2; 8 * .)) | floor) % 256);
+		[.value[] | if type == "string" then ltrimstr("0x") | explode |
+			map(if . >= 97 then . - 87 else . - 48 end) | .[0] * 16 + .[1] else . end]
+		| .[0:40] + le32($on) + le32($s) + .[48:] | map(tostring) | join(" ")' <<<"$cur") ||
+		return 1
+	# shellcheck disable=SC2086
+	bpftool map update pinned "$VT_BPFFS/sluice_settings" key 0 0 0 0 value $bytes
+}
+
+# va_trace_egress: the id of this agent's sluice_trace_egress program (found by the pinned
+# settings map it uses). Without a tracing: block the agent loads it but does not attach it.
+va_trace_egress() {
+	local sid
+	sid=$(bpftool -j map show pinned "$VT_BPFFS/sluice_settings" | jq -r .id) || return 1
+	bpftool -j prog show | jq -r --argjson m "$sid" \
+		'.[] | select(.name == "sluice_trace_egress" and ((.map_ids // []) | index($m))) | .id' |
+		head -n 1
+}
+
 va_log_has() {
 	grep -qE "$1" "$VA_LOG" 2>/dev/null
 }

@@ -32,7 +32,6 @@ struct sl_req {
 	__u64 cookie;
 	__u64 netns;		  /* network namespace cookie (affinity) */
 	__u32 client_port;	  /* bound source port (host order), or 0 */
-	__u32 hash;		  /* unconnected UDP: one socket stays on one backend */
 	__u32 v4mapped;		  /* an IPv6 socket asked for ::ffff:a.b.c.d: fe is IPv4 */
 	__u32 connect;		  /* connect(), not sendmsg(): limits apply */
 	__u32 svc_id;		  /* out: the service the frontend belongs to */
@@ -267,8 +266,8 @@ static __always_inline __u32 sl_pick_least(struct sl_sel *s, void *table, __u32 
  * keys of usable backends keep their backend (Maglev stays consistent), and
  * a kernel-side ejection needs no agent.
  */
-static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sl_req *req,
-					  const struct sluice_view *v, __u32 view, __u32 base)
+static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sluice_view *v, __u32 view,
+					  __u32 base)
 {
 	struct sluice_table_key tkey = {
 	    .svc_id = s->svc_id, .gen = (__u8)s->gen, .view = (__u8)view};
@@ -285,7 +284,7 @@ static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sl_req 
 		if (table)
 			n = v->table_m;
 	}
-	if (s->lb == SLUICE_LB_LEAST_CONN && !req->hash)
+	if (s->lb == SLUICE_LB_LEAST_CONN)
 		return sl_pick_least(s, table, table ? v->table_m : 0);
 	for (i = 0; i <= SLUICE_PICK_RETRIES; i++) {
 		if (i == 0 || s->lb == SLUICE_LB_ROUND_ROBIN)
@@ -311,8 +310,8 @@ static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sl_req 
  * slots, with their own table at SLUICE_MAX_SPLIT + view), so the lb and
  * Maglev's consistency hold within it; the whole view only when nothing
  * there is usable. Without locality, one test of zone_count. */
-static __always_inline __u32 sl_pick_local(struct sl_sel *s, const struct sl_req *req,
-					   const struct sluice_view *v, __u32 view, __u32 base)
+static __always_inline __u32 sl_pick_local(struct sl_sel *s, const struct sluice_view *v,
+					   __u32 view, __u32 base)
 {
 	struct sluice_view zv = {};
 	__u32 id;
@@ -321,11 +320,11 @@ static __always_inline __u32 sl_pick_local(struct sl_sel *s, const struct sl_req
 		zv.slot_start = v->slot_start;
 		zv.slot_count = v->zone_count;
 		zv.table_m = v->zone_table_m;
-		id = sl_pick_view(s, req, &zv, SLUICE_MAX_SPLIT + view, base);
+		id = sl_pick_view(s, &zv, SLUICE_MAX_SPLIT + view, base);
 		if (id)
 			return id;
 	}
-	return sl_pick_view(s, req, v, view, base);
+	return sl_pick_view(s, v, view, base);
 }
 
 /* Which view takes this connection: by the split's percentages, the first
@@ -351,8 +350,6 @@ static __always_inline __u32 sl_lb_base(__u32 svc_id, const struct sluice_servic
 {
 	__u32 *rr;
 
-	if (req->hash) /* unconnected UDP: per socket */
-		return req->hash;
 	if (svc->lb == SLUICE_LB_MAGLEV)
 		return sl_flow_hash(req, svc->affinity_ms != 0);
 	if (svc->lb == SLUICE_LB_ROUND_ROBIN) {
@@ -421,8 +418,7 @@ static __always_inline __u32 sl_choose(__u32 svc_id, const struct sluice_service
 	}
 	view = sl_pick_view_index(svc);
 	if (view < SLUICE_MAX_SPLIT)
-		be_id =
-		    sl_pick_local(&s, req, &svc->views[view], view, sl_lb_base(svc_id, svc, req));
+		be_id = sl_pick_local(&s, &svc->views[view], view, sl_lb_base(svc_id, svc, req));
 	if (!be_id && svc->n_views > 1) {
 		/* Nothing usable in that subset: any usable backend of the split. */
 		last = svc->n_views - 1;

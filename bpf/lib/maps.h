@@ -217,6 +217,35 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_spans SEC(".maps");
 
+/* traced TCP socket -> its trace context and redirected bytes (only traced
+ * sockets have one: bpf/lib/trace.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sluice_sk_trace);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_sk_trace SEC(".maps");
+
+/* a traced redirected socket's own sluice_sockhash key -> the payload bytes
+ * its peer redirected to it (LRU: one whose close was missed ages out) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SLUICE_TRACE_REDIR_ENTRIES);
+	__type(key, struct sluice_sock_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_trace_redir SEC(".maps");
+
+/* 0, 1 -> this CPU's buffers for the traceparent scan (bpf/lib/traceparent.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct sluice_trace_scratch);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_trace_scratch SEC(".maps");
+
 /* Every map that include/sluice/maps.def gives these objects is defined above
  * or in shared_maps.h: one listed there but not defined fails the build here.
  * (One defined here but not listed there, the agent refuses to load.) */

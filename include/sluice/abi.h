@@ -404,13 +404,18 @@ struct sluice_sk_backend {
 	struct sluice_revnat revnat; /* for getpeername() */
 	__u32 identity; /* the caller's identity (0 = unknown): its edge counts a failed connect */
 	__u32 pad;
+	__u64 connect_ns; /* SYN sent -> established (a traced span's connect time) */
 };
-_Static_assert(sizeof(struct sluice_sk_backend) == 88, "sk backend size");
+_Static_assert(sizeof(struct sluice_sk_backend) == 96, "sk backend size");
 
 #define SLUICE_SK_F_ESTABLISHED 0x1
 #define SLUICE_SK_F_RESERVED	0x2 /* counted in the service's and backend's active */
 #define SLUICE_SK_F_SYN		0x4 /* TCP_CONNECT_CB seen: the close will be reported */
 #define SLUICE_SK_F_MTLS	0x8 /* sent to the mtls outbound listener (sluice_mtls_sk) */
+/* Tracing (bpf/lib/trace.h): established while tracing was on, and the first
+ * payload not looked at yet; TRACED: the socket has its sluice_sk_trace. */
+#define SLUICE_SK_F_TRACE_PENDING 0x100
+#define SLUICE_SK_F_TRACED	  0x200
 
 /* Datapath events, carried by the sluice_events ring buffer. */
 enum sluice_event_type {
@@ -687,6 +692,47 @@ _Static_assert(sizeof(struct sluice_span_rec) == 152, "span rec size");
 #define SLUICE_SPAN_F_SAMPLED	 0x1 /* the trace flags' sampled bit */
 #define SLUICE_SPAN_F_PARENT	 0x2 /* trace_id/parent_id came from a traceparent */
 #define SLUICE_SPAN_F_REDIRECTED 0x4 /* same-node, sent socket to socket by sk_msg */
+
+/*
+ * sluice_sk_trace value (socket storage): a traced TCP connection's trace
+ * context, and the bytes that sk_msg moved socket to socket, which the TCP
+ * counters sockops reads at close never see. Only traced sockets have one.
+ */
+struct sluice_sk_trace {
+	__u8 trace_id[16];
+	__u8 parent_id[8];
+	__u64 redir_sent; /* payload bytes sk_msg redirected from this socket */
+	/* Its own key in sluice_sockhash, once it is in sluice_trace_redir
+	 * (linked): where its peer counts the bytes it redirects to it. */
+	struct sluice_sock_key key;
+	__u8 flags; /* SLUICE_SPAN_F_* */
+	__u8 linked;
+	__u8 pad[6];
+};
+_Static_assert(sizeof(struct sluice_sk_trace) == 88, "sk trace size");
+
+/* The first payload bytes of a balanced socket searched for a traceparent. */
+#ifndef SLUICE_TRACE_SCAN_BYTES
+#define SLUICE_TRACE_SCAN_BYTES 512
+#endif
+
+/* sluice_trace_scratch value (per-CPU array of 2): a buffer for the first
+ * payload bytes, with room for the longest header line the scan can start
+ * (indexes stay inside without masking). Two, for a program that interrupts
+ * another on the same CPU (a softirq send during a process's). */
+struct sluice_trace_scratch {
+	__u8 buf[2 * SLUICE_TRACE_SCAN_BYTES];
+	__u32 depth; /* entry 0's: how many programs on this CPU use a buffer */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct sluice_trace_scratch) == 2 * SLUICE_TRACE_SCAN_BYTES + 8,
+	       "trace scratch size");
+
+/* Traced same-node connections whose redirected bytes are counted at once;
+ * past that, the oldest's received bytes are those TCP carried only. */
+#ifndef SLUICE_TRACE_REDIR_ENTRIES
+#define SLUICE_TRACE_REDIR_ENTRIES 4096
+#endif
 
 #ifndef SLUICE_SPANS_RINGBUF_BYTES
 #define SLUICE_SPANS_RINGBUF_BYTES (1 << 20)

@@ -2,8 +2,8 @@
 # tools/bench/bench.sh - `make bench`: sluice against what users would otherwise pick, measured
 # in one run on one topology. Run as root, after `make` (the Makefile's bench target does both).
 #
-#   tools/bench/bench.sh            the full run (about 11 minutes on 2 cores)
-#   QUICK=1 tools/bench/bench.sh    fewer repetitions, sizes and seconds (about 1.5 minutes)
+#   tools/bench/bench.sh            the full run (about 15 minutes on 2 cores)
+#   QUICK=1 tools/bench/bench.sh    fewer repetitions, sizes and seconds (about 2 minutes)
 #
 # What it measures (each data-plane figure in a fresh set of network namespaces, the systems
 # interleaved: direct sluice iptables nftables haproxy, then again, rotated by one each round):
@@ -16,12 +16,18 @@
 #          largest of SIZES
 #   cp     the control plane: CP_SERVICES services x CP_BACKENDS backends applied from nothing,
 #          then one backend changed, for sluice, iptables-restore and nft -f
+#   trace  BPF time per connection with tracing off, on at sample 0, and traced
+#          (tools/bench/trace-cost.sh; its own report, <base>-trace.md)
+#   redirect  same-node redirection, agent.redirect local against off (tools/bench/redirect.sh):
+#          sockperf 64 B / 4 KiB p50 and p99, iperf3 bulk, min-max over REDIRECT_REPS runs of
+#          REDIRECT_SECS s, at each CPU placement of REDIRECT_PLACES (same: both ends on CPU 0;
+#          split: CPU 0 and CPU 1); appended to the report as its own section
 #
 # Writes bench/results/<date>-<host>.{md,tsv,png} and copies the .md and .png to latest.md and
 # latest.png (QUICK=1: <date>-<host>-quick.* and latest-quick.*, so that a quick run never
 # replaces the full report the README shows). Tunables (environment): REPS, SIZES, CONN_SECS,
 # KA_SECS, WARM_SECS, CONC, BULK_CONC, CP_SERVICES, CP_BACKENDS, CP_REPS, NFT_CP_REPS, SYSTEMS,
-# OUT_DIR.
+# REDIRECT_REPS, REDIRECT_SECS, REDIRECT_PLACES, OUT_DIR.
 #
 # Network safety: every address is in 198.18.0.0/15 and lives in namespaces this script creates;
 # clients run only in the node netns (no default route, the VIP range blackholed, or routed to a
@@ -42,16 +48,19 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
 	: "${REPS:=3}" "${SIZES:=1 1000}" "${CONN_SECS:=1}" "${KA_SECS:=0.5}" "${WARM_SECS:=0.3}"
 	: "${CP_SERVICES:=1000}" "${CP_REPS:=2}" "${NFT_CP_REPS:=2}"
+	: "${REDIRECT_REPS:=1}" "${REDIRECT_SECS:=1}" "${REDIRECT_PLACES:=same}"
 else
 	: "${REPS:=5}" "${SIZES:=1 1000 10000}" "${CONN_SECS:=3}" "${KA_SECS:=2}" "${WARM_SECS:=0.5}"
 	# One nft -f of 10 000 x 10 (110 000 chains) takes about 100 s here: once, not five times.
 	: "${CP_SERVICES:=10000}" "${CP_REPS:=5}" "${NFT_CP_REPS:=1}"
+	: "${REDIRECT_REPS:=5}" "${REDIRECT_SECS:=2}" "${REDIRECT_PLACES:=same split}"
 fi
 : "${CONC:=8}" "${BULK_CONC:=2}" "${CP_BACKENDS:=10}"
 : "${SYSTEMS:=direct sluice iptables nftables haproxy}"
 : "${OUT_DIR:=$ROOT/bench/results}"
 
-for v in REPS CONC BULK_CONC CP_SERVICES CP_BACKENDS CP_REPS NFT_CP_REPS; do
+for v in REPS CONC BULK_CONC CP_SERVICES CP_BACKENDS CP_REPS NFT_CP_REPS REDIRECT_REPS \
+	REDIRECT_SECS; do
 	[[ "${!v}" =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || {
 		echo "bench: $v must be a positive integer" >&2
 		exit 2
@@ -64,7 +73,7 @@ for s in $SIZES; do
 	}
 done
 missing=
-for t in nginx haproxy iptables-restore nft gnuplot jq bpftool awk ss; do
+for t in nginx haproxy iptables-restore nft gnuplot jq bpftool awk ss sockperf iperf3 taskset; do
 	command -v "$t" >/dev/null || missing="$missing $t"
 done
 [ -z "$missing" ] || {
@@ -228,12 +237,31 @@ echo "bench: mTLS across two nodes (tools/bench/mtls.sh)"
 QUICK=$QUICK "$ROOT/tools/bench/mtls.sh" --out "$base-mtls.md" >/dev/null ||
 	fail "mtls bench failed"
 
+# --- 6: tracing's in-kernel cost: off, on at sample 0, traced (its own report too) ------------
+echo "bench: tracing's in-kernel cost (tools/bench/trace-cost.sh)"
+QUICK=$QUICK "$ROOT/tools/bench/trace-cost.sh" --out "$base-trace.md" >/dev/null ||
+	fail "trace cost bench failed"
+# --- 7: same-node redirection (its own section, appended to the report) -----------------------
+echo "bench: same-node redirect, local against off (tools/bench/redirect.sh," \
+	"$REDIRECT_REPS x ${REDIRECT_SECS}s, placements: $REDIRECT_PLACES)"
+PLACES=$REDIRECT_PLACES "$ROOT/tools/bench/redirect.sh" "$REDIRECT_REPS" "$REDIRECT_SECS" \
+	>"$base-redirect.md" 2>"$base-redirect.log" || fail "redirect bench failed (log: $base-redirect.log)"
+
 # --- report -------------------------------------------------------------------------------------
 ELAPSED=$(($(date +%s) - START))
 echo "# elapsed $ELAPSED" >>"$RAW"
 "$ROOT/tools/bench/report.sh" "$RAW" "$base.md" "$base.png" || fail "report failed"
+{
+	printf '\n## Same-node redirection (agent.redirect local against off)\n\n'
+	printf 'tools/bench/redirect.sh %s %s, PLACES="%s": loopback TCP in a test netns, both ends in\n' \
+		"$REDIRECT_REPS" "$REDIRECT_SECS" "$REDIRECT_PLACES"
+	printf 'the agent'"'"'s cgroup; sockperf ping-pong latency (one-way), iperf3 bulk.\n\n'
+	cat "$base-redirect.md"
+} >>"$base.md" || fail "cannot append the redirect section to $base.md"
 latest=$OUT_DIR/latest$suffix
 sed "s|($(basename "$base").png)|($(basename "$latest").png)|" "$base.md" >"$latest.md" &&
 	cp -f "$base.png" "$latest.png" || fail "cannot copy to $latest.*"
 cp -f "$base-mtls.md" "$latest-mtls.md" || fail "cannot copy to $latest-mtls.md"
-echo "bench: report $base.md (also $latest.md, $latest.png; mTLS: $latest-mtls.md), $ELAPSED s"
+cp -f "$base-trace.md" "$latest-trace.md" || fail "cannot copy to $latest-trace.md"
+echo "bench: report $base.md (also $latest.md, $latest.png; mTLS: $latest-mtls.md;" \
+	"tracing: $latest-trace.md), $ELAPSED s"

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "mem.h"
 #include "parse.h"
+#include "services.h"
 
 /* An answer's body as it arrives: len bytes and a NUL, in cap bytes (malloc'd). */
 struct api_reply {
@@ -132,7 +133,8 @@ static int api_done(struct cli *c, json_t *o, const char *what)
 
 int do_register(struct cli *c, int argc, char **argv)
 {
-	const char *svc = NULL, *addr = NULL, *subset = NULL, *ttl = NULL, *why;
+	const char *svc = NULL, *addr = NULL, *subset = NULL, *ttl = NULL, *zone = NULL, *why;
+	struct sl_problem p = {0};
 	uint64_t weight = 1, ms;
 	char path[1024], what[512];
 	json_t *body, *o;
@@ -146,6 +148,10 @@ int do_register(struct cli *c, int argc, char **argv)
 					    why);
 		} else if (!strcmp(argv[i], "--subset") && i + 1 < argc) {
 			subset = argv[++i];
+		} else if (!strcmp(argv[i], "--zone") && i + 1 < argc) {
+			zone = argv[++i];
+			if (sl_zone_check(zone, &p))
+				return fail(c, EXIT_USAGE, "--zone: %s", p.msg);
 		} else if (!strcmp(argv[i], "--ttl") && i + 1 < argc) {
 			ttl = argv[++i];
 			if (sl_parse_duration(ttl, &ms, &why))
@@ -164,10 +170,12 @@ int do_register(struct cli *c, int argc, char **argv)
 	if (!svc || !addr)
 		return fail(c, EXIT_USAGE,
 			    "usage: register SERVICE ADDRESS [--weight N] "
-			    "[--subset S] [--ttl DUR]");
+			    "[--subset S] [--zone Z] [--ttl DUR]");
 	body = json_pack("{s:s, s:I}", "address", addr, "weight", (json_int_t)weight);
 	if (body && subset)
 		json_object_set_new(body, "subset", json_string(subset));
+	if (body && zone)
+		json_object_set_new(body, "zone", json_string(zone));
 	if (body && ttl)
 		json_object_set_new(body, "ttl", json_string(ttl));
 	text = body ? json_dumps(body, JSON_COMPACT) : NULL;

@@ -46,7 +46,7 @@ static const struct cmd commands[] = {
     {"drain", "SERVICE ADDRESS", "no new connections to that backend; existing ones stay",
      do_drain},
     {"undrain", "SERVICE ADDRESS", "let the backend take new connections again", do_undrain},
-    {"register", "SERVICE ADDRESS [--weight N] [--subset S] [--ttl DUR]",
+    {"register", "SERVICE ADDRESS [--weight N] [--subset S] [--zone Z] [--ttl DUR]",
      "add a backend through the agent's API", do_register},
     {"deregister", "SERVICE ADDRESS", "remove a registered backend", do_deregister},
     {"graph", "", "the service map: identities -> services -> backends (-o dot: Graphviz)",

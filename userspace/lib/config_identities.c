@@ -7,6 +7,10 @@
 #include "config_yaml.h"
 #include "services.h"
 
+/* The label of callers without an identity: SL_EDGE_UNKNOWN (edges.h) and
+ * SL_GRAPH_UNKNOWN (graph.h); an identity may not take it. */
+#define RESERVED_NAME "unknown"
+
 static void identity_name(struct walker *w, const char *label, yaml_node_t *v, void *ctx)
 {
 	struct sl_identity_cfg *id = ctx;
@@ -18,6 +22,12 @@ static void identity_name(struct walker *w, const char *label, yaml_node_t *v, v
 		yw_err(w, v,
 		       "identity name '%s' must match [a-z0-9][a-z0-9_.-]* (at most %d characters)",
 		       s, SLUICE_NAME_LEN - 1);
+	else if (!strcmp(s, RESERVED_NAME))
+		yw_err(w, v,
+		       "%s: identity name '%s' is reserved: the service map shows callers "
+		       "without an identity as '%s' (sluice_edge_*{source=\"%s\"}, identity/%s "
+		       "in sluicectl graph); choose another name",
+		       w->path, s, s, s, s);
 	else
 		strcpy(id->name, s);
 }

@@ -350,15 +350,46 @@ static int load_objs(struct sl_dp *dp, const struct sl_config *cfg, struct sl_pr
 	return load_obj(dp, &o, cfg, e);
 }
 
+/*
+ * The egress program only looks for a traceparent: without a tracing: block it is
+ * not attached (so it costs nothing per packet), and a link a previous run pinned
+ * for it goes. Adding or removing tracing: needs a restart, so this holds until then.
+ */
+static int skip_untraced(struct sl_dp *dp, struct bpf_program *prog, const struct sl_config *cfg,
+			 struct sl_problem *e)
+{
+	char path[PATH_MAX + 64];
+
+	if (cfg->agent.tracing.on || strcmp(bpf_program__name(prog), "sluice_trace_egress"))
+		return 0;
+	snprintf(path, sizeof(path), "%s/links/%s", dp->bpffs, bpf_program__name(prog));
+	if (!access(path, F_OK)) {
+		struct bpf_link *old = bpf_link__open(path);
+
+		if (!old)
+			return sl_problem_sys(e, 0, -errno, "open pinned link %s: %s", path,
+					      strerror(errno));
+		bpf_link__unpin(old);
+		bpf_link_detach(bpf_link__fd(old));
+		bpf_link__destroy(old);
+	}
+	return 1;
+}
+
 /* Attach every program of obj: sk_msg to the sockhash, the rest to the cgroup. */
 static int attach_obj(struct sl_dp *dp, struct bpf_object *obj, unsigned long long cg_id,
-		      struct sl_problem *e)
+		      const struct sl_config *cfg, struct sl_problem *e)
 {
 	struct bpf_program *prog;
 	int err;
 
 	bpf_object__for_each_program(prog, obj)
 	{
+		err = skip_untraced(dp, prog, cfg, e);
+		if (err < 0)
+			return err;
+		if (err)
+			continue;
 		if (dp->n_links == SL_DP_PROGS)
 			return sl_problem_sys(e, 0, -E2BIG, "more programs than links");
 		if (bpf_program__type(prog) == BPF_PROG_TYPE_SK_MSG)
@@ -415,11 +446,11 @@ int sl_dp_open(struct sl_dp *dp, const struct sl_config *cfg, struct sl_problem 
 
 	err = load_objs(dp, cfg, e);
 	if (!err)
-		err = attach_obj(dp, dp->sock_lb->obj, cg_id, e);
+		err = attach_obj(dp, dp->sock_lb->obj, cg_id, cfg, e);
 	if (!err)
-		err = attach_obj(dp, dp->sockops->obj, cg_id, e);
+		err = attach_obj(dp, dp->sockops->obj, cg_id, cfg, e);
 	if (!err)
-		err = attach_obj(dp, dp->redirect->obj, cg_id, e);
+		err = attach_obj(dp, dp->redirect->obj, cg_id, cfg, e);
 	if (err)
 		goto fail;
 #define SLUICE_MAP(id, name, field, objects, fd, capacity)                                         \
