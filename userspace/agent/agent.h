@@ -76,7 +76,9 @@ struct agent {
 	const char *config_path;
 	char config_dir[4096];
 	char config_base[256];
-	struct sl_config cfg;	      /* the config file applied last */
+	struct sl_config cfg; /* the config file applied last */
+	char *cfg_text;	      /* its bytes (the watcher skips a file that still has them) */
+	size_t cfg_len;
 	struct sl_registry reg;	      /* API registrations and drains */
 	struct sl_config eff;	      /* cfg merged with reg: what the maps hold */
 	int reg_dirty;		      /* reg changed (heartbeats) and is not saved yet */
@@ -88,6 +90,10 @@ struct agent {
 	struct retired *retired;
 	size_t n_retired, cap_retired;
 	uint64_t reloads_ok, reloads_err;
+	/* The last apply's counts, logged as "config applied" once its follow-up work (health
+	 * checks, identities) is done too: agent_log_applied. */
+	size_t applied_add, applied_update, applied_remove, applied_services;
+	int applied_pending;
 	struct sl_http *http;
 	struct ring_buffer *events;
 	struct sl_tc *tc;
@@ -123,6 +129,7 @@ int agent_track_retired(struct agent *a, const uint32_t *ids, size_t n);
 void agent_reap(struct agent *a);
 int agent_reconcile(struct agent *a, const struct sl_config *cfg);
 void agent_reload(struct agent *a, const char *why);
+void agent_log_applied(struct agent *a);
 void agent_sync_identities(struct agent *a);
 
 /* registry_sync.c: API changes, TTLs and the etcd registry. */

@@ -134,13 +134,28 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 		agent_close_sockets(a, cfg, &st, dead, n_dead, AGENT_CLOSE_REMOVED);
 	if (agent_track_retired(a, dead, n_dead))
 		sl_warn("cannot track retired backends", "count=%zu", n_dead);
-	if (!err)
-		sl_info("config applied", "added=%zu updated=%zu removed=%zu services=%zu",
-			plan.n_add, plan.n_update, plan.n_remove, cfg->n_services);
+	if (!err) {
+		a->applied_add = plan.n_add;
+		a->applied_update = plan.n_update;
+		a->applied_remove = plan.n_remove;
+		a->applied_services = cfg->n_services;
+		a->applied_pending = 1;
+	}
 	free(dead);
 	sl_plan_free(&plan);
 	sl_state_free(&st);
 	return err;
+}
+
+/* "config applied", for the last successful agent_reconcile, once the caller's follow-up work
+ * is done: tools and tests take this line as "the change is in place". */
+void agent_log_applied(struct agent *a)
+{
+	if (!a->applied_pending)
+		return;
+	a->applied_pending = 0;
+	sl_info("config applied", "added=%zu updated=%zu removed=%zu services=%zu", a->applied_add,
+		a->applied_update, a->applied_remove, a->applied_services);
 }
 
 /* Settings that shape the maps, links, sockets and threads are fixed for the
@@ -175,10 +190,13 @@ void agent_reload(struct agent *a, const char *why)
 	struct sl_config cfg, eff;
 	struct sl_problems d = {0};
 	struct sl_problem re;
+	char *text;
+	size_t len;
 	int err;
 
 	sl_info("reloading", "reason=%s file=%s", why, a->config_path);
-	if (sl_config_load(a->config_path, &cfg, &d)) {
+	if (sl_config_load_text(a->config_path, &cfg, &d, &text, &len)) {
+		free(text);
 		agent_print_problems(&d, 1);
 		a->reloads_err++;
 		sl_error("config rejected; the previous config keeps serving",
@@ -188,6 +206,7 @@ void agent_reload(struct agent *a, const char *why)
 	}
 	if (agent_resolve_cgroup(&cfg) || check_fixed(&a->cfg, &cfg)) {
 		sl_config_free(&cfg);
+		free(text);
 		a->reloads_err++;
 		return;
 	}
@@ -196,23 +215,30 @@ void agent_reload(struct agent *a, const char *why)
 			 "config keeps serving",
 			 "error=\"%s\"", re.msg);
 		sl_config_free(&cfg);
+		free(text);
 		a->reloads_err++;
 		return;
 	}
+	a->applied_pending = 0;
 	if (agent_reconcile(a, &eff)) {
 		sl_config_free(&eff);
 		sl_config_free(&cfg);
+		free(text);
 		a->reloads_err++;
 		return;
 	}
 	sl_config_free(&a->cfg);
 	sl_config_free(&a->eff);
+	free(a->cfg_text);
 	a->cfg = cfg;
 	a->eff = eff;
+	a->cfg_text = text;
+	a->cfg_len = len;
 	a->reloads_ok++;
 	err = agent_sync_backends(a, &a->eff);
 	if (err)
 		sl_error("cannot update health checks; the next reload retries", "error=\"%s\"",
 			 strerror(-err));
 	agent_sync_identities(a);
+	agent_log_applied(a);
 }

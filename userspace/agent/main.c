@@ -101,11 +101,33 @@ static void on_signal(void *arg)
 	}
 }
 
+/* Whether the config file holds the bytes applied last: a SIGHUP after an edit already applied
+ * it, and the watcher's event for the same edit would only redo the work. A file that cannot be
+ * read counts as changed (the reload reports why). */
+static int config_unchanged(const struct agent *a)
+{
+	const char *step;
+	char *text;
+	size_t len;
+	int same;
+
+	if (!a->cfg_text || sl_config_read(a->config_path, &text, &len, &step))
+		return 0;
+	same = len == a->cfg_len && !memcmp(text, a->cfg_text, len);
+	free(text);
+	return same;
+}
+
 static void on_debounce(void *arg)
 {
 	struct agent *a = arg;
 
 	sl_timer_drain(a->debouncefd);
+	if (config_unchanged(a)) {
+		sl_info("config file unchanged since it was applied; not reloading", "file=%s",
+			a->config_path);
+		return;
+	}
 	agent_reload(a, "file-changed");
 	agent_tracing_sync(a);
 }
@@ -261,6 +283,8 @@ static void agent_close(struct agent *a)
 	agent_backends_free(a);
 	sl_dp_close(&a->dp);
 	sl_config_free(&a->cfg);
+	free(a->cfg_text);
+	a->cfg_text = NULL;
 	sl_config_free(&a->eff);
 	sl_registry_free(&a->reg);
 	free(a->retired);
@@ -453,6 +477,7 @@ static int start_apply(struct agent *a)
 	sl_ident_init(&a->ident, &a->dp.maps, a->dp.settings_fd, &a->cfg);
 	a->ident_on = 1;
 	agent_sync_identities(a);
+	agent_log_applied(a);
 	/* The engine's thread inherits the capabilities, so it starts after the drop. */
 	if (a->cfg.agent.mtls.on && agent_mtls_start(a))
 		return EXIT_ENV;
@@ -611,10 +636,15 @@ int main(int argc, char **argv)
 		return rc;
 	if (mode == MODE_RUN && block_signals())
 		return EXIT_ENV;
-	if (sl_config_load(a.config_path, &a.cfg, &d)) {
+	if (sl_config_load_text(a.config_path, &a.cfg, &d, &a.cfg_text, &a.cfg_len)) {
+		free(a.cfg_text);
 		agent_print_problems(&d, 0);
 		sl_problems_free(&d);
 		return EXIT_CONFIG;
+	}
+	if (mode != MODE_RUN) {
+		free(a.cfg_text);
+		a.cfg_text = NULL;
 	}
 	if (mode == MODE_CHECK) {
 		sl_config_free(&a.cfg);

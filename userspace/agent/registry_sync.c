@@ -189,6 +189,7 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 		if (sl_change_durable_first(what))
 			sl_registry_save(&a->reg, a->cfg.agent.state, &ignored);
 		agent_reconcile(a, &a->eff);
+		agent_log_applied(a);
 		sl_config_free(&eff);
 		sl_problem_http(e, 500, "", "applying the change to the maps failed");
 		return -1;
@@ -206,6 +207,7 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 	if (err)
 		sl_error("cannot update health checks and drains", "error=\"%s\"", strerror(-err));
 	agent_mtls_apply(a); /* registered backends may be local ones of mtls services */
+	agent_log_applied(a);
 	return 0;
 }
 

@@ -219,6 +219,11 @@ int sl_config_parse(const char *file, const char *text, size_t len, struct sl_co
 
 int sl_config_load(const char *path, struct sl_config *cfg, struct sl_problems *d)
 {
+	return sl_config_load_text(path, cfg, d, NULL, NULL);
+}
+
+int sl_config_read(const char *path, char **textp, size_t *lenp, const char **step)
+{
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f, *mem;
@@ -226,29 +231,58 @@ int sl_config_load(const char *path, struct sl_config *cfg, struct sl_problems *
 	size_t n;
 	int err;
 
-	config_defaults(cfg);
+	*step = "cannot open";
 	f = fopen(path, "re");
-	if (!f) {
-		sl_problems_add(d, path, 1, 1, "cannot open: %s", strerror(errno));
-		return -1;
-	}
+	if (!f)
+		return -errno;
+	*step = "out of memory";
 	mem = open_memstream(&text, &len);
 	if (!mem) {
 		fclose(f);
-		sl_problems_add(d, path, 1, 1, "out of memory");
-		return -1;
+		return -ENOMEM;
 	}
+	*step = "cannot read";
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
 		fwrite(buf, 1, n, mem);
 	err = ferror(f);
 	fclose(f);
 	if (fclose(mem) || err) {
+		err = errno ? -errno : -EIO;
 		free(text);
-		sl_problems_add(d, path, 1, 1, "cannot read: %s", strerror(errno ? errno : EIO));
+		return err;
+	}
+	*textp = text;
+	*lenp = len;
+	return 0;
+}
+
+int sl_config_load_text(const char *path, struct sl_config *cfg, struct sl_problems *d,
+			char **textp, size_t *lenp)
+{
+	const char *step;
+	char *text = NULL;
+	size_t len = 0;
+	int err;
+
+	config_defaults(cfg);
+	if (textp)
+		*textp = NULL;
+	err = sl_config_read(path, &text, &len, &step);
+	if (err == -ENOMEM && !strcmp(step, "out of memory")) {
+		sl_problems_add(d, path, 1, 1, "out of memory");
+		return -1;
+	}
+	if (err) {
+		sl_problems_add(d, path, 1, 1, "%s: %s", step, strerror(-err));
 		return -1;
 	}
 	err = sl_config_parse(path, text, len, cfg, d);
-	free(text);
+	if (textp) {
+		*textp = text;
+		*lenp = len;
+	} else {
+		free(text);
+	}
 	return err;
 }
 

@@ -234,6 +234,13 @@ const char *sl_agent_cfg_diff(const struct sl_agent_cfg *a, const struct sl_agen
 int sl_config_parse(const char *file, const char *text, size_t len, struct sl_config *cfg,
 		    struct sl_problems *d);
 int sl_config_load(const char *path, struct sl_config *cfg, struct sl_problems *d);
+/* The same, and *text (malloc'd, *len bytes; the caller frees it) gets the bytes parsed, when
+ * the file could be read (else NULL). */
+int sl_config_load_text(const char *path, struct sl_config *cfg, struct sl_problems *d, char **text,
+			size_t *len);
+/* The bytes of the file at path into *text (malloc'd, *len bytes). 0, or -errno with *step
+ * saying what failed ("cannot open", "cannot read", "out of memory"). */
+int sl_config_read(const char *path, char **text, size_t *len, const char **step);
 void sl_config_free(struct sl_config *cfg);
 
 /* A deep copy. 0 or -ENOMEM (dst then holds nothing to free). */

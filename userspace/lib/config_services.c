@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config_yaml.h"
+#include "hidx.h"
 #include "services.h"
 
 struct service_ctx {
@@ -600,12 +601,12 @@ static void parse_backends(struct walker *w, yaml_node_t *seq, struct service_ct
 
 /* svc against the services read before it: name and frontend, each problem reported in the
  * order of the service it clashes with. 0, or -1 after a problem. */
-static int check_unique(struct walker *w, const struct sl_config *cfg,
+static int check_unique(struct walker *w, const struct sl_config *cfg, const struct sl_svc_idx *u,
 			const struct sl_service_cfg *svc, yaml_node_t *sn, yaml_node_t *fe_node)
 {
 	const struct sl_service_cfg *prev = cfg->services;
-	const struct sl_service_cfg *same_name = sl_service_find(prev, cfg->n_services, svc->name);
-	const struct sl_service_cfg *same_fe = sl_service_frontend_user(prev, cfg->n_services, svc);
+	const struct sl_service_cfg *same_name = sl_svc_idx_name(u, svc->name);
+	const struct sl_service_cfg *same_fe = sl_svc_idx_frontend_user(u, svc);
 	struct sl_problem pn, pf;
 
 	if (same_fe && (!same_name || same_fe < same_name)) {
@@ -625,7 +626,8 @@ static int check_unique(struct walker *w, const struct sl_config *cfg,
 
 /* One service: kept (cfg->n_services grows, and *total by its backends) when valid, new and
  * within agent.limits. */
-static void parse_service(struct walker *w, yaml_node_t *sn, struct sl_config *cfg, size_t *total)
+static void parse_service(struct walker *w, yaml_node_t *sn, struct sl_config *cfg,
+			  struct sl_svc_idx *u, size_t *total)
 {
 	struct sl_service_cfg *svc = &cfg->services[cfg->n_services];
 	struct service_ctx sc = {.svc = svc, .cfg = cfg};
@@ -648,7 +650,7 @@ static void parse_service(struct walker *w, yaml_node_t *sn, struct sl_config *c
 	check_service(w, &sc, w->d->n == before);
 	check_mtls(w, &sc, vals[SK_MTLS]);
 	if (rc || !svc->name[0] || !sc.frontend_ok ||
-	    check_unique(w, cfg, svc, sn, vals[SK_FRONTEND]))
+	    check_unique(w, cfg, u, svc, sn, vals[SK_FRONTEND]))
 		goto drop;
 	if (sl_services_check_limits(&cfg->agent.limits, cfg->n_services + 1,
 				     *total + svc->n_backends, svc->name, &p)) {
@@ -656,6 +658,7 @@ static void parse_service(struct walker *w, yaml_node_t *sn, struct sl_config *c
 		goto drop;
 	}
 	*total += svc->n_backends;
+	sl_svc_idx_add(u, cfg->n_services);
 	cfg->n_services++;
 	return;
 drop:
@@ -666,6 +669,7 @@ drop:
 void cfg_parse_services(struct walker *w, const char *label, yaml_node_t *seq, void *ctx)
 {
 	struct sl_config *cfg = ctx;
+	struct sl_svc_idx u = {0};
 	yaml_node_item_t *it;
 	size_t n, total = 0;
 
@@ -676,7 +680,7 @@ void cfg_parse_services(struct walker *w, const char *label, yaml_node_t *seq, v
 	}
 	n = yw_len(seq);
 	cfg->services = calloc(n ? n : 1, sizeof(*cfg->services));
-	if (!cfg->services) {
+	if (!cfg->services || sl_svc_idx_init(&u, cfg->services, n)) {
 		yw_err(w, seq, "out of memory");
 		return;
 	}
@@ -685,7 +689,8 @@ void cfg_parse_services(struct walker *w, const char *label, yaml_node_t *seq, v
 		size_t mark = yw_push_index(w, (size_t)(it - seq->data.sequence.items.start));
 
 		if (sn)
-			parse_service(w, sn, cfg, &total);
+			parse_service(w, sn, cfg, &u, &total);
 		yw_pop(w, mark);
 	}
+	sl_svc_idx_free(&u);
 }
