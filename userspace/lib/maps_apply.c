@@ -212,13 +212,9 @@ static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t 
 		free(weights);
 		return err;
 	}
-	*size = sl_maglev_size(n);
-	if (!*size)
-		return -E2BIG;
 	mb = calloc(n, sizeof(*mb));
 	keys = calloc(n, sizeof(*keys));
-	*table = calloc(*size, sizeof(**table));
-	if (!mb || !keys || !*table) {
+	if (!mb || !keys) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -227,7 +223,14 @@ static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t 
 		mb[i].key = keys[i];
 		mb[i].weight = w->backends[bes[i]].weight;
 	}
-	err = sl_maglev_build(mb, n, *size, *table);
+	*size = sl_maglev_size_weighted(mb, n); /* M follows the view's backends (maglev.c) */
+	err = *size ? 0 : -E2BIG;
+	if (!err) {
+		*table = calloc(*size, sizeof(**table));
+		err = *table ? 0 : -ENOMEM;
+	}
+	if (!err)
+		err = sl_maglev_build(mb, n, *size, *table);
 out:
 	free(mb);
 	free(keys);

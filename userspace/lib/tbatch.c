@@ -23,6 +23,7 @@ static int no_batch;
 void sl_tbatch_stats(struct sl_tbatch_stats *out)
 {
 	*out = stats;
+	out->elem_only = no_batch;
 }
 
 void sl_tbatch_force_elem(int on)

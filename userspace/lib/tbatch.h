@@ -31,6 +31,7 @@ struct sl_tbatch {
 struct sl_tbatch_stats {
 	uint64_t batch_calls;
 	uint64_t elem_calls;
+	int elem_only; /* the kernel refused batches, or a test forced one at a time */
 };
 
 void sl_tbatch_init(struct sl_tbatch *b, int outer);
