@@ -449,6 +449,21 @@ Test(maps, tables_go_in_with_one_batch)
 	free(t);
 	cr_expect_not_null((t = table_of(svc("dns"), 0, &size)), "dns has no table");
 	free(t);
+	/* A kernel that refuses batches on a hash of maps (6.1): detected, then one at a time. */
+	sl_tbatch_force_elem(2);
+	s0 = s1;
+	cr_assert_eq(plan_apply(&cfg_b, &n_ops), 0);
+	sl_tbatch_stats(&s1);
+	sl_tbatch_force_elem(0);
+	cr_expect(s1.elem_only, "the refusal was not detected");
+	cr_expect_eq(s1.batch_calls - s0.batch_calls, 1, "one refused call, then no more");
+	cr_expect_geq(s1.elem_calls - s0.elem_calls, 2, "web's table and dns's deletion");
+	read_state();
+	cr_expect_null(sl_state_find(&st, "dns"), "dns is still there");
+	t = table_of(svc("web"), 0, &size);
+	cr_assert_not_null(t, "web has no table after the refused batch");
+	cr_expect_eq(size, 509);
+	free(t);
 }
 
 Test(maps, removing_everything_empties_the_maps)

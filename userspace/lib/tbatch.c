@@ -19,6 +19,8 @@
 static struct sl_tbatch_stats stats;
 /* 1 once the kernel refused a batch on the outer map, or a test forced it. */
 static int no_batch;
+/* Tests: every batch call fails as a kernel without them answers. */
+static int refuse;
 
 void sl_tbatch_stats(struct sl_tbatch_stats *out)
 {
@@ -26,9 +28,10 @@ void sl_tbatch_stats(struct sl_tbatch_stats *out)
 	out->elem_only = no_batch;
 }
 
-void sl_tbatch_force_elem(int on)
+void sl_tbatch_force_elem(int mode)
 {
-	no_batch = on;
+	no_batch = mode == 1;
+	refuse = mode == 2;
 }
 
 void sl_tbatch_init(struct sl_tbatch *b, int outer)
@@ -83,7 +86,7 @@ static int run(int outer, const struct sluice_table_key *keys, const __u32 *fds,
 	size_t i = 0;
 
 	while (i < n) {
-		__u32 count = (__u32)(n - i < TBATCH_CHUNK ? n - i : TBATCH_CHUNK);
+		__u32 req = (__u32)(n - i < TBATCH_CHUNK ? n - i : TBATCH_CHUNK), count = req;
 		int r, e;
 
 		if (no_batch) {
@@ -94,13 +97,22 @@ static int run(int outer, const struct sluice_table_key *keys, const __u32 *fds,
 			continue;
 		}
 		stats.batch_calls++;
-		r = fds ? bpf_map_update_batch(outer, &keys[i], &fds[i], &count, NULL)
-			: bpf_map_delete_batch(outer, &keys[i], &count, NULL);
+		if (refuse) {
+			r = -1;
+			errno = ENOTSUPP;
+		} else if (fds) {
+			r = bpf_map_update_batch(outer, &keys[i], &fds[i], &count, NULL);
+		} else {
+			r = bpf_map_delete_batch(outer, &keys[i], &count, NULL);
+		}
 		e = errno;
 		if (!r) {
 			i += count;
 			continue;
 		}
+		/* A refused call writes no count back: nothing of it was done. */
+		if (count >= req)
+			count = 0;
 		if (count == 0 && unsupported(e)) {
 			no_batch = 1; /* e.g. older kernels: no batch ops on a hash of maps */
 			continue;

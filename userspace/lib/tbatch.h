@@ -46,8 +46,10 @@ int sl_tbatch_flush(struct sl_tbatch *b);
 void sl_tbatch_free(struct sl_tbatch *b);
 
 void sl_tbatch_stats(struct sl_tbatch_stats *out);
-/* Tests: 1 makes every flush go one element at a time, as on a kernel
- * without batch operations on a hash of maps; 0 back to detecting it. */
-void sl_tbatch_force_elem(int on);
+/* Tests: 1 makes every flush go one element at a time; 2 makes every batch
+ * call fail as a kernel without batch operations on a hash of maps answers
+ * (ENOTSUPP, no count written back: Debian's 6.1), which the flush must
+ * detect; 0 back to normal. */
+void sl_tbatch_force_elem(int mode);
 
 #endif /* SLUICE_TBATCH_H */
