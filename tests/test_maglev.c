@@ -105,6 +105,21 @@ Test(maglev, size)
 	}
 }
 
+/* Losing backends keeps M while it fits (else every flow moves); growing, or shrinking far
+ * below it, takes the size the backends need. */
+Test(maglev, keep)
+{
+	cr_expect_eq(sl_maglev_keep(509, sl_maglev_size(2)), 509, "3 -> 2 backends keeps 509");
+	cr_expect_eq(sl_maglev_keep(1021, sl_maglev_size(5)), 1021, "10 -> 5 keeps 1021");
+	cr_expect_eq(sl_maglev_keep(2039, sl_maglev_size(5)), 2039,
+		     "20 -> 5: two sizes up keeps it");
+	cr_expect_eq(sl_maglev_keep(8191, sl_maglev_size(10)), 1021, "80 -> 10 shrinks");
+	cr_expect_eq(sl_maglev_keep(1021, sl_maglev_size(11)), 2039, "10 -> 11 grows");
+	cr_expect_eq(sl_maglev_keep(0, sl_maglev_size(10)), 1021, "new view");
+	cr_expect_eq(sl_maglev_keep(1000, sl_maglev_size(3)), 509, "not a size of the ladder");
+	cr_expect_eq(sl_maglev_keep(16381, 0), 0, "too many backends stays an error");
+}
+
 Test(maglev, bad_input)
 {
 	struct sl_maglev_backend be[2] = {{"a:1", 1}, {"b:1", 0}};

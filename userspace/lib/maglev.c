@@ -63,6 +63,16 @@ uint32_t sl_maglev_size_weighted(const struct sl_maglev_backend *bes, size_t n)
 	return m;
 }
 
+uint32_t sl_maglev_keep(uint32_t prev, uint32_t need)
+{
+	if (!need || prev < need || prev / 4 > need)
+		return need;
+	for (size_t i = 0; i < sizeof(maglev_primes) / sizeof(maglev_primes[0]); i++)
+		if (maglev_primes[i] == prev && prev <= SLUICE_MAGLEV_M_MAX)
+			return prev;
+	return need;
+}
+
 /* 64-bit FNV-1a with a seed folded in first, then a murmur finaliser. */
 static uint64_t maglev_hash(const char *s, uint64_t seed)
 {

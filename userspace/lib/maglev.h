@@ -28,6 +28,12 @@ uint32_t sl_maglev_size(size_t n);
  * allows; 0 when n alone is too large. */
 uint32_t sl_maglev_size_weighted(const struct sl_maglev_backend *bes, size_t n);
 
+/* The size to build with when the view's table has size prev and the
+ * backends need 'need': prev while it still fits and is at most 4 x need (two
+ * sizes up), so that losing backends does not change M and move every flow;
+ * else need. */
+uint32_t sl_maglev_keep(uint32_t prev, uint32_t need);
+
 /* Fill table[0..m) with indices into bes. m must be prime; n >= 1.
  * Returns 0 or -ENOMEM / -EINVAL. */
 int sl_maglev_build(const struct sl_maglev_backend *bes, size_t n, uint32_t m, uint32_t *table);

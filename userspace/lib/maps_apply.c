@@ -191,7 +191,7 @@ static int apply_slots(const struct sl_maps *m, const struct sl_svc_op *op, cons
  * differ. Entries are indices into
  * 'bes'; *size 0 means the view needs no table. */
 static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t n, uint32_t **table,
-		      uint32_t *size)
+		      uint32_t *size, uint32_t prev_m)
 {
 	struct sl_maglev_backend *mb;
 	char(*keys)[SL_HOSTPORT_LEN];
@@ -223,7 +223,8 @@ static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t 
 		mb[i].key = keys[i];
 		mb[i].weight = w->backends[bes[i]].weight;
 	}
-	*size = sl_maglev_size_weighted(mb, n); /* M follows the view's backends (maglev.c) */
+	/* M follows the view's backends, but stays while it fits (maglev.c). */
+	*size = sl_maglev_keep(prev_m, sl_maglev_size_weighted(mb, n));
 	err = *size ? 0 : -E2BIG;
 	if (!err) {
 		*table = calloc(*size, sizeof(**table));
@@ -274,16 +275,17 @@ static int table_insert(struct sl_tbatch *b, const struct sluice_table_key *tk, 
 
 /* One table of the idle generation: over slots [start, start + n) of 'order', at view index
  * 'idx' (a view, or SLUICE_MAX_SPLIT + a view for its zone view); none when n is 0 or the
- * lb needs none. Its size goes into *m_out. */
+ * lb needs none. Its size goes into *m_out; prev_m is the live table's (Maglev keeps it if it
+ * fits). */
 static int apply_table(struct sl_tbatch *b, const struct sl_svc_op *op, const size_t *order,
 		       struct sluice_table_key *tk, uint32_t idx, size_t start, size_t n,
-		       __u32 *m_out)
+		       uint32_t prev_m, __u32 *m_out)
 {
 	uint32_t *table = NULL, size = 0;
 	int err;
 
 	tk->view = (__u8)idx;
-	err = view_table(op->want, order + start, n, &table, &size);
+	err = view_table(op->want, order + start, n, &table, &size, prev_m);
 	if (err)
 		return err;
 	if (!size)
@@ -306,14 +308,17 @@ static int apply_tables(struct sl_tbatch *b, const struct sl_svc_op *op, const s
 
 	for (uint32_t v = 0; v < SLUICE_MAX_SPLIT; v++) {
 		struct sluice_view *view = &sv->views[v];
+		const struct sluice_view *was = op->cur ? &op->cur->value.views[v] : NULL;
 		int live = v < sv->n_views;
 		int err;
 
-		err = apply_table(b, op, order, &tk, v, view->slot_start,
-				  live ? view->slot_count : 0, &view->table_m);
+		err =
+		    apply_table(b, op, order, &tk, v, view->slot_start, live ? view->slot_count : 0,
+				was ? was->table_m : 0, &view->table_m);
 		if (!err)
 			err = apply_table(b, op, order, &tk, SLUICE_MAX_SPLIT + v, view->slot_start,
-					  live ? view->zone_count : 0, &view->zone_table_m);
+					  live ? view->zone_count : 0, was ? was->zone_table_m : 0,
+					  &view->zone_table_m);
 		if (err)
 			return err;
 	}
