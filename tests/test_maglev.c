@@ -63,7 +63,13 @@ static uint32_t *table_new(uint32_t m)
 
 Test(maglev, size)
 {
-	cr_assert_eq(sl_maglev_size(1), 16381, "n=1: %u", sl_maglev_size(1));
+	/* M follows the backend count: 8 KiB tables at 10 backends, not 128 KiB. */
+	cr_assert_eq(sl_maglev_size(1), 101, "n=1: %u", sl_maglev_size(1));
+	cr_assert_eq(sl_maglev_size(2), 251, "n=2: %u", sl_maglev_size(2));
+	cr_assert_eq(sl_maglev_size(3), 509, "n=3: %u", sl_maglev_size(3));
+	cr_assert_eq(sl_maglev_size(10), 1021, "n=10: %u", sl_maglev_size(10));
+	cr_assert_eq(sl_maglev_size(11), 2039, "n=11 (1100 > 1021): %u", sl_maglev_size(11));
+	cr_assert_eq(sl_maglev_size(100), 16381, "n=100: %u", sl_maglev_size(100));
 	cr_assert_eq(sl_maglev_size(163), 16381, "n=163: %u", sl_maglev_size(163));
 	cr_assert_eq(sl_maglev_size(164), 32749, "n=164 (16400 > 16381): %u", sl_maglev_size(164));
 	cr_assert_eq(sl_maglev_size(200), 32749, "n=200: %u", sl_maglev_size(200));
@@ -89,10 +95,29 @@ Test(maglev, size)
 			continue;
 		}
 		cr_assert(is_prime(m), "sl_maglev_size(%zu) = %u is not prime", n, m);
-		cr_assert_geq(m, SLUICE_MAGLEV_M_DEFAULT, "n=%zu: m=%u < default", n, m);
 		cr_assert_geq(m, n * 100, "n=%zu: m=%u < 100 n", n, m);
+		/* Few sizes: the smallest rung that fits, so M changes (and flows move)
+		 * only when n crosses a rung. */
+		cr_assert(n == 1 || m == sl_maglev_size(n - 1) || n * 100 > sl_maglev_size(n - 1),
+			  "n=%zu: m=%u, yet %u still fits", n, m, sl_maglev_size(n - 1));
+		cr_assert_lt(m, n * 100 * 3 + 101, "n=%zu: m=%u far above 100 n", n, m);
 		cr_assert_leq(m, SLUICE_MAGLEV_M_MAX, "n=%zu: m=%u > max", n, m);
 	}
+}
+
+/* Losing backends keeps M while it fits (else every flow moves); growing, or shrinking far
+ * below it, takes the size the backends need. */
+Test(maglev, keep)
+{
+	cr_expect_eq(sl_maglev_keep(509, sl_maglev_size(2)), 509, "3 -> 2 backends keeps 509");
+	cr_expect_eq(sl_maglev_keep(1021, sl_maglev_size(5)), 1021, "10 -> 5 keeps 1021");
+	cr_expect_eq(sl_maglev_keep(2039, sl_maglev_size(5)), 2039,
+		     "20 -> 5: two sizes up keeps it");
+	cr_expect_eq(sl_maglev_keep(8191, sl_maglev_size(10)), 1021, "80 -> 10 shrinks");
+	cr_expect_eq(sl_maglev_keep(1021, sl_maglev_size(11)), 2039, "10 -> 11 grows");
+	cr_expect_eq(sl_maglev_keep(0, sl_maglev_size(10)), 1021, "new view");
+	cr_expect_eq(sl_maglev_keep(1000, sl_maglev_size(3)), 509, "not a size of the ladder");
+	cr_expect_eq(sl_maglev_keep(16381, 0), 0, "too many backends stays an error");
 }
 
 Test(maglev, bad_input)
@@ -214,6 +239,17 @@ Test(maglev, weighted_shares)
 	for (size_t k = 0; k < ARRAY_SIZE(ms); k++)
 		for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
 			check_shares(&cases[i], ms[k]);
+	/* The size the agent picks from the weights keeps them to the same tolerance. */
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct bes b;
+		uint32_t m;
+
+		bes_init(&b, cases[i].n, cases[i].w);
+		m = sl_maglev_size_weighted(b.be, b.n);
+		cr_assert_geq(m, sl_maglev_size(cases[i].n), "%s: M=%u below the count's",
+			      cases[i].name, m);
+		check_shares(&cases[i], m);
+	}
 	cr_log_info("maglev shares: worst deviation over all cases %.3f%% of the expected "
 		    "share, %.4f percentage points",
 		    worst_share_dev_rel * 100, worst_share_dev_pp);
@@ -265,19 +301,32 @@ out:
 	return rc;
 }
 
+/* The bound on the slots that move beyond 1/N, per table size (maglev.c). */
+static double removal_slack(size_t n, uint32_t m)
+{
+	if (m <= 1021)
+		return 0.045;
+	if (m <= 4093)
+		return 0.035;
+	if (m < 16381)
+		return 0.025;
+	return n <= 20 ? 0.01 : n <= 50 ? 0.015 : 0.02;
+}
+
 /*
  * Removing one of N equal backends must move the removed backend's slots
- * (about 1/N) and few others. Maglev is not minimally disruptive: with
- * M = 16381 we measured 1/N + 0.5% at N = 10 and up to 1/N + 1.17% at
- * N = 50 (an independent reference Maglev with another hash gives the same
- * +1.16%). The issue's bound, 1/N + 1%, is asserted up to N = 20; at N = 50
- * the bound is 1/N + 1.5 percentage points (README, "Limits").
+ * (about 1/N) and few others. Maglev is not minimally disruptive, the less
+ * so the smaller M / N: with M = 16381 we measured 1/N + 0.5% at N = 10 and
+ * up to 1/N + 1.17% at N = 50 (an independent reference Maglev with another
+ * hash gives the same +1.16%); at the small sizes, over 8 sets of keys, up
+ * to 1/N + 4.0% (M = 509), 3.7% (1021), 3.0% (2039), 2.8% (4093), 2.2% (8191).
+ * The bounds per size are in removal_slack (README, "maglev").
  * Keyed by position instead of by key, or rebuilt from scratch, the change
  * is tens of percent, far above the bound.
  */
 Test(maglev, removal_disruption)
 {
-	static const size_t ns[] = {3, 5, 10, 20, 50};
+	static const size_t ns[] = {2, 3, 5, 6, 10, 11, 20, 21, 40, 50, 80, 100, 128};
 	double worst_extra = 0;
 
 	for (size_t k = 0; k < ARRAY_SIZE(ns); k++) {
@@ -285,10 +334,9 @@ Test(maglev, removal_disruption)
 		uint32_t m = sl_maglev_size(n);
 		double case_worst = 0;
 
-		cr_assert_eq(m, 16381, "N=%zu: table size %u", n, m);
 		/* Every position: first, middle, last and all between. */
 		for (size_t rm = 0; rm < n; rm++) {
-			double slack = n <= 20 ? 0.01 : 0.015;
+			double slack = removal_slack(n, m);
 			double changed = 0, owned = 0, bound = 1.0 / n + slack;
 			int rc = removal_disruption(n, rm, m, &changed, &owned);
 

@@ -23,6 +23,7 @@
 #include "maglev.h"
 #include "maps.h"
 #include "plan.h"
+#include "tbatch.h"
 #include "world.h"
 
 /* First: a Maglev service, a weighted round robin UDP one, an IPv6 split with health checks
@@ -260,7 +261,8 @@ Test(maps, first_apply_reads_back)
 	/* Maglev: a prime table, shared 1:3. */
 	t = table_of(web, 0, &size);
 	cr_assert_not_null(t, "web has no Maglev table");
-	cr_expect_eq(size, sl_maglev_size(2));
+	/* M follows the backends: weights 1:3 are 4 units, so >= 400 slots. */
+	cr_expect_eq(size, 509);
 	cr_expect_eq(web->value.views[0].table_m, size);
 	cr_expect_eq(count_of(t, size, web->bes[0].id) + count_of(t, size, web->bes[1].id), size,
 		     "every entry is one of web's backends");
@@ -398,6 +400,70 @@ Test(maps, second_plan_updates_and_removes)
 	cr_expect_eq(st.n_dead, 0);
 	cr_expect_eq(svc("web")->n_bes, 2, "reaping left the live backends alone");
 	cr_expect_eq(svc("canary")->n_bes, 4);
+}
+
+/* Tables an apply writes go into sluice_tables with one batch call, and its deletions with
+ * another (every call on a map of maps waits a grace period); one call per element only where
+ * the kernel refuses batches, or when forced, with the same result. */
+Test(maps, tables_go_in_with_one_batch)
+{
+	struct sl_tbatch_stats s0, s1;
+	uint32_t entries = 0, cap = 0, size, *t;
+	size_t n_ops = 0;
+
+	sl_tbatch_stats(&s0);
+	cr_assert_eq(plan_apply(&cfg_a, &n_ops), 0);
+	sl_tbatch_stats(&s1);
+	cr_assert_eq(sl_maps_fill(w.maps->tables, &entries, &cap), 0);
+	cr_expect_eq(entries, 3, "web's Maglev, dns's and canary v2's weighted tables: %u",
+		     entries);
+	if (!s1.elem_only) {
+		cr_expect_eq(s1.batch_calls - s0.batch_calls, 1, "3 tables in %lu batch calls",
+			     (unsigned long)(s1.batch_calls - s0.batch_calls));
+		cr_expect_eq(s1.elem_calls - s0.elem_calls, 0);
+	}
+	/* web updated, api added, dns removed: one batch in, one batch of deletions. */
+	s0 = s1;
+	cr_assert_eq(plan_apply(&cfg_b, &n_ops), 0);
+	sl_tbatch_stats(&s1);
+	if (!s1.elem_only) {
+		cr_expect_eq(s1.batch_calls - s0.batch_calls, 2, "%lu batch calls",
+			     (unsigned long)(s1.batch_calls - s0.batch_calls));
+		cr_expect_eq(s1.elem_calls - s0.elem_calls, 0);
+	}
+	cr_assert_eq(sl_maps_fill(w.maps->tables, &entries, &cap), 0);
+	cr_expect_eq(entries, 3, "web's two generations and canary v2's: %u", entries);
+	/* One at a time: the same maps. */
+	sl_tbatch_force_elem(1);
+	s0 = s1;
+	n_ops = 0;
+	cr_assert_eq(plan_apply(&cfg_a, &n_ops), 0);
+	sl_tbatch_stats(&s1);
+	sl_tbatch_force_elem(0);
+	cr_expect_eq(s1.batch_calls, s0.batch_calls);
+	cr_expect_geq(s1.elem_calls - s0.elem_calls, 2, "web's and dns's tables one at a time");
+	read_state();
+	t = table_of(svc("web"), 0, &size);
+	cr_assert_not_null(t, "web has no table after the per-element path");
+	cr_expect_eq(size, 509);
+	free(t);
+	cr_expect_not_null((t = table_of(svc("dns"), 0, &size)), "dns has no table");
+	free(t);
+	/* A kernel that refuses batches on a hash of maps (6.1): detected, then one at a time. */
+	sl_tbatch_force_elem(2);
+	s0 = s1;
+	cr_assert_eq(plan_apply(&cfg_b, &n_ops), 0);
+	sl_tbatch_stats(&s1);
+	sl_tbatch_force_elem(0);
+	cr_expect(s1.elem_only, "the refusal was not detected");
+	cr_expect_eq(s1.batch_calls - s0.batch_calls, 1, "one refused call, then no more");
+	cr_expect_geq(s1.elem_calls - s0.elem_calls, 2, "web's table and dns's deletion");
+	read_state();
+	cr_expect_null(sl_state_find(&st, "dns"), "dns is still there");
+	t = table_of(svc("web"), 0, &size);
+	cr_assert_not_null(t, "web has no table after the refused batch");
+	cr_expect_eq(size, 509);
+	free(t);
 }
 
 Test(maps, removing_everything_empties_the_maps)

@@ -88,9 +88,9 @@ read -r stayed moved from_be1 < <(join <(map_of "$VT_TMP/m1.out") <(map_of "$VT_
 	     END { print s + 0, m + 0, b + 0 }')
 [ "$(vt_value "$VT_TMP/m3.out" be1)" -eq 0 ] && vt_pass "after removal be1 gets no flow" ||
 	vt_fail "be1 still got $(vt_value "$VT_TMP/m3.out" be1) flows"
-vt_check "removing be1 moved its $from_be1 flows; of the other $((stayed + moved)), $moved moved (<= 1%)" \
+vt_check "removing be1 moved its $from_be1 flows; of the other $((stayed + moved)), $moved moved (<= 5%: M = 509, README maglev)" \
 	-d 'echo "$stayed stayed, $moved of the others moved, $from_be1 were on be1"' -- \
-	eval '[ "$moved" -le 3 ] && [ $((stayed + moved + from_be1)) -eq 300 ]'
+	eval '[ "$moved" -le 15 ] && [ $((stayed + moved + from_be1)) -eq 300 ]'
 
 # 3. Maglev weights 1:2:5 over 800 connections; bounds are 4 sigma of the binomial.
 out=$VT_TMP/weighted.out

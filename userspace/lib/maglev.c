@@ -7,7 +7,23 @@
 
 #include "maglev.h"
 
-static const uint32_t maglev_primes[] = {251,  509,   1021,  2039,  4093,
+/*
+ * The sizes, about doubling: M moves to another rung only when the backend
+ * count crosses 100 n = M, and a new M moves nearly every flow (the slots are
+ * hash % M), so sizes must be few. Each backend gets its share of M within a
+ * slot or two (weights: sl_maglev_size_weighted), and removing one of N
+ * backends moves its own 1/N of the slots plus at most, per size (measured
+ * at the top of each rung over 8 sets of keys, tests/test_maglev.c
+ * removal_disruption):
+ *   M = 251 (N = 2): 1/N + 0.5 percentage points;
+ *   M = 509 (N <= 5), 1021 (N <= 10): 1/N + 4.5 points (measured up to + 4.0);
+ *   M = 2039 (N <= 20), 4093 (N <= 40): 1/N + 3.5 (measured + 3.0);
+ *   M = 8191 (N <= 81): 1/N + 2.5 (measured + 2.2);
+ *   M >= 16381: 1/N + 1 up to N = 20, + 1.5 up to 50, + 2 above (measured + 1.6).
+ * Memory per table: 8 bytes a slot (the kernel pads array values to 8), so
+ * 8 KiB at N = 10 instead of 128 KiB at the former floor of 16381.
+ */
+static const uint32_t maglev_primes[] = {101,  251,   509,   1021,  2039,  4093,
 					 8191, 16381, 32749, 65521, 131071};
 
 uint32_t sl_maglev_size(size_t n)
@@ -17,10 +33,44 @@ uint32_t sl_maglev_size(size_t n)
 	for (size_t i = 0; i < sizeof(maglev_primes) / sizeof(maglev_primes[0]); i++) {
 		uint32_t m = maglev_primes[i];
 
-		if (m >= SLUICE_MAGLEV_M_DEFAULT && m >= want && m <= SLUICE_MAGLEV_M_MAX)
+		if (m >= want && m <= SLUICE_MAGLEV_M_MAX)
 			return m;
 	}
 	return 0;
+}
+
+uint32_t sl_maglev_size_weighted(const struct sl_maglev_backend *bes, size_t n)
+{
+	uint64_t sum = 0;
+	uint32_t wmin = UINT32_MAX, m;
+	size_t units;
+
+	if (!n)
+		return sl_maglev_size(n);
+	for (size_t i = 0; i < n; i++) {
+		sum += bes[i].weight;
+		if (bes[i].weight && bes[i].weight < wmin)
+			wmin = bes[i].weight;
+	}
+	if (wmin == UINT32_MAX) /* all weights 0: sl_maglev_build refuses them */
+		return sl_maglev_size(n);
+	/* Backends counted in units of the smallest weight: every backend then has
+	 * at least 100 slots of its ideal share, so one slot more or less is <= 1%. */
+	units = (size_t)((sum + wmin - 1) / wmin);
+	m = sl_maglev_size(units);
+	if (!m && sl_maglev_size(n))
+		m = SLUICE_MAGLEV_M_MAX; /* weights too far apart for 100 slots: the finest table */
+	return m;
+}
+
+uint32_t sl_maglev_keep(uint32_t prev, uint32_t need)
+{
+	if (!need || prev < need || prev / 4 > need)
+		return need;
+	for (size_t i = 0; i < sizeof(maglev_primes) / sizeof(maglev_primes[0]); i++)
+		if (maglev_primes[i] == prev && prev <= SLUICE_MAGLEV_M_MAX)
+			return prev;
+	return need;
 }
 
 /* 64-bit FNV-1a with a seed folded in first, then a murmur finaliser. */

@@ -19,7 +19,10 @@
  *   2. slots of the idle generation: 0..n-1 written, stale ones above deleted;
  *   3. tables: a new one per view is built, filled and inserted at
  *      (id, idle gen, view), and one per zone view (locality: prefer_zone)
- *      at (id, idle gen, SLUICE_MAX_SPLIT + view);
+ *      at (id, idle gen, SLUICE_MAX_SPLIT + view). The tables of up to UPSERT_CHUNK
+ *      services go in with one batch call (tbatch.c: the kernel waits a grace
+ *      period per call on a map of maps), and only then are those services
+ *      switched over, in plan order;
  *   4. the service value is replaced, flipping gen: the switch-over;
  *   5. the frontend is written last for a new service (the service is
  *      complete before it can be found), or moved for a changed frontend;
@@ -47,6 +50,7 @@
 #include "maglev.h"
 #include "maps.h"
 #include "mem.h"
+#include "tbatch.h"
 #include "wseq.h"
 
 /* Zero a per-CPU array entry, so that a reused id starts from nothing. */
@@ -187,7 +191,7 @@ static int apply_slots(const struct sl_maps *m, const struct sl_svc_op *op, cons
  * differ. Entries are indices into
  * 'bes'; *size 0 means the view needs no table. */
 static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t n, uint32_t **table,
-		      uint32_t *size)
+		      uint32_t *size, uint32_t prev_m)
 {
 	struct sl_maglev_backend *mb;
 	char(*keys)[SL_HOSTPORT_LEN];
@@ -208,13 +212,9 @@ static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t 
 		free(weights);
 		return err;
 	}
-	*size = sl_maglev_size(n);
-	if (!*size)
-		return -E2BIG;
 	mb = calloc(n, sizeof(*mb));
 	keys = calloc(n, sizeof(*keys));
-	*table = calloc(*size, sizeof(**table));
-	if (!mb || !keys || !*table) {
+	if (!mb || !keys) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -223,7 +223,15 @@ static int view_table(const struct sl_service_cfg *w, const size_t *bes, size_t 
 		mb[i].key = keys[i];
 		mb[i].weight = w->backends[bes[i]].weight;
 	}
-	err = sl_maglev_build(mb, n, *size, *table);
+	/* M follows the view's backends, but stays while it fits (maglev.c). */
+	*size = sl_maglev_keep(prev_m, sl_maglev_size_weighted(mb, n));
+	err = *size ? 0 : -E2BIG;
+	if (!err) {
+		*table = calloc(*size, sizeof(**table));
+		err = *table ? 0 : -ENOMEM;
+	}
+	if (!err)
+		err = sl_maglev_build(mb, n, *size, *table);
 out:
 	free(mb);
 	free(keys);
@@ -235,9 +243,10 @@ out:
 	return err;
 }
 
-/* Put a table of backend ids in as (svc, gen, view). */
-static int table_insert(const struct sl_maps *m, const struct sluice_table_key *tk,
-			const uint32_t *ids, uint32_t size)
+/* Queue a table of backend ids as (svc, gen, view): created and filled now, put into
+ * sluice_tables by the batch's flush. */
+static int table_insert(struct sl_tbatch *b, const struct sluice_table_key *tk, const uint32_t *ids,
+			uint32_t size)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = BPF_F_INNER_MAP);
 	uint32_t *idx, count = size;
@@ -254,33 +263,36 @@ static int table_insert(const struct sl_maps *m, const struct sluice_table_key *
 		err = -errno;
 	else if (bpf_map_update_batch(fd, idx, ids, &count, NULL))
 		err = -errno;
-	else if (bpf_map_update_elem(m->tables, tk, &fd, BPF_ANY))
-		err = -errno;
-	if (fd >= 0)
-		close(fd);
 	free(idx);
-	return err;
+	if (fd < 0)
+		return err;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return sl_tbatch_put(b, tk, fd);
 }
 
 /* One table of the idle generation: over slots [start, start + n) of 'order', at view index
  * 'idx' (a view, or SLUICE_MAX_SPLIT + a view for its zone view); none when n is 0 or the
- * lb needs none. Its size goes into *m_out. */
-static int apply_table(const struct sl_maps *m, const struct sl_svc_op *op, const size_t *order,
+ * lb needs none. Its size goes into *m_out; prev_m is the live table's (Maglev keeps it if it
+ * fits). */
+static int apply_table(struct sl_tbatch *b, const struct sl_svc_op *op, const size_t *order,
 		       struct sluice_table_key *tk, uint32_t idx, size_t start, size_t n,
-		       __u32 *m_out)
+		       uint32_t prev_m, __u32 *m_out)
 {
 	uint32_t *table = NULL, size = 0;
 	int err;
 
 	tk->view = (__u8)idx;
-	err = view_table(op->want, order + start, n, &table, &size);
+	err = view_table(op->want, order + start, n, &table, &size, prev_m);
 	if (err)
 		return err;
 	if (!size)
-		return bpf_map_delete_elem(m->tables, tk) && errno != ENOENT ? -errno : 0;
+		return sl_tbatch_del(b, tk);
 	for (uint32_t j = 0; j < size; j++)
 		table[j] = op->be_ids[order[start + table[j]]];
-	err = table_insert(m, tk, table, size);
+	err = table_insert(b, tk, table, size);
 	free(table);
 	if (!err)
 		*m_out = size;
@@ -289,21 +301,24 @@ static int apply_table(const struct sl_maps *m, const struct sl_svc_op *op, cons
 
 /* Step 3: the tables of the idle generation, each view's and each zone view's (locality);
  * their sizes go into sv. */
-static int apply_tables(const struct sl_maps *m, const struct sl_svc_op *op, const size_t *order,
+static int apply_tables(struct sl_tbatch *b, const struct sl_svc_op *op, const size_t *order,
 			uint8_t gen, struct sluice_service *sv)
 {
 	struct sluice_table_key tk = {.svc_id = op->svc_id, .gen = gen};
 
 	for (uint32_t v = 0; v < SLUICE_MAX_SPLIT; v++) {
 		struct sluice_view *view = &sv->views[v];
+		const struct sluice_view *was = op->cur ? &op->cur->value.views[v] : NULL;
 		int live = v < sv->n_views;
 		int err;
 
-		err = apply_table(m, op, order, &tk, v, view->slot_start,
-				  live ? view->slot_count : 0, &view->table_m);
+		err =
+		    apply_table(b, op, order, &tk, v, view->slot_start, live ? view->slot_count : 0,
+				was ? was->table_m : 0, &view->table_m);
 		if (!err)
-			err = apply_table(m, op, order, &tk, SLUICE_MAX_SPLIT + v, view->slot_start,
-					  live ? view->zone_count : 0, &view->zone_table_m);
+			err = apply_table(b, op, order, &tk, SLUICE_MAX_SPLIT + v, view->slot_start,
+					  live ? view->zone_count : 0, was ? was->zone_table_m : 0,
+					  &view->zone_table_m);
 		if (err)
 			return err;
 	}
@@ -351,15 +366,13 @@ static int drop_frontend(const struct sl_maps *m, const struct sl_sockaddr *sa, 
 	return 0;
 }
 
-static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uint32_t **dead,
-			size_t *n_dead)
+/* Steps 1 to 3 of an add or update: backends, slots, and its tables queued on b; the service
+ * value to write goes into *sv. */
+static int upsert_prep(const struct sl_maps *m, const struct sl_svc_op *op, struct sl_tbatch *b,
+		       struct sluice_service *sv)
 {
 	const struct sl_service_cfg *w = op->want;
 	uint8_t gen = op->cur ? !op->cur->gen : 0;
-	struct sluice_service sv;
-	struct sluice_svc_info info = {};
-	struct sluice_frontend fe = {.svc_id = op->svc_id};
-	struct sluice_frontend_key k;
 	size_t *order;
 	int err;
 
@@ -378,22 +391,33 @@ static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uin
 	if (!order)
 		return -ENOMEM;
 	sl_slot_order_zone(w, op->zone, order);
-	sl_service_value_zone(w, op->zone, &sv);
-	sv.gen = gen;
+	sl_service_value_zone(w, op->zone, sv);
+	sv->gen = gen;
 	err = apply_backends(m, op);
 	if (!err)
 		err = apply_slots(m, op, order, gen);
 	if (!err)
-		err = apply_tables(m, op, order, gen, &sv);
+		err = apply_tables(b, op, order, gen, sv);
 	free(order);
-	if (err)
-		return err;
+	return err;
+}
+
+/* Steps 4 to 6, once the op's tables are in: the switch-over, the frontend, retirements. */
+static int upsert_commit(const struct sl_maps *m, const struct sl_svc_op *op,
+			 const struct sluice_service *sv, uint32_t **dead, size_t *n_dead)
+{
+	const struct sl_service_cfg *w = op->want;
+	struct sluice_svc_info info = {};
+	struct sluice_frontend fe = {.svc_id = op->svc_id};
+	struct sluice_frontend_key k;
+	int err;
+
 	fe_key(&k, &w->frontend, w->proto);
 	memcpy(info.name, w->name, sizeof(info.name));
 	info.frontend = k;
 	if (bpf_map_update_elem(m->svc_info, &op->svc_id, &info, BPF_ANY))
 		return -errno;
-	if (bpf_map_update_elem(m->services, &op->svc_id, &sv, BPF_ANY)) /* the switch-over */
+	if (bpf_map_update_elem(m->services, &op->svc_id, sv, BPF_ANY)) /* the switch-over */
 		return -errno;
 	if (op->frontend_changed) {
 		if (bpf_map_update_elem(m->frontends, &k, &fe, BPF_ANY))
@@ -407,8 +431,44 @@ static int apply_upsert(const struct sl_maps *m, const struct sl_svc_op *op, uin
 	return sl_maps_retire(m, op->gone_ids, op->n_gone, dead, n_dead);
 }
 
-static int apply_remove(const struct sl_maps *m, const struct sl_svc_op *op, uint32_t **dead,
-			size_t *n_dead)
+/* Ops per chunk: each chunk's tables go in with one batch, before any of its service values. */
+#define UPSERT_CHUNK 256
+
+/* Adds and updates, a chunk at a time: prepare each (its tables queued), put all the chunk's
+ * tables in at once, then switch each over, in plan order. */
+static int apply_upserts(const struct sl_maps *m, const struct sl_plan *plan, struct sl_tbatch *b,
+			 uint32_t **dead, size_t *n_dead)
+{
+	struct sluice_service *sv = calloc(UPSERT_CHUNK, sizeof(*sv));
+	size_t *idx = calloc(UPSERT_CHUNK, sizeof(*idx));
+	size_t i = 0;
+	int err = 0;
+
+	if (!sv || !idx)
+		err = -ENOMEM;
+	while (!err && i < plan->n_ops) {
+		size_t n = 0;
+
+		for (; !err && i < plan->n_ops && n < UPSERT_CHUNK; i++) {
+			if (b->n_put + 2 * SLUICE_MAX_SPLIT > SL_TBATCH_MAX_PUT)
+				break; /* its tables might not fit: next chunk */
+			if (plan->ops[i].kind == SL_OP_REMOVE)
+				continue;
+			idx[n] = i;
+			err = upsert_prep(m, &plan->ops[i], b, &sv[n++]);
+		}
+		if (!err)
+			err = sl_tbatch_flush(b);
+		for (size_t j = 0; !err && j < n; j++)
+			err = upsert_commit(m, &plan->ops[idx[j]], &sv[j], dead, n_dead);
+	}
+	free(sv);
+	free(idx);
+	return err;
+}
+
+/* Removing, before its tables go: the frontend, the service value and its info. */
+static int remove_prep(const struct sl_maps *m, const struct sl_svc_op *op, struct sl_tbatch *b)
 {
 	const struct sl_svc_state *c = op->cur;
 	int err;
@@ -421,14 +481,24 @@ static int apply_remove(const struct sl_maps *m, const struct sl_svc_op *op, uin
 	if (bpf_map_delete_elem(m->svc_info, &op->svc_id) && errno != ENOENT)
 		return -errno;
 	for (uint8_t gen = 0; gen < 2; gen++) {
-		struct sluice_slot_key sk = {.svc_id = op->svc_id, .gen = gen};
-
 		for (uint8_t v = 0; v < 2 * SLUICE_MAX_SPLIT; v++) { /* views and zone views */
 			struct sluice_table_key tk = {.svc_id = op->svc_id, .gen = gen, .view = v};
 
-			if (bpf_map_delete_elem(m->tables, &tk) && errno != ENOENT)
-				return -errno;
+			err = sl_tbatch_del(b, &tk);
+			if (err)
+				return err;
 		}
+	}
+	return 0;
+}
+
+/* Removing, once its tables are gone: its slots, and its backends retired. */
+static int remove_finish(const struct sl_maps *m, const struct sl_svc_op *op, uint32_t **dead,
+			 size_t *n_dead)
+{
+	for (uint8_t gen = 0; gen < 2; gen++) {
+		struct sluice_slot_key sk = {.svc_id = op->svc_id, .gen = gen};
+
 		for (uint32_t i = 0; i < SLUICE_MAX_BACKENDS_PER_SERVICE; i++) {
 			sk.slot = (__u16)i;
 			if (bpf_map_delete_elem(m->slots, &sk))
@@ -436,6 +506,23 @@ static int apply_remove(const struct sl_maps *m, const struct sl_svc_op *op, uin
 		}
 	}
 	return sl_maps_retire(m, op->gone_ids, op->n_gone, dead, n_dead);
+}
+
+/* Removals: all unlinked first, their tables deleted in one batch, then the rest. */
+static int apply_removes(const struct sl_maps *m, const struct sl_plan *plan, struct sl_tbatch *b,
+			 uint32_t **dead, size_t *n_dead)
+{
+	int err = 0;
+
+	for (size_t i = 0; !err && i < plan->n_ops; i++)
+		if (plan->ops[i].kind == SL_OP_REMOVE)
+			err = remove_prep(m, &plan->ops[i], b);
+	if (!err)
+		err = sl_tbatch_flush(b);
+	for (size_t i = 0; !err && i < plan->n_ops; i++)
+		if (plan->ops[i].kind == SL_OP_REMOVE)
+			err = remove_finish(m, &plan->ops[i], dead, n_dead);
+	return err;
 }
 
 /* The service map's edges of the services the plan adds (a reused id starts
@@ -460,24 +547,18 @@ static int forget_edges(const struct sl_maps *m, const struct sl_plan *plan, int
 int sl_maps_apply(const struct sl_maps *m, const struct sl_plan *plan, uint32_t **dead,
 		  size_t *n_dead)
 {
+	struct sl_tbatch b;
 	int err = forget_edges(m, plan, 0);
 
 	if (err)
 		return err;
-	for (size_t i = 0; i < plan->n_ops; i++) {
-		if (plan->ops[i].kind == SL_OP_REMOVE)
-			continue;
-		err = apply_upsert(m, &plan->ops[i], dead, n_dead);
-		if (err)
-			return err;
-	}
-	for (size_t i = 0; i < plan->n_ops; i++) {
-		if (plan->ops[i].kind != SL_OP_REMOVE)
-			continue;
-		err = apply_remove(m, &plan->ops[i], dead, n_dead);
-		if (err)
-			return err;
-	}
+	sl_tbatch_init(&b, m->tables);
+	err = apply_upserts(m, plan, &b, dead, n_dead);
+	if (!err)
+		err = apply_removes(m, plan, &b, dead, n_dead);
+	sl_tbatch_free(&b);
+	if (err)
+		return err;
 	return forget_edges(m, plan, 1);
 }
 
