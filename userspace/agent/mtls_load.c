@@ -24,14 +24,6 @@ void agent_mtls_fmt_time(int64_t t, char *buf, size_t len)
 		snprintf(buf, len, "unknown");
 }
 
-/* The node's name: the host name (agent.node, when the config has it). */
-static void node_name(char *buf, size_t len)
-{
-	if (gethostname(buf, len) || !buf[0])
-		snprintf(buf, len, "localhost");
-	buf[len - 1] = '\0';
-}
-
 /* Load the set for cfg's identities; log each certificate. NULL after logging why. */
 struct sl_mtls *agent_mtls_load(const struct sl_config *cfg, uint64_t *valid_ids)
 {
@@ -45,7 +37,8 @@ struct sl_mtls *agent_mtls_load(const struct sl_config *cfg, uint64_t *valid_ids
 				 .identities = names};
 	struct sl_mtls *set;
 
-	node_name(node, sizeof(node));
+	/* The node certificate must name agent.node (the host name by default). */
+	snprintf(node, sizeof(node), "%s", sl_agent_node(&cfg->agent));
 	for (size_t i = 0; i < cfg->n_identities && i < SL_MAX_IDENTITIES; i++)
 		names[o.n_identities++] = cfg->identities[i].name;
 	set = sl_mtls_load(&o, err, sizeof(err));
