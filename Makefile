@@ -196,7 +196,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 $(WARN) $(FUZZ_SAN) -D_GNU_SOURCE -Iinclude -I
 FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_LIB     := $(patsubst %,$(BUILD)/fuzz/lib/%.o,config config_yaml config_agent config_services config_mtls \
                 config_tracing config_identities services parse prom events registry registry_store problem mem \
-                etcd_codec etcd_parse registry_merge)
+                etcd_codec etcd_parse registry_merge hidx)
 $(BUILD)/fuzz/lib/%.o: userspace/lib/%.c
 	@mkdir -p $(@D)
 	$(call msg,FUZZ-CC,$@)
