@@ -116,6 +116,10 @@ request "$VT_TMP/req6" 700 "TRACEPARENT:00-0af7651916cd43dd8448eb211c80319c-b7ad
 head -c 65536 /dev/urandom | tr -d '\n' | head -c 60000 >"$VT_TMP/pad"
 { cat "$VT_TMP/req-01" "$VT_TMP/pad"; } >"$VT_TMP/req-big"
 
+# The backend's server was started in the background: wait until it answers (tracing is
+# still off, so this makes no record).
+vt_check "the backend answers through the VIP" -- vt_wait_until 10 vt_in_cgroup curl -q -s \
+	--max-time 2 -o /dev/null http://198.19.0.20/index.html
 vt_check "tracing on, sample 0 (bpftool on the pinned settings)" -- va_set_trace 1 0
 drain "$VT_TMP/r0.json"
 
