@@ -179,31 +179,33 @@ static __always_inline __u32 sl_skb_payload_off(struct __sk_buff *skb)
 	return off + (tcp[12] >> 4) * 4;
 }
 
-/* n (1..SLUICE_TRACE_SCAN_BYTES) payload bytes from off into buf: 0 or -1.
+/* n as a copy length the verifier accepts: 1..SLUICE_TRACE_SCAN_BYTES, else 0.
  * The bound is made at the call, on a 64-bit value: 6.1's verifier forgets
- * the bounds of a 32-bit value the compiler spilled to the stack. */
+ * the bounds of a 32-bit value the compiler spilled to the stack, and learns
+ * no lower bound from n != 0, so the range is made again as arithmetic. */
+static __always_inline __u64 sl_copy_len(__u64 n)
+{
+	if (n < 1 || n > SLUICE_TRACE_SCAN_BYTES)
+		return 0;
+	asm volatile("" : "+r"(n));
+	return ((n - 1) & (SLUICE_TRACE_SCAN_BYTES - 1)) + 1;
+}
+
+/* n payload bytes from off into buf: 0 or -1. */
 static __always_inline int sl_skb_copy(struct __sk_buff *skb, __u32 off, __u8 *buf, __u64 n)
 {
-	if (!buf)
+	n = sl_copy_len(n);
+	if (!buf || !n)
 		return -1;
-	if (n < 1 || n > SLUICE_TRACE_SCAN_BYTES)
-		return -1;
-	/* The same range again as arithmetic: 6.1 learns no lower bound
-	 * from n != 0, and the size must not be 0. */
-	asm volatile("" : "+r"(n));
-	n = ((n - 1) & (SLUICE_TRACE_SCAN_BYTES - 1)) + 1;
 	return bpf_skb_load_bytes(skb, off, buf, (__u32)n) ? -1 : 0;
 }
 
 /* The same from an sk_msg's first scatterlist element. */
 static __always_inline int sl_msg_copy(struct sk_msg_md *msg, __u8 *buf, __u64 n)
 {
-	if (!buf)
+	n = sl_copy_len(n);
+	if (!buf || !n)
 		return -1;
-	if (n < 1 || n > SLUICE_TRACE_SCAN_BYTES)
-		return -1;
-	asm volatile("" : "+r"(n));
-	n = ((n - 1) & (SLUICE_TRACE_SCAN_BYTES - 1)) + 1;
 	return bpf_probe_read_kernel(buf, (__u32)n, msg->data) ? -1 : 0;
 }
 
