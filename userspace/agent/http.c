@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -60,6 +61,10 @@ struct listener {
 struct sl_http {
 	struct listener metrics;
 	struct listener api;
+	/* When MHD next wants to run: it has more to do than its epoll fd shows (a resumed
+	 * /v1/events stream with data to send, a connection timeout). */
+	int runfd;
+	struct sl_loop_src run_src;
 	char api_path[SL_API_PATH_LEN];
 	struct sl_http_cbs cbs;
 	struct sub *subs;
@@ -251,6 +256,15 @@ static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const cha
 	return ret;
 }
 
+/* Make the loop run MHD at its next turn. */
+static void run_soon(struct sl_http *h)
+{
+	struct itimerspec its = {.it_value = {.tv_nsec = 1}};
+
+	if (h->runfd >= 0 && timerfd_settime(h->runfd, 0, &its, NULL))
+		sl_warn("cannot arm the HTTP timer", "error=\"%s\"", strerror(errno));
+}
+
 /* Feed a subscriber what is queued; park the connection when there is none. */
 static ssize_t sub_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -409,6 +423,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req,
 
 void sl_http_publish(struct sl_http *h, const char *line, size_t len)
 {
+	int resumed = 0;
+
 	for (struct sub *s = h ? h->subs : NULL; s; s = s->next) {
 		if (s->len + len > SUB_BUFFER_MAX) {
 			s->dropped++;
@@ -423,8 +439,14 @@ void sl_http_publish(struct sl_http *h, const char *line, size_t len)
 		if (s->suspended) {
 			s->suspended = 0;
 			MHD_resume_connection(s->conn);
+			resumed = 1;
 		}
 	}
+	/* A resumed connection is served by the next MHD_run(), and no fd says so: MHD
+	 * (external epoll, no thread) wakes nothing. Without this, a monitor got its events
+	 * only at the agent's next tick, up to a second late. */
+	if (resumed)
+		run_soon(h);
 }
 
 size_t sl_http_subscribers(const struct sl_http *h)
@@ -573,6 +595,13 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, const struc
 		return -ENOMEM;
 	h->cbs = *cbs;
 	h->metrics.h = h->api.h = h;
+	h->runfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (h->runfd < 0) {
+		rc = -errno;
+		snprintf(err, err_len, "timerfd_create: %s", strerror(-rc));
+		free(h);
+		return rc;
+	}
 	if (cfg->agent.metrics_on)
 		rc = start_metrics(h, cfg, err, err_len);
 	if (!rc && cfg->agent.api[0])
@@ -585,13 +614,58 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, const struc
 	return 0;
 }
 
+/* Arm runfd for the sooner of the two daemons' MHD_get_timeout(). A daemon with work left
+ * that no fd will announce (after a resume, MHD processes the connection in one run and sends
+ * in the next) answers 0: the loop runs it again at once, after the other sources' turn. */
+static void arm_run(struct sl_http *h)
+{
+	const struct listener *ls[] = {&h->metrics, &h->api};
+	MHD_UNSIGNED_LONG_LONG ms, best = 0;
+	struct itimerspec its = {0};
+	int any = 0;
+
+	if (h->runfd < 0)
+		return;
+	for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
+		if (!ls[i]->d || MHD_get_timeout(ls[i]->d, &ms) != MHD_YES)
+			continue;
+		if (!any || ms < best)
+			best = ms;
+		any = 1;
+	}
+	if (any && !best) {
+		run_soon(h);
+		return;
+	}
+	if (any) {
+		its.it_value.tv_sec = (time_t)(best / 1000);
+		its.it_value.tv_nsec = (long)(best % 1000) * 1000000L;
+	}
+	if (timerfd_settime(h->runfd, 0, &its, NULL))
+		sl_warn("cannot arm the HTTP timer", "error=\"%s\"", strerror(errno));
+}
+
+static void ran(struct sl_http *h)
+{
+	arm_run(h);
+	if (h->cbs.ran)
+		h->cbs.ran(h->cbs.ctx);
+}
+
 static void on_listener(void *ctx)
 {
 	struct listener *l = ctx;
 
 	MHD_run(l->d);
-	if (l->h->cbs.ran)
-		l->h->cbs.ran(l->h->cbs.ctx);
+	ran(l->h);
+}
+
+static void on_run_timer(void *ctx)
+{
+	struct sl_http *h = ctx;
+
+	sl_timer_drain(h->runfd);
+	sl_http_run(h);
 }
 
 static int watch_listener(struct listener *l, struct sl_loop *loop)
@@ -613,15 +687,22 @@ int sl_http_watch(struct sl_http *h, struct sl_loop *loop)
 	if (!h)
 		return 0;
 	err = watch_listener(&h->metrics, loop);
-	return err ? err : watch_listener(&h->api, loop);
+	if (!err)
+		err = watch_listener(&h->api, loop);
+	if (!err)
+		err = sl_loop_add(loop, &h->run_src, h->runfd, on_run_timer, h);
+	return err;
 }
 
 void sl_http_run(struct sl_http *h)
 {
-	if (h && h->metrics.d)
+	if (!h)
+		return;
+	if (h->metrics.d)
 		MHD_run(h->metrics.d);
-	if (h && h->api.d)
+	if (h->api.d)
 		MHD_run(h->api.d);
+	ran(h);
 }
 
 void sl_http_stop(struct sl_http *h)
@@ -640,6 +721,8 @@ void sl_http_stop(struct sl_http *h)
 		MHD_stop_daemon(h->api.d);
 		unlink(h->api_path);
 	}
+	if (h->runfd >= 0)
+		close(h->runfd);
 	free(h->page);
 	free(h->graph);
 	free(h);

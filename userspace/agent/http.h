@@ -43,7 +43,8 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, const struc
 		  char *err, size_t err_len);
 /* Add each listener to the loop, served by its own source. 0 or -errno. */
 int sl_http_watch(struct sl_http *h, struct sl_loop *loop);
-/* Let both servers do their work (their timeouts): call every second. */
+/* Let both servers do their work now. The listeners' sources and a timer armed from
+ * MHD_get_timeout() call it when MHD asks; the agent's tick calls it too. */
 void sl_http_run(struct sl_http *h);
 /* Queue one line (with its newline) for every /v1/events subscriber. */
 void sl_http_publish(struct sl_http *h, const char *line, size_t len);

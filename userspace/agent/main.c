@@ -143,8 +143,7 @@ static void on_tick(void *arg)
 	agent_registry_tick(a);
 	if (a->ident_on)
 		sl_ident_tick(&a->ident, &a->eff);
-	sl_http_run(a->http); /* its timeouts */
-	agent_sync_event_switch(a);
+	sl_http_run(a->http); /* also follows the monitors (cbs.ran) */
 }
 
 /* At most AGENT_RING_BUDGET records a wakeup: a flood of events leaves
