@@ -85,7 +85,7 @@ $(BUILD)/%.o: %.c | $(BUILD)
 $(BUILD)/ui_html.h: userspace/ui/graph.html userspace/ui/embed.sh | $(BUILD)
 	$(call msg,GEN,$@)
 	$(Q)userspace/ui/embed.sh $< $@ sl_ui_html && touch $@
-$(BUILD)/userspace/agent/http.o: $(BUILD)/ui_html.h
+$(BUILD)/userspace/agent/http_pages.o: $(BUILD)/ui_html.h
 
 # The commit the binaries report (`sluiced --version`); "unknown" outside git.
 # commit.h is rewritten only when the commit changes, so only kfeatures.o rebuilds.

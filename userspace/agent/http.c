@@ -16,67 +16,9 @@
 #include <microhttpd.h>
 
 #include "api.h"
-#include "graph.h"
-#include "http.h"
+#include "http_int.h"
 #include "log.h"
-#include "maps.h"
 #include "mem.h"
-#include "ui_html.h"
-
-/* A /v1/events subscriber that reads slower than this loses events. */
-#define SUB_BUFFER_MAX (1 << 20)
-
-/* Both daemons run inside the agent's epoll loop (no thread). */
-#define DAEMON_FLAGS (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG)
-/* Connections per listener, and per client address on the metrics one. */
-#define CONN_LIMIT     64U
-#define METRICS_PER_IP 8U
-/* A connection idle this long is closed (a /v1/events stream excepted). */
-#define CONN_TIMEOUT_S 10U
-/* Rendering /metrics reads every map, inside the loop (about 1 s at 10k
- * services). A page is served again until it is METRICS_COST_X times as old
- * as it took to render, and never past METRICS_MAX_AGE_NS: however fast
- * scrapes come, rendering takes at most about 1/(1 + METRICS_COST_X) of the
- * loop. A small node (a render of a millisecond) always gets fresh pages. */
-#define METRICS_COST_X	   10ULL
-#define METRICS_MAX_AGE_NS 1000000000ULL
-
-struct sub {
-	struct sl_http *h;
-	struct MHD_Connection *conn;
-	char *buf;
-	size_t len, cap;
-	unsigned long long dropped;
-	int suspended;
-	struct sub *next;
-};
-
-/* One MHD daemon and its source in the agent's loop. */
-struct listener {
-	struct sl_http *h;
-	struct MHD_Daemon *d;
-	struct sl_loop_src src;
-};
-
-struct sl_http {
-	struct listener metrics;
-	struct listener api;
-	/* When MHD next wants to run: it has more to do than its epoll fd shows (a resumed
-	 * /v1/events stream with data to send, a connection timeout). */
-	int runfd;
-	struct sl_loop_src run_src;
-	char api_path[SL_API_PATH_LEN];
-	struct sl_http_cbs cbs;
-	struct sub *subs;
-	size_t n_subs;
-	char *page; /* the metrics page last rendered */
-	size_t page_len, page_cap;
-	uint64_t rendered_ns; /* CLOCK_MONOTONIC time the page was rendered */
-	uint64_t cost_ns;     /* how long that took */
-	char *graph;	      /* the /graph document last made (NUL-terminated) */
-	size_t graph_len;
-	uint64_t graph_ns, graph_cost_ns; /* as rendered_ns and cost_ns */
-};
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -89,171 +31,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = '\0';
 	sl_warn(msg, "source=microhttpd");
-}
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
-			     const char *body)
-{
-	struct MHD_Response *r =
-	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-	enum MHD_Result ret;
-
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result json_error(struct MHD_Connection *c, unsigned int status, const char *msg)
-{
-	char body[256];
-
-	snprintf(body, sizeof(body), "{\"error\": \"%s\"}\n", msg);
-	return reply(c, status, "application/json", body);
-}
-
-/* Must a page made at 'made' in 'cost' ns be made again now? (See
- * METRICS_COST_X; /graph follows the same rule.) */
-static int page_stale(const void *page, uint64_t made, uint64_t cost, uint64_t now)
-{
-	uint64_t max_age = cost * METRICS_COST_X;
-
-	if (max_age > METRICS_MAX_AGE_NS)
-		max_age = METRICS_MAX_AGE_NS;
-	return !page || now - made >= max_age;
-}
-
-static int metrics_stale(const struct sl_http *h, uint64_t now)
-{
-	return page_stale(h->page, h->rendered_ns, h->cost_ns, now);
-}
-
-/* The metrics page in h->page: rendered again, or the last one (see
- * METRICS_COST_X). 0 or -errno. */
-static int metrics_page(struct sl_http *h)
-{
-	struct sl_prom *p;
-	const char *data;
-	size_t len;
-	int err;
-
-	uint64_t start = sl_mono_ns();
-
-	if (!metrics_stale(h, start))
-		return 0;
-	p = sl_prom_new();
-	if (!p)
-		return -ENOMEM;
-	err = h->cbs.render(h->cbs.ctx, p);
-	data = sl_prom_data(p, &len);
-	if (!err && !data)
-		err = -ENOMEM;
-	if (!err && SL_ENSURE(&h->page, &h->page_cap, len + 1))
-		err = -ENOMEM;
-	if (!err) {
-		memcpy(h->page, data, len);
-		h->page_len = len;
-		h->rendered_ns = sl_mono_ns();
-		h->cost_ns = h->rendered_ns - start;
-	}
-	sl_prom_free(p);
-	return err;
-}
-
-/* The service map in h->graph: made again, or the last one, by the rule
- * of /metrics (it reads about as much). 0 or -errno. */
-static int graph_page(struct sl_http *h)
-{
-	uint64_t start = sl_mono_ns();
-	struct sl_graph g;
-	json_t *doc;
-	char *out;
-	int err;
-
-	if (!page_stale(h->graph, h->graph_ns, h->graph_cost_ns, start))
-		return 0;
-	err = sl_graph_read(h->cbs.maps, &g);
-	if (err)
-		return err;
-	doc = sl_graph_json(&g);
-	sl_graph_free(&g);
-	out = doc ? json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(doc);
-	if (!out)
-		return -ENOMEM;
-	free(h->graph);
-	h->graph = out;
-	h->graph_len = strlen(out);
-	h->graph_ns = sl_mono_ns();
-	h->graph_cost_ns = h->graph_ns - start;
-	return 0;
-}
-
-/* GET /graph: the service map as JSON; GET /ui: the page that draws it. */
-static enum MHD_Result on_graph(struct sl_http *h, struct MHD_Connection *c, const char *url)
-{
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-	int err;
-
-	if (!strcmp(url, "/ui")) {
-		r = MHD_create_response_from_buffer(SL_UI_HTML_LEN, (void *)sl_ui_html,
-						    MHD_RESPMEM_PERSISTENT);
-		if (!r)
-			return MHD_NO;
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-					"text/html; charset=utf-8");
-	} else {
-		err = h->cbs.maps ? graph_page(h) : -ENOENT;
-		if (err) {
-			sl_warn("cannot read the service map", "error=\"%s\"", strerror(-err));
-			return json_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-					  "cannot read the maps");
-		}
-		r = MHD_create_response_from_buffer(h->graph_len, h->graph, MHD_RESPMEM_MUST_COPY);
-		if (!r)
-			return MHD_NO;
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result on_metrics(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *upload,
-				  size_t *upload_len, void **req)
-{
-	struct sl_http *h = cls;
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-	int err;
-
-	(void)version, (void)upload, (void)upload_len, (void)req;
-	if (strcmp(url, "/metrics") && strcmp(url, "/graph") && strcmp(url, "/ui"))
-		return reply(c, MHD_HTTP_NOT_FOUND, "text/plain",
-			     "not found: try /metrics, /graph or /ui\n");
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
-	if (strcmp(url, "/metrics"))
-		return on_graph(h, c, url);
-	err = metrics_page(h);
-	if (err) {
-		sl_warn("cannot render metrics", "error=\"%s\"", strerror(-err));
-		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
-			     "cannot read the maps\n");
-	}
-	r = MHD_create_response_from_buffer(h->page_len, h->page, MHD_RESPMEM_MUST_COPY);
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"text/plain; version=0.0.4; charset=utf-8");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return ret;
 }
 
 /* Make the loop run MHD at its next turn. */
@@ -339,7 +116,7 @@ static enum MHD_Result on_events(struct sl_http *h, struct MHD_Connection *c, co
 	struct sub *s;
 
 	if (strcmp(method, "GET"))
-		return json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
+		return sl_http_json_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return MHD_NO;
@@ -373,7 +150,7 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 
 	(void)version;
 	if (!u && !peer_is_root(c))
-		return json_error(c, MHD_HTTP_FORBIDDEN, "the API is root's only");
+		return sl_http_json_error(c, MHD_HTTP_FORBIDDEN, "the API is root's only");
 	if (!strcmp(url, "/v1/events"))
 		return on_events(h, c, method);
 	if (!u) { /* headers only so far */
@@ -400,10 +177,10 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 		char msg[64];
 
 		snprintf(msg, sizeof(msg), "the body is over %d bytes", SL_API_BODY_MAX);
-		return json_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+		return sl_http_json_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
 	}
 	h->cbs.api(h->cbs.ctx, method, url, u->buf ? u->buf : "", u->len, &status, &out);
-	ret = reply(c, status, "application/json", out ? out : "{}\n");
+	ret = sl_http_reply(c, status, "application/json", out ? out : "{}\n");
 	free(out);
 	return ret;
 }
@@ -541,10 +318,10 @@ static int start_metrics(struct sl_http *h, const struct sl_config *cfg, char *e
 	}
 	/* The logger first: MHD logs about options parsed before it. */
 	h->metrics.d = MHD_start_daemon(
-	    f, cfg->agent.metrics.port, NULL, NULL, on_metrics, h, MHD_OPTION_EXTERNAL_LOGGER,
-	    mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT,
-	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, METRICS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
-	    CONN_TIMEOUT_S, MHD_OPTION_END);
+	    f, cfg->agent.metrics.port, NULL, NULL, sl_http_on_metrics, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+	    MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    METRICS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, CONN_TIMEOUT_S, MHD_OPTION_END);
 	if (!h->metrics.d) {
 		char hp[SL_HOSTPORT_LEN];
 

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mem.h"
 #include "plan.h"
+#include "settings.h"
 
 /* Audit log lines per second, and at once. */
 #define AUDIT_RATE  100
@@ -293,17 +294,22 @@ static int sync_names(struct sl_ident *x, const struct sl_config *cfg, uint64_t 
 	return 0;
 }
 
+static int edit_audit(struct sluice_settings *set, const void *arg)
+{
+	__u32 all = *(const __u32 *)arg;
+
+	if (set->audit_all == all)
+		return 0;
+	set->audit_all = all;
+	return 1;
+}
+
 static int sync_settings(struct sl_ident *x, const struct sl_config *cfg)
 {
-	struct sluice_settings set;
-	__u32 zero = 0;
+	__u32 all = (__u32)cfg->audit_all;
+	int err = sl_settings_edit(x->settings_fd, edit_audit, &all);
 
-	if (bpf_map_lookup_elem(x->settings_fd, &zero, &set))
-		return -errno;
-	if (set.audit_all == (__u32)cfg->audit_all)
-		return 0;
-	set.audit_all = (__u32)cfg->audit_all;
-	return bpf_map_update_elem(x->settings_fd, &zero, &set, BPF_ANY) ? -errno : 0;
+	return err < 0 ? err : 0;
 }
 
 int sl_ident_sync(struct sl_ident *x, const struct sl_config *cfg)

@@ -34,6 +34,7 @@
 #include "mtls_map.h"
 #include "mtls_certs.h"
 #include "plan.h"
+#include "settings.h"
 #include "tunnel.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -336,25 +337,33 @@ static uint64_t netns_cookie(void)
 	return cookie;
 }
 
-/* The datapath's mtls settings: which identities may be tunnelled, and where to. Read,
- * changed, written back (the other fields belong to others). */
+struct mtls_set {
+	uint64_t valid_ids, netns;
+	uint16_t port;
+};
+
+static int edit_mtls(struct sluice_settings *set, const void *arg)
+{
+	const struct mtls_set *m = arg;
+
+	if (set->mtls_valid_ids == m->valid_ids && set->mtls_outbound_port == m->port &&
+	    set->mtls_netns)
+		return 0;
+	set->mtls_valid_ids = m->valid_ids;
+	set->mtls_outbound_port = m->port;
+	set->mtls_netns = m->netns;
+	return 1;
+}
+
+/* The datapath's mtls settings: which identities may be tunnelled, and where to. */
 static void settings_write(struct agent *a, uint64_t valid_ids, uint16_t port)
 {
-	struct sluice_settings set;
-	__u32 zero = 0;
+	struct mtls_set m = {valid_ids, netns_cookie(), port};
+	int err = sl_settings_edit(a->dp.settings_fd, edit_mtls, &m);
 
-	if (bpf_map_lookup_elem(a->dp.settings_fd, &zero, &set)) {
-		sl_warn("cannot read the datapath settings", "error=\"%s\"", strerror(errno));
-		return;
-	}
-	if (set.mtls_valid_ids == valid_ids && set.mtls_outbound_port == port && set.mtls_netns)
-		return;
-	set.mtls_valid_ids = valid_ids;
-	set.mtls_outbound_port = port;
-	set.mtls_netns = netns_cookie();
-	if (bpf_map_update_elem(a->dp.settings_fd, &zero, &set, BPF_ANY))
+	if (err < 0)
 		sl_warn("cannot write the datapath's mtls settings", "error=\"%s\"",
-			strerror(errno));
+			strerror(-err));
 }
 
 static int start_engine(struct agent_mtls *m);

@@ -14,6 +14,7 @@
 #include "events.h"
 #include "log.h"
 #include "metrics.h"
+#include "settings.h"
 
 void agent_publish_event(struct agent *a, const struct sluice_event *ev, const char *service)
 {
@@ -74,28 +75,32 @@ int agent_on_ring_event(void *ctx, void *data, size_t len)
 	return AGENT_RING_SPENT;
 }
 
-/* The datapath emits events only while someone watches `sluicectl monitor`. The other
- * settings (audit, mtls) are read and written back as they are. */
+static int edit_events(struct sluice_settings *set, const void *arg)
+{
+	__u32 on = *(const __u32 *)arg;
+
+	if (set->events == on)
+		return 0;
+	set->events = on;
+	return 1;
+}
+
+/* The datapath emits events only while someone watches `sluicectl monitor`. */
 void agent_sync_event_switch(struct agent *a)
 {
-	int on = sl_http_subscribers(a->http) > 0;
-	struct sluice_settings set;
-	__u32 zero = 0;
+	__u32 on = sl_http_subscribers(a->http) > 0;
+	int err;
 
-	if (on == a->events_on)
+	if ((int)on == a->events_on)
 		return;
-	if (bpf_map_lookup_elem(a->dp.settings_fd, &zero, &set)) {
-		sl_warn("cannot read the datapath settings", "error=\"%s\"", strerror(errno));
-		return;
-	}
-	set.events = (__u32)on;
-	if (bpf_map_update_elem(a->dp.settings_fd, &zero, &set, BPF_ANY)) {
-		sl_warn("cannot switch datapath events", "error=\"%s\"", strerror(errno));
+	err = sl_settings_edit(a->dp.settings_fd, edit_events, &on);
+	if (err < 0) {
+		sl_warn("cannot switch datapath events", "error=\"%s\"", strerror(-err));
 		return;
 	}
-	a->events_on = (int)set.events;
-	sl_info(set.events ? "datapath events on: a monitor is attached"
-			   : "datapath events off: no monitor attached");
+	a->events_on = (int)on;
+	sl_info(on ? "datapath events on: a monitor is attached"
+		   : "datapath events off: no monitor attached");
 }
 
 int agent_render_metrics(void *ctx, struct sl_prom *p)

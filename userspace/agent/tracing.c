@@ -15,6 +15,7 @@
 #include "agent.h"
 #include "log.h"
 #include "otlp.h"
+#include "settings.h"
 #include "trace_span.h"
 
 /* At exit, the spans queued get this long to leave. */
@@ -37,29 +38,33 @@ static const char *trace_host_name(const struct agent *a, char *buf, size_t len)
 	return buf;
 }
 
-/* sluice_settings.trace_on and trace_sample. Read, and written back only when they change
- * (the other fields as they are). */
+struct trace_set {
+	__u32 on, sample;
+};
+
+static int edit_trace(struct sluice_settings *set, const void *arg)
+{
+	const struct trace_set *t = arg;
+
+	if (set->trace_on == t->on && set->trace_sample == t->sample)
+		return 0;
+	set->trace_on = t->on;
+	set->trace_sample = t->sample;
+	return 1;
+}
+
+/* sluice_settings.trace_on and trace_sample, written only when they change. */
 static void settings_write(struct agent *a, __u32 on)
 {
-	struct sluice_settings set;
-	__u32 zero = 0, sample = on ? sl_trace_threshold(a->cfg.trace_sample) : 0;
+	struct trace_set t = {on, on ? sl_trace_threshold(a->cfg.trace_sample) : 0};
+	int err = sl_settings_edit(a->dp.settings_fd, edit_trace, &t);
 
-	if (bpf_map_lookup_elem(a->dp.settings_fd, &zero, &set)) {
-		sl_warn("cannot read the datapath settings", "error=\"%s\"", strerror(errno));
-		return;
-	}
-	if (set.trace_on == on && set.trace_sample == sample)
-		return;
-	set.trace_on = on;
-	set.trace_sample = sample;
-	if (bpf_map_update_elem(a->dp.settings_fd, &zero, &set, BPF_ANY)) {
+	if (err < 0)
 		sl_warn("cannot write the datapath's tracing settings", "error=\"%s\"",
-			strerror(errno));
-		return;
-	}
-	if (on)
-		sl_info("tracing", "sample=%g threshold=%u", a->cfg.trace_sample, sample);
-	else
+			strerror(-err));
+	else if (err && on)
+		sl_info("tracing", "sample=%g threshold=%u", a->cfg.trace_sample, t.sample);
+	else if (err)
 		sl_info("tracing off");
 }
 
