@@ -116,7 +116,7 @@ Test(trace_span, traceparent_connection)
 {
 	struct sluice_span_rec r = rec4();
 	struct sl_span s;
-	json_t *root, *sp;
+	json_t *root, *sp, *ev;
 
 	cr_assert_eq(sl_trace_span(&r, sizeof(r), "web", "frontend", 5000, &s), 0);
 	cr_expect_eq(memcmp(s.trace_id, TRACE, 16), 0);
@@ -142,6 +142,11 @@ Test(trace_span, traceparent_connection)
 	cr_expect_str_eq(attr_int(sp, "sluice.bytes_sent"), "123");
 	cr_expect_str_eq(attr_int(sp, "sluice.bytes_received"), "4567");
 	cr_expect_str_eq(attr_int(sp, "sluice.retransmits"), "2");
+	cr_expect_str_eq(attr_int(sp, "sluice.connect_ns"), "120000");
+	ev = json_array_get(json_object_get(sp, "events"), 0);
+	cr_expect_str_eq(str(ev, "name"), "established");
+	cr_expect_str_eq(str(ev, "timeUnixNano"), "1000125000", "start + the handshake");
+	cr_expect_eq(json_array_size(json_object_get(sp, "events")), 1);
 	cr_expect_null(attr(sp, "sluice.reason"));
 	cr_expect_null(json_object_get(sp, "status"), "a connection that was made: UNSET");
 	json_decref(root);
@@ -193,6 +198,8 @@ Test(trace_span, no_backend_is_an_error)
 	cr_expect_eq(json_integer_value(json_object_get(st, "code")), 2, "STATUS_CODE_ERROR");
 	cr_expect_str_eq(attr_str(sp, "sluice.reason"), "no_backend");
 	cr_expect_null(attr(sp, "network.peer.address"));
+	cr_expect_null(attr(sp, "sluice.connect_ns"), "never established");
+	cr_expect_null(json_object_get(sp, "events"));
 	json_decref(root);
 }
 

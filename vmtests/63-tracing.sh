@@ -184,6 +184,13 @@ dur=$(jq -r '((.endTimeUnixNano | tonumber) - (.startTimeUnixNano | tonumber)) /
 vt_check "duration ${dur}s within 10 ms of curl's ${secs}s" -- \
 	eval '[ -n "$dur" ] && [ -n "$secs" ] &&
 	awk -v a="$dur" -v b="$secs" "BEGIN { d = a - b; exit !(d < 0.010 && d > -0.010) }"'
+conn_ns=$(attr $TRACE sluice.connect_ns)
+# In bash: the nanosecond times are beyond jq's exact integers.
+t_start=$(jq -r .startTimeUnixNano <<<"$s") t_end=$(jq -r .endTimeUnixNano <<<"$s")
+t_est=$(jq -r '.events[] | select(.name == "established") | .timeUnixNano' <<<"$s")
+vt_check "handshake ${conn_ns} ns: above 0, within the span, and the event 'established' at start + it" \
+	-d 'echo "$s"' -- eval '[ "${conn_ns:-0}" -gt 0 ] && [ $((t_end - t_start)) -ge "$conn_ns" ] &&
+	[ "$(jq ".events | length" <<<"$s")" = 1 ] && [ "$t_est" = $((t_start + conn_ns)) ]'
 start_s=$(jq -r '.startTimeUnixNano | tonumber / 1e9 | floor' <<<"$s")
 vt_check "start in wall-clock time (within 30 s of now)" -- \
 	eval '[ $(($(date +%s) - start_s)) -ge 0 ] && [ $(($(date +%s) - start_s)) -lt 30 ]'

@@ -74,6 +74,7 @@ struct sl_span {
 	uint32_t retransmits;	      /* TCP segments retransmitted */
 	uint64_t start_ns;	      /* unix time in ns: connect() */
 	uint64_t end_ns;	      /* unix time in ns: close, or the failure */
+	uint64_t connect_ns;	      /* SYN sent -> established; 0: never established */
 	uint64_t bytes_sent;	      /* by the caller */
 	uint64_t bytes_received;      /* by the caller */
 	struct sl_span_addr frontend; /* the service's address: server.address/port */

@@ -92,6 +92,7 @@ static json_t *span_attrs(const struct sl_span *s)
 	    add_int(a, "sluice.bytes_sent", s->bytes_sent) ||
 	    add_int(a, "sluice.bytes_received", s->bytes_received) ||
 	    add_int(a, "sluice.retransmits", s->retransmits) ||
+	    (s->connect_ns && add_int(a, "sluice.connect_ns", s->connect_ns)) ||
 	    (s->error && add_str(a, "sluice.reason", s->reason, sizeof(s->reason), "unknown"))) {
 		json_decref(a);
 		return NULL;
@@ -105,6 +106,16 @@ static json_t *span_status(const struct sl_span *s)
 
 	return json_pack("{s:i, s:s%}", "code", STATUS_CODE_ERROR, "message",
 			 len ? s->reason : "unknown", len ? len : strlen("unknown"));
+}
+
+/* The span event "established" at the handshake's end, on the span's timeline; NULL on
+ * failure. */
+static json_t *span_events(const struct sl_span *s)
+{
+	char at[24];
+
+	snprintf(at, sizeof(at), "%" PRIu64, s->start_ns + s->connect_ns);
+	return json_pack("[{s:s, s:s}]", "timeUnixNano", at, "name", "established");
 }
 
 json_t *otlp_span_json(const struct sl_span *s)
@@ -128,7 +139,8 @@ json_t *otlp_span_json(const struct sl_span *s)
 	if (!o)
 		return NULL;
 	if ((has_parent && json_object_set_new(o, "parentSpanId", json_string(pid))) ||
-	    (s->error && json_object_set_new(o, "status", span_status(s)))) {
+	    (s->error && json_object_set_new(o, "status", span_status(s))) ||
+	    (s->connect_ns && json_object_set_new(o, "events", span_events(s)))) {
 		json_decref(o);
 		return NULL;
 	}

@@ -71,6 +71,7 @@ int sl_trace_span(const struct sluice_span_rec *r, size_t len, const char *servi
 	out->trace_flags = !(r->flags & SLUICE_SPAN_F_PARENT) || (r->flags & SLUICE_SPAN_F_SAMPLED);
 	out->start_ns = unix_ns(r->start_ns, offset);
 	out->end_ns = r->end_ns >= r->start_ns ? unix_ns(r->end_ns, offset) : out->start_ns;
+	out->connect_ns = r->connect_ns;
 	out->bytes_sent = r->bytes_sent;
 	out->bytes_received = r->bytes_received;
 	out->retransmits = r->retrans;
