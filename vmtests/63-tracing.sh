@@ -307,4 +307,18 @@ vt_check "SIGTERM: exit 0 within 5 s ($(((t1 - t0) / 1000000)) ms), the exporter
 vt_check "... and the datapath no longer traces (trace_on 0)" -- \
 	eval '[ "$(setting trace_on)" = 0 ]'
 
+# --- (g) restarted without tracing: the egress program goes --------------------------------------
+# Its link survives the stop, pinned, like every other; a start without a tracing: block removes
+# it, so that untraced nodes pay nothing per packet.
+egress_attached() { bpftool cgroup show "$VT_CGROUP" 2>/dev/null | grep -q 'egress.*sluice_trace_egress'; }
+vt_check "after the stop: the egress link is still pinned and attached" -- \
+	eval '[ -e "$VT_BPFFS/links/sluice_trace_egress" ] && egress_attached'
+sed '/^tracing:/,/^services:/{/^services:/!d}' "$VT_TMP/sluice.yaml" >"$VT_TMP/untraced.yaml"
+if va_start "$VT_TMP/untraced.yaml"; then
+	vt_check "restarted without tracing: the link is unpinned and the program detached" \
+		-d 'ls "$VT_BPFFS/links"; bpftool cgroup show "$VT_CGROUP"' -- \
+		eval '[ ! -e "$VT_BPFFS/links/sluice_trace_egress" ] && ! egress_attached'
+	vt_check "... and the VIP still serves (200)" -- eval '[ "$(loop 1 http://198.19.0.10/f)" = 1 ]'
+fi
+
 vt_finish

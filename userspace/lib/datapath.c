@@ -351,29 +351,55 @@ static int load_objs(struct sl_dp *dp, const struct sl_config *cfg, struct sl_pr
 	return load_obj(dp, &o, cfg, e);
 }
 
+static int tracing_on(const struct sl_config *cfg)
+{
+	return cfg->agent.tracing.on;
+}
+
 /*
- * The egress program only looks for a traceparent: without a tracing: block it is
- * not attached (so it costs nothing per packet), and a link a previous run pinned
- * for it goes. Adding or removing tracing: needs a restart, so this holds until then.
+ * Programs attached only when the config asks for what they do; the others always are. The
+ * egress program only looks for a traceparent: without a tracing: block it is not attached
+ * (so it costs nothing per packet). Adding or removing the block needs a restart, so this
+ * holds until then.
  */
-static int skip_untraced(struct sl_dp *dp, struct bpf_program *prog, const struct sl_config *cfg,
+static const struct {
+	const char *prog;
+	int (*wanted)(const struct sl_config *cfg);
+} optional_progs[] = {
+    {"sluice_trace_egress", tracing_on},
+};
+
+/* 1 when prog is not wanted now: then a link that a previous run pinned for it goes too.
+ * 0 to attach it; -errno with e filled. */
+static int skip_unwanted(struct sl_dp *dp, struct bpf_program *prog, const struct sl_config *cfg,
 			 struct sl_problem *e)
 {
+	const char *name = bpf_program__name(prog);
 	char path[PATH_MAX + 64];
+	struct bpf_link *old;
+	size_t i;
 
-	if (cfg->agent.tracing.on || strcmp(bpf_program__name(prog), "sluice_trace_egress"))
+	for (i = 0; i < sizeof(optional_progs) / sizeof(optional_progs[0]); i++)
+		if (!strcmp(name, optional_progs[i].prog))
+			break;
+	if (i == sizeof(optional_progs) / sizeof(optional_progs[0]) ||
+	    optional_progs[i].wanted(cfg))
 		return 0;
-	snprintf(path, sizeof(path), "%s/links/%s", dp->bpffs, bpf_program__name(prog));
-	if (!access(path, F_OK)) {
-		struct bpf_link *old = bpf_link__open(path);
+	snprintf(path, sizeof(path), "%s/links/%s", dp->bpffs, name);
+	if (access(path, F_OK))
+		return 1;
+	old = bpf_link__open(path);
+	if (!old)
+		return sl_problem_sys(e, 0, -errno, "open pinned link %s: %s", path,
+				      strerror(errno));
+	if (bpf_link__unpin(old) || bpf_link_detach(bpf_link__fd(old))) {
+		int err = -errno;
 
-		if (!old)
-			return sl_problem_sys(e, 0, -errno, "open pinned link %s: %s", path,
-					      strerror(errno));
-		bpf_link__unpin(old);
-		bpf_link_detach(bpf_link__fd(old));
 		bpf_link__destroy(old);
+		return sl_problem_sys(e, 0, err, "detach the unwanted %s (link %s): %s", name, path,
+				      strerror(-err));
 	}
+	bpf_link__destroy(old);
 	return 1;
 }
 
@@ -386,7 +412,7 @@ static int attach_obj(struct sl_dp *dp, struct bpf_object *obj, unsigned long lo
 
 	bpf_object__for_each_program(prog, obj)
 	{
-		err = skip_untraced(dp, prog, cfg, e);
+		err = skip_unwanted(dp, prog, cfg, e);
 		if (err < 0)
 			return err;
 		if (err)
