@@ -268,8 +268,8 @@ bw_timed_in_node() {
 # BW_MEM_INNER_BYTES. Returns 1 if a map cannot be read or is missing from the list.
 bw_map_mem() {
 	local all=$VT_TMP/maps.json ids=$VT_TMP/map-ids inner=$VT_TMP/map-inner p o out
-	BW_MEM_BYTES= BW_MEM_MAPS= BW_MEM_FAM= BW_MEM_FAM_MAPS= BW_MEM_FAM_BYTES=
-	BW_MEM_INNER_MAPS= BW_MEM_INNER_BYTES=
+	BW_MEM_BYTES='' BW_MEM_MAPS='' BW_MEM_FAM='' BW_MEM_FAM_MAPS='' BW_MEM_FAM_BYTES=''
+	BW_MEM_INNER_MAPS='' BW_MEM_INNER_BYTES=''
 	bpftool -j -f map show >"$all" || {
 		bw_log "map memory: bpftool map show failed"
 		return 1
