@@ -3,7 +3,7 @@
 # in one run on one topology. Run as root, after `make` (the Makefile's bench target does both).
 #
 #   tools/bench/bench.sh            the full run (about 15 minutes on 2 cores)
-#   QUICK=1 tools/bench/bench.sh    fewer repetitions, sizes and seconds (about 2 minutes)
+#   QUICK=1 tools/bench/bench.sh    fewer repetitions, sizes and seconds (about 3.5 minutes)
 #
 # What it measures (each data-plane figure in a fresh set of network namespaces, the systems
 # interleaved: direct sluice iptables nftables haproxy, then again, rotated by one each round):
@@ -15,7 +15,11 @@
 #          kernel.bpf_stats_enabled=1 (its own run: the stats cost time), at the smallest and
 #          largest of SIZES
 #   cp     the control plane: CP_SERVICES services x CP_BACKENDS backends applied from nothing,
-#          then one backend changed, for sluice, iptables-restore and nft -f
+#          then one backend changed, for sluice (lb: random; and lb: maglev, MAGLEV_CP_REPS
+#          runs), iptables-restore and nft -f; the kernel memory of sluice's maps once ready, in
+#          each lb (bpftool map show, bytes_memlock; tools/bench/lib.sh bw_map_mem); and the one
+#          backend change at each of CHANGE_SIZES services, for sluice and iptables (the size
+#          CP_SERVICES is the runs above)
 #   trace  BPF time per connection with tracing off, on at sample 0, and traced
 #          (tools/bench/trace-cost.sh; its own report, <base>-trace.md)
 #   redirect  same-node redirection, agent.redirect local against off (tools/bench/redirect.sh):
@@ -23,11 +27,13 @@
 #          REDIRECT_SECS s, at each CPU placement of REDIRECT_PLACES (same: both ends on CPU 0;
 #          split: CPU 0 and CPU 1); appended to the report as its own section
 #
-# Writes bench/results/<date>-<host>.{md,tsv,png} and copies the .md and .png to latest.md and
-# latest.png (QUICK=1: <date>-<host>-quick.* and latest-quick.*, so that a quick run never
-# replaces the full report the README shows). Tunables (environment): REPS, SIZES, CONN_SECS,
-# KA_SECS, WARM_SECS, CONC, BULK_CONC, CP_SERVICES, CP_BACKENDS, CP_REPS, NFT_CP_REPS, SYSTEMS,
-# REDIRECT_REPS, REDIRECT_SECS, REDIRECT_PLACES, OUT_DIR.
+# Writes bench/results/<date>-<host>.{md,tsv,png} and <date>-<host>-change.png (change latency
+# against services) and copies the .md and the plots to latest.md, latest.png and
+# latest-change.png (QUICK=1: <date>-<host>-quick.* and latest-quick.*, so that a quick run
+# never replaces the full report the README shows). Tunables (environment): REPS, SIZES,
+# CONN_SECS, KA_SECS, WARM_SECS, CONC, BULK_CONC, CP_SERVICES, CP_BACKENDS, CP_REPS, NFT_CP_REPS,
+# MAGLEV_CP_REPS, CHANGE_SIZES, CHANGE_REPS, SYSTEMS, REDIRECT_REPS, REDIRECT_SECS,
+# REDIRECT_PLACES, OUT_DIR.
 #
 # Network safety: every address is in 198.18.0.0/15 and lives in namespaces this script creates;
 # clients run only in the node netns (no default route, the VIP range blackholed, or routed to a
@@ -47,28 +53,30 @@ QUICK=${QUICK:-0}
 }
 if [ "$QUICK" = 1 ]; then
 	: "${REPS:=3}" "${SIZES:=1 1000}" "${CONN_SECS:=1}" "${KA_SECS:=0.5}" "${WARM_SECS:=0.3}"
-	: "${CP_SERVICES:=1000}" "${CP_REPS:=2}" "${NFT_CP_REPS:=2}"
+	: "${CP_SERVICES:=1000}" "${CP_REPS:=2}" "${NFT_CP_REPS:=2}" "${MAGLEV_CP_REPS:=1}"
+	: "${CHANGE_SIZES:=1 100 1000}" "${CHANGE_REPS:=2}"
 	: "${REDIRECT_REPS:=1}" "${REDIRECT_SECS:=1}" "${REDIRECT_PLACES:=same}"
 else
 	: "${REPS:=5}" "${SIZES:=1 1000 10000}" "${CONN_SECS:=3}" "${KA_SECS:=2}" "${WARM_SECS:=0.5}"
 	# One nft -f of 10 000 x 10 (110 000 chains) takes about 100 s here: once, not five times.
-	: "${CP_SERVICES:=10000}" "${CP_REPS:=5}" "${NFT_CP_REPS:=1}"
+	: "${CP_SERVICES:=10000}" "${CP_REPS:=5}" "${NFT_CP_REPS:=1}" "${MAGLEV_CP_REPS:=3}"
+	: "${CHANGE_SIZES:=1 1000 10000}" "${CHANGE_REPS:=5}"
 	: "${REDIRECT_REPS:=5}" "${REDIRECT_SECS:=2}" "${REDIRECT_PLACES:=same split}"
 fi
 : "${CONC:=8}" "${BULK_CONC:=2}" "${CP_BACKENDS:=10}"
 : "${SYSTEMS:=direct sluice iptables nftables haproxy}"
 : "${OUT_DIR:=$ROOT/bench/results}"
 
-for v in REPS CONC BULK_CONC CP_SERVICES CP_BACKENDS CP_REPS NFT_CP_REPS REDIRECT_REPS \
-	REDIRECT_SECS; do
+for v in REPS CONC BULK_CONC CP_SERVICES CP_BACKENDS CP_REPS NFT_CP_REPS MAGLEV_CP_REPS \
+	CHANGE_REPS REDIRECT_REPS REDIRECT_SECS; do
 	[[ "${!v}" =~ ^[0-9]+$ ]] && [ "${!v}" -ge 1 ] || {
 		echo "bench: $v must be a positive integer" >&2
 		exit 2
 	}
 done
-for s in $SIZES; do
+for s in $SIZES $CHANGE_SIZES; do
 	[[ "$s" =~ ^[0-9]+$ ]] && [ "$s" -ge 1 ] && [ "$s" -le 32000 ] || {
-		echo "bench: SIZES must be numbers of services, 1..32000" >&2
+		echo "bench: SIZES and CHANGE_SIZES must be numbers of services, 1..32000" >&2
 		exit 2
 	}
 done
@@ -113,8 +121,10 @@ START=$(date +%s)
 {
 	printf '# sluice bench raw data; QUICK=%s REPS=%s SIZES=%s CONN_SECS=%s KA_SECS=%s ' \
 		"$QUICK" "$REPS" "$SIZES" "$CONN_SECS" "$KA_SECS"
-	printf 'WARM_SECS=%s CONC=%s BULK_CONC=%s CP=%sx%s CP_REPS=%s NFT_CP_REPS=%s\n' \
+	printf 'WARM_SECS=%s CONC=%s BULK_CONC=%s CP=%sx%s CP_REPS=%s NFT_CP_REPS=%s ' \
 		"$WARM_SECS" "$CONC" "$BULK_CONC" "$CP_SERVICES" "$CP_BACKENDS" "$CP_REPS" "$NFT_CP_REPS"
+	printf 'MAGLEV_CP_REPS=%s CHANGE_SIZES=%s CHANGE_REPS=%s\n' "$MAGLEV_CP_REPS" \
+		"$CHANGE_SIZES" "$CHANGE_REPS"
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 	printf '# host: %s\n' "$host"
 	printf '# date: %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -126,6 +136,7 @@ START=$(date +%s)
 		"$(nginx -v 2>&1 | sed 's/.*nginx\///')" "$(haproxy -v | awk 'NR == 1 { print $3 }')" \
 		"$(iptables --version)" "$(nft --version | awk '{ print $2 }')"
 	printf '# quick: %s\n' "$QUICK"
+	printf '# limits: %s services, %s backends\n' "$BW_LIMITS_SERVICES" "$BW_LIMITS_BACKENDS"
 	printf '# load: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$RAW"
 
@@ -219,16 +230,54 @@ done
 
 # --- 4: control plane ---------------------------------------------------------------------------
 echo "bench: control plane: $CP_SERVICES services x $CP_BACKENDS backends" \
-	"(sluice, iptables: $CP_REPS runs; nftables: $NFT_CP_REPS)"
-for ((REP = 1; REP <= CP_REPS; REP++)); do
-	for SYS in sluice iptables nftables; do
-		[ "$SYS" = nftables ] && [ "$REP" -gt "$NFT_CP_REPS" ] && continue
-		bw_cp "$SYS" "$CP_SERVICES" "$CP_BACKENDS" || fail "control plane $SYS failed"
+	"(sluice, iptables: $CP_REPS runs; sluice lb: maglev: $MAGLEV_CP_REPS; nftables:" \
+	"$NFT_CP_REPS; map memory in the first sluice run of each lb)"
+maxreps=$CP_REPS
+[ "$MAGLEV_CP_REPS" -gt "$maxreps" ] && maxreps=$MAGLEV_CP_REPS
+for ((REP = 1; REP <= maxreps; REP++)); do
+	for SYS in sluice sluice-maglev iptables nftables; do
+		case $SYS in
+		nftables) [ "$REP" -gt "$NFT_CP_REPS" ] && continue ;;
+		sluice-maglev) [ "$REP" -gt "$MAGLEV_CP_REPS" ] && continue ;;
+		*) [ "$REP" -gt "$CP_REPS" ] && continue ;;
+		esac
+		BW_CP_MEM=0
+		[ "$REP" = 1 ] && [ "${SYS#sluice}" != "$SYS" ] && BW_CP_MEM=1
+		BW_CP_MEM=$BW_CP_MEM bw_cp "$SYS" "$CP_SERVICES" "$CP_BACKENDS" ||
+			fail "control plane $SYS failed"
 		printf 'cp\t%s\t%sx%s\t%s\t%s\t%s\t%s\n' "$SYS" "$CP_SERVICES" "$CP_BACKENDS" "$REP" \
 			"$BW_CP_APPLY_MS" "$BW_CP_CHANGE_MS" "$BW_CP_CHANGE_WORK_MS" >>"$RAW"
-		printf '  cp    %-9s rep %s: apply %s ms, one backend change %s ms (work %s ms)\n' \
+		printf '  cp    %-13s rep %s: apply %s ms, one backend change %s ms (work %s ms)\n' \
 			"$SYS" "$REP" "$BW_CP_APPLY_MS" "$BW_CP_CHANGE_MS" "$BW_CP_CHANGE_WORK_MS"
+		if [ "$BW_CP_MEM" = 1 ]; then
+			lb=random
+			[ "$SYS" = sluice-maglev ] && lb=maglev
+			printf 'mem\t%s\t%sx%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$lb" "$CP_SERVICES" \
+				"$CP_BACKENDS" "$BW_MEM_BYTES" "$BW_MEM_MAPS" "$BW_MEM_FAM" "$BW_MEM_FAM_MAPS" \
+				"$BW_MEM_FAM_BYTES" "$BW_MEM_INNER_MAPS" "$BW_MEM_INNER_BYTES" >>"$RAW"
+			printf '  mem   lb: %-9s %s bytes in %s maps; largest: %s (%s maps, %s bytes)\n' \
+				"$lb" "$BW_MEM_BYTES" "$BW_MEM_MAPS" "$BW_MEM_FAM" "$BW_MEM_FAM_MAPS" \
+				"$BW_MEM_FAM_BYTES"
+		fi
 		bw_down
+	done
+done
+
+# --- 4b: one backend change against the number of services (sluice, iptables) ---------------
+# At CP_SERVICES the runs above are the figures; the other sizes get runs of their own.
+echo "bench: one backend change at $CHANGE_SIZES services x $CP_BACKENDS backends" \
+	"(sluice, iptables: $CHANGE_REPS runs; at $CP_SERVICES: the control plane runs)"
+for ((REP = 1; REP <= CHANGE_REPS; REP++)); do
+	for N in $CHANGE_SIZES; do
+		[ "$N" = "$CP_SERVICES" ] && continue
+		for SYS in sluice iptables; do
+			BW_CP_MEM=0 bw_cp "$SYS" "$N" "$CP_BACKENDS" || fail "change at $N: $SYS failed"
+			printf 'chg\t%s\t%s\t%s\t%s\t%s\n' "$SYS" "$N" "$REP" "$BW_CP_CHANGE_MS" \
+				"$BW_CP_CHANGE_WORK_MS" >>"$RAW"
+			printf '  chg   %-9s %6s services  rep %s: one backend change %s ms (work %s ms)\n' \
+				"$SYS" "$N" "$REP" "$BW_CP_CHANGE_MS" "$BW_CP_CHANGE_WORK_MS"
+			bw_down
+		done
 	done
 done
 
@@ -251,6 +300,7 @@ PLACES=$REDIRECT_PLACES "$ROOT/tools/bench/redirect.sh" "$REDIRECT_REPS" "$REDIR
 ELAPSED=$(($(date +%s) - START))
 echo "# elapsed $ELAPSED" >>"$RAW"
 "$ROOT/tools/bench/report.sh" "$RAW" "$base.md" "$base.png" || fail "report failed"
+# (report.sh also writes $base-change.png, the change latency against services)
 {
 	printf '\n## Same-node redirection (agent.redirect local against off)\n\n'
 	printf 'tools/bench/redirect.sh %s %s, PLACES="%s": loopback TCP in a test netns, both ends in\n' \
@@ -259,9 +309,10 @@ echo "# elapsed $ELAPSED" >>"$RAW"
 	cat "$base-redirect.md"
 } >>"$base.md" || fail "cannot append the redirect section to $base.md"
 latest=$OUT_DIR/latest$suffix
-sed "s|($(basename "$base").png)|($(basename "$latest").png)|" "$base.md" >"$latest.md" &&
-	cp -f "$base.png" "$latest.png" || fail "cannot copy to $latest.*"
+sed "s|($(basename "$base")\(-change\)\{0,1\}.png)|($(basename "$latest")\1.png)|" "$base.md" \
+	>"$latest.md" && cp -f "$base.png" "$latest.png" &&
+	cp -f "$base-change.png" "$latest-change.png" || fail "cannot copy to $latest.*"
 cp -f "$base-mtls.md" "$latest-mtls.md" || fail "cannot copy to $latest-mtls.md"
 cp -f "$base-trace.md" "$latest-trace.md" || fail "cannot copy to $latest-trace.md"
-echo "bench: report $base.md (also $latest.md, $latest.png; mTLS: $latest-mtls.md;" \
+echo "bench: report $base.md (also $latest.md, $latest.png, $latest-change.png; mTLS: $latest-mtls.md;" \
 	"tracing: $latest-trace.md), $ELAPSED s"

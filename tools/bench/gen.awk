@@ -1,6 +1,7 @@
 # tools/bench/gen.awk - the service tables of `make bench`, the same for every system.
 #
 #   awk -f gen.awk -v kind=KIND -v n=SERVICES -v b=BACKENDS [-v measured=1] [-v change=1]
+#       [-v lb=LB]
 #
 # SERVICES services in all. With measured=1 (the data-plane runs) one of them is the measured
 # service "bench", VIP 198.19.0.10:80 with the three real backends 198.18.1.2-4:80, placed in
@@ -12,7 +13,8 @@
 # form each system applies a change: the whole file for sluice, a kube-proxy style partial
 # restore for iptables (--noflush), an incremental transaction for nft.
 #
-# KIND: sluice (the services: section of sluiced's YAML), iptables (iptables-restore input,
+# KIND: sluice (the services: section of sluiced's YAML, every service with `lb: LB`, default
+# random), iptables (iptables-restore input,
 # kube-proxy's chains: KUBE-SERVICES -> KUBE-SVC-* with statistic random -> KUBE-SEP-* DNAT),
 # nft (kube-proxy nftables mode: a verdict map of VIP . proto . port -> service chain,
 # numgen random vmap -> endpoint chain with dnat), haproxy (TCP listen sections).
@@ -42,7 +44,7 @@ function service(s,   i, j, k) {
 
 function sluice_svc(s,   j) {
 	service(s)
-	printf "  - name: %s\n    frontend: %s:80\n    lb: random\n    backends:\n", S_name, S_vip
+	printf "  - name: %s\n    frontend: %s:80\n    lb: %s\n    backends:\n", S_name, S_vip, lb
 	for (j = 0; j < S_nb; j++)
 		printf "      - address: %s:%d\n", S_addr[j], S_port[j]
 }
@@ -90,6 +92,7 @@ function nft_service(s,   j, m) {
 
 BEGIN {
 	if (n < 1 || b < 1) { print "gen.awk: n and b must be >= 1" > "/dev/stderr"; exit 2 }
+	if (lb == "") lb = "random"
 	mid = int((n - 1) / 2)
 	if (kind == "sluice") {
 		print "services:"

@@ -240,7 +240,7 @@ bw_down() {
 	BW_HAPROXY_PID=
 	BW_TARGETS=
 	rm -rf "${VT_TMP:?}"/nginx-be* "$VT_TMP"/rules.* "$VT_TMP"/*.yaml "$VT_TMP"/haproxy.* \
-		"$VT_TMP"/*.log 2>/dev/null
+		"$VT_TMP"/*.log "$VT_TMP"/maps.json "$VT_TMP"/map-* 2>/dev/null
 	return 0
 }
 
@@ -258,14 +258,79 @@ bw_timed_in_node() {
 		timed "$@"
 }
 
+# bw_map_mem: the kernel memory of the running agent's maps: `bytes_memlock` of `bpftool map
+# show`, summed over the maps pinned under $VT_BPFFS, the maps its programs use (the programs
+# `sluicectl status` lists), and the inner maps of every map-in-map among them (Maglev's
+# tables: the agent keeps no fd of them, only the outer map holds them). No other agent's map
+# is counted. A family is the maps of one name (a pinned map is named by its pin, an inner
+# map by its kernel name). Sets BW_MEM_BYTES, BW_MEM_MAPS; the largest family by bytes:
+# BW_MEM_FAM (its name), BW_MEM_FAM_MAPS, BW_MEM_FAM_BYTES; the inner maps: BW_MEM_INNER_MAPS,
+# BW_MEM_INNER_BYTES. Returns 1 if a map cannot be read or is missing from the list.
+bw_map_mem() {
+	local all=$VT_TMP/maps.json ids=$VT_TMP/map-ids inner=$VT_TMP/map-inner p o out
+	BW_MEM_BYTES='' BW_MEM_MAPS='' BW_MEM_FAM='' BW_MEM_FAM_MAPS='' BW_MEM_FAM_BYTES=''
+	BW_MEM_INNER_MAPS='' BW_MEM_INNER_BYTES=''
+	bpftool -j -f map show >"$all" || {
+		bw_log "map memory: bpftool map show failed"
+		return 1
+	}
+	jq -r --arg d "$VT_BPFFS/" '.[] | select(any(.pinned[]?; startswith($d))) | .id' "$all" \
+		>"$ids" || return 1
+	[ -s "$ids" ] || {
+		bw_log "map memory: no map pinned under $VT_BPFFS"
+		return 1
+	}
+	p=$(va_ctl -o json status | jq -r '.programs[].prog_id') || {
+		bw_log "map memory: sluicectl status failed"
+		return 1
+	}
+	for p in $p; do
+		bpftool -j prog show id "$p" | jq -r '.map_ids[]?' >>"$ids" || {
+			bw_log "map memory: bpftool prog show id $p failed"
+			return 1
+		}
+	done
+	# An outer map's value is the inner map's id, 4 bytes in host order (little endian here).
+	: >"$inner"
+	for o in $(jq -r --slurpfile ids "$ids" '($ids | map({(tostring): 1}) | add) as $s
+		| .[] | select($s[.id | tostring] and (.type | endswith("_of_maps"))) | .id' "$all"); do
+		bpftool -j map dump id "$o" | jq -r 'def hex: ltrimstr("0x") | ascii_downcase
+			| explode | reduce .[] as $c (0; . * 16 + (if $c >= 97 then $c - 87 else $c - 48 end));
+			.[] | .value | reverse | reduce .[] as $b (0; . * 256 + ($b | hex))' >>"$inner" || {
+			bw_log "map memory: bpftool map dump id $o failed"
+			return 1
+		}
+	done
+	out=$(jq -r --slurpfile ids "$ids" --slurpfile inner "$inner" --arg d "$VT_BPFFS/" '
+		def set: map({(tostring): 1}) | add // {};
+		($ids | set) as $s | ($inner | set) as $in
+		| [.[] | select($s[.id | tostring] or $in[.id | tostring])] as $m
+		| ((($ids + $inner) | unique | length) - ($m | length)) as $missing
+		| [$m[] | select($in[.id | tostring])] as $im
+		| [$m[] | {f: ((.pinned // []) | map(select(startswith($d)) | sub(".*/"; "")) | .[0]),
+			n: .name, b: (.bytes_memlock // 0)} | {f: (.f // .n), b}]
+		| group_by(.f) | map({f: .[0].f, n: length, b: (map(.b) | add)}) | max_by(.b) as $big
+		| [($m | map(.bytes_memlock // 0) | add), ($m | length), $big.f, $big.n, $big.b,
+			($im | length), ($im | map(.bytes_memlock // 0) | add // 0), $missing]
+		| map(tostring) | join("\t")' "$all") || return 1
+	IFS=$'\t' read -r BW_MEM_BYTES BW_MEM_MAPS BW_MEM_FAM BW_MEM_FAM_MAPS BW_MEM_FAM_BYTES \
+		BW_MEM_INNER_MAPS BW_MEM_INNER_BYTES p <<<"$out"
+	if [ "$p" != 0 ] || [ -z "$BW_MEM_BYTES" ]; then
+		bw_log "map memory: $p of the agent's maps are not in bpftool's list ($out)"
+		return 1
+	fi
+}
+
 # bw_cp SYSTEM SERVICES BACKENDS: the control plane in a fresh world. Applies SERVICES services
 # of BACKENDS backends each to an empty system, then changes one backend of one service.
+# SYSTEM sluice (every service lb: random), sluice-maglev (lb: maglev), iptables or nftables.
 # Sets BW_CP_APPLY_MS (from nothing to applied), BW_CP_CHANGE_MS (the change, from the moment
 # it is handed over to applied) and BW_CP_CHANGE_WORK_MS (the part spent applying it: for
 # sluice from its "reloading" to its "config applied" line; the rest is the agent's 200 ms
-# debounce of file events; for iptables and nft the same as BW_CP_CHANGE_MS).
+# debounce of file events; for iptables and nft the same as BW_CP_CHANGE_MS). With
+# BW_CP_MEM=1, sluice's map memory too, once ready and before the change (bw_map_mem).
 bw_cp() {
-	local sys=$1 n=$2 b=$3 node f c t0 t1 a r
+	local sys=$1 n=$2 b=$3 node f c t0 t1 a r lb=random
 	BW_CP_APPLY_MS=
 	BW_CP_CHANGE_MS=
 	BW_CP_CHANGE_WORK_MS=
@@ -273,17 +338,21 @@ bw_cp() {
 	vt_cgroup >/dev/null || return 1
 	node=$VT_ID-node
 	case $sys in
-	sluice)
+	sluice | sluice-maglev)
+		[ "$sys" = sluice-maglev ] && lb=maglev
 		vt_bpffs >/dev/null || return 1
 		f=$VT_TMP/sluice.yaml
 		mkdir -p "$VT_TMP/stage"
 		c=$VT_TMP/stage/sluice.yaml
-		bw_agent_config "$f" "$n" "$b" || return 1
-		bw_agent_config "$c" "$n" "$b" -v change=1 || return 1
+		bw_agent_config "$f" "$n" "$b" -v lb="$lb" || return 1
+		bw_agent_config "$c" "$n" "$b" -v lb="$lb" -v change=1 || return 1
 		t0=$(bw_now_ms)
-		bw_agent_start "$f" 300 || return 1
+		bw_agent_start "$f" 600 || return 1
 		r=$(bw_log_ms 'msg="ready"')
 		BW_CP_APPLY_MS=$((r - t0))
+		if [ "${BW_CP_MEM:-0}" = 1 ]; then
+			bw_map_mem || return 1
+		fi
 		t1=$(bw_now_ms)
 		mv -f "$c" "$f" # an atomic replace, as editors and config managers do
 		vt_wait_until 120 va_log_count_ge 'msg="config applied"' 2 || {

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # tools/bench/report.sh RAW.tsv OUT.md OUT.png - the report of `make bench` from its raw data
 # (tools/bench/bench.sh writes RAW.tsv). Medians over the repetitions, min-max beside them,
-# ratios against direct and against each baseline, and a gnuplot PNG of the connection rate
-# against the number of services. Can be re-run on a kept .tsv.
+# ratios against direct and against each baseline, and two gnuplot PNGs: OUT.png, the
+# connection rate against the number of services, and OUT-change.png (OUT.png's name with
+# -change before .png), one backend change's latency against the number of services for
+# sluice and iptables. Can be re-run on a kept .tsv.
 set -u
 [ $# -eq 3 ] || {
 	echo "usage: $0 RAW.tsv OUT.md OUT.png" >&2
 	exit 2
 }
 raw=$1 md=$2 png=$3
+cpng=${png%.png}-change.png
 [ -s "$raw" ] || {
 	echo "report: $raw is missing or empty" >&2
 	exit 1
@@ -20,9 +23,11 @@ hdr() { sed -n "s/^# $1: //p" "$raw" | head -n 1; }
 settings=$(sed -n '1s/^# sluice bench raw data; //p' "$raw")
 elapsed=$(sed -n 's/^# elapsed //p' "$raw" | tail -n 1)
 quick=$(hdr quick)
+limits=$(hdr limits)
 
 # Markdown (and the plot's data files) from the raw lines.
-awk -F'\t' -v tmp="$tmp" -v png="$(basename "$png")" -v settings="$settings" \
+awk -F'\t' -v tmp="$tmp" -v png="$(basename "$png")" -v cpng="$(basename "$cpng")" \
+	-v settings="$settings" -v limits="$limits" \
 	-v host="$(hdr host)" -v date="$(hdr date)" -v machine="$(hdr machine)" \
 	-v tools="$(hdr tools)" -v elapsed="${elapsed:-?}" -v load="$(hdr load)" -v quick="${quick:-0}" '
 function median(key,   n, i, j, t, a) {
@@ -32,6 +37,14 @@ function median(key,   n, i, j, t, a) {
 	return n % 2 ? a[(n + 1) / 2] + 0 : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 function add(key, v) { vals[key] = (key in vals) ? vals[key] " " v : v }
+# chg(SYSTEM, SERVICES, CHANGE_MS, WORK_MS): one run of one backend change, for the table and
+# the plot of change latency against the number of services.
+function chg(sys, n, ms, work) {
+	if (!((n + 0) in chseen)) { chseen[n + 0] = 1; chn[++nchn] = n + 0 }
+	add("chg" SUBSEP sys SUBSEP (n + 0) SUBSEP "change", ms)
+	add("chg" SUBSEP sys SUBSEP (n + 0) SUBSEP "work", work)
+}
+function mib(x) { return sprintf("%.1f", x / 1048576) }
 function f0(x) { return sprintf("%.0f", x) }
 function f1(x) { return sprintf("%.1f", x) }
 function r2(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
@@ -59,6 +72,13 @@ $1 == "cp" {
 	cpsize = $3
 	add("cp" SUBSEP $2 SUBSEP "apply", $5); add("cp" SUBSEP $2 SUBSEP "change", $6)
 	add("cp" SUBSEP $2 SUBSEP "work", $7)
+	if ($2 == "sluice" || $2 == "iptables") { split($3, nb, "x"); chg($2, nb[1], $6, $7) }
+}
+$1 == "chg" { chg($2, $3, $5, $6) }
+$1 == "mem" {
+	if (!(($2) in mseen)) { mseen[$2] = 1; mlb[++nml] = $2 }
+	msize = $3; mbytes[$2] = $4; mmaps[$2] = $5; mfam[$2] = $6; mfmaps[$2] = $7
+	mfbytes[$2] = $8; minmaps[$2] = $9; minbytes[$2] = $10
 }
 END {
 	# sizes ascending
@@ -186,21 +206,65 @@ END {
 	print "" > out
 	print "**" cpsize "** (services × backends). *Apply*: from nothing to serving: for sluice from starting `sluiced` to its `ready` log line (loading and attaching the programs included), for iptables one `iptables-restore` of kube-proxy'\''s chains into an empty table, for nftables one `nft -f` of kube-proxy'\''s nftables ruleset. *One backend change*: one backend of one service replaced: for sluice the config file atomically replaced until `config applied` is logged (this includes the agent'\''s 200 ms debounce of file events; *work* is from its `reloading` to its `config applied` line), for iptables kube-proxy'\''s partial `iptables-restore --noflush` of the changed chains, for nftables an incremental `nft -f` transaction. Rule generation (kube-proxy'\''s own work) is not counted for iptables and nftables; sluice'\''s times include parsing its YAML." > out
 	print "" > out
+	print "Every service of *sluice* has `lb: random`; *sluice (maglev)* is the same services with `lb: maglev` (a Maglev lookup table per service, each an inner map of `sluice_tables`)." > out
+	print "" > out
 	print "| system | apply s | min–max | one backend change ms | min–max | work ms | runs |" > out
 	print "|---|---:|---|---:|---|---:|---:|" > out
-	split("sluice iptables nftables", cps, " ")
-	for (s = 1; s <= 3; s++) {
+	split("sluice sluice-maglev iptables nftables", cps, " ")
+	cplabel["sluice-maglev"] = "sluice (maglev)"
+	for (s = 1; s <= 4; s++) {
 		k = "cp" SUBSEP cps[s]
 		if (!((k SUBSEP "apply") in vals)) continue
 		a = median(k SUBSEP "apply"); alo = MIN; ahi = MAX; c = CNT
 		ch = median(k SUBSEP "change"); clo = MIN; chi = MAX
 		w = median(k SUBSEP "work")
 		cpa[cps[s]] = a; cpc[cps[s]] = ch; cpw[cps[s]] = w
-		printf "| %s | %.2f | %.2f–%.2f | %s | %s–%s | %s | %d |\n", cps[s], a / 1000, alo / 1000, ahi / 1000, f0(ch), f0(clo), f0(chi), f0(w), c > out
+		printf "| %s | %.2f | %.2f–%.2f | %s | %s–%s | %s | %d |\n", ((cps[s] in cplabel) ? cplabel[cps[s]] : cps[s]), a / 1000, alo / 1000, ahi / 1000, f0(ch), f0(clo), f0(chi), f0(w), c > out
 	}
 	print "" > out
 	printf "sluice ÷ other (below 1: sluice is faster): apply %s × iptables, %s × nftables; one backend change %s × iptables, %s × nftables (work only: %s ×, %s ×).\n", r2(cpa["sluice"], cpa["iptables"]), r2(cpa["sluice"], cpa["nftables"]), r2(cpc["sluice"], cpc["iptables"]), r2(cpc["sluice"], cpc["nftables"]), r2(cpw["sluice"], cpw["iptables"]), r2(cpw["sluice"], cpw["nftables"]) > out
+	if ("sluice-maglev" in cpa)
+		printf "\nsluice (maglev): apply %s × iptables, %s × sluice (random); one backend change %s × iptables.\n", r2(cpa["sluice-maglev"], cpa["iptables"]), r2(cpa["sluice-maglev"], cpa["sluice"]), r2(cpc["sluice-maglev"], cpc["iptables"]) > out
 	print "" > out
+
+	if (nml) {
+		print "### Kernel memory of sluice'\''s maps" > out
+		print "" > out
+		print "At **" msize "**, once `ready` (before the change), in each lb: `bytes_memlock` of `bpftool map show`, summed over the agent'\''s own maps: those pinned under its bpffs directory, those its programs use, and the inner maps of its map-in-maps (`sluice_table`: one per service and generation, held only by `sluice_tables`). No other agent'\''s map is counted. Most maps are sized by `agent.limits`" (limits != "" ? " (here " limits ")" : "") ", not by the services installed. A family is the maps of one name (a pinned map is named by its pin)." > out
+		print "" > out
+		print "| lb | maps | kernel memory MiB | largest family | its maps | its MiB | inner maps | inner maps MiB |" > out
+		print "|---|---:|---:|---|---:|---:|---:|---:|" > out
+		for (i = 1; i <= nml; i++) {
+			l = mlb[i]
+			printf "| %s | %d | %s | `%s` | %d | %s | %d | %s |\n", l, mmaps[l], mib(mbytes[l]), mfam[l], mfmaps[l], mib(mfbytes[l]), minmaps[l], mib(minbytes[l]) > out
+		}
+		print "" > out
+	}
+
+	if (nchn) {
+		for (i = 2; i <= nchn; i++) { t = chn[i]; for (j = i - 1; j >= 1 && chn[j] > t; j--) chn[j + 1] = chn[j]; chn[j + 1] = t }
+		print "### One backend change against the number of services" > out
+		print "" > out
+		print "The one backend change above (services of " substr(cpsize, index(cpsize, "x") + 1) " backends each), for sluice (`lb: random`) and iptables, at each number of services; each size in a fresh world (at " substr(cpsize, 1, index(cpsize, "x") - 1) " services: the runs above)." > out
+		print "" > out
+		print "| services | sluice change ms | min–max | sluice work ms | iptables change ms | min–max | sluice ÷ iptables | runs |" > out
+		print "|---:|---:|---|---:|---:|---|---:|---:|" > out
+		for (i = 1; i <= nchn; i++) {
+			n = chn[i]; ks = "chg" SUBSEP "sluice" SUBSEP n; ki = "chg" SUBSEP "iptables" SUBSEP n
+			if (!((ks SUBSEP "change") in vals) || !((ki SUBSEP "change") in vals)) continue
+			sc = median(ks SUBSEP "change"); slo = MIN; shi = MAX; c = CNT
+			sw = median(ks SUBSEP "work"); wlo = MIN; whi = MAX
+			ic = median(ki SUBSEP "change"); ilo = MIN; ihi = MAX
+			if (CNT < c) c = CNT
+			printf "| %d | %s | %s–%s | %s | %s | %s–%s | %s | %d |\n", n, f0(sc), f0(slo), f0(shi), f0(sw), f1(ic), f1(ilo), f1(ihi), r2(sc, ic), c > out
+			printf "%d %s %s %s\n", n, sc, slo, shi > (tmp "/chg-sluice.dat")
+			printf "%d %s %s %s\n", n, sw, wlo, whi > (tmp "/chg-sluice-work.dat")
+			printf "%d %s %s %s\n", n, ic, ilo, ihi > (tmp "/chg-iptables.dat")
+		}
+		print "" > out
+		print "![one backend change against the number of services](" cpng ")" > out
+		print "" > out
+	}
 	print "Reproduce: `sudo make bench` (or `sudo make bench QUICK=1`); the raw data is the `.tsv` beside this file, and `tools/bench/report.sh` turns it into this page." > out
 	close(out)
 }' "$raw" || exit 1
@@ -242,5 +306,34 @@ set style line 3 lc rgb '#d62728' lw 2 pt 5
 set style line 4 lc rgb '#ff8c00' lw 2 pt 9
 set style line 5 lc rgb '#2ca02c' lw 2 pt 11
 $(printf 'plot %s\n' "$plots")
+EOF
+
+# The second plot: one backend change (ms, log scale) against services, sluice and iptables.
+[ -s "$tmp/chg-sluice.dat" ] || {
+	echo "report: no change-latency data to plot" >&2
+	exit 1
+}
+xs=$(cut -d' ' -f1 "$tmp/chg-sluice.dat" | sort -n -u | tr '\n' ' ')
+xmin=$(awk '{ print $1 / 2; exit }' <<<"$xs")
+xmax=$(awk '{ print $NF * 2 }' <<<"$xs")
+xtics=$(awk '{ for (i = 1; i <= NF; i++) printf "%s\"%s\" %s", (i > 1 ? ", " : ""), $i, $i }' <<<"$xs")
+cpb=$(awk -F'\t' '$1 == "cp" { n = split($3, a, "x"); print a[n]; exit }' "$raw")
+gnuplot <<EOF || exit 1
+set terminal pngcairo size 900,560 font 'sans,11'
+set output '$cpng'
+set title "One backend change, handed over to applied: median and min-max\n$(hdr host), $(hdr date)$([ "${quick:-0}" = 1 ] && echo ', QUICK run')"
+set xlabel 'services installed (${cpb:-?} backends each)'
+set ylabel 'milliseconds (log scale)'
+set logscale xy
+set xrange [$xmin:$xmax]
+set xtics ($xtics)
+set key outside right
+set grid ytics
+set style line 1 lc rgb '#1f6fd1' lw 3 pt 7
+set style line 2 lc rgb '#1f6fd1' lw 2 dt 2 pt 6
+set style line 3 lc rgb '#d62728' lw 2 pt 5
+plot '$tmp/chg-sluice.dat' using (\$1*0.93):2:3:4 with yerrorlines ls 1 title 'sluice (file replaced)', \\
+	'$tmp/chg-sluice-work.dat' using 1:2:3:4 with yerrorlines ls 2 title 'sluice, work only', \\
+	'$tmp/chg-iptables.dat' using (\$1*1.07):2:3:4 with yerrorlines ls 3 title 'iptables --noflush'
 EOF
 mv -f "$tmp/report.md" "$md"
