@@ -18,10 +18,11 @@
 #include <sluice/abi.h>
 
 #include "config.h"
+#include "fixtures.h"
 #include "services.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define FILE_NAME     "test.yaml"
+#define FILE_NAME     TEST_CONFIG_FILE
 
 /*
  * Diagnostic i of d is exactly "FILE:LINE:COL: " followed by a message that
@@ -51,23 +52,6 @@
 			     (cfg)->n_services);                                                   \
 		cr_assert_null((cfg)->services, "%s: refused, yet services != NULL", (what));      \
 	} while (0)
-
-static int parse(const char *yaml, struct sl_config *cfg, struct sl_problems *d)
-{
-	return sl_config_parse(FILE_NAME, yaml, strlen(yaml), cfg, d);
-}
-
-/* All diagnostics on one line each, for failure messages. */
-static const char *diag_text(const struct sl_problems *d)
-{
-	static char buf[4096];
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < d->n && off < sizeof(buf); i++)
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "\n    %s", d->list[i].text);
-	return d->n ? buf : " (none)";
-}
 
 static const struct sl_service_cfg *find_svc(const struct sl_config *cfg, const char *name)
 {
@@ -179,10 +163,10 @@ Test(config_valid, full)
 	struct sl_config cfg;
 	struct sl_problems d = {0};
 	const struct sl_service_cfg *s;
-	int rc = parse(full_yaml, &cfg, &d);
+	int rc = test_config_parse(full_yaml, &cfg, &d);
 
-	cr_assert_eq(rc, 0, "full config refused:%s", diag_text(&d));
-	cr_assert_eq(d.n, 0, "valid config, yet diagnostics:%s", diag_text(&d));
+	cr_assert_eq(rc, 0, "full config refused:%s", test_problems_text(&d));
+	cr_assert_eq(d.n, 0, "valid config, yet diagnostics:%s", test_problems_text(&d));
 	cr_assert_str_eq(cfg.agent.cgroup, "/sys/fs/cgroup/test.slice");
 	cr_assert_str_eq(cfg.agent.bpffs, "/sys/fs/bpf/sluice-test");
 	cr_assert_eq(cfg.agent.limits.services, 100, "limits.services %u",
@@ -274,8 +258,8 @@ Test(config_valid, defaults)
 
 	/* Whatever was in cfg before is not kept. */
 	memset(&cfg, 0x5a, sizeof(cfg));
-	rc = parse(yaml, &cfg, &d);
-	cr_assert_eq(rc, 0, "refused:%s", diag_text(&d));
+	rc = test_config_parse(yaml, &cfg, &d);
+	cr_assert_eq(rc, 0, "refused:%s", test_problems_text(&d));
 	cr_assert_str_eq(cfg.agent.cgroup, "", "default cgroup must be \"\" (the cgroup2 mount)");
 	cr_assert_str_eq(cfg.agent.bpffs, "/sys/fs/bpf/sluice");
 	cr_assert_eq(cfg.agent.limits.services, 1024, "default limits.services %u",
@@ -311,9 +295,9 @@ Test(config_valid, empty_services)
 	for (size_t i = 0; i < ARRAY_SIZE(yamls); i++) {
 		struct sl_config cfg;
 		struct sl_problems d = {0};
-		int rc = parse(yamls[i], &cfg, &d);
+		int rc = test_config_parse(yamls[i], &cfg, &d);
 
-		cr_assert_eq(rc, 0, "\"%s\" refused:%s", yamls[i], diag_text(&d));
+		cr_assert_eq(rc, 0, "\"%s\" refused:%s", yamls[i], test_problems_text(&d));
 		cr_assert_eq(d.n, 0, "\"%s\": diagnostics on success", yamls[i]);
 		cr_assert_eq(cfg.n_services, 0, "\"%s\": %zu services", yamls[i], cfg.n_services);
 		sl_config_free(&cfg);
@@ -351,10 +335,10 @@ Test(config_valid, json)
 	struct sl_problems d = {0};
 	int rc;
 
-	rc = parse(json, &j, &d);
-	cr_assert_eq(rc, 0, "JSON refused:%s", diag_text(&d));
-	rc = parse(yaml, &y, &d);
-	cr_assert_eq(rc, 0, "YAML twin refused:%s", diag_text(&d));
+	rc = test_config_parse(json, &j, &d);
+	cr_assert_eq(rc, 0, "JSON refused:%s", test_problems_text(&d));
+	rc = test_config_parse(yaml, &y, &d);
+	cr_assert_eq(rc, 0, "YAML twin refused:%s", test_problems_text(&d));
 	cr_assert_str_eq(j.agent.bpffs, "/sys/fs/bpf/j");
 	cr_assert_eq(j.agent.limits.services, 8);
 	cr_assert_eq(j.n_services, 2, "JSON: %zu services", j.n_services);
@@ -402,9 +386,10 @@ Test(config_valid, limits_at_exact_capacity)
 	    "  limits: {services: 2, backends: 3}\n";
 	struct sl_config cfg;
 	struct sl_problems d = {0};
-	int rc = parse(yaml, &cfg, &d);
+	int rc = test_config_parse(yaml, &cfg, &d);
 
-	cr_assert_eq(rc, 0, "2 services / 3 backends at limits 2 / 3 refused:%s", diag_text(&d));
+	cr_assert_eq(rc, 0, "2 services / 3 backends at limits 2 / 3 refused:%s",
+		     test_problems_text(&d));
 	cr_assert_eq(cfg.n_services, 2);
 	cr_assert_eq(cfg.agent.limits.services, 2);
 	cr_assert_eq(cfg.agent.limits.backends, 3);
@@ -443,9 +428,9 @@ Test(config_valid, max_backends_per_service)
 	int rc;
 
 	cr_assert_not_null(yaml);
-	rc = parse(yaml, &cfg, &d);
+	rc = test_config_parse(yaml, &cfg, &d);
 	cr_assert_eq(rc, 0, "%d backends refused:%s", SLUICE_MAX_BACKENDS_PER_SERVICE,
-		     diag_text(&d));
+		     test_problems_text(&d));
 	cr_assert_eq(cfg.services[0].n_backends, SLUICE_MAX_BACKENDS_PER_SERVICE);
 	sl_config_free(&cfg);
 	sl_problems_free(&d);
@@ -462,11 +447,11 @@ Test(config_valid, diag_appends)
 	sl_problems_add(&d, "earlier", 7, 3, "an earlier problem %d", 42);
 	cr_assert_eq(d.n, 1);
 	cr_assert_str_eq(d.list[0].text, "earlier:7:3: an earlier problem 42");
-	rc = parse("services: []\n", &cfg, &d);
+	rc = test_config_parse("services: []\n", &cfg, &d);
 	cr_assert_eq(rc, 0, "valid config failed because *d was not empty");
 	cr_assert_eq(d.n, 1);
 	sl_config_free(&cfg);
-	rc = parse("bogus: 1\n", &cfg, &d);
+	rc = test_config_parse("bogus: 1\n", &cfg, &d);
 	cr_assert_eq(rc, -1);
 	cr_assert_eq(d.n, 2, "the new problem is appended: %zu", d.n);
 	cr_assert_str_eq(d.list[0].text, "earlier:7:3: an earlier problem 42");
@@ -521,9 +506,9 @@ Test(config_valid, features)
 	struct sl_config cfg;
 	struct sl_problems d = {0};
 	const struct sl_service_cfg *s;
-	int rc = parse(features_yaml, &cfg, &d);
+	int rc = test_config_parse(features_yaml, &cfg, &d);
 
-	cr_assert_eq(rc, 0, "refused:%s", diag_text(&d));
+	cr_assert_eq(rc, 0, "refused:%s", test_problems_text(&d));
 	cr_assert_eq(cfg.n_services, 3);
 
 	s = find_svc(&cfg, "web");
@@ -593,9 +578,9 @@ Test(config_valid, empty_blocks_defaults)
 	struct sl_config cfg;
 	struct sl_problems d = {0};
 	const struct sl_service_cfg *s;
-	int rc = parse(yaml, &cfg, &d);
+	int rc = test_config_parse(yaml, &cfg, &d);
 
-	cr_assert_eq(rc, 0, "refused:%s", diag_text(&d));
+	cr_assert_eq(rc, 0, "refused:%s", test_problems_text(&d));
 	s = &cfg.services[0];
 	cr_assert_eq(s->health.type, SL_HC_TCP, "default type %u", s->health.type);
 	cr_assert_eq(s->health.port, 0);
@@ -659,9 +644,9 @@ Test(config_valid, feature_limits)
 	struct sl_config cfg;
 	struct sl_problems d = {0};
 	const struct sl_service_cfg *s;
-	int rc = parse(yaml, &cfg, &d);
+	int rc = test_config_parse(yaml, &cfg, &d);
 
-	cr_assert_eq(rc, 0, "refused:%s", diag_text(&d));
+	cr_assert_eq(rc, 0, "refused:%s", test_problems_text(&d));
 	cr_assert_eq(cfg.n_services, 4);
 	s = &cfg.services[0];
 	cr_assert_eq(s->affinity_ms, 86400000u);
@@ -1311,7 +1296,7 @@ Test(config_mtls, block_defaults_and_service_modes)
 	struct sl_problems d = {0};
 	struct sl_config cfg;
 
-	cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse(yaml, &cfg, &d), 0, "%s", test_problems_text(&d));
 	cr_expect_eq(cfg.agent.mtls.on, 1);
 	cr_expect_str_eq(cfg.agent.mtls.trust_domain, "sluice.test");
 	cr_expect_str_eq(cfg.agent.mtls.ca, "/etc/sluice/mtls/ca.pem");
@@ -1324,17 +1309,19 @@ Test(config_mtls, block_defaults_and_service_modes)
 	cr_expect_eq(find_svc(&cfg, "d")->mtls, SL_MTLS_OFF);
 	sl_config_free(&cfg);
 
-	cr_assert_eq(parse("mtls: {trust_domain: x.y, ca: /c/ca.pem, certs: /c, port: 443, "
-			   "outbound_port: 8443}\nservices: []\n",
-			   &cfg, &d),
-		     0, "%s", diag_text(&d));
+	cr_assert_eq(
+	    test_config_parse("mtls: {trust_domain: x.y, ca: /c/ca.pem, certs: /c, port: 443, "
+			      "outbound_port: 8443}\nservices: []\n",
+			      &cfg, &d),
+	    0, "%s", test_problems_text(&d));
 	cr_expect_str_eq(cfg.agent.mtls.ca, "/c/ca.pem");
 	cr_expect_str_eq(cfg.agent.mtls.certs, "/c");
 	cr_expect_eq(cfg.agent.mtls.port, 443);
 	cr_expect_eq(cfg.agent.mtls.outbound_port, 8443);
 	sl_config_free(&cfg);
 
-	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("services: []\n", &cfg, &d), 0, "%s",
+		     test_problems_text(&d));
 	cr_expect_eq(cfg.agent.mtls.on, 0, "no block, no mtls");
 	sl_config_free(&cfg);
 	sl_problems_free(&d);
@@ -1348,16 +1335,17 @@ Test(config_mtls, registered_service_needs_the_agents_block)
 	struct sl_config agent;
 	struct sl_service_cfg svc;
 
-	cr_assert_eq(parse("services: []\n", &agent, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("services: []\n", &agent, &d), 0, "%s",
+		     test_problems_text(&d));
 	cr_expect_neq(sl_config_parse_service("body", body, strlen(body), &agent, &svc, &d), 0);
 	cr_expect(d.n && strstr(d.list[0].text, "needs the top-level mtls: block"), "%s",
-		  diag_text(&d));
+		  test_problems_text(&d));
 	sl_problems_free(&d);
 	sl_config_free(&agent);
-	cr_assert_eq(parse("mtls: {trust_domain: a.b}\nservices: []\n", &agent, &d), 0, "%s",
-		     diag_text(&d));
+	cr_assert_eq(test_config_parse("mtls: {trust_domain: a.b}\nservices: []\n", &agent, &d), 0,
+		     "%s", test_problems_text(&d));
 	cr_assert_eq(sl_config_parse_service("body", body, strlen(body), &agent, &svc, &d), 0, "%s",
-		     diag_text(&d));
+		     test_problems_text(&d));
 	cr_expect_eq(svc.mtls, SL_MTLS_STRICT);
 	free(svc.backends);
 	sl_config_free(&agent);
@@ -1381,10 +1369,10 @@ ParameterizedTest(size_t *ip, config_invalid, table)
 	int rc;
 
 	memset(&cfg, 0x5a, sizeof(cfg));
-	rc = parse(c->yaml, &cfg, &d);
+	rc = test_config_parse(c->yaml, &cfg, &d);
 	cr_assert_eq(rc, -1, "case \"%s\" was accepted:\n%s", c->name, c->yaml);
 	cr_assert_eq(d.n, c->n_diag ? c->n_diag : 1, "case \"%s\": %zu diagnostics, want %zu:%s",
-		     c->name, d.n, c->n_diag ? c->n_diag : 1, diag_text(&d));
+		     c->name, d.n, c->n_diag ? c->n_diag : 1, test_problems_text(&d));
 	ASSERT_DIAG(&d, 0, FILE_NAME, c->line, c->col, c->msg, c->name);
 	ASSERT_NOTHING_APPLIED(&cfg, c->name);
 	sl_problems_free(&d);
@@ -1431,8 +1419,9 @@ Test(config_invalid, problems_name_their_key_path)
 		struct sl_config cfg;
 		struct sl_problems d = {0};
 
-		cr_assert_eq(parse(cases[i].yaml, &cfg, &d), -1, "accepted:\n%s", cases[i].yaml);
-		cr_expect_eq(d.n, 1, "%s:%s", cases[i].yaml, diag_text(&d));
+		cr_assert_eq(test_config_parse(cases[i].yaml, &cfg, &d), -1, "accepted:\n%s",
+			     cases[i].yaml);
+		cr_expect_eq(d.n, 1, "%s:%s", cases[i].yaml, test_problems_text(&d));
 		cr_expect_str_eq(d.list[0].field, cases[i].field, "%s%s", cases[i].yaml,
 				 d.list[0].text);
 		sl_problems_free(&d);
@@ -1462,7 +1451,8 @@ Test(config_invalid, service_body_fields)
 	struct sl_config agent;
 	struct sl_problems d = {0};
 
-	cr_assert_eq(parse("agent: {limits: {backends: 1}}\n", &agent, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("agent: {limits: {backends: 1}}\n", &agent, &d), 0, "%s",
+		     test_problems_text(&d));
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct sl_service_cfg svc;
 
@@ -1580,9 +1570,9 @@ Test(config_valid, same_frontend_other_protocol)
 				       "    protocol: udp\n";
 	struct sl_config cfg;
 	struct sl_problems d = {0};
-	int rc = parse(yaml, &cfg, &d);
+	int rc = test_config_parse(yaml, &cfg, &d);
 
-	cr_assert_eq(rc, 0, "tcp and udp on one frontend refused:%s", diag_text(&d));
+	cr_assert_eq(rc, 0, "tcp and udp on one frontend refused:%s", test_problems_text(&d));
 	cr_assert_eq(cfg.n_services, 2);
 	cr_assert(sl_sockaddr_equal(&cfg.services[0].frontend, &cfg.services[1].frontend));
 	cr_assert_eq(cfg.services[0].proto, SLUICE_PROTO_TCP);
@@ -1600,9 +1590,9 @@ Test(config_invalid, too_many_backends_per_service)
 	int rc;
 
 	cr_assert_not_null(yaml);
-	rc = parse(yaml, &cfg, &d);
+	rc = test_config_parse(yaml, &cfg, &d);
 	cr_assert_eq(rc, -1, "%d backends accepted", SLUICE_MAX_BACKENDS_PER_SERVICE + 1);
-	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, test_problems_text(&d));
 	snprintf(want, sizeof(want), "service 'big' has %d backends, more than the %d",
 		 SLUICE_MAX_BACKENDS_PER_SERVICE + 1, SLUICE_MAX_BACKENDS_PER_SERVICE);
 	/* Reported at the list: line 5, column 7 ("- address" of the first). */
@@ -1655,11 +1645,11 @@ Test(config_invalid, all_problems_reported)
 	};
 	struct sl_config cfg;
 	struct sl_problems d = {0};
-	int rc = parse(yaml, &cfg, &d);
+	int rc = test_config_parse(yaml, &cfg, &d);
 
 	cr_assert_eq(rc, -1, "accepted");
 	cr_assert_eq(d.n, ARRAY_SIZE(want), "%zu diagnostics, want %zu:%s", d.n, ARRAY_SIZE(want),
-		     diag_text(&d));
+		     test_problems_text(&d));
 	for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
 		char what[32];
 
@@ -1683,10 +1673,10 @@ Test(config_invalid, nothing_half_applied)
 				   "  - {name: d, frontend: 10.96.0.4:80}\n";
 	struct sl_config cfg;
 	struct sl_problems d = {0};
-	int rc = parse(yaml, &cfg, &d);
+	int rc = test_config_parse(yaml, &cfg, &d);
 
 	cr_assert_eq(rc, -1);
-	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, test_problems_text(&d));
 	ASSERT_DIAG(&d, 0, FILE_NAME, 4, 43, "lb 'fastest'", "bad lb among good services");
 	ASSERT_NOTHING_APPLIED(&cfg, "bad lb among good services");
 	sl_problems_free(&d);
@@ -1710,10 +1700,10 @@ Test(config_invalid, second_document_syntax_error)
 
 	if (SECOND_DOC_BUG)
 		cr_skip_test("known bug: a syntax error in a second YAML document is ignored");
-	rc = parse(yaml, &cfg, &d);
+	rc = test_config_parse(yaml, &cfg, &d);
 
 	cr_assert_eq(rc, -1, "a broken second document was accepted");
-	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, test_problems_text(&d));
 	ASSERT_DIAG(&d, 0, FILE_NAME, 4, 1, "YAML syntax", "broken second document");
 	sl_problems_free(&d);
 }
@@ -1737,7 +1727,7 @@ Test(config_load, temp_file)
 
 	rc = sl_config_load(path, &cfg, &d);
 	unlink(path);
-	cr_assert_eq(rc, 0, "load %s:%s", path, diag_text(&d));
+	cr_assert_eq(rc, 0, "load %s:%s", path, test_problems_text(&d));
 	cr_assert_eq(cfg.n_services, 6, "n_services %zu", cfg.n_services);
 	cr_assert_str_eq(cfg.agent.bpffs, "/sys/fs/bpf/sluice-test");
 	cr_assert_not_null(find_svc(&cfg, "api.v6_1"));
@@ -1762,7 +1752,7 @@ Test(config_load, invalid_file_names_path)
 	rc = sl_config_load(path, &cfg, &d);
 	unlink(path);
 	cr_assert_eq(rc, -1);
-	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, test_problems_text(&d));
 	ASSERT_DIAG(&d, 0, path, 4, 9, "lb 'fastest'", "loaded file");
 	ASSERT_NOTHING_APPLIED(&cfg, "loaded file");
 	sl_problems_free(&d);
@@ -1776,7 +1766,7 @@ Test(config_load, missing_file)
 	int rc = sl_config_load(path, &cfg, &d);
 
 	cr_assert_eq(rc, -1, "loading a missing file succeeded");
-	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, test_problems_text(&d));
 	ASSERT_DIAG(&d, 0, path, 1, 1, "cannot open: No such file or directory", "missing file");
 	ASSERT_NOTHING_APPLIED(&cfg, "missing file");
 	sl_problems_free(&d);
@@ -1795,7 +1785,7 @@ Test(config_load, empty_file)
 	rc = sl_config_load(path, &cfg, &d);
 	unlink(path);
 	cr_assert_eq(rc, -1, "an empty file was accepted");
-	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, test_problems_text(&d));
 	ASSERT_DIAG(&d, 0, path, 1, 1, "the configuration is empty", "empty file");
 	sl_problems_free(&d);
 }
@@ -1807,7 +1797,7 @@ Test(config_load, directory)
 	int rc = sl_config_load("/tmp", &cfg, &d);
 
 	cr_assert_eq(rc, -1, "loading a directory succeeded");
-	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, diag_text(&d));
+	cr_assert_eq(d.n, 1, "%zu diagnostics:%s", d.n, test_problems_text(&d));
 	cr_assert(!strncmp(d.list[0].text, "/tmp:1:1: ", 10),
 		  "diagnostic \"%s\" does not name /tmp", d.list[0].text);
 	ASSERT_NOTHING_APPLIED(&cfg, "directory");
@@ -1824,7 +1814,8 @@ Test(config_valid, agent_endpoints)
 	struct sl_config cfg;
 	struct sl_problems d = {0};
 
-	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("services: []\n", &cfg, &d), 0, "%s",
+		     test_problems_text(&d));
 	cr_assert(cfg.agent.metrics_on, "metrics on by default");
 	cr_assert_eq(cfg.agent.metrics.family, SLUICE_AF_INET);
 	cr_assert_eq(cfg.agent.metrics.port, 9464);
@@ -1832,7 +1823,7 @@ Test(config_valid, agent_endpoints)
 	cr_assert_eq(cfg.agent.n_interfaces, 0);
 	sl_config_free(&cfg);
 
-	cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse(yaml, &cfg, &d), 0, "%s", test_problems_text(&d));
 	cr_assert(cfg.agent.metrics_on);
 	cr_assert_eq(cfg.agent.metrics.family, SLUICE_AF_INET6);
 	cr_assert_eq(cfg.agent.metrics.port, 9500);
@@ -1843,7 +1834,8 @@ Test(config_valid, agent_endpoints)
 	cr_assert_str_eq(cfg.agent.interfaces[2], "lo");
 	sl_config_free(&cfg);
 
-	cr_assert_eq(parse("agent: {metrics: '', api: ''}\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("agent: {metrics: '', api: ''}\n", &cfg, &d), 0, "%s",
+		     test_problems_text(&d));
 	cr_assert_not(cfg.agent.metrics_on, "\"\" disables metrics");
 	cr_assert_str_eq(cfg.agent.api, "", "\"\" disables the API");
 	sl_config_free(&cfg);
@@ -1856,16 +1848,19 @@ Test(config_valid, redirect)
 	struct sl_config cfg;
 	struct sl_problems d = {0};
 
-	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("services: []\n", &cfg, &d), 0, "%s",
+		     test_problems_text(&d));
 	cr_assert_eq(cfg.agent.redirect_local, 1, "local is the default");
 	sl_config_free(&cfg);
-	cr_assert_eq(parse("agent: {redirect: local}\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("agent: {redirect: local}\n", &cfg, &d), 0, "%s",
+		     test_problems_text(&d));
 	cr_assert_eq(cfg.agent.redirect_local, 1);
 	sl_config_free(&cfg);
-	cr_assert_eq(parse("agent: {redirect: off}\n", &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("agent: {redirect: off}\n", &cfg, &d), 0, "%s",
+		     test_problems_text(&d));
 	cr_assert_eq(cfg.agent.redirect_local, 0);
 	sl_config_free(&cfg);
-	cr_assert_eq(parse("agent: {redirect: remote}\n", &cfg, &d), -1);
+	cr_assert_eq(test_config_parse("agent: {redirect: remote}\n", &cfg, &d), -1);
 	cr_assert_eq(d.n, 1);
 	ASSERT_DIAG(&d, 0, FILE_NAME, 1, 19, "redirect 'remote': want off or local", "redirect");
 	sl_problems_free(&d);
@@ -1915,19 +1910,20 @@ Test(config_fixed, compared_whole)
 	struct sl_config base, cfg;
 	struct sl_problems d = {0};
 
-	cr_assert_eq(parse("services: []\n", &base, &d), 0, "%s", diag_text(&d));
-	cr_assert_eq(parse("agent: {audit: all}\nservices:\n  - {name: a, frontend: "
-			   "\"10.96.0.1:80\", backends: []}\n",
-			   &cfg, &d),
-		     0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("services: []\n", &base, &d), 0, "%s",
+		     test_problems_text(&d));
+	cr_assert_eq(test_config_parse("agent: {audit: all}\nservices:\n  - {name: a, frontend: "
+				       "\"10.96.0.1:80\", backends: []}\n",
+				       &cfg, &d),
+		     0, "%s", test_problems_text(&d));
 	cr_assert_null(sl_agent_cfg_diff(&base.agent, &cfg.agent),
 		       "services and agent.audit are reloadable");
 	sl_config_free(&cfg);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *why;
 
-		cr_assert_eq(parse(cases[i].yaml, &cfg, &d), 0, "%s: %s", cases[i].yaml,
-			     diag_text(&d));
+		cr_assert_eq(test_config_parse(cases[i].yaml, &cfg, &d), 0, "%s: %s", cases[i].yaml,
+			     test_problems_text(&d));
 		why = sl_agent_cfg_diff(&base.agent, &cfg.agent);
 		cr_assert_not_null(why, "%s", cases[i].yaml);
 		cr_assert(strstr(why, cases[i].why), "%s: %s", cases[i].yaml, why);
@@ -1953,18 +1949,19 @@ Test(config_valid, frontends)
 
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
 		snprintf(yaml, sizeof(yaml), "services:\n  - {name: web, frontend: %s}\n", ok[i]);
-		cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s:%s", ok[i], diag_text(&d));
+		cr_assert_eq(test_config_parse(yaml, &cfg, &d), 0, "%s:%s", ok[i],
+			     test_problems_text(&d));
 		sl_config_free(&cfg);
 	}
 	/* Listed, a refused range is allowed; the list is kept. */
-	cr_assert_eq(parse("agent: {frontends: [127.0.0.0/8, '::1', 10.96.0.0/12]}\n"
-			   "registry: {etcd: {endpoints: [http://localhost:2379]}}\n"
-			   "services:\n"
-			   "  - {name: a, frontend: 127.0.0.5:80}\n"
-			   "  - {name: b, frontend: '[::1]:80'}\n"
-			   "  - {name: c, frontend: 10.111.0.1:80}\n",
-			   &cfg, &d),
-		     0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("agent: {frontends: [127.0.0.0/8, '::1', 10.96.0.0/12]}\n"
+				       "registry: {etcd: {endpoints: [http://localhost:2379]}}\n"
+				       "services:\n"
+				       "  - {name: a, frontend: 127.0.0.5:80}\n"
+				       "  - {name: b, frontend: '[::1]:80'}\n"
+				       "  - {name: c, frontend: 10.111.0.1:80}\n",
+				       &cfg, &d),
+		     0, "%s", test_problems_text(&d));
 	cr_assert_eq(cfg.agent.n_frontends, 3);
 	cr_expect_eq(cfg.agent.frontends[0].family, SLUICE_AF_INET);
 	cr_expect_eq(cfg.agent.frontends[0].prefix, 8);
@@ -1981,14 +1978,15 @@ Test(config_valid, etcd_tls)
 	struct sl_config cfg;
 	struct sl_problems d = {0};
 
-	cr_assert_eq(parse("registry:\n"
-			   "  etcd:\n"
-			   "    endpoints: ['https://10.0.0.5:2379', 'https://etcd.example:2379']\n"
-			   "    ca: /etc/sluice/etcd/ca.pem\n"
-			   "    cert: /etc/sluice/etcd/node.pem\n"
-			   "    key: /etc/sluice/etcd/node.key\n",
-			   &cfg, &d),
-		     0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse(
+			 "registry:\n"
+			 "  etcd:\n"
+			 "    endpoints: ['https://10.0.0.5:2379', 'https://etcd.example:2379']\n"
+			 "    ca: /etc/sluice/etcd/ca.pem\n"
+			 "    cert: /etc/sluice/etcd/node.pem\n"
+			 "    key: /etc/sluice/etcd/node.key\n",
+			 &cfg, &d),
+		     0, "%s", test_problems_text(&d));
 	cr_expect_eq(cfg.agent.n_etcd, 2);
 	cr_expect_str_eq(cfg.agent.etcd_ca, "/etc/sluice/etcd/ca.pem");
 	cr_expect_str_eq(cfg.agent.etcd_cert, "/etc/sluice/etcd/node.pem");
@@ -1996,21 +1994,22 @@ Test(config_valid, etcd_tls)
 	cr_expect_str_eq(cfg.agent.etcd_user, "", "no etcd auth");
 	cr_expect_str_eq(cfg.agent.etcd_password_file, "");
 	sl_config_free(&cfg);
-	cr_assert_eq(parse("registry:\n"
-			   "  etcd:\n"
-			   "    endpoints: ['https://10.0.0.5:2379']\n"
-			   "    ca: /etc/sluice/etcd/ca.pem\n"
-			   "    cert: /etc/sluice/etcd/node.pem\n"
-			   "    key: /etc/sluice/etcd/node.key\n"
-			   "    user: node-1\n"
-			   "    password_file: /etc/sluice/etcd/password\n",
-			   &cfg, &d),
-		     0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("registry:\n"
+				       "  etcd:\n"
+				       "    endpoints: ['https://10.0.0.5:2379']\n"
+				       "    ca: /etc/sluice/etcd/ca.pem\n"
+				       "    cert: /etc/sluice/etcd/node.pem\n"
+				       "    key: /etc/sluice/etcd/node.key\n"
+				       "    user: node-1\n"
+				       "    password_file: /etc/sluice/etcd/password\n",
+				       &cfg, &d),
+		     0, "%s", test_problems_text(&d));
 	cr_expect_str_eq(cfg.agent.etcd_user, "node-1");
 	cr_expect_str_eq(cfg.agent.etcd_password_file, "/etc/sluice/etcd/password");
 	sl_config_free(&cfg);
-	cr_assert_eq(parse("registry: {etcd: {endpoints: ['http://10.0.0.5:2379']}}\n", &cfg, &d),
-		     0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("registry: {etcd: {endpoints: ['http://10.0.0.5:2379']}}\n",
+				       &cfg, &d),
+		     0, "%s", test_problems_text(&d));
 	cr_expect_str_eq(cfg.agent.etcd_ca, "", "none: plain http://");
 	sl_config_free(&cfg);
 	sl_problems_free(&d);
@@ -2035,7 +2034,7 @@ Test(config_valid, backend_identity_inside_its_cidr)
 	struct sl_config cfg;
 	struct sl_problems d = {0};
 
-	cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse(yaml, &cfg, &d), 0, "%s", test_problems_text(&d));
 	cr_expect_eq(cfg.services[0].backends[0].identity, 2);
 	cr_expect_eq(cfg.services[0].backends[1].identity, 1);
 	cr_expect_eq(cfg.services[1].backends[0].identity, 2);
@@ -2059,12 +2058,13 @@ Test(config_fixed, etcd_tls_files)
 	struct sl_config base, cfg;
 	struct sl_problems d = {0};
 
-	cr_assert_eq(parse(ETCD_TLS("/ca.pem", "/c.pem", "/k.pem"), &base, &d), 0, "%s",
-		     diag_text(&d));
+	cr_assert_eq(test_config_parse(ETCD_TLS("/ca.pem", "/c.pem", "/k.pem"), &base, &d), 0, "%s",
+		     test_problems_text(&d));
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		const char *why;
 
-		cr_assert_eq(parse(cases[i].yaml, &cfg, &d), 0, "%s", diag_text(&d));
+		cr_assert_eq(test_config_parse(cases[i].yaml, &cfg, &d), 0, "%s",
+			     test_problems_text(&d));
 		why = sl_agent_cfg_diff(&base.agent, &cfg.agent);
 		cr_assert_not_null(why);
 		cr_expect(strstr(why, cases[i].why), "%s: %s", cases[i].yaml, why);
@@ -2082,16 +2082,16 @@ Test(config, node_zone_and_locality)
 	struct sl_config cfg;
 	char host[256] = "";
 
-	cr_assert_eq(parse("agent: {node: node-7.example, zone: eu-west-1a}\n"
-			   "services:\n"
-			   "  - name: web\n"
-			   "    frontend: 10.96.0.10:80\n"
-			   "    locality: prefer_zone\n"
-			   "    backends:\n"
-			   "      - {address: 198.18.1.2:8080, zone: eu-west-1a}\n"
-			   "      - {address: 198.18.1.3:8080}\n",
-			   &cfg, &d),
-		     0, "%s", diag_text(&d));
+	cr_assert_eq(test_config_parse("agent: {node: node-7.example, zone: eu-west-1a}\n"
+				       "services:\n"
+				       "  - name: web\n"
+				       "    frontend: 10.96.0.10:80\n"
+				       "    locality: prefer_zone\n"
+				       "    backends:\n"
+				       "      - {address: 198.18.1.2:8080, zone: eu-west-1a}\n"
+				       "      - {address: 198.18.1.3:8080}\n",
+				       &cfg, &d),
+		     0, "%s", test_problems_text(&d));
 	cr_expect_str_eq(cfg.agent.node, "node-7.example");
 	cr_expect_str_eq(sl_agent_node(&cfg.agent), "node-7.example");
 	cr_expect_str_eq(cfg.agent.zone, "eu-west-1a");
@@ -2100,7 +2100,7 @@ Test(config, node_zone_and_locality)
 	cr_expect_str_eq(cfg.services[0].backends[1].zone, "");
 	sl_config_free(&cfg);
 
-	cr_assert_eq(parse("services: []\n", &cfg, &d), 0);
+	cr_assert_eq(test_config_parse("services: []\n", &cfg, &d), 0);
 	cr_assert_eq(gethostname(host, sizeof(host) - 1), 0);
 	if (strlen(host) < SL_NODE_LEN && !strchr(host, '/'))
 		cr_expect_str_eq(cfg.agent.node, host, "agent.node defaults to the hostname");

@@ -18,6 +18,7 @@
 #include <bpf/libbpf.h>
 
 #include "edges.h"
+#include "fixtures.h"
 #include "world.h"
 
 static struct sl_edge edge(uint32_t identity, uint32_t svc_id, uint64_t conns, uint64_t fails,
@@ -117,39 +118,22 @@ static const char cfg_b_yaml[] = "services:\n"
 				 "    frontend: 198.19.0.10:80\n"
 				 "    backends: [{address: 198.18.1.2:8080}]\n";
 
-static struct test_world w;
+static struct test_world w; /* owns cfg_a and cfg_b */
 static struct sl_config cfg_a, cfg_b;
-static int have_a, have_b;
 
 static void world_down(void)
 {
 	test_world_down(&w);
-	if (have_a)
-		sl_config_free(&cfg_a);
-	if (have_b)
-		sl_config_free(&cfg_b);
-	have_a = have_b = 0;
 }
 
+/* The world with cfg_a applied; on failure test_world_setup has cleaned up (.fini does not
+ * run when .init fails). */
 static void world_up(void)
 {
+	const struct test_world_cfg cfgs[] = {{cfg_a_yaml, &cfg_a}, {cfg_b_yaml, &cfg_b}};
 	char why[512];
-	int err;
+	int err = test_world_setup(&w, cfgs, 2, &cfg_a, why, sizeof(why));
 
-	if (geteuid() != 0)
-		cr_skip_test("needs root for BPF maps");
-	err = test_world_parse(cfg_a_yaml, &cfg_a, why, sizeof(why));
-	have_a = !err;
-	if (!err) {
-		err = test_world_parse(cfg_b_yaml, &cfg_b, why, sizeof(why));
-		have_b = !err;
-	}
-	if (!err)
-		err = test_world_up(&w, why, sizeof(why));
-	if (!err)
-		err = test_world_apply(&w, &cfg_a, why, sizeof(why));
-	if (err)
-		world_down(); /* .fini does not run when .init fails */
 	if (err == -EPERM || err == -EACCES)
 		cr_skip_test("%s", why);
 	cr_assert_eq(err, 0, "%s", why);
@@ -199,18 +183,6 @@ static size_t edges_in_map(void)
 	free(e);
 	return n;
 }
-
-static int has_line(const char *text, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = strstr(text, line); p; p = strstr(p + 1, line))
-		if ((p == text || p[-1] == '\n') && p[n] == '\n')
-			return 1;
-	return 0;
-}
-
-#define EXPECT_LINE(text, line) cr_expect(has_line(text, line), "no line %s in:\n%s", line, text)
 
 Test(edges_maps, render_then_forget)
 {

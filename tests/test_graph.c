@@ -206,33 +206,21 @@ static const char maps_yaml[] = "services:\n"
 				"    backends:\n"
 				"      - {address: 198.18.1.4:8080}\n";
 
-static struct test_world w;
+static struct test_world w; /* owns cfg */
 static struct sl_config cfg;
-static int have_cfg;
 
 static void teardown(void)
 {
 	test_world_down(&w);
-	if (have_cfg)
-		sl_config_free(&cfg);
-	have_cfg = 0;
 }
 
+/* The world with cfg applied; on failure test_world_setup has cleaned up. */
 static void setup(void)
 {
+	const struct test_world_cfg cfgs[] = {{maps_yaml, &cfg}};
 	char why[512];
-	int err;
+	int err = test_world_setup(&w, cfgs, 1, &cfg, why, sizeof(why));
 
-	if (geteuid() != 0)
-		cr_skip_test("needs root for BPF maps");
-	err = test_world_parse(maps_yaml, &cfg, why, sizeof(why));
-	have_cfg = !err;
-	if (!err)
-		err = test_world_up(&w, why, sizeof(why));
-	if (!err)
-		err = test_world_apply(&w, &cfg, why, sizeof(why));
-	if (err)
-		teardown();
 	if (err == -EPERM || err == -EACCES)
 		cr_skip_test("%s", why);
 	cr_assert_eq(err, 0, "%s", why);

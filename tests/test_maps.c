@@ -80,9 +80,8 @@ static const char cfg_b_yaml[] =
     "      - {address: \"[2001:db8:1::4]:80\", subset: v1}\n"
     "      - {address: \"[2001:db8:1::5]:80\", subset: v2, weight: 3}\n";
 
-static struct test_world w;
+static struct test_world w; /* owns cfg_a and cfg_b */
 static struct sl_config cfg_a, cfg_b;
-static int have_a, have_b;
 static struct sl_state st;
 static uint32_t *dead;
 static size_t n_dead;
@@ -94,29 +93,15 @@ static void teardown(void)
 	free(dead);
 	dead = NULL;
 	n_dead = 0;
-	if (have_a)
-		sl_config_free(&cfg_a);
-	if (have_b)
-		sl_config_free(&cfg_b);
-	have_a = have_b = 0;
 }
 
+/* On failure test_world_setup has cleaned up (.fini does not run when .init fails). */
 static void setup(void)
 {
+	const struct test_world_cfg cfgs[] = {{cfg_a_yaml, &cfg_a}, {cfg_b_yaml, &cfg_b}};
 	char why[512];
-	int err;
+	int err = test_world_setup(&w, cfgs, 2, NULL, why, sizeof(why));
 
-	if (geteuid() != 0)
-		cr_skip_test("needs root for BPF maps");
-	err = test_world_parse(cfg_a_yaml, &cfg_a, why, sizeof(why));
-	have_a = !err;
-	if (!err)
-		err = test_world_parse(cfg_b_yaml, &cfg_b, why, sizeof(why));
-	have_b = have_a && !err;
-	if (!err)
-		err = test_world_up(&w, why, sizeof(why));
-	if (err)
-		teardown(); /* .fini does not run when .init fails */
 	if (err == -EPERM || err == -EACCES)
 		cr_skip_test("%s", why);
 	cr_assert_eq(err, 0, "%s", why);

@@ -24,6 +24,7 @@
 #include <bpf/libbpf.h>
 
 #include "metrics.h"
+#include "fixtures.h"
 #include "world.h"
 
 #define PROMTOOL "/usr/bin/promtool"
@@ -42,9 +43,8 @@ static const char cfg_yaml[] = "services:\n"
 			       "    backends:\n"
 			       "      - address: \"[2001:db8:1::6]:53\"\n";
 
-static struct test_world w;
+static struct test_world w; /* owns cfg */
 static struct sl_config cfg;
-static int have_cfg;
 static struct sl_prom *page;
 static char tmp_path[] = "/tmp/sluice-metrics-XXXXXX";
 static int tmp_made;
@@ -52,9 +52,6 @@ static int tmp_made;
 static void teardown(void)
 {
 	test_world_down(&w);
-	if (have_cfg)
-		sl_config_free(&cfg);
-	have_cfg = 0;
 	sl_prom_free(page);
 	page = NULL;
 	if (tmp_made)
@@ -64,15 +61,11 @@ static void teardown(void)
 
 static void setup(void)
 {
+	const struct test_world_cfg cfgs[] = {{cfg_yaml, &cfg}};
 	char why[512];
 	int err, fd;
 
-	if (geteuid() != 0)
-		cr_skip_test("needs root for BPF maps");
-	err = test_world_parse(cfg_yaml, &cfg, why, sizeof(why));
-	have_cfg = !err;
-	if (!err)
-		err = test_world_up(&w, why, sizeof(why));
+	err = test_world_setup(&w, cfgs, 1, NULL, why, sizeof(why));
 	if (!err) {
 		fd = mkstemp(tmp_path);
 		if (fd < 0) {
@@ -138,16 +131,6 @@ static int health_stats(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *faile
 	return 0;
 }
 
-static int has_line(const char *text, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = strstr(text, line); p; p = strstr(p + 1, line))
-		if ((p == text || p[-1] == '\n') && p[n] == '\n')
-			return 1;
-	return 0;
-}
-
 /* Lines that start with prefix and, unless it is NULL, end with suffix. */
 static size_t lines_with(const char *text, const char *prefix, const char *suffix)
 {
@@ -164,8 +147,6 @@ static size_t lines_with(const char *text, const char *prefix, const char *suffi
 	}
 	return n;
 }
-
-#define EXPECT_LINE(text, line) cr_expect(has_line(text, line), "no line %s in:\n%s", line, text)
 
 /* promtool's verdict on the page: its exit status, and what it said in out. */
 static int promtool(const char *text, char *out, size_t len)

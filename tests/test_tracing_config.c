@@ -13,31 +13,15 @@
 #include <criterion/parameterized.h>
 
 #include "config.h"
-
-#define FILE_NAME "t.yaml"
-
-static int parse(const char *yaml, struct sl_config *cfg, struct sl_problems *d)
-{
-	return sl_config_parse(FILE_NAME, yaml, strlen(yaml), cfg, d);
-}
-
-static const char *diags(const struct sl_problems *d)
-{
-	static char buf[2048];
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < d->n && off < sizeof(buf); i++)
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off, " | %s", d->list[i].text);
-	return buf;
-}
+#include "fixtures.h"
 
 Test(config_tracing, absent_is_off)
 {
 	struct sl_problems d = {0};
 	struct sl_config cfg;
 
-	cr_assert_eq(parse("services: []\n", &cfg, &d), 0, "%s", diags(&d));
+	cr_assert_eq(test_config_parse("services: []\n", &cfg, &d), 0, "%s",
+		     test_problems_text(&d));
 	cr_expect_eq(cfg.agent.tracing.on, 0);
 	cr_expect(cfg.trace_sample == 0);
 	sl_config_free(&cfg);
@@ -48,7 +32,7 @@ Test(config_tracing, defaults)
 	struct sl_problems d = {0};
 	struct sl_config cfg;
 
-	cr_assert_eq(parse("tracing: {}\n", &cfg, &d), 0, "%s", diags(&d));
+	cr_assert_eq(test_config_parse("tracing: {}\n", &cfg, &d), 0, "%s", test_problems_text(&d));
 	cr_expect_eq(cfg.agent.tracing.on, 1);
 	cr_expect_str_eq(cfg.agent.tracing.endpoint, "http://127.0.0.1:4318");
 	cr_expect(cfg.trace_sample == 0);
@@ -71,7 +55,7 @@ Test(config_tracing, every_key)
 	struct sl_problems d = {0};
 	struct sl_config cfg;
 
-	cr_assert_eq(parse(yaml, &cfg, &d), 0, "%s", diags(&d));
+	cr_assert_eq(test_config_parse(yaml, &cfg, &d), 0, "%s", test_problems_text(&d));
 	cr_expect_str_eq(cfg.agent.tracing.endpoint, "https://otel.example:4318/prefix/");
 	cr_expect(cfg.trace_sample == 0.25, "sample %g", cfg.trace_sample);
 	cr_expect_eq(cfg.agent.tracing.queue_size, 100);
@@ -86,7 +70,8 @@ Test(config_tracing, small_queue_cuts_the_default_batch)
 	struct sl_problems d = {0};
 	struct sl_config cfg;
 
-	cr_assert_eq(parse("tracing: {queue_size: 8}\n", &cfg, &d), 0, "%s", diags(&d));
+	cr_assert_eq(test_config_parse("tracing: {queue_size: 8}\n", &cfg, &d), 0, "%s",
+		     test_problems_text(&d));
 	cr_expect_eq(cfg.agent.tracing.batch_size, 8);
 	sl_config_free(&cfg);
 }
@@ -104,7 +89,8 @@ Test(config_tracing, sample_values)
 		struct sl_config cfg;
 
 		snprintf(yaml, sizeof(yaml), "tracing: {sample: %s}\n", ok[i].text);
-		cr_assert_eq(parse(yaml, &cfg, &d), 0, "sample %s: %s", ok[i].text, diags(&d));
+		cr_assert_eq(test_config_parse(yaml, &cfg, &d), 0, "sample %s: %s", ok[i].text,
+			     test_problems_text(&d));
 		cr_expect(cfg.trace_sample == ok[i].want, "sample %s: %g", ok[i].text,
 			  cfg.trace_sample);
 		sl_config_free(&cfg);
@@ -169,9 +155,9 @@ ParameterizedTest(size_t *ip, config_tracing, refused)
 	struct sl_config cfg;
 	char where[64];
 
-	cr_assert_eq(parse(c->yaml, &cfg, &d), -1, "accepted: %s", c->yaml);
-	cr_assert_eq(d.n, 1, "%s: want one problem:%s", c->yaml, diags(&d));
-	snprintf(where, sizeof(where), "%s:%u:%u: ", FILE_NAME, c->line, c->col);
+	cr_assert_eq(test_config_parse(c->yaml, &cfg, &d), -1, "accepted: %s", c->yaml);
+	cr_assert_eq(d.n, 1, "%s: want one problem:%s", c->yaml, test_problems_text(&d));
+	snprintf(where, sizeof(where), "%s:%u:%u: ", TEST_CONFIG_FILE, c->line, c->col);
 	cr_expect(!strncmp(d.list[0].text, where, strlen(where)), "%s: \"%s\", want at %s", c->yaml,
 		  d.list[0].text, where);
 	cr_expect_str_eq(d.list[0].field, c->field, "%s: field \"%s\", want \"%s\"", c->yaml,
@@ -200,11 +186,13 @@ Test(config_tracing, reload_rules)
 	struct sl_problems d = {0};
 	struct sl_config base, next;
 
-	cr_assert_eq(parse("tracing: {sample: 0.1}\n", &base, &d), 0, "%s", diags(&d));
+	cr_assert_eq(test_config_parse("tracing: {sample: 0.1}\n", &base, &d), 0, "%s",
+		     test_problems_text(&d));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *why;
 
-		cr_assert_eq(parse(cases[i].yaml, &next, &d), 0, "%s", diags(&d));
+		cr_assert_eq(test_config_parse(cases[i].yaml, &next, &d), 0, "%s",
+			     test_problems_text(&d));
 		why = sl_agent_cfg_diff(&base.agent, &next.agent);
 		if (!cases[i].why)
 			cr_expect_null(why, "%s: refused: %s", cases[i].yaml, why);

@@ -65,6 +65,9 @@ void test_world_down(struct test_world *w)
 		sl_config_free(&w->agent);
 	w->have_agent = 0;
 	w->bpffs[0] = '\0';
+	for (size_t i = 0; i < w->n_cfgs; i++)
+		sl_config_free(w->cfgs[i]);
+	w->n_cfgs = 0;
 }
 
 int test_world_up(struct test_world *w, char *why, size_t len)
@@ -153,5 +156,39 @@ out:
 	free(dead);
 	sl_plan_free(&plan);
 	sl_state_free(&st);
+	return err;
+}
+
+int test_world_setup(struct test_world *w, const struct test_world_cfg *cfgs, size_t n,
+		     const struct sl_config *apply, char *why, size_t len)
+{
+	size_t parsed = 0;
+	int err = 0;
+
+	if (geteuid() != 0) {
+		snprintf(why, len, "needs root for BPF maps");
+		return -EPERM;
+	}
+	if (n > TEST_WORLD_CFGS) {
+		snprintf(why, len, "%zu configs, a world holds %d", n, TEST_WORLD_CFGS);
+		return -E2BIG;
+	}
+	while (parsed < n && !err) {
+		err = test_world_parse(cfgs[parsed].yaml, cfgs[parsed].cfg, why, len);
+		parsed += !err;
+	}
+	if (!err)
+		err = test_world_up(w, why, len);
+	if (err) {
+		for (size_t i = 0; i < parsed; i++)
+			sl_config_free(cfgs[i].cfg);
+		return err;
+	}
+	for (size_t i = 0; i < n; i++)
+		w->cfgs[i] = cfgs[i].cfg;
+	w->n_cfgs = n;
+	err = apply ? test_world_apply(w, apply, why, len) : 0;
+	if (err)
+		test_world_down(w);
 	return err;
 }

@@ -26,6 +26,14 @@
 /* agent.limits of the world: services and backends. */
 #define TEST_WORLD_SERVICES 16
 #define TEST_WORLD_BACKENDS 32
+/* Configs a world may own (test_world_setup). */
+#define TEST_WORLD_CFGS 2
+
+/* A config a suite's setup parses: yaml into *cfg. */
+struct test_world_cfg {
+	const char *yaml;
+	struct sl_config *cfg;
+};
 
 struct test_world {
 	char bpffs[PATH_MAX];
@@ -35,11 +43,20 @@ struct test_world {
 	unsigned int have_agent : 1, have_cgroup : 1, have_dp : 1;
 	const struct sl_maps *maps; /* &dp.maps, once up */
 	uint32_t max_svc_id, max_be_id;
+	struct sl_config *cfgs[TEST_WORLD_CFGS]; /* owned: test_world_down frees them */
+	size_t n_cfgs;
 };
 
 /* Open the world's datapath; on failure nothing of it is left. */
 int test_world_up(struct test_world *w, char *why, size_t len);
-/* Close it and remove whatever of it is left; safe on a world that is partly up or down. */
+/* What a suite of tests on the real maps sets up, in one call: needs root (-EPERM otherwise),
+ * parses the n configs (n <= TEST_WORLD_CFGS), opens the world and, unless 'apply' is NULL,
+ * applies that config to it. The world owns the configs from then on. On failure nothing of
+ * it is left, and the configs are freed. */
+int test_world_setup(struct test_world *w, const struct test_world_cfg *cfgs, size_t n,
+		     const struct sl_config *apply, char *why, size_t len);
+/* Close it, free the configs it owns and remove whatever of it is left; safe on a world that
+ * is partly up or down. */
 void test_world_down(struct test_world *w);
 
 /* Parse a config that must be valid into *cfg. */

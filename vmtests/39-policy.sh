@@ -67,15 +67,6 @@ cfg=$VT_TMP/sluice.yaml
 policy_cfg frontend "" | va_config "$cfg"
 va_start "$cfg" || vt_finish
 
-# in_cg CGROUP CMD...: CMD in that cgroup and the node netns, bounded.
-in_cg() {
-	local cg=$1
-	shift
-	(
-		echo "$BASHPID" >"$cg/cgroup.procs" || exit 2
-		exec timeout -k 2 30 ip netns exec "$VT_ID-node" "$@"
-	)
-}
 FE=$VT_CGROUP/frontend
 BA=$VT_CGROUP/batch
 out=$VT_TMP/out
@@ -85,27 +76,27 @@ eperm_fast() { # eperm_fast FILE: sl_client refused output is "EPERM <ms>ms" und
 }
 
 # --- client side: TCP and UDP, v4 and v6 ------------------------------------------------------
-in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 5 >"$out" &&
+vt_in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 5 >"$out" &&
 	vt_pass "frontend: TCP v4 allowed (5 of 5)" || vt_fail "frontend v4: $(tr '\n' ' ' <"$out")"
-in_cg "$FE" "$VT_BIN/sl_client" tcp "[2001:db8:f::60]:80" -n 5 >"$out" &&
+vt_in_cg "$FE" "$VT_BIN/sl_client" tcp "[2001:db8:f::60]:80" -n 5 >"$out" &&
 	vt_pass "frontend: TCP v6 allowed" || vt_fail "frontend v6: $(tr '\n' ' ' <"$out")"
-in_cg "$BA" "$VT_BIN/sl_client" refused 198.19.0.60:80 >"$out"
+vt_in_cg "$BA" "$VT_BIN/sl_client" refused 198.19.0.60:80 >"$out"
 eperm_fast "$out" && vt_pass "batch: TCP v4 connect() fails with EPERM in $(awk '{print $2}' "$out")" ||
 	vt_fail "batch v4: $(cat "$out")"
-in_cg "$BA" "$VT_BIN/sl_client" refused "[2001:db8:f::60]:80" >"$out"
+vt_in_cg "$BA" "$VT_BIN/sl_client" refused "[2001:db8:f::60]:80" >"$out"
 eperm_fast "$out" && vt_pass "batch: TCP v6 connect() fails with EPERM in $(awk '{print $2}' "$out")" ||
 	vt_fail "batch v6: $(cat "$out")"
 for vip in 198.19.0.61:53 "[2001:db8:f::61]:53"; do
-	in_cg "$BA" "$VT_BIN/sl_client" udp "$vip" -n 3 --timeout-ms 500 >"$out"
-	in_cg "$BA" "$VT_BIN/sl_client" udp "$vip" -n 3 --timeout-ms 500 --connected >"$out.c"
+	vt_in_cg "$BA" "$VT_BIN/sl_client" udp "$vip" -n 3 --timeout-ms 500 >"$out"
+	vt_in_cg "$BA" "$VT_BIN/sl_client" udp "$vip" -n 3 --timeout-ms 500 --connected >"$out.c"
 	[ "$(vt_value "$out" 'errno EPERM')" -eq 3 ] && [ "$(vt_value "$out.c" 'errno EPERM')" -eq 3 ] &&
 		vt_pass "batch: UDP $vip sendto() and connect() fail with EPERM" ||
 		vt_fail "batch UDP $vip: $(tr '\n' ' ' <"$out") / $(tr '\n' ' ' <"$out.c")"
-	in_cg "$FE" "$VT_BIN/sl_client" udp "$vip" -n 3 --timeout-ms 1000 >"$out" &&
+	vt_in_cg "$FE" "$VT_BIN/sl_client" udp "$vip" -n 3 --timeout-ms 1000 >"$out" &&
 		vt_pass "frontend: UDP $vip allowed (deny_from batch only)" ||
 		vt_fail "frontend UDP $vip: $(tr '\n' ' ' <"$out")"
 done
-in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.64:80 -n 3 >"$out" &&
+vt_in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.64:80 -n 3 >"$out" &&
 	vt_pass "a service without policy allows everyone" || vt_fail "open: $(tr '\n' ' ' <"$out")"
 
 # --- audit and metric --------------------------------------------------------------------------
@@ -136,10 +127,10 @@ eperm_fast "$out.1" && [ "$(vt_value "$out.2" ok)" -eq 1 ] &&
 	vt_pass "a process moved from batch to frontend is allowed from then on" ||
 	vt_fail "moved: $(cat "$out.1") / $(tr '\n' ' ' <"$out.2")"
 mkdir -p "$FE/late/deeper" "$BA/late" || vt_fail "mkdir late cgroups"
-in_cg "$FE/late/deeper" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 2 >"$out" &&
+vt_in_cg "$FE/late/deeper" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 2 >"$out" &&
 	vt_pass "a cgroup made under frontend after start inherits it (2 levels down)" ||
 	vt_fail "late frontend: $(tr '\n' ' ' <"$out")"
-in_cg "$BA/late" "$VT_BIN/sl_client" refused 198.19.0.60:80 >"$out"
+vt_in_cg "$BA/late" "$VT_BIN/sl_client" refused 198.19.0.60:80 >"$out"
 eperm_fast "$out" && vt_pass "a cgroup made under batch after start is refused too" ||
 	vt_fail "late batch: $(cat "$out")"
 
@@ -175,8 +166,8 @@ sleep 0.3
 mv "$VT_TMP/audit.log" "$VT_TMP/audit.log.1"
 kill -USR1 "$VA_PID"
 vt_wait_until 3 va_log_has 'msg="audit log reopened"' || vt_fail "no reopen on SIGUSR1"
-in_cg "$BA" "$VT_BIN/sl_client" refused 198.19.0.60:80 >/dev/null
-in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.64:80 -n 2 >/dev/null
+vt_in_cg "$BA" "$VT_BIN/sl_client" refused 198.19.0.60:80 >/dev/null
+vt_in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.64:80 -n 2 >/dev/null
 reopened() { grep -q '"verdict":"deny"' "$VT_TMP/audit.log" 2>/dev/null; }
 vt_wait_until 3 reopened && [ "$(stat -c '%a' "$VT_TMP/audit.log")" = 600 ] &&
 	vt_pass "SIGUSR1 (logrotate): a new 0600 audit.log gets the next denials" ||
@@ -195,7 +186,7 @@ before=$(grep -c '"verdict":"deny"' "$VT_TMP/audit.log")
 lost0=$(va_metrics | awk '$1 == "sluice_events_lost_total" { print $2 }')
 supp0=$(va_metrics | awk '$1 == "sluice_audit_events_suppressed_total" { print $2 }')
 t0=$(date +%s%N)
-in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 2000 --timeout-ms 200 >"$out"
+vt_in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 2000 --timeout-ms 200 >"$out"
 ms=$((($(date +%s%N) - t0) / 1000000))
 dropped_line() { grep -q '"event":"audit_dropped"' "$VT_TMP/audit.log"; }
 vt_wait_until 3 dropped_line
@@ -221,7 +212,7 @@ grep -qE '^web +default=deny allow_from=frontend deny_from= rejected=[1-9]' "$ou
 
 # --- a policy change under load; a bad policy ---------------------------------------------------------
 hold=$VT_TMP/hold.out
-in_cg "$FE" python3 "$VT_ROOT/vmtests/tools/rt_hold.py" 198.19.0.63 7000 3 4 100 >"$hold" 2>"$VT_TMP/hold.err" &
+vt_in_cg "$FE" python3 "$VT_ROOT/vmtests/tools/rt_hold.py" 198.19.0.63 7000 3 4 100 >"$hold" 2>"$VT_TMP/hold.err" &
 hp=$!
 vt_wait_until 5 grep -q 'ready 3' "$hold" || vt_fail "holder: $(cat "$VT_TMP/hold.err")"
 # A label that gives an address an identity its CIDRs do not (be3 is not peers') is refused
@@ -236,7 +227,7 @@ be_conn 3
 	vt_fail "be3 after the refused label: $(tr '\n' ' ' <"$out")"
 policy_cfg batch "" | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
 vt_wait_until 5 va_log_count_ge 'msg="service updated" service=echo' 1 || vt_fail "policy change not applied"
-in_cg "$FE" "$VT_BIN/sl_client" refused 198.19.0.63:7000 >"$out"
+vt_in_cg "$FE" "$VT_BIN/sl_client" refused 198.19.0.63:7000 >"$out"
 eperm_fast "$out" && vt_pass "after the change, new connections from frontend are refused" ||
 	vt_fail "after change: $(cat "$out")"
 wait "$hp"
@@ -246,14 +237,14 @@ sed 's/allow_from: \[batch\]}/allow_from: [nobody]}/' "$cfg" >"$cfg.new" && mv "
 vt_wait_until 5 va_log_has "names identity 'nobody', which 'identities' does not define" &&
 	vt_pass "a policy naming an unknown identity is refused with FILE:LINE:COL" ||
 	vt_fail "bad policy not reported"
-in_cg "$FE" "$VT_BIN/sl_client" refused 198.19.0.63:7000 >"$out"
+vt_in_cg "$FE" "$VT_BIN/sl_client" refused 198.19.0.63:7000 >"$out"
 eperm_fast "$out" && vt_pass "and the previous policy keeps serving" || vt_fail "after bad: $(cat "$out")"
 
 # agent.audit: all audits allowed connections too (a reload switches it).
 sed -i 's|^  interfaces: \[vt-rtr\]$|  interfaces: [vt-rtr]\n  audit: all|' "$cfg"
 sed -i 's/allow_from: \[nobody\]}/allow_from: [batch]}/' "$cfg"
 vt_wait_until 5 va_log_count_ge 'msg="config applied"' 3 || vt_fail "audit: all not applied"
-in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 1 >/dev/null
+vt_in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.60:80 -n 1 >/dev/null
 allowed() { grep '"verdict":"allow"' "$VT_TMP/audit.log" | grep -q '"identity":"frontend"'; }
 vt_wait_until 3 allowed && vt_pass "with audit: all, an allowed connection is audited too" ||
 	vt_fail "no allow line with audit: all"

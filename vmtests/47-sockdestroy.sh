@@ -27,10 +27,20 @@ done
 
 ip_of() { echo "198.18.1.$(($1 + 1))"; }
 
+# udp_service NAME FRONTEND LB BACKEND...: the YAML of a UDP service of those backends (ADDR:PORT).
+udp_service() {
+	local b
+	printf '  - name: %s\n    frontend: %s\n    protocol: udp\n    lb: %s\n    backends:\n' "$1" "$2" "$3"
+	shift 3
+	for b; do
+		printf '      - address: %s\n' "$b"
+	done
+}
+
 cfg=$VT_TMP/sluice.yaml
 # write_cfg "DNS_BACKEND_NUMBERS" WEB_BACKEND_NUMBER: the services, with those backends.
 write_cfg() {
-	local i
+	local i three="198.18.1.2:8080 198.18.1.3:8080 198.18.1.4:8080"
 	{
 		cat <<'YAML'
 services:
@@ -53,33 +63,15 @@ YAML
     backends:
       - {address: 198.18.1.2:8080, weight: 1}
       - {address: 198.18.1.3:8080, weight: 3}
-  - name: spread-rr
-    frontend: 198.19.0.55:53
-    protocol: udp
-    lb: round_robin
-    backends:
-      - address: 198.18.1.2:8080
-      - address: 198.18.1.3:8080
-      - address: 198.18.1.4:8080
-  - name: spread-maglev
-    frontend: 198.19.0.56:53
-    protocol: udp
-    lb: maglev
-    backends:
-      - address: 198.18.1.2:8080
-      - address: 198.18.1.3:8080
-      - address: 198.18.1.4:8080
-  - name: spread-six
-    frontend: 198.19.0.57:53
-    protocol: udp
-    lb: round_robin
-    backends:
-      - address: 198.18.1.2:8080
-      - address: 198.18.1.3:8080
-      - address: 198.18.1.4:8080
-      - address: 198.18.1.2:8081
-      - address: 198.18.1.3:8081
-      - address: 198.18.1.4:8081
+YAML
+		# shellcheck disable=SC2086 # $three: three backends, one word each
+		{
+			udp_service spread-rr 198.19.0.55:53 round_robin $three
+			udp_service spread-maglev 198.19.0.56:53 maglev $three
+			udp_service spread-six 198.19.0.57:53 round_robin $three \
+				198.18.1.2:8081 198.18.1.3:8081 198.18.1.4:8081
+		}
+		cat <<YAML
   - name: web
     frontend: 198.19.0.80:80
     close_on_removal: true

@@ -39,12 +39,9 @@ VT_FAILS=$fails_before
 vt_require_tools
 mkdir "$VT_CGROUP/frontend" || vt_fail "mkdir $VT_CGROUP/frontend"
 cfg=$VT_TMP/sluice.yaml
-va_config "$cfg" <<YAML
-identities:
-  - name: frontend
-    cgroups: [$VT_CGROUP/frontend]
-  - name: batch
-    cgroups: [$VT_CGROUP/batch]
+{
+	va_identities frontend batch
+	cat <<YAML
 services:
   - name: web
     frontend: 198.19.0.10:80
@@ -61,6 +58,7 @@ services:
   - name: idle
     frontend: 198.19.0.30:80
 YAML
+} | va_config "$cfg"
 mkdir "$VT_CGROUP/batch" || vt_fail "mkdir $VT_CGROUP/batch"
 va_start "$cfg" || vt_finish
 

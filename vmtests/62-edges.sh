@@ -76,15 +76,6 @@ $SVC_DEAD
 $SVC_REST" | va_config "$cfg"
 va_start "$cfg" || vt_finish
 
-# in_cg CGROUP CMD...: CMD in that cgroup and the node netns, bounded.
-in_cg() {
-	local cg=$1
-	shift
-	(
-		echo "$BASHPID" >"$cg/cgroup.procs" || exit 2
-		exec timeout -k 2 30 ip netns exec "$VT_ID-node" "$@"
-	)
-}
 out=$VT_TMP/out
 page=$VT_TMP/metrics
 scrape() { va_metrics >"$page"; }
@@ -101,26 +92,26 @@ expect() {
 
 # --- traffic, each edge a different count --------------------------------------------------------
 N=7 M=5 K=3
-in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.70:80 -n $N >"$out" ||
+vt_in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.70:80 -n $N >"$out" ||
 	vt_fail "frontend -> web: $(tr '\n' ' ' <"$out")"
-in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.70:80 -n $M >"$out" ||
+vt_in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.70:80 -n $M >"$out" ||
 	vt_fail "batch -> web: $(tr '\n' ' ' <"$out")"
-in_cg "$AN" "$VT_BIN/sl_client" tcp 198.19.0.70:80 -n $K >"$out" ||
+vt_in_cg "$AN" "$VT_BIN/sl_client" tcp 198.19.0.70:80 -n $K >"$out" ||
 	vt_fail "unknown -> web: $(tr '\n' ' ' <"$out")"
-in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.71:80 -n 2 >"$out" ||
+vt_in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.71:80 -n 2 >"$out" ||
 	vt_fail "frontend -> api: $(tr '\n' ' ' <"$out")"
 for i in 1 2 3 4; do
-	in_cg "$BA" "$VT_BIN/sl_client" refused 198.19.0.71:80 >"$out"
+	vt_in_cg "$BA" "$VT_BIN/sl_client" refused 198.19.0.71:80 >"$out"
 	grep -q '^EPERM' "$out" || vt_fail "batch -> api $i: $(cat "$out"), want EPERM"
 done
-in_cg "$AN" "$VT_BIN/sl_client" refused 198.19.0.71:80 >"$out"
+vt_in_cg "$AN" "$VT_BIN/sl_client" refused 198.19.0.71:80 >"$out"
 grep -q '^EPERM' "$out" || vt_fail "unknown -> api: $(cat "$out"), want EPERM"
-in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.72:80 -n 3 --timeout-ms 2000 >"$out"
+vt_in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.72:80 -n 3 --timeout-ms 2000 >"$out"
 [ "$(vt_value "$out" 'errno ECONNREFUSED')" -eq 3 ] || vt_fail "frontend -> dead: $(tr '\n' ' ' <"$out")"
-in_cg "$FE" "$VT_BIN/sl_client" udp 198.19.0.73:53 -n 4 --timeout-ms 1000 >"$out" ||
+vt_in_cg "$FE" "$VT_BIN/sl_client" udp 198.19.0.73:53 -n 4 --timeout-ms 1000 >"$out" ||
 	vt_fail "frontend -> dns: $(tr '\n' ' ' <"$out")"
 for i in 1 2; do
-	in_cg "$AN" "$VT_BIN/sl_client" refused 198.19.0.74:80 >/dev/null
+	vt_in_cg "$AN" "$VT_BIN/sl_client" refused 198.19.0.74:80 >/dev/null
 done
 
 # --- the page -----------------------------------------------------------------------------------
@@ -162,7 +153,7 @@ done
 
 # --- a real Prometheus --------------------------------------------------------------------------
 va_prometheus 9092
-in_cg "$FE" "$VT_BIN/sl_client" loop 198.19.0.70:80 --seconds 20 --interval-ms 50 >/dev/null 2>&1 &
+vt_in_cg "$FE" "$VT_BIN/sl_client" loop 198.19.0.70:80 --seconds 20 --interval-ms 50 >/dev/null 2>&1 &
 vt_track_pid $!
 Q='sum by (source, service) (rate(sluice_edge_connections_total[1m]))'
 labels() { # the answer's label sets, "source/service" sorted, one line
@@ -203,7 +194,7 @@ edges_cfg "$IDS_FE" "$SVC_WEB
 $SVC_DEAD
 $SVC_REST" | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
 vt_wait_until 5 va_log_count_ge 'msg="config applied"' 2 || vt_fail "the config without batch was not applied"
-in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.70:80 -n 2 >"$out" || vt_fail "ex-batch -> web: $(tr '\n' ' ' <"$out")"
+vt_in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.70:80 -n 2 >"$out" || vt_fail "ex-batch -> web: $(tr '\n' ' ' <"$out")"
 scrape
 vt_check "an identity removed from the config: no series with source=\"batch\" left" -d 'grep "source=\"batch\"" "$page" | head -n 3' -- \
 	eval '! grep -q "source=\"batch\"" "$page"'
@@ -230,7 +221,7 @@ edges_cfg "$IDS_FE" "$SVC_WEB
     backends: [{address: 198.18.1.3:8080}]
 $SVC_REST" | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
 vt_wait_until 5 va_log_count_ge 'msg="config applied"' 4 || vt_fail "the config with fresh was not applied"
-in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.75:80 -n 1 >"$out" || vt_fail "frontend -> fresh: $(tr '\n' ' ' <"$out")"
+vt_in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.75:80 -n 1 >"$out" || vt_fail "frontend -> fresh: $(tr '\n' ' ' <"$out")"
 scrape
 expect $C 'source="frontend",service="fresh"' 1
 expect $F 'source="frontend",service="fresh"' 0

@@ -29,12 +29,8 @@ mkdir "$VT_CGROUP/frontend" "$VT_CGROUP/batch" || vt_fail "mkdir client cgroups"
 SOCK=$VT_TMP/sluiced.sock
 
 services() {
+	va_identities frontend batch
 	cat <<YAML
-identities:
-  - name: frontend
-    cgroups: [$VT_CGROUP/frontend]
-  - name: batch
-    cgroups: [$VT_CGROUP/batch]
 services:
   - name: web
     frontend: 198.19.0.10:80
@@ -62,14 +58,6 @@ refused() {
 	else
 		vt_fail "$2: exit $rc (want 3): $(grep -m1 -E 'level=(error|info)' "$log")"
 	fi
-}
-in_cg() {
-	local cg=$1
-	shift
-	(
-		echo "$BASHPID" >"$cg/cgroup.procs" || exit 2
-		exec timeout -k 2 30 ip netns exec "$VT_ID-node" "$@"
-	)
 }
 metric() { va_metrics | grep -E "^$1\{[^}]*$2" | awk '{ s += $NF } END { print s + 0 }'; }
 
@@ -198,7 +186,7 @@ m1=$(metric sluice_connections_total 'service="web"')
 # M4: a flood of denials from batch; /metrics keeps answering while the ring buffer fills.
 flood=$VT_TMP/flood.out fpids=()
 for i in 1 2; do
-	in_cg "$VT_CGROUP/batch" "$VT_BIN/sl_client" tcp 198.19.0.20:80 -n 1500000 --timeout-ms 200 \
+	vt_in_cg "$VT_CGROUP/batch" "$VT_BIN/sl_client" tcp 198.19.0.20:80 -n 1500000 --timeout-ms 200 \
 		>"$flood.$i" 2>&1 &
 	fpids+=($!)
 	vt_track_pid $!

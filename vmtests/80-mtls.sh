@@ -81,13 +81,8 @@ certs() {
 config() {
 	local n=$1 deny=""
 	[ "$n" = b ] && deny="    policy: {default: allow, deny_from: [batch]}"
+	va_node_agent "$n"
 	cat <<EOF
-agent:
-  cgroup: $VT_CGROUP/$n
-  bpffs: $VT_BPFFS/$n
-  api: $VT_TMP/$n.sock
-  state: $VT_TMP/state-$n
-  audit_log: $VT_TMP/audit-$n.log
   metrics: 127.0.0.1:9464
   interfaces: ["eth-*"]
 identities:
@@ -127,18 +122,7 @@ agent_start() {
 	vt_track_pid "${APID[$n]}"
 	vt_wait_until 10 eval '[ "$(grep -c "msg=\"ready\"" "$VT_TMP/agent-$n.log")" -ge "${STARTS[$n]}" ]'
 }
-_teardown() {
-	local n
-	for n in a b; do
-		[ -n "${APID[$n]:-}" ] && kill -TERM "${APID[$n]}" 2>/dev/null && wait "${APID[$n]}" 2>/dev/null
-		if [ -e "/run/netns/$VT_ID-$n" ]; then
-			nsenter --net="/run/netns/$VT_ID-$n" "$VA_SLUICED" -c "$VT_TMP/$n.yaml" --teardown \
-				>/dev/null 2>&1
-		fi
-	done
-	return 0
-}
-vt_on_cleanup _teardown
+vt_on_cleanup va_nodes_teardown a b
 
 # in_id ID CMD...: CMD in A's cgroup of identity ID and in netns A, bounded to 60 s.
 in_id() {

@@ -85,13 +85,8 @@ certs() {
 	vt_finish
 }
 config() { # config NODE
+	va_node_agent "$1"
 	cat <<EOF
-agent:
-  cgroup: $VT_CGROUP/$1
-  bpffs: $VT_BPFFS/$1
-  api: $VT_TMP/$1.sock
-  state: $VT_TMP/state-$1
-  audit_log: $VT_TMP/audit-$1.log
 $([ "$1" = a ] && echo "identities: [{name: frontend, cgroups: [$VT_CGROUP/a/frontend]}]")
 mtls:
   trust_domain: sluice.test
@@ -158,18 +153,7 @@ agent_start() {
 	vt_track_pid "${APID[$1]}"
 	within 60 grep -q 'msg="ready"' "$VT_TMP/agent-$1.log"
 }
-_teardown() {
-	local n
-	for n in a b; do
-		[ -n "${APID[$n]:-}" ] && kill -TERM "${APID[$n]}" 2>/dev/null && wait "${APID[$n]}" 2>/dev/null
-		if [ -e "/run/netns/$VT_ID-$n" ]; then
-			nsenter --net="/run/netns/$VT_ID-$n" "$VA_SLUICED" -c "$VT_TMP/$n.yaml" --teardown \
-				>/dev/null 2>&1
-		fi
-	done
-	return 0
-}
-vt_on_cleanup _teardown
+vt_on_cleanup va_nodes_teardown a b
 
 ip netns exec "$B" "$XFER" serve --port 8080 --mode echo --seconds 280 >"$VT_TMP/echo.log" 2>&1 &
 vt_track_pid $!

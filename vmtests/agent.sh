@@ -129,6 +129,38 @@ va_prom_query() {
 	vt_node curl -q -sf --max-time 3 "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2"
 }
 
+# va_identities NAME...: an identities: section, each NAME the identity of the cgroup
+# $VT_CGROUP/NAME, on stdout (for va_config's stdin).
+va_identities() {
+	local n
+	echo "identities:"
+	for n; do
+		printf '  - name: %s\n    cgroups: [%s]\n' "$n" "$VT_CGROUP/$n"
+	done
+}
+
+# Tests with one agent per node (netns $VT_ID-NODE, cgroup $VT_CGROUP/NODE, bpffs
+# $VT_BPFFS/NODE, config $VT_TMP/NODE.yaml, pid in the test's associative array APID[NODE]):
+# va_node_agent NODE: the agent: section of that node's config (API socket $VT_TMP/NODE.sock,
+#   state $VT_TMP/state-NODE, audit log $VT_TMP/audit-NODE.log), on stdout.
+# va_nodes_teardown NODE...: stops each node's agent and runs `sluiced --teardown` in its netns;
+#   for vt_on_cleanup (never fails).
+va_node_agent() {
+	printf 'agent:\n  cgroup: %s\n  bpffs: %s\n  api: %s\n  state: %s\n  audit_log: %s\n' \
+		"$VT_CGROUP/$1" "$VT_BPFFS/$1" "$VT_TMP/$1.sock" "$VT_TMP/state-$1" "$VT_TMP/audit-$1.log"
+}
+va_nodes_teardown() {
+	local n
+	for n; do
+		[ -n "${APID[$n]:-}" ] && kill -TERM "${APID[$n]}" 2>/dev/null && wait "${APID[$n]}" 2>/dev/null
+		if [ -e "/run/netns/$VT_ID-$n" ]; then
+			nsenter --net="/run/netns/$VT_ID-$n" "$VA_SLUICED" -c "$VT_TMP/$n.yaml" --teardown \
+				>/dev/null 2>&1
+		fi
+	done
+	return 0
+}
+
 _va_cleanup() {
 	[ -n "$VA_PID" ] && kill -TERM "$VA_PID" 2>/dev/null && wait "$VA_PID" 2>/dev/null
 	if [ -n "$VA_CONFIG" ] && [ -f "$VA_CONFIG" ]; then

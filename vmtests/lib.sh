@@ -577,6 +577,17 @@ vt_in_cgroup() {
 	)
 }
 
+# vt_in_cg CGROUP CMD...: runs CMD in the cgroup CGROUP (a directory under VT_CGROUP) and in the
+# node netns (ip netns exec), bounded to 30 s; exit 2 when it cannot join the cgroup.
+vt_in_cg() {
+	local cg=$1
+	shift
+	(
+		echo "$BASHPID" >"$cg/cgroup.procs" || exit 2
+		exec timeout -k 2 30 ip netns exec "$VT_ID-node" "$@"
+	)
+}
+
 # vt_cgroup_kill SIGNAL PATTERN: sends SIGNAL to the processes in VT_CGROUP and below whose
 # command line matches PATTERN (grep -E): this run's own clients, never another run's (as
 # `pkill -f` would).
