@@ -177,13 +177,17 @@ static uint32_t frontend_svc(const char *hostport, uint8_t proto)
 }
 
 /* The table of view 'view' of the service's live generation, as backend ids (malloc'd, its
- * size in *size); NULL when the view has none. */
+ * positions in *size: the view's table_m); NULL when the view has none. The map must hold
+ * them two per entry, and nothing in the unused half of an odd table's last entry. */
 static uint32_t *table_of(const struct sl_svc_state *s, uint8_t view, uint32_t *size)
 {
 	struct sluice_table_key k = {.svc_id = s->id, .gen = s->gen, .view = view};
+	const struct sluice_view *v = &s->value.views[view % SLUICE_MAX_SPLIT];
+	uint32_t m = view < SLUICE_MAX_SPLIT ? v->table_m : v->zone_table_m;
 	struct bpf_map_info info = {0};
 	__u32 info_len = sizeof(info), map_id;
 	uint32_t *ids;
+	__u64 pair;
 	int fd;
 
 	*size = 0;
@@ -192,12 +196,20 @@ static uint32_t *table_of(const struct sl_svc_state *s, uint8_t view, uint32_t *
 	fd = bpf_map_get_fd_by_id(map_id);
 	cr_assert_geq(fd, 0, "open table map %u: %s", map_id, strerror(errno));
 	cr_assert_eq(bpf_obj_get_info_by_fd(fd, &info, &info_len), 0);
-	ids = calloc(info.max_entries, sizeof(*ids));
+	cr_assert_eq(info.value_size, sizeof(__u64), "two ids per entry");
+	cr_assert_eq(info.max_entries, SLUICE_TABLE_ENTRIES(m), "%u entries for %u positions",
+		     info.max_entries, m);
+	ids = calloc(2 * (size_t)info.max_entries, sizeof(*ids));
 	cr_assert_not_null(ids);
-	for (uint32_t i = 0; i < info.max_entries; i++)
-		cr_assert_eq(bpf_map_lookup_elem(fd, &i, &ids[i]), 0, "table entry %u", i);
+	for (uint32_t i = 0; i < info.max_entries; i++) {
+		cr_assert_eq(bpf_map_lookup_elem(fd, &i, &pair), 0, "table entry %u", i);
+		ids[2 * i] = SLUICE_TABLE_ID(pair, 0);
+		ids[2 * i + 1] = SLUICE_TABLE_ID(pair, 1);
+	}
 	close(fd);
-	*size = info.max_entries;
+	if (m & 1)
+		cr_assert_eq(ids[m], 0, "the odd table's unused last half is 0");
+	*size = m;
 	return ids;
 }
 

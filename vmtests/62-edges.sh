@@ -185,6 +185,11 @@ map_edges_from() {
 		jq --argjson id "$1" '[.[] | select(.formatted.key.identity == $id)] | length'
 }
 vt_cgroup_kill TERM 'sl_client loop'
+# The count is read once the loop has exited (its cgroup is empty), and from a page rendered
+# after that: a /metrics page is served again for up to a second (METRICS_MAX_AGE_NS).
+fe_idle() { ! grep -qs . "$FE/cgroup.procs"; }
+vt_wait_until 5 fe_idle || vt_fail "the loop client did not stop: $(cat "$FE/cgroup.procs")"
+sleep 1.1
 scrape
 fe_web=$(series $C 'source="frontend",service="web"')
 # batch (identity id 2) leaves the identities: its edges go, frontend's stay; batch now calls

@@ -202,17 +202,22 @@ static long sl_scan_least(__u32 i, void *data)
 	return 0;
 }
 
+/* The backend id at position pos of a view's table: entry pos / 2, its low half for an even
+ * pos, its high half for an odd one (SLUICE_TABLE_ID in abi.h). 0: none. */
+static __always_inline __u32 sl_table_id(void *table, __u32 pos)
+{
+	__u32 k = pos >> 1;
+	__u64 *v = bpf_map_lookup_elem(table, &k);
+
+	return v ? SLUICE_TABLE_ID(*v, pos) : 0;
+}
+
 /* A backend of the view drawn by weight: from its weighted sequence when it
  * has one, else uniformly from its slots. */
 static __always_inline __u32 sl_draw(const struct sl_sel *s, void *table, __u32 table_m)
 {
-	__u32 pos, *idp;
-
-	if (table && table_m) {
-		pos = bpf_get_prandom_u32() % table_m;
-		idp = bpf_map_lookup_elem(table, &pos);
-		return idp ? *idp : 0;
-	}
+	if (table && table_m)
+		return sl_table_id(table, bpf_get_prandom_u32() % table_m);
 	return sl_slot_id(s->svc_id, (__u8)s->gen, s->start + bpf_get_prandom_u32() % s->count);
 }
 
@@ -271,7 +276,7 @@ static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sluice_
 {
 	struct sluice_table_key tkey = {
 	    .svc_id = s->svc_id, .gen = (__u8)s->gen, .view = (__u8)view};
-	__u32 i, n, pos, id, *idp;
+	__u32 i, n, pos, id;
 	void *table = NULL;
 
 	s->start = v->slot_start;
@@ -292,8 +297,7 @@ static __always_inline __u32 sl_pick_view(struct sl_sel *s, const struct sluice_
 		else
 			pos = sl_final(sl_mix(base, i)) % n;
 		if (table) {
-			idp = bpf_map_lookup_elem(table, &pos);
-			id = idp ? *idp : 0;
+			id = sl_table_id(table, pos);
 		} else {
 			id = sl_slot_id(s->svc_id, (__u8)s->gen, s->start + pos);
 		}

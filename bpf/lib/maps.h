@@ -40,13 +40,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_slots SEC(".maps");
 
-/* one view's table: index -> backend id; the size varies per view */
+/* one view's table: position -> backend id, two positions per entry (SLUICE_TABLE_ID);
+ * the size varies per view */
 struct sluice_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_INNER_MAP);
-	__uint(max_entries, SLUICE_MAGLEV_M_DEFAULT);
+	__uint(max_entries, SLUICE_TABLE_ENTRIES(SLUICE_MAGLEV_M_DEFAULT));
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, __u64);
 };
 
 /* (service id, generation, view) -> that view's table */

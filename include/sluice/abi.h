@@ -120,9 +120,10 @@ _Static_assert(sizeof(struct sluice_frontend) == 4, "frontend size");
 struct sluice_view {
 	__u16 slot_start;
 	__u16 slot_count;
-	/* Entries of the view's table: the Maglev table (maglev), the weighted
+	/* Positions in the view's table: the Maglev table (maglev), the weighted
 	 * sequence (random and round_robin with unequal weights), or 0 (no
-	 * table: slots are picked directly). */
+	 * table: slots are picked directly). The table map holds two positions
+	 * per __u64 entry: SLUICE_TABLE_ENTRIES and SLUICE_TABLE_ID. */
 	__u32 table_m;
 	__u8 pct_end; /* split: views take new connections with r in [prev pct_end, pct_end) */
 	__u8 pad;
@@ -237,6 +238,13 @@ struct sluice_slot_key {
 	__u8 pad;
 };
 _Static_assert(sizeof(struct sluice_slot_key) == 8, "slot key size");
+
+/* A view's table of m positions is an array of SLUICE_TABLE_ENTRIES(m) __u64: position p
+ * is the backend id SLUICE_TABLE_ID(entry p / 2, p) (low half for even p). An array map
+ * rounds each value up to 8 bytes, so one __u32 per entry would take twice the memory. */
+#define SLUICE_TABLE_ENTRIES(m)	  (((m) + 1) / 2)
+#define SLUICE_TABLE_ID(v, p)	  ((__u32)((p)&1 ? (__u64)(v) >> 32 : (__u64)(v)))
+#define SLUICE_TABLE_PAIR(lo, hi) ((__u64)(lo) | (__u64)(hi) << 32)
 
 /* sluice_tables key (hash of maps): one view's table for one generation. */
 struct sluice_table_key {

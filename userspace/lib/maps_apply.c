@@ -243,27 +243,35 @@ out:
 	return err;
 }
 
-/* Queue a table of backend ids as (svc, gen, view): created and filled now, put into
- * sluice_tables by the batch's flush. */
+/* Queue a table of 'size' backend ids as (svc, gen, view), two per entry (SLUICE_TABLE_ID):
+ * created and filled now, put into sluice_tables by the batch's flush. */
 static int table_insert(struct sl_tbatch *b, const struct sluice_table_key *tk, const uint32_t *ids,
 			uint32_t size)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = BPF_F_INNER_MAP);
-	uint32_t *idx, count = size;
+	uint32_t n = SLUICE_TABLE_ENTRIES(size), count = n, *idx;
+	uint64_t *pairs;
 	int fd, err = 0;
 
-	idx = calloc(size, sizeof(*idx));
-	if (!idx)
+	idx = calloc(n, sizeof(*idx));
+	pairs = calloc(n, sizeof(*pairs));
+	if (!idx || !pairs) {
+		free(idx);
+		free(pairs);
 		return -ENOMEM;
-	for (uint32_t j = 0; j < size; j++)
+	}
+	for (uint32_t j = 0; j < n; j++) {
 		idx[j] = j;
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sluice_table", sizeof(__u32), sizeof(__u32), size,
+		pairs[j] = SLUICE_TABLE_PAIR(ids[2 * j], 2 * j + 1 < size ? ids[2 * j + 1] : 0);
+	}
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sluice_table", sizeof(__u32), sizeof(__u64), n,
 			    &copts);
 	if (fd < 0)
 		err = -errno;
-	else if (bpf_map_update_batch(fd, idx, ids, &count, NULL))
+	else if (bpf_map_update_batch(fd, idx, pairs, &count, NULL))
 		err = -errno;
 	free(idx);
+	free(pairs);
 	if (fd < 0)
 		return err;
 	if (err) {
