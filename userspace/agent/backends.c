@@ -12,7 +12,6 @@
 #include <bpf/bpf.h>
 
 #include "agent.h"
-#include "hidx.h"
 #include "log.h"
 #include "maps.h"
 
@@ -175,7 +174,6 @@ static int sync_backend(struct agent *a, struct backend_sets *bs, const struct s
 int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 {
 	struct backend_sets bs = {0};
-	struct sl_state_idx sx = {0};
 	size_t cap = 0;
 	struct sl_state st;
 	int err;
@@ -183,9 +181,6 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 	err = sl_maps_read_state(&a->dp.maps, &st);
 	if (err)
 		return err;
-	err = sl_state_idx_init(&sx, &st);
-	if (err)
-		goto out;
 	for (size_t i = 0; i < st.n_svcs; i++)
 		cap += st.svcs[i].n_bes;
 	bs.targets = calloc(cap ? cap : 1, sizeof(*bs.targets));
@@ -197,7 +192,7 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 	}
 	for (size_t i = 0; i < cfg->n_services && !err; i++) {
 		const struct sl_service_cfg *w = &cfg->services[i];
-		const struct sl_svc_state *s = sl_state_idx_find(&sx, w->name);
+		const struct sl_svc_state *s = sl_state_find(&st, w->name);
 
 		for (size_t j = 0; s && j < s->n_bes && !err; j++)
 			err = sync_backend(a, &bs, w, s, &s->bes[j]);
@@ -215,7 +210,6 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 	a->n_watched = bs.n_w;
 	bs.watched = NULL;
 out:
-	sl_state_idx_free(&sx);
 	free(bs.targets);
 	free(bs.probed);
 	free(bs.watched);

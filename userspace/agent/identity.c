@@ -13,7 +13,6 @@
 #include "datapath.h"
 #include "edges.h"
 #include "events.h"
-#include "hidx.h"
 #include "identity.h"
 #include "log.h"
 #include "mem.h"
@@ -227,7 +226,6 @@ static int wants_policy(const struct sl_service_cfg *svc)
 static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 {
 	struct want_bes w = {0};
-	struct sl_state_idx sx = {0};
 	struct sl_state st = {0};
 	size_t cap = 1, n_want = 0;
 	int err;
@@ -244,14 +242,14 @@ static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 	for (size_t i = 0; i < cfg->n_services; i++)
 		cap += cfg->services[i].n_backends;
 	w.v = calloc(cap, sizeof(*w.v));
-	if (!w.v || sl_state_idx_init(&sx, &st)) {
+	if (!w.v) {
 		free(w.v);
 		sl_state_free(&st);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < cfg->n_services && !err; i++) {
 		const struct sl_service_cfg *svc = &cfg->services[i];
-		const struct sl_svc_state *s = sl_state_idx_find(&sx, svc->name);
+		const struct sl_svc_state *s = sl_state_find(&st, svc->name);
 
 		if (!wants_policy(svc) || !s)
 			continue;
@@ -270,7 +268,6 @@ static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 	if (!err)
 		err = prune(x->maps->policy_bes, sizeof(*w.v), w.v, w.n);
 	free(w.v);
-	sl_state_idx_free(&sx);
 	sl_state_free(&st);
 	return err;
 }

@@ -261,6 +261,9 @@ int sl_maps_read_state(const struct sl_maps *m, struct sl_state *st)
 		key = next;
 		prev = &key;
 	}
+	err = sl_state_index(st);
+	if (err)
+		goto fail;
 	free(live);
 	return 0;
 fail:
