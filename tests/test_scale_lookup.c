@@ -7,8 +7,6 @@
 #include <string.h>
 
 #include "config.h"
-#include "hidx.h"
-#include "plan.h"
 
 #define N_SVC 3000
 
@@ -92,29 +90,4 @@ Test(scale_lookup, dropped_not_indexed)
 	expect_problems("  - {name: s5, frontend: '10.96.0.6:80'}\n"
 			"  - {name: s5, frontend: '10.96.0.6:80'}\n",
 			2, m);
-}
-
-Test(scale_lookup, state_index)
-{
-	struct sl_state st = {0};
-	struct sl_state_idx x;
-
-	st.n_svcs = N_SVC + 1;
-	st.svcs = calloc(st.n_svcs, sizeof(*st.svcs));
-	cr_assert_not_null(st.svcs);
-	for (size_t i = 0; i < N_SVC; i++)
-		snprintf(st.svcs[i].name, sizeof(st.svcs[i].name), "s%zu", i);
-	snprintf(st.svcs[N_SVC].name, sizeof(st.svcs[N_SVC].name), "s7");
-	cr_assert_eq(sl_state_idx_init(&x, &st), 0);
-	for (size_t i = 0; i < N_SVC; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "s%zu", i);
-		cr_assert_eq(sl_state_idx_find(&x, name), sl_state_find(&st, name), "%s", name);
-	}
-	cr_assert_eq(sl_state_idx_find(&x, "s7"), &st.svcs[7], "the first of two, as before");
-	cr_assert_null(sl_state_idx_find(&x, "nope"));
-	cr_assert_null(sl_state_idx_find(&x, ""));
-	sl_state_idx_free(&x);
-	sl_state_free(&st);
 }

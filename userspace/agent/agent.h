@@ -94,6 +94,15 @@ struct agent {
 	 * checks, identities) is done too: agent_log_applied. */
 	size_t applied_add, applied_update, applied_remove, applied_services;
 	int applied_pending;
+	/* The maps' services as that apply left them (sl_maps_state_after: the state
+	 * agent_reconcile read, with the services its plan touched read again): one read of the
+	 * maps per change. agent_sync_backends (which keeps its backends' state in step with what
+	 * it writes) and agent_sync_identities (service ids only) take it instead of reading the
+	 * maps again; agent_log_applied, which ends every change, frees it. Nothing else writes
+	 * services, slots or backends in between, and the datapath writes none of what it holds.
+	 * have_applied_st 0: none (they read the maps themselves). */
+	struct sl_state applied_st;
+	int have_applied_st;
 	struct sl_http *http;
 	struct ring_buffer *events;
 	struct sl_tc *tc;

@@ -95,6 +95,30 @@ static void log_plan(const struct sl_plan *plan)
 	}
 }
 
+static void drop_applied_state(struct agent *a)
+{
+	sl_state_free(&a->applied_st);
+	a->have_applied_st = 0;
+}
+
+/* What the apply left in the maps, for the rest of the change (agent.h, applied_st). Without
+ * it (it could not be read) they read the maps themselves. */
+static void keep_applied_state(struct agent *a, struct sl_state *st, const struct sl_plan *plan,
+			       const uint32_t *dead, size_t n_dead)
+{
+	int err = sl_maps_state_after(&a->dp.maps, st, plan, dead, n_dead);
+
+	if (err) {
+		sl_warn("cannot read back the services the change touched; the health and "
+			"identity sync read the maps again",
+			"error=\"%s\"", strerror(-err));
+		return;
+	}
+	a->applied_st = *st;
+	a->have_applied_st = 1;
+	memset(st, 0, sizeof(*st));
+}
+
 /* Diff the maps against cfg and write the difference. */
 int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 {
@@ -105,6 +129,7 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 	size_t n_dead = 0;
 	int err;
 
+	drop_applied_state(a);
 	err = sl_maps_id_limits(&a->dp.maps, &max_svc, &max_be);
 	if (!err)
 		err = sl_maps_read_state(&a->dp.maps, &st);
@@ -140,6 +165,7 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 		a->applied_remove = plan.n_remove;
 		a->applied_services = cfg->n_services;
 		a->applied_pending = 1;
+		keep_applied_state(a, &st, &plan, dead, n_dead);
 	}
 	free(dead);
 	sl_plan_free(&plan);
@@ -151,6 +177,7 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
  * is done: tools and tests take this line as "the change is in place". */
 void agent_log_applied(struct agent *a)
 {
+	drop_applied_state(a);
 	if (!a->applied_pending)
 		return;
 	a->applied_pending = 0;
@@ -178,7 +205,7 @@ void agent_sync_identities(struct agent *a)
 
 	if (!a->ident_on)
 		return;
-	err = sl_ident_sync(&a->ident, &a->eff);
+	err = sl_ident_sync(&a->ident, &a->eff, a->have_applied_st ? &a->applied_st : NULL);
 	if (err)
 		sl_error("cannot update identities and policy maps; the next apply retries",
 			 "error=\"%s\"", strerror(-err));

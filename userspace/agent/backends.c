@@ -12,7 +12,6 @@
 #include <bpf/bpf.h>
 
 #include "agent.h"
-#include "hidx.h"
 #include "log.h"
 #include "maps.h"
 
@@ -77,7 +76,7 @@ int agent_health_counters(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *fai
 
 /* A drained backend is draining in the maps; an undrained one gets its
  * health back (the probes' verdict, or healthy without probes). */
-static int sync_drain(struct agent *a, const struct sl_svc_state *s, const struct sl_be_state *b)
+static int sync_drain(struct agent *a, const struct sl_svc_state *s, struct sl_be_state *b)
 {
 	int drained = sl_registry_is_drained(&a->reg, s->name, &b->addr);
 	struct sl_hc_stats hs;
@@ -95,6 +94,7 @@ static int sync_drain(struct agent *a, const struct sl_svc_state *s, const struc
 	err = sl_maps_set_state(&a->dp.maps, b->id, to);
 	if (err)
 		return err;
+	b->state = to; /* the state in hand stays what the maps hold */
 	sl_format_hostport(&b->addr, hp, sizeof(hp));
 	sl_info(drained ? "backend draining: no new connections" : "backend undrained",
 		"service=%s backend=%s", s->name, hp);
@@ -150,7 +150,7 @@ static void probe_backend(struct backend_sets *bs, const struct sl_service_cfg *
 /* One backend of one service: drain, watch, probe (or made healthy when its
  * service no longer checks health). 0 or -errno. */
 static int sync_backend(struct agent *a, struct backend_sets *bs, const struct sl_service_cfg *w,
-			const struct sl_svc_state *s, const struct sl_be_state *b)
+			const struct sl_svc_state *s, struct sl_be_state *b)
 {
 	int err = sync_drain(a, s, b);
 
@@ -162,9 +162,13 @@ static int sync_backend(struct agent *a, struct backend_sets *bs, const struct s
 		probe_backend(bs, w, s, b);
 		return 0;
 	}
-	if (b->state == SLUICE_BE_UNHEALTHY && !sl_registry_is_drained(&a->reg, s->name, &b->addr))
-		return sl_maps_set_state(&a->dp.maps, b->id, SLUICE_BE_HEALTHY);
-	return 0;
+	if (b->state == SLUICE_BE_UNHEALTHY &&
+	    !sl_registry_is_drained(&a->reg, s->name, &b->addr)) {
+		err = sl_maps_set_state(&a->dp.maps, b->id, SLUICE_BE_HEALTHY);
+		if (!err)
+			b->state = SLUICE_BE_HEALTHY;
+	}
+	return err;
 }
 
 /*
@@ -175,19 +179,18 @@ static int sync_backend(struct agent *a, struct backend_sets *bs, const struct s
 int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 {
 	struct backend_sets bs = {0};
-	struct sl_state_idx sx = {0};
 	size_t cap = 0;
-	struct sl_state st;
+	struct sl_state own = {0}, *st = &a->applied_st;
 	int err;
 
-	err = sl_maps_read_state(&a->dp.maps, &st);
-	if (err)
-		return err;
-	err = sl_state_idx_init(&sx, &st);
-	if (err)
-		goto out;
-	for (size_t i = 0; i < st.n_svcs; i++)
-		cap += st.svcs[i].n_bes;
+	if (!a->have_applied_st) { /* no apply just before (agent.h, applied_st) */
+		err = sl_maps_read_state(&a->dp.maps, &own);
+		if (err)
+			return err;
+		st = &own;
+	}
+	for (size_t i = 0; i < st->n_svcs; i++)
+		cap += st->svcs[i].n_bes;
 	bs.targets = calloc(cap ? cap : 1, sizeof(*bs.targets));
 	bs.probed = calloc(cap ? cap : 1, sizeof(*bs.probed));
 	bs.watched = calloc(cap ? cap : 1, sizeof(*bs.watched));
@@ -197,7 +200,8 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 	}
 	for (size_t i = 0; i < cfg->n_services && !err; i++) {
 		const struct sl_service_cfg *w = &cfg->services[i];
-		const struct sl_svc_state *s = sl_state_idx_find(&sx, w->name);
+		const struct sl_svc_state *found = sl_state_find(st, w->name);
+		struct sl_svc_state *s = found ? &st->svcs[found - st->svcs] : NULL;
 
 		for (size_t j = 0; s && j < s->n_bes && !err; j++)
 			err = sync_backend(a, &bs, w, s, &s->bes[j]);
@@ -215,11 +219,10 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 	a->n_watched = bs.n_w;
 	bs.watched = NULL;
 out:
-	sl_state_idx_free(&sx);
 	free(bs.targets);
 	free(bs.probed);
 	free(bs.watched);
-	sl_state_free(&st);
+	sl_state_free(&own);
 	return err;
 }
 

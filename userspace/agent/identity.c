@@ -13,7 +13,6 @@
 #include "datapath.h"
 #include "edges.h"
 #include "events.h"
-#include "hidx.h"
 #include "identity.h"
 #include "log.h"
 #include "mem.h"
@@ -225,13 +224,15 @@ static int wants_policy(const struct sl_service_cfg *svc)
 	return svc->policy.on || svc->mtls == SL_MTLS_STRICT;
 }
 
-static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
+/* Local backends of services with a policy or strict mtls -> their service id, from st (the
+ * maps' services; NULL: read here). */
+static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg,
+				const struct sl_state *st)
 {
 	struct want_bes w = {0};
-	struct sl_state_idx sx = {0};
-	struct sl_state st = {0};
+	struct sl_state own = {0};
 	size_t cap = 1, n_want = 0;
-	int err;
+	int err = 0;
 
 	/* The service ids come from the maps; without a service that wants them, only the prune
 	 * is left (#17: reading the maps back cost a third of a reload at 10 000 services). */
@@ -239,20 +240,22 @@ static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 		n_want += wants_policy(&cfg->services[i]);
 	if (!n_want)
 		return prune(x->maps->policy_bes, sizeof(*w.v), NULL, 0);
-	err = sl_maps_read_state(x->maps, &st);
-	if (err)
-		return err;
+	if (!st) {
+		err = sl_maps_read_state(x->maps, &own);
+		if (err)
+			return err;
+		st = &own;
+	}
 	for (size_t i = 0; i < cfg->n_services; i++)
 		cap += cfg->services[i].n_backends;
 	w.v = calloc(cap, sizeof(*w.v));
-	if (!w.v || sl_state_idx_init(&sx, &st)) {
-		free(w.v);
-		sl_state_free(&st);
+	if (!w.v) {
+		sl_state_free(&own);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < cfg->n_services && !err; i++) {
 		const struct sl_service_cfg *svc = &cfg->services[i];
-		const struct sl_svc_state *s = sl_state_idx_find(&sx, svc->name);
+		const struct sl_svc_state *s = sl_state_find(st, svc->name);
 
 		if (!wants_policy(svc) || !s)
 			continue;
@@ -271,8 +274,7 @@ static int sync_policy_backends(struct sl_ident *x, const struct sl_config *cfg)
 	if (!err)
 		err = prune(x->maps->policy_bes, sizeof(*w.v), w.v, w.n);
 	free(w.v);
-	sl_state_idx_free(&sx);
-	sl_state_free(&st);
+	sl_state_free(&own);
 	return err;
 }
 
@@ -312,7 +314,7 @@ static int sync_settings(struct sl_ident *x, const struct sl_config *cfg)
 	return err < 0 ? err : 0;
 }
 
-int sl_ident_sync(struct sl_ident *x, const struct sl_config *cfg)
+int sl_ident_sync(struct sl_ident *x, const struct sl_config *cfg, const struct sl_state *st)
 {
 	uint64_t renamed = 0;
 	int err = sync_names(x, cfg, &renamed);
@@ -322,7 +324,7 @@ int sl_ident_sync(struct sl_ident *x, const struct sl_config *cfg)
 	if (!err)
 		err = sync_ipcache(x, cfg);
 	if (!err)
-		err = sync_policy_backends(x, cfg);
+		err = sync_policy_backends(x, cfg, st);
 	if (!err)
 		err = sync_settings(x, cfg);
 	/* Once the cgroups say who is who: an id that changed hands loses its

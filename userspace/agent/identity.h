@@ -34,9 +34,10 @@ int sl_ident_init(struct sl_ident *x, const struct sl_maps *maps, int settings_f
 		  const struct sl_config *cfg);
 void sl_ident_close(struct sl_ident *x);
 
-/* Make the identity maps say what cfg (the effective config) says. 0 or
- * -errno; cgroups that do not exist yet are retried by sl_ident_tick. */
-int sl_ident_sync(struct sl_ident *x, const struct sl_config *cfg);
+/* Make the identity maps say what cfg (the effective config) says. st: the maps' services as
+ * they are now (agent.h, applied_st), or NULL: read from the maps when needed. 0 or -errno;
+ * cgroups that do not exist yet are retried by sl_ident_tick. */
+int sl_ident_sync(struct sl_ident *x, const struct sl_config *cfg, const struct sl_state *st);
 
 /* Every second: cgroups that appeared, and the audit log's drop summary. */
 void sl_ident_tick(struct sl_ident *x, const struct sl_config *cfg);

@@ -8,8 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct sl_state;
-struct sl_svc_state;
 struct sl_service_cfg;
 
 struct sl_hidx {
@@ -33,16 +31,6 @@ void sl_hidx_add(struct sl_hidx *h, uint64_t hv, size_t pos);
 #define SL_HASH_INIT 0xcbf29ce484222325ull
 uint64_t sl_hash_bytes(uint64_t hv, const void *p, size_t n);
 uint64_t sl_hash_str(const char *s);
-
-/* A name index over an sl_state's services: sl_state_find in one probe. */
-struct sl_state_idx {
-	const struct sl_state *st;
-	struct sl_hidx h;
-};
-
-int sl_state_idx_init(struct sl_state_idx *x, const struct sl_state *st);
-void sl_state_idx_free(struct sl_state_idx *x);
-const struct sl_svc_state *sl_state_idx_find(const struct sl_state_idx *x, const char *name);
 
 /* An index over an array of services (the config check's "is this name or frontend already
  * used"), by name and by (protocol, frontend). The indexed services' names and frontends must

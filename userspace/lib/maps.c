@@ -261,11 +261,76 @@ int sl_maps_read_state(const struct sl_maps *m, struct sl_state *st)
 		key = next;
 		prev = &key;
 	}
+	err = sl_state_index(st);
+	if (err)
+		goto fail;
 	free(live);
 	return 0;
 fail:
 	free(live);
 	sl_state_free(st);
+	return err;
+}
+
+/* What sl_maps_apply writes of a service (maps_apply.c) is its own: its svc_info, value and
+ * slots, the backends of its ops's be_ids (never another service's: plan.c reuses an id
+ * only for the address the same service had) and its gone_ids. So a service no op names
+ * reads the same before and after, and the datapath writes none of what read_service
+ * returns (its run-time state is in backend_rt and svc_rt). */
+int sl_maps_state_after(const struct sl_maps *m, struct sl_state *st, const struct sl_plan *plan,
+			const uint32_t *dead, size_t n_dead)
+{
+	uint8_t *gone = calloc(st->n_svcs ? st->n_svcs : 1, 1);
+	size_t keep = 0, cap;
+	int err = 0;
+
+	if (!gone)
+		return -ENOMEM;
+	/* Updated ones read again in place, removed ones marked, while the ops' cur still
+	 * point into svcs. */
+	for (size_t i = 0; i < plan->n_ops && !err; i++) {
+		const struct sl_svc_op *op = &plan->ops[i];
+		size_t pos = (size_t)(op->cur - st->svcs);
+
+		if (op->kind == SL_OP_ADD)
+			continue;
+		if (!op->cur || op->cur < st->svcs || pos >= st->n_svcs) {
+			err = -EINVAL; /* a plan built from another state */
+			break;
+		}
+		free(st->svcs[pos].bes);
+		st->svcs[pos].bes = NULL;
+		st->svcs[pos].n_bes = 0;
+		if (op->kind == SL_OP_UPDATE)
+			err = read_service(m, op->svc_id, &st->svcs[pos]);
+		else
+			gone[pos] = 1;
+	}
+	for (size_t i = 0; i < st->n_svcs; i++)
+		if (!gone[i])
+			st->svcs[keep++] = st->svcs[i];
+	st->n_svcs = keep;
+	free(gone);
+	cap = st->n_svcs;
+	for (size_t i = 0; i < plan->n_ops && !err; i++) {
+		if (plan->ops[i].kind != SL_OP_ADD)
+			continue;
+		err = SL_ENSURE(&st->svcs, &cap, st->n_svcs + 1);
+		if (!err)
+			err = read_service(m, plan->ops[i].svc_id, &st->svcs[st->n_svcs]);
+		if (!err)
+			st->n_svcs++;
+	}
+	/* Retired: in the backends map, in no live slot. */
+	cap = st->n_dead;
+	if (!err && n_dead)
+		err = SL_ENSURE(&st->dead_be_ids, &cap, st->n_dead + n_dead);
+	if (!err && n_dead) {
+		memcpy(st->dead_be_ids + st->n_dead, dead, n_dead * sizeof(*dead));
+		st->n_dead += n_dead;
+	}
+	if (!err)
+		err = sl_state_index(st);
 	return err;
 }
 

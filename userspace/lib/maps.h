@@ -56,6 +56,13 @@ int sl_maps_id_limits(const struct sl_maps *m, uint32_t *max_svc_id, uint32_t *m
 
 int sl_maps_read_state(const struct sl_maps *m, struct sl_state *st);
 
+/* st, read before 'plan' was applied (the plan was built from it), brought to what
+ * sl_maps_read_state would return after the apply (but for the order of svcs and dead_be_ids):
+ * the services the plan updated or added read again, the removed ones dropped, the backends
+ * it retired (dead) added. 0 or -errno; on failure st is only fit for sl_state_free. */
+int sl_maps_state_after(const struct sl_maps *m, struct sl_state *st, const struct sl_plan *plan,
+			const uint32_t *dead, size_t n_dead);
+
 /* Carry a plan out; the scheme is described in maps_apply.c. Ids of backends it
  * retired are appended to *dead (the caller reaps them after a grace period).
  * -errno on the first failure. */

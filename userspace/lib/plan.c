@@ -12,15 +12,62 @@ void sl_state_free(struct sl_state *st)
 		free(st->svcs[i].bes);
 	free(st->svcs);
 	free(st->dead_be_ids);
+	sl_hidx_free(&st->idx);
 	memset(st, 0, sizeof(*st));
+}
+
+int sl_state_index(struct sl_state *st)
+{
+	sl_hidx_free(&st->idx);
+	st->idx_svcs = NULL;
+	st->idx_n = 0;
+	if (sl_hidx_init(&st->idx, st->n_svcs))
+		return -ENOMEM;
+	/* In order: a probe meets equal names in the order they were added, so the index
+	 * finds the first of them, as the scan does. */
+	for (size_t i = 0; i < st->n_svcs; i++)
+		sl_hidx_add(&st->idx, sl_hash_str(st->svcs[i].name), i);
+	st->idx_svcs = st->svcs;
+	st->idx_n = st->n_svcs;
+	return 0;
+}
+
+struct name_key {
+	const struct sl_state *st;
+	const char *name;
+	size_t *n_cmp;
+};
+
+static int name_eq(const void *ctx, size_t pos)
+{
+	const struct name_key *k = ctx;
+
+	(*k->n_cmp)++;
+	return !strcmp(k->st->svcs[pos].name, k->name);
+}
+
+const struct sl_svc_state *sl_state_find_cmp(const struct sl_state *st, const char *name,
+					     size_t *n_cmp)
+{
+	struct name_key k = {.st = st, .name = name, .n_cmp = n_cmp};
+	long pos;
+
+	*n_cmp = 0;
+	if (st->idx.slots && st->idx_svcs == st->svcs && st->idx_n == st->n_svcs) {
+		pos = sl_hidx_find(&st->idx, sl_hash_str(name), name_eq, &k);
+		return pos < 0 ? NULL : &st->svcs[pos];
+	}
+	for (size_t i = 0; i < st->n_svcs; i++)
+		if (name_eq(&k, i))
+			return &st->svcs[i];
+	return NULL;
 }
 
 const struct sl_svc_state *sl_state_find(const struct sl_state *st, const char *name)
 {
-	for (size_t i = 0; i < st->n_svcs; i++)
-		if (!strcmp(st->svcs[i].name, name))
-			return &st->svcs[i];
-	return NULL;
+	size_t n_cmp;
+
+	return sl_state_find_cmp(st, name, &n_cmp);
 }
 
 /* A bitmap of ids in use, so that allocation is one pass. */
@@ -292,11 +339,17 @@ int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
 		     struct sl_plan *plan)
 {
 	struct idset svc_ids, be_ids;
+	struct sl_svc_idx wanted;
 	int err;
 
 	memset(plan, 0, sizeof(*plan));
+	if (sl_svc_idx_init(&wanted, want->services, want->n_services))
+		return -ENOMEM;
+	for (size_t i = 0; i < want->n_services; i++)
+		sl_svc_idx_add(&wanted, i);
 	if (idset_init(&svc_ids, max_svc_id) || idset_init(&be_ids, max_be_id)) {
 		free(svc_ids.bits);
+		sl_svc_idx_free(&wanted);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < cur->n_svcs; i++) {
@@ -346,11 +399,8 @@ int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
 	for (size_t i = 0; i < cur->n_svcs; i++) {
 		const struct sl_svc_state *c = &cur->svcs[i];
 		struct sl_svc_op *op;
-		int kept = 0;
 
-		for (size_t j = 0; j < want->n_services && !kept; j++)
-			kept = !strcmp(want->services[j].name, c->name);
-		if (kept)
+		if (sl_svc_idx_name(&wanted, c->name))
 			continue;
 		op = plan_push(plan);
 		if (!op) {
@@ -371,10 +421,12 @@ int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
 	}
 	free(svc_ids.bits);
 	free(be_ids.bits);
+	sl_svc_idx_free(&wanted);
 	return 0;
 fail:
 	free(svc_ids.bits);
 	free(be_ids.bits);
+	sl_svc_idx_free(&wanted);
 	sl_plan_free(plan);
 	return err;
 }

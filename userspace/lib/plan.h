@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "hidx.h"
 #include "localaddr.h"
 
 struct sl_be_state {
@@ -40,10 +41,24 @@ struct sl_state {
 	size_t n_svcs;
 	uint32_t *dead_be_ids; /* backends marked removed, awaiting reaping */
 	size_t n_dead;
+	/* svcs by name (sl_state_index), valid while svcs and n_svcs are what it was built for */
+	struct sl_hidx idx;
+	const struct sl_svc_state *idx_svcs;
+	size_t idx_n;
 };
 
 void sl_state_free(struct sl_state *st);
+
+/* (Re)build st's name index: sl_state_find is then one probe instead of a pass over svcs.
+ * sl_maps_read_state does it; whoever adds, removes or renames services in svcs calls it again
+ * (until then a find whose index does not match svcs scans). 0 or -ENOMEM (no index). */
+int sl_state_index(struct sl_state *st);
+
+/* The first service named name, or NULL. */
 const struct sl_svc_state *sl_state_find(const struct sl_state *st, const char *name);
+/* The same; *n_cmp gets how many names it compared (what the scale tests bound). */
+const struct sl_svc_state *sl_state_find_cmp(const struct sl_state *st, const char *name,
+					     size_t *n_cmp);
 
 enum sl_op_kind {
 	SL_OP_ADD,
