@@ -280,6 +280,7 @@ static void agent_close(struct agent *a)
 	free(a->probed);
 	free(a->watched);
 	agent_backends_free(a);
+	sl_state_free(&a->applied_st); /* a start that failed before its first "config applied" */
 	sl_dp_close(&a->dp);
 	sl_config_free(&a->cfg);
 	free(a->cfg_text);
