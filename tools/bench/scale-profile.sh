@@ -79,6 +79,19 @@ stop() {
 }
 waitlog() { vt_wait_until "$1" va_log_count_ge "$2" "$3"; }
 
+# perf_start: PERF=1 (default) a CPU profile of sluiced, PERF=probe the uprobes added beforehand
+# (perf probe -x ... 'sprof:...'), PERF=0 none; its pid in ppid (empty: none).
+perf_start() {
+	ppid=
+	if [ "${PERF:-1}" = 1 ]; then
+		perf record -F 999 --call-graph dwarf,16384 -p "$SPID" -o "$OUT/$tag.perf.data" &
+		ppid=$!
+	elif [ "${PERF:-1}" = probe ]; then
+		perf record -e 'sprof:*' -p "$SPID" -o "$OUT/$tag.perf.data" &
+		ppid=$!
+	fi
+}
+
 case $phase in
 start)
 	t0=$EPOCHREALTIME
@@ -112,14 +125,7 @@ reload)
 	waitlog 300 'msg="ready"' 1 || exit 1
 	bw_agent_config "$VT_TMP/new.yaml" "$N" 10 -v change=1 || exit 1
 	sed -i "s/lb: random/lb: $LB/" "$VT_TMP/new.yaml"
-	ppid=
-	if [ "${PERF:-1}" = 1 ]; then
-		perf record -F 999 --call-graph dwarf,16384 -p "$SPID" -o "$OUT/$tag.perf.data" &
-		ppid=$!
-	elif [ "${PERF:-1}" = probe ]; then # uprobes added beforehand: perf probe -x ... 'sprof:...'
-		perf record -e 'sprof:*' -p "$SPID" -o "$OUT/$tag.perf.data" &
-		ppid=$!
-	fi
+	perf_start
 	sleep 1
 	cpu() { awk '{print $14 + $15}' "/proc/$SPID/stat"; } # utime + stime, in ticks
 	c0=$(cpu)
@@ -147,14 +153,7 @@ reload)
 api)
 	start
 	waitlog 300 'msg="ready"' 1 || exit 1
-	ppid=
-	if [ "${PERF:-1}" = 1 ]; then
-		perf record -F 999 --call-graph dwarf,16384 -p "$SPID" -o "$OUT/$tag.perf.data" &
-		ppid=$!
-	elif [ "${PERF:-1}" = probe ]; then # uprobes added beforehand: perf probe -x ... 'sprof:...'
-		perf record -e 'sprof:*' -p "$SPID" -o "$OUT/$tag.perf.data" &
-		ppid=$!
-	fi
+	perf_start
 	sleep 1
 	for i in $(seq 1 "${REGS:-5}"); do
 		timeout 60 curl -sS -o /dev/null --unix-socket "$VT_TMP/sluiced.sock" \
