@@ -157,10 +157,11 @@ vmtest: all
 
 # Debian's own kernel (6.1) in qemu (KVM, else TCG): the agent loads every BPF program and a
 # connect-LB check runs, then the VMK_TESTS vmtests: by default 81-ktls (mTLS tunnels with kTLS,
-# which only that kernel has; about 1 min under TCG) and 47-sockdestroy (that kernel has no
-# bpf_sock_destroy: the agent says so and keeps the rest). VMK_TESTS="81-ktls 10-lb" runs others.
-# See vmtests/kernels/run.sh.
-VMK_TESTS ?= 81-ktls 47-sockdestroy
+# which only that kernel has; about 1 min under TCG), 47-sockdestroy (that kernel has no
+# bpf_sock_destroy: the agent says so and keeps the rest) and 46-zone (with agent.zone set the
+# connect program carries the zone pick, the largest it gets: 6.1's verifier must take it).
+# VMK_TESTS="81-ktls 10-lb" runs others. See vmtests/kernels/run.sh.
+VMK_TESTS ?= 81-ktls 47-sockdestroy 46-zone
 .PHONY: vmtest-kernels
 vmtest-kernels: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -6,6 +6,8 @@
 # failed connects each and traffic spills to z2; when they come back (and the ejection is
 # over), traffic returns to z1 only. Draining both z1 backends spills too; undraining brings
 # it back. sluicectl services shows each backend's zone; /metrics names the node.
+# The ejection lasts 5 s: under TCG (make vmtest-kernels) a "down" second plus 300 connects take
+# up to 2.4 s, and a 2 s ejection ran out in the middle of the "all to z2" check.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
@@ -28,7 +30,7 @@ services:
       - {address: 198.18.1.2:8080, zone: z1, weight: 1}
       - {address: 198.18.1.4:8081, zone: z2}
       - {address: 198.18.1.3:8080, zone: z1, weight: 3}
-    outlier_detection: {consecutive_failures: 2, base_ejection_time: 2s, max_ejection_percent: 50}
+    outlier_detection: {consecutive_failures: 2, base_ejection_time: 5s, max_ejection_percent: 50}
   - name: zmg
     frontend: 198.19.0.11:80
     lb: maglev
@@ -38,7 +40,7 @@ services:
       - {address: 198.18.1.2:8080, zone: z1}
       - {address: 198.18.1.4:8081, zone: z2}
       - {address: 198.18.1.3:8080, zone: z1}
-    outlier_detection: {consecutive_failures: 2, base_ejection_time: 2s, max_ejection_percent: 50}
+    outlier_detection: {consecutive_failures: 2, base_ejection_time: 5s, max_ejection_percent: 50}
   - name: zsp
     frontend: 198.19.0.12:80
     lb: random
@@ -49,7 +51,7 @@ services:
       - {address: 198.18.1.4:8080, zone: z2, subset: v1}
       - {address: 198.18.1.3:8080, zone: z1, subset: v2}
       - {address: 198.18.1.4:8081, zone: z2, subset: v2}
-    outlier_detection: {consecutive_failures: 2, base_ejection_time: 2s, max_ejection_percent: 50}
+    outlier_detection: {consecutive_failures: 2, base_ejection_time: 5s, max_ejection_percent: 50}
   - name: plain
     frontend: 198.19.0.13:80
     lb: maglev
