@@ -67,12 +67,16 @@ void agent_reap(struct agent *a)
 			a->retired[keep++] = a->retired[i];
 			continue;
 		}
-		int err = sl_maps_reap(&a->dp.maps, &a->retired[i].id, 1);
+		/* The kept state (agent.h, applied_st) loses the ids whose entries are gone. */
+		int err = a->have_applied_st ? sl_maps_reap_state(&a->dp.maps, &a->applied_st,
+								  &a->retired[i].id, 1)
+					     : sl_maps_reap(&a->dp.maps, &a->retired[i].id, 1);
 
 		if (err) {
 			sl_warn("cannot delete retired backend", "backend_id=%u error=\"%s\"",
 				a->retired[i].id, strerror(-err));
 			a->retired[keep++] = a->retired[i];
+			agent_drop_state(a);
 		}
 	}
 	a->n_retired = keep;
@@ -95,7 +99,7 @@ static void log_plan(const struct sl_plan *plan)
 	}
 }
 
-static void drop_applied_state(struct agent *a)
+void agent_drop_state(struct agent *a)
 {
 	sl_state_free(&a->applied_st);
 	a->have_applied_st = 0;
@@ -110,13 +114,50 @@ static void keep_applied_state(struct agent *a, struct sl_state *st, const struc
 
 	if (err) {
 		sl_warn("cannot read back the services the change touched; the health and "
-			"identity sync read the maps again",
+			"identity sync and the next change read the maps again",
 			"error=\"%s\"", strerror(-err));
 		return;
 	}
 	a->applied_st = *st;
 	a->have_applied_st = 1;
 	memset(st, 0, sizeof(*st));
+}
+
+/* SLUICE_VERIFY_STATE=1 (README, Configuration): check the kept state on every change. */
+static int verify_state(void)
+{
+	const char *v = getenv("SLUICE_VERIFY_STATE");
+
+	return v && !strcmp(v, "1");
+}
+
+/* The maps' state to plan against, st's now: the kept one (agent.h, applied_st), else a read.
+ * With SLUICE_VERIFY_STATE=1 a kept one is compared with a read, and the read is used. */
+static int state_for_change(struct agent *a, struct sl_state *st)
+{
+	struct sl_state fresh;
+	char why[512];
+	int err, d;
+
+	if (!a->have_applied_st)
+		return sl_maps_read_state(&a->dp.maps, st);
+	*st = a->applied_st;
+	memset(&a->applied_st, 0, sizeof(a->applied_st));
+	a->have_applied_st = 0;
+	if (!verify_state())
+		return 0;
+	err = sl_maps_read_state(&a->dp.maps, &fresh);
+	if (err) {
+		sl_state_free(st);
+		return err;
+	}
+	d = sl_state_diff(st, &fresh, why, sizeof(why));
+	if (d)
+		sl_error("kept state differs from the maps", "difference=\"%s\"",
+			 d < 0 ? strerror(-d) : why);
+	sl_state_free(st);
+	*st = fresh;
+	return 0;
 }
 
 /* Diff the maps against cfg and write the difference. */
@@ -129,10 +170,11 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 	size_t n_dead = 0;
 	int err;
 
-	drop_applied_state(a);
 	err = sl_maps_id_limits(&a->dp.maps, &max_svc, &max_be);
-	if (!err)
-		err = sl_maps_read_state(&a->dp.maps, &st);
+	if (err)
+		agent_drop_state(a);
+	else
+		err = state_for_change(a, &st);
 	if (err) {
 		sl_error("cannot read the maps", "error=\"%s\"", strerror(-err));
 		return err;
@@ -177,7 +219,6 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
  * is done: tools and tests take this line as "the change is in place". */
 void agent_log_applied(struct agent *a)
 {
-	drop_applied_state(a);
 	if (!a->applied_pending)
 		return;
 	a->applied_pending = 0;
