@@ -143,6 +143,9 @@ void agent_reload(struct agent *a, const char *why);
 void agent_log_applied(struct agent *a);
 /* Forget the kept state (applied_st): the next change reads the maps. */
 void agent_drop_state(struct agent *a);
+/* The kept state for a reader between changes (the API's GETs), checked as agent_reconcile
+ * checks it under SLUICE_VERIFY_STATE=1; NULL: none, read the maps. */
+const struct sl_state *agent_kept_state(struct agent *a);
 void agent_sync_identities(struct agent *a);
 
 /* registry_sync.c: API changes, TTLs and the etcd registry. */

@@ -131,33 +131,50 @@ static int verify_state(void)
 	return v && !strcmp(v, "1");
 }
 
-/* The maps' state to plan against, st's now: the kept one (agent.h, applied_st), else a read.
- * With SLUICE_VERIFY_STATE=1 a kept one is compared with a read, and the read is used. */
-static int state_for_change(struct agent *a, struct sl_state *st)
+/* Under SLUICE_VERIFY_STATE=1: the kept state compared with a read of the maps, a difference
+ * logged (the first one) and the kept state then dropped. 0, or -errno of the read (kept). */
+static int check_kept_state(struct agent *a)
 {
 	struct sl_state fresh;
 	char why[512];
 	int err, d;
 
+	if (!a->have_applied_st || !verify_state())
+		return 0;
+	err = sl_maps_read_state(&a->dp.maps, &fresh);
+	if (err)
+		return err;
+	d = sl_state_diff(&a->applied_st, &fresh, why, sizeof(why));
+	if (d) {
+		sl_error("kept state differs from the maps", "difference=\"%s\"",
+			 d < 0 ? strerror(-d) : why);
+		agent_drop_state(a);
+	}
+	sl_state_free(&fresh);
+	return 0;
+}
+
+/* The maps' state to plan against, st's now: the kept one (agent.h, applied_st; checked
+ * under SLUICE_VERIFY_STATE=1), else a read. */
+static int state_for_change(struct agent *a, struct sl_state *st)
+{
+	int err = check_kept_state(a);
+
+	if (err)
+		agent_drop_state(a);
 	if (!a->have_applied_st)
 		return sl_maps_read_state(&a->dp.maps, st);
 	*st = a->applied_st;
 	memset(&a->applied_st, 0, sizeof(a->applied_st));
 	a->have_applied_st = 0;
-	if (!verify_state())
-		return 0;
-	err = sl_maps_read_state(&a->dp.maps, &fresh);
-	if (err) {
-		sl_state_free(st);
-		return err;
-	}
-	d = sl_state_diff(st, &fresh, why, sizeof(why));
-	if (d)
-		sl_error("kept state differs from the maps", "difference=\"%s\"",
-			 d < 0 ? strerror(-d) : why);
-	sl_state_free(st);
-	*st = fresh;
 	return 0;
+}
+
+const struct sl_state *agent_kept_state(struct agent *a)
+{
+	if (check_kept_state(a))
+		agent_drop_state(a);
+	return a->have_applied_st ? &a->applied_st : NULL;
 }
 
 /* Diff the maps against cfg and write the difference. */
