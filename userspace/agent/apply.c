@@ -105,8 +105,8 @@ void agent_drop_state(struct agent *a)
 	a->have_applied_st = 0;
 }
 
-/* What the apply left in the maps, for the rest of the change (agent.h, applied_st). Without
- * it (it could not be read) they read the maps themselves. */
+/* What the apply left in the maps, kept for the rest of the change and the next ones (agent.h,
+ * applied_st). Without it (it could not be read) they read the maps themselves. */
 static void keep_applied_state(struct agent *a, struct sl_state *st, const struct sl_plan *plan,
 			       const uint32_t *dead, size_t n_dead)
 {
@@ -123,7 +123,8 @@ static void keep_applied_state(struct agent *a, struct sl_state *st, const struc
 	memset(st, 0, sizeof(*st));
 }
 
-/* SLUICE_VERIFY_STATE=1 (README, Configuration): check the kept state on every change. */
+/* SLUICE_VERIFY_STATE=1 (README, "sluiced"; sluiced(8), ENVIRONMENT): check the kept state on
+ * every change and API GET. */
 static int verify_state(void)
 {
 	const char *v = getenv("SLUICE_VERIFY_STATE");
