@@ -31,8 +31,8 @@ va_start() {
 	VA_STARTS=$((${VA_STARTS:-0} + 1))
 	# exec all the way down, so that $! is sluiced itself and signals reach it. Every change
 	# checks the state the agent keeps against the maps (va_state_check).
-	(export SLUICE_VERIFY_STATE=1 && exec nsenter --net="/run/netns/$VT_ID-node" "$VA_SLUICED" -c "$VA_CONFIG" \
-		--log-level "${VA_LOG_LEVEL:-info}" >>"$VA_LOG" 2>&1) &
+	(export SLUICE_VERIFY_STATE=1 && exec nsenter --net="/run/netns/$VT_ID-node" \
+		"$VA_SLUICED" -c "$VA_CONFIG" --log-level "${VA_LOG_LEVEL:-info}" >>"$VA_LOG" 2>&1) &
 	VA_PID=$!
 	vt_track_pid "$VA_PID"
 	# Each start adds one "ready" line: wait for this start's.
@@ -72,7 +72,7 @@ va_san_check() {
 }
 
 # va_state_check: SLUICE_VERIFY_STATE found the kept state differing from the maps (README,
-# Configuration) in an agent log of this test: that fails it. Run by va_stop, and by vt_finish
+# "sluiced"; sluiced(8), ENVIRONMENT) in an agent log of this test: that fails it. Run by va_stop, and by vt_finish
 # (wrapped below), so a test that leaves its agent to the cleanup is checked too.
 va_state_check() {
 	local f
