@@ -204,44 +204,6 @@ static void world_up(void)
 	cr_assert_eq(err, 0, "%s", why);
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The first difference between two states, but for the order of services and dead ids, in
- * why; 0 when there is none. */
-static int state_differs(struct sl_state *got, struct sl_state *want, char *why, size_t len)
-{
-	if (got->n_svcs != want->n_svcs || got->n_dead != want->n_dead)
-		return snprintf(why, len, "%zu services and %zu dead, want %zu and %zu",
-				got->n_svcs, got->n_dead, want->n_svcs, want->n_dead);
-	for (size_t i = 0; i < want->n_svcs; i++) {
-		const struct sl_svc_state *x = &want->svcs[i];
-		const struct sl_svc_state *y = sl_state_find(got, x->name);
-
-		if (!y)
-			return snprintf(why, len, "no service %s", x->name);
-		if (y->id != x->id || y->proto != x->proto || y->lb != x->lb || y->gen != x->gen ||
-		    !sl_sockaddr_equal(&y->frontend, &x->frontend) ||
-		    memcmp(&y->value, &x->value, sizeof(x->value)))
-			return snprintf(why, len, "service %s differs (id %u/%u gen %u/%u)",
-					x->name, y->id, x->id, y->gen, x->gen);
-		if (y->n_bes != x->n_bes ||
-		    (x->n_bes && memcmp(y->bes, x->bes, x->n_bes * sizeof(*x->bes))))
-			return snprintf(why, len, "backends of %s differ (%zu, want %zu)", x->name,
-					y->n_bes, x->n_bes);
-	}
-	qsort(got->dead_be_ids, got->n_dead, sizeof(uint32_t), cmp_id);
-	qsort(want->dead_be_ids, want->n_dead, sizeof(uint32_t), cmp_id);
-	if (want->n_dead &&
-	    memcmp(got->dead_be_ids, want->dead_be_ids, want->n_dead * sizeof(uint32_t)))
-		return snprintf(why, len, "dead backends differ");
-	return 0;
-}
-
 TestSuite(state_after, .init = world_up, .fini = world_down);
 
 Test(state_after, equals_a_new_read)
@@ -269,7 +231,7 @@ Test(state_after, equals_a_new_read)
 	sl_plan_free(&plan);
 	cr_assert_eq(err, 0, "sl_maps_state_after: %s", strerror(-err));
 	cr_assert_eq(sl_maps_read_state(w.maps, &fresh), 0);
-	err = state_differs(&st, &fresh, why, sizeof(why));
+	err = sl_state_diff(&st, &fresh, why, sizeof(why));
 	cr_expect_eq(err, 0, "after the apply: %s", why);
 	cr_expect_not_null(sl_state_find_cmp(&st, "db", &n_cmp));
 	cr_expect_eq(n_cmp, 1, "indexed again: %zu compares", n_cmp);
@@ -294,4 +256,106 @@ Test(state_after, refuses_a_plan_of_another_state)
 	sl_plan_free(&plan);
 	sl_state_free(&other);
 	sl_state_free(&st);
+}
+
+/* The state kept between changes (the agent's applied_st): planned against, patched by a
+ * health verdict and by the reaper, brought forward by the next apply; at every step what a
+ * new read of the maps returns. */
+static void expect_as_read(const struct sl_state *st, const char *step)
+{
+	struct sl_state fresh = {0};
+	char why[512] = "";
+
+	cr_assert_eq(sl_maps_read_state(w.maps, &fresh), 0);
+	cr_expect_eq(sl_state_diff(st, &fresh, why, sizeof(why)), 0, "after %s: %s", step, why);
+	sl_state_free(&fresh);
+}
+
+static void apply_kept(struct sl_state *st, const struct sl_config *cfg, uint32_t **dead,
+		       size_t *n_dead)
+{
+	struct sl_plan plan = {0};
+	size_t from = *n_dead;
+	int err;
+
+	cr_assert_eq(sl_plan_build(st, cfg, w.max_svc_id, w.max_be_id, &plan), 0);
+	err = sl_maps_apply(w.maps, &plan, dead, n_dead);
+	cr_assert_eq(err, 0, "apply: %s", strerror(-err));
+	err = sl_maps_state_after(w.maps, st, &plan, *dead + from, *n_dead - from);
+	sl_plan_free(&plan);
+	cr_assert_eq(err, 0, "sl_maps_state_after: %s", strerror(-err));
+}
+
+Test(state_after, kept_through_health_and_reap)
+{
+	struct sl_state st = {0};
+	const struct sl_svc_state *web;
+	uint32_t *dead = NULL, be_id;
+	size_t n_dead = 0;
+	char why[512] = "";
+	int err;
+
+	cr_assert_eq(test_world_apply(&w, &before, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(sl_maps_read_state(w.maps, &st), 0);
+	apply_kept(&st, &after, &dead, &n_dead);
+	expect_as_read(&st, "the apply");
+	cr_assert_eq(n_dead, 2);
+	cr_expect_eq(st.n_dead, 2, "the retired backends are dead until reaped");
+	/* A probe verdict: web's first backend unhealthy, in the maps and in the state. */
+	web = sl_state_find(&st, "web");
+	cr_assert_not_null(web);
+	be_id = web->bes[0].id;
+	cr_assert_eq(sl_maps_set_state(w.maps, be_id, SLUICE_BE_UNHEALTHY), 0);
+	cr_assert_eq(sl_state_set_backend(&st, "web", be_id, SLUICE_BE_UNHEALTHY), 0);
+	cr_expect_eq(sl_state_set_backend(&st, "api", be_id, SLUICE_BE_UNHEALTHY), -ENOENT,
+		     "another service's backend is not there");
+	expect_as_read(&st, "the health change");
+	err = sl_maps_reap_state(w.maps, &st, dead, n_dead);
+	cr_assert_eq(err, 0, "reap: %s", strerror(-err));
+	cr_expect_eq(st.n_dead, 0, "reaped: %zu dead left", st.n_dead);
+	expect_as_read(&st, "the reap");
+	n_dead = 0;
+	apply_kept(&st, &before, &dead, &n_dead);
+	expect_as_read(&st, "the second apply");
+	free(dead);
+	sl_state_free(&st);
+}
+
+/* sl_state_diff finds one changed field, a missing service and a dead id. */
+Test(state_after, diff_names_the_first_difference)
+{
+	struct sl_state a = {0}, b = {0};
+	struct sl_svc_state *api;
+	char why[512] = "";
+
+	cr_assert_eq(test_world_apply(&w, &before, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(sl_maps_read_state(w.maps, &a), 0);
+	cr_assert_eq(sl_maps_read_state(w.maps, &b), 0);
+	cr_assert_eq(sl_state_diff(&a, &b, why, sizeof(why)), 0, "%s", why);
+	api = &a.svcs[sl_state_find(&a, "api") - a.svcs];
+	api->bes[1].weight++;
+	cr_expect_eq(sl_state_diff(&a, &b, why, sizeof(why)), 1);
+	cr_expect(strstr(why, "service api slot 1: backend weight"), "%s", why);
+	api->bes[1].weight--;
+	api->bes[0].state = SLUICE_BE_DRAINING;
+	cr_expect_eq(sl_state_diff(&a, &b, why, sizeof(why)), 1);
+	cr_expect(strstr(why, "service api slot 0: backend state"), "%s", why);
+	api->bes[0].state = b.svcs[sl_state_find(&b, "api") - b.svcs].bes[0].state;
+	api->gen++;
+	cr_expect_eq(sl_state_diff(&a, &b, why, sizeof(why)), 1);
+	cr_expect(strstr(why, "service api: gen"), "%s", why);
+	api->gen--;
+	cr_assert_eq(sl_state_diff(&a, &b, why, sizeof(why)), 0, "%s", why);
+	a.n_svcs--; /* the last one gone from a */
+	cr_expect_eq(sl_state_diff(&a, &b, why, sizeof(why)), 1);
+	cr_expect(strstr(why, "only in the maps"), "%s", why);
+	a.n_svcs++;
+	b.dead_be_ids = calloc(1, sizeof(uint32_t));
+	cr_assert_not_null(b.dead_be_ids);
+	b.dead_be_ids[0] = 7;
+	b.n_dead = 1;
+	cr_expect_eq(sl_state_diff(&a, &b, why, sizeof(why)), 1);
+	cr_expect(strstr(why, "dead backend 7: only in the maps"), "%s", why);
+	sl_state_free(&a);
+	sl_state_free(&b);
 }

@@ -29,9 +29,10 @@ va_start() {
 	VA_CONFIG=$1
 	VA_LOG=$VT_TMP/agent.log
 	VA_STARTS=$((${VA_STARTS:-0} + 1))
-	# exec all the way down, so that $! is sluiced itself and signals reach it.
-	(exec nsenter --net="/run/netns/$VT_ID-node" "$VA_SLUICED" -c "$VA_CONFIG" \
-		--log-level "${VA_LOG_LEVEL:-info}" >>"$VA_LOG" 2>&1) &
+	# exec all the way down, so that $! is sluiced itself and signals reach it. Every change
+	# checks the state the agent keeps against the maps (va_state_check).
+	(export SLUICE_VERIFY_STATE=1 && exec nsenter --net="/run/netns/$VT_ID-node" \
+		"$VA_SLUICED" -c "$VA_CONFIG" --log-level "${VA_LOG_LEVEL:-info}" >>"$VA_LOG" 2>&1) &
 	VA_PID=$!
 	vt_track_pid "$VA_PID"
 	# Each start adds one "ready" line: wait for this start's.
@@ -57,6 +58,7 @@ va_stop() {
 	VA_RC=$?
 	VA_PID=
 	va_san_check
+	va_state_check
 	return 0
 }
 
@@ -67,6 +69,28 @@ va_san_check() {
 		vt_fail "sanitizer report in the agent log: $(grep -m1 -E 'ERROR: |runtime error:' "$VA_LOG")"
 	fi
 	return 0
+}
+
+# va_state_check: SLUICE_VERIFY_STATE found the kept state differing from the maps (README,
+# "sluiced"; sluiced(8), ENVIRONMENT) in an agent log of this test: that fails it. Run by va_stop, and by vt_finish
+# (wrapped below), so a test that leaves its agent to the cleanup is checked too.
+va_state_check() {
+	local f
+	[ -z "${VA_STATE_FAILED:-}" ] || return 0 # reported once
+	for f in "$VT_TMP"/*.log; do
+		[ -f "$f" ] || continue
+		if grep -q 'msg="kept state differs from the maps"' "$f"; then
+			vt_fail "kept state differs from the maps ($f): $(grep -m1 'kept state differs' "$f")"
+			VA_STATE_FAILED=1
+			return 0
+		fi
+	done
+	return 0
+}
+eval "_va_vt_finish() $(declare -f vt_finish | tail -n +2)"
+vt_finish() {
+	va_state_check
+	_va_vt_finish "$@"
 }
 
 va_ctl() {

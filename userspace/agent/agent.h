@@ -94,13 +94,15 @@ struct agent {
 	 * checks, identities) is done too: agent_log_applied. */
 	size_t applied_add, applied_update, applied_remove, applied_services;
 	int applied_pending;
-	/* The maps' services as that apply left them (sl_maps_state_after: the state
-	 * agent_reconcile read, with the services its plan touched read again): one read of the
-	 * maps per change. agent_sync_backends (which keeps its backends' state in step with what
-	 * it writes) and agent_sync_identities (service ids only) take it instead of reading the
-	 * maps again; agent_log_applied, which ends every change, frees it. Nothing else writes
-	 * services, slots or backends in between, and the datapath writes none of what it holds.
-	 * have_applied_st 0: none (they read the maps themselves). */
+	/* The maps' services as the last apply left them (sl_maps_state_after: the state
+	 * agent_reconcile planned against, with the services its plan touched read again),
+	 * kept between changes: the next agent_reconcile plans against it instead of reading
+	 * every map, agent_sync_backends and agent_sync_identities (service ids only) take it.
+	 * Whoever writes what it holds keeps it in step: agent_sync_backends and
+	 * agent_on_health_change (backend states), agent_reap (dead ids); the datapath writes
+	 * none of it. Any failure drops it (agent_drop_state): the next change reads the maps.
+	 * SLUICE_VERIFY_STATE=1 compares it with a read on every change (apply.c).
+	 * have_applied_st 0: none. */
 	struct sl_state applied_st;
 	int have_applied_st;
 	struct sl_http *http;
@@ -139,6 +141,11 @@ void agent_reap(struct agent *a);
 int agent_reconcile(struct agent *a, const struct sl_config *cfg);
 void agent_reload(struct agent *a, const char *why);
 void agent_log_applied(struct agent *a);
+/* Forget the kept state (applied_st): the next change reads the maps. */
+void agent_drop_state(struct agent *a);
+/* The kept state for a reader between changes (the API's GETs), checked as agent_reconcile
+ * checks it under SLUICE_VERIFY_STATE=1; NULL: none, read the maps. */
+const struct sl_state *agent_kept_state(struct agent *a);
 void agent_sync_identities(struct agent *a);
 
 /* registry_sync.c: API changes, TTLs and the etcd registry. */

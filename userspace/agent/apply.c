@@ -67,12 +67,16 @@ void agent_reap(struct agent *a)
 			a->retired[keep++] = a->retired[i];
 			continue;
 		}
-		int err = sl_maps_reap(&a->dp.maps, &a->retired[i].id, 1);
+		/* The kept state (agent.h, applied_st) loses the ids whose entries are gone. */
+		int err = a->have_applied_st ? sl_maps_reap_state(&a->dp.maps, &a->applied_st,
+								  &a->retired[i].id, 1)
+					     : sl_maps_reap(&a->dp.maps, &a->retired[i].id, 1);
 
 		if (err) {
 			sl_warn("cannot delete retired backend", "backend_id=%u error=\"%s\"",
 				a->retired[i].id, strerror(-err));
 			a->retired[keep++] = a->retired[i];
+			agent_drop_state(a);
 		}
 	}
 	a->n_retired = keep;
@@ -95,14 +99,14 @@ static void log_plan(const struct sl_plan *plan)
 	}
 }
 
-static void drop_applied_state(struct agent *a)
+void agent_drop_state(struct agent *a)
 {
 	sl_state_free(&a->applied_st);
 	a->have_applied_st = 0;
 }
 
-/* What the apply left in the maps, for the rest of the change (agent.h, applied_st). Without
- * it (it could not be read) they read the maps themselves. */
+/* What the apply left in the maps, kept for the rest of the change and the next ones (agent.h,
+ * applied_st). Without it (it could not be read) they read the maps themselves. */
 static void keep_applied_state(struct agent *a, struct sl_state *st, const struct sl_plan *plan,
 			       const uint32_t *dead, size_t n_dead)
 {
@@ -110,13 +114,68 @@ static void keep_applied_state(struct agent *a, struct sl_state *st, const struc
 
 	if (err) {
 		sl_warn("cannot read back the services the change touched; the health and "
-			"identity sync read the maps again",
+			"identity sync and the next change read the maps again",
 			"error=\"%s\"", strerror(-err));
 		return;
 	}
 	a->applied_st = *st;
 	a->have_applied_st = 1;
 	memset(st, 0, sizeof(*st));
+}
+
+/* SLUICE_VERIFY_STATE=1 (README, "sluiced"; sluiced(8), ENVIRONMENT): check the kept state on
+ * every change and API GET. */
+static int verify_state(void)
+{
+	const char *v = getenv("SLUICE_VERIFY_STATE");
+
+	return v && !strcmp(v, "1");
+}
+
+/* Under SLUICE_VERIFY_STATE=1: the kept state compared with a read of the maps, a difference
+ * logged (the first one) and the kept state then dropped. 0, or -errno of the read (kept). */
+static int check_kept_state(struct agent *a)
+{
+	struct sl_state fresh;
+	char why[512];
+	int err, d;
+
+	if (!a->have_applied_st || !verify_state())
+		return 0;
+	err = sl_maps_read_state(&a->dp.maps, &fresh);
+	if (err)
+		return err;
+	d = sl_state_diff(&a->applied_st, &fresh, why, sizeof(why));
+	if (d) {
+		sl_error("kept state differs from the maps", "difference=\"%s\"",
+			 d < 0 ? strerror(-d) : why);
+		agent_drop_state(a);
+	}
+	sl_state_free(&fresh);
+	return 0;
+}
+
+/* The maps' state to plan against, st's now: the kept one (agent.h, applied_st; checked
+ * under SLUICE_VERIFY_STATE=1), else a read. */
+static int state_for_change(struct agent *a, struct sl_state *st)
+{
+	int err = check_kept_state(a);
+
+	if (err)
+		agent_drop_state(a);
+	if (!a->have_applied_st)
+		return sl_maps_read_state(&a->dp.maps, st);
+	*st = a->applied_st;
+	memset(&a->applied_st, 0, sizeof(a->applied_st));
+	a->have_applied_st = 0;
+	return 0;
+}
+
+const struct sl_state *agent_kept_state(struct agent *a)
+{
+	if (check_kept_state(a))
+		agent_drop_state(a);
+	return a->have_applied_st ? &a->applied_st : NULL;
 }
 
 /* Diff the maps against cfg and write the difference. */
@@ -129,10 +188,11 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 	size_t n_dead = 0;
 	int err;
 
-	drop_applied_state(a);
 	err = sl_maps_id_limits(&a->dp.maps, &max_svc, &max_be);
-	if (!err)
-		err = sl_maps_read_state(&a->dp.maps, &st);
+	if (err)
+		agent_drop_state(a);
+	else
+		err = state_for_change(a, &st);
 	if (err) {
 		sl_error("cannot read the maps", "error=\"%s\"", strerror(-err));
 		return err;
@@ -177,7 +237,6 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
  * is done: tools and tests take this line as "the change is in place". */
 void agent_log_applied(struct agent *a)
 {
-	drop_applied_state(a);
 	if (!a->applied_pending)
 		return;
 	a->applied_pending = 0;

@@ -31,18 +31,23 @@ void agent_on_health_change(void *arg, uint32_t be_id, int healthy, const char *
 	const struct probed *p = find_probed(a, be_id);
 	struct sluice_backend be;
 	struct sluice_event ev = {0};
-	int err = 0;
+	uint8_t to = healthy ? SLUICE_BE_HEALTHY : SLUICE_BE_UNHEALTHY;
+	int err = 0, probed_state;
 
 	if (!p)
 		return;
-	if (!bpf_map_lookup_elem(a->dp.maps.backends, &be_id, &be) &&
-	    (be.state == SLUICE_BE_HEALTHY || be.state == SLUICE_BE_UNHEALTHY))
-		err = sl_maps_set_state(&a->dp.maps, be_id,
-					healthy ? SLUICE_BE_HEALTHY : SLUICE_BE_UNHEALTHY);
+	probed_state = !bpf_map_lookup_elem(a->dp.maps.backends, &be_id, &be) &&
+		       (be.state == SLUICE_BE_HEALTHY || be.state == SLUICE_BE_UNHEALTHY);
+	if (probed_state)
+		err = sl_maps_set_state(&a->dp.maps, be_id, to);
+	/* The kept state follows (agent.h, applied_st); a backend it does not hold drops it. */
+	if (err || (probed_state && a->have_applied_st &&
+		    sl_state_set_backend(&a->applied_st, p->service, be_id, to)))
+		agent_drop_state(a);
 	if (err)
 		sl_error("cannot set backend state", "service=%s backend=%s error=\"%s\"",
 			 p->service, p->addr, strerror(-err));
-	else if (!healthy && (be.state == SLUICE_BE_HEALTHY || be.state == SLUICE_BE_UNHEALTHY))
+	else if (!healthy && probed_state)
 		agent_close_sockets(a, NULL, NULL, &be_id, 1, AGENT_CLOSE_UNHEALTHY);
 	if (healthy)
 		sl_info("backend healthy", "service=%s backend=%s probe=\"%s\"", p->service,
@@ -183,7 +188,7 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 	struct sl_state own = {0}, *st = &a->applied_st;
 	int err;
 
-	if (!a->have_applied_st) { /* no apply just before (agent.h, applied_st) */
+	if (!a->have_applied_st) { /* none kept (agent.h, applied_st) */
 		err = sl_maps_read_state(&a->dp.maps, &own);
 		if (err)
 			return err;
@@ -219,6 +224,8 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 	a->n_watched = bs.n_w;
 	bs.watched = NULL;
 out:
+	if (err) /* a write may have failed half way: the kept state no longer tells */
+		agent_drop_state(a);
 	free(bs.targets);
 	free(bs.probed);
 	free(bs.watched);

@@ -371,6 +371,12 @@ static void api_mtls(struct agent *a, unsigned int *status, char **out)
 		*status = 500;
 }
 
+/* GET's view of the maps: the kept state (agent.h, applied_st). */
+static const struct sl_state *api_state(void *arg)
+{
+	return agent_kept_state(arg);
+}
+
 void agent_on_api_request(void *ctx, const char *method, const char *url, const char *body,
 			  size_t len, unsigned int *status, char **out)
 {
@@ -382,6 +388,7 @@ void agent_on_api_request(void *ctx, const char *method, const char *url, const 
 	    .registry = api_registry,
 	    .commit = api_commit,
 	    .maps = &a->dp.maps,
+	    .state = api_state,
 	};
 
 	if (!strcmp(url, "/v1/mtls") && !strcmp(method, "GET")) {

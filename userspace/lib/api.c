@@ -138,15 +138,19 @@ static void get_services(const struct sl_api *api, const char *only, unsigned in
 			 char **out)
 {
 	const struct sl_config *eff = api->effective(api->arg);
+	const struct sl_state *kept = api->state ? api->state(api->arg) : NULL;
 	struct sl_state st;
-	int have_state = api->maps && !sl_maps_read_state(api->maps, &st);
+	int have_state = !kept && api->maps && !sl_maps_read_state(api->maps, &st);
 	json_t *arr = json_array();
 
 	for (size_t i = 0; i < eff->n_services; i++) {
 		if (only && strcmp(eff->services[i].name, only))
 			continue;
-		json_array_append_new(arr,
-				      service_out(api, have_state ? &st : NULL, &eff->services[i]));
+		json_array_append_new(arr, service_out(api,
+						       kept	    ? kept
+						       : have_state ? &st
+								    : NULL,
+						       &eff->services[i]));
 	}
 	if (have_state)
 		sl_state_free(&st);

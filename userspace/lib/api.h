@@ -70,6 +70,9 @@ struct sl_api {
 	int (*commit)(void *arg, struct sl_registry *next, enum sl_change what,
 		      struct sl_problem *e);
 	const struct sl_maps *maps; /* for states and counters; may be NULL */
+	/* The maps' state the caller keeps, exactly what a read returns, or NULL (then GET reads
+	 * the maps); may be NULL itself. */
+	const struct sl_state *(*state)(void *arg);
 };
 
 /* Handle one request. *out is a malloc'd JSON document (with a newline). */

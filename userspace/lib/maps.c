@@ -334,6 +334,32 @@ int sl_maps_state_after(const struct sl_maps *m, struct sl_state *st, const stru
 	return err;
 }
 
+int sl_maps_reap_state(const struct sl_maps *m, struct sl_state *st, const uint32_t *ids, size_t n)
+{
+	int err = sl_maps_reap(m, ids, n);
+	size_t keep = 0;
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < st->n_dead; i++) {
+		uint32_t id = st->dead_be_ids[i];
+		struct sluice_backend v;
+		int asked = 0;
+
+		for (size_t j = 0; j < n && !asked; j++)
+			asked = ids[j] == id;
+		/* sl_maps_reap leaves an entry that is not retired: still dead to a read. */
+		if (asked && bpf_map_lookup_elem(m->backends, &id, &v)) {
+			if (errno != ENOENT)
+				return -errno;
+			continue;
+		}
+		st->dead_be_ids[keep++] = id;
+	}
+	st->n_dead = keep;
+	return 0;
+}
+
 int sl_percpu_sum(int fd, const void *key, void *out, size_t size)
 {
 	int ncpu = libbpf_num_possible_cpus();

@@ -77,6 +77,10 @@ int sl_maps_retire(const struct sl_maps *m, const uint32_t *ids, size_t n, uint3
 /* Delete retired backends for good. */
 int sl_maps_reap(const struct sl_maps *m, const uint32_t *ids, size_t n);
 
+/* sl_maps_reap, with st (a state of these maps, kept between changes) kept in step: the ids
+ * whose entries are gone leave its dead ids. -errno; st is then not to be trusted. */
+int sl_maps_reap_state(const struct sl_maps *m, struct sl_state *st, const uint32_t *ids, size_t n);
+
 /* The per-CPU value at key, made only of 64-bit counters, summed over CPUs
  * into out (size bytes; signed counters wrap back to their signed sum).
  * 0 or -errno (-ENOENT: no such key). */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,137 @@ const struct sl_svc_state *sl_state_find(const struct sl_state *st, const char *
 	size_t n_cmp;
 
 	return sl_state_find_cmp(st, name, &n_cmp);
+}
+
+/* One backend of service 'name' against the same slot of the other state; 0 when equal. */
+static int be_differs(const char *name, size_t slot, const struct sl_be_state *x,
+		      const struct sl_be_state *y, char *why, size_t len)
+{
+	const char *what = NULL;
+
+	if (x->id != y->id)
+		what = "id";
+	else if (!sl_sockaddr_equal(&x->addr, &y->addr))
+		what = "address";
+	else if (x->weight != y->weight)
+		what = "weight";
+	else if (x->state != y->state)
+		what = "state";
+	else if (x->flags != y->flags)
+		what = "flags";
+	else if (strcmp(x->zone, y->zone))
+		what = "zone";
+	else if (strcmp(x->subset, y->subset))
+		what = "subset";
+	if (!what)
+		return 0;
+	snprintf(why, len, "service %s slot %zu: backend %s (id %u state %u, want id %u state %u)",
+		 name, slot, what, x->id, x->state, y->id, y->state);
+	return 1;
+}
+
+static int svc_differs(const struct sl_svc_state *x, const struct sl_svc_state *y, char *why,
+		       size_t len)
+{
+	const char *what = NULL;
+
+	if (x->id != y->id)
+		what = "id";
+	else if (x->gen != y->gen)
+		what = "gen";
+	else if (x->proto != y->proto || x->lb != y->lb ||
+		 !sl_sockaddr_equal(&x->frontend, &y->frontend))
+		what = "frontend";
+	else if (memcmp(&x->value, &y->value, sizeof(x->value)))
+		what = "value";
+	else if (x->n_bes != y->n_bes)
+		what = "backend count";
+	if (what) {
+		snprintf(
+		    why, len,
+		    "service %s: %s (id %u gen %u backends %zu, want id %u gen %u backends %zu)",
+		    y->name, what, x->id, x->gen, x->n_bes, y->id, y->gen, y->n_bes);
+		return 1;
+	}
+	for (size_t i = 0; i < x->n_bes; i++)
+		if (be_differs(y->name, i, &x->bes[i], &y->bes[i], why, len))
+			return 1;
+	return 0;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sorted copies of both lists of dead ids; the first that only one of them has, in *only. */
+static int dead_differs(const struct sl_state *got, const struct sl_state *want, char *why,
+			size_t len)
+{
+	size_t n = got->n_dead + want->n_dead, i = 0, j = 0;
+	uint32_t *a = calloc(n ? n : 1, sizeof(*a)), *b;
+	int ret = 0;
+
+	if (!a)
+		return -ENOMEM;
+	b = a + got->n_dead;
+	memcpy(a, got->dead_be_ids, got->n_dead * sizeof(*a));
+	memcpy(b, want->dead_be_ids, want->n_dead * sizeof(*b));
+	qsort(a, got->n_dead, sizeof(*a), cmp_id);
+	qsort(b, want->n_dead, sizeof(*b), cmp_id);
+	while ((i < got->n_dead || j < want->n_dead) && !ret) {
+		if (j == want->n_dead || (i < got->n_dead && a[i] < b[j]))
+			ret = snprintf(why, len, "dead backend %u: only in the kept state", a[i]);
+		else if (i == got->n_dead || b[j] < a[i])
+			ret = snprintf(why, len, "dead backend %u: only in the maps", b[j]);
+		i++;
+		j++;
+	}
+	free(a);
+	return ret ? 1 : 0;
+}
+
+int sl_state_diff(const struct sl_state *got, const struct sl_state *want, char *why, size_t len)
+{
+	if (len)
+		why[0] = '\0';
+	for (size_t i = 0; i < want->n_svcs; i++) {
+		const struct sl_svc_state *y = &want->svcs[i];
+		const struct sl_svc_state *x = sl_state_find(got, y->name);
+
+		if (!x) {
+			snprintf(why, len, "service %s (id %u): only in the maps", y->name, y->id);
+			return 1;
+		}
+		if (svc_differs(x, y, why, len))
+			return 1;
+	}
+	for (size_t i = 0; i < got->n_svcs; i++)
+		if (!sl_state_find(want, got->svcs[i].name)) {
+			snprintf(why, len, "service %s (id %u): only in the kept state",
+				 got->svcs[i].name, got->svcs[i].id);
+			return 1;
+		}
+	if (got->n_svcs != want->n_svcs) { /* a name twice in one of them */
+		snprintf(why, len, "%zu services, want %zu", got->n_svcs, want->n_svcs);
+		return 1;
+	}
+	return dead_differs(got, want, why, len);
+}
+
+int sl_state_set_backend(struct sl_state *st, const char *service, uint32_t be_id, uint8_t state)
+{
+	const struct sl_svc_state *found = sl_state_find(st, service);
+	struct sl_svc_state *s = found ? &st->svcs[found - st->svcs] : NULL;
+
+	for (size_t i = 0; s && i < s->n_bes; i++)
+		if (s->bes[i].id == be_id) {
+			s->bes[i].state = state;
+			return 0;
+		}
+	return -ENOENT;
 }
 
 /* A bitmap of ids in use, so that allocation is one pass. */

@@ -60,6 +60,16 @@ const struct sl_svc_state *sl_state_find(const struct sl_state *st, const char *
 const struct sl_svc_state *sl_state_find_cmp(const struct sl_state *st, const char *name,
 					     size_t *n_cmp);
 
+/* The first difference between two states of the same maps: services by name (id, gen,
+ * frontend, value, backends in slot order: id, address, weight, state, flags, zone, subset),
+ * dead ids as a set, but not their order. 0: none; 1: described in why (in the form
+ * "service web slot 1: backend state ..."); -ENOMEM. */
+int sl_state_diff(const struct sl_state *got, const struct sl_state *want, char *why, size_t len);
+
+/* Set the state of backend be_id of 'service' in st, as sl_maps_set_state did in the maps.
+ * -ENOENT: st has no such backend of that service. */
+int sl_state_set_backend(struct sl_state *st, const char *service, uint32_t be_id, uint8_t state);
+
 enum sl_op_kind {
 	SL_OP_ADD,
 	SL_OP_UPDATE,
