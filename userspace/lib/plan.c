@@ -145,8 +145,10 @@ static int dead_differs(const struct sl_state *got, const struct sl_state *want,
 	if (!a)
 		return -ENOMEM;
 	b = a + got->n_dead;
-	memcpy(a, got->dead_be_ids, got->n_dead * sizeof(*a));
-	memcpy(b, want->dead_be_ids, want->n_dead * sizeof(*b));
+	if (got->n_dead) /* (an empty list may be NULL, which memcpy may not take) */
+		memcpy(a, got->dead_be_ids, got->n_dead * sizeof(*a));
+	if (want->n_dead)
+		memcpy(b, want->dead_be_ids, want->n_dead * sizeof(*b));
 	qsort(a, got->n_dead, sizeof(*a), cmp_id);
 	qsort(b, want->n_dead, sizeof(*b), cmp_id);
 	while ((i < got->n_dead || j < want->n_dead) && !ret) {
