@@ -162,6 +162,11 @@ vmtest: all
 # connect program carries the zone pick, the largest it gets: 6.1's verifier must take it).
 # VMK_TESTS="81-ktls 10-lb" runs others. See vmtests/kernels/run.sh.
 VMK_TESTS ?= 81-ktls 47-sockdestroy 46-zone
+# The libraries a program linked with build/libsluice.a needs (the vmtests' own drivers).
+.PHONY: print-ldlibs
+print-ldlibs:
+	@echo '$(LDLIBS)'
+
 .PHONY: vmtest-kernels
 vmtest-kernels: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -38,7 +38,7 @@ if ! (cd "$VT_ROOT" && ${CC:-cc} -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshado
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-format-zero-length -D_GNU_SOURCE ${VT_SAN_FLAGS:-} \
 	-Iinclude -Iuserspace/lib -Ibuild $(pkg-config --cflags libbpf libnl-route-3.0) \
 	vmtests/drivers/sl_tcctl.c userspace/lib/tc.c build/libsluice.a \
-	$(pkg-config --libs libbpf libnl-route-3.0) -lelf -lz -o "$TCCTL") \
+	$(make -s --no-print-directory -C "$VT_ROOT" print-ldlibs) -o "$TCCTL") \
 	>>"$VT_TMP/build.log" 2>&1; then
 	vt_fail "cannot build sl_tcctl (see build.log)"
 	vt_finish

@@ -77,7 +77,8 @@ EOF
 if ! make -s --no-print-directory -C "$VT_ROOT" build/libsluice.a >"$VT_TMP/build.log" 2>&1 ||
 	! (cd "$VT_ROOT" && ${CC:-cc} -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE \
 		${VT_SAN_FLAGS:-} -Iinclude -Iuserspace/lib -Ibuild "$VT_TMP/mtls_get.c" \
-		build/libsluice.a $(pkg-config --libs libbpf) -lelf -lz -o "$VT_TMP/mtls_get") \
+		build/libsluice.a $(make -s --no-print-directory -C "$VT_ROOT" print-ldlibs) \
+		-o "$VT_TMP/mtls_get") \
 		>>"$VT_TMP/build.log" 2>&1; then
 	vt_fail "cannot build the mtls_get driver (see build.log: $(tail -n 3 "$VT_TMP/build.log"))"
 	vt_finish
