@@ -338,7 +338,7 @@ static uint64_t netns_cookie(void)
 }
 
 struct mtls_set {
-	uint64_t valid_ids, netns;
+	uint64_t valid_ids;
 	uint16_t port;
 };
 
@@ -351,14 +351,14 @@ static int edit_mtls(struct sluice_settings *set, const void *arg)
 		return 0;
 	set->mtls_valid_ids = m->valid_ids;
 	set->mtls_outbound_port = m->port;
-	set->mtls_netns = m->netns;
+	set->mtls_netns = netns_cookie(); /* a socket's worth of syscalls: only when written */
 	return 1;
 }
 
 /* The datapath's mtls settings: which identities may be tunnelled, and where to. */
 static void settings_write(struct agent *a, uint64_t valid_ids, uint16_t port)
 {
-	struct mtls_set m = {valid_ids, netns_cookie(), port};
+	struct mtls_set m = {valid_ids, port};
 	int err = sl_settings_edit(a->dp.settings_fd, edit_mtls, &m);
 
 	if (err < 0)
