@@ -20,6 +20,15 @@ tmp=$(mktemp -d /tmp/sl-bench-report.XXXXXX) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
 hdr() { sed -n "s/^# $1: //p" "$raw" | head -n 1; }
+# x_axis FILE...: the log-scale x axis of a plot over the first column of FILEs (numbers of
+# services): xmin and xmax (half the smallest, twice the largest) and xtics (one per value).
+x_axis() {
+	local xs
+	xs=$(cut -d' ' -f1 "$@" | sort -n -u | tr '\n' ' ')
+	xmin=$(awk '{ print $1 / 2; exit }' <<<"$xs")
+	xmax=$(awk '{ print $NF * 2 }' <<<"$xs")
+	xtics=$(awk '{ for (i = 1; i <= NF; i++) printf "%s\"%s\" %s", (i > 1 ? ", " : ""), $i, $i }' <<<"$xs")
+}
 settings=$(sed -n '1s/^# sluice bench raw data; //p' "$raw")
 elapsed=$(sed -n 's/^# elapsed //p' "$raw" | tail -n 1)
 quick=$(hdr quick)
@@ -284,10 +293,7 @@ done
 	echo "report: no connection data to plot" >&2
 	exit 1
 }
-xs=$(cut -d' ' -f1 "$tmp"/plot-*.dat | sort -n -u | tr '\n' ' ')
-xmin=$(awk '{ print $1 / 2; exit }' <<<"$xs")
-xmax=$(awk '{ print $NF * 2 }' <<<"$xs")
-xtics=$(awk '{ for (i = 1; i <= NF; i++) printf "%s\"%s\" %s", (i > 1 ? ", " : ""), $i, $i }' <<<"$xs")
+x_axis "$tmp"/plot-*.dat
 gnuplot <<EOF || exit 1
 set terminal pngcairo size 900,560 font 'sans,11'
 set output '$png'
@@ -313,10 +319,7 @@ EOF
 	echo "report: no change-latency data to plot" >&2
 	exit 1
 }
-xs=$(cut -d' ' -f1 "$tmp/chg-sluice.dat" | sort -n -u | tr '\n' ' ')
-xmin=$(awk '{ print $1 / 2; exit }' <<<"$xs")
-xmax=$(awk '{ print $NF * 2 }' <<<"$xs")
-xtics=$(awk '{ for (i = 1; i <= NF; i++) printf "%s\"%s\" %s", (i > 1 ? ", " : ""), $i, $i }' <<<"$xs")
+x_axis "$tmp/chg-sluice.dat"
 cpb=$(awk -F'\t' '$1 == "cp" { n = split($3, a, "x"); print a[n]; exit }' "$raw")
 gnuplot <<EOF || exit 1
 set terminal pngcairo size 900,560 font 'sans,11'
