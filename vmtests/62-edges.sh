@@ -79,6 +79,12 @@ va_start "$cfg" || vt_finish
 out=$VT_TMP/out
 page=$VT_TMP/metrics
 scrape() { va_metrics >"$page"; }
+# fresh_scrape: a page rendered after what came before it. Once Prometheus scrapes too, a page
+# it caused may be served again for up to a second (METRICS_MAX_AGE_NS).
+fresh_scrape() {
+	sleep 1.1
+	scrape
+}
 # series NAME LABELS: the value of the sample NAME{LABELS} on the page; "none" when absent.
 series() {
 	awk -v s="$1{$2}" '$1 == s { v = $2; f = 1 } END { print f ? v : "none" }' "$page"
@@ -185,12 +191,10 @@ map_edges_from() {
 		jq --argjson id "$1" '[.[] | select(.formatted.key.identity == $id)] | length'
 }
 vt_cgroup_kill TERM 'sl_client loop'
-# The count is read once the loop has exited (its cgroup is empty), and from a page rendered
-# after that: a /metrics page is served again for up to a second (METRICS_MAX_AGE_NS).
+# The count is read once the loop has exited (its cgroup is empty).
 fe_idle() { ! grep -qs . "$FE/cgroup.procs"; }
 vt_wait_until 5 fe_idle || vt_fail "the loop client did not stop: $(cat "$FE/cgroup.procs")"
-sleep 1.1
-scrape
+fresh_scrape
 fe_web=$(series $C 'source="frontend",service="web"')
 # batch (identity id 2) leaves the identities: its edges go, frontend's stay; batch now calls
 # as unknown.
@@ -200,7 +204,7 @@ $SVC_DEAD
 $SVC_REST" | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
 vt_wait_until 5 va_log_count_ge 'msg="config applied"' 2 || vt_fail "the config without batch was not applied"
 vt_in_cg "$BA" "$VT_BIN/sl_client" tcp 198.19.0.70:80 -n 2 >"$out" || vt_fail "ex-batch -> web: $(tr '\n' ' ' <"$out")"
-scrape
+fresh_scrape
 vt_check "an identity removed from the config: no series with source=\"batch\" left" -d 'grep "source=\"batch\"" "$page" | head -n 3' -- \
 	eval '! grep -q "source=\"batch\"" "$page"'
 vt_check "... nor in sluice_edges" -d 'echo "$(map_edges_from 2) left"' -- eval '[ "$(map_edges_from 2)" = 0 ]'
@@ -214,7 +218,7 @@ before=$(map_edges)
 edges_cfg "$IDS_FE" "$SVC_WEB
 $SVC_REST" | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
 vt_wait_until 5 va_log_count_ge 'msg="config applied"' 3 || vt_fail "the config without dead was not applied"
-scrape
+fresh_scrape
 vt_check "a removed service: no series with service=\"dead\" left" -- eval '! grep -q "service=\"dead\"" "$page"'
 left=$(map_edges "$dead_id") after=$(map_edges)
 vt_check "... nor in sluice_edges: none of its id $dead_id; $before edges, then $after" -d 'echo "$left left"' -- \
@@ -227,7 +231,7 @@ edges_cfg "$IDS_FE" "$SVC_WEB
 $SVC_REST" | va_config "$cfg.new" && mv "$cfg.new" "$cfg"
 vt_wait_until 5 va_log_count_ge 'msg="config applied"' 4 || vt_fail "the config with fresh was not applied"
 vt_in_cg "$FE" "$VT_BIN/sl_client" tcp 198.19.0.75:80 -n 1 >"$out" || vt_fail "frontend -> fresh: $(tr '\n' ' ' <"$out")"
-scrape
+fresh_scrape
 expect $C 'source="frontend",service="fresh"' 1
 expect $F 'source="frontend",service="fresh"' 0
 fresh_id=$(svc_id fresh)
