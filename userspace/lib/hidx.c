@@ -65,13 +65,23 @@ struct svc_key {
 	const char *name;
 };
 
+/* A word at a time (the merge hashes every backend of the config), mixed down into the low
+ * bits that pick the slot. */
+uint64_t sl_hash_sockaddr(uint64_t hv, const struct sl_sockaddr *a)
+{
+	uint64_t w[2];
+
+	memcpy(w, a->addr.a8, sizeof(w));
+	hv = (hv ^ ((uint64_t)a->family << 16 | a->port)) * 0x100000001b3ull;
+	hv = (hv ^ w[0]) * 0xff51afd7ed558ccdull;
+	hv = (hv ^ (hv >> 29) ^ w[1]) * 0xc4ceb9fe1a85ec53ull;
+	return hv ^ (hv >> 32);
+}
+
 static uint64_t fe_hash(const struct sl_service_cfg *svc)
 {
-	uint64_t hv = sl_hash_bytes(SL_HASH_INIT, &svc->proto, sizeof(svc->proto));
-
-	hv = sl_hash_bytes(hv, &svc->frontend.family, sizeof(svc->frontend.family));
-	hv = sl_hash_bytes(hv, &svc->frontend.port, sizeof(svc->frontend.port));
-	return sl_hash_bytes(hv, svc->frontend.addr.a8, sizeof(svc->frontend.addr.a8));
+	return sl_hash_sockaddr(sl_hash_bytes(SL_HASH_INIT, &svc->proto, sizeof(svc->proto)),
+				&svc->frontend);
 }
 
 static int svc_name_eq(const void *ctx, size_t pos)

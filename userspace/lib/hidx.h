@@ -31,6 +31,9 @@ void sl_hidx_add(struct sl_hidx *h, uint64_t hv, size_t pos);
 #define SL_HASH_INIT 0xcbf29ce484222325ull
 uint64_t sl_hash_bytes(uint64_t hv, const void *p, size_t n);
 uint64_t sl_hash_str(const char *s);
+/* The same over an address's family, port and address bytes (not its padding). */
+struct sl_sockaddr;
+uint64_t sl_hash_sockaddr(uint64_t hv, const struct sl_sockaddr *a);
 
 /* An index over an array of services (the config check's "is this name or frontend already
  * used"), by name and by (protocol, frontend). The indexed services' names and frontends must

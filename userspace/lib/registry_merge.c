@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The merge of the config file and the registry into the effective config (registry.h). Every
- * rule between services is checked through a search tree (tsearch(3), balanced), never by a
- * scan of what was merged before: a snapshot of n keys costs n log n, whoever wrote it.
+ * rule between services is checked through a hash index, never by a scan of what was merged
+ * before. The indexes hold only what the registry's entries can be checked against: the
+ * backends of a service once a registration names it, and who has an address when a
+ * registration (or, with registry services, any entry) uses it. One registration among 10 000
+ * file services costs their clone, not an index of their 100 000 backends.
  */
 #include <errno.h>
-#include <search.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hidx.h"
 #include "mem.h"
 #include "registry_int.h"
 #include "services.h"
@@ -28,61 +31,130 @@ struct users_key {
 	struct sl_be_users users;
 };
 
+/* A growable set of fixed-size elements with a hash index over them. */
+struct ktab {
+	char *v; /* n elements of 'size' bytes, room for cap */
+	size_t size, n, cap;
+	struct sl_hidx h; /* over v; sized for cap */
+	uint64_t (*hash)(const void *elem);
+	int (*eq)(const void *elem, const void *key);
+};
+
 struct merge {
 	const struct sl_config *file;
 	struct sl_config *out;	    /* out->services never moves once the merge began */
 	size_t *caps;		    /* backends allocated per service of out */
+	uint8_t *bes_on;	    /* per service of out: its backends are in 'bes' */
 	size_t n_backends;	    /* of out, in all */
 	struct sl_reg_skips *skips; /* NULL: etcd entries are left out unlisted */
-	void *names;		    /* const char *: the name of a service of out */
-	void *fronts;		    /* struct sl_service_cfg *: a service of out */
-	void *bes;		    /* struct be_key * */
-	void *users;		    /* struct users_key * */
+	struct sl_svc_idx svcs;	    /* out's services by name and frontend */
+	struct ktab bes;	    /* struct be_key, of the services in bes_on */
+	struct ktab users;	    /* struct users_key, of the addresses in 'addrs' (or all) */
+	struct ktab addrs;	    /* struct sl_sockaddr: the registrations' addresses */
+	int all_users;		    /* 'users' has every address (there are registry services) */
 };
 
-static int cmp_name(const void *a, const void *b)
+static uint64_t addr_hash(const void *elem)
 {
-	return strcmp(a, b);
+	return sl_hash_sockaddr(SL_HASH_INIT, elem);
 }
 
-static int cmp_front(const void *a, const void *b)
+static int addr_eq(const void *elem, const void *key)
 {
-	const struct sl_service_cfg *x = a, *y = b;
-
-	if (x->proto != y->proto)
-		return x->proto < y->proto ? -1 : 1;
-	return sl_sockaddr_cmp(&x->frontend, &y->frontend);
+	return sl_sockaddr_equal(elem, key);
 }
 
-static int cmp_be(const void *a, const void *b)
+static uint64_t be_hash(const void *elem)
 {
-	const struct be_key *x = a, *y = b;
+	const struct be_key *k = elem;
 
-	if (x->svc != y->svc)
-		return x->svc < y->svc ? -1 : 1;
-	return sl_sockaddr_cmp(&x->addr, &y->addr);
+	return sl_hash_sockaddr(sl_hash_bytes(SL_HASH_INIT, &k->svc, sizeof(k->svc)), &k->addr);
 }
 
-static int cmp_users(const void *a, const void *b)
+static int be_eq(const void *elem, const void *key)
 {
-	const struct users_key *x = a, *y = b;
+	const struct be_key *x = elem, *y = key;
 
-	if (x->proto != y->proto)
-		return x->proto < y->proto ? -1 : 1;
-	return sl_sockaddr_cmp(&x->addr, &y->addr);
+	return x->svc == y->svc && sl_sockaddr_equal(&x->addr, &y->addr);
 }
 
-static void no_free(void *p)
+static uint64_t users_hash(const void *elem)
 {
-	(void)p;
+	const struct users_key *k = elem;
+
+	return sl_hash_sockaddr(sl_hash_bytes(SL_HASH_INIT, &k->proto, sizeof(k->proto)), &k->addr);
+}
+
+static int users_eq(const void *elem, const void *key)
+{
+	const struct users_key *x = elem, *y = key;
+
+	return x->proto == y->proto && sl_sockaddr_equal(&x->addr, &y->addr);
+}
+
+static void ktab_init(struct ktab *t, size_t size, uint64_t (*hash)(const void *),
+		      int (*eq)(const void *, const void *))
+{
+	memset(t, 0, sizeof(*t));
+	t->size = size;
+	t->hash = hash;
+	t->eq = eq;
+}
+
+static void ktab_free(struct ktab *t)
+{
+	free(t->v);
+	sl_hidx_free(&t->h);
+}
+
+struct ktab_probe {
+	const struct ktab *t;
+	const void *key;
+};
+
+static int ktab_pos_eq(const void *ctx, size_t pos)
+{
+	const struct ktab_probe *p = ctx;
+
+	return p->t->eq(p->t->v + pos * p->t->size, p->key);
+}
+
+/* The element equal to key, or NULL. */
+static void *ktab_find(const struct ktab *t, const void *key)
+{
+	struct ktab_probe p = {.t = t, .key = key};
+	long pos = t->n ? sl_hidx_find(&t->h, t->hash(key), ktab_pos_eq, &p) : -1;
+
+	return pos < 0 ? NULL : t->v + (size_t)pos * t->size;
+}
+
+/* A copy of elem (its key not there yet) added; NULL when out of memory. */
+static void *ktab_add(struct ktab *t, const void *elem)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 64;
+		struct sl_hidx h;
+		char *v = realloc(t->v, cap * t->size);
+
+		if (!v)
+			return NULL;
+		t->v = v;
+		if (sl_hidx_init(&h, cap))
+			return NULL;
+		sl_hidx_free(&t->h);
+		t->h = h;
+		t->cap = cap;
+		for (size_t i = 0; i < t->n; i++)
+			sl_hidx_add(&t->h, t->hash(t->v + i * t->size), i);
+	}
+	memcpy(t->v + t->n * t->size, elem, t->size);
+	sl_hidx_add(&t->h, t->hash(elem), t->n);
+	return t->v + t->n++ * t->size;
 }
 
 static struct sl_service_cfg *by_name(struct merge *m, const char *name)
 {
-	void *f = tfind(name, &m->names, cmp_name);
-
-	return f ? (struct sl_service_cfg *)(*(char **)f - offsetof(struct sl_service_cfg, name))
-		 : NULL;
+	return (struct sl_service_cfg *)sl_svc_idx_name(&m->svcs, name);
 }
 
 /* Who has addr of proto; a new, empty entry when 'add'. NULL when there is none (or, with
@@ -90,40 +162,26 @@ static struct sl_service_cfg *by_name(struct merge *m, const char *name)
 static struct users_key *users_of(struct merge *m, const struct sl_sockaddr *addr, uint8_t proto,
 				  int add)
 {
-	struct users_key probe = {.addr = *addr, .proto = proto}, *k;
-	void *f = tfind(&probe, &m->users, cmp_users);
+	struct users_key probe = {.addr = *addr, .proto = proto}, *k = ktab_find(&m->users, &probe);
 
-	if (f || !add)
-		return f ? *(struct users_key **)f : NULL;
-	k = malloc(sizeof(*k));
-	if (!k)
-		return NULL;
-	*k = probe;
-	sl_be_users_init(&k->users);
-	if (!tsearch(k, &m->users, cmp_users)) {
-		free(k);
-		return NULL;
-	}
-	return k;
+	if (k || !add)
+		return k;
+	sl_be_users_init(&probe.users);
+	return ktab_add(&m->users, &probe);
 }
 
-/* Backend addr of service idx into the indexes. 0 or -ENOMEM. */
+/* Backend addr of service idx into the indexes that want it. 0 or -ENOMEM. */
 static int index_backend(struct merge *m, size_t idx, const struct sl_sockaddr *addr, int from_file)
 {
 	const struct sl_service_cfg *svc = &m->out->services[idx];
-	struct be_key *k = malloc(sizeof(*k));
+	struct be_key k = {.svc = idx, .addr = *addr};
 	struct users_key *u;
-	void *f;
 
-	if (!k)
+	/* A duplicate is refused before it gets here; the file has none. */
+	if (m->bes_on[idx] && !ktab_find(&m->bes, &k) && !ktab_add(&m->bes, &k))
 		return -ENOMEM;
-	k->svc = idx;
-	k->addr = *addr;
-	f = tsearch(k, &m->bes, cmp_be);
-	if (!f || *(struct be_key **)f != k)
-		free(k); /* out of memory, or there already: none of the file's are */
-	if (!f)
-		return -ENOMEM;
+	if (!m->all_users && !ktab_find(&m->addrs, addr))
+		return 0; /* no registration can be checked against it */
 	u = users_of(m, addr, svc->proto, 1);
 	if (!u)
 		return -ENOMEM;
@@ -137,11 +195,28 @@ static int index_service(struct merge *m, size_t idx, int from_file)
 	struct sl_service_cfg *svc = &m->out->services[idx];
 	int err = 0;
 
-	if (!tsearch(svc->name, &m->names, cmp_name) || !tsearch(svc, &m->fronts, cmp_front))
-		return -ENOMEM;
+	sl_svc_idx_add(&m->svcs, idx);
 	for (size_t j = 0; j < svc->n_backends && !err; j++)
 		err = index_backend(m, idx, &svc->backends[j].addr, from_file);
 	return err;
+}
+
+/* The backends of service idx into 'bes', once: a registration to it is about to be
+ * checked. 0 or -ENOMEM. */
+static int index_bes(struct merge *m, size_t idx)
+{
+	const struct sl_service_cfg *svc = &m->out->services[idx];
+
+	if (m->bes_on[idx])
+		return 0;
+	for (size_t j = 0; j < svc->n_backends; j++) {
+		struct be_key k = {.svc = idx, .addr = svc->backends[j].addr};
+
+		if (!ktab_find(&m->bes, &k) && !ktab_add(&m->bes, &k))
+			return -ENOMEM;
+	}
+	m->bes_on[idx] = 1;
+	return 0;
 }
 
 /* addr, a backend of service idx (svc), takes over no policy entry. 0, or 1 with *p. */
@@ -165,11 +240,10 @@ static int check_service(struct merge *m, size_t idx, const struct sl_service_cf
 			 uint8_t origin, struct sl_problem *p)
 {
 	const struct sl_config *out = m->out;
-	void *f = tfind(svc, &m->fronts, cmp_front);
+	const struct sl_service_cfg *other = sl_svc_idx_frontend_user(&m->svcs, svc);
 
-	if (f) {
-		sl_services_check_frontend(*(struct sl_service_cfg **)f, 1, svc, SL_SVC_REGISTRY,
-					   p);
+	if (other) {
+		sl_services_check_frontend(other, 1, svc, SL_SVC_REGISTRY, p);
 		return 1;
 	}
 	for (size_t j = 0; j < svc->n_backends; j++)
@@ -226,7 +300,7 @@ static int check_registration(struct merge *m, size_t idx, const struct sl_reg_b
 
 	if (sl_service_check_address(svc, &b->addr, 1, SL_SVC_REGISTRY, p))
 		return 1;
-	if (tfind(&probe, &m->bes, cmp_be)) {
+	if (ktab_find(&m->bes, &probe)) {
 		sl_service_dup_problem(svc, &b->addr, SL_SVC_REGISTRY, p);
 		return 1;
 	}
@@ -270,6 +344,8 @@ static int add_registration(struct merge *m, const struct sl_reg_backend *b, str
 		return 1;
 	}
 	idx = (size_t)(svc - out->services);
+	if (index_bes(m, idx))
+		return -ENOMEM;
 	if (check_registration(m, idx, b, p))
 		return 1;
 	if (SL_ENSURE(&svc->backends, &m->caps[idx], svc->n_backends + 1))
@@ -345,11 +421,21 @@ static int merge_begin(struct merge *m, const struct sl_registry *r)
 	size_t cap = out->n_services, need = out->n_services + r->n_svcs;
 	int err = 0;
 
+	ktab_init(&m->bes, sizeof(struct be_key), be_hash, be_eq);
+	ktab_init(&m->users, sizeof(struct users_key), users_hash, users_eq);
+	ktab_init(&m->addrs, sizeof(struct sl_sockaddr), addr_hash, addr_eq);
 	if (SL_ENSURE(&out->services, &cap, need ? need : 1))
 		return -ENOMEM;
 	m->caps = calloc(need + 1, sizeof(*m->caps));
-	if (!m->caps)
+	m->bes_on = calloc(need + 1, sizeof(*m->bes_on));
+	if (!m->caps || !m->bes_on || sl_svc_idx_init(&m->svcs, out->services, need))
 		return -ENOMEM;
+	/* A registry service's backends are known only once it is parsed: any address may be
+	 * checked then. */
+	m->all_users = r->n_svcs > 0;
+	for (size_t i = 0; i < r->n_bes && !m->all_users; i++)
+		if (!ktab_find(&m->addrs, &r->bes[i].addr) && !ktab_add(&m->addrs, &r->bes[i].addr))
+			return -ENOMEM;
 	for (size_t i = 0; i < out->n_services && !err; i++) {
 		m->caps[i] = out->services[i].n_backends;
 		m->n_backends += out->services[i].n_backends;
@@ -360,11 +446,12 @@ static int merge_begin(struct merge *m, const struct sl_registry *r)
 
 static void merge_end(struct merge *m)
 {
-	tdestroy(m->names, no_free);
-	tdestroy(m->fronts, no_free);
-	tdestroy(m->bes, free);
-	tdestroy(m->users, free);
+	sl_svc_idx_free(&m->svcs);
+	ktab_free(&m->bes);
+	ktab_free(&m->users);
+	ktab_free(&m->addrs);
 	free(m->caps);
+	free(m->bes_on);
 }
 
 int sl_registry_merge_skips(const struct sl_config *file, const struct sl_registry *r,
