@@ -113,7 +113,7 @@ struct agent {
 	int ident_on;
 	struct sl_etcd *etcd;  /* registry.etcd; NULL without */
 	uint64_t etcd_node_ms; /* when this node's key (nodes/<agent.node>) was last kept alive */
-	struct probed *probed;
+	struct probed *probed; /* sorted by be_id, as watched */
 	size_t n_probed;
 	struct watched *watched;
 	size_t n_watched;
@@ -139,6 +139,10 @@ int agent_resolve_cgroup(struct sl_config *cfg);
 int agent_track_retired(struct agent *a, const uint32_t *ids, size_t n);
 void agent_reap(struct agent *a);
 int agent_reconcile(struct agent *a, const struct sl_config *cfg);
+/* The same for a change known to touch the services only[0..n_only) alone
+ * (sl_registry_changed; only NULL: every service). */
+int agent_reconcile_only(struct agent *a, const struct sl_config *cfg,
+			 const char (*only)[SLUICE_NAME_LEN], size_t n_only);
 void agent_reload(struct agent *a, const char *why);
 void agent_log_applied(struct agent *a);
 /* Forget the kept state (applied_st): the next change reads the maps. */

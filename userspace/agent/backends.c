@@ -14,13 +14,20 @@
 #include "agent.h"
 #include "log.h"
 #include "maps.h"
+#include "mem.h"
+
+/* a->probed and a->watched are sorted by backend id (agent_sync_backends). */
+static int cmp_be_id(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
 
 static const struct probed *find_probed(const struct agent *a, uint32_t be_id)
 {
-	for (size_t i = 0; i < a->n_probed; i++)
-		if (a->probed[i].be_id == be_id)
-			return &a->probed[i];
-	return NULL;
+	return a->n_probed ? bsearch(&be_id, a->probed, a->n_probed, sizeof(*a->probed), cmp_be_id)
+			   : NULL;
 }
 
 /* A probe verdict changed: the datapath follows at once. A draining
@@ -107,36 +114,53 @@ static int sync_drain(struct agent *a, const struct sl_svc_state *s, struct sl_b
 }
 
 /* What sync_backends builds: the probe targets, and who is probed and watched. */
+/* What sync_backends builds: the probe targets (targets[i] is probed[i]), and who is probed
+ * and watched. Grown as found: a few services of many may check health. */
 struct backend_sets {
 	struct sl_hc_target *targets;
 	struct probed *probed;
 	struct watched *watched;
-	size_t n_t, n_w;
+	size_t n_t, n_w, cap_t, cap_p, cap_w;
 };
 
 /* A backend of a service with outlier detection: watched, with what was
- * logged of it so far. */
-static void watch_backend(const struct agent *a, struct backend_sets *bs,
-			  const struct sl_svc_state *s, const struct sl_be_state *b)
+ * logged of it so far. 0 or -ENOMEM. */
+static int watch_backend(const struct agent *a, struct backend_sets *bs,
+			 const struct sl_svc_state *s, const struct sl_be_state *b)
 {
-	struct watched *x = &bs->watched[bs->n_w++];
+	const struct watched *old =
+	    a->n_watched ? bsearch(&b->id, a->watched, a->n_watched, sizeof(*a->watched), cmp_be_id)
+			 : NULL;
+	struct watched *x;
 
+	if (SL_ENSURE(&bs->watched, &bs->cap_w, bs->n_w + 1))
+		return -ENOMEM;
+	x = &bs->watched[bs->n_w++];
+	memset(x, 0, sizeof(*x));
 	x->be_id = b->id;
 	snprintf(x->service, sizeof(x->service), "%s", s->name);
 	sl_format_hostport(&b->addr, x->addr, sizeof(x->addr));
-	for (size_t k = 0; k < a->n_watched; k++)
-		if (a->watched[k].be_id == b->id) {
-			x->until_ns = a->watched[k].until_ns;
-			x->over = a->watched[k].over;
-		}
+	if (old) {
+		x->until_ns = old->until_ns;
+		x->over = old->over;
+	}
+	return 0;
 }
 
-/* A backend of a service with health_check: a probe target. */
-static void probe_backend(struct backend_sets *bs, const struct sl_service_cfg *w,
-			  const struct sl_svc_state *s, const struct sl_be_state *b)
+/* A backend of a service with health_check: a probe target. 0 or -ENOMEM. */
+static int probe_backend(struct backend_sets *bs, const struct sl_service_cfg *w,
+			 const struct sl_svc_state *s, const struct sl_be_state *b)
 {
-	struct sl_hc_target *t = &bs->targets[bs->n_t];
-	struct probed *p = &bs->probed[bs->n_t];
+	struct sl_hc_target *t;
+	struct probed *p;
+
+	if (SL_ENSURE(&bs->targets, &bs->cap_t, bs->n_t + 1) ||
+	    SL_ENSURE(&bs->probed, &bs->cap_p, bs->n_t + 1))
+		return -ENOMEM;
+	t = &bs->targets[bs->n_t];
+	p = &bs->probed[bs->n_t];
+	memset(t, 0, sizeof(*t));
+	memset(p, 0, sizeof(*p));
 
 	t->be_id = b->id;
 	t->addr = b->addr;
@@ -150,6 +174,7 @@ static void probe_backend(struct backend_sets *bs, const struct sl_service_cfg *
 	snprintf(p->service, sizeof(p->service), "%s", s->name);
 	sl_format_hostport(&b->addr, p->addr, sizeof(p->addr));
 	bs->n_t++;
+	return 0;
 }
 
 /* One backend of one service: drain, watch, probe (or made healthy when its
@@ -161,12 +186,10 @@ static int sync_backend(struct agent *a, struct backend_sets *bs, const struct s
 
 	if (err)
 		return err;
-	if (w->outlier.consecutive_failures)
-		watch_backend(a, bs, s, b);
-	if (w->health.type != SL_HC_NONE) {
-		probe_backend(bs, w, s, b);
-		return 0;
-	}
+	if (w->outlier.consecutive_failures && watch_backend(a, bs, s, b))
+		return -ENOMEM;
+	if (w->health.type != SL_HC_NONE)
+		return probe_backend(bs, w, s, b);
 	if (b->state == SLUICE_BE_UNHEALTHY &&
 	    !sl_registry_is_drained(&a->reg, s->name, &b->addr)) {
 		err = sl_maps_set_state(&a->dp.maps, b->id, SLUICE_BE_HEALTHY);
@@ -184,24 +207,14 @@ static int sync_backend(struct agent *a, struct backend_sets *bs, const struct s
 int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 {
 	struct backend_sets bs = {0};
-	size_t cap = 0;
 	struct sl_state own = {0}, *st = &a->applied_st;
-	int err;
+	int err = 0;
 
 	if (!a->have_applied_st) { /* none kept (agent.h, applied_st) */
 		err = sl_maps_read_state(&a->dp.maps, &own);
 		if (err)
 			return err;
 		st = &own;
-	}
-	for (size_t i = 0; i < st->n_svcs; i++)
-		cap += st->svcs[i].n_bes;
-	bs.targets = calloc(cap ? cap : 1, sizeof(*bs.targets));
-	bs.probed = calloc(cap ? cap : 1, sizeof(*bs.probed));
-	bs.watched = calloc(cap ? cap : 1, sizeof(*bs.watched));
-	if (!bs.targets || !bs.probed || !bs.watched) {
-		err = -ENOMEM;
-		goto out;
 	}
 	for (size_t i = 0; i < cfg->n_services && !err; i++) {
 		const struct sl_service_cfg *w = &cfg->services[i];
@@ -215,6 +228,10 @@ int agent_sync_backends(struct agent *a, const struct sl_config *cfg)
 		err = sl_health_sync(a->health, bs.targets, bs.n_t);
 	if (err)
 		goto out;
+	if (bs.n_t)
+		qsort(bs.probed, bs.n_t, sizeof(*bs.probed), cmp_be_id);
+	if (bs.n_w)
+		qsort(bs.watched, bs.n_w, sizeof(*bs.watched), cmp_be_id);
 	free(a->probed);
 	a->probed = bs.probed;
 	a->n_probed = bs.n_t;
