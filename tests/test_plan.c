@@ -571,3 +571,118 @@ Test(plan, zone_config_again_is_no_op_and_a_zone_change_is_an_update)
 	sl_config_free(&cfg);
 	free(text);
 }
+
+/* sl_plan_build_only looks at the named services alone: one changed and named is planned, one
+ * changed but not named is left as it is, a named one gone from the config is removed, a new
+ * named one is added with ids no other service holds. */
+Test(plan, only_the_named_services_are_planned)
+{
+	struct sl_config cfg, next;
+	struct sl_state st;
+	struct sl_plan plan;
+	const char only_web[][SLUICE_NAME_LEN] = {"web"};
+	const char only_dns_api[][SLUICE_NAME_LEN] = {"api", "dns"};
+	const char only_none[][SLUICE_NAME_LEN] = {"nowhere"};
+
+	bootstrap(two_services, &cfg, &st);
+	/* web gains a backend, dns changes its backend's port, api is new. */
+	parse("services:\n"
+	      "  - name: web\n"
+	      "    frontend: 198.19.0.10:80\n"
+	      "    lb: maglev\n"
+	      "    backends:\n"
+	      "      - address: 198.18.1.2:8080\n"
+	      "      - address: 198.18.1.3:8080\n"
+	      "      - address: 198.18.1.5:8080\n"
+	      "  - name: dns\n"
+	      "    frontend: 198.19.0.53:53\n"
+	      "    protocol: udp\n"
+	      "    backends:\n"
+	      "      - address: 198.18.1.4:5353\n"
+	      "  - name: api\n"
+	      "    frontend: 198.19.0.11:80\n"
+	      "    backends:\n"
+	      "      - address: 198.18.1.6:8080\n",
+	      &next);
+	cr_assert_eq(sl_plan_build_only(&st, &next, NULL, 100, 1000, only_web, 1, &plan), 0);
+	cr_assert_eq(plan.n_ops, 1, "web alone (got %zu ops)", plan.n_ops);
+	cr_expect_eq(plan.ops[0].kind, SL_OP_UPDATE);
+	cr_expect_str_eq(plan.ops[0].want->name, "web");
+	sl_plan_free(&plan);
+
+	cr_assert_eq(sl_plan_build_only(&st, &next, NULL, 100, 1000, only_dns_api, 2, &plan), 0);
+	cr_assert_eq(plan.n_ops, 2);
+	cr_expect_eq(plan.n_add, 1);
+	cr_expect_eq(plan.n_update, 1);
+	for (size_t i = 0; i < plan.n_ops; i++) {
+		if (plan.ops[i].kind != SL_OP_ADD)
+			continue;
+		cr_expect_str_eq(plan.ops[i].want->name, "api");
+		for (size_t k = 0; k < st.n_svcs; k++) {
+			cr_expect_neq(plan.ops[i].svc_id, st.svcs[k].id, "a new id for api");
+			for (size_t j = 0; j < st.svcs[k].n_bes; j++)
+				cr_expect_neq(plan.ops[i].be_ids[0], st.svcs[k].bes[j].id);
+		}
+	}
+	sl_plan_free(&plan);
+
+	cr_assert_eq(sl_plan_build_only(&st, &next, NULL, 100, 1000, only_none, 1, &plan), 0);
+	cr_expect_eq(plan.n_ops, 0, "a name in neither is nothing to do");
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+
+	/* dns leaves the config: named, it is removed; not named, it stays. */
+	parse("services:\n"
+	      "  - name: web\n"
+	      "    frontend: 198.19.0.10:80\n"
+	      "    lb: maglev\n"
+	      "    backends:\n"
+	      "      - address: 198.18.1.2:8080\n"
+	      "      - address: 198.18.1.3:8080\n",
+	      &next);
+	cr_assert_eq(sl_plan_build_only(&st, &next, NULL, 100, 1000, only_web, 1, &plan), 0);
+	cr_expect_eq(plan.n_ops, 0, "web is as it was, dns not named");
+	sl_plan_free(&plan);
+	cr_assert_eq(sl_plan_build_only(&st, &next, NULL, 100, 1000, only_dns_api, 2, &plan), 0);
+	cr_assert_eq(plan.n_ops, 1);
+	cr_expect_eq(plan.ops[0].kind, SL_OP_REMOVE);
+	cr_expect_str_eq(plan.ops[0].cur->name, "dns");
+	cr_expect_eq(plan.ops[0].n_gone, 1);
+	sl_plan_free(&plan);
+	sl_config_free(&next);
+	sl_state_free(&st);
+	sl_config_free(&cfg);
+}
+
+/* More names than PLAN_ONLY_SCAN go through the index: the same answer. */
+Test(plan, many_names_are_found_through_the_index)
+{
+	struct sl_config cfg;
+	struct sl_state empty = {0};
+	struct sl_plan plan;
+	char names[40][SLUICE_NAME_LEN];
+	char yaml[8192];
+	size_t len = 0;
+
+	len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "services:\n");
+	for (int i = 0; i < 40; i++) {
+		len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
+					"  - name: s%d\n    frontend: 198.19.1.%d:80\n"
+					"    backends: [{address: 198.18.2.%d:8080}]\n",
+					i, i + 1, i + 1);
+		snprintf(names[i], sizeof(names[i]), "s%d", (i * 7) % 40);
+	}
+	cr_assert_lt(len, sizeof(yaml));
+	parse(yaml, &cfg);
+	cr_assert_eq(sl_plan_build_only(&empty, &cfg, NULL, 100, 1000,
+					(const char(*)[SLUICE_NAME_LEN])names, 25, &plan),
+		     0);
+	cr_expect_eq(plan.n_add, 25, "the 25 named of 40 (got %zu)", plan.n_add);
+	sl_plan_free(&plan);
+	cr_assert_eq(sl_plan_build_only(&empty, &cfg, NULL, 100, 1000,
+					(const char(*)[SLUICE_NAME_LEN])names, 3, &plan),
+		     0);
+	cr_expect_eq(plan.n_add, 3, "by a pass each: 3 (got %zu)", plan.n_add);
+	sl_plan_free(&plan);
+	sl_config_free(&cfg);
+}

@@ -528,3 +528,75 @@ Test(registry, state_file_bad_expiry)
 	unlink(path);
 	rmdir(dir);
 }
+
+/* changed(a, b): the names sl_registry_changed gives, "," joined ("" for none); *etcd. */
+static const char *changed(const struct sl_registry *a, const struct sl_registry *b, int *etcd)
+{
+	static char out[256];
+	char(*names)[SLUICE_NAME_LEN];
+	size_t n, len = 0;
+
+	cr_assert_eq(sl_registry_changed(a, b, &names, &n, etcd), 0);
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		len +=
+		    (size_t)snprintf(out + len, sizeof(out) - len, "%s%s", i ? "," : "", names[i]);
+	free(names);
+	return out;
+}
+
+/* What a change touches, for the agent's scoped plan: each kind of change names its service;
+ * a TTL or a drain names none; a registration moved within its service's order names it; an
+ * etcd entry among them says so. */
+Test(registry, changed_names_the_services_a_change_touches)
+{
+	static const char api[] = "{\"frontend\": \"198.19.0.11:80\", \"backends\": "
+				  "[{\"address\": \"198.18.1.9:8080\"}]}";
+	struct sl_registry a = {0}, b = {0};
+	struct sl_problem e = {0};
+	int etcd;
+
+	cr_assert_eq(REG(&a, "{\"address\": \"198.18.1.3:8080\"}", 0), 0, "%s", e.msg);
+	cr_assert_eq(REG(&a, "{\"address\": \"198.18.1.4:8080\"}", 0), 0, "%s", e.msg);
+	cr_assert_eq(sl_registry_copy(&a, &b), 0);
+	cr_expect_str_eq(changed(&a, &b, &etcd), "", "the same registry");
+	cr_expect_eq(etcd, 0);
+
+	cr_assert_eq(REG(&b, "{\"address\": \"198.18.1.5:8080\"}", 0), 0, "%s", e.msg);
+	cr_expect_str_eq(changed(&a, &b, &etcd), "web", "a registration added");
+	cr_expect_str_eq(changed(&b, &a, &etcd), "web", "... and removed");
+	sl_registry_free(&b);
+
+	cr_assert_eq(sl_registry_copy(&a, &b), 0);
+	b.bes[1].weight = 7;
+	cr_expect_str_eq(changed(&a, &b, &etcd), "web", "a weight changed");
+	b.bes[1].weight = a.bes[1].weight;
+	b.bes[1].ttl_ms = 30000;
+	b.bes[1].expires_ms = 123456;
+	cr_expect_str_eq(changed(&a, &b, &etcd), "", "a TTL is not the merge's");
+	b.bes[0] = a.bes[1];
+	b.bes[1] = a.bes[0];
+	cr_expect_str_eq(changed(&a, &b, &etcd), "web", "the order of web's backends changed");
+	sl_registry_free(&b);
+
+	cr_assert_eq(sl_registry_copy(&a, &b), 0);
+	cr_assert_eq(sl_registry_drain(&b, &file, "web", "198.18.1.2:8080", 1, &e), 0, "%s", e.msg);
+	cr_expect_str_eq(changed(&a, &b, &etcd), "", "a drain changes no service");
+	cr_assert_eq(sl_registry_put_service(&b, &file, "api", api, strlen(api), SL_REG_LOCAL, &e),
+		     0, "%s", e.msg);
+	cr_expect_str_eq(changed(&a, &b, &etcd), "api", "a service put");
+	cr_expect_str_eq(changed(&b, &a, &etcd), "api", "... and deleted");
+	cr_expect_eq(etcd, 0);
+	b.svcs[0].origin = SL_REG_ETCD;
+	cr_expect_str_eq(changed(&a, &b, &etcd), "api");
+	cr_expect_eq(etcd, 1, "an etcd service among them");
+	b.svcs[0].origin = SL_REG_LOCAL;
+	cr_assert_eq(sl_registry_deregister(&b, "web", "198.18.1.3:8080", &e), 0, "%s", e.msg);
+	cr_expect_str_eq(changed(&a, &b, &etcd), "api,web", "sorted, each once");
+	cr_expect_eq(etcd, 0);
+	b.bes[0].origin = SL_REG_ETCD;
+	cr_expect_str_eq(changed(&a, &b, &etcd), "api,web");
+	cr_expect_eq(etcd, 1, "an etcd registration among them");
+	sl_registry_free(&b);
+	sl_registry_free(&a);
+}

@@ -79,8 +79,8 @@ va_state_check() {
 	[ -z "${VA_STATE_FAILED:-}" ] || return 0 # reported once
 	for f in "$VT_TMP"/*.log; do
 		[ -f "$f" ] || continue
-		if grep -q 'msg="kept state differs from the maps"' "$f"; then
-			vt_fail "kept state differs from the maps ($f): $(grep -m1 'kept state differs' "$f")"
+		if grep -q -e 'msg="kept state differs from the maps"' -e 'msg="a scoped change missed a service"' "$f"; then
+			vt_fail "kept state check ($f): $(grep -m1 -e 'kept state differs' -e 'scoped change missed' "$f")"
 			VA_STATE_FAILED=1
 			return 0
 		fi

@@ -178,8 +178,39 @@ const struct sl_state *agent_kept_state(struct agent *a)
 	return a->have_applied_st ? &a->applied_st : NULL;
 }
 
+/* Under SLUICE_VERIFY_STATE=1, after a change planned for some services alone: a plan of
+ * every service against the kept state must find nothing left to do. */
+static void check_scoped(struct agent *a, const struct sl_config *cfg, uint32_t max_svc,
+			 uint32_t max_be)
+{
+	struct sl_addrs local = {0};
+	struct sl_plan full;
+	int err;
+
+	if (!a->have_applied_st || !verify_state())
+		return;
+	err = cfg->agent.mtls.on ? sl_local_addrs(&local) : -ENOENT;
+	err = sl_plan_build_at(&a->applied_st, cfg, err ? NULL : &local, max_svc, max_be, &full);
+	sl_addrs_free(&local);
+	if (err)
+		return;
+	if (full.n_ops) {
+		sl_error("a scoped change missed a service", "service=%s kind=%d ops=%zu",
+			 full.ops[0].want ? full.ops[0].want->name : full.ops[0].cur->name,
+			 (int)full.ops[0].kind, full.n_ops);
+		agent_drop_state(a);
+	}
+	sl_plan_free(&full);
+}
+
 /* Diff the maps against cfg and write the difference. */
 int agent_reconcile(struct agent *a, const struct sl_config *cfg)
+{
+	return agent_reconcile_only(a, cfg, NULL, 0);
+}
+
+int agent_reconcile_only(struct agent *a, const struct sl_config *cfg,
+			 const char (*only)[SLUICE_NAME_LEN], size_t n_only)
 {
 	struct sl_state st;
 	struct sl_plan plan;
@@ -202,7 +233,8 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 	if (err && err != -ENOENT)
 		sl_warn("cannot read this node's addresses: every backend counts as local",
 			"error=\"%s\"", strerror(-err));
-	err = sl_plan_build_at(&st, cfg, err ? NULL : &local, max_svc, max_be, &plan);
+	err =
+	    sl_plan_build_only(&st, cfg, err ? NULL : &local, max_svc, max_be, only, n_only, &plan);
 	sl_addrs_free(&local);
 	if (err) {
 		sl_error("cannot plan the change", "error=\"%s\"", strerror(-err));
@@ -226,6 +258,8 @@ int agent_reconcile(struct agent *a, const struct sl_config *cfg)
 		a->applied_services = cfg->n_services;
 		a->applied_pending = 1;
 		keep_applied_state(a, &st, &plan, dead, n_dead);
+		if (only)
+			check_scoped(a, cfg, max_svc, max_be);
 	}
 	free(dead);
 	sl_plan_free(&plan);

@@ -155,7 +155,11 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 {
 	struct sl_config eff;
 	struct sl_problem ignored;
-	int err;
+	static const char none[1][SLUICE_NAME_LEN];
+	char(*changed)[SLUICE_NAME_LEN] = NULL;
+	const char(*only)[SLUICE_NAME_LEN] = NULL;
+	size_t n_only = 0;
+	int err, etcd = 0;
 
 	if (a->etcd && sl_change_shared(what)) {
 		if (sl_registry_merge(&a->cfg, next, &eff, e))
@@ -184,7 +188,15 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 		sl_config_free(&eff);
 		return -1;
 	}
-	if (agent_reconcile(a, &eff)) {
+	/* A change of some services is planned for those alone, when the maps are known to
+	 * hold a->eff (a kept state: the last change went through whole); a snapshot, or a
+	 * change of etcd entries, for every service. */
+	if (what != SL_CHANGE_ETCD_SNAPSHOT && a->have_applied_st &&
+	    !sl_registry_changed(&a->reg, next, &changed, &n_only, &etcd) && !etcd)
+		only = changed ? changed : none; /* a drain changes no service */
+	err = agent_reconcile_only(a, &eff, only, only ? n_only : 0);
+	free(changed);
+	if (err) {
 		/* Back to what was: the file, then the maps (reconcile retries). */
 		if (sl_change_durable_first(what))
 			sl_registry_save(&a->reg, a->cfg.agent.state, &ignored);

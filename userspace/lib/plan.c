@@ -6,6 +6,7 @@
 
 #include "mem.h"
 #include "plan.h"
+#include "services.h"
 
 void sl_state_free(struct sl_state *st)
 {
@@ -468,18 +469,82 @@ int sl_plan_build(const struct sl_state *cur, const struct sl_config *want, uint
 	return sl_plan_build_at(cur, want, NULL, max_svc_id, max_be_id, plan);
 }
 
+/* sl_plan_build_only: up to this many names are looked up by a pass over the services. */
+#define PLAN_ONLY_SCAN 16
+
+/* The op that takes service w (cur's c, or NULL: a new one) where it should be, if any. */
+static int plan_service(struct sl_plan *plan, const struct sl_svc_state *c,
+			const struct sl_service_cfg *w, const struct sl_config *want,
+			struct idset *svc_ids, struct idset *be_ids, const struct sl_addrs *local)
+{
+	const char *zone = sl_locality_zone(w, want->agent.zone);
+	struct sl_svc_op *op;
+
+	if (c && !service_differs(c, w, zone, local))
+		return 0;
+	op = plan_push(plan);
+	if (!op)
+		return -ENOMEM;
+	op->want = w;
+	op->cur = c;
+	op->zone = zone;
+	if (c) {
+		op->kind = SL_OP_UPDATE;
+		op->svc_id = c->id;
+		op->frontend_changed =
+		    c->proto != w->proto || !sl_sockaddr_equal(&c->frontend, &w->frontend);
+		plan->n_update++;
+	} else {
+		op->kind = SL_OP_ADD;
+		op->svc_id = idset_alloc(svc_ids);
+		op->frontend_changed = 1;
+		plan->n_add++;
+		if (!op->svc_id)
+			return -ENOSPC;
+	}
+	return plan_backends(op, be_ids, local);
+}
+
+/* The op that removes cur's service c. */
+static int plan_remove(struct sl_plan *plan, const struct sl_svc_state *c)
+{
+	struct sl_svc_op *op = plan_push(plan);
+
+	if (!op)
+		return -ENOMEM;
+	op->kind = SL_OP_REMOVE;
+	op->svc_id = c->id;
+	op->cur = c;
+	op->gone_ids = calloc(c->n_bes ? c->n_bes : 1, sizeof(*op->gone_ids));
+	if (!op->gone_ids)
+		return -ENOMEM;
+	for (size_t j = 0; j < c->n_bes; j++)
+		op->gone_ids[op->n_gone++] = c->bes[j].id;
+	plan->n_remove++;
+	return 0;
+}
+
 int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
 		     const struct sl_addrs *local, uint32_t max_svc_id, uint32_t max_be_id,
 		     struct sl_plan *plan)
 {
+	return sl_plan_build_only(cur, want, local, max_svc_id, max_be_id, NULL, 0, plan);
+}
+
+int sl_plan_build_only(const struct sl_state *cur, const struct sl_config *want,
+		       const struct sl_addrs *local, uint32_t max_svc_id, uint32_t max_be_id,
+		       const char (*only)[SLUICE_NAME_LEN], size_t n_only, struct sl_plan *plan)
+{
 	struct idset svc_ids, be_ids;
-	struct sl_svc_idx wanted;
-	int err;
+	struct sl_svc_idx wanted = {0};
+	/* A few names are found by a pass each, cheaper than indexing every service. */
+	int indexed = !only || n_only > PLAN_ONLY_SCAN;
+	int err = 0;
 
 	memset(plan, 0, sizeof(*plan));
-	if (sl_svc_idx_init(&wanted, want->services, want->n_services))
+	if (indexed && sl_svc_idx_init(&wanted, want->services, want->n_services))
 		return -ENOMEM;
-	for (size_t i = 0; i < want->n_services; i++)
+	for (size_t i = 0; indexed && i < want->n_services; i++)
 		sl_svc_idx_add(&wanted, i);
 	if (idset_init(&svc_ids, max_svc_id) || idset_init(&be_ids, max_be_id)) {
 		free(svc_ids.bits);
@@ -494,74 +559,31 @@ int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
 	for (size_t i = 0; i < cur->n_dead; i++)
 		idset_mark(&be_ids, cur->dead_be_ids[i]);
 
-	for (size_t i = 0; i < want->n_services; i++) {
-		const struct sl_service_cfg *w = &want->services[i];
-		const struct sl_svc_state *c = sl_state_find(cur, w->name);
-		const char *zone = sl_locality_zone(w, want->agent.zone);
-		struct sl_svc_op *op;
+	if (only) {
+		for (size_t i = 0; i < n_only && !err; i++) {
+			const struct sl_service_cfg *w =
+			    indexed ? sl_svc_idx_name(&wanted, only[i])
+				    : sl_service_find(want->services, want->n_services, only[i]);
+			const struct sl_svc_state *c = sl_state_find(cur, only[i]);
 
-		if (c && !service_differs(c, w, zone, local))
-			continue;
-		op = plan_push(plan);
-		if (!op) {
-			err = -ENOMEM;
-			goto fail;
+			if (w)
+				err = plan_service(plan, c, w, want, &svc_ids, &be_ids, local);
+			else if (c)
+				err = plan_remove(plan, c);
 		}
-		op->want = w;
-		op->cur = c;
-		op->zone = zone;
-		if (c) {
-			op->kind = SL_OP_UPDATE;
-			op->svc_id = c->id;
-			op->frontend_changed =
-			    c->proto != w->proto || !sl_sockaddr_equal(&c->frontend, &w->frontend);
-			plan->n_update++;
-		} else {
-			op->kind = SL_OP_ADD;
-			op->svc_id = idset_alloc(&svc_ids);
-			op->frontend_changed = 1;
-			plan->n_add++;
-			if (!op->svc_id) {
-				err = -ENOSPC;
-				goto fail;
-			}
-		}
-		err = plan_backends(op, &be_ids, local);
-		if (err)
-			goto fail;
-	}
-	for (size_t i = 0; i < cur->n_svcs; i++) {
-		const struct sl_svc_state *c = &cur->svcs[i];
-		struct sl_svc_op *op;
-
-		if (sl_svc_idx_name(&wanted, c->name))
-			continue;
-		op = plan_push(plan);
-		if (!op) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		op->kind = SL_OP_REMOVE;
-		op->svc_id = c->id;
-		op->cur = c;
-		op->gone_ids = calloc(c->n_bes ? c->n_bes : 1, sizeof(*op->gone_ids));
-		if (!op->gone_ids) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		for (size_t j = 0; j < c->n_bes; j++)
-			op->gone_ids[op->n_gone++] = c->bes[j].id;
-		plan->n_remove++;
+	} else {
+		for (size_t i = 0; i < want->n_services && !err; i++)
+			err = plan_service(plan, sl_state_find(cur, want->services[i].name),
+					   &want->services[i], want, &svc_ids, &be_ids, local);
+		for (size_t i = 0; i < cur->n_svcs && !err; i++)
+			if (!sl_svc_idx_name(&wanted, cur->svcs[i].name))
+				err = plan_remove(plan, &cur->svcs[i]);
 	}
 	free(svc_ids.bits);
 	free(be_ids.bits);
 	sl_svc_idx_free(&wanted);
-	return 0;
-fail:
-	free(svc_ids.bits);
-	free(be_ids.bits);
-	sl_svc_idx_free(&wanted);
-	sl_plan_free(plan);
+	if (err)
+		sl_plan_free(plan);
 	return err;
 }
 

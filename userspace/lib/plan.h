@@ -139,6 +139,12 @@ uint32_t sl_backend_flags(const struct sl_service_cfg *w, const struct sl_backen
 int sl_plan_build_at(const struct sl_state *cur, const struct sl_config *want,
 		     const struct sl_addrs *local, uint32_t max_svc_id, uint32_t max_be_id,
 		     struct sl_plan *plan);
+/* The same for the services named in only[0..n_only) alone (each once): the rest of want is
+ * taken to be what cur already holds, and is not looked at. For a change known to touch only
+ * those services (an API registration): its cost does not grow with the other services. */
+int sl_plan_build_only(const struct sl_state *cur, const struct sl_config *want,
+		       const struct sl_addrs *local, uint32_t max_svc_id, uint32_t max_be_id,
+		       const char (*only)[SLUICE_NAME_LEN], size_t n_only, struct sl_plan *plan);
 int sl_plan_build(const struct sl_state *cur, const struct sl_config *want, uint32_t max_svc_id,
 		  uint32_t max_be_id, struct sl_plan *plan);
 void sl_plan_free(struct sl_plan *plan);

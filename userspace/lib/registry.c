@@ -465,3 +465,161 @@ size_t sl_registry_expire(struct sl_registry *r, uint64_t now_ms)
 	r->n_bes = k;
 	return gone;
 }
+
+/* Registrations grouped by service, each group in the registry's order (the merge's). */
+static int cmp_reg_by_service(const void *x, const void *y)
+{
+	const struct sl_reg_backend *a = *(const struct sl_reg_backend *const *)x;
+	const struct sl_reg_backend *b = *(const struct sl_reg_backend *const *)y;
+	int c = strcmp(a->service, b->service);
+
+	if (c)
+		return c;
+	return a < b ? -1 : a > b;
+}
+
+static int cmp_reg_svc_by_name(const void *x, const void *y)
+{
+	const struct sl_reg_service *a = *(const struct sl_reg_service *const *)x;
+	const struct sl_reg_service *b = *(const struct sl_reg_service *const *)y;
+
+	return strcmp(a->name, b->name);
+}
+
+/* Does the merge take the two registrations alike? (Their TTLs it does not look at.) */
+static int same_in_merge(const struct sl_reg_backend *a, const struct sl_reg_backend *b)
+{
+	return sl_sockaddr_equal(&a->addr, &b->addr) && a->weight == b->weight &&
+	       a->origin == b->origin && !strcmp(a->subset, b->subset) &&
+	       !strcmp(a->identity, b->identity) && !strcmp(a->zone, b->zone);
+}
+
+/* The registrations of r, grouped (cmp_reg_by_service); NULL when out of memory. */
+static const struct sl_reg_backend **regs_grouped(const struct sl_registry *r)
+{
+	const struct sl_reg_backend **v = calloc(r->n_bes ? r->n_bes : 1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	for (size_t i = 0; i < r->n_bes; i++)
+		v[i] = &r->bes[i];
+	qsort(v, r->n_bes, sizeof(*v), cmp_reg_by_service);
+	return v;
+}
+
+/* How many of v[i..n) are registrations of v[i]'s service. */
+static size_t group_len(const struct sl_reg_backend *const *v, size_t i, size_t n)
+{
+	size_t k = i + 1;
+
+	while (k < n && !strcmp(v[k]->service, v[i]->service))
+		k++;
+	return k - i;
+}
+
+static int push_name(char (**names)[SLUICE_NAME_LEN], size_t *n, size_t *cap, const char *name)
+{
+	if (SL_ENSURE(names, cap, *n + 1))
+		return -ENOMEM;
+	snprintf((*names)[*n], SLUICE_NAME_LEN, "%s", name);
+	(*n)++;
+	return 0;
+}
+
+static int cmp_names(const void *x, const void *y)
+{
+	return strcmp(x, y);
+}
+
+/* The services whose registrations differ: a group on one side only, or of other lengths or
+ * entries. 0 or -ENOMEM. */
+static int changed_regs(const struct sl_registry *a, const struct sl_registry *b,
+			char (**names)[SLUICE_NAME_LEN], size_t *n, size_t *cap, int *etcd)
+{
+	const struct sl_reg_backend **va = regs_grouped(a), **vb = regs_grouped(b);
+	size_t i = 0, j = 0;
+	int err = va && vb ? 0 : -ENOMEM;
+
+	while (!err && (i < a->n_bes || j < b->n_bes)) {
+		int c = i == a->n_bes	? 1
+			: j == b->n_bes ? -1
+					: strcmp(va[i]->service, vb[j]->service);
+		size_t la = c <= 0 ? group_len(va, i, a->n_bes) : 0;
+		size_t lb = c >= 0 ? group_len(vb, j, b->n_bes) : 0;
+		int differs = la != lb;
+
+		for (size_t k = 0; k < la && k < lb && !differs; k++)
+			differs = !same_in_merge(va[i + k], vb[j + k]);
+		for (size_t k = 0; differs && k < la; k++)
+			*etcd |= va[i + k]->origin == SL_REG_ETCD;
+		for (size_t k = 0; differs && k < lb; k++)
+			*etcd |= vb[j + k]->origin == SL_REG_ETCD;
+		if (differs)
+			err = push_name(names, n, cap, c <= 0 ? va[i]->service : vb[j]->service);
+		i += la;
+		j += lb;
+	}
+	free(va);
+	free(vb);
+	return err;
+}
+
+/* The services put, deleted or changed. 0 or -ENOMEM. */
+static int changed_svcs(const struct sl_registry *a, const struct sl_registry *b,
+			char (**names)[SLUICE_NAME_LEN], size_t *n, size_t *cap, int *etcd)
+{
+	const struct sl_reg_service **va = calloc(a->n_svcs + 1, sizeof(*va));
+	const struct sl_reg_service **vb = calloc(b->n_svcs + 1, sizeof(*vb));
+	size_t i = 0, j = 0;
+	int err = va && vb ? 0 : -ENOMEM;
+
+	for (size_t k = 0; !err && k < a->n_svcs; k++)
+		va[k] = &a->svcs[k];
+	for (size_t k = 0; !err && k < b->n_svcs; k++)
+		vb[k] = &b->svcs[k];
+	if (!err) {
+		qsort(va, a->n_svcs, sizeof(*va), cmp_reg_svc_by_name);
+		qsort(vb, b->n_svcs, sizeof(*vb), cmp_reg_svc_by_name);
+	}
+	while (!err && (i < a->n_svcs || j < b->n_svcs)) {
+		int c = i == a->n_svcs ? 1 : j == b->n_svcs ? -1 : strcmp(va[i]->name, vb[j]->name);
+
+		if (c || va[i]->origin != vb[j]->origin || strcmp(va[i]->json, vb[j]->json)) {
+			*etcd |= (c <= 0 && va[i]->origin == SL_REG_ETCD) ||
+				 (c >= 0 && vb[j]->origin == SL_REG_ETCD);
+			err = push_name(names, n, cap, c <= 0 ? va[i]->name : vb[j]->name);
+		}
+		i += c <= 0;
+		j += c >= 0;
+	}
+	free(va);
+	free(vb);
+	return err;
+}
+
+int sl_registry_changed(const struct sl_registry *a, const struct sl_registry *b,
+			char (**names)[SLUICE_NAME_LEN], size_t *n, int *etcd)
+{
+	size_t cap = 0, k = 0;
+	int err;
+
+	*names = NULL;
+	*n = 0;
+	*etcd = 0;
+	err = changed_regs(a, b, names, n, &cap, etcd);
+	if (!err)
+		err = changed_svcs(a, b, names, n, &cap, etcd);
+	if (err) {
+		free(*names);
+		*names = NULL;
+		*n = 0;
+		return err;
+	}
+	if (*n > 1)
+		qsort(*names, *n, sizeof(**names), cmp_names);
+	for (size_t i = 0; i < *n; i++)
+		if (!k || strcmp((*names)[k - 1], (*names)[i]))
+			memmove((*names)[k++], (*names)[i], SLUICE_NAME_LEN);
+	*n = k;
+	return 0;
+}

@@ -116,6 +116,19 @@ const struct sl_reg_service *sl_registry_find_service(const struct sl_registry *
 int sl_registry_is_drained(const struct sl_registry *r, const char *service,
 			   const struct sl_sockaddr *addr);
 
+/* The services whose registry entries differ between a and b, for the merge: a service put,
+ * changed or deleted; a registration added, removed, moved or changed in what the merge takes
+ * (address, weight, subset, identity, zone, origin; not its TTL). Sorted, each once, in *names
+ * (malloc'd, *n of them); *etcd set when an etcd entry is among them. Drains are not looked
+ * at. 0 or -ENOMEM.
+ *
+ * When *etcd is 0, the effective configs of a and b (sl_registry_merge, with the same file)
+ * differ in these services alone: the etcd entries, merged first, are the same, and any local
+ * entry that broke a rule would have failed the merge. An etcd entry may be left out because
+ * of another (agent.limits), so with *etcd set any service may differ. */
+int sl_registry_changed(const struct sl_registry *a, const struct sl_registry *b,
+			char (**names)[SLUICE_NAME_LEN], size_t *n, int *etcd);
+
 /* A JSON object from a request body or a stored value: NULL with *e (400) when the text is
  * not JSON or not an object. */
 json_t *sl_registry_load_object(const char *body, size_t len, struct sl_problem *e);
