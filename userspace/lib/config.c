@@ -292,7 +292,8 @@ void sl_config_free(struct sl_config *cfg)
 	cfg->identities = NULL;
 	cfg->n_identities = 0;
 	for (size_t i = 0; i < cfg->n_services; i++)
-		free(cfg->services[i].backends);
+		if (!cfg->services[i].backends_borrowed)
+			free(cfg->services[i].backends);
 	free(cfg->services);
 	cfg->services = NULL;
 	cfg->n_services = 0;
@@ -326,6 +327,7 @@ int sl_config_clone(const struct sl_config *src, struct sl_config *dst)
 		struct sl_service_cfg *b = &dst->services[i];
 
 		*b = *a;
+		b->backends_borrowed = 0;
 		b->backends = calloc(a->n_backends ? a->n_backends : 1, sizeof(*b->backends));
 		if (!b->backends) {
 			dst->n_services = i;
@@ -338,6 +340,29 @@ int sl_config_clone(const struct sl_config *src, struct sl_config *dst)
 fail:
 	sl_config_free(dst);
 	return -ENOMEM;
+}
+
+int sl_config_borrow(const struct sl_config *src, struct sl_config *dst)
+{
+	struct sl_config only = *src;
+
+	/* The clone of everything but the services, then the services by value. */
+	only.services = NULL;
+	only.n_services = 0;
+	if (sl_config_clone(&only, dst))
+		return -ENOMEM;
+	free(dst->services);
+	dst->services = malloc((src->n_services ? src->n_services : 1) * sizeof(*dst->services));
+	if (!dst->services) {
+		sl_config_free(dst);
+		return -ENOMEM;
+	}
+	if (src->n_services)
+		memcpy(dst->services, src->services, src->n_services * sizeof(*dst->services));
+	dst->n_services = src->n_services;
+	for (size_t i = 0; i < dst->n_services; i++)
+		dst->services[i].backends_borrowed = 1;
+	return 0;
 }
 
 int sl_config_parse_service(const char *what, const char *text, size_t len,

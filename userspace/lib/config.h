@@ -90,6 +90,9 @@ struct sl_service_cfg {
 	uint8_t locality; /* enum sl_locality */
 	/* close_on_removal: also close TCP connections to a removed backend */
 	uint8_t close_on_removal;
+	/* backends is another config's (sl_config_borrow): not freed with this one, never
+	 * grown in place */
+	uint8_t backends_borrowed;
 };
 
 #define SL_MAX_IDENTITIES  64 /* identity ids are bits of a 64-bit mask */
@@ -245,6 +248,10 @@ void sl_config_free(struct sl_config *cfg);
 
 /* A deep copy. 0 or -ENOMEM (dst then holds nothing to free). */
 int sl_config_clone(const struct sl_config *src, struct sl_config *dst);
+/* The same, but each service's backends are src's own arrays, borrowed (backends_borrowed): dst
+ * must be freed before src, or with it, and whoever changes a borrowed array copies it first.
+ * Copies the services, not their 100 000 backends. 0 or -ENOMEM. */
+int sl_config_borrow(const struct sl_config *src, struct sl_config *dst);
 
 /* One service from JSON (or YAML) text, checked by the same rules as a
  * service of the config file, under agent settings 'agent' (limits, and

@@ -328,6 +328,25 @@ static int check_registration(struct merge *m, size_t idx, const struct sl_reg_b
 	return 0;
 }
 
+/* svc's backends its own (they were the file's, sl_config_borrow), with room for one more.
+ * 0 or -ENOMEM. */
+static int own_backends(struct sl_service_cfg *svc, size_t *cap)
+{
+	struct sl_backend_cfg *v;
+
+	if (!svc->backends_borrowed)
+		return 0;
+	v = malloc((svc->n_backends + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (svc->n_backends)
+		memcpy(v, svc->backends, svc->n_backends * sizeof(*v));
+	svc->backends = v;
+	svc->backends_borrowed = 0;
+	*cap = svc->n_backends + 1;
+	return 0;
+}
+
 /* A registration. 0 (merged), 1 (refused: *p), -ENOMEM. */
 static int add_registration(struct merge *m, const struct sl_reg_backend *b, struct sl_problem *p)
 {
@@ -348,7 +367,8 @@ static int add_registration(struct merge *m, const struct sl_reg_backend *b, str
 		return -ENOMEM;
 	if (check_registration(m, idx, b, p))
 		return 1;
-	if (SL_ENSURE(&svc->backends, &m->caps[idx], svc->n_backends + 1))
+	if (own_backends(svc, &m->caps[idx]) ||
+	    SL_ENSURE(&svc->backends, &m->caps[idx], svc->n_backends + 1))
 		return -ENOMEM;
 	be = &svc->backends[svc->n_backends++];
 	memset(be, 0, sizeof(*be));
@@ -460,7 +480,7 @@ int sl_registry_merge_skips(const struct sl_config *file, const struct sl_regist
 	struct merge m = {.file = file, .out = out, .skips = skips};
 	int err;
 
-	if (sl_config_clone(file, out)) {
+	if (sl_config_borrow(file, out)) {
 		sl_problem_http(e, 500, "", "out of memory");
 		return -1;
 	}
