@@ -235,6 +235,13 @@ t1b=$(total 198.18.1.2:7000)
 [ "$(state dr 198.18.1.2:7000)" = healthy ] && [ $((t1b - t1)) -ge 5 ] &&
 	vt_pass "undrain: healthy, and it takes new connections again ($((t1b - t1)) of 20)" ||
 	vt_fail "undrain: $(state dr 198.18.1.2:7000), $((t1b - t1)) new"
+# sluice_config_apply_seconds counts each API change this start applied (its log's "registry
+# changed" lines since the last "ready", expiries and snapshots aside).
+api_logged=$(awk '/msg="ready"/ { n = 0 } /msg="registry changed"/ && !/change="(registrations expired|etcd snapshot)"/ { n++ }
+	END { print n + 0 }' "$VA_LOG")
+api_counted=$(va_metrics | awk '$1 == "sluice_config_apply_seconds_count{source=\"api\"}" { print $2 }')
+vt_check "sluice_config_apply_seconds_count{source=\"api\"} = $api_logged, the API changes applied since the start" \
+	-d 'echo "got ${api_counted:-none}"' -- eval '[ "$api_logged" -ge 1 ] && [ "${api_counted:-x}" = "$api_logged" ]'
 
 va_stop
 vt_finish

@@ -67,6 +67,15 @@ struct probed {
 	struct sl_sockaddr sa;
 };
 
+/* Where an applied change came from (sluice_config_apply_seconds). */
+enum agent_apply_src {
+	AGENT_APPLY_FILE,
+	AGENT_APPLY_API,
+	AGENT_APPLY_ETCD,
+	AGENT_APPLY_EXPIRY,
+	AGENT_APPLY__MAX,
+};
+
 /* The loop's sources, one each. */
 struct agent_srcs {
 	struct sl_loop_src sig, ino, tick, debounce, events, tc, health, etcd;
@@ -90,6 +99,8 @@ struct agent {
 	struct retired *retired;
 	size_t n_retired, cap_retired;
 	uint64_t reloads_ok, reloads_err;
+	/* sluice_config_apply_seconds: changes applied, by where they came from */
+	struct sluice_hist apply_hist[AGENT_APPLY__MAX];
 	/* The last apply's counts, logged as "config applied" once its follow-up work (health
 	 * checks, identities) is done too: agent_log_applied. */
 	size_t applied_add, applied_update, applied_remove, applied_services;
@@ -145,6 +156,9 @@ int agent_reconcile_only(struct agent *a, const struct sl_config *cfg,
 			 const char (*only)[SLUICE_NAME_LEN], size_t n_only);
 void agent_reload(struct agent *a, const char *why);
 void agent_log_applied(struct agent *a);
+/* A change of src taken up at start_ns (sl_mono_ns) is applied: into sluice_config_apply_seconds.
+ */
+void agent_observe_apply(struct agent *a, enum agent_apply_src src, uint64_t start_ns);
 /* Forget the kept state (applied_st): the next change reads the maps. */
 void agent_drop_state(struct agent *a);
 /* The kept state for a reader between changes (the API's GETs), checked as agent_reconcile

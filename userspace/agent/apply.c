@@ -12,6 +12,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "metrics.h"
 #include "maps.h"
 #include "mem.h"
 #include "plan.h"
@@ -278,6 +279,11 @@ void agent_log_applied(struct agent *a)
 		a->applied_update, a->applied_remove, a->applied_services);
 }
 
+void agent_observe_apply(struct agent *a, enum agent_apply_src src, uint64_t start_ns)
+{
+	sl_hist_observe(&a->apply_hist[src], sl_mono_ns() - start_ns);
+}
+
 /* Settings that shape the maps, links, sockets and threads are fixed for the
  * agent's life: the whole struct sl_agent_cfg. */
 static int check_fixed(const struct sl_config *old, const struct sl_config *cfg)
@@ -307,6 +313,7 @@ void agent_sync_identities(struct agent *a)
 
 void agent_reload(struct agent *a, const char *why)
 {
+	uint64_t start = sl_mono_ns();
 	struct sl_config cfg, eff;
 	struct sl_problems d = {0};
 	struct sl_problem re;
@@ -361,4 +368,5 @@ void agent_reload(struct agent *a, const char *why)
 			 strerror(-err));
 	agent_sync_identities(a);
 	agent_log_applied(a);
+	agent_observe_apply(a, AGENT_APPLY_FILE, start);
 }

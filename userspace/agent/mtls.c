@@ -581,7 +581,6 @@ void agent_mtls_render(struct agent *a, struct sl_prom *p)
 {
 	struct agent_mtls *m = a->mtls;
 	struct sl_tunnel_stats st;
-	double bounds[SLUICE_HIST_BUCKETS];
 
 	if (!m || !m->t)
 		return;
@@ -610,18 +609,12 @@ void agent_mtls_render(struct agent *a, struct sl_prom *p)
 
 		sl_prom_sample(p, lv, (double)st.resumed[d]);
 	}
-	for (unsigned int i = 0; i < SLUICE_HIST_BUCKETS; i++)
-		bounds[i] = sl_hist_bound_seconds(i);
 	sl_prom_family(p, "sluice_mtls_handshake_seconds", "TLS handshakes of mTLS tunnels.",
 		       SL_PROM_HISTOGRAM);
 	for (int d = 0; d < SL_TUNNEL_DIRS; d++) {
 		const char *lv[] = {"direction", sl_tunnel_dir_name(d), NULL};
-		uint64_t counts[SLUICE_HIST_BUCKETS];
 
-		for (unsigned int b = 0; b < SLUICE_HIST_BUCKETS; b++)
-			counts[b] = st.handshake[d].buckets[b];
-		sl_prom_histogram(p, lv, bounds, counts, SLUICE_HIST_BUCKETS,
-				  st.handshake[d].overflow, (double)st.handshake[d].sum_us / 1e6);
+		sl_prom_hist(p, lv, &st.handshake[d]);
 	}
 }
 

@@ -156,6 +156,7 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 	struct sl_config eff;
 	struct sl_problem ignored;
 	static const char none[1][SLUICE_NAME_LEN];
+	uint64_t start = sl_mono_ns();
 	char(*changed)[SLUICE_NAME_LEN] = NULL;
 	const char(*only)[SLUICE_NAME_LEN] = NULL;
 	size_t n_only = 0;
@@ -220,6 +221,11 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 		sl_error("cannot update health checks and drains", "error=\"%s\"", strerror(-err));
 	agent_mtls_apply(a); /* registered backends may be local ones of mtls services */
 	agent_log_applied(a);
+	agent_observe_apply(a,
+			    what == SL_CHANGE_ETCD_SNAPSHOT ? AGENT_APPLY_ETCD
+			    : what == SL_CHANGE_EXPIRED	    ? AGENT_APPLY_EXPIRY
+							    : AGENT_APPLY_API,
+			    start);
 	return 0;
 }
 

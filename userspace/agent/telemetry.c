@@ -103,6 +103,20 @@ void agent_sync_event_switch(struct agent *a)
 		   : "datapath events off: no monitor attached");
 }
 
+static void render_apply(const struct agent *a, struct sl_prom *p)
+{
+	static const char *const src[AGENT_APPLY__MAX] = {"file", "api", "etcd", "expiry"};
+
+	sl_prom_family(
+	    p, "sluice_config_apply_seconds",
+	    "Changes applied, by source (file, api, etcd, expiry): from the agent taking "
+	    "one up to its being in the maps with the health and identity sync done; a "
+	    "client's change includes its save to agent.state.",
+	    SL_PROM_HISTOGRAM);
+	for (int s = 0; s < AGENT_APPLY__MAX; s++)
+		sl_prom_hist(p, (const char *const[]){"source", src[s], NULL}, &a->apply_hist[s]);
+}
+
 int agent_render_metrics(void *ctx, struct sl_prom *p)
 {
 	struct agent *a = ctx;
@@ -144,6 +158,7 @@ int agent_render_metrics(void *ctx, struct sl_prom *p)
 			       "Writes of agent.state that failed (the registry kept serving).",
 			       SL_PROM_COUNTER);
 		sl_prom_sample(p, NULL, (double)a->state_save_failures);
+		render_apply(a, p);
 		agent_mtls_render(a, p);
 		agent_tracing_render(a, p);
 		agent_render_sockets_closed(a, p);

@@ -24,6 +24,37 @@ double sl_hist_bound_seconds(unsigned int i)
 	return (double)((1ULL << (i + 1)) - 1) / 1e6;
 }
 
+unsigned int sl_hist_bucket(uint64_t us)
+{
+	unsigned int b = us ? 63 - (unsigned int)__builtin_clzll(us) : 0;
+
+	return b < SLUICE_HIST_BUCKETS ? b : SLUICE_HIST_BUCKETS;
+}
+
+void sl_hist_observe(struct sluice_hist *h, uint64_t ns)
+{
+	unsigned int b = sl_hist_bucket(ns / 1000);
+
+	if (b < SLUICE_HIST_BUCKETS)
+		h->buckets[b]++;
+	else
+		h->overflow++;
+	h->sum_us += ns / 1000;
+}
+
+void sl_prom_hist(struct sl_prom *p, const char *const *labels, const struct sluice_hist *h)
+{
+	double bounds[SLUICE_HIST_BUCKETS];
+	uint64_t counts[SLUICE_HIST_BUCKETS];
+
+	for (unsigned int i = 0; i < SLUICE_HIST_BUCKETS; i++) {
+		bounds[i] = sl_hist_bound_seconds(i);
+		counts[i] = h->buckets[i];
+	}
+	sl_prom_histogram(p, labels, bounds, counts, SLUICE_HIST_BUCKETS, h->overflow,
+			  (double)h->sum_us / 1e6);
+}
+
 /* Per-backend counters, read once per scrape. */
 struct be_row {
 	const struct sl_svc_state *svc;

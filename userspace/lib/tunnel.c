@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "tunnel_int.h"
 
 #define EP_EVENTS	      64
@@ -289,7 +290,7 @@ static void hs_observe(struct sl_tunnel *t, enum sl_tunnel_dir d, uint64_t ns)
 {
 	struct sluice_hist *h = &t->st.handshake[d];
 	uint64_t us = ns / 1000;
-	unsigned int b = us ? 63 - (unsigned int)__builtin_clzll(us) : 0;
+	unsigned int b = sl_hist_bucket(us);
 
 	__atomic_add_fetch(b < SLUICE_HIST_BUCKETS ? &h->buckets[b] : &h->overflow, 1,
 			   __ATOMIC_RELAXED);
