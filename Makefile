@@ -127,6 +127,13 @@ $(BUILD)/vmtests/%: vmtests/tools/%.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) -std=gnu11 $(CFLAGS) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -MMD -MP $< -o $@
 
+# sl_churn drives the control API over its unix socket: libcurl.
+$(BUILD)/vmtests/sl_churn: vmtests/tools/sl_churn.c | $(BUILD)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) -std=gnu11 $(CFLAGS) $(WARN) $(SAN_FLAGS) -D_GNU_SOURCE -MMD -MP $< \
+		$(shell pkg-config --libs libcurl) -o $@
+
 # spans_dump reads the pinned sluice_spans ring buffer: libbpf, the ABI header, jansson.
 $(BUILD)/vmtests/spans_dump: vmtests/tools/spans_dump.c | $(BUILD)
 	@mkdir -p $(@D)

@@ -22,6 +22,10 @@
 #          CP_SERVICES is the runs above)
 #   trace  BPF time per connection with tracing off, on at sample 0, and traced
 #          (tools/bench/trace-cost.sh; its own report, <base>-trace.md)
+#   churn  registrations and deregistrations through the API for a few seconds at 10 000
+#          services (QUICK: 2 000): changes applied per second, latency, /metrics meanwhile,
+#          against `iptables-restore --noflush` of 1, 10 and 100 changed services
+#          (tools/bench/churn.sh; its own report, <base>-churn.md)
 #   redirect  same-node redirection, agent.redirect local against off (tools/bench/redirect.sh):
 #          sockperf 64 B / 4 KiB p50 and p99, iperf3 bulk, min-max over REDIRECT_REPS runs of
 #          REDIRECT_SECS s, at each CPU placement of REDIRECT_PLACES (same: both ends on CPU 0;
@@ -290,6 +294,10 @@ QUICK=$QUICK "$ROOT/tools/bench/mtls.sh" --out "$base-mtls.md" >/dev/null ||
 echo "bench: tracing's in-kernel cost (tools/bench/trace-cost.sh)"
 QUICK=$QUICK "$ROOT/tools/bench/trace-cost.sh" --out "$base-trace.md" >/dev/null ||
 	fail "trace cost bench failed"
+# --- 6b: registry churn through the API against iptables-restore --noflush (its own report) ---
+echo "bench: registry churn (tools/bench/churn.sh)"
+QUICK=$QUICK "$ROOT/tools/bench/churn.sh" --out "$base-churn.md" >/dev/null ||
+	fail "churn bench failed"
 # --- 7: same-node redirection (its own section, appended to the report) -----------------------
 echo "bench: same-node redirect, local against off (tools/bench/redirect.sh," \
 	"$REDIRECT_REPS x ${REDIRECT_SECS}s, placements: $REDIRECT_PLACES)"
@@ -314,5 +322,6 @@ sed "s|($(basename "$base")\(-change\)\{0,1\}.png)|($(basename "$latest")\1.png)
 	cp -f "$base-change.png" "$latest-change.png" || fail "cannot copy to $latest.*"
 cp -f "$base-mtls.md" "$latest-mtls.md" || fail "cannot copy to $latest-mtls.md"
 cp -f "$base-trace.md" "$latest-trace.md" || fail "cannot copy to $latest-trace.md"
+cp -f "$base-churn.md" "$latest-churn.md" || fail "cannot copy to $latest-churn.md"
 echo "bench: report $base.md (also $latest.md, $latest.png, $latest-change.png; mTLS: $latest-mtls.md;" \
-	"tracing: $latest-trace.md), $ELAPSED s"
+	"tracing: $latest-trace.md; churn: $latest-churn.md), $ELAPSED s"

@@ -24,6 +24,10 @@ function baddr(k) { return sprintf("198.18.%d.%d", 2 + int(k / 250) % 250, 1 + k
 function bport(k) { return 80 + int(k / 62500) }
 function hex(x) { return sprintf("%016X", x) }
 
+# change=1: the first backend of service mid is replaced; with nchange=K, of the K services from
+# mid on (a batch of K changes), or from service 'from' on when it is given.
+function changed(s) { return change && s >= c0 && s < c0 + (nchange ? nchange : 1) }
+
 # Fills the arrays of service s: S_name, S_vip, S_nb, S_addr[j], S_port[j], S_id (chain key).
 function service(s,   i, j, k) {
 	delete S_addr
@@ -39,7 +43,7 @@ function service(s,   i, j, k) {
 		k = i * b + j
 		S_addr[j] = baddr(k); S_port[j] = bport(k)
 	}
-	if (change && s == mid) { S_addr[0] = "198.18.255.1"; S_port[0] = 80 }
+	if (changed(s)) { S_addr[0] = sprintf("198.18.255.%d", 1 + (s - c0) % 250); S_port[0] = 80 + int((s - c0) / 250) }
 }
 
 function sluice_svc(s,   j) {
@@ -51,7 +55,7 @@ function sluice_svc(s,   j) {
 
 # kube-proxy names endpoint chains by a hash of the endpoint; ours are (service, slot) and,
 # for the changed backend, a fresh name, as kube-proxy's would be.
-function sep(j) { return (change && s_cur == mid && j == 0) ? sprintf("KUBE-SEP-FFFF%012X", S_id) : "KUBE-SEP-" hex(S_id * 1024 + j) }
+function sep(j) { return (changed(s_cur) && j == 0) ? sprintf("KUBE-SEP-FFFF%012X", S_id) : "KUBE-SEP-" hex(S_id * 1024 + j) }
 function ipt_rules(s,   j) {
 	s_cur = s
 	service(s)
@@ -65,7 +69,7 @@ function ipt_rules(s,   j) {
 	}
 }
 
-function ept(j) { return (change && s_cur == mid && j == 0) ? "endpoint-" S_name "-new" : "endpoint-" S_name "-" j }
+function ept(j) { return (changed(s_cur) && j == 0) ? "endpoint-" S_name "-new" : "endpoint-" S_name "-" j }
 function nft_service(s,   j, m) {
 	s_cur = s
 	service(s)
@@ -94,18 +98,24 @@ BEGIN {
 	if (n < 1 || b < 1) { print "gen.awk: n and b must be >= 1" > "/dev/stderr"; exit 2 }
 	if (lb == "") lb = "random"
 	mid = int((n - 1) / 2)
+	c0 = from != "" ? from + 0 : mid
 	if (kind == "sluice") {
 		print "services:"
 		for (s = 0; s < n; s++) sluice_svc(s)
 	} else if (kind == "iptables" && change) {
-		s_cur = mid
-		service(mid)
 		print "*nat"
-		printf ":KUBE-SVC-%s - [0:0]\n", hex(S_id)
-		for (j = 0; j < S_nb; j++) printf ":%s - [0:0]\n", sep(j)
-		printf ":KUBE-SEP-%s - [0:0]\n", hex(S_id * 1024)
-		ipt_rules(mid)
-		printf "-X KUBE-SEP-%s\n", hex(S_id * 1024)
+		for (s = c0; changed(s) && s < n; s++) {
+			s_cur = s
+			service(s)
+			printf ":KUBE-SVC-%s - [0:0]\n", hex(S_id)
+			for (j = 0; j < S_nb; j++) printf ":%s - [0:0]\n", sep(j)
+			printf ":KUBE-SEP-%s - [0:0]\n", hex(S_id * 1024)
+		}
+		for (s = c0; changed(s) && s < n; s++) {
+			ipt_rules(s)
+			service(s)
+			printf "-X KUBE-SEP-%s\n", hex(S_id * 1024)
+		}
 		print "COMMIT"
 	} else if (kind == "iptables") {
 		print "*nat"
@@ -128,7 +138,7 @@ BEGIN {
 		for (s = 0; s < n; s++) ipt_rules(s)
 		print "COMMIT"
 	} else if (kind == "nft" && change) {
-		nft_service(mid)
+		for (s = c0; changed(s) && s < n; s++) nft_service(s)
 	} else if (kind == "nft") {
 		print "add table ip kube-proxy"
 		print "add chain ip kube-proxy nat-output { type nat hook output priority -100 ; policy accept ; }"
