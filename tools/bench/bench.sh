@@ -2,8 +2,8 @@
 # tools/bench/bench.sh - `make bench`: sluice against what users would otherwise pick, measured
 # in one run on one topology. Run as root, after `make` (the Makefile's bench target does both).
 #
-#   tools/bench/bench.sh            the full run (about 15 minutes on 2 cores)
-#   QUICK=1 tools/bench/bench.sh    fewer repetitions, sizes and seconds (about 3.5 minutes)
+#   tools/bench/bench.sh            the full run (about 20 minutes on 2 cores)
+#   QUICK=1 tools/bench/bench.sh    fewer repetitions, sizes and seconds (about 3 minutes)
 #
 # What it measures (each data-plane figure in a fresh set of network namespaces, the systems
 # interleaved: direct sluice iptables nftables haproxy, then again, rotated by one each round):
