@@ -113,7 +113,6 @@ static int sync_drain(struct agent *a, const struct sl_svc_state *s, struct sl_b
 	return 0;
 }
 
-/* What sync_backends builds: the probe targets, and who is probed and watched. */
 /* What sync_backends builds: the probe targets (targets[i] is probed[i]), and who is probed
  * and watched. Grown as found: a few services of many may check health. */
 struct backend_sets {

@@ -299,7 +299,8 @@ void sl_config_free(struct sl_config *cfg)
 	cfg->n_services = 0;
 }
 
-int sl_config_clone(const struct sl_config *src, struct sl_config *dst)
+/* A copy of src: the backend arrays copied too, or borrowed (sl_config_borrow). */
+static int config_copy(const struct sl_config *src, struct sl_config *dst, int borrow)
 {
 	*dst = *src;
 	dst->identities = NULL;
@@ -314,7 +315,8 @@ int sl_config_clone(const struct sl_config *src, struct sl_config *dst)
 		memcpy(dst->identities, src->identities,
 		       src->n_identities * sizeof(*dst->identities));
 	}
-	dst->services = calloc(src->n_services ? src->n_services : 1, sizeof(*dst->services));
+	/* Every entry is written below (a failure frees only those before it). */
+	dst->services = malloc((src->n_services ? src->n_services : 1) * sizeof(*dst->services));
 	if (!dst->services) {
 		free(dst->identities);
 		dst->identities = NULL;
@@ -327,7 +329,9 @@ int sl_config_clone(const struct sl_config *src, struct sl_config *dst)
 		struct sl_service_cfg *b = &dst->services[i];
 
 		*b = *a;
-		b->backends_borrowed = 0;
+		b->backends_borrowed = (uint8_t)borrow;
+		if (borrow)
+			continue;
 		b->backends = calloc(a->n_backends ? a->n_backends : 1, sizeof(*b->backends));
 		if (!b->backends) {
 			dst->n_services = i;
@@ -342,27 +346,14 @@ fail:
 	return -ENOMEM;
 }
 
+int sl_config_clone(const struct sl_config *src, struct sl_config *dst)
+{
+	return config_copy(src, dst, 0);
+}
+
 int sl_config_borrow(const struct sl_config *src, struct sl_config *dst)
 {
-	struct sl_config only = *src;
-
-	/* The clone of everything but the services, then the services by value. */
-	only.services = NULL;
-	only.n_services = 0;
-	if (sl_config_clone(&only, dst))
-		return -ENOMEM;
-	free(dst->services);
-	dst->services = malloc((src->n_services ? src->n_services : 1) * sizeof(*dst->services));
-	if (!dst->services) {
-		sl_config_free(dst);
-		return -ENOMEM;
-	}
-	if (src->n_services)
-		memcpy(dst->services, src->services, src->n_services * sizeof(*dst->services));
-	dst->n_services = src->n_services;
-	for (size_t i = 0; i < dst->n_services; i++)
-		dst->services[i].backends_borrowed = 1;
-	return 0;
+	return config_copy(src, dst, 1);
 }
 
 int sl_config_parse_service(const char *what, const char *text, size_t len,

@@ -19,10 +19,13 @@
 
 /* Bucket i holds whole microseconds in [2^i, 2^(i+1) - 1] (bucket 0 from 0):
  * its inclusive upper bound is 2^(i+1) - 1 us. */
-double sl_hist_bound_seconds(unsigned int i)
-{
-	return (double)((1ULL << (i + 1)) - 1) / 1e6;
-}
+#define HIST_BOUND(i)	((double)((1ULL << ((i) + 1)) - 1) / 1e6)
+#define HIST_BOUNDS4(i) HIST_BOUND(i), HIST_BOUND((i) + 1), HIST_BOUND((i) + 2), HIST_BOUND((i) + 3)
+_Static_assert(SLUICE_HIST_BUCKETS == 32, "hist_bounds lists 32 bounds");
+static const double hist_bounds[SLUICE_HIST_BUCKETS] = {
+    HIST_BOUNDS4(0),  HIST_BOUNDS4(4),	HIST_BOUNDS4(8),  HIST_BOUNDS4(12),
+    HIST_BOUNDS4(16), HIST_BOUNDS4(20), HIST_BOUNDS4(24), HIST_BOUNDS4(28),
+};
 
 unsigned int sl_hist_bucket(uint64_t us)
 {
@@ -44,14 +47,11 @@ void sl_hist_observe(struct sluice_hist *h, uint64_t ns)
 
 void sl_prom_hist(struct sl_prom *p, const char *const *labels, const struct sluice_hist *h)
 {
-	double bounds[SLUICE_HIST_BUCKETS];
-	uint64_t counts[SLUICE_HIST_BUCKETS];
+	uint64_t counts[SLUICE_HIST_BUCKETS]; /* __u64 is not uint64_t's type here */
 
-	for (unsigned int i = 0; i < SLUICE_HIST_BUCKETS; i++) {
-		bounds[i] = sl_hist_bound_seconds(i);
+	for (unsigned int i = 0; i < SLUICE_HIST_BUCKETS; i++)
 		counts[i] = h->buckets[i];
-	}
-	sl_prom_histogram(p, labels, bounds, counts, SLUICE_HIST_BUCKETS, h->overflow,
+	sl_prom_histogram(p, labels, hist_bounds, counts, SLUICE_HIST_BUCKETS, h->overflow,
 			  (double)h->sum_us / 1e6);
 }
 
@@ -116,11 +116,8 @@ static int histograms(struct sl_prom *p, const struct sl_maps *m, const struct s
 	    {"sluice_tcp_rtt_seconds", "Smoothed RTT of balanced TCP connections, at close.",
 	     offsetof(struct sluice_svc_hist, rtt)},
 	};
-	double bounds[SLUICE_HIST_BUCKETS];
 	struct sluice_svc_hist *vals;
 
-	for (unsigned int i = 0; i < SLUICE_HIST_BUCKETS; i++)
-		bounds[i] = sl_hist_bound_seconds(i);
 	vals = calloc(st->n_svcs ? st->n_svcs : 1, sizeof(*vals));
 	if (!vals)
 		return -ENOMEM;
@@ -132,12 +129,8 @@ static int histograms(struct sl_prom *p, const struct sl_maps *m, const struct s
 			const struct sluice_hist *h =
 			    (const void *)((const char *)&vals[i] + hs[k].offset);
 			const char *labels[] = {"service", st->svcs[i].name, NULL};
-			uint64_t counts[SLUICE_HIST_BUCKETS];
 
-			for (unsigned int b = 0; b < SLUICE_HIST_BUCKETS; b++)
-				counts[b] = h->buckets[b];
-			sl_prom_histogram(p, labels, bounds, counts, SLUICE_HIST_BUCKETS,
-					  h->overflow, (double)h->sum_us / 1e6);
+			sl_prom_hist(p, labels, h);
 		}
 	}
 	free(vals);

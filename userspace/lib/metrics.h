@@ -32,13 +32,12 @@ struct sl_metrics_ctx {
  * (p may then hold part of the page: do not serve it). */
 int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx, struct sl_prom *p);
 
-/* Upper bound, in seconds, of log2 histogram bucket i (see abi.h). */
-double sl_hist_bound_seconds(unsigned int i);
 /* The bucket of a value of us microseconds (SLUICE_HIST_BUCKETS: the overflow). */
 unsigned int sl_hist_bucket(uint64_t us);
 /* One value of ns nanoseconds into h (one thread's). */
 void sl_hist_observe(struct sluice_hist *h, uint64_t ns);
-/* h as one histogram of the current family of p, with labels. */
+/* h as one histogram of the current family of p, with labels: bucket i's bound (le) is
+ * 2^(i+1) - 1 us (abi.h). */
 void sl_prom_hist(struct sl_prom *p, const char *const *labels, const struct sluice_hist *h);
 
 #endif /* SLUICE_METRICS_H */

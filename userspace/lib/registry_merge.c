@@ -152,6 +152,14 @@ static void *ktab_add(struct ktab *t, const void *elem)
 	return t->v + t->n++ * t->size;
 }
 
+/* elem's key in t: the element there, or a copy of elem added; NULL when out of memory. */
+static void *ktab_put(struct ktab *t, const void *elem)
+{
+	void *found = ktab_find(t, elem);
+
+	return found ? found : ktab_add(t, elem);
+}
+
 static struct sl_service_cfg *by_name(struct merge *m, const char *name)
 {
 	return (struct sl_service_cfg *)sl_svc_idx_name(&m->svcs, name);
@@ -178,7 +186,7 @@ static int index_backend(struct merge *m, size_t idx, const struct sl_sockaddr *
 	struct users_key *u;
 
 	/* A duplicate is refused before it gets here; the file has none. */
-	if (m->bes_on[idx] && !ktab_find(&m->bes, &k) && !ktab_add(&m->bes, &k))
+	if (m->bes_on[idx] && !ktab_put(&m->bes, &k))
 		return -ENOMEM;
 	if (!m->all_users && !ktab_find(&m->addrs, addr))
 		return 0; /* no registration can be checked against it */
@@ -212,7 +220,7 @@ static int index_bes(struct merge *m, size_t idx)
 	for (size_t j = 0; j < svc->n_backends; j++) {
 		struct be_key k = {.svc = idx, .addr = svc->backends[j].addr};
 
-		if (!ktab_find(&m->bes, &k) && !ktab_add(&m->bes, &k))
+		if (!ktab_put(&m->bes, &k))
 			return -ENOMEM;
 	}
 	m->bes_on[idx] = 1;
@@ -454,7 +462,7 @@ static int merge_begin(struct merge *m, const struct sl_registry *r)
 	 * checked then. */
 	m->all_users = r->n_svcs > 0;
 	for (size_t i = 0; i < r->n_bes && !m->all_users; i++)
-		if (!ktab_find(&m->addrs, &r->bes[i].addr) && !ktab_add(&m->addrs, &r->bes[i].addr))
+		if (!ktab_put(&m->addrs, &r->bes[i].addr))
 			return -ENOMEM;
 	for (size_t i = 0; i < out->n_services && !err; i++) {
 		m->caps[i] = out->services[i].n_backends;
