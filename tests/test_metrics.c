@@ -304,15 +304,15 @@ Test(metrics, known_state_renders_exactly)
 
 	EXPECT_LINE(text,
 		    "sluice_connections_total{service=\"web\",backend=\"198.18.1.2:8080\"} 15");
-	EXPECT_LINE(text,
-		    "sluice_connections_total{service=\"web\",backend=\"198.18.1.3:8080\"} 0");
-	EXPECT_LINE(text,
-		    "sluice_connections_total{service=\"dns\",backend=\"[2001:db8:1::6]:53\"} 0");
-	cr_expect_eq(lines_with(text, "sluice_connections_total{", NULL), 5);
+	/* The others have counted nothing (.3's negative active count is a transient): left
+	 * out of all five families. */
+	cr_expect_eq(lines_with(text, "sluice_connections_total{", NULL), 1);
+	cr_expect_eq(lines_with(text, "sluice_active_connections{", NULL), 1);
+	cr_expect_eq(lines_with(text, "sluice_connect_failures_total{", NULL), 1);
+	cr_expect_eq(lines_with(text, "sluice_sent_bytes_total{", NULL), 1);
+	cr_expect_eq(lines_with(text, "sluice_received_bytes_total{", NULL), 1);
 	EXPECT_LINE(text,
 		    "sluice_active_connections{service=\"web\",backend=\"198.18.1.2:8080\"} 3");
-	EXPECT_LINE(text,
-		    "sluice_active_connections{service=\"web\",backend=\"198.18.1.3:8080\"} 0");
 	EXPECT_LINE(text,
 		    "sluice_connect_failures_total{service=\"web\",backend=\"198.18.1.2:8080\"} 4");
 	EXPECT_LINE(text, "sluice_sent_bytes_total{service=\"web\",backend=\"198.18.1.2:8080\"} "
@@ -320,20 +320,14 @@ Test(metrics, known_state_renders_exactly)
 	EXPECT_LINE(
 	    text, "sluice_received_bytes_total{service=\"web\",backend=\"198.18.1.2:8080\"} 6000");
 
-	/* One state line per state and backend, 1 on the current one. */
-	cr_expect_eq(lines_with(text, "sluice_backend_state{", NULL), 5 * 4);
+	/* One state line per backend, on its current state. */
+	cr_expect_eq(lines_with(text, "sluice_backend_state{", NULL), 5);
 	EXPECT_LINE(text, "sluice_backend_state{service=\"web\",backend=\"198.18.1.2:8080\","
 			  "state=\"healthy\"} 1");
-	EXPECT_LINE(text, "sluice_backend_state{service=\"web\",backend=\"198.18.1.2:8080\","
-			  "state=\"draining\"} 0");
 	EXPECT_LINE(text, "sluice_backend_state{service=\"web\",backend=\"198.18.1.3:8080\","
 			  "state=\"draining\"} 1");
-	EXPECT_LINE(text, "sluice_backend_state{service=\"web\",backend=\"198.18.1.3:8080\","
-			  "state=\"healthy\"} 0");
 	EXPECT_LINE(text, "sluice_backend_state{service=\"web\",backend=\"198.18.1.4:8080\","
 			  "state=\"ejected\"} 1");
-	EXPECT_LINE(text, "sluice_backend_state{service=\"web\",backend=\"198.18.1.4:8080\","
-			  "state=\"healthy\"} 0");
 	EXPECT_LINE(text, "sluice_backend_state{service=\"web\",backend=\"198.18.1.5:8080\","
 			  "state=\"unhealthy\"} 1");
 	EXPECT_LINE(text, "sluice_backend_state{service=\"dns\",backend=\"[2001:db8:1::6]:53\","
@@ -347,18 +341,12 @@ Test(metrics, known_state_renders_exactly)
 	EXPECT_LINE(text, "sluice_health_checks_total{service=\"web\",backend=\"198.18.1.2:8080\","
 			  "result=\"failed\"} 2");
 
-	cr_expect_eq(lines_with(text, "sluice_rejected_connections_total{", NULL),
-		     2 * SLUICE_DROP__MAX);
+	/* The reasons that are not 0. */
+	cr_expect_eq(lines_with(text, "sluice_rejected_connections_total{", NULL), 2);
 	EXPECT_LINE(text,
 		    "sluice_rejected_connections_total{service=\"web\",reason=\"no_backend\"} 7");
 	EXPECT_LINE(text,
 		    "sluice_rejected_connections_total{service=\"web\",reason=\"rate_limit\"} 2");
-	EXPECT_LINE(
-	    text,
-	    "sluice_rejected_connections_total{service=\"web\",reason=\"circuit_breaker\"} 0");
-	EXPECT_LINE(text, "sluice_rejected_connections_total{service=\"web\",reason=\"policy\"} 0");
-	EXPECT_LINE(text,
-		    "sluice_rejected_connections_total{service=\"dns\",reason=\"no_backend\"} 0");
 
 	/* Histograms: cumulative buckets with le in seconds, +Inf, _sum, _count. */
 	EXPECT_LINE(text, "sluice_connect_duration_seconds_bucket{service=\"web\",le=\"1e-06\"} 3");
@@ -368,7 +356,9 @@ Test(metrics, known_state_renders_exactly)
 	EXPECT_LINE(text, "sluice_connect_duration_seconds_bucket{service=\"web\",le=\"+Inf\"} 8");
 	EXPECT_LINE(text, "sluice_connect_duration_seconds_sum{service=\"web\"} 1.234567");
 	EXPECT_LINE(text, "sluice_connect_duration_seconds_count{service=\"web\"} 8");
-	EXPECT_LINE(text, "sluice_connect_duration_seconds_count{service=\"dns\"} 0");
+	/* dns has counted no connection: no histograms. */
+	cr_expect(!strstr(text, "{service=\"dns\",le="), "dns: a histogram of nothing");
+	cr_expect(!strstr(text, "_count{service=\"dns\"}"), "dns: a histogram of nothing");
 	EXPECT_LINE(text, "sluice_tcp_rtt_seconds_bucket{service=\"web\",le=\"1e-06\"} 0");
 	EXPECT_LINE(text, "sluice_tcp_rtt_seconds_bucket{service=\"web\",le=\"3e-06\"} 5");
 	EXPECT_LINE(text, "sluice_tcp_rtt_seconds_sum{service=\"web\"} 1.5e-05");

@@ -235,9 +235,10 @@ t1b=$(total 198.18.1.2:7000)
 [ "$(state dr 198.18.1.2:7000)" = healthy ] && [ $((t1b - t1)) -ge 5 ] &&
 	vt_pass "undrain: healthy, and it takes new connections again ($((t1b - t1)) of 20)" ||
 	vt_fail "undrain: $(state dr 198.18.1.2:7000), $((t1b - t1)) new"
-# sluice_config_apply_seconds counts each API change this start applied (its log's "registry
-# changed" lines since the last "ready", expiries and snapshots aside).
-api_logged=$(awk '/msg="ready"/ { n = 0 } /msg="registry changed"/ && !/change="(registrations expired|etcd snapshot)"/ { n++ }
+# sluice_config_apply_seconds counts each API change this start applied (the changes= of its
+# log's "registry changed" lines since the last "ready", expiries and snapshots aside).
+api_logged=$(awk '/msg="ready"/ { n = 0 } /msg="registry changed"/ && !/change="(registrations expired|etcd snapshot)"/ &&
+	match($0, /changes=[0-9]+/) { n += substr($0, RSTART + 8, RLENGTH - 8) }
 	END { print n + 0 }' "$VA_LOG")
 api_counted=$(va_metrics | awk '$1 == "sluice_config_apply_seconds_count{source=\"api\"}" { print $2 }')
 vt_check "sluice_config_apply_seconds_count{source=\"api\"} = $api_logged, the API changes applied since the start" \

@@ -2,13 +2,17 @@
 # Registry churn at 10 000 services (issue #17's rule for changes under load). The config has
 # 10 000 services of 10 backends (make bench's generator), one of them "bench" with live
 # backends. While sl_churn registers and deregisters backends of the other services through the
-# API for CHURN_SECONDS (4 workers, as fast as the agent answers), "bench" itself gains and loses
+# API for CHURN_SECONDS (16 workers, as fast as the agent answers; the changes of one run of the
+# API listener are saved and applied as one batch), "bench" itself gains and loses
 # a live backend about 10 times a second, and a client connects to "bench" every 20 ms: not one
 # of its connections fails (some reach the flipping backend), every request is answered 2xx, and
 # sluice_config_apply_seconds counted every change, and a reload then finds nothing to do in
 # the maps. Then a restart with the kept state checked
 # on every change (SLUICE_VERIFY_STATE=1: a read of every map per change) churns a little more:
 # the state the agent keeps, planned per service, matches the maps each time.
+# First, /metrics at this size: the maps' part of the page is rendered on a thread, so the loop
+# answers the API meanwhile; a page past its fresh age is served at once while the next renders
+# (it says how old it is), and one past METRICS_STALE_MAX_NS (5 s) waits for a fresh render.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent.sh"
@@ -32,6 +36,44 @@ bw_agent_config "$cfg" "$N" 10 -v measured=1 || vt_finish
 VA_VERIFY_STATE=0 va_start "$cfg" || vt_finish
 vt_log "agent ready with $N services"
 
+# scrape NAME: GET /metrics into $VT_TMP/NAME.page; prints curl's time_total (s).
+scrape() {
+	vt_node curl -q -sf --max-time 20 -o "$VT_TMP/$1.page" -w '%{time_total}\n' \
+		http://127.0.0.1:9464/metrics
+}
+gauge() { awk -v n="$1" '$1 == n { print $2 }' "$VT_TMP/$2.page"; }
+# lt A B: A < B, as decimals.
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+scrape m1 >/dev/null || vt_fail "GET /metrics failed"
+cost=$(gauge sluice_metrics_render_seconds m1)
+lines=$(grep -c . "$VT_TMP/m1.page")
+vt_log "/metrics at $N services: $lines lines, rendered in ${cost:-?} s"
+# An idle backend is one sluice_backend_state line; most families leave out what counted nothing.
+vt_check "/metrics at $N idle services: one backend_state line per backend, no per-backend counters of idle ones" -- \
+	eval '[ "$lines" -lt $((N * 10 + N + 5000)) ] && [ "$(grep -c "^sluice_backend_state{" "$VT_TMP/m1.page")" -ge $(((N - 1) * 10)) ]'
+if lt "${cost:-0}" 0.15; then
+	vt_log "a render of ${cost:-?} s is too quick to tell the loop from the render thread: skipped"
+else
+	sleep 1.2 # past the fresh age (1 s), short of 5 s
+	scrape m2 >"$VT_TMP/t2" &
+	s2=$!
+	sleep 0.05 # the API asked while that scrape is served (and the render it starts runs)
+	t_api=$(vt_node curl -q -s --max-time 20 -o /dev/null -w '%{time_total}\n' \
+		--unix-socket "$VT_TMP/sluiced.sock" http://sluiced/v1/nothing)
+	wait "$s2" || vt_fail "GET /metrics failed"
+	t2=$(cat "$VT_TMP/t2")
+	age2=$(gauge sluice_metrics_page_age_seconds m2)
+	half=$(awk -v c="$cost" 'BEGIN { print c / 2 }')
+	vt_check "a stale page ($age2 s old) is answered at once (${t2} s < ${half} s) while the next renders" -- \
+		eval 'lt 1.0 "$age2" && lt "$t2" "$half"'
+	vt_check "the API answers during the render (${t_api} s < ${half} s)" -- lt "$t_api" "$half"
+	sleep 5.2 # past METRICS_STALE_MAX_NS: the next scrape waits for a fresh render
+	t3=$(scrape m3) || vt_fail "GET /metrics failed"
+	age3=$(gauge sluice_metrics_page_age_seconds m3)
+	vt_check "a page older than 5 s is not served: the scrape waited ${t3} s for one ${age3} s old" -- \
+		eval 'lt "$age3" "$t3"'
+fi
+
 # apply_count SOURCE: sluice_config_apply_seconds_count of that source.
 apply_count() {
 	va_metrics | awk -v s="sluice_config_apply_seconds_count{source=\"$1\"}" '$1 == s { print $2 }'
@@ -39,7 +81,7 @@ apply_count() {
 # churn SECONDS MAX: sl_churn against the decoys d0..d(N-2); its report in $VT_TMP/churn.out.
 churn() {
 	vt_node "$VT_BIN/sl_churn" --socket "$VT_TMP/sluiced.sock" --services $((N - 1)) \
-		--concurrency 4 --seconds "$1" --max "$2" >"$VT_TMP/churn.out" 2>&1
+		--concurrency 16 --seconds "$1" --max "$2" >"$VT_TMP/churn.out" 2>&1
 }
 
 # flips: "bench" itself gains and loses a live backend (flip, on be2's :8080) every 100 ms or so,
@@ -58,6 +100,7 @@ flips() {
 
 before=$(apply_count api)
 updates_before=$(grep -c 'msg="service updated"' "$VA_LOG")
+reg_lines_before=$(wc -l <"$VA_LOG")
 out=$VT_TMP/loop.out
 vt_in_cg "$VT_CGROUP" "$VT_BIN/sl_client" loop 198.19.0.10:80 --seconds $((SECS + 2)) \
 	--interval-ms 20 --timeout-ms 2000 >"$out" 2>&1 &
@@ -87,6 +130,13 @@ vt_check "sluice_config_apply_seconds counted the $ok changes and $n_flips flips
 updates=$(($(grep -c 'msg="service updated"' "$VA_LOG") - updates_before))
 vt_check "each change updated its service in the maps ($updates updates)" -- \
 	[ "$updates" -eq $((ok + n_flips)) ]
+# The group commit: the "registry changed" lines of the churn count every change, some of them
+# several at once (16 requests in flight).
+read -r batches batched biggest <<<"$(awk -v from="$reg_lines_before" 'FNR > from && /msg="registry changed"/ &&
+	match($0, /changes=[0-9]+/) { c = substr($0, RSTART + 8, RLENGTH - 8) + 0; n++; s += c; if (c > m) m = c }
+	END { print n + 0, s + 0, m + 0 }' "$VA_LOG")"
+vt_check "the changes were applied in $batches batches (the largest of $biggest), $batched changes in all" -- \
+	eval '[ "$batched" -eq $((ok + n_flips)) ] && [ "$batches" -lt "$batched" ] && [ "$biggest" -ge 2 ]'
 left=$(va_ctl -o json services 2>/dev/null | jq '[.[] | select(.name | startswith("d")) |
 	.backends[] | select(.address | startswith("198.18.254."))] | length')
 vt_check "the registrations churned in are all gone again ($left left)" -- [ "$left" = 0 ]

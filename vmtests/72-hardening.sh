@@ -252,5 +252,15 @@ vt_check "with the disk full, the TTL still expires in the maps" \
 vt_check "the failed save is logged" -- va_log_has 'level=warn msg="cannot save the registry'
 vt_check "and counted (sluice_state_save_failures_total > 0)" -- \
 	eval '[ "$(va_metrics | awk "/^sluice_state_save_failures_total/ {print \$2}")" -gt 0 ]'
+# A client's change is answered once saved: with the disk full, it is refused, and neither
+# served nor kept (the group commit's failure answers every request of its batch).
+has_be5() { va_ctl -o json services web | grep -q '198.18.1.5:8080'; }
+va_ctl register web 198.18.1.5:8080 >"$VT_TMP/full-reg.out" 2>&1
+rc=$?
+vt_check "with the disk full, a registration is refused (exit $rc: $(head -c 160 "$VT_TMP/full-reg.out"))" -- \
+	eval '[ "$rc" -ne 0 ] && ! has_be5 && va_log_has "level=warn msg=\"registry changes refused\" changes=1"'
+rm -f "$full/fill"
+vt_check "with room again, the same registration is saved and served" -- \
+	eval 'va_ctl register web 198.18.1.5:8080 >/dev/null && has_be5'
 va_stop TERM
 vt_finish

@@ -88,9 +88,21 @@ struct agent {
 	struct sl_config cfg; /* the config file applied last */
 	char *cfg_text;	      /* its bytes (the watcher skips a file that still has them) */
 	size_t cfg_len;
-	struct sl_registry reg;	      /* API registrations and drains */
-	struct sl_config eff;	      /* cfg merged with reg: what the maps hold */
-	int reg_dirty;		      /* reg changed (heartbeats) and is not saved yet */
+	struct sl_registry reg; /* API registrations and drains */
+	struct sl_config eff;	/* cfg merged with reg: what the maps hold */
+	int reg_dirty;		/* reg changed (heartbeats) and is not saved yet */
+	/* API changes taken in one run of the API listener (a group commit): each is checked
+	 * and merged as it comes, against the ones before it, then all are saved and applied at
+	 * once by agent_api_flush, and only then answered. on: reg and eff are the registry and
+	 * its merge with all of them; joined: the request being handled is one of them. */
+	struct {
+		int on, joined, taking;
+		enum sl_change what; /* of its changes (a client's: durable first) */
+		struct sl_registry reg;
+		struct sl_config eff;
+		uint64_t *starts; /* when each arrived (sluice_config_apply_seconds) */
+		size_t n, cap;
+	} batch;
 	uint64_t state_save_failures; /* agent.state writes that failed */
 	struct sl_dp dp;
 	struct sl_loop loop;
@@ -176,11 +188,15 @@ void agent_on_etcd(void *arg);
 void agent_registry_tick(struct agent *a);
 void agent_on_api_request(void *ctx, const char *method, const char *url, const char *body,
 			  size_t len, unsigned int *status, char **out);
+void agent_batch_free(struct agent *a);
+/* Did the request just handled join the batch (its answer waits for agent_api_flush)? */
+int agent_api_joined(void *ctx);
+/* Save and apply the batch. 0, or -1 with the answer for each of its requests. */
+int agent_api_flush(void *ctx, unsigned int *status, char **out);
 
 /* backends.c: probes, drains and ejections follow the effective config. */
 int agent_sync_backends(struct agent *a, const struct sl_config *cfg);
 void agent_on_health_change(void *arg, uint32_t be_id, int healthy, const char *why);
-int agent_health_counters(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *failed);
 void agent_watch_ejections(struct agent *a);
 void agent_close_sockets(struct agent *a, const struct sl_config *cfg, const struct sl_state *st,
 			 const uint32_t *be_ids, size_t n, enum agent_close_why why);
@@ -191,7 +207,13 @@ void agent_backends_free(struct agent *a);
 void agent_publish_event(struct agent *a, const struct sluice_event *ev, const char *service);
 int agent_on_ring_event(void *ctx, void *data, size_t len);
 void agent_sync_event_switch(struct agent *a);
-int agent_render_metrics(void *ctx, struct sl_prom *p);
+/* /metrics in two parts (see http.h): the maps' part from a snapshot taken on the loop
+ * (agent_metrics_snapshot: NULL with -errno in *err) and rendered on the render thread, then
+ * dropped on the loop; the live part, the agent's own counters, on the loop. */
+void *agent_metrics_snapshot(void *ctx, int *err);
+int agent_metrics_render(void *snap, struct sl_prom *p);
+void agent_metrics_drop(void *snap);
+int agent_render_live(void *ctx, struct sl_prom *p);
 
 /* tracing.c: traced connections' records to the OTLP exporter. start: after the capability
  * drop, with the loop open (0 or -errno, logged); sync: the datapath's settings after a

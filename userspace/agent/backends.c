@@ -74,18 +74,6 @@ void agent_on_health_change(void *arg, uint32_t be_id, int healthy, const char *
 	agent_publish_event(a, &ev, p->service);
 }
 
-int agent_health_counters(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *failed)
-{
-	struct agent *a = arg;
-	struct sl_hc_stats hs;
-
-	if (!a->health || sl_health_stats(a->health, be_id, &hs))
-		return -ENOENT;
-	*ok = hs.ok;
-	*failed = hs.failed;
-	return 0;
-}
-
 /* A drained backend is draining in the maps; an undrained one gets its
  * health back (the probes' verdict, or healthy without probes). */
 static int sync_drain(struct agent *a, const struct sl_svc_state *s, struct sl_be_state *b)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -34,10 +35,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* Make the loop run MHD at its next turn. */
-static void run_soon(struct sl_http *h)
+void sl_http_run_soon(struct sl_http *h)
 {
 	struct itimerspec its = {.it_value = {.tv_nsec = 1}};
 
+	h->run_now = 1; /* arm_run, after the run under way, must not put it off */
 	if (h->runfd >= 0 && timerfd_settime(h->runfd, 0, &its, NULL))
 		sl_warn("cannot arm the HTTP timer", "error=\"%s\"", strerror(errno));
 }
@@ -77,11 +79,17 @@ static void sub_free(void *cls)
 	free(s);
 }
 
-/* A request body being received. */
+/* A request body being received; then, for a change in a batch, its answer. */
 struct upload {
 	char *buf;
 	size_t len, cap;
 	int too_big;
+	int waiting;	     /* in h->batch, the connection suspended */
+	int answered;	     /* status and out hold the answer */
+	unsigned int status; /* ... */
+	char *out;
+	struct MHD_Connection *conn;
+	struct upload *next; /* in h->batch */
 };
 
 /* The API is root's: the socket is 0600, and the peer's credentials
@@ -179,10 +187,49 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 		snprintf(msg, sizeof(msg), "the body is over %d bytes", SL_API_BODY_MAX);
 		return sl_http_json_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
 	}
+	if (u->answered) /* resumed after the batch's flush */
+		return sl_http_reply(c, u->status, "application/json", u->out ? u->out : "{}\n");
 	h->cbs.api(h->cbs.ctx, method, url, u->buf ? u->buf : "", u->len, &status, &out);
+	if (h->cbs.api_joined && h->cbs.api_joined(h->cbs.ctx)) {
+		u->answered = u->waiting = 1;
+		u->status = status;
+		u->out = out;
+		u->conn = c;
+		u->next = h->batch;
+		h->batch = u;
+		MHD_suspend_connection(c);
+		return MHD_YES;
+	}
 	ret = sl_http_reply(c, status, "application/json", out ? out : "{}\n");
 	free(out);
 	return ret;
+}
+
+/* After a run of the API listener: save and apply the changes it took, then let their
+ * requests be answered (each with its own answer, or all with the failure). */
+static void flush_batch(struct sl_http *h)
+{
+	unsigned int status = 0;
+	char *out = NULL;
+	int failed;
+
+	if (!h->batch)
+		return;
+	failed = h->cbs.api_flush(h->cbs.ctx, &status, &out) != 0;
+	for (struct upload *u = h->batch, *next; u; u = next) {
+		next = u->next;
+		u->next = NULL;
+		u->waiting = 0;
+		if (failed) {
+			free(u->out);
+			u->status = status ? status : 500;
+			u->out = out ? strdup(out) : NULL;
+		}
+		MHD_resume_connection(u->conn);
+	}
+	h->batch = NULL;
+	free(out);
+	sl_http_run_soon(h);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req,
@@ -193,6 +240,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req,
 	(void)cls, (void)c, (void)why;
 	if (u) {
 		free(u->buf);
+		free(u->out);
 		free(u);
 		*req = NULL;
 	}
@@ -223,7 +271,7 @@ void sl_http_publish(struct sl_http *h, const char *line, size_t len)
 	 * (external epoll, no thread) wakes nothing. Without this, a monitor got its events
 	 * only at the agent's next tick, up to a second late. */
 	if (resumed)
-		run_soon(h);
+		sl_http_run_soon(h);
 }
 
 size_t sl_http_subscribers(const struct sl_http *h)
@@ -372,10 +420,18 @@ int sl_http_start(struct sl_http **out, const struct sl_config *cfg, const struc
 		return -ENOMEM;
 	h->cbs = *cbs;
 	h->metrics.h = h->api.h = h;
+	h->donefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (h->donefd < 0) {
+		rc = -errno;
+		snprintf(err, err_len, "eventfd: %s", strerror(-rc));
+		free(h);
+		return rc;
+	}
 	h->runfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (h->runfd < 0) {
 		rc = -errno;
 		snprintf(err, err_len, "timerfd_create: %s", strerror(-rc));
+		close(h->donefd);
 		free(h);
 		return rc;
 	}
@@ -403,6 +459,12 @@ static void arm_run(struct sl_http *h)
 
 	if (h->runfd < 0)
 		return;
+	if (h->run_now) { /* a resume during the run: MHD serves it in the next one */
+		h->run_now = 0;
+		sl_http_run_soon(h);
+		h->run_now = 0;
+		return;
+	}
 	for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
 		if (!ls[i]->d || MHD_get_timeout(ls[i]->d, &ms) != MHD_YES)
 			continue;
@@ -411,7 +473,7 @@ static void arm_run(struct sl_http *h)
 		any = 1;
 	}
 	if (any && !best) {
-		run_soon(h);
+		sl_http_run_soon(h);
 		return;
 	}
 	if (any) {
@@ -434,6 +496,8 @@ static void on_listener(void *ctx)
 	struct listener *l = ctx;
 
 	MHD_run(l->d);
+	if (l == &l->h->api)
+		flush_batch(l->h);
 	ran(l->h);
 }
 
@@ -468,6 +532,8 @@ int sl_http_watch(struct sl_http *h, struct sl_loop *loop)
 		err = watch_listener(&h->api, loop);
 	if (!err)
 		err = sl_loop_add(loop, &h->run_src, h->runfd, on_run_timer, h);
+	if (!err)
+		err = sl_loop_add(loop, &h->done_src, h->donefd, sl_http_on_render_done, h);
 	return err;
 }
 
@@ -477,8 +543,10 @@ void sl_http_run(struct sl_http *h)
 		return;
 	if (h->metrics.d)
 		MHD_run(h->metrics.d);
-	if (h->api.d)
+	if (h->api.d) {
 		MHD_run(h->api.d);
+		flush_batch(h);
+	}
 	ran(h);
 }
 
@@ -486,6 +554,7 @@ void sl_http_stop(struct sl_http *h)
 {
 	if (!h)
 		return;
+	sl_http_metrics_stop(h);
 	/* Resume parked subscribers so that MHD can close them. */
 	for (struct sub *s = h->subs; s; s = s->next)
 		if (s->suspended) {
@@ -500,7 +569,7 @@ void sl_http_stop(struct sl_http *h)
 	}
 	if (h->runfd >= 0)
 		close(h->runfd);
-	free(h->page);
+	close(h->donefd);
 	free(h->graph);
 	free(h);
 }

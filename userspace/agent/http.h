@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The agent's HTTP endpoints, both run by libmicrohttpd inside the agent's
- * own epoll loop (no thread): GET /metrics, GET /graph (the service map as
- * JSON) and GET /ui (the page that draws it) on agent.metrics, and the
- * control API on the Unix socket agent.api (GET /v1/events streams datapath
- * events as JSON lines).
+ * own epoll loop (the maps' part of /metrics is rendered on a thread): GET /metrics, GET /graph
+ * (the service map as JSON) and GET /ui (the page that draws it) on agent.metrics, and the control
+ * API on the Unix socket agent.api (GET /v1/events streams datapath events as JSON lines).
  */
 #ifndef SLUICE_AGENT_HTTP_H
 #define SLUICE_AGENT_HTTP_H
@@ -18,7 +17,7 @@
 
 struct sl_http;
 
-/* Renders the metrics page into p; 0 or -errno. */
+/* Renders (part of) the metrics page into p; 0 or -errno. */
 typedef int (*sl_render_fn)(void *ctx, struct sl_prom *p);
 
 /* Answers a control API request (other than /v1/events): *status and a
@@ -28,8 +27,22 @@ typedef void (*sl_api_fn)(void *ctx, const char *method, const char *url, const 
 
 /* What the endpoints call back; ctx is passed to each. */
 struct sl_http_cbs {
-	sl_render_fn render;
+	/* /metrics is two parts. The maps' part (every service and backend: about a second
+	 * at 10 000 services) is rendered on a thread from a snapshot: metrics_snapshot (on
+	 * the loop, with ctx; NULL with -errno in *err), metrics_render (on the thread, with
+	 * the snapshot), metrics_drop (on the loop). The live part, the agent's own counters,
+	 * is rendered on the loop for each scrape by render_live (with ctx). */
+	void *(*metrics_snapshot)(void *ctx, int *err);
+	sl_render_fn metrics_render;
+	void (*metrics_drop)(void *snap);
+	sl_render_fn render_live;
 	sl_api_fn api;
+	/* A group commit of API changes: after api, api_joined says whether the request joined
+	 * the batch; its answer then waits, its connection suspended, until the listener's run
+	 * ends and api_flush saved and applied the batch (0), or failed (-1: *status and a
+	 * malloc'd *out answer each of its requests instead). May be NULL. */
+	int (*api_joined)(void *ctx);
+	int (*api_flush)(void *ctx, unsigned int *status, char **out);
 	/* After each run of a listener (a request served, a monitor came or
 	 * went): the agent follows the number of subscribers. May be NULL. */
 	void (*ran)(void *ctx);

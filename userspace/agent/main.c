@@ -287,6 +287,7 @@ static void agent_close(struct agent *a)
 	a->cfg_text = NULL;
 	sl_config_free(&a->eff);
 	sl_registry_free(&a->reg);
+	agent_batch_free(a);
 	free(a->retired);
 }
 
@@ -402,8 +403,13 @@ static int check_dirs(const struct sl_config *cfg)
 static int start_privileged(struct agent *a)
 {
 	const struct sl_http_cbs cbs = {
-	    .render = agent_render_metrics,
+	    .metrics_snapshot = agent_metrics_snapshot,
+	    .metrics_render = agent_metrics_render,
+	    .metrics_drop = agent_metrics_drop,
+	    .render_live = agent_render_live,
 	    .api = agent_on_api_request,
+	    .api_joined = agent_api_joined,
+	    .api_flush = agent_api_flush,
 	    .ran = on_http_ran,
 	    .ctx = a,
 	    .maps = &a->dp.maps,

@@ -14,6 +14,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "mem.h"
 
 /* How long a start waits for the shared registry before it serves what it has. */
 #define ETCD_FIRST_SNAPSHOT_MS 2000
@@ -150,17 +151,153 @@ void agent_registry_save(struct agent *a)
 	a->reg_dirty = 0;
 }
 
+/* next and its merge eff into the maps, then into a->reg and a->eff. A client's change
+ * (durable first) is saved already. starts: when each change arrived, n of them
+ * (sluice_config_apply_seconds). 0 (both taken), or -1 with e set, eff freed, next still the
+ * caller's, and everything as it was. */
+static int commit_apply(struct agent *a, struct sl_registry *next, struct sl_config *eff,
+			enum sl_change what, const uint64_t *starts, size_t n, struct sl_problem *e)
+{
+	static const char none[1][SLUICE_NAME_LEN];
+	char(*changed)[SLUICE_NAME_LEN] = NULL;
+	const char(*only)[SLUICE_NAME_LEN] = NULL;
+	struct sl_problem ignored;
+	size_t n_only = 0;
+	int err, etcd = 0;
+
+	/* A change of some services is planned for those alone, when the maps are known to
+	 * hold a->eff (a kept state: the last change went through whole); a snapshot, or a
+	 * change of etcd entries, for every service. */
+	if (what != SL_CHANGE_ETCD_SNAPSHOT && a->have_applied_st &&
+	    !sl_registry_changed(&a->reg, next, &changed, &n_only, &etcd) && !etcd)
+		only = changed ? changed : none; /* a drain changes no service */
+	err = agent_reconcile_only(a, eff, only, only ? n_only : 0);
+	free(changed);
+	if (err) {
+		/* Back to what was: the file, then the maps (reconcile retries). */
+		if (sl_change_durable_first(what))
+			sl_registry_save(&a->reg, a->cfg.agent.state, &ignored);
+		agent_reconcile(a, &a->eff);
+		agent_log_applied(a);
+		sl_config_free(eff);
+		sl_problem_http(e, 500, "", "applying the change to the maps failed");
+		return -1;
+	}
+	sl_registry_free(&a->reg);
+	a->reg = *next;
+	a->reg_dirty = 0;
+	if (!sl_change_durable_first(what))
+		agent_registry_save(a);
+	sl_config_free(&a->eff);
+	a->eff = *eff;
+	sl_info("registry changed",
+		"change=\"%s\" changes=%zu services=%zu registered_backends=%zu drains=%zu",
+		sl_change_name(what), n, a->reg.n_svcs, a->reg.n_bes, a->reg.n_drains);
+	err = agent_sync_backends(a, &a->eff);
+	if (err)
+		sl_error("cannot update health checks and drains", "error=\"%s\"", strerror(-err));
+	agent_mtls_apply(a); /* registered backends may be local ones of mtls services */
+	agent_log_applied(a);
+	for (size_t i = 0; i < n; i++)
+		agent_observe_apply(a,
+				    what == SL_CHANGE_ETCD_SNAPSHOT ? AGENT_APPLY_ETCD
+				    : what == SL_CHANGE_EXPIRED	    ? AGENT_APPLY_EXPIRY
+								    : AGENT_APPLY_API,
+				    starts[i]);
+	return 0;
+}
+
+void agent_batch_free(struct agent *a)
+{
+	if (a->batch.on) {
+		sl_registry_free(&a->batch.reg);
+		sl_config_free(&a->batch.eff);
+	}
+	a->batch.on = 0;
+	a->batch.n = 0;
+	free(a->batch.starts);
+	a->batch.starts = NULL;
+	a->batch.cap = 0;
+}
+
+/* A client's change into the batch: checked and merged now (the batch's registry and
+ * effective config become it), saved and applied by agent_api_flush. 0 or -1 (e set, the
+ * batch as it was). */
+static int batch_add(struct agent *a, struct sl_registry *next, enum sl_change what, uint64_t start,
+		     struct sl_problem *e)
+{
+	int counted = sl_change_durable_first(what); /* a heartbeat only follows the others */
+	struct sl_config eff;
+
+	if (counted && SL_ENSURE(&a->batch.starts, &a->batch.cap, a->batch.n + 1)) {
+		sl_problem_http(e, 500, "", "out of memory");
+		return -1;
+	}
+	if (registry_merge(a, next, what, &eff, e))
+		return -1;
+	if (a->batch.on) {
+		sl_registry_free(&a->batch.reg);
+		sl_config_free(&a->batch.eff);
+	}
+	a->batch.reg = *next;
+	a->batch.eff = eff;
+	if (!a->batch.on || !sl_change_durable_first(a->batch.what))
+		a->batch.what = what;
+	a->batch.on = 1;
+	a->batch.joined = 1;
+	if (counted)
+		a->batch.starts[a->batch.n++] = start;
+	return 0;
+}
+
+int agent_api_flush(void *ctx, unsigned int *status, char **out)
+{
+	struct agent *a = ctx;
+	struct sl_registry next;
+	struct sl_config eff;
+	struct sl_problem e = {0};
+	json_t *o;
+
+	*status = 0;
+	*out = NULL;
+	if (!a->batch.on)
+		return 0;
+	next = a->batch.reg;
+	eff = a->batch.eff;
+	a->batch.on = 0;
+	if (sl_registry_save(&next, a->cfg.agent.state, &e)) {
+		a->state_save_failures++;
+		sl_config_free(&eff);
+		sl_registry_free(&next);
+	} else if (!commit_apply(a, &next, &eff, a->batch.what, a->batch.starts, a->batch.n, &e)) {
+		a->batch.n = 0;
+		return 0;
+	} else {
+		sl_registry_free(&next);
+	}
+	sl_warn("registry changes refused", "changes=%zu error=\"%s\"", a->batch.n, e.msg);
+	a->batch.n = 0;
+	*status = e.status ? (unsigned int)e.status : 500;
+	o = json_pack("{s:s}", "error", e.msg);
+	*out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return -1;
+}
+
+int agent_api_joined(void *ctx)
+{
+	struct agent *a = ctx;
+	int joined = a->batch.joined;
+
+	a->batch.joined = 0;
+	return joined;
+}
+
 int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_change what,
 			  struct sl_problem *e)
 {
 	struct sl_config eff;
-	struct sl_problem ignored;
-	static const char none[1][SLUICE_NAME_LEN];
 	uint64_t start = sl_mono_ns();
-	char(*changed)[SLUICE_NAME_LEN] = NULL;
-	const char(*only)[SLUICE_NAME_LEN] = NULL;
-	size_t n_only = 0;
-	int err, etcd = 0;
 
 	if (a->etcd && sl_change_shared(what)) {
 		if (sl_registry_merge(&a->cfg, next, &eff, e))
@@ -172,12 +309,15 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 		sl_registry_free(next); /* the watch brings it back */
 		return 1;
 	}
-	if (what == SL_CHANGE_HEARTBEAT) { /* only a TTL moved: saved on the next tick */
+	if (what == SL_CHANGE_HEARTBEAT && !a->batch.on) { /* a TTL moved: saved next tick */
 		sl_registry_free(&a->reg);
 		a->reg = *next;
 		a->reg_dirty = 1;
 		return 0;
 	}
+	/* A client's change: into the batch of this run of the API listener. */
+	if (a->batch.taking && (sl_change_durable_first(what) || what == SL_CHANGE_HEARTBEAT))
+		return batch_add(a, next, what, start, e);
 	if (registry_merge(a, next, what, &eff, e))
 		return -1;
 	/* A client's change is saved before it is applied: it is answered only
@@ -189,43 +329,8 @@ int agent_registry_commit(struct agent *a, struct sl_registry *next, enum sl_cha
 		sl_config_free(&eff);
 		return -1;
 	}
-	/* A change of some services is planned for those alone, when the maps are known to
-	 * hold a->eff (a kept state: the last change went through whole); a snapshot, or a
-	 * change of etcd entries, for every service. */
-	if (what != SL_CHANGE_ETCD_SNAPSHOT && a->have_applied_st &&
-	    !sl_registry_changed(&a->reg, next, &changed, &n_only, &etcd) && !etcd)
-		only = changed ? changed : none; /* a drain changes no service */
-	err = agent_reconcile_only(a, &eff, only, only ? n_only : 0);
-	free(changed);
-	if (err) {
-		/* Back to what was: the file, then the maps (reconcile retries). */
-		if (sl_change_durable_first(what))
-			sl_registry_save(&a->reg, a->cfg.agent.state, &ignored);
-		agent_reconcile(a, &a->eff);
-		agent_log_applied(a);
-		sl_config_free(&eff);
-		sl_problem_http(e, 500, "", "applying the change to the maps failed");
+	if (commit_apply(a, next, &eff, what, &start, 1, e))
 		return -1;
-	}
-	sl_registry_free(&a->reg);
-	a->reg = *next;
-	a->reg_dirty = 0;
-	if (!sl_change_durable_first(what))
-		agent_registry_save(a);
-	sl_config_free(&a->eff);
-	a->eff = eff;
-	sl_info("registry changed", "change=\"%s\" services=%zu registered_backends=%zu drains=%zu",
-		sl_change_name(what), a->reg.n_svcs, a->reg.n_bes, a->reg.n_drains);
-	err = agent_sync_backends(a, &a->eff);
-	if (err)
-		sl_error("cannot update health checks and drains", "error=\"%s\"", strerror(-err));
-	agent_mtls_apply(a); /* registered backends may be local ones of mtls services */
-	agent_log_applied(a);
-	agent_observe_apply(a,
-			    what == SL_CHANGE_ETCD_SNAPSHOT ? AGENT_APPLY_ETCD
-			    : what == SL_CHANGE_EXPIRED	    ? AGENT_APPLY_EXPIRY
-							    : AGENT_APPLY_API,
-			    start);
 	return 0;
 }
 
@@ -359,14 +464,20 @@ static const struct sl_config *api_file(void *arg)
 	return &((struct agent *)arg)->cfg;
 }
 
+/* A change sees the batch's changes before it (agent_registry_commit); GET sees what is
+ * applied. */
 static const struct sl_config *api_effective(void *arg)
 {
-	return &((struct agent *)arg)->eff;
+	struct agent *a = arg;
+
+	return a->batch.on && a->batch.taking ? &a->batch.eff : &a->eff;
 }
 
 static const struct sl_registry *api_registry(void *arg)
 {
-	return &((struct agent *)arg)->reg;
+	struct agent *a = arg;
+
+	return a->batch.on && a->batch.taking ? &a->batch.reg : &a->reg;
 }
 
 static int api_commit(void *arg, struct sl_registry *next, enum sl_change what,
@@ -413,7 +524,10 @@ void agent_on_api_request(void *ctx, const char *method, const char *url, const 
 		api_mtls(a, status, out);
 		return;
 	}
+	/* A change joins the batch; a GET is answered from what is applied. */
+	a->batch.taking = strcmp(method, "GET") != 0;
 	sl_api_handle(&api, method, url, body, len, status, out);
+	a->batch.taking = 0;
 	if (strcmp(method, "GET"))
 		sl_info("api request", "method=%s path=\"%s\" status=%u", method, url, *status);
 }

@@ -117,51 +117,122 @@ static void render_apply(const struct agent *a, struct sl_prom *p)
 		sl_prom_hist(p, (const char *const[]){"source", src[s], NULL}, &a->apply_hist[s]);
 }
 
-int agent_render_metrics(void *ctx, struct sl_prom *p)
+/* What a render of the maps' part of /metrics needs, taken on the loop and read on the
+ * render thread: duplicates of the maps' fds, and copies of what the agent owns. */
+struct metrics_snap {
+	struct sl_maps maps;
+	struct sl_metrics_ctx mc;
+	char node[SL_NODE_LEN], zone[SLUICE_ZONE_LEN];
+	struct sl_if_counters *ifs;
+	struct sl_hc_count *hc; /* the probes' counters, sorted by be_id */
+	size_t n_hc;
+};
+
+static int snap_health(void *arg, uint32_t be_id, uint64_t *ok, uint64_t *failed)
 {
-	struct agent *a = ctx;
-	struct sl_metrics_ctx mc = {
-	    .version = SLUICE_VERSION,
-	    .node = sl_agent_node(&a->cfg.agent),
-	    .zone = a->cfg.agent.zone,
-	    .reloads_ok = a->reloads_ok,
-	    .reloads_error = a->reloads_err,
-	    .health_stats = agent_health_counters,
-	    .health_arg = a,
-	};
-	struct sl_if_counters *ifs = NULL;
+	const struct metrics_snap *s = arg;
+	const struct sl_hc_count *c = sl_health_count_find(s->hc, s->n_hc, be_id);
+
+	if (!c)
+		return -ENOENT;
+	*ok = c->ok;
+	*failed = c->failed;
+	return 0;
+}
+
+void agent_metrics_drop(void *snap)
+{
+	struct metrics_snap *s = snap;
+
+	if (!s)
+		return;
+	sl_maps_close(&s->maps);
+	free(s->ifs);
+	free(s->hc);
+	free(s);
+}
+
+/* The interfaces' TC counters, read now (a few per interface). */
+static int snap_interfaces(struct agent *a, struct metrics_snap *s)
+{
 	const struct sl_tc_if *tifs;
 	size_t n = sl_tc_interfaces(a->tc, &tifs);
-	int err;
 
-	if (n) {
-		ifs = calloc(n, sizeof(*ifs));
-		if (!ifs)
-			return -ENOMEM;
-	}
+	if (!n)
+		return 0;
+	s->ifs = calloc(n, sizeof(*s->ifs));
+	if (!s->ifs)
+		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		snprintf(ifs[i].name, sizeof(ifs[i].name), "%s", tifs[i].name);
+		snprintf(s->ifs[i].name, sizeof(s->ifs[i].name), "%s", tifs[i].name);
 		for (int d = 0; d < SLUICE_TC_DIR__MAX; d++) {
 			struct sl_tc_counters c = {0};
 
 			sl_tc_read_if_stats(sl_tc_if_stats_fd(a->tc), tifs[i].ifindex, d, &c);
-			ifs[i].packets[d] = c.packets;
-			ifs[i].bytes[d] = c.bytes;
+			s->ifs[i].packets[d] = c.packets;
+			s->ifs[i].bytes[d] = c.bytes;
 		}
 	}
-	mc.ifs = ifs;
-	mc.n_ifs = n;
-	err = sl_metrics_render(&a->dp.maps, &mc, p);
-	free(ifs);
-	if (!err) {
-		sl_prom_family(p, "sluice_state_save_failures_total",
-			       "Writes of agent.state that failed (the registry kept serving).",
-			       SL_PROM_COUNTER);
-		sl_prom_sample(p, NULL, (double)a->state_save_failures);
-		render_apply(a, p);
-		agent_mtls_render(a, p);
-		agent_tracing_render(a, p);
-		agent_render_sockets_closed(a, p);
+	s->mc.ifs = s->ifs;
+	s->mc.n_ifs = n;
+	return 0;
+}
+
+void *agent_metrics_snapshot(void *ctx, int *err)
+{
+	struct agent *a = ctx;
+	struct metrics_snap *s = calloc(1, sizeof(*s));
+	const char *node = sl_agent_node(&a->cfg.agent);
+
+	*err = -ENOMEM;
+	if (!s)
+		return NULL;
+	*err = sl_maps_dup(&a->dp.maps, &s->maps);
+	if (*err) {
+		free(s);
+		return NULL;
 	}
-	return err;
+	snprintf(s->zone, sizeof(s->zone), "%s", a->cfg.agent.zone);
+	s->mc = (struct sl_metrics_ctx){
+	    .version = SLUICE_VERSION,
+	    .zone = s->zone,
+	    .reloads_ok = a->reloads_ok,
+	    .reloads_error = a->reloads_err,
+	    .health_stats = snap_health,
+	    .health_arg = s,
+	};
+	if (node) {
+		snprintf(s->node, sizeof(s->node), "%s", node);
+		s->mc.node = s->node;
+	}
+	*err = snap_interfaces(a, s);
+	if (!*err && a->health)
+		*err = sl_health_counts(a->health, &s->hc, &s->n_hc);
+	if (*err) {
+		agent_metrics_drop(s);
+		return NULL;
+	}
+	return s;
+}
+
+int agent_metrics_render(void *snap, struct sl_prom *p)
+{
+	struct metrics_snap *s = snap;
+
+	return sl_metrics_render(&s->maps, &s->mc, p);
+}
+
+int agent_render_live(void *ctx, struct sl_prom *p)
+{
+	struct agent *a = ctx;
+
+	sl_prom_family(p, "sluice_state_save_failures_total",
+		       "Writes of agent.state that failed (the registry kept serving).",
+		       SL_PROM_COUNTER);
+	sl_prom_sample(p, NULL, (double)a->state_save_failures);
+	render_apply(a, p);
+	agent_mtls_render(a, p);
+	agent_tracing_render(a, p);
+	agent_render_sockets_closed(a, p);
+	return sl_prom_failed(p) ? -ENOMEM : 0;
 }

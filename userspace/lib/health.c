@@ -682,6 +682,42 @@ int sl_health_stats(const struct sl_health *h, uint32_t be_id, struct sl_hc_stat
 	return 0;
 }
 
+int sl_health_counts(const struct sl_health *h, struct sl_hc_count **out, size_t *n)
+{
+	struct sl_hc_count *c = NULL;
+
+	*out = NULL;
+	*n = 0;
+	if (!h->n)
+		return 0;
+	c = malloc(h->n * sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	for (size_t i = 0; i < h->n; i++) /* h->tv is sorted by be_id */
+		c[i] = (struct sl_hc_count){h->tv[i]->be_id, h->tv[i]->ok, h->tv[i]->failed};
+	*out = c;
+	*n = h->n;
+	return 0;
+}
+
+const struct sl_hc_count *sl_health_count_find(const struct sl_hc_count *counts, size_t n,
+					       uint32_t be_id)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (counts[mid].be_id == be_id)
+			return &counts[mid];
+		if (counts[mid].be_id < be_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 int sl_health_fd(const struct sl_health *h)
 {
 	return h->epfd;

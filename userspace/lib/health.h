@@ -58,4 +58,15 @@ struct sl_hc_stats {
 };
 int sl_health_stats(const struct sl_health *h, uint32_t be_id, struct sl_hc_stats *out);
 
+/* The outcome counters of every probed backend, sorted by be_id (a copy, for a reader on
+ * another thread). *out: malloc'd, NULL when none is probed. 0 or -ENOMEM. */
+struct sl_hc_count {
+	uint32_t be_id;
+	uint64_t ok, failed;
+};
+int sl_health_counts(const struct sl_health *h, struct sl_hc_count **out, size_t *n);
+/* The counters of be_id in counts (as sl_health_counts made them); NULL: not probed. */
+const struct sl_hc_count *sl_health_count_find(const struct sl_hc_count *counts, size_t n,
+					       uint32_t be_id);
+
 #endif /* SLUICE_HEALTH_H */

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,27 @@ void sl_maps_close(struct sl_maps *m)
 			close(*fd);
 		*fd = -1;
 	}
+}
+
+int sl_maps_dup(const struct sl_maps *src, struct sl_maps *dst)
+{
+	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++)
+		*sl_maps_fd(dst, i) = -1;
+	for (unsigned int i = 0; i < SL_MAPS_COUNT; i++) {
+		int fd = *(const int *)((const char *)src + fd_offsets[i]);
+
+		if (fd < 0)
+			continue;
+		fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			int err = -errno;
+
+			sl_maps_close(dst);
+			return err;
+		}
+		*sl_maps_fd(dst, i) = fd;
+	}
+	return 0;
 }
 
 int sl_maps_open_pinned(const char *dir, int rdonly, struct sl_maps *m)

@@ -50,6 +50,9 @@ enum sl_map_objects sl_map_objects(enum sluice_map id);
  * failure nothing stays open. */
 int sl_maps_open_pinned(const char *dir, int rdonly, struct sl_maps *m);
 void sl_maps_close(struct sl_maps *m);
+/* dst: a duplicate of every fd of src (for a reader on another thread, whose maps stay open
+ * whatever src's owner does). 0 or -errno; on failure dst holds none. */
+int sl_maps_dup(const struct sl_maps *src, struct sl_maps *dst);
 
 /* Largest service and backend id the maps can hold (from max_entries). */
 int sl_maps_id_limits(const struct sl_maps *m, uint32_t *max_svc_id, uint32_t *max_be_id);

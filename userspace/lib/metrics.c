@@ -63,6 +63,7 @@ struct be_row {
 	struct sluice_backend_stats st;
 	struct sluice_backend_rt rt;
 	uint8_t state; /* as the datapath sees it: ejection included */
+	int used;      /* has a figure other than 0: its counters are on the page */
 };
 
 enum be_field {
@@ -100,8 +101,20 @@ static void backend_family(struct sl_prom *p, const struct be_row *rows, size_t 
 		const char *labels[] = {"service", rows[i].svc->name, "backend", rows[i].addr,
 					NULL};
 
-		sl_prom_sample(p, labels, be_value(&rows[i], f));
+		if (rows[i].used)
+			sl_prom_sample(p, labels, be_value(&rows[i], f));
 	}
+}
+
+/* Has the histogram counted anything? */
+static int hist_used(const struct sluice_hist *h)
+{
+	if (h->overflow)
+		return 1;
+	for (unsigned int i = 0; i < SLUICE_HIST_BUCKETS; i++)
+		if (h->buckets[i])
+			return 1;
+	return 0;
 }
 
 static int histograms(struct sl_prom *p, const struct sl_maps *m, const struct sl_state *st)
@@ -130,7 +143,8 @@ static int histograms(struct sl_prom *p, const struct sl_maps *m, const struct s
 			    (const void *)((const char *)&vals[i] + hs[k].offset);
 			const char *labels[] = {"service", st->svcs[i].name, NULL};
 
-			sl_prom_hist(p, labels, h);
+			if (hist_used(h))
+				sl_prom_hist(p, labels, h);
 		}
 	}
 	free(vals);
@@ -212,6 +226,8 @@ static int backend_rows(const struct sl_maps *m, const struct sl_state *st, stru
 			sl_maps_backend_stats(m, r->be->id, &r->st);
 			sl_maps_backend_rt(m, r->be->id, &r->rt);
 			r->state = sl_backend_state(r->be->state, &r->rt, now);
+			r->used = r->st.connections || r->st.connect_failures || r->st.sent_bytes ||
+				  r->st.received_bytes || sl_active_count(r->rt.active_gen) > 0;
 		}
 	*out = rows;
 	*n_out = n;
@@ -222,16 +238,16 @@ static int backend_rows(const struct sl_maps *m, const struct sl_state *st, stru
 static void state_families(struct sl_prom *p, const struct sl_metrics_ctx *ctx,
 			   const struct be_row *rows, size_t n)
 {
-	sl_prom_family(p, "sluice_backend_state", "1 on the backend's current state.",
-		       SL_PROM_GAUGE);
-	for (size_t i = 0; i < n; i++)
-		for (unsigned int s = 0; s < SLUICE_BE_REMOVED; s++) {
-			const char *labels[] = {
-			    "service", rows[i].svc->name,	  "backend", rows[i].addr,
-			    "state",   sl_state_name((uint8_t)s), NULL};
+	sl_prom_family(p, "sluice_backend_state",
+		       "1 on the backend's current state (one series per backend).", SL_PROM_GAUGE);
+	for (size_t i = 0; i < n; i++) {
+		const char *labels[] = {"service", rows[i].svc->name,
+					"backend", rows[i].addr,
+					"state",   sl_state_name(rows[i].state),
+					NULL};
 
-			sl_prom_sample(p, labels, rows[i].state == s);
-		}
+		sl_prom_sample(p, labels, 1);
+	}
 	if (!ctx->health_stats)
 		return;
 	sl_prom_family(p, "sluice_health_checks_total",
@@ -262,7 +278,8 @@ static void rejected_family(struct sl_prom *p, const struct sl_maps *m, const st
 			const char *labels[] = {"service", st->svcs[i].name, "reason",
 						sl_drop_name(r), NULL};
 
-			sl_prom_sample(p, labels, (double)rej[r]);
+			if (rej[r])
+				sl_prom_sample(p, labels, (double)rej[r]);
 		}
 	}
 }

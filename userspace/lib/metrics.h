@@ -29,7 +29,11 @@ struct sl_metrics_ctx {
 };
 
 /* Write every metric into p. 0, or -errno when the maps could not be read
- * (p may then hold part of the page: do not serve it). */
+ * (p may then hold part of the page: do not serve it). What has counted nothing is left out,
+ * so that a node of 10 000 idle services makes a small page: a backend's five counters appear
+ * once one of them is not 0 (it has been given a connection), a service's histograms once
+ * they count a connection, a rejected_connections reason once it is not 0.
+ * sluice_backend_state is one series per backend, on its current state. */
 int sl_metrics_render(const struct sl_maps *m, const struct sl_metrics_ctx *ctx, struct sl_prom *p);
 
 /* The bucket of a value of us microseconds (SLUICE_HIST_BUCKETS: the overflow). */

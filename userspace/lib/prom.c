@@ -63,6 +63,19 @@ const char *sl_prom_data(const struct sl_prom *p, size_t *len)
 	return p->buf;
 }
 
+char *sl_prom_take(struct sl_prom *p, size_t *len)
+{
+	char *buf;
+
+	if (!sl_prom_data(p, len))
+		return NULL;
+	buf = p->buf;
+	p->buf = NULL;
+	p->len = p->cap = 0;
+	p->failed = 1;
+	return buf;
+}
+
 int sl_prom_failed(const struct sl_prom *p)
 {
 	return !p || p->failed;

@@ -47,6 +47,10 @@ void sl_prom_free(struct sl_prom *p);
  * NULL with *len = 0 when sl_prom_failed(p). */
 const char *sl_prom_data(const struct sl_prom *p, size_t *len);
 
+/* The text written so far, handed over: the caller frees it. p then counts as failed (write
+ * nothing more to it; sl_prom_free it). NULL with *len = 0 when sl_prom_failed(p). */
+char *sl_prom_take(struct sl_prom *p, size_t *len);
+
 /* Nonzero once anything has failed (sticky), or when p is NULL. */
 int sl_prom_failed(const struct sl_prom *p);
 
