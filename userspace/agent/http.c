@@ -34,14 +34,20 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	sl_warn(msg, "source=microhttpd");
 }
 
-/* Make the loop run MHD at its next turn. */
-void sl_http_run_soon(struct sl_http *h)
+/* Arm runfd to fire at once. */
+static void arm_now(struct sl_http *h)
 {
 	struct itimerspec its = {.it_value = {.tv_nsec = 1}};
 
-	h->run_now = 1; /* arm_run, after the run under way, must not put it off */
 	if (h->runfd >= 0 && timerfd_settime(h->runfd, 0, &its, NULL))
 		sl_warn("cannot arm the HTTP timer", "error=\"%s\"", strerror(errno));
+}
+
+/* Make the loop run MHD at its next turn. */
+void sl_http_run_soon(struct sl_http *h)
+{
+	h->run_now = 1; /* arm_run, after the run under way, must not put it off */
+	arm_now(h);
 }
 
 /* Feed a subscriber what is queued; park the connection when there is none. */
@@ -84,8 +90,7 @@ struct upload {
 	char *buf;
 	size_t len, cap;
 	int too_big;
-	int waiting;	     /* in h->batch, the connection suspended */
-	int answered;	     /* status and out hold the answer */
+	int answered;	     /* status and out hold the answer (in h->batch: suspended) */
 	unsigned int status; /* ... */
 	char *out;
 	struct MHD_Connection *conn;
@@ -191,7 +196,7 @@ static enum MHD_Result on_api(void *cls, struct MHD_Connection *c, const char *u
 		return sl_http_reply(c, u->status, "application/json", u->out ? u->out : "{}\n");
 	h->cbs.api(h->cbs.ctx, method, url, u->buf ? u->buf : "", u->len, &status, &out);
 	if (h->cbs.api_joined && h->cbs.api_joined(h->cbs.ctx)) {
-		u->answered = u->waiting = 1;
+		u->answered = 1;
 		u->status = status;
 		u->out = out;
 		u->conn = c;
@@ -219,7 +224,6 @@ static void flush_batch(struct sl_http *h)
 	for (struct upload *u = h->batch, *next; u; u = next) {
 		next = u->next;
 		u->next = NULL;
-		u->waiting = 0;
 		if (failed) {
 			free(u->out);
 			u->status = status ? status : 500;
@@ -461,8 +465,7 @@ static void arm_run(struct sl_http *h)
 		return;
 	if (h->run_now) { /* a resume during the run: MHD serves it in the next one */
 		h->run_now = 0;
-		sl_http_run_soon(h);
-		h->run_now = 0;
+		arm_now(h);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
@@ -473,7 +476,7 @@ static void arm_run(struct sl_http *h)
 		any = 1;
 	}
 	if (any && !best) {
-		sl_http_run_soon(h);
+		arm_now(h);
 		return;
 	}
 	if (any) {

@@ -241,7 +241,7 @@ static int batch_add(struct agent *a, struct sl_registry *next, enum sl_change w
 	}
 	a->batch.reg = *next;
 	a->batch.eff = eff;
-	if (!a->batch.on || !sl_change_durable_first(a->batch.what))
+	if (!a->batch.on) /* a heartbeat only joins a batch that is on */
 		a->batch.what = what;
 	a->batch.on = 1;
 	a->batch.joined = 1;
